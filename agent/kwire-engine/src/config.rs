@@ -1,0 +1,31 @@
+//! Engine configuration: every bound of the pipeline in one place, with its documented default.
+
+use kwire_flow::{FlowTableConfig, ReassemblyLimits};
+use kwire_kafka::KafkaConfig;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Only TCP traffic to or from these ports is considered; empty = every port, Kafka found by probing.
+    pub ports: Vec<u16>,
+    pub flows: FlowTableConfig,
+    pub reassembly: ReassemblyLimits,
+    pub kafka: KafkaConfig,
+    /// Bytes held per connection while we cannot yet tell client from broker. Default 64 KiB; past it the
+    /// connection is judged not Kafka.
+    pub max_undecided_bytes: usize,
+    /// Emit `notice` outputs for orphans, gaps and desyncs (they are always counted). Default true.
+    pub notices: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            ports: Vec::new(),
+            flows: FlowTableConfig::default(),
+            reassembly: ReassemblyLimits::default(),
+            kafka: KafkaConfig::default(),
+            max_undecided_bytes: 64 * 1024,
+            notices: true,
+        }
+    }
+}

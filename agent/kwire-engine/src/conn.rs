@@ -1,0 +1,211 @@
+//! Application state of one TCP connection: who is the client, whether it carries Kafka, and its
+//! [`KafkaConnection`]. Chunks of reassembled bytes come in tagged with the side that sent them.
+//!
+//! Roles are decided, in order of trust: the SYN (whoever sent it is the client), `--ports` (the endpoint on
+//! a configured port is the broker), the Kafka request probe (whoever sends a plausible request header is
+//! the client). Until one of these speaks, chunks are held (bounded); a connection that never shows a
+//! Kafka request within `max_undecided_bytes` is judged not Kafka.
+//!
+//! Easy to get wrong: the held chunks must be replayed in arrival order once roles are known, and a gap
+//! seen while undecided must be replayed too (it tells the Kafka layer its framing is unknown).
+
+use kwire_flow::{Chunk, Direction, Endpoint, FlowKey, Side, Timestamp};
+use kwire_kafka::probe::{self, Guess};
+use kwire_kafka::{KafkaConnection, KafkaEvent, StreamStart};
+
+use crate::config::EngineConfig;
+
+/// What a connection turned out to carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppKind {
+    Undecided,
+    Kafka,
+    Tls,
+    NotKafka,
+}
+
+enum Held {
+    Data(Vec<u8>),
+    Gap(u64),
+}
+
+/// Identity of a connection as outputs name it.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnCtx {
+    pub id: u64,
+    pub client: Endpoint,
+    pub broker: Endpoint,
+}
+
+pub struct AppState {
+    pub id: u64,
+    pub key: FlowKey,
+    /// The client's side once known.
+    pub client: Option<Side>,
+    /// Roles came from a SYN: both streams start on a frame boundary.
+    pub saw_syn: bool,
+    pub kind: AppKind,
+    pub kafka: Option<KafkaConnection>,
+    held: Vec<(Side, Timestamp, Held)>,
+    held_bytes: usize,
+    /// Bytes dropped because the connection was undecided too long or not Kafka.
+    pub ignored_bytes: u64,
+}
+
+impl AppState {
+    pub fn new(id: u64, key: FlowKey) -> Self {
+        AppState {
+            id,
+            key,
+            client: None,
+            saw_syn: false,
+            kind: AppKind::Undecided,
+            kafka: None,
+            held: Vec::new(),
+            held_bytes: 0,
+            ignored_bytes: 0,
+        }
+    }
+
+    pub fn ctx(&self) -> Option<ConnCtx> {
+        let c = self.client?;
+        Some(ConnCtx { id: self.id, client: self.key.endpoint(c), broker: self.key.endpoint(c.other()) })
+    }
+
+    /// A SYN was seen from `side` (`ack` = it was a SYN+ACK).
+    pub fn on_syn(&mut self, side: Side, ack: bool) {
+        if self.client.is_none() && self.kind == AppKind::Undecided {
+            self.client = Some(if ack { side.other() } else { side });
+            self.saw_syn = true;
+        }
+    }
+
+    /// One chunk of reassembled stream from `side`.
+    pub fn on_chunk(
+        &mut self,
+        cfg: &EngineConfig,
+        side: Side,
+        ts: Timestamp,
+        chunk: Chunk<'_>,
+        out: &mut impl FnMut(ConnCtx, KafkaEvent),
+    ) {
+        match self.kind {
+            AppKind::Tls | AppKind::NotKafka => {
+                if let Chunk::Data(d) = chunk {
+                    self.ignored_bytes += d.len() as u64;
+                }
+                return;
+            }
+            AppKind::Undecided => {
+                if !self.decide(cfg, side, &chunk) {
+                    self.hold(cfg, side, ts, &chunk);
+                    return;
+                }
+                if self.kind != AppKind::Kafka {
+                    return;
+                }
+                self.start_kafka(cfg, out);
+            }
+            AppKind::Kafka => {}
+        }
+        self.feed(cfg, side, ts, chunk, out);
+    }
+
+    fn feed(&mut self, cfg: &EngineConfig, side: Side, ts: Timestamp, chunk: Chunk<'_>, out: &mut impl FnMut(ConnCtx, KafkaEvent)) {
+        let (Some(ctx), Some(client)) = (self.ctx(), self.client) else { return };
+        let Some(k) = self.kafka.as_mut() else { return };
+        let dir = if side == client { Direction::ToServer } else { Direction::ToClient };
+        let mut emit = |ev| out(ctx, ev);
+        match chunk {
+            Chunk::Data(d) => k.on_data(&cfg.kafka, dir, ts, d, &mut emit),
+            Chunk::Gap { len } => k.on_gap(dir, ts, len, &mut emit),
+            Chunk::Fin | Chunk::Rst => {}
+        }
+        if k.is_tls() {
+            self.kind = AppKind::Tls;
+        }
+    }
+
+    /// Tries to learn the roles from this chunk. Returns true when the kind is decided.
+    fn decide(&mut self, cfg: &EngineConfig, side: Side, chunk: &Chunk<'_>) -> bool {
+        if self.client.is_some() {
+            self.kind = AppKind::Kafka;
+            return true;
+        }
+        if !cfg.ports.is_empty() {
+            let a = cfg.ports.contains(&self.key.endpoint(Side::A).port);
+            let b = cfg.ports.contains(&self.key.endpoint(Side::B).port);
+            if a != b {
+                // The endpoint on a broker port is the server.
+                self.client = Some(if a { Side::B } else { Side::A });
+                self.kind = AppKind::Kafka;
+                return true;
+            }
+        }
+        let Chunk::Data(d) = chunk else { return false };
+        // Judge on the first bytes of this side (held data of the same side comes first).
+        match probe::guess(d, &cfg.kafka.probe) {
+            Guess::KafkaRequest => {
+                self.client = Some(side);
+                self.kind = AppKind::Kafka;
+                true
+            }
+            Guess::Tls => {
+                self.kind = AppKind::Tls;
+                true
+            }
+            Guess::NotKafka => {
+                self.kind = AppKind::NotKafka;
+                true
+            }
+            Guess::Unsure => false,
+        }
+    }
+
+    fn hold(&mut self, cfg: &EngineConfig, side: Side, ts: Timestamp, chunk: &Chunk<'_>) {
+        match chunk {
+            Chunk::Data(d) => {
+                if self.held_bytes + d.len() > cfg.max_undecided_bytes {
+                    self.give_up();
+                    self.ignored_bytes += d.len() as u64;
+                    return;
+                }
+                self.held_bytes += d.len();
+                self.held.push((side, ts, Held::Data(d.to_vec())));
+            }
+            Chunk::Gap { len } => self.held.push((side, ts, Held::Gap(*len))),
+            Chunk::Fin | Chunk::Rst => {}
+        }
+    }
+
+    /// Undecided for too long: not Kafka as far as we can tell.
+    fn give_up(&mut self) {
+        self.kind = AppKind::NotKafka;
+        self.ignored_bytes += self.held_bytes as u64;
+        self.held.clear();
+        self.held_bytes = 0;
+    }
+
+    fn start_kafka(&mut self, cfg: &EngineConfig, out: &mut impl FnMut(ConnCtx, KafkaEvent)) {
+        let start = if self.saw_syn { StreamStart::Handshake } else { StreamStart::MidStream };
+        self.kafka = Some(KafkaConnection::new(&cfg.kafka, start));
+        let held = std::mem::take(&mut self.held);
+        self.held_bytes = 0;
+        for (side, ts, h) in held {
+            match h {
+                Held::Data(d) => self.feed(cfg, side, ts, Chunk::Data(&d), out),
+                Held::Gap(len) => self.feed(cfg, side, ts, Chunk::Gap { len }, out),
+            }
+        }
+    }
+
+    /// Connection over (closed, evicted or end of input).
+    pub fn close(&mut self, ts: Timestamp, out: &mut impl FnMut(ConnCtx, KafkaEvent)) {
+        if self.kind == AppKind::Undecided {
+            self.give_up();
+        }
+        if let (Some(ctx), Some(k)) = (self.ctx(), self.kafka.as_mut()) {
+            k.on_close(ts, &mut |ev| out(ctx, ev));
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! The engine: raw packets in, [`Output`]s out. Owns the flow table and, per connection, the TCP
+//! reassembly and the Kafka state; turns Kafka events into exchange and notice records and counts
+//! everything into the [`Summary`].
+//!
+//! Easy to get wrong: everything is driven by packet time (expiry sweeps included), and connections are
+//! finished in first-seen order at the end so that the same capture gives the same output byte for byte.
+
+use kwire_flow::{
+    decode_tcp, Chunk, FlowKey, FlowState, FlowTable, LinkType, Side, TcpConnection, Timestamp,
+};
+use kwire_kafka::body::{error_name, RequestBody};
+use kwire_kafka::{api, Decoded, KafkaEvent, NoticeKind};
+
+use crate::config::EngineConfig;
+use crate::conn::{AppKind, AppState, ConnCtx};
+use crate::output::{ExchangeRecord, NoticeRecord, Output};
+use crate::stats::{ApiCount, ClientCount, ErrorCount, Summary};
+
+/// How often (in packet time) idle flows are swept.
+const SWEEP_INTERVAL_NS: i64 = 1_000_000_000;
+/// Distinct client ids remembered per connection (to count connections per client).
+const MAX_CLIENT_IDS_PER_CONN: usize = 8;
+
+pub struct ConnState {
+    tcp: TcpConnection,
+    app: AppState,
+    client_ids: Vec<String>,
+}
+
+impl FlowState for ConnState {
+    fn is_closed(&self) -> bool {
+        self.tcp.is_closed()
+    }
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    flows: FlowTable<ConnState>,
+    next_conn_id: u64,
+    summary: Summary,
+    last_sweep: Option<Timestamp>,
+    last_ts: Timestamp,
+}
+
+/// Everything an event handler needs besides the connection itself.
+struct Sink<'a, F: FnMut(Output)> {
+    summary: &'a mut Summary,
+    notices: bool,
+    out: &'a mut F,
+}
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Self {
+        let flows = FlowTable::new(cfg.flows);
+        Engine { cfg, flows, next_conn_id: 1, summary: Summary::default(), last_sweep: None, last_ts: Timestamp(0) }
+    }
+
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Timestamp of the latest packet seen.
+    pub fn last_ts(&self) -> Timestamp {
+        self.last_ts
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Flows currently tracked.
+    pub fn flows_tracked(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// One captured packet.
+    pub fn on_packet(&mut self, ts: Timestamp, link: LinkType, data: &[u8], out: &mut impl FnMut(Output)) {
+        self.summary.packets.packets += 1;
+        self.summary.packets.bytes += data.len() as u64;
+        if ts > self.last_ts {
+            self.last_ts = ts;
+        }
+        let seg = match decode_tcp(link, data) {
+            Ok(s) => s,
+            Err(e) => {
+                self.summary.packets.count_error(&e);
+                return;
+            }
+        };
+        self.summary.packets.tcp_segments += 1;
+        if !self.cfg.ports.is_empty()
+            && !self.cfg.ports.contains(&seg.src.port)
+            && !self.cfg.ports.contains(&seg.dst.port)
+        {
+            self.summary.packets.filtered_by_port += 1;
+            return;
+        }
+        self.maybe_sweep(ts, out);
+        let (key, side) = FlowKey::from_segment(&seg);
+        let Engine { cfg, flows, next_conn_id, summary, .. } = self;
+        let mut sink = Sink { summary, notices: cfg.notices, out };
+
+        // Port reuse: a new SYN on a known key ends the old connection first.
+        if seg.flags.syn() {
+            let reuse = flows.get_mut(&key, ts).is_some_and(|st| st.tcp.is_port_reuse(side, &seg));
+            if reuse {
+                if let Some(old) = flows.remove(&key) {
+                    sink.summary.flows.port_reuse += 1;
+                    finish_conn(cfg, old, ts, &mut sink);
+                }
+            }
+        }
+        let st = match flows.lookup_or_insert(
+            &key,
+            ts,
+            || {
+                let id = *next_conn_id;
+                *next_conn_id += 1;
+                ConnState {
+                    tcp: TcpConnection::new(key, ts, cfg.reassembly),
+                    app: AppState::new(id, key),
+                    client_ids: Vec::new(),
+                }
+            },
+            |_k, old| {
+                sink.summary.flows.evicted_full += 1;
+                finish_conn(cfg, old, ts, &mut sink)
+            },
+        ) {
+            Ok(st) => st,
+            Err(_) => {
+                sink.summary.flows.refused_table_full += 1;
+                return;
+            }
+        };
+        if matches!(st.app.kind, AppKind::NotKafka | AppKind::Tls) {
+            st.app.ignored_bytes += seg.payload.len() as u64;
+            return;
+        }
+        if seg.flags.syn() {
+            st.app.on_syn(side, seg.flags.ack());
+        }
+        let ConnState { tcp, app, client_ids } = st;
+        tcp.on_segment(ts, side, &seg, &mut |s: Side, chunk: Chunk<'_>| {
+            app.on_chunk(cfg, s, ts, chunk, &mut |ctx, ev| on_event(client_ids, ctx, ev, &mut sink));
+        });
+    }
+
+    fn maybe_sweep(&mut self, ts: Timestamp, out: &mut impl FnMut(Output)) {
+        match self.last_sweep {
+            Some(last) if ts.nanos_since(last) < SWEEP_INTERVAL_NS => return,
+            _ => {}
+        }
+        self.last_sweep = Some(ts);
+        let Engine { cfg, flows, summary, .. } = self;
+        let mut sink = Sink { summary, notices: cfg.notices, out };
+        flows.expire(ts, |_k, st| {
+            sink.summary.flows.expired += 1;
+            finish_conn(cfg, st, ts, &mut sink);
+        });
+    }
+
+    /// End of input: every connection is flushed and finished, in first-seen order.
+    pub fn finish(&mut self, out: &mut impl FnMut(Output)) {
+        let ts = self.last_ts;
+        let Engine { cfg, flows, summary, .. } = self;
+        let mut sink = Sink { summary, notices: cfg.notices, out };
+        flows.drain(|_k, st| finish_conn(cfg, st, ts, &mut sink));
+    }
+}
+
+fn finish_conn<F: FnMut(Output)>(cfg: &EngineConfig, st: ConnState, ts: Timestamp, sink: &mut Sink<'_, F>) {
+    let ConnState { mut tcp, mut app, mut client_ids } = st;
+    tcp.flush(&mut |s: Side, chunk: Chunk<'_>| {
+        app.on_chunk(cfg, s, ts, chunk, &mut |ctx, ev| on_event(&mut client_ids, ctx, ev, sink));
+    });
+    app.close(ts, &mut |ctx, ev| on_event(&mut client_ids, ctx, ev, sink));
+    let s = &mut sink.summary;
+    s.flows.tcp_connections += 1;
+    match app.kind {
+        AppKind::Kafka => s.flows.kafka += 1,
+        AppKind::Tls => s.flows.tls += 1,
+        AppKind::NotKafka | AppKind::Undecided => s.flows.not_kafka += 1,
+    }
+    s.flows.ignored_bytes += app.ignored_bytes;
+    s.tcp.add(tcp.reassembler(Side::A).stats());
+    s.tcp.add(tcp.reassembler(Side::B).stats());
+    if let Some(k) = &app.kafka {
+        s.kafka.add(&k.stats());
+    }
+}
+
+fn on_event<F: FnMut(Output)>(client_ids: &mut Vec<String>, ctx: ConnCtx, ev: KafkaEvent, sink: &mut Sink<'_, F>) {
+    let s = &mut *sink.summary;
+    match ev {
+        KafkaEvent::Exchange(e) => {
+            let a = s.apis.entry((e.api_key, e.api_version)).or_insert_with(|| ApiCount {
+                api_key: e.api_key,
+                api: api::api_name(e.api_key),
+                api_version: e.api_version,
+                ..ApiCount::default()
+            });
+            a.requests += 1;
+            if e.response.is_some() {
+                a.responses += 1;
+            }
+            let cid = e.request.client_id.clone().unwrap_or_default();
+            let c = s.clients.entry(cid.clone()).or_insert_with(|| ClientCount { client_id: cid.clone(), ..Default::default() });
+            c.exchanges += 1;
+            if !client_ids.contains(&cid) && client_ids.len() < MAX_CLIENT_IDS_PER_CONN {
+                c.connections += 1;
+                client_ids.push(cid);
+            }
+            if let Decoded::Full(RequestBody::Produce(p)) = &e.request.body {
+                *s.produce_acks.entry(p.acks).or_insert(0) += 1;
+            }
+            let rec = ExchangeRecord { conn: ctx, exchange: *e };
+            for code in rec.error_codes() {
+                s.errors
+                    .entry(code)
+                    .or_insert_with(|| ErrorCount { error_code: code, error: error_name(code), count: 0 })
+                    .count += 1;
+            }
+            (sink.out)(Output::Exchange(Box::new(rec)));
+        }
+        KafkaEvent::Orphan { ts, correlation_id, bytes } => {
+            if sink.notices {
+                let mut n = NoticeRecord::new(
+                    ts,
+                    "orphan",
+                    format!("response to correlation id {correlation_id} whose request was not captured"),
+                )
+                .on_conn(&ctx);
+                n.correlation_id = Some(correlation_id);
+                n.bytes = Some(u64::from(bytes));
+                (sink.out)(Output::Notice(n));
+            }
+        }
+        KafkaEvent::Notice { ts, dir, kind } => {
+            if !sink.notices {
+                return;
+            }
+            let (name, msg, bytes) = match kind {
+                NoticeKind::Desync { reason } => {
+                    ("desync", format!("lost Kafka framing ({}); scanning for the next frame", reason.as_str()), None)
+                }
+                NoticeKind::Resync { skipped_bytes } => {
+                    ("resync", format!("found Kafka framing again after skipping {skipped_bytes} bytes"), Some(skipped_bytes))
+                }
+                NoticeKind::FrameDamaged { len } => {
+                    ("frame_damaged", format!("capture lost {len} bytes inside a frame; that frame is not decoded"), Some(len))
+                }
+                NoticeKind::OversizedFrame { len } => (
+                    "oversized_frame",
+                    format!("frame of {len} bytes exceeds max_frame_bytes; decoded by header only"),
+                    Some(len),
+                ),
+                NoticeKind::Tls => ("tls", "connection uses TLS: it cannot be decoded from packets".to_string(), None),
+                NoticeKind::SaslRawStart => (
+                    "sasl_raw",
+                    "SaslHandshake v0 accepted: raw SASL tokens follow (counted, never decoded)".to_string(),
+                    None,
+                ),
+                NoticeKind::MalformedHeader => {
+                    ("malformed_header", "request header did not parse; frame skipped by length".to_string(), None)
+                }
+            };
+            let mut n = NoticeRecord::new(ts, name, msg).on_conn(&ctx).dir(dir);
+            n.bytes = bytes;
+            (sink.out)(Output::Notice(n));
+        }
+    }
+}
+

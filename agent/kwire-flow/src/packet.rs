@@ -1,0 +1,359 @@
+//! Link layer → TCP segment: [`decode_tcp`] slices one captured frame into a [`TcpSegment`] without copying.
+//!
+//! Supported link types ([`LinkType`]): Ethernet (with VLAN / QinQ through etherparse), Linux cooked
+//! capture v1 (SLL, 16-byte header) and v2 (SLL2, 20-byte header), BSD loopback NULL (host-endian family)
+//! and LOOP (big-endian family), and raw IPv4/IPv6. IP parsing (options, IPv6 extension headers) is
+//! etherparse's lax parser, so snaplen-truncated frames still yield their headers and partial payload.
+//!
+//! What is easy to get wrong:
+//! * Ethernet pads short frames to 60 bytes: a bare ACK carries 6 bytes of padding after the IP packet.
+//!   The TCP payload must be bounded by the IP total length (IPv4) / payload length (IPv6), never by the
+//!   frame length. etherparse's lax slicing does that when the length field is consistent.
+//! * Snaplen truncation: `payload.len()` is what was captured; `payload_len` is what the IP header says was
+//!   sent. Reassembly needs both (it reports the missing bytes as a gap instead of desynchronising).
+//! * Segmentation offload: a capture taken on the sending host can show IPv4 total length 0 or IPv6
+//!   payload length 0 (TSO/GSO). Then the frame length is the only length there is and we use it.
+//! * NULL loopback stores the address family in the *writer's* byte order; we accept both orders and the
+//!   AF_INET6 values of the different BSDs (24, 28, 30) plus Linux's 10.
+//! * SLL/SLL2 are parsed by hand (etherparse 0.21 has no lax SLL entry point): the protocol field is an
+//!   EtherType for IP; anything else is `NotIp`.
+//! * IP fragments are reported as [`PacketError::Fragment`] (the caller counts them); we do not reassemble
+//!   IP fragments (Kafka traffic over TCP with PMTU discovery practically never fragments).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use etherparse::{ether_type, ip_number, EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+
+/// Link-layer header type of a capture (pcap `LINKTYPE_*` / `DLT_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkType {
+    /// LINKTYPE_ETHERNET (1).
+    Ethernet,
+    /// DLT_NULL (0): 4-byte address family in the byte order of the host that wrote the file.
+    Null,
+    /// DLT_LOOP (108, OpenBSD): 4-byte address family, big-endian.
+    Loop,
+    /// LINKTYPE_RAW (101), also DLT_RAW values 12 and 14 written by some OSes: IPv4 or IPv6 by version nibble.
+    Raw,
+    /// LINKTYPE_IPV4 (228).
+    Ipv4,
+    /// LINKTYPE_IPV6 (229).
+    Ipv6,
+    /// LINKTYPE_LINUX_SLL (113): Linux cooked capture v1 (`tcpdump -i any` on older libpcap).
+    LinuxSll,
+    /// LINKTYPE_LINUX_SLL2 (276): Linux cooked capture v2 (`tcpdump -i any` on libpcap >= 1.10).
+    LinuxSll2,
+    /// Anything else; carries the raw value for error messages.
+    Unsupported(u32),
+}
+
+impl LinkType {
+    /// Maps a pcap/pcapng link-type value. Only the low 16 bits are the type: in pcap file headers the
+    /// upper bits may carry FCS information, which we ignore (the FCS, if any, lies beyond the IP length).
+    pub fn from_dlt(dlt: u32) -> LinkType {
+        match dlt & 0xFFFF {
+            1 => LinkType::Ethernet,
+            0 => LinkType::Null,
+            108 => LinkType::Loop,
+            101 | 12 | 14 => LinkType::Raw,
+            228 => LinkType::Ipv4,
+            229 => LinkType::Ipv6,
+            113 => LinkType::LinuxSll,
+            276 => LinkType::LinuxSll2,
+            _ => LinkType::Unsupported(dlt),
+        }
+    }
+
+    /// The canonical LINKTYPE value (for writing or printing).
+    pub fn to_dlt(&self) -> u32 {
+        match self {
+            LinkType::Ethernet => 1,
+            LinkType::Null => 0,
+            LinkType::Loop => 108,
+            LinkType::Raw => 101,
+            LinkType::Ipv4 => 228,
+            LinkType::Ipv6 => 229,
+            LinkType::LinuxSll => 113,
+            LinkType::LinuxSll2 => 276,
+            LinkType::Unsupported(v) => *v,
+        }
+    }
+}
+
+/// One TCP endpoint (IP address and port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl Endpoint {
+    pub fn new(ip: IpAddr, port: u16) -> Endpoint {
+        Endpoint { ip, port }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    /// `1.2.3.4:9092` or `[::1]:9092`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&SocketAddr::new(self.ip, self.port), f)
+    }
+}
+
+/// TCP flags (the low byte of the flags field: FIN SYN RST PSH ACK URG ECE CWR).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    pub const FIN: TcpFlags = TcpFlags(0x01);
+    pub const SYN: TcpFlags = TcpFlags(0x02);
+    pub const RST: TcpFlags = TcpFlags(0x04);
+    pub const PSH: TcpFlags = TcpFlags(0x08);
+    pub const ACK: TcpFlags = TcpFlags(0x10);
+    pub const NONE: TcpFlags = TcpFlags(0);
+
+    pub fn bits(&self) -> u8 {
+        self.0
+    }
+    pub fn contains(&self, other: TcpFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    pub fn syn(&self) -> bool {
+        self.contains(Self::SYN)
+    }
+    pub fn fin(&self) -> bool {
+        self.contains(Self::FIN)
+    }
+    pub fn rst(&self) -> bool {
+        self.contains(Self::RST)
+    }
+    pub fn ack(&self) -> bool {
+        self.contains(Self::ACK)
+    }
+    pub fn psh(&self) -> bool {
+        self.contains(Self::PSH)
+    }
+}
+
+impl std::ops::BitOr for TcpFlags {
+    type Output = TcpFlags;
+    fn bitor(self, rhs: TcpFlags) -> TcpFlags {
+        TcpFlags(self.0 | rhs.0)
+    }
+}
+
+impl fmt::Debug for TcpFlags {
+    /// e.g. `TcpFlags(SYN|ACK)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const NAMES: [(u8, &str); 8] = [
+            (0x02, "SYN"),
+            (0x10, "ACK"),
+            (0x08, "PSH"),
+            (0x01, "FIN"),
+            (0x04, "RST"),
+            (0x20, "URG"),
+            (0x40, "ECE"),
+            (0x80, "CWR"),
+        ];
+        f.write_str("TcpFlags(")?;
+        let mut first = true;
+        for (bit, name) in NAMES {
+            if self.0 & bit != 0 {
+                if !first {
+                    f.write_str("|")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        f.write_str(")")
+    }
+}
+
+/// One decoded TCP segment, borrowing the captured frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpSegment<'a> {
+    pub src: Endpoint,
+    pub dst: Endpoint,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: TcpFlags,
+    pub window: u16,
+    /// What was captured of the TCP payload (Ethernet padding excluded).
+    pub payload: &'a [u8],
+    /// What the IP header says the payload is: `>= payload.len()`, larger when snaplen cut the frame.
+    pub payload_len: u32,
+}
+
+/// Why a frame did not yield a TCP segment. The caller counts these; none of them is fatal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PacketError {
+    /// The frame ends before the link, IP or TCP header is complete.
+    Truncated,
+    /// Not an IP packet (ARP, LLDP, unknown EtherType / address family, ...).
+    NotIp,
+    /// IP, but not TCP (UDP, ICMP, ...).
+    NotTcp,
+    /// An IP fragment; not reassembled.
+    Fragment,
+    /// The link type is not supported (carries the raw LINKTYPE value).
+    UnsupportedLink(u32),
+    /// Header content is invalid (bad IP version/IHL, TCP data offset < 5, ...).
+    Malformed,
+}
+
+impl fmt::Display for PacketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PacketError::Truncated => f.write_str("truncated before the end of the TCP header"),
+            PacketError::NotIp => f.write_str("not IP"),
+            PacketError::NotTcp => f.write_str("not TCP"),
+            PacketError::Fragment => f.write_str("IP fragment"),
+            PacketError::UnsupportedLink(v) => write!(f, "unsupported link type {v}"),
+            PacketError::Malformed => f.write_str("malformed header"),
+        }
+    }
+}
+
+impl std::error::Error for PacketError {}
+
+/// Decodes one captured frame of link type `link` into a TCP segment.
+pub fn decode_tcp(link: LinkType, data: &[u8]) -> Result<TcpSegment<'_>, PacketError> {
+    let sliced = match link {
+        LinkType::Ethernet => {
+            LaxSlicedPacket::from_ethernet(data).map_err(|_| PacketError::Truncated)?
+        }
+        LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => from_ip(data)?,
+        LinkType::Null | LinkType::Loop => {
+            let fam = data.get(0..4).ok_or(PacketError::Truncated)?;
+            let fam = [fam[0], fam[1], fam[2], fam[3]];
+            // The family is a small number: whichever byte order gives one is the writer's.
+            let le = u32::from_le_bytes(fam);
+            let family = if le <= 0xFFFF { le } else { u32::from_be_bytes(fam) };
+            match family {
+                // AF_INET everywhere; AF_INET6 on Linux (10), Windows (23), NetBSD/OpenBSD (24),
+                // FreeBSD (28), macOS (30).
+                2 | 10 | 23 | 24 | 28 | 30 => from_ip(data.get(4..).unwrap_or(&[]))?,
+                _ => return Err(PacketError::NotIp),
+            }
+        }
+        LinkType::LinuxSll => {
+            // 16 bytes: packet type(2) ARPHRD(2) addr len(2) addr(8) protocol(2).
+            let proto = data.get(14..16).ok_or(PacketError::Truncated)?;
+            let proto = u16::from_be_bytes([proto[0], proto[1]]);
+            from_ether_type(proto, data.get(16..).unwrap_or(&[]))?
+        }
+        LinkType::LinuxSll2 => {
+            // 20 bytes: protocol(2) reserved(2) ifindex(4) ARPHRD(2) packet type(1) addr len(1) addr(8).
+            let proto = data.get(0..2).ok_or(PacketError::Truncated)?;
+            if data.len() < 20 {
+                return Err(PacketError::Truncated);
+            }
+            let proto = u16::from_be_bytes([proto[0], proto[1]]);
+            from_ether_type(proto, data.get(20..).unwrap_or(&[]))?
+        }
+        LinkType::Unsupported(v) => return Err(PacketError::UnsupportedLink(v)),
+    };
+    from_sliced(&sliced)
+}
+
+fn from_ip(data: &[u8]) -> Result<LaxSlicedPacket<'_>, PacketError> {
+    use etherparse::err::ip::{HeaderError, LaxHeaderSliceError};
+    match LaxSlicedPacket::from_ip(data) {
+        Ok(p) => Ok(p),
+        Err(LaxHeaderSliceError::Len(_)) => Err(PacketError::Truncated),
+        Err(LaxHeaderSliceError::Content(HeaderError::UnsupportedIpVersion { .. })) => {
+            Err(PacketError::NotIp)
+        }
+        Err(LaxHeaderSliceError::Content(_)) => Err(PacketError::Malformed),
+    }
+}
+
+fn from_ether_type(proto: u16, data: &[u8]) -> Result<LaxSlicedPacket<'_>, PacketError> {
+    let et = EtherType(proto);
+    match et {
+        ether_type::IPV4
+        | ether_type::IPV6
+        | ether_type::VLAN_TAGGED_FRAME
+        | ether_type::PROVIDER_BRIDGING
+        | ether_type::VLAN_DOUBLE_TAGGED_FRAME => Ok(LaxSlicedPacket::from_ether_type(et, data)),
+        _ => Err(PacketError::NotIp),
+    }
+}
+
+fn stop_error(p: &LaxSlicedPacket<'_>) -> PacketError {
+    use etherparse::err::packet::SliceError;
+    match &p.stop_err {
+        Some((SliceError::Len(_), _)) => PacketError::Truncated,
+        Some(_) => PacketError::Malformed,
+        None => PacketError::NotIp,
+    }
+}
+
+fn from_sliced<'a>(p: &LaxSlicedPacket<'a>) -> Result<TcpSegment<'a>, PacketError> {
+    let (ip_start, claimed_ip_len, src_ip, dst_ip, ip_payload) = match &p.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            let total = usize::from(h.total_len());
+            // total_len smaller than the header: TSO capture or junk; etherparse falls back to the slice.
+            let claimed = (total >= h.slice().len()).then_some(total);
+            (
+                h.slice().as_ptr() as usize,
+                claimed,
+                IpAddr::V4(h.source_addr()),
+                IpAddr::V4(h.destination_addr()),
+                v4.payload(),
+            )
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            let pl = usize::from(h.payload_length());
+            let claimed = (pl != 0).then_some(40 + pl);
+            (
+                h.slice().as_ptr() as usize,
+                claimed,
+                IpAddr::V6(h.source_addr()),
+                IpAddr::V6(h.destination_addr()),
+                v6.payload(),
+            )
+        }
+        Some(LaxNetSlice::Arp(_)) => return Err(PacketError::NotIp),
+        None => return Err(stop_error(p)),
+    };
+    if ip_payload.fragmented {
+        return Err(PacketError::Fragment);
+    }
+    let tcp = match &p.transport {
+        Some(TransportSlice::Tcp(tcp)) => tcp,
+        Some(_) => return Err(PacketError::NotTcp),
+        None => {
+            if p.stop_err.is_some() {
+                return Err(stop_error(p));
+            }
+            if ip_payload.ip_number != ip_number::TCP {
+                return Err(PacketError::NotTcp);
+            }
+            return Err(PacketError::Truncated);
+        }
+    };
+    let payload = tcp.payload();
+    let payload_len = match (ip_payload.incomplete, claimed_ip_len) {
+        (true, Some(claimed)) => {
+            // Bytes from the IP header start to the TCP payload start (IP header, extensions, TCP header).
+            let hdrs = (payload.as_ptr() as usize).saturating_sub(ip_start);
+            claimed.saturating_sub(hdrs).max(payload.len())
+        }
+        _ => payload.len(),
+    };
+    Ok(TcpSegment {
+        src: Endpoint::new(src_ip, tcp.source_port()),
+        dst: Endpoint::new(dst_ip, tcp.destination_port()),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: TcpFlags(tcp.slice().get(13).copied().unwrap_or(0)),
+        window: tcp.window_size(),
+        payload,
+        payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
+    })
+}

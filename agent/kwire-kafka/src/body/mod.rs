@@ -1,0 +1,401 @@
+//! Selective decoding of Kafka request and response bodies into compact summaries (one struct per API we
+//! care about, `Other` for the rest). Record payloads, SASL tokens and user data are never kept: record
+//! sets are walked for batch headers only (`records.rs`), secrets become lengths.
+//!
+//! Entry points: `decode_request` / `decode_response` (Ok when the structure parsed; trailing bytes are
+//! ignored), `decode_request_checked` / `decode_response_checked` (also return how many bytes were
+//! consumed, so the caller can count trailing bytes), and `*_strict` (trailing bytes = `Trailing` error).
+//!
+//! Why every summarised API is decoded by hand (wire.rs) rather than with kafka-protocol 0.18:
+//! - Produce and Fetch are the hot path: the crate's full message types cost ~30% (design.md);
+//! - the crate dropped the versions older clients still send (Produce v0-2, Fetch v0-3, ListOffsets v0,
+//!   OffsetCommit v0-1, OffsetFetch v0, CreateTopics v0-1, DeleteTopics v0) and a few newer ones
+//!   (OffsetCommit/OffsetFetch v10 requests, InitProducerId v6 request);
+//! - the crate's array decoder does `Vec::with_capacity(count_from_the_wire)`: a garbled or hostile
+//!   4-byte count aborts the process on allocation failure. A passive observer fed arbitrary bytes cannot
+//!   call it. kafka-protocol stays the reference: tests encode with it and compare with our decoding.
+//!
+//! Easy to get wrong:
+//! - `body` starts AFTER the request/response header (the lead's header.rs handles header tagged fields);
+//! - the api version of a response is the version of its request (remembered by correlation id);
+//! - versions newer than we know are `UnsupportedVersion` for summarised APIs, but an API we do not
+//!   summarise is never an error (`Other`);
+//! - JSON is `#[serde(untagged)]`: a body serialises as its fields only; the caller adds `api`.
+
+mod admin;
+mod cluster;
+mod common;
+mod consumer_group;
+mod errors;
+mod fetch;
+mod group;
+mod offsets;
+mod other;
+mod produce;
+mod session;
+#[cfg(test)]
+mod tests;
+mod txn;
+
+pub use admin::*;
+pub use cluster::*;
+pub use consumer_group::*;
+pub use common::{LeaderAndEpoch, NodeEndpoint, TopicPartitionIds, TopicRef};
+pub use errors::error_name;
+pub use fetch::*;
+pub use group::*;
+pub use offsets::*;
+pub use produce::*;
+pub use session::*;
+pub use txn::*;
+
+use crate::wire::Reader;
+use serde::Serialize;
+
+/// Why a body did not decode. Positions are byte offsets in the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BodyError {
+    /// The body ended before the structure did.
+    Truncated { at: usize },
+    /// A value that cannot be right (negative length, overlong varint, array longer than the body...).
+    Malformed { at: usize, what: &'static str },
+    /// A version of a summarised API that we do not know.
+    UnsupportedVersion,
+    /// The structure parsed but bytes were left over (only from the `*_strict` entry points).
+    Trailing { bytes: usize },
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Truncated { at } => write!(f, "body truncated at byte {at}"),
+            BodyError::Malformed { at, what } => write!(f, "malformed body at byte {at}: {what}"),
+            BodyError::UnsupportedVersion => f.write_str("unsupported api version"),
+            BodyError::Trailing { bytes } => write!(f, "{bytes} trailing bytes after the body"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// A request we do not summarise: nothing but its existence (the header says which API).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OtherRequest {}
+
+/// A response we do not summarise: the top-level throttle time and error code when the API's layout
+/// puts them at a known place (see `other.rs`), else nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OtherResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throttle_time_ms: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i16>,
+}
+
+/// A decoded request body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum RequestBody {
+    Produce(ProduceRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
+    Metadata(MetadataRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    JoinGroup(JoinGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    SaslHandshake(SaslHandshakeRequest),
+    ApiVersions(ApiVersionsRequest),
+    SaslAuthenticate(SaslAuthenticateRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    ListGroups(ListGroupsRequest),
+    CreateTopics(CreateTopicsRequest),
+    DeleteTopics(DeleteTopicsRequest),
+    InitProducerId(InitProducerIdRequest),
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    EndTxn(EndTxnRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
+    Other(OtherRequest),
+}
+
+/// A decoded response body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ResponseBody {
+    Produce(ProduceResponse),
+    Fetch(FetchResponse),
+    ListOffsets(ListOffsetsResponse),
+    Metadata(MetadataResponse),
+    OffsetCommit(OffsetCommitResponse),
+    OffsetFetch(OffsetFetchResponse),
+    FindCoordinator(FindCoordinatorResponse),
+    JoinGroup(JoinGroupResponse),
+    Heartbeat(ErrorResponse),
+    LeaveGroup(LeaveGroupResponse),
+    SyncGroup(SyncGroupResponse),
+    SaslHandshake(SaslHandshakeResponse),
+    ApiVersions(ApiVersionsResponse),
+    SaslAuthenticate(SaslAuthenticateResponse),
+    DescribeGroups(DescribeGroupsResponse),
+    ListGroups(ListGroupsResponse),
+    CreateTopics(CreateTopicsResponse),
+    DeleteTopics(DeleteTopicsResponse),
+    InitProducerId(InitProducerIdResponse),
+    AddPartitionsToTxn(AddPartitionsToTxnResponse),
+    AddOffsetsToTxn(ErrorResponse),
+    EndTxn(EndTxnResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
+    ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
+    Other(OtherResponse),
+}
+
+impl ResponseBody {
+    /// All distinct non-zero error codes anywhere in the response, sorted.
+    pub fn error_codes(&self) -> Vec<i16> {
+        let mut out = Vec::new();
+        use common::push_err;
+        match self {
+            ResponseBody::Produce(x) => x.collect_errors(&mut out),
+            ResponseBody::Fetch(x) => x.collect_errors(&mut out),
+            ResponseBody::ListOffsets(x) => x.collect_errors(&mut out),
+            ResponseBody::Metadata(x) => x.collect_errors(&mut out),
+            ResponseBody::OffsetCommit(x) => collect_tpe(&x.topics, &mut out),
+            ResponseBody::OffsetFetch(x) => x.collect_errors(&mut out),
+            ResponseBody::FindCoordinator(x) => x.collect_errors(&mut out),
+            ResponseBody::JoinGroup(x) => push_err(&mut out, x.error_code),
+            ResponseBody::Heartbeat(x) => push_err(&mut out, x.error_code),
+            ResponseBody::LeaveGroup(x) => x.collect_errors(&mut out),
+            ResponseBody::SyncGroup(x) => push_err(&mut out, x.error_code),
+            ResponseBody::SaslHandshake(x) => push_err(&mut out, x.error_code),
+            ResponseBody::ApiVersions(x) => push_err(&mut out, x.error_code),
+            ResponseBody::SaslAuthenticate(x) => push_err(&mut out, x.error_code),
+            ResponseBody::DescribeGroups(x) => x.groups.iter().for_each(|g| push_err(&mut out, g.error_code)),
+            ResponseBody::ListGroups(x) => push_err(&mut out, x.error_code),
+            ResponseBody::CreateTopics(x) => x.topics.iter().for_each(|t| push_err(&mut out, t.error_code)),
+            ResponseBody::DeleteTopics(x) => x.topics.iter().for_each(|t| push_err(&mut out, t.error_code)),
+            ResponseBody::InitProducerId(x) => push_err(&mut out, x.error_code),
+            ResponseBody::AddPartitionsToTxn(x) => x.collect_errors(&mut out),
+            ResponseBody::AddOffsetsToTxn(x) => push_err(&mut out, x.error_code),
+            ResponseBody::EndTxn(x) => push_err(&mut out, x.error_code),
+            ResponseBody::TxnOffsetCommit(x) => collect_tpe(&x.topics, &mut out),
+            ResponseBody::ConsumerGroupHeartbeat(x) => push_err(&mut out, x.error_code),
+            ResponseBody::Other(x) => push_err(&mut out, x.error_code.unwrap_or(0)),
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// The response's throttle time, when its version has one.
+    pub fn throttle_time_ms(&self) -> Option<i32> {
+        match self {
+            ResponseBody::Produce(x) => x.throttle_time_ms,
+            ResponseBody::Fetch(x) => x.throttle_time_ms,
+            ResponseBody::ListOffsets(x) => x.throttle_time_ms,
+            ResponseBody::Metadata(x) => x.throttle_time_ms,
+            ResponseBody::OffsetCommit(x) => x.throttle_time_ms,
+            ResponseBody::OffsetFetch(x) => x.throttle_time_ms,
+            ResponseBody::FindCoordinator(x) => x.throttle_time_ms,
+            ResponseBody::JoinGroup(x) => x.throttle_time_ms,
+            ResponseBody::Heartbeat(x) => x.throttle_time_ms,
+            ResponseBody::LeaveGroup(x) => x.throttle_time_ms,
+            ResponseBody::SyncGroup(x) => x.throttle_time_ms,
+            ResponseBody::SaslHandshake(_) => None,
+            ResponseBody::ApiVersions(x) => x.throttle_time_ms,
+            ResponseBody::SaslAuthenticate(_) => None,
+            ResponseBody::DescribeGroups(x) => x.throttle_time_ms,
+            ResponseBody::ListGroups(x) => x.throttle_time_ms,
+            ResponseBody::CreateTopics(x) => x.throttle_time_ms,
+            ResponseBody::DeleteTopics(x) => x.throttle_time_ms,
+            ResponseBody::InitProducerId(x) => x.throttle_time_ms,
+            ResponseBody::AddPartitionsToTxn(x) => x.throttle_time_ms,
+            ResponseBody::AddOffsetsToTxn(x) => x.throttle_time_ms,
+            ResponseBody::EndTxn(x) => x.throttle_time_ms,
+            ResponseBody::TxnOffsetCommit(x) => x.throttle_time_ms,
+            ResponseBody::ConsumerGroupHeartbeat(x) => x.throttle_time_ms,
+            ResponseBody::Other(x) => x.throttle_time_ms,
+        }
+    }
+}
+
+/// Highest version we decode for each summarised API key; `None` = not summarised (decoded as Other).
+pub fn summarised_max_version(api_key: i16) -> Option<i16> {
+    Some(match api_key {
+        0 => 13,  // Produce
+        1 => 18,  // Fetch
+        2 => 10,  // ListOffsets
+        3 => 13,  // Metadata
+        8 => 10,  // OffsetCommit
+        9 => 10,  // OffsetFetch
+        10 => 6,  // FindCoordinator
+        11 => 9,  // JoinGroup
+        12 => 4,  // Heartbeat
+        13 => 5,  // LeaveGroup
+        14 => 5,  // SyncGroup
+        17 => 1,  // SaslHandshake
+        18 => 4,  // ApiVersions
+        36 => 2,  // SaslAuthenticate
+        15 => 6,  // DescribeGroups
+        16 => 5,  // ListGroups
+        19 => 7,  // CreateTopics
+        20 => 6,  // DeleteTopics
+        22 => 6,  // InitProducerId
+        24 => 5,  // AddPartitionsToTxn
+        25 => 4,  // AddOffsetsToTxn
+        26 => 5,  // EndTxn
+        28 => 5,  // TxnOffsetCommit
+        68 => 1,  // ConsumerGroupHeartbeat
+        _ => return None,
+    })
+}
+
+fn check_version(api_key: i16, v: i16) -> Result<bool, BodyError> {
+    match summarised_max_version(api_key) {
+        None => Ok(false),
+        Some(max) if (0..=max).contains(&v) => Ok(true),
+        Some(_) => Err(BodyError::UnsupportedVersion),
+    }
+}
+
+fn request_inner(api_key: i16, v: i16, r: &mut Reader<'_>) -> Result<RequestBody, BodyError> {
+    if !check_version(api_key, v)? {
+        return Ok(RequestBody::Other(OtherRequest {}));
+    }
+    Ok(match api_key {
+        0 => RequestBody::Produce(produce::decode_request(r, v)?),
+        1 => RequestBody::Fetch(fetch::decode_request(r, v)?),
+        2 => RequestBody::ListOffsets(offsets::decode_list_offsets_request(r, v)?),
+        3 => RequestBody::Metadata(cluster::decode_metadata_request(r, v)?),
+        8 => RequestBody::OffsetCommit(offsets::decode_offset_commit_request(r, v)?),
+        9 => RequestBody::OffsetFetch(offsets::decode_offset_fetch_request(r, v)?),
+        10 => RequestBody::FindCoordinator(cluster::decode_find_coordinator_request(r, v)?),
+        11 => RequestBody::JoinGroup(group::decode_join_group_request(r, v)?),
+        12 => RequestBody::Heartbeat(group::decode_heartbeat_request(r, v)?),
+        13 => RequestBody::LeaveGroup(group::decode_leave_group_request(r, v)?),
+        14 => RequestBody::SyncGroup(group::decode_sync_group_request(r, v)?),
+        17 => RequestBody::SaslHandshake(session::decode_sasl_handshake_request(r, v)?),
+        18 => RequestBody::ApiVersions(session::decode_api_versions_request(r, v)?),
+        36 => RequestBody::SaslAuthenticate(session::decode_sasl_authenticate_request(r, v)?),
+        15 => RequestBody::DescribeGroups(admin::decode_describe_groups_request(r, v)?),
+        16 => RequestBody::ListGroups(admin::decode_list_groups_request(r, v)?),
+        19 => RequestBody::CreateTopics(admin::decode_create_topics_request(r, v)?),
+        20 => RequestBody::DeleteTopics(admin::decode_delete_topics_request(r, v)?),
+        22 => RequestBody::InitProducerId(txn::decode_init_producer_id_request(r, v)?),
+        24 => RequestBody::AddPartitionsToTxn(txn::decode_add_partitions_request(r, v)?),
+        25 => RequestBody::AddOffsetsToTxn(txn::decode_add_offsets_request(r, v)?),
+        26 => RequestBody::EndTxn(txn::decode_end_txn_request(r, v)?),
+        28 => RequestBody::TxnOffsetCommit(txn::decode_txn_offset_commit_request(r, v)?),
+        68 => RequestBody::ConsumerGroupHeartbeat(consumer_group::decode_request(r, v)?),
+        _ => RequestBody::Other(OtherRequest {}),
+    })
+}
+
+fn response_inner(api_key: i16, v: i16, r: &mut Reader<'_>, body: &[u8]) -> Result<ResponseBody, BodyError> {
+    if !check_version(api_key, v)? {
+        return Ok(ResponseBody::Other(other::decode_other_response(api_key, v, body)));
+    }
+    Ok(match api_key {
+        0 => ResponseBody::Produce(produce::decode_response(r, v)?),
+        1 => ResponseBody::Fetch(fetch::decode_response(r, v)?),
+        2 => ResponseBody::ListOffsets(offsets::decode_list_offsets_response(r, v)?),
+        3 => ResponseBody::Metadata(cluster::decode_metadata_response(r, v)?),
+        8 => ResponseBody::OffsetCommit(offsets::decode_offset_commit_response(r, v)?),
+        9 => ResponseBody::OffsetFetch(offsets::decode_offset_fetch_response(r, v)?),
+        10 => ResponseBody::FindCoordinator(cluster::decode_find_coordinator_response(r, v)?),
+        11 => ResponseBody::JoinGroup(group::decode_join_group_response(r, v)?),
+        12 => ResponseBody::Heartbeat(group::decode_heartbeat_response(r, v)?),
+        13 => ResponseBody::LeaveGroup(group::decode_leave_group_response(r, v)?),
+        14 => ResponseBody::SyncGroup(group::decode_sync_group_response(r, v)?),
+        17 => ResponseBody::SaslHandshake(session::decode_sasl_handshake_response(r, v)?),
+        18 => {
+            // A broker answers an ApiVersions version it does not know with a v0 body.
+            let mut r0 = r.clone();
+            match session::decode_api_versions_response(r, v) {
+                Ok(x) => ResponseBody::ApiVersions(x),
+                Err(e) if v > 0 => match session::decode_api_versions_response(&mut r0, 0) {
+                    Ok(x) if r0.is_empty() => {
+                        *r = r0;
+                        ResponseBody::ApiVersions(x)
+                    }
+                    _ => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+        36 => ResponseBody::SaslAuthenticate(session::decode_sasl_authenticate_response(r, v)?),
+        15 => ResponseBody::DescribeGroups(admin::decode_describe_groups_response(r, v)?),
+        16 => ResponseBody::ListGroups(admin::decode_list_groups_response(r, v)?),
+        19 => ResponseBody::CreateTopics(admin::decode_create_topics_response(r, v)?),
+        20 => ResponseBody::DeleteTopics(admin::decode_delete_topics_response(r, v)?),
+        22 => ResponseBody::InitProducerId(txn::decode_init_producer_id_response(r, v)?),
+        24 => ResponseBody::AddPartitionsToTxn(txn::decode_add_partitions_response(r, v)?),
+        25 => ResponseBody::AddOffsetsToTxn(txn::decode_throttle_error_response(r, v)?),
+        26 => ResponseBody::EndTxn(txn::decode_end_txn_response(r, v)?),
+        28 => ResponseBody::TxnOffsetCommit(txn::decode_txn_offset_commit_response(r, v)?),
+        68 => ResponseBody::ConsumerGroupHeartbeat(consumer_group::decode_response(r, v)?),
+        _ => ResponseBody::Other(OtherResponse::default()),
+    })
+}
+
+/// Decode a request body (the bytes after the request header). Trailing bytes are ignored.
+pub fn decode_request(api_key: i16, api_version: i16, body: &[u8]) -> Result<RequestBody, BodyError> {
+    decode_request_checked(api_key, api_version, body).0
+}
+
+/// Decode a response body (the bytes after the response header). Trailing bytes are ignored.
+pub fn decode_response(api_key: i16, api_version: i16, body: &[u8]) -> Result<ResponseBody, BodyError> {
+    decode_response_checked(api_key, api_version, body).0
+}
+
+/// Like `decode_request`, also returning the bytes consumed (on error: where decoding stopped).
+/// `body.len() - consumed` on Ok is the number of trailing bytes. For `Other`, consumed is 0.
+pub fn decode_request_checked(api_key: i16, api_version: i16, body: &[u8]) -> (Result<RequestBody, BodyError>, usize) {
+    let mut r = Reader::new(body);
+    let res = request_inner(api_key, api_version, &mut r);
+    let consumed = match &res {
+        Ok(RequestBody::Other(_)) => body.len(),
+        _ => r.pos(),
+    };
+    (res, consumed)
+}
+
+/// Like `decode_response`, also returning the bytes consumed (see `decode_request_checked`).
+pub fn decode_response_checked(
+    api_key: i16,
+    api_version: i16,
+    body: &[u8],
+) -> (Result<ResponseBody, BodyError>, usize) {
+    let mut r = Reader::new(body);
+    let res = response_inner(api_key, api_version, &mut r, body);
+    let consumed = match &res {
+        Ok(ResponseBody::Other(_)) => body.len(),
+        _ => r.pos(),
+    };
+    (res, consumed)
+}
+
+/// `decode_request`, but bytes left after the structure are a `Trailing` error.
+pub fn decode_request_strict(api_key: i16, api_version: i16, body: &[u8]) -> Result<RequestBody, BodyError> {
+    let (res, consumed) = decode_request_checked(api_key, api_version, body);
+    let decoded = res?;
+    match body.len().saturating_sub(consumed) {
+        0 => Ok(decoded),
+        bytes => Err(BodyError::Trailing { bytes }),
+    }
+}
+
+/// `decode_response`, but bytes left after the structure are a `Trailing` error.
+pub fn decode_response_strict(api_key: i16, api_version: i16, body: &[u8]) -> Result<ResponseBody, BodyError> {
+    let (res, consumed) = decode_response_checked(api_key, api_version, body);
+    let decoded = res?;
+    match body.len().saturating_sub(consumed) {
+        0 => Ok(decoded),
+        bytes => Err(BodyError::Trailing { bytes }),
+    }
+}

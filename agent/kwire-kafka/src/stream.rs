@@ -1,0 +1,767 @@
+//! One Kafka connection: the bytes of both directions in, [`KafkaEvent`]s out.
+//!
+//! Per direction a small state machine frames the stream (4-byte length, then exactly that many bytes).
+//! Frames that arrive whole in one chunk are decoded in place (no copy); a frame split across chunks is
+//! gathered in a per-direction buffer bounded by `max_frame_bytes`. Bigger frames (a 100 MB Fetch
+//! response) are decoded by header only and the rest is skipped by count, never buffered whole.
+//!
+//! Gaps: when the capture lost bytes inside a frame whose length we know, the frame is lost but the
+//! framing is not (we skip the rest by count). Otherwise the direction goes to resync: we scan for a
+//! plausible request header (client side) or a response whose correlation id we are waiting for (server
+//! side). Mid-stream joins start in the same scanning mode, except that the very first bytes may be taken
+//! as a frame when they look like one.
+//!
+//! Easy to get wrong: responses are matched by correlation id against requests of the SAME connection;
+//! after SaslHandshake v0 the client sends raw SASL tokens (length-prefixed but not Kafka requests) and
+//! the broker answers likewise: those bytes are counted, never decoded or kept. TLS is detected and the
+//! connection ignored.
+
+use kwire_flow::{Direction, Timestamp};
+
+use crate::body::{self, BodyError, RequestBody, ResponseBody};
+use crate::header::{self, be_i16, be_i32};
+use crate::pending::{PendingQueue, PendingRequest};
+use crate::probe::{self, Probe, ProbeLimits};
+
+/// Limits of the Kafka layer (per connection unless said otherwise).
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// Largest frame gathered in memory to be decoded whole. Larger frames are decoded by header and
+    /// skipped. Default 16 MiB.
+    pub max_frame_bytes: usize,
+    /// How much of an oversized frame is kept to decode its header. Default 4 KiB.
+    pub oversized_peek_bytes: usize,
+    /// Requests waiting for a response, per connection. Default 1024.
+    pub max_pending: usize,
+    /// A request without a response after this much packet time is completed as unanswered. Default 300 s.
+    pub pending_max_age_ns: i64,
+    /// Bytes kept while scanning for a frame boundary after a gap. Default 256 KiB.
+    pub resync_window: usize,
+    pub probe: ProbeLimits,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            max_frame_bytes: 16 * 1024 * 1024,
+            oversized_peek_bytes: 4096,
+            max_pending: 1024,
+            pending_max_age_ns: 300 * 1_000_000_000,
+            resync_window: 256 * 1024,
+            probe: ProbeLimits::default(),
+        }
+    }
+}
+
+/// How a connection's byte streams begin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamStart {
+    /// The TCP handshake was seen: both directions start on a frame boundary.
+    Handshake,
+    /// Joined mid-stream: frame boundaries must be found.
+    MidStream,
+}
+
+/// A body as far as we could decode it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded<T> {
+    Full(T),
+    /// The body did not parse: the reason and the offset in the body.
+    Failed(BodyError),
+    /// Key or version we have no layout for: reported by header, skipped by length.
+    UnknownVersion,
+    /// Not decoded: oversized frame or bytes lost inside the frame.
+    Skipped(SkipReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    Oversized,
+    CaptureGap,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Oversized => "oversized",
+            SkipReason::CaptureGap => "capture_gap",
+        }
+    }
+}
+
+impl<T> Decoded<T> {
+    pub fn full(&self) -> Option<&T> {
+        match self {
+            Decoded::Full(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestInfo {
+    pub client_id: Option<String>,
+    pub bytes: u32,
+    pub body: Decoded<RequestBody>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResponseInfo {
+    pub ts: Timestamp,
+    pub bytes: u32,
+    pub body: Decoded<ResponseBody>,
+}
+
+/// One request and its response (if one came).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    pub request_ts: Timestamp,
+    pub correlation_id: i32,
+    pub api_key: i16,
+    pub api_version: i16,
+    pub request: RequestInfo,
+    pub response: Option<ResponseInfo>,
+    /// True when no response was required (acks=0 Produce).
+    pub response_optional: bool,
+}
+
+/// Why framing was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DesyncReason {
+    /// A length prefix that no Kafka frame can have.
+    BadLength,
+    /// Bytes lost by the capture across a frame boundary.
+    Gap,
+    /// The connection was joined in the middle and the first bytes were not a frame start.
+    MidStream,
+}
+
+impl DesyncReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DesyncReason::BadLength => "bad_length",
+            DesyncReason::Gap => "gap",
+            DesyncReason::MidStream => "mid_stream",
+        }
+    }
+}
+
+/// Something about the stream worth telling the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoticeKind {
+    /// Framing lost; scanning for the next frame.
+    Desync { reason: DesyncReason },
+    /// Framing found again after skipping `skipped_bytes`.
+    Resync { skipped_bytes: u64 },
+    /// The capture lost `len` bytes inside one frame: that frame is lost, framing kept.
+    FrameDamaged { len: u64 },
+    /// A frame larger than `max_frame_bytes` was decoded by header only.
+    OversizedFrame { len: u64 },
+    /// The connection carries TLS: nothing can be decoded.
+    Tls,
+    /// Raw SASL tokens follow SaslHandshake v0: counted, never decoded.
+    SaslRawStart,
+    /// A request header that did not parse (frame skipped by its length).
+    MalformedHeader,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum KafkaEvent {
+    Exchange(Box<Exchange>),
+    /// A response whose request was never seen (mid-stream join, or a request lost in a gap).
+    Orphan { ts: Timestamp, correlation_id: i32, bytes: u32 },
+    Notice { ts: Timestamp, dir: Direction, kind: NoticeKind },
+}
+
+/// Counters for one connection (summed by the engine).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KafkaStats {
+    pub requests: u64,
+    pub responses: u64,
+    pub orphans: u64,
+    pub unanswered: u64,
+    pub pending_evicted: u64,
+    pub desyncs: u64,
+    pub resync_skipped_bytes: u64,
+    pub damaged_frames: u64,
+    pub oversized_frames: u64,
+    pub malformed_headers: u64,
+    pub decode_errors: u64,
+    pub unknown_versions: u64,
+    pub sasl_raw_bytes: u64,
+    pub tls_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// First bytes of a direction joined mid-stream: take them as a frame start if they look like one.
+    Start,
+    InSync,
+    /// Scanning for a frame start in `buf`.
+    Resync,
+}
+
+/// Where a frame under assembly stands.
+#[derive(Debug, Default)]
+struct Partial {
+    /// Total length of the frame including its 4-byte prefix (0 until the prefix is complete).
+    total: u64,
+    /// Bytes of the frame still to discard (oversized frame after its peek, or damaged frame).
+    skip: u64,
+}
+
+#[derive(Debug)]
+struct DirState {
+    mode: Mode,
+    buf: Vec<u8>,
+    partial: Partial,
+    /// Bytes discarded while resyncing (reported when framing is found again).
+    resync_skipped: u64,
+    /// Raw SASL tokens are flowing in this direction (after SaslHandshake v0).
+    sasl_raw: bool,
+    /// Bytes seen in this direction (to recognise its first bytes).
+    seen: u64,
+}
+
+impl DirState {
+    fn new(start: StreamStart) -> Self {
+        DirState {
+            mode: match start {
+                StreamStart::Handshake => Mode::InSync,
+                StreamStart::MidStream => Mode::Start,
+            },
+            buf: Vec::new(),
+            partial: Partial::default(),
+            resync_skipped: 0,
+            sasl_raw: false,
+            seen: 0,
+        }
+    }
+}
+
+/// Kafka state of one TCP connection. Roles must be known: the caller says which direction is which.
+pub struct KafkaConnection {
+    to_server: DirState,
+    to_client: DirState,
+    pending: PendingQueue<RequestInfo>,
+    tls: bool,
+    stats: KafkaStats,
+}
+
+/// Hard ceiling on any length prefix we follow (2 GiB-1 is the i32 maximum anyway).
+const MAX_LENGTH_PREFIX: i32 = i32::MAX;
+
+impl KafkaConnection {
+    pub fn new(cfg: &KafkaConfig, start: StreamStart) -> Self {
+        KafkaConnection {
+            to_server: DirState::new(start),
+            to_client: DirState::new(start),
+            pending: PendingQueue::new(cfg.max_pending),
+            tls: false,
+            stats: KafkaStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> KafkaStats {
+        let mut s = self.stats;
+        s.pending_evicted = self.pending.evicted;
+        s
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// In-order bytes of one direction.
+    pub fn on_data(
+        &mut self,
+        cfg: &KafkaConfig,
+        dir: Direction,
+        ts: Timestamp,
+        mut data: &[u8],
+        out: &mut impl FnMut(KafkaEvent),
+    ) {
+        if self.tls {
+            self.stats.tls_bytes += data.len() as u64;
+            return;
+        }
+        let first = self.dir(dir).seen == 0;
+        self.dir_mut(dir).seen += data.len() as u64;
+        if first {
+            if probe::is_tls_record(data) {
+                self.tls = true;
+                self.stats.tls_bytes += data.len() as u64;
+                out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::Tls });
+                return;
+            }
+        }
+        while !data.is_empty() {
+            let consumed = match self.dir(dir).mode {
+                Mode::Start => self.on_start(cfg, dir, ts, data, out),
+                Mode::InSync => self.in_sync(cfg, dir, ts, data, out),
+                Mode::Resync => self.resync(cfg, dir, ts, data, out),
+            };
+            data = data.get(consumed..).unwrap_or(&[]);
+        }
+        self.expire(cfg, ts, out);
+    }
+
+    /// The capture lost `len` bytes of this direction (0 = unknown amount).
+    pub fn on_gap(&mut self, dir: Direction, ts: Timestamp, len: u64, out: &mut impl FnMut(KafkaEvent)) {
+        if self.tls {
+            return;
+        }
+        let d = self.dir_mut(dir);
+        match d.mode {
+            Mode::InSync => {
+                let p = &d.partial;
+                let mid_frame = p.skip > 0 || !d.buf.is_empty();
+                if mid_frame && p.total > 0 && len > 0 {
+                    let remaining = if p.skip > 0 { p.skip } else { p.total - d.buf.len() as u64 };
+                    if len <= remaining {
+                        // Framing survives: the rest of this frame is skipped by count.
+                        let was_skipping = p.skip > 0;
+                        let buffered = std::mem::take(&mut d.buf);
+                        d.partial.skip = remaining - len;
+                        if d.partial.skip == 0 {
+                            d.partial.total = 0;
+                        }
+                        self.stats.damaged_frames += 1;
+                        out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::FrameDamaged { len } });
+                        if !was_skipping && buffered.len() >= 4 {
+                            // We still have the header: report the exchange with its body lost.
+                            self.frame_lost(dir, ts, &buffered[4..], SkipReason::CaptureGap, out);
+                        }
+                        return;
+                    }
+                }
+                if !mid_frame && len == 0 {
+                    return;
+                }
+                self.lose_sync(dir, ts, DesyncReason::Gap, out);
+            }
+            Mode::Start => {
+                let d = self.dir_mut(dir);
+                d.mode = Mode::Resync;
+            }
+            Mode::Resync => {
+                // Whatever we were scanning is no longer contiguous with what comes next.
+                let d = self.dir_mut(dir);
+                d.resync_skipped += d.buf.len() as u64;
+                d.buf.clear();
+            }
+        }
+    }
+
+    /// Connection closed or evicted, or end of input: pending requests are completed as unanswered.
+    pub fn on_close(&mut self, _ts: Timestamp, out: &mut impl FnMut(KafkaEvent)) {
+        let drained: Vec<_> = self.pending.drain().collect();
+        for p in drained {
+            self.complete(p, None, out);
+        }
+    }
+
+    fn expire(&mut self, cfg: &KafkaConfig, now: Timestamp, out: &mut impl FnMut(KafkaEvent)) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut expired = Vec::new();
+        self.pending.expire(now, cfg.pending_max_age_ns, |p| expired.push(p));
+        for p in expired {
+            self.complete(p, None, out);
+        }
+    }
+
+    fn dir(&self, dir: Direction) -> &DirState {
+        match dir {
+            Direction::ToServer => &self.to_server,
+            Direction::ToClient => &self.to_client,
+        }
+    }
+
+    fn dir_mut(&mut self, dir: Direction) -> &mut DirState {
+        match dir {
+            Direction::ToServer => &mut self.to_server,
+            Direction::ToClient => &mut self.to_client,
+        }
+    }
+
+    fn lose_sync(&mut self, dir: Direction, ts: Timestamp, reason: DesyncReason, out: &mut impl FnMut(KafkaEvent)) {
+        let d = self.dir_mut(dir);
+        d.resync_skipped += d.buf.len() as u64 + d.partial.skip;
+        d.buf.clear();
+        d.partial = Partial::default();
+        d.mode = Mode::Resync;
+        self.stats.desyncs += 1;
+        out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::Desync { reason } });
+    }
+
+    /// First bytes of a direction of a connection joined mid-stream.
+    fn on_start(&mut self, cfg: &KafkaConfig, dir: Direction, ts: Timestamp, data: &[u8], out: &mut impl FnMut(KafkaEvent)) -> usize {
+        // Accumulate up to 16 bytes to judge the first frame header.
+        let d = self.dir_mut(dir);
+        let take = data.len().min(16usize.saturating_sub(d.buf.len()));
+        d.buf.extend_from_slice(&data[..take]);
+        let verdict = match dir {
+            Direction::ToServer => probe::probe_request(&d.buf, &cfg.probe),
+            Direction::ToClient => {
+                let pending = &self.pending;
+                let first = probe::probe_response(&self.to_client.buf, &cfg.probe, |_| true);
+                // With no request known yet any plausible correlation id is accepted at the very start.
+                match first {
+                    Probe::Yes if !pending.is_empty() => {
+                        probe::probe_response(&self.to_client.buf, &cfg.probe, |c| pending.contains(c))
+                    }
+                    other => other,
+                }
+            }
+        };
+        match verdict {
+            Probe::NeedMore if take == data.len() => take,
+            Probe::Yes | Probe::NeedMore => {
+                // Replay the collected header bytes through the in-sync path.
+                let d = self.dir_mut(dir);
+                let head = std::mem::take(&mut d.buf);
+                d.mode = Mode::InSync;
+                let mut rest = &head[..];
+                while !rest.is_empty() && self.dir(dir).mode == Mode::InSync {
+                    let n = self.in_sync(cfg, dir, ts, rest, out);
+                    rest = &rest[n..];
+                }
+                if !rest.is_empty() {
+                    // Lost sync while replaying: hand what is left to the scanner.
+                    self.dir_mut(dir).buf.extend_from_slice(rest);
+                }
+                take
+            }
+            Probe::No => {
+                let d = self.dir_mut(dir);
+                d.mode = Mode::Resync;
+                self.stats.desyncs += 1;
+                out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::Desync { reason: DesyncReason::MidStream } });
+                // The collected bytes stay in `buf` for the scanner.
+                take
+            }
+        }
+    }
+
+    /// Framing known. Returns how many bytes of `data` were consumed.
+    fn in_sync(&mut self, cfg: &KafkaConfig, dir: Direction, ts: Timestamp, data: &[u8], out: &mut impl FnMut(KafkaEvent)) -> usize {
+        // 1. Skipping the tail of an oversized or damaged frame.
+        {
+            let d = self.dir_mut(dir);
+            if d.partial.skip > 0 {
+                let n = (d.partial.skip.min(data.len() as u64)) as usize;
+                d.partial.skip -= n as u64;
+                if d.partial.skip == 0 {
+                    d.partial.total = 0;
+                }
+                if d.sasl_raw {
+                    self.stats.sasl_raw_bytes += n as u64;
+                }
+                return n;
+            }
+        }
+        // 2. Fast path: nothing buffered and the whole frame is in `data`: decode in place.
+        if self.dir(dir).buf.is_empty() {
+            if data.len() >= 4 {
+                let len = i32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+                if !self.length_ok(dir, len) {
+                    self.lose_sync(dir, ts, DesyncReason::BadLength, out);
+                    return 0;
+                }
+                let total = 4 + len as u64;
+                if total <= data.len() as u64 && total <= cfg.max_frame_bytes as u64 {
+                    let total = total as usize;
+                    self.on_frame(cfg, dir, ts, &data[4..total], out);
+                    return total;
+                }
+                let d = self.dir_mut(dir);
+                d.partial.total = total;
+            }
+            // fall through to buffering
+        }
+        // 3. Gather into the buffer.
+        let d = self.dir_mut(dir);
+        if d.partial.total == 0 {
+            let need = 4 - d.buf.len();
+            let n = need.min(data.len());
+            d.buf.extend_from_slice(&data[..n]);
+            if d.buf.len() < 4 {
+                return n;
+            }
+            let len = i32::from_be_bytes([d.buf[0], d.buf[1], d.buf[2], d.buf[3]]);
+            if !self.length_ok(dir, len) {
+                self.lose_sync(dir, ts, DesyncReason::BadLength, out);
+                return n;
+            }
+            self.dir_mut(dir).partial.total = 4 + len as u64;
+            return n;
+        }
+        let total = d.partial.total;
+        let oversized = total > cfg.max_frame_bytes as u64;
+        let target = if oversized { (cfg.oversized_peek_bytes as u64 + 4).min(total) } else { total } as usize;
+        let n = (target - d.buf.len()).min(data.len());
+        d.buf.extend_from_slice(&data[..n]);
+        if d.buf.len() < target {
+            return n;
+        }
+        let frame = std::mem::take(&mut d.buf);
+        if oversized {
+            d.partial.skip = total - target as u64;
+            self.stats.oversized_frames += 1;
+            out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::OversizedFrame { len: total - 4 } });
+            self.frame_lost(dir, ts, &frame[4..], SkipReason::Oversized, out);
+            if self.dir(dir).partial.skip == 0 {
+                self.dir_mut(dir).partial.total = 0;
+            }
+        } else {
+            self.dir_mut(dir).partial.total = 0;
+            self.on_frame(cfg, dir, ts, &frame[4..], out);
+        }
+        // Give the allocation back for reuse unless it is large (bounded memory per idle connection).
+        let d = self.dir_mut(dir);
+        if frame.capacity() <= 64 * 1024 && d.buf.capacity() == 0 {
+            let mut frame = frame;
+            frame.clear();
+            d.buf = frame;
+        }
+        n
+    }
+
+    fn length_ok(&self, dir: Direction, len: i32) -> bool {
+        let min = match dir {
+            Direction::ToServer => probe::MIN_REQUEST_LEN,
+            Direction::ToClient => probe::MIN_RESPONSE_LEN,
+        };
+        // Raw SASL tokens may be empty.
+        let min = if self.dir(dir).sasl_raw { 0 } else { min };
+        (min..MAX_LENGTH_PREFIX).contains(&len)
+    }
+
+    /// Scanning for a frame start. Returns bytes consumed.
+    fn resync(&mut self, cfg: &KafkaConfig, dir: Direction, ts: Timestamp, data: &[u8], out: &mut impl FnMut(KafkaEvent)) -> usize {
+        let d = self.dir_mut(dir);
+        let room = cfg.resync_window.saturating_sub(d.buf.len()).max(1);
+        let n = room.min(data.len());
+        d.buf.extend_from_slice(&data[..n]);
+        let buf = std::mem::take(&mut self.dir_mut(dir).buf);
+        let mut found = None;
+        let mut need_more_at = None;
+        for i in 0..buf.len() {
+            let rest = &buf[i..];
+            let p = match dir {
+                Direction::ToServer => probe::probe_request(rest, &cfg.probe),
+                Direction::ToClient => {
+                    let pending = &self.pending;
+                    probe::probe_response(rest, &cfg.probe, |c| pending.contains(c))
+                }
+            };
+            match p {
+                Probe::Yes => {
+                    found = Some(i);
+                    break;
+                }
+                Probe::NeedMore => {
+                    need_more_at = Some(i);
+                    break;
+                }
+                Probe::No => {}
+            }
+        }
+        match found {
+            Some(i) => {
+                let skipped = self.dir(dir).resync_skipped + i as u64;
+                self.stats.resync_skipped_bytes += skipped;
+                out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::Resync { skipped_bytes: skipped } });
+                let d = self.dir_mut(dir);
+                d.resync_skipped = 0;
+                d.mode = Mode::InSync;
+                let mut rest = &buf[i..];
+                while !rest.is_empty() && self.dir(dir).mode == Mode::InSync {
+                    let k = self.in_sync(cfg, dir, ts, rest, out);
+                    rest = &rest[k..];
+                }
+                if !rest.is_empty() {
+                    self.dir_mut(dir).buf.extend_from_slice(rest);
+                }
+            }
+            None => {
+                // Keep only the undecided tail (at most 64 bytes: a header never needs more).
+                let keep_from = need_more_at.unwrap_or(buf.len()).max(buf.len().saturating_sub(64));
+                let d = self.dir_mut(dir);
+                d.resync_skipped += keep_from as u64;
+                d.buf.extend_from_slice(&buf[keep_from..]);
+            }
+        }
+        n
+    }
+
+    /// A complete frame (without its length prefix).
+    fn on_frame(&mut self, _cfg: &KafkaConfig, dir: Direction, ts: Timestamp, frame: &[u8], out: &mut impl FnMut(KafkaEvent)) {
+        match dir {
+            Direction::ToServer => self.on_request(ts, frame, out),
+            Direction::ToClient => self.on_response(ts, frame, out),
+        }
+    }
+
+    fn on_request(&mut self, ts: Timestamp, frame: &[u8], out: &mut impl FnMut(KafkaEvent)) {
+        let bytes = frame.len() as u32 + 4;
+        if self.to_server.sasl_raw {
+            if probe::probe_request_frame(frame) {
+                self.to_server.sasl_raw = false;
+            } else {
+                self.stats.sasl_raw_bytes += u64::from(bytes);
+                return;
+            }
+        }
+        let (hdr, body_at) = match header::parse_request_header(frame) {
+            Ok(h) => h,
+            Err(_) => {
+                self.stats.malformed_headers += 1;
+                out(KafkaEvent::Notice { ts, dir: Direction::ToServer, kind: NoticeKind::MalformedHeader });
+                return;
+            }
+        };
+        let body_bytes = frame.get(body_at..).unwrap_or(&[]);
+        let body = if crate::api::is_known_version(hdr.api_key, hdr.api_version) {
+            match body::decode_request(hdr.api_key, hdr.api_version, body_bytes) {
+                Ok(b) => Decoded::Full(b),
+                Err(e) => {
+                    self.stats.decode_errors += 1;
+                    Decoded::Failed(e)
+                }
+            }
+        } else {
+            self.stats.unknown_versions += 1;
+            Decoded::UnknownVersion
+        };
+        let expects_response = !matches!(&body, Decoded::Full(b) if b.expects_no_response());
+        self.stats.requests += 1;
+        let p = PendingRequest {
+            correlation_id: hdr.correlation_id,
+            api_key: hdr.api_key,
+            api_version: hdr.api_version,
+            ts,
+            expects_response,
+            data: RequestInfo { client_id: hdr.client_id, bytes, body },
+        };
+        if let Some(old) = self.pending.push(p) {
+            self.complete(old, None, out);
+        }
+    }
+
+    fn on_response(&mut self, ts: Timestamp, frame: &[u8], out: &mut impl FnMut(KafkaEvent)) {
+        let bytes = frame.len() as u32 + 4;
+        let Ok(corr) = be_i32(frame, 0) else {
+            self.stats.malformed_headers += 1;
+            return;
+        };
+        let Some((api_key, api_version)) = self.pending.peek(corr) else {
+            if self.to_client.sasl_raw {
+                self.stats.sasl_raw_bytes += u64::from(bytes);
+                return;
+            }
+            self.stats.orphans += 1;
+            out(KafkaEvent::Orphan { ts, correlation_id: corr, bytes });
+            return;
+        };
+        self.to_client.sasl_raw = false;
+        let body = match header::parse_response_header(frame, api_key, api_version) {
+            Err(_) => Decoded::Failed(BodyError::Truncated { at: 0 }),
+            Ok((_, body_at)) => {
+                let body_bytes = frame.get(body_at..).unwrap_or(&[]);
+                if api_key == 17 && api_version == 0 && be_i16(body_bytes, 0) == Ok(0) {
+                    // SaslHandshake v0 accepted: raw SASL tokens follow in both directions.
+                    self.to_server.sasl_raw = true;
+                    self.to_client.sasl_raw = true;
+                    out(KafkaEvent::Notice { ts, dir: Direction::ToServer, kind: NoticeKind::SaslRawStart });
+                }
+                if crate::api::is_known_version(api_key, api_version) {
+                    match body::decode_response(api_key, api_version, body_bytes) {
+                        Ok(b) => Decoded::Full(b),
+                        Err(e) => {
+                            self.stats.decode_errors += 1;
+                            Decoded::Failed(e)
+                        }
+                    }
+                } else {
+                    Decoded::UnknownVersion
+                }
+            }
+        };
+        self.pair(corr, ResponseInfo { ts, bytes, body }, out);
+    }
+
+    /// Header of a frame whose body is lost (oversized, or a capture gap inside it).
+    fn frame_lost(&mut self, dir: Direction, ts: Timestamp, head: &[u8], reason: SkipReason, out: &mut impl FnMut(KafkaEvent)) {
+        let bytes = (self.dir(dir).partial.total).min(u64::from(u32::MAX)) as u32;
+        match dir {
+            Direction::ToServer => {
+                if self.to_server.sasl_raw {
+                    return;
+                }
+                let Ok((hdr, _)) = header::parse_request_header(head) else {
+                    self.stats.malformed_headers += 1;
+                    return;
+                };
+                self.stats.requests += 1;
+                let p = PendingRequest {
+                    correlation_id: hdr.correlation_id,
+                    api_key: hdr.api_key,
+                    api_version: hdr.api_version,
+                    ts,
+                    expects_response: true,
+                    data: RequestInfo { client_id: hdr.client_id, bytes, body: Decoded::Skipped(reason) },
+                };
+                if let Some(old) = self.pending.push(p) {
+                    self.complete(old, None, out);
+                }
+            }
+            Direction::ToClient => {
+                let Ok(corr) = be_i32(head, 0) else { return };
+                if self.pending.contains(corr) {
+                    self.pair(corr, ResponseInfo { ts, bytes, body: Decoded::Skipped(reason) }, out);
+                } else if !self.to_client.sasl_raw {
+                    self.stats.orphans += 1;
+                    out(KafkaEvent::Orphan { ts, correlation_id: corr, bytes });
+                }
+            }
+        }
+    }
+
+    fn pair(&mut self, corr: i32, resp: ResponseInfo, out: &mut impl FnMut(KafkaEvent)) {
+        if let Some(m) = self.pending.take(corr) {
+            for u in m.unanswered {
+                self.complete(u, None, out);
+            }
+            self.stats.responses += 1;
+            self.complete(m.request, Some(resp), out);
+        }
+    }
+
+    fn complete(&mut self, p: PendingRequest<RequestInfo>, resp: Option<ResponseInfo>, out: &mut impl FnMut(KafkaEvent)) {
+        if resp.is_none() && p.expects_response {
+            self.stats.unanswered += 1;
+        }
+        out(KafkaEvent::Exchange(Box::new(Exchange {
+            request_ts: p.ts,
+            correlation_id: p.correlation_id,
+            api_key: p.api_key,
+            api_version: p.api_version,
+            request: p.data,
+            response: resp,
+            response_optional: !p.expects_response,
+        })));
+    }
+}
+
+impl RequestBody {
+    /// acks=0 Produce: the broker is not required to answer.
+    pub fn expects_no_response(&self) -> bool {
+        matches!(self, RequestBody::Produce(p) if p.acks == 0)
+    }
+}
+
+#[allow(unused)]
+fn _assert_response_body_used(_: &ResponseBody) {}

@@ -1,0 +1,54 @@
+"""Small helpers shared by kwire's client scripts (one script per client library).
+
+The scripts run real Kafka client libraries against a real broker while `cargo xtask capture`
+records the loopback traffic. They print what they did and saw as `FACT {json}` lines on stdout
+(xtask collects them into tests/fixtures/harness/<scenario>.facts.json); everything else goes to
+stderr. Every wait has a deadline: a hung broker must fail the run, never hang it.
+"""
+
+import json
+import sys
+import time
+
+
+_START = time.monotonic()
+
+
+def fact(kind, **fields):
+    """One machine-readable observation, e.g. fact("produced", client_id="kw-acks0", ...).
+
+    `elapsed` is seconds since the script started: it orders facts and shows where time goes.
+    """
+    elapsed = round(time.monotonic() - _START, 2)
+    print("FACT " + json.dumps({"fact": kind, "elapsed": elapsed, **fields}, sort_keys=True),
+          flush=True)
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+class Deadline:
+    """`with`-less deadline: `d = Deadline(20, "assignment"); while ...: d.check()`."""
+
+    def __init__(self, seconds, what):
+        self.seconds = seconds
+        self.what = what
+        self.end = time.monotonic() + seconds
+
+    def left(self):
+        return max(0.0, self.end - time.monotonic())
+
+    def check(self):
+        if time.monotonic() > self.end:
+            raise TimeoutError(f"timed out after {self.seconds}s waiting for {self.what}")
+
+
+def value(client_id, i):
+    """Short, recognisable record values: `<client id>-<n>`."""
+    return f"{client_id}-{i}".encode()
+
+
+def partitions_of(n_partitions, count):
+    """Record i goes to partition i % n_partitions: counts per partition are known in advance."""
+    return [i % n_partitions for i in range(count)]
