@@ -15,6 +15,15 @@ use kwire_kafka::{KafkaConnection, KafkaEvent, StreamStart};
 
 use crate::config::EngineConfig;
 
+/// Ports Kafka brokers commonly listen on (used only as a last resort to tell the broker side).
+const KAFKA_PORTS: [u16; 6] = [9092, 9093, 9094, 9095, 19092, 29092];
+/// Start of the ephemeral port range on Linux (net.ipv4.ip_local_port_range default).
+const EPHEMERAL_START: u16 = 32768;
+
+fn is_kafka_port(p: u16) -> bool {
+    KAFKA_PORTS.contains(&p)
+}
+
 /// What a connection turned out to carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppKind {
@@ -99,6 +108,10 @@ impl AppState {
             AppKind::Undecided => {
                 if !self.decide(cfg, side, &chunk) {
                     self.hold(cfg, side, ts, &chunk);
+                    if self.kind == AppKind::Kafka {
+                        // The fallback found the roles: replay what was held (this chunk included).
+                        self.start_kafka(cfg, out);
+                    }
                     return;
                 }
                 if self.kind != AppKind::Kafka {
@@ -166,8 +179,13 @@ impl AppState {
         match chunk {
             Chunk::Data(d) => {
                 if self.held_bytes + d.len() > cfg.max_undecided_bytes {
-                    self.give_up();
-                    self.ignored_bytes += d.len() as u64;
+                    if !self.fallback_roles(cfg) {
+                        self.give_up();
+                        self.ignored_bytes += d.len() as u64;
+                        return;
+                    }
+                    // Roles found: replay what was held, then this chunk (the caller's path).
+                    self.held.push((side, ts, Held::Data(d.to_vec())));
                     return;
                 }
                 self.held_bytes += d.len();
@@ -176,6 +194,34 @@ impl AppState {
             Chunk::Gap { len } => self.held.push((side, ts, Held::Gap(*len))),
             Chunk::Fin | Chunk::Rst => {}
         }
+    }
+
+    /// Last resort before giving up (held bytes overflow, or the connection ends undecided): a broker on a
+    /// well-known Kafka port, or the only endpoint below the ephemeral port range, whose first bytes read as
+    /// a plausible response (an asymmetric capture that saw only the broker's side).
+    fn fallback_roles(&mut self, cfg: &EngineConfig) -> bool {
+        let pa = self.key.endpoint(Side::A).port;
+        let pb = self.key.endpoint(Side::B).port;
+        let server = match (is_kafka_port(pa), is_kafka_port(pb)) {
+            (true, false) => Side::A,
+            (false, true) => Side::B,
+            _ if pa < EPHEMERAL_START && pb >= EPHEMERAL_START => Side::A,
+            _ if pb < EPHEMERAL_START && pa >= EPHEMERAL_START => Side::B,
+            _ => return false,
+        };
+        let first = self.held.iter().find_map(|(s, _, h)| match h {
+            Held::Data(d) if *s == server => Some(d.as_slice()),
+            _ => None,
+        });
+        let plausible = first.is_some_and(|d| {
+            probe::probe_response(d, &cfg.kafka.probe, |_| true) == kwire_kafka::probe::Probe::Yes
+        });
+        if !plausible {
+            return false;
+        }
+        self.client = Some(server.other());
+        self.kind = AppKind::Kafka;
+        true
     }
 
     /// Undecided for too long: not Kafka as far as we can tell.
@@ -200,9 +246,13 @@ impl AppState {
     }
 
     /// Connection over (closed, evicted or end of input).
-    pub fn close(&mut self, ts: Timestamp, out: &mut impl FnMut(ConnCtx, KafkaEvent)) {
+    pub fn close(&mut self, cfg: &EngineConfig, ts: Timestamp, out: &mut impl FnMut(ConnCtx, KafkaEvent)) {
         if self.kind == AppKind::Undecided {
-            self.give_up();
+            if self.fallback_roles(cfg) {
+                self.start_kafka(cfg, out);
+            } else {
+                self.give_up();
+            }
         }
         if let (Some(ctx), Some(k)) = (self.ctx(), self.kafka.as_mut()) {
             k.on_close(ts, &mut |ev| out(ctx, ev));

@@ -174,7 +174,7 @@ fn finish_conn<F: FnMut(Output)>(cfg: &EngineConfig, st: ConnState, ts: Timestam
     tcp.flush(&mut |s: Side, chunk: Chunk<'_>| {
         app.on_chunk(cfg, s, ts, chunk, &mut |ctx, ev| on_event(&mut client_ids, ctx, ev, sink));
     });
-    app.close(ts, &mut |ctx, ev| on_event(&mut client_ids, ctx, ev, sink));
+    app.close(cfg, ts, &mut |ctx, ev| on_event(&mut client_ids, ctx, ev, sink));
     let s = &mut sink.summary;
     s.flows.tcp_connections += 1;
     match app.kind {
