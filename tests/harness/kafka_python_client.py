@@ -19,6 +19,8 @@ Usage (xtask passes --bootstrap; every other value is fixed by the scenario so c
 """
 
 import argparse
+import queue
+import threading
 import time
 
 import kafka
@@ -79,32 +81,46 @@ def run_consume(a):
 
 
 class Member(ConsumerRebalanceListener):
-    """One group member; the script polls all members from one thread, in turn."""
+    """One group member, polled by its own thread.
+
+    Why a thread: kafka-python 3 runs the group join on its IO thread; a join that completes while
+    nobody is inside poll() is discarded and a fresh JoinGroup is sent, so members polled in turn
+    from one thread rejoin over and over. Each member therefore sits in poll() on its own thread;
+    the orchestrating thread hands it work (commit, close) through run() and never touches the
+    consumer itself (KafkaConsumer is not thread-safe).
+    """
 
     def __init__(self, a, client_id):
         self.a = a
         self.client_id = client_id
+        self.lock = threading.Lock()
         self.assigned = set()
         self.position = {}  # partition -> next offset (last consumed + 1); None until read
+        self.jobs = queue.Queue()
+        self.error = None
         self.c = KafkaConsumer(**common(a, client_id), group_id=a.group, enable_auto_commit=False,
                                auto_offset_reset="earliest",
                                session_timeout_ms=6000,  # tansu holds a JoinGroup for half of it
-                               heartbeat_interval_ms=2000)  # see run_group
+                               heartbeat_interval_ms=2000)
         self.c.subscribe([a.topic], listener=self)
+        self.thread = threading.Thread(target=self._loop, name=client_id, daemon=True)
+        self.thread.start()
 
+    # --- rebalance listener: runs on kafka-python's IO thread ---
     def on_partitions_revoked(self, revoked):
         gone = {tp.partition for tp in revoked}
         # Java-client idiom: commit what was processed before the partitions move. kafka-python 3
         # runs listeners on its IO thread where a blocking commit() is refused: commit_async()
         # queues the OffsetCommit ahead of the JoinGroup.
-        parts = sorted(p for p in gone if self.position.get(p) is not None)
-        if parts:
+        with self.lock:
+            parts = sorted(p for p in gone if self.position.get(p) is not None)
             offsets = {TopicPartition(self.a.topic, p): OffsetAndMetadata(self.position[p], "", -1)
                        for p in parts}
+            self.assigned -= gone
+            owns = sorted(self.assigned)
+        if offsets:
             self.c.commit_async(offsets, callback=self.on_commit_done)
-        self.assigned -= gone
-        fact("revoked", client_id=self.client_id, partitions=sorted(gone),
-             now_owns=sorted(self.assigned))
+        fact("revoked", client_id=self.client_id, partitions=sorted(gone), now_owns=owns)
 
     def on_commit_done(self, offsets, result):
         ok = not isinstance(result, Exception)
@@ -114,42 +130,85 @@ class Member(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned):
         new = {tp.partition for tp in assigned}
-        self.assigned = set(new)  # eager protocol: the full assignment every time
-        for p in new:
-            self.position[p] = None
+        with self.lock:
+            self.assigned = set(new)  # eager protocol: the full assignment every time
+            for p in new:
+                self.position[p] = None
         fact("assigned", client_id=self.client_id, partitions=sorted(new))
 
-    def poll(self):
-        for tp, records in self.c.poll(timeout_ms=50).items():
-            for r in records:
-                self.position[tp.partition] = r.offset + 1
+    # --- the member's own thread ---
+    def _loop(self):
+        try:
+            while True:
+                try:
+                    job, reply = self.jobs.get_nowait()
+                except queue.Empty:
+                    job = None
+                if job is not None:
+                    reply.put(job())
+                    if job == self._close:
+                        return
+                    continue
+                for tp, records in self.c.poll(timeout_ms=100).items():
+                    with self.lock:
+                        for r in records:
+                            self.position[tp.partition] = r.offset + 1
+        except Exception as e:  # surfaced to the orchestrator by check()
+            self.error = e
+
+    def run(self, job):
+        reply = queue.Queue(1)
+        self.jobs.put((job, reply))
+        try:
+            return reply.get(timeout=TIMEOUT)
+        except queue.Empty:
+            raise TimeoutError(f"{self.client_id}: {job.__name__} took over {TIMEOUT}s") from None
+
+    def check(self):
+        if self.error is not None:
+            raise RuntimeError(f"{self.client_id} failed") from self.error
+
+    # --- called from the orchestrating thread ---
+    def owns(self):
+        with self.lock:
+            return set(self.assigned)
 
     def caught_up(self, offset):
-        return bool(self.assigned) and all(self.position.get(p) == offset for p in self.assigned)
-
-    def commit(self, parts, why):
-        if not parts:
-            return
-        offsets = {TopicPartition(self.a.topic, p): OffsetAndMetadata(self.position[p], "", -1)
-                   for p in parts}
-        self.c.commit(offsets)
-        fact("committed", client_id=self.client_id, why=why,
-             offsets={str(p): self.position[p] for p in parts})
+        with self.lock:
+            return bool(self.assigned) and all(self.position.get(p) == offset for p in self.assigned)
 
     def commit_owned(self, why):
-        self.commit(sorted(self.assigned), why)
+        def commit():
+            with self.lock:
+                parts = sorted(self.assigned)
+                offsets = {p: self.position[p] for p in parts}
+            self.c.commit({TopicPartition(self.a.topic, p): OffsetAndMetadata(o, "", -1)
+                           for p, o in offsets.items()})
+            fact("committed", client_id=self.client_id, why=why,
+                 offsets={str(p): o for p, o in offsets.items()})
+        self.run(commit)
+
+    def _close(self):
+        self.c.close(autocommit=False)  # LeaveGroup
 
     def close(self):
-        self.c.close(autocommit=False)  # LeaveGroup
+        self.run(self._close)
+        self.thread.join(TIMEOUT)
         fact("closed", client_id=self.client_id)
 
 
 def pump(members, until, what, timeout=TIMEOUT):
+    """Wait (the members poll on their own threads) until `until()` holds."""
     d = Deadline(timeout, what)
     while not until():
         d.check()
         for m in members:
-            m.poll()
+            m.check()
+        time.sleep(0.02)
+
+
+def split_between(everything, a, b):
+    return bool(a) and bool(b) and (a | b) == everything and not (a & b)
 
 
 def run_group(a):
@@ -180,15 +239,14 @@ def run_group(a):
 
     produce_round(4)
     m1 = Member(a, f"{a.client_id_prefix}-1")
-    pump([m1], lambda: m1.assigned == everything and m1.caught_up(4), "member 1: assignment + 4")
+    pump([m1], lambda: m1.owns() == everything and m1.caught_up(4), "member 1: assignment + 4")
     m1.commit_owned("step1")
 
     produce_round(2)
     pump([m1], lambda: m1.caught_up(6), "member 1: offset 6")
 
     m2 = Member(a, f"{a.client_id_prefix}-2")
-    pump([m1, m2], lambda: m1.assigned and m2.assigned and (m1.assigned | m2.assigned) == everything
-         and not (m1.assigned & m2.assigned), "rebalance with 2 members", timeout=60)
+    pump([m1, m2], lambda: split_between(everything, m1.owns(), m2.owns()), "rebalance with 2 members")
 
     produce_round(1)
     pump([m1, m2], lambda: m1.caught_up(7) and m2.caught_up(7), "both members: offset 7")
@@ -196,7 +254,7 @@ def run_group(a):
     m2.commit_owned("step4")
 
     m2.close()
-    pump([m1], lambda: m1.assigned == everything, "member 1 owns everything again", timeout=60)
+    pump([m1], lambda: m1.owns() == everything, "member 1 owns everything again")
 
     produce_round(1)
     pump([m1], lambda: m1.caught_up(8), "member 1: offset 8")

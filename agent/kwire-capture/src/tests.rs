@@ -637,3 +637,51 @@ fn flow_pipeline_throughput() {
         assert_eq!(delivered, u64::from(per_conn) * u64::from(conns) * 1460);
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Arbitrary bytes after a valid pcap or pcapng start: never a panic, always Ok(None) or an error,
+    /// and the reader stops.
+    #[test]
+    fn garbage_never_panics(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096),
+                            ng in proptest::prelude::any::<bool>(), flip in proptest::prelude::any::<u16>()) {
+        let mut f = if ng {
+            let mut n = Ng { be: flip % 2 == 0, out: Vec::new() };
+            n.shb();
+            n.idb(1, Some((flip >> 8) as u8));
+            n.epb(0, 1, b"first", 5);
+            n.out
+        } else {
+            let mut f = pcap_header(flip % 2 == 0, false, 1);
+            f.extend(pcap_record(flip % 2 == 0, 1, 0, b"first", 5));
+            f
+        };
+        f.extend(&tail);
+        // also corrupt one byte of the valid part sometimes
+        let i = flip as usize % f.len();
+        if flip % 3 == 0 {
+            f[i] ^= 0x5A;
+        }
+        let t = Tmp::new(&f);
+        if let Ok(mut r) = PcapFile::open(&t.0) {
+            let mut n = 0;
+            loop {
+                match r.next_packet() {
+                    Ok(Some(p)) => {
+                        proptest::prop_assert!(p.data.len() <= f.len());
+                        n += 1;
+                        proptest::prop_assert!(n <= f.len());
+                    }
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            proptest::prop_assert!(matches!(r.next_packet(), Ok(None)));
+            proptest::prop_assert!(r.position() <= f.len() as u64);
+        }
+    }
+}

@@ -74,10 +74,25 @@ fn subscription(r: &mut Reader<'_>) -> WireResult<Subscription> {
     }
     let topics = r.string_array(false, MAX_TOPICS)?;
     let user_data_len = r.bytes(false)?.map(|b| b.len());
-    let owned_partitions = if version >= 1 { topic_partitions(r)? } else { Vec::new() };
+    let owned_partitions = if version >= 1 {
+        topic_partitions(r)?
+    } else {
+        Vec::new()
+    };
     let generation_id = if version >= 2 { r.i32()? } else { -1 };
-    let rack_id = if version >= 3 { r.opt_string(false)? } else { None };
-    Ok(Subscription { version, topics, user_data_len, owned_partitions, generation_id, rack_id })
+    let rack_id = if version >= 3 {
+        r.opt_string(false)?
+    } else {
+        None
+    };
+    Ok(Subscription {
+        version,
+        topics,
+        user_data_len,
+        owned_partitions,
+        generation_id,
+        rack_id,
+    })
 }
 
 fn assignment(r: &mut Reader<'_>) -> WireResult<Assignment> {
@@ -87,7 +102,11 @@ fn assignment(r: &mut Reader<'_>) -> WireResult<Assignment> {
     }
     let partitions = topic_partitions(r)?;
     let user_data_len = r.bytes(false)?.map(|b| b.len());
-    Ok(Assignment { version, partitions, user_data_len })
+    Ok(Assignment {
+        version,
+        partitions,
+        user_data_len,
+    })
 }
 
 /// Decode a consumer-protocol subscription (JoinGroup metadata). Trailing bytes (newer versions) are
@@ -185,7 +204,13 @@ pub(crate) mod tests {
         assert_eq!(s.version, 3);
         assert_eq!(s.topics, vec!["orders", "payments"]);
         assert_eq!(s.user_data_len, Some(3));
-        assert_eq!(s.owned_partitions, vec![TopicPartitions { topic: "orders".into(), partitions: vec![0, 2] }]);
+        assert_eq!(
+            s.owned_partitions,
+            vec![TopicPartitions {
+                topic: "orders".into(),
+                partitions: vec![0, 2]
+            }]
+        );
         assert_eq!(s.generation_id, 7);
         assert_eq!(s.rack_id.as_deref(), Some("rack-a"));
         // v0: only topics and user data

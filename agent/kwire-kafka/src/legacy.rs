@@ -35,21 +35,21 @@ pub fn fill_message_header(r: &mut Reader<'_>, info: &mut BatchInfo) {
 /// seen on the wire from 0.10+ peers. `None` = the crate has no such API at all (removed from Kafka 4).
 pub fn crate_min_version(api_key: i16) -> Option<i16> {
     Some(match api_key {
-        0 => 3,  // Produce
-        1 => 4,  // Fetch
-        2 => 1,  // ListOffsets
-        8 => 2,  // OffsetCommit
-        9 => 1,  // OffsetFetch
-        19 => 2, // CreateTopics
-        20 => 1, // DeleteTopics
-        23 => 2, // OffsetForLeaderEpoch
-        27 => 1, // WriteTxnMarkers
-        29..=31 => 1, // DescribeAcls, CreateAcls, DeleteAcls
-        32 => 1, // DescribeConfigs
-        34 => 1, // AlterReplicaLogDirs
-        35 => 1, // DescribeLogDirs
-        38..=41 => 1, // delegation tokens
-        56 => 2, // AlterPartition
+        0 => 3,               // Produce
+        1 => 4,               // Fetch
+        2 => 1,               // ListOffsets
+        8 => 2,               // OffsetCommit
+        9 => 1,               // OffsetFetch
+        19 => 2,              // CreateTopics
+        20 => 1,              // DeleteTopics
+        23 => 2,              // OffsetForLeaderEpoch
+        27 => 1,              // WriteTxnMarkers
+        29..=31 => 1,         // DescribeAcls, CreateAcls, DeleteAcls
+        32 => 1,              // DescribeConfigs
+        34 => 1,              // AlterReplicaLogDirs
+        35 => 1,              // DescribeLogDirs
+        38..=41 => 1,         // delegation tokens
+        56 => 2,              // AlterPartition
         4..=7 => return None, // LeaderAndIsr, StopReplica, UpdateMetadata, ControlledShutdown
         _ => 0,
     })
@@ -68,7 +68,13 @@ mod tests {
     use crate::records::{scan_record_set, Compression};
 
     /// One legacy message. `magic` 0 or 1; `attrs` low bits = codec.
-    pub(crate) fn message(offset: i64, magic: u8, attrs: u8, key: Option<&[u8]>, value: &[u8]) -> Vec<u8> {
+    pub(crate) fn message(
+        offset: i64,
+        magic: u8,
+        attrs: u8,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Vec<u8> {
         let mut m = Vec::new();
         m.extend_from_slice(&0xDEADBEEFu32.to_be_bytes()); // crc (not checked)
         m.push(magic); // magic

@@ -101,7 +101,8 @@ impl BatchInfo {
 
     /// Offset of the last record the header claims (base + last_offset_delta), saturating.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset.saturating_add(i64::from(self.last_offset_delta))
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 }
 
@@ -153,11 +154,17 @@ fn read_one(b: &[u8]) -> One {
     let mut info = BatchInfo::empty();
     let mut r = Reader::new(b);
     // Partial header: take whatever fields fit, mark truncated, consume the rest.
-    let Ok(base_offset) = r.i64() else { return One::Batch(info, b.len()) };
+    let Ok(base_offset) = r.i64() else {
+        return One::Batch(info, b.len());
+    };
     info.base_offset = base_offset;
-    let Ok(len) = r.i32() else { return One::Batch(info, b.len()) };
+    let Ok(len) = r.i32() else {
+        return One::Batch(info, b.len());
+    };
     info.batch_length = len;
-    let Some(magic) = b.get(16).map(|m| *m as i8) else { return One::Batch(info, b.len()) };
+    let Some(magic) = b.get(16).map(|m| *m as i8) else {
+        return One::Batch(info, b.len());
+    };
     info.magic = magic;
     let min_len = match magic {
         2 => (BATCH_V2_HEADER - 12) as i32,
@@ -199,7 +206,14 @@ mod tests {
     use super::*;
 
     /// A v2 batch header with `n_body` bytes of (fake) records after it.
-    pub(crate) fn v2_batch(base: i64, attrs: i16, lod: i32, pid: i64, count: i32, n_body: usize) -> Vec<u8> {
+    pub(crate) fn v2_batch(
+        base: i64,
+        attrs: i16,
+        lod: i32,
+        pid: i64,
+        count: i32,
+        n_body: usize,
+    ) -> Vec<u8> {
         let mut v = Vec::new();
         v.extend_from_slice(&base.to_be_bytes()); // base_offset
         v.extend_from_slice(&((49 + n_body) as i32).to_be_bytes()); // batch_length

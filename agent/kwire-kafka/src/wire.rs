@@ -65,7 +65,11 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over a whole body.
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0, end: buf.len() }
+        Reader {
+            buf,
+            pos: 0,
+            end: buf.len(),
+        }
     }
 
     /// Absolute position of the next byte.
@@ -96,7 +100,9 @@ impl<'a> Reader<'a> {
         let start = self.pos;
         self.pos += n;
         // `start + n <= end <= buf.len()` was checked above; `get` keeps it panic-free regardless.
-        self.buf.get(start..self.pos).ok_or(BodyError::Truncated { at: start })
+        self.buf
+            .get(start..self.pos)
+            .ok_or(BodyError::Truncated { at: start })
     }
 
     /// Skip `n` bytes.
@@ -108,7 +114,11 @@ impl<'a> Reader<'a> {
     pub fn sub(&mut self, n: usize) -> WireResult<Reader<'a>> {
         let start = self.pos;
         self.take(n)?;
-        Ok(Reader { buf: self.buf, pos: start, end: self.pos })
+        Ok(Reader {
+            buf: self.buf,
+            pos: start,
+            end: self.pos,
+        })
     }
 
     fn array_n<const N: usize>(&mut self) -> WireResult<[u8; N]> {
@@ -150,14 +160,20 @@ impl<'a> Reader<'a> {
         for i in 0..5u32 {
             let b = self.u8()?;
             if i == 4 && b > 0x0f {
-                return Err(BodyError::Malformed { at: start, what: "varint longer than 32 bits" });
+                return Err(BodyError::Malformed {
+                    at: start,
+                    what: "varint longer than 32 bits",
+                });
             }
             v |= u32::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
                 return Ok(v);
             }
         }
-        Err(BodyError::Malformed { at: start, what: "varint longer than 32 bits" })
+        Err(BodyError::Malformed {
+            at: start,
+            what: "varint longer than 32 bits",
+        })
     }
 
     /// Unsigned varlong (at most 10 bytes, 64 bits).
@@ -167,14 +183,20 @@ impl<'a> Reader<'a> {
         for i in 0..10u32 {
             let b = self.u8()?;
             if i == 9 && b > 0x01 {
-                return Err(BodyError::Malformed { at: start, what: "varlong longer than 64 bits" });
+                return Err(BodyError::Malformed {
+                    at: start,
+                    what: "varlong longer than 64 bits",
+                });
             }
             v |= u64::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
                 return Ok(v);
             }
         }
-        Err(BodyError::Malformed { at: start, what: "varlong longer than 64 bits" })
+        Err(BodyError::Malformed {
+            at: start,
+            what: "varlong longer than 64 bits",
+        })
     }
 
     /// Zigzag signed varint (record format v2).
@@ -203,7 +225,10 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         if n < 0 {
-            return Err(BodyError::Malformed { at, what: "negative length" });
+            return Err(BodyError::Malformed {
+                at,
+                what: "negative length",
+            });
         }
         let n = n as usize;
         if n > self.remaining() {
@@ -222,7 +247,9 @@ impl<'a> Reader<'a> {
 
     /// A nullable string, owned (lossy UTF-8).
     pub fn opt_string(&mut self, flex: bool) -> WireResult<Option<String>> {
-        Ok(self.str_bytes(flex)?.map(|b| String::from_utf8_lossy(b).into_owned()))
+        Ok(self
+            .str_bytes(flex)?
+            .map(|b| String::from_utf8_lossy(b).into_owned()))
     }
 
     /// A string; null becomes the empty string (we observe, we do not validate).
@@ -247,16 +274,26 @@ impl<'a> Reader<'a> {
     /// loop over it is bounded by the body size.
     pub fn opt_array_len(&mut self, flex: bool) -> WireResult<Option<usize>> {
         let at = self.pos;
-        let n: i64 = if flex { i64::from(self.uvarint()?) - 1 } else { i64::from(self.i32()?) };
+        let n: i64 = if flex {
+            i64::from(self.uvarint()?) - 1
+        } else {
+            i64::from(self.i32()?)
+        };
         if n == -1 {
             return Ok(None);
         }
         if n < 0 {
-            return Err(BodyError::Malformed { at, what: "negative array length" });
+            return Err(BodyError::Malformed {
+                at,
+                what: "negative array length",
+            });
         }
         let n = n as usize;
         if n > self.remaining() {
-            return Err(BodyError::Malformed { at, what: "array longer than the body" });
+            return Err(BodyError::Malformed {
+                at,
+                what: "array longer than the body",
+            });
         }
         Ok(Some(n))
     }
@@ -327,8 +364,13 @@ mod tests {
     fn varints() {
         assert_eq!(Reader::new(&[0x00]).uvarint(), Ok(0));
         assert_eq!(Reader::new(&[0x96, 0x01]).uvarint(), Ok(150));
-        assert_eq!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x0f]).uvarint(), Ok(u32::MAX));
-        assert!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x1f]).uvarint().is_err());
+        assert_eq!(
+            Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x0f]).uvarint(),
+            Ok(u32::MAX)
+        );
+        assert!(Reader::new(&[0xff, 0xff, 0xff, 0xff, 0x1f])
+            .uvarint()
+            .is_err());
         assert!(Reader::new(&[0xff, 0xff]).uvarint().is_err());
         assert_eq!(Reader::new(&[0x01]).varint(), Ok(-1));
         assert_eq!(Reader::new(&[0x02]).varint(), Ok(1));
@@ -346,12 +388,17 @@ mod tests {
         assert!(r.is_empty());
         // array claims 1000 elements in a 4-byte body: rejected before any allocation
         let b = [0, 0, 3, 0xe8];
-        assert!(matches!(Reader::new(&b).array_len(false), Err(BodyError::Malformed { .. })));
+        assert!(matches!(
+            Reader::new(&b).array_len(false),
+            Err(BodyError::Malformed { .. })
+        ));
     }
 
     #[test]
     fn uuid_format() {
-        let u = Uuid([0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        let u = Uuid([
+            0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 1, 2, 3, 4, 5, 6, 7, 8,
+        ]);
         assert_eq!(u.to_string(), "12345678-9abc-def0-0102-030405060708");
     }
 }

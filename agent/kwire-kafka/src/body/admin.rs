@@ -22,7 +22,10 @@ pub struct DescribeGroupsRequest {
     pub groups: Vec<String>,
 }
 
-pub(crate) fn decode_describe_groups_request(r: &mut Reader<'_>, v: i16) -> WireResult<DescribeGroupsRequest> {
+pub(crate) fn decode_describe_groups_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<DescribeGroupsRequest> {
     let flex = v >= 5;
     let groups = r.string_array(flex, MAX_IDS)?;
     if v >= 3 {
@@ -63,7 +66,10 @@ pub struct DescribedGroupMember {
     pub assignment: Option<Assignment>,
 }
 
-pub(crate) fn decode_describe_groups_response(r: &mut Reader<'_>, v: i16) -> WireResult<DescribeGroupsResponse> {
+pub(crate) fn decode_describe_groups_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<DescribeGroupsResponse> {
     let flex = v >= 5;
     let throttle_time_ms = if v >= 1 { Some(r.i32()?) } else { None };
     let groups = read_vec(r, flex, |r| {
@@ -89,18 +95,36 @@ pub(crate) fn decode_describe_groups_response(r: &mut Reader<'_>, v: i16) -> Wir
                 group_instance_id,
                 client_id,
                 client_host,
-                subscription: if consumer { decode_subscription(metadata) } else { None },
-                assignment: if consumer { decode_assignment(assignment) } else { None },
+                subscription: if consumer {
+                    decode_subscription(metadata)
+                } else {
+                    None
+                },
+                assignment: if consumer {
+                    decode_assignment(assignment)
+                } else {
+                    None
+                },
             })
         })?;
         if v >= 3 {
             r.i32()?; // authorized_operations
         }
         r.skip_tagged(flex)?;
-        Ok(DescribedGroup { error_code, group_id, group_state, protocol_type, protocol_data, members })
+        Ok(DescribedGroup {
+            error_code,
+            group_id,
+            group_state,
+            protocol_type,
+            protocol_data,
+            members,
+        })
     })?;
     r.skip_tagged(flex)?;
-    Ok(DescribeGroupsResponse { throttle_time_ms, groups })
+    Ok(DescribeGroupsResponse {
+        throttle_time_ms,
+        groups,
+    })
 }
 
 // ---------------------------------------------------------------- ListGroups
@@ -113,12 +137,26 @@ pub struct ListGroupsRequest {
     pub types_filter: Vec<String>,
 }
 
-pub(crate) fn decode_list_groups_request(r: &mut Reader<'_>, v: i16) -> WireResult<ListGroupsRequest> {
+pub(crate) fn decode_list_groups_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<ListGroupsRequest> {
     let flex = v >= 3;
-    let states_filter = if v >= 4 { r.string_array(flex, 64)? } else { Vec::new() };
-    let types_filter = if v >= 5 { r.string_array(flex, 64)? } else { Vec::new() };
+    let states_filter = if v >= 4 {
+        r.string_array(flex, 64)?
+    } else {
+        Vec::new()
+    };
+    let types_filter = if v >= 5 {
+        r.string_array(flex, 64)?
+    } else {
+        Vec::new()
+    };
     r.skip_tagged(flex)?;
-    Ok(ListGroupsRequest { states_filter, types_filter })
+    Ok(ListGroupsRequest {
+        states_filter,
+        types_filter,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -139,7 +177,10 @@ pub struct ListedGroup {
     pub group_type: Option<String>,
 }
 
-pub(crate) fn decode_list_groups_response(r: &mut Reader<'_>, v: i16) -> WireResult<ListGroupsResponse> {
+pub(crate) fn decode_list_groups_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<ListGroupsResponse> {
     let flex = v >= 3;
     let throttle_time_ms = if v >= 1 { Some(r.i32()?) } else { None };
     let error_code = r.i16()?;
@@ -149,10 +190,19 @@ pub(crate) fn decode_list_groups_response(r: &mut Reader<'_>, v: i16) -> WireRes
         let group_state = if v >= 4 { Some(r.string(flex)?) } else { None };
         let group_type = if v >= 5 { Some(r.string(flex)?) } else { None };
         r.skip_tagged(flex)?;
-        Ok(ListedGroup { group_id, protocol_type, group_state, group_type })
+        Ok(ListedGroup {
+            group_id,
+            protocol_type,
+            group_state,
+            group_type,
+        })
     })?;
     r.skip_tagged(flex)?;
-    Ok(ListGroupsResponse { throttle_time_ms, error_code, groups })
+    Ok(ListGroupsResponse {
+        throttle_time_ms,
+        error_code,
+        groups,
+    })
 }
 
 // ---------------------------------------------------------------- CreateTopics
@@ -183,7 +233,10 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-pub(crate) fn decode_create_topics_request(r: &mut Reader<'_>, v: i16) -> WireResult<CreateTopicsRequest> {
+pub(crate) fn decode_create_topics_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<CreateTopicsRequest> {
     let flex = v >= 5;
     let topics = read_vec(r, flex, |r| {
         let name = r.string(flex)?;
@@ -202,12 +255,22 @@ pub(crate) fn decode_create_topics_request(r: &mut Reader<'_>, v: i16) -> WireRe
             r.skip_tagged(flex)?;
         }
         r.skip_tagged(flex)?;
-        Ok(CreatableTopic { name, num_partitions, replication_factor, assignments: count(na), configs: count(nc) })
+        Ok(CreatableTopic {
+            name,
+            num_partitions,
+            replication_factor,
+            assignments: count(na),
+            configs: count(nc),
+        })
     })?;
     let timeout_ms = r.i32()?;
     let validate_only = if v >= 1 { Some(r.bool()?) } else { None };
     r.skip_tagged(flex)?;
-    Ok(CreateTopicsRequest { topics, timeout_ms, validate_only })
+    Ok(CreateTopicsRequest {
+        topics,
+        timeout_ms,
+        validate_only,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -233,7 +296,10 @@ pub struct TopicResult {
     pub replication_factor: Option<i16>,
 }
 
-pub(crate) fn decode_create_topics_response(r: &mut Reader<'_>, v: i16) -> WireResult<CreateTopicsResponse> {
+pub(crate) fn decode_create_topics_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<CreateTopicsResponse> {
     let flex = v >= 5;
     let throttle_time_ms = if v >= 2 { Some(r.i32()?) } else { None };
     let topics = read_vec(r, flex, |r| {
@@ -255,10 +321,20 @@ pub(crate) fn decode_create_topics_response(r: &mut Reader<'_>, v: i16) -> WireR
             }
         }
         r.skip_tagged(flex)?; // 0: topic_config_error_code
-        Ok(TopicResult { name, topic_id, error_code, error_message, num_partitions, replication_factor })
+        Ok(TopicResult {
+            name,
+            topic_id,
+            error_code,
+            error_message,
+            num_partitions,
+            replication_factor,
+        })
     })?;
     r.skip_tagged(flex)?;
-    Ok(CreateTopicsResponse { throttle_time_ms, topics })
+    Ok(CreateTopicsResponse {
+        throttle_time_ms,
+        topics,
+    })
 }
 
 // ---------------------------------------------------------------- DeleteTopics
@@ -269,7 +345,10 @@ pub struct DeleteTopicsRequest {
     pub timeout_ms: i32,
 }
 
-pub(crate) fn decode_delete_topics_request(r: &mut Reader<'_>, v: i16) -> WireResult<DeleteTopicsRequest> {
+pub(crate) fn decode_delete_topics_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<DeleteTopicsRequest> {
     let flex = v >= 4;
     let topics = if v >= 6 {
         read_vec(r, flex, |r| {
@@ -279,7 +358,12 @@ pub(crate) fn decode_delete_topics_request(r: &mut Reader<'_>, v: i16) -> WireRe
             Ok(TopicRef { name, topic_id })
         })?
     } else {
-        read_vec(r, flex, |r| Ok(TopicRef { name: Some(r.string(flex)?), topic_id: None }))?
+        read_vec(r, flex, |r| {
+            Ok(TopicRef {
+                name: Some(r.string(flex)?),
+                topic_id: None,
+            })
+        })?
     };
     let timeout_ms = r.i32()?;
     r.skip_tagged(flex)?;
@@ -293,7 +377,10 @@ pub struct DeleteTopicsResponse {
     pub topics: Vec<TopicResult>,
 }
 
-pub(crate) fn decode_delete_topics_response(r: &mut Reader<'_>, v: i16) -> WireResult<DeleteTopicsResponse> {
+pub(crate) fn decode_delete_topics_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<DeleteTopicsResponse> {
     let flex = v >= 4;
     let throttle_time_ms = if v >= 1 { Some(r.i32()?) } else { None };
     let topics = read_vec(r, flex, |r| {
@@ -302,8 +389,18 @@ pub(crate) fn decode_delete_topics_response(r: &mut Reader<'_>, v: i16) -> WireR
         let error_code = r.i16()?;
         let error_message = if v >= 5 { r.opt_string(flex)? } else { None };
         r.skip_tagged(flex)?;
-        Ok(TopicResult { name, topic_id, error_code, error_message, num_partitions: None, replication_factor: None })
+        Ok(TopicResult {
+            name,
+            topic_id,
+            error_code,
+            error_message,
+            num_partitions: None,
+            replication_factor: None,
+        })
     })?;
     r.skip_tagged(flex)?;
-    Ok(DeleteTopicsResponse { throttle_time_ms, topics })
+    Ok(DeleteTopicsResponse {
+        throttle_time_ms,
+        topics,
+    })
 }

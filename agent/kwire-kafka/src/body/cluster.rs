@@ -27,7 +27,11 @@ pub(crate) fn decode_metadata_request(r: &mut Reader<'_>, v: i16) -> WireResult<
     let flex = v >= 9;
     let topics = read_opt_vec(r, flex, |r| {
         let topic_id = if v >= 10 { r.uuid()? } else { None };
-        let name = if v >= 10 { r.opt_string(flex)? } else { Some(r.string(flex)?) };
+        let name = if v >= 10 {
+            r.opt_string(flex)?
+        } else {
+            Some(r.string(flex)?)
+        };
         r.skip_tagged(flex)?;
         Ok(TopicRef { name, topic_id })
     })?;
@@ -43,7 +47,11 @@ pub(crate) fn decode_metadata_request(r: &mut Reader<'_>, v: i16) -> WireResult<
         None => true,
         Some(t) => v == 0 && t.is_empty(),
     };
-    Ok(MetadataRequest { all_topics, topics: topics.unwrap_or_default(), allow_auto_topic_creation })
+    Ok(MetadataRequest {
+        all_topics,
+        topics: topics.unwrap_or_default(),
+        allow_auto_topic_creation,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -94,7 +102,12 @@ pub(crate) fn decode_metadata_response(r: &mut Reader<'_>, v: i16) -> WireResult
         let port = r.i32()?;
         let rack = if v >= 1 { r.opt_string(flex)? } else { None };
         r.skip_tagged(flex)?;
-        Ok(NodeEndpoint { node_id, host, port, rack })
+        Ok(NodeEndpoint {
+            node_id,
+            host,
+            port,
+            rack,
+        })
     })?;
     let cluster_id = if v >= 2 { r.opt_string(flex)? } else { None };
     let controller_id = if v >= 1 { Some(r.i32()?) } else { None };
@@ -110,7 +123,11 @@ pub(crate) fn decode_metadata_response(r: &mut Reader<'_>, v: i16) -> WireResult
             let leader_epoch = if v >= 7 { Some(r.i32()?) } else { None };
             let replica_nodes = r.i32_array(flex, MAX_IDS)?;
             let isr_nodes = r.i32_array(flex, MAX_IDS)?;
-            let offline_replicas = if v >= 5 { Some(r.i32_array(flex, MAX_IDS)?) } else { None };
+            let offline_replicas = if v >= 5 {
+                Some(r.i32_array(flex, MAX_IDS)?)
+            } else {
+                None
+            };
             r.skip_tagged(flex)?;
             Ok(MetadataPartition {
                 error_code,
@@ -126,14 +143,27 @@ pub(crate) fn decode_metadata_response(r: &mut Reader<'_>, v: i16) -> WireResult
             r.i32()?; // topic_authorized_operations
         }
         r.skip_tagged(flex)?;
-        Ok(MetadataTopic { error_code, name, topic_id, is_internal, partitions })
+        Ok(MetadataTopic {
+            error_code,
+            name,
+            topic_id,
+            is_internal,
+            partitions,
+        })
     })?;
     if (8..=10).contains(&v) {
         r.i32()?; // cluster_authorized_operations
     }
     let error_code = if v >= 13 { Some(r.i16()?) } else { None };
     r.skip_tagged(flex)?;
-    Ok(MetadataResponse { throttle_time_ms, brokers, cluster_id, controller_id, topics, error_code })
+    Ok(MetadataResponse {
+        throttle_time_ms,
+        brokers,
+        cluster_id,
+        controller_id,
+        topics,
+        error_code,
+    })
 }
 
 impl MetadataResponse {
@@ -163,13 +193,24 @@ pub struct FindCoordinatorRequest {
     pub coordinator_keys: Vec<String>,
 }
 
-pub(crate) fn decode_find_coordinator_request(r: &mut Reader<'_>, v: i16) -> WireResult<FindCoordinatorRequest> {
+pub(crate) fn decode_find_coordinator_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<FindCoordinatorRequest> {
     let flex = v >= 3;
     let key = if v <= 3 { Some(r.string(flex)?) } else { None };
     let key_type = if v >= 1 { Some(r.i8()?) } else { None };
-    let coordinator_keys = if v >= 4 { r.string_array(flex, MAX_IDS)? } else { Vec::new() };
+    let coordinator_keys = if v >= 4 {
+        r.string_array(flex, MAX_IDS)?
+    } else {
+        Vec::new()
+    };
     r.skip_tagged(flex)?;
-    Ok(FindCoordinatorRequest { key, key_type, coordinator_keys })
+    Ok(FindCoordinatorRequest {
+        key,
+        key_type,
+        coordinator_keys,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -201,7 +242,10 @@ pub struct Coordinator {
     pub error_message: Option<String>,
 }
 
-pub(crate) fn decode_find_coordinator_response(r: &mut Reader<'_>, v: i16) -> WireResult<FindCoordinatorResponse> {
+pub(crate) fn decode_find_coordinator_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<FindCoordinatorResponse> {
     let flex = v >= 3;
     let mut out = FindCoordinatorResponse {
         throttle_time_ms: None,
@@ -232,7 +276,14 @@ pub(crate) fn decode_find_coordinator_response(r: &mut Reader<'_>, v: i16) -> Wi
             let error_code = r.i16()?;
             let error_message = r.opt_string(flex)?;
             r.skip_tagged(flex)?;
-            Ok(Coordinator { key, node_id, host, port, error_code, error_message })
+            Ok(Coordinator {
+                key,
+                node_id,
+                host,
+                port,
+                error_code,
+                error_message,
+            })
         })?;
     }
     r.skip_tagged(flex)?;

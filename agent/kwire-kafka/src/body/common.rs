@@ -29,7 +29,10 @@ impl LeaderAndEpoch {
         let leader_id = r.i32()?;
         let leader_epoch = r.i32()?;
         r.skip_tagged(flex)?;
-        Ok(LeaderAndEpoch { leader_id, leader_epoch })
+        Ok(LeaderAndEpoch {
+            leader_id,
+            leader_epoch,
+        })
     }
 }
 
@@ -51,7 +54,12 @@ impl NodeEndpoint {
         let port = r.i32()?;
         let rack = r.opt_string(true)?;
         r.skip_tagged(true)?;
-        Ok(NodeEndpoint { node_id, host, port, rack })
+        Ok(NodeEndpoint {
+            node_id,
+            host,
+            port,
+            rack,
+        })
     }
 
     /// A compact array of endpoints (tagged field content).
@@ -108,7 +116,9 @@ pub(crate) fn read_opt_vec<'a, T>(
     flex: bool,
     mut f: impl FnMut(&mut Reader<'a>) -> WireResult<T>,
 ) -> WireResult<Option<Vec<T>>> {
-    let Some(n) = r.opt_array_len(flex)? else { return Ok(None) };
+    let Some(n) = r.opt_array_len(flex)? else {
+        return Ok(None);
+    };
     let mut v = Vec::with_capacity(n.min(64));
     for _ in 0..n {
         v.push(f(r)?);

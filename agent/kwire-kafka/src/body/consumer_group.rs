@@ -40,11 +40,18 @@ fn topic_partitions(r: &mut Reader<'_>) -> WireResult<Option<Vec<TopicPartitionI
         let topic_id = r.uuid()?;
         let partitions = r.i32_array(true, MAX_IDS)?;
         r.skip_tagged(true)?;
-        Ok(TopicPartitionIds { name: None, topic_id, partitions })
+        Ok(TopicPartitionIds {
+            name: None,
+            topic_id,
+            partitions,
+        })
     })
 }
 
-pub(crate) fn decode_request(r: &mut Reader<'_>, v: i16) -> WireResult<ConsumerGroupHeartbeatRequest> {
+pub(crate) fn decode_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<ConsumerGroupHeartbeatRequest> {
     let group_id = r.string(true)?;
     let member_id = r.string(true)?;
     let member_epoch = r.i32()?;
@@ -99,7 +106,10 @@ pub struct CghAssignment {
     pub topic_partitions: Vec<TopicPartitionIds>,
 }
 
-pub(crate) fn decode_response(r: &mut Reader<'_>, _v: i16) -> WireResult<ConsumerGroupHeartbeatResponse> {
+pub(crate) fn decode_response(
+    r: &mut Reader<'_>,
+    _v: i16,
+) -> WireResult<ConsumerGroupHeartbeatResponse> {
     let throttle_time_ms = Some(r.i32()?);
     let error_code = r.i16()?;
     let error_message = r.opt_string(true)?;
@@ -112,7 +122,9 @@ pub(crate) fn decode_response(r: &mut Reader<'_>, _v: i16) -> WireResult<Consume
     } else {
         let tps = topic_partitions(r)?.unwrap_or_default();
         r.skip_tagged(true)?;
-        Some(CghAssignment { topic_partitions: tps })
+        Some(CghAssignment {
+            topic_partitions: tps,
+        })
     };
     r.skip_tagged(true)?;
     Ok(ConsumerGroupHeartbeatResponse {

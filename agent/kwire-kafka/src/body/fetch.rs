@@ -66,7 +66,11 @@ pub struct FetchPartition {
 }
 
 fn topic_ref(r: &mut Reader<'_>, v: i16, flex: bool) -> WireResult<(Option<String>, Option<Uuid>)> {
-    Ok(if v >= 13 { (None, r.uuid()?) } else { (Some(r.string(flex)?), None) })
+    Ok(if v >= 13 {
+        (None, r.uuid()?)
+    } else {
+        (Some(r.string(flex)?), None)
+    })
 }
 
 pub(crate) fn decode_request(r: &mut Reader<'_>, v: i16) -> WireResult<FetchRequest> {
@@ -76,7 +80,11 @@ pub(crate) fn decode_request(r: &mut Reader<'_>, v: i16) -> WireResult<FetchRequ
     let min_bytes = r.i32()?;
     let max_bytes = if v >= 3 { Some(r.i32()?) } else { None };
     let isolation_level = if v >= 4 { Some(r.i8()?) } else { None };
-    let (session_id, session_epoch) = if v >= 7 { (Some(r.i32()?), Some(r.i32()?)) } else { (None, None) };
+    let (session_id, session_epoch) = if v >= 7 {
+        (Some(r.i32()?), Some(r.i32()?))
+    } else {
+        (None, None)
+    };
     let topics = read_vec(r, flex, |r| {
         let (name, topic_id) = topic_ref(r, v, flex)?;
         let partitions = read_vec(r, flex, |r| {
@@ -97,7 +105,11 @@ pub(crate) fn decode_request(r: &mut Reader<'_>, v: i16) -> WireResult<FetchRequ
             })
         })?;
         r.skip_tagged(flex)?;
-        Ok(FetchTopic { name, topic_id, partitions })
+        Ok(FetchTopic {
+            name,
+            topic_id,
+            partitions,
+        })
     })?;
     let mut forgotten_topics = 0u32;
     if v >= 7 {
@@ -105,9 +117,14 @@ pub(crate) fn decode_request(r: &mut Reader<'_>, v: i16) -> WireResult<FetchRequ
         for _ in 0..n {
             topic_ref(r, v, flex)?;
             let parts = r.array_len(flex)?;
-            r.skip(parts.checked_mul(4).ok_or_else(|| r.malformed("partition count"))?)?;
+            r.skip(
+                parts
+                    .checked_mul(4)
+                    .ok_or_else(|| r.malformed("partition count"))?,
+            )?;
             r.skip_tagged(flex)?;
-            forgotten_topics = forgotten_topics.saturating_add(u32::try_from(parts).unwrap_or(u32::MAX));
+            forgotten_topics =
+                forgotten_topics.saturating_add(u32::try_from(parts).unwrap_or(u32::MAX));
         }
     }
     let rack_id = if v >= 11 { r.opt_string(flex)? } else { None };
@@ -198,7 +215,11 @@ pub struct FetchPartitionResponse {
 pub(crate) fn decode_response(r: &mut Reader<'_>, v: i16) -> WireResult<FetchResponse> {
     let flex = v >= 12;
     let throttle_time_ms = if v >= 1 { Some(r.i32()?) } else { None };
-    let (error_code, session_id) = if v >= 7 { (Some(r.i16()?), Some(r.i32()?)) } else { (None, None) };
+    let (error_code, session_id) = if v >= 7 {
+        (Some(r.i16()?), Some(r.i32()?))
+    } else {
+        (None, None)
+    };
     let topics = read_vec(r, flex, |r| {
         let (name, topic_id) = topic_ref(r, v, flex)?;
         let partitions = read_vec(r, flex, |r| {
@@ -255,7 +276,11 @@ pub(crate) fn decode_response(r: &mut Reader<'_>, v: i16) -> WireResult<FetchRes
             })
         })?;
         r.skip_tagged(flex)?;
-        Ok(FetchTopicResponse { name, topic_id, partitions })
+        Ok(FetchTopicResponse {
+            name,
+            topic_id,
+            partitions,
+        })
     })?;
     let mut node_endpoints = Vec::new();
     r.tagged_fields(flex, |tag, t| {
@@ -264,7 +289,13 @@ pub(crate) fn decode_response(r: &mut Reader<'_>, v: i16) -> WireResult<FetchRes
         }
         Ok(())
     })?;
-    Ok(FetchResponse { throttle_time_ms, error_code, session_id, topics, node_endpoints })
+    Ok(FetchResponse {
+        throttle_time_ms,
+        error_code,
+        session_id,
+        topics,
+        node_endpoints,
+    })
 }
 
 impl FetchResponse {

@@ -14,8 +14,8 @@
 
 use super::common::*;
 use crate::assignment::{
-    decode_assignment, decode_assignment_exact, decode_subscription, decode_subscription_exact, Assignment,
-    Subscription,
+    decode_assignment, decode_assignment_exact, decode_subscription, decode_subscription_exact,
+    Assignment, Subscription,
 };
 use crate::wire::{Reader, WireResult};
 use serde::Serialize;
@@ -66,7 +66,10 @@ pub struct JoinGroupProtocol {
     pub subscription: Option<Subscription>,
 }
 
-pub(crate) fn decode_join_group_request(r: &mut Reader<'_>, v: i16) -> WireResult<JoinGroupRequest> {
+pub(crate) fn decode_join_group_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<JoinGroupRequest> {
     let flex = v >= 6;
     let group_id = r.string(flex)?;
     let session_timeout_ms = r.i32()?;
@@ -127,7 +130,10 @@ pub struct JoinGroupMember {
     pub subscription: Option<Subscription>,
 }
 
-pub(crate) fn decode_join_group_response(r: &mut Reader<'_>, v: i16) -> WireResult<JoinGroupResponse> {
+pub(crate) fn decode_join_group_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<JoinGroupResponse> {
     let flex = v >= 6;
     let throttle_time_ms = if v >= 2 { Some(r.i32()?) } else { None };
     let error_code = r.i16()?;
@@ -189,14 +195,20 @@ pub struct SyncGroupAssignment {
     pub assignment: Option<Assignment>,
 }
 
-pub(crate) fn decode_sync_group_request(r: &mut Reader<'_>, v: i16) -> WireResult<SyncGroupRequest> {
+pub(crate) fn decode_sync_group_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<SyncGroupRequest> {
     let flex = v >= 4;
     let group_id = r.string(flex)?;
     let generation_id = r.i32()?;
     let member_id = r.string(flex)?;
     let group_instance_id = if v >= 3 { r.opt_string(flex)? } else { None };
-    let (protocol_type, protocol_name) =
-        if v >= 5 { (r.opt_string(flex)?, r.opt_string(flex)?) } else { (None, None) };
+    let (protocol_type, protocol_name) = if v >= 5 {
+        (r.opt_string(flex)?, r.opt_string(flex)?)
+    } else {
+        (None, None)
+    };
     let pt = protocol_type.clone();
     let assignments = read_vec(r, flex, |r| {
         let member_id = r.string(flex)?;
@@ -234,12 +246,18 @@ pub struct SyncGroupResponse {
     pub assignment: Option<Assignment>,
 }
 
-pub(crate) fn decode_sync_group_response(r: &mut Reader<'_>, v: i16) -> WireResult<SyncGroupResponse> {
+pub(crate) fn decode_sync_group_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<SyncGroupResponse> {
     let flex = v >= 4;
     let throttle_time_ms = if v >= 1 { Some(r.i32()?) } else { None };
     let error_code = r.i16()?;
-    let (protocol_type, protocol_name) =
-        if v >= 5 { (r.opt_string(flex)?, r.opt_string(flex)?) } else { (None, None) };
+    let (protocol_type, protocol_name) = if v >= 5 {
+        (r.opt_string(flex)?, r.opt_string(flex)?)
+    } else {
+        (None, None)
+    };
     let bytes = r.bytes(flex)?.unwrap_or(&[]);
     let assignment = assignment_for(protocol_type.as_deref(), bytes);
     r.skip_tagged(flex)?;
@@ -271,7 +289,12 @@ pub(crate) fn decode_heartbeat_request(r: &mut Reader<'_>, v: i16) -> WireResult
     let member_id = r.string(flex)?;
     let group_instance_id = if v >= 3 { r.opt_string(flex)? } else { None };
     r.skip_tagged(flex)?;
-    Ok(HeartbeatRequest { group_id, generation_id, member_id, group_instance_id })
+    Ok(HeartbeatRequest {
+        group_id,
+        generation_id,
+        member_id,
+        group_instance_id,
+    })
 }
 
 /// A response that is only (throttle_time_ms?, error_code): Heartbeat, AddOffsetsToTxn, ...
@@ -287,7 +310,10 @@ pub(crate) fn decode_heartbeat_response(r: &mut Reader<'_>, v: i16) -> WireResul
     let throttle_time_ms = if v >= 1 { Some(r.i32()?) } else { None };
     let error_code = r.i16()?;
     r.skip_tagged(flex)?;
-    Ok(ErrorResponse { throttle_time_ms, error_code })
+    Ok(ErrorResponse {
+        throttle_time_ms,
+        error_code,
+    })
 }
 
 // ---------------------------------------------------------------- LeaveGroup
@@ -314,7 +340,10 @@ pub struct LeaveGroupMember {
     pub error_code: Option<i16>,
 }
 
-pub(crate) fn decode_leave_group_request(r: &mut Reader<'_>, v: i16) -> WireResult<LeaveGroupRequest> {
+pub(crate) fn decode_leave_group_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<LeaveGroupRequest> {
     let flex = v >= 4;
     let group_id = r.string(flex)?;
     let member_id = if v <= 2 { Some(r.string(flex)?) } else { None };
@@ -324,13 +353,22 @@ pub(crate) fn decode_leave_group_request(r: &mut Reader<'_>, v: i16) -> WireResu
             let group_instance_id = r.opt_string(flex)?;
             let reason = if v >= 5 { r.opt_string(flex)? } else { None };
             r.skip_tagged(flex)?;
-            Ok(LeaveGroupMember { member_id, group_instance_id, reason, error_code: None })
+            Ok(LeaveGroupMember {
+                member_id,
+                group_instance_id,
+                reason,
+                error_code: None,
+            })
         })?
     } else {
         Vec::new()
     };
     r.skip_tagged(flex)?;
-    Ok(LeaveGroupRequest { group_id, member_id, members })
+    Ok(LeaveGroupRequest {
+        group_id,
+        member_id,
+        members,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -342,7 +380,10 @@ pub struct LeaveGroupResponse {
     pub members: Vec<LeaveGroupMember>,
 }
 
-pub(crate) fn decode_leave_group_response(r: &mut Reader<'_>, v: i16) -> WireResult<LeaveGroupResponse> {
+pub(crate) fn decode_leave_group_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<LeaveGroupResponse> {
     let flex = v >= 4;
     let throttle_time_ms = if v >= 1 { Some(r.i32()?) } else { None };
     let error_code = r.i16()?;
@@ -352,13 +393,22 @@ pub(crate) fn decode_leave_group_response(r: &mut Reader<'_>, v: i16) -> WireRes
             let group_instance_id = r.opt_string(flex)?;
             let error_code = Some(r.i16()?);
             r.skip_tagged(flex)?;
-            Ok(LeaveGroupMember { member_id, group_instance_id, reason: None, error_code })
+            Ok(LeaveGroupMember {
+                member_id,
+                group_instance_id,
+                reason: None,
+                error_code,
+            })
         })?
     } else {
         Vec::new()
     };
     r.skip_tagged(flex)?;
-    Ok(LeaveGroupResponse { throttle_time_ms, error_code, members })
+    Ok(LeaveGroupResponse {
+        throttle_time_ms,
+        error_code,
+        members,
+    })
 }
 
 impl LeaveGroupResponse {

@@ -39,8 +39,8 @@ mod txn;
 
 pub use admin::*;
 pub use cluster::*;
-pub use consumer_group::*;
 pub use common::{LeaderAndEpoch, NodeEndpoint, TopicPartitionIds, TopicRef};
+pub use consumer_group::*;
 pub use errors::error_name;
 pub use fetch::*;
 pub use group::*;
@@ -175,10 +175,19 @@ impl ResponseBody {
             ResponseBody::SaslHandshake(x) => push_err(&mut out, x.error_code),
             ResponseBody::ApiVersions(x) => push_err(&mut out, x.error_code),
             ResponseBody::SaslAuthenticate(x) => push_err(&mut out, x.error_code),
-            ResponseBody::DescribeGroups(x) => x.groups.iter().for_each(|g| push_err(&mut out, g.error_code)),
+            ResponseBody::DescribeGroups(x) => x
+                .groups
+                .iter()
+                .for_each(|g| push_err(&mut out, g.error_code)),
             ResponseBody::ListGroups(x) => push_err(&mut out, x.error_code),
-            ResponseBody::CreateTopics(x) => x.topics.iter().for_each(|t| push_err(&mut out, t.error_code)),
-            ResponseBody::DeleteTopics(x) => x.topics.iter().for_each(|t| push_err(&mut out, t.error_code)),
+            ResponseBody::CreateTopics(x) => x
+                .topics
+                .iter()
+                .for_each(|t| push_err(&mut out, t.error_code)),
+            ResponseBody::DeleteTopics(x) => x
+                .topics
+                .iter()
+                .for_each(|t| push_err(&mut out, t.error_code)),
             ResponseBody::InitProducerId(x) => push_err(&mut out, x.error_code),
             ResponseBody::AddPartitionsToTxn(x) => x.collect_errors(&mut out),
             ResponseBody::AddOffsetsToTxn(x) => push_err(&mut out, x.error_code),
@@ -227,30 +236,30 @@ impl ResponseBody {
 /// Highest version we decode for each summarised API key; `None` = not summarised (decoded as Other).
 pub fn summarised_max_version(api_key: i16) -> Option<i16> {
     Some(match api_key {
-        0 => 13,  // Produce
-        1 => 18,  // Fetch
-        2 => 10,  // ListOffsets
-        3 => 13,  // Metadata
-        8 => 10,  // OffsetCommit
-        9 => 10,  // OffsetFetch
-        10 => 6,  // FindCoordinator
-        11 => 9,  // JoinGroup
-        12 => 4,  // Heartbeat
-        13 => 5,  // LeaveGroup
-        14 => 5,  // SyncGroup
-        17 => 1,  // SaslHandshake
-        18 => 4,  // ApiVersions
-        36 => 2,  // SaslAuthenticate
-        15 => 6,  // DescribeGroups
-        16 => 5,  // ListGroups
-        19 => 7,  // CreateTopics
-        20 => 6,  // DeleteTopics
-        22 => 6,  // InitProducerId
-        24 => 5,  // AddPartitionsToTxn
-        25 => 4,  // AddOffsetsToTxn
-        26 => 5,  // EndTxn
-        28 => 5,  // TxnOffsetCommit
-        68 => 1,  // ConsumerGroupHeartbeat
+        0 => 13, // Produce
+        1 => 18, // Fetch
+        2 => 10, // ListOffsets
+        3 => 13, // Metadata
+        8 => 10, // OffsetCommit
+        9 => 10, // OffsetFetch
+        10 => 6, // FindCoordinator
+        11 => 9, // JoinGroup
+        12 => 4, // Heartbeat
+        13 => 5, // LeaveGroup
+        14 => 5, // SyncGroup
+        17 => 1, // SaslHandshake
+        18 => 4, // ApiVersions
+        36 => 2, // SaslAuthenticate
+        15 => 6, // DescribeGroups
+        16 => 5, // ListGroups
+        19 => 7, // CreateTopics
+        20 => 6, // DeleteTopics
+        22 => 6, // InitProducerId
+        24 => 5, // AddPartitionsToTxn
+        25 => 4, // AddOffsetsToTxn
+        26 => 5, // EndTxn
+        28 => 5, // TxnOffsetCommit
+        68 => 1, // ConsumerGroupHeartbeat
         _ => return None,
     })
 }
@@ -296,9 +305,16 @@ fn request_inner(api_key: i16, v: i16, r: &mut Reader<'_>) -> Result<RequestBody
     })
 }
 
-fn response_inner(api_key: i16, v: i16, r: &mut Reader<'_>, body: &[u8]) -> Result<ResponseBody, BodyError> {
+fn response_inner(
+    api_key: i16,
+    v: i16,
+    r: &mut Reader<'_>,
+    body: &[u8],
+) -> Result<ResponseBody, BodyError> {
     if !check_version(api_key, v)? {
-        return Ok(ResponseBody::Other(other::decode_other_response(api_key, v, body)));
+        return Ok(ResponseBody::Other(other::decode_other_response(
+            api_key, v, body,
+        )));
     }
     Ok(match api_key {
         0 => ResponseBody::Produce(produce::decode_response(r, v)?),
@@ -344,18 +360,30 @@ fn response_inner(api_key: i16, v: i16, r: &mut Reader<'_>, body: &[u8]) -> Resu
 }
 
 /// Decode a request body (the bytes after the request header). Trailing bytes are ignored.
-pub fn decode_request(api_key: i16, api_version: i16, body: &[u8]) -> Result<RequestBody, BodyError> {
+pub fn decode_request(
+    api_key: i16,
+    api_version: i16,
+    body: &[u8],
+) -> Result<RequestBody, BodyError> {
     decode_request_checked(api_key, api_version, body).0
 }
 
 /// Decode a response body (the bytes after the response header). Trailing bytes are ignored.
-pub fn decode_response(api_key: i16, api_version: i16, body: &[u8]) -> Result<ResponseBody, BodyError> {
+pub fn decode_response(
+    api_key: i16,
+    api_version: i16,
+    body: &[u8],
+) -> Result<ResponseBody, BodyError> {
     decode_response_checked(api_key, api_version, body).0
 }
 
 /// Like `decode_request`, also returning the bytes consumed (on error: where decoding stopped).
 /// `body.len() - consumed` on Ok is the number of trailing bytes. For `Other`, consumed is 0.
-pub fn decode_request_checked(api_key: i16, api_version: i16, body: &[u8]) -> (Result<RequestBody, BodyError>, usize) {
+pub fn decode_request_checked(
+    api_key: i16,
+    api_version: i16,
+    body: &[u8],
+) -> (Result<RequestBody, BodyError>, usize) {
     let mut r = Reader::new(body);
     let res = request_inner(api_key, api_version, &mut r);
     let consumed = match &res {
@@ -381,7 +409,11 @@ pub fn decode_response_checked(
 }
 
 /// `decode_request`, but bytes left after the structure are a `Trailing` error.
-pub fn decode_request_strict(api_key: i16, api_version: i16, body: &[u8]) -> Result<RequestBody, BodyError> {
+pub fn decode_request_strict(
+    api_key: i16,
+    api_version: i16,
+    body: &[u8],
+) -> Result<RequestBody, BodyError> {
     let (res, consumed) = decode_request_checked(api_key, api_version, body);
     let decoded = res?;
     match body.len().saturating_sub(consumed) {
@@ -391,7 +423,11 @@ pub fn decode_request_strict(api_key: i16, api_version: i16, body: &[u8]) -> Res
 }
 
 /// `decode_response`, but bytes left after the structure are a `Trailing` error.
-pub fn decode_response_strict(api_key: i16, api_version: i16, body: &[u8]) -> Result<ResponseBody, BodyError> {
+pub fn decode_response_strict(
+    api_key: i16,
+    api_version: i16,
+    body: &[u8],
+) -> Result<ResponseBody, BodyError> {
     let (res, consumed) = decode_response_checked(api_key, api_version, body);
     let decoded = res?;
     match body.len().saturating_sub(consumed) {

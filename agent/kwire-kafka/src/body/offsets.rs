@@ -46,7 +46,10 @@ pub struct ListOffsetsPartition {
     pub max_num_offsets: Option<i32>,
 }
 
-pub(crate) fn decode_list_offsets_request(r: &mut Reader<'_>, v: i16) -> WireResult<ListOffsetsRequest> {
+pub(crate) fn decode_list_offsets_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<ListOffsetsRequest> {
     let flex = v >= 6;
     let replica_id = r.i32()?;
     let isolation_level = if v >= 2 { Some(r.i8()?) } else { None };
@@ -58,14 +61,24 @@ pub(crate) fn decode_list_offsets_request(r: &mut Reader<'_>, v: i16) -> WireRes
             let timestamp = r.i64()?;
             let max_num_offsets = if v == 0 { Some(r.i32()?) } else { None };
             r.skip_tagged(flex)?;
-            Ok(ListOffsetsPartition { partition, current_leader_epoch, timestamp, max_num_offsets })
+            Ok(ListOffsetsPartition {
+                partition,
+                current_leader_epoch,
+                timestamp,
+                max_num_offsets,
+            })
         })?;
         r.skip_tagged(flex)?;
         Ok(ListOffsetsTopic { name, partitions })
     })?;
     let timeout_ms = if v >= 10 { Some(r.i32()?) } else { None };
     r.skip_tagged(flex)?;
-    Ok(ListOffsetsRequest { replica_id, isolation_level, topics, timeout_ms })
+    Ok(ListOffsetsRequest {
+        replica_id,
+        isolation_level,
+        topics,
+        timeout_ms,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -96,7 +109,10 @@ pub struct ListOffsetsPartitionResponse {
     pub leader_epoch: Option<i32>,
 }
 
-pub(crate) fn decode_list_offsets_response(r: &mut Reader<'_>, v: i16) -> WireResult<ListOffsetsResponse> {
+pub(crate) fn decode_list_offsets_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<ListOffsetsResponse> {
     let flex = v >= 6;
     let throttle_time_ms = if v >= 2 { Some(r.i32()?) } else { None };
     let topics = read_vec(r, flex, |r| {
@@ -136,7 +152,10 @@ pub(crate) fn decode_list_offsets_response(r: &mut Reader<'_>, v: i16) -> WireRe
         Ok(ListOffsetsTopicResponse { name, partitions })
     })?;
     r.skip_tagged(flex)?;
-    Ok(ListOffsetsResponse { throttle_time_ms, topics })
+    Ok(ListOffsetsResponse {
+        throttle_time_ms,
+        topics,
+    })
 }
 
 impl ListOffsetsResponse {
@@ -189,15 +208,29 @@ pub struct OffsetCommitPartition {
     pub committed_metadata_len: Option<usize>,
 }
 
-pub(crate) fn decode_offset_commit_request(r: &mut Reader<'_>, v: i16) -> WireResult<OffsetCommitRequest> {
+pub(crate) fn decode_offset_commit_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<OffsetCommitRequest> {
     let flex = v >= 8;
     let group_id = r.string(flex)?;
-    let (generation_id_or_member_epoch, member_id) =
-        if v >= 1 { (Some(r.i32()?), Some(r.string(flex)?)) } else { (None, None) };
+    let (generation_id_or_member_epoch, member_id) = if v >= 1 {
+        (Some(r.i32()?), Some(r.string(flex)?))
+    } else {
+        (None, None)
+    };
     let group_instance_id = if v >= 7 { r.opt_string(flex)? } else { None };
-    let retention_time_ms = if (2..=4).contains(&v) { Some(r.i64()?) } else { None };
+    let retention_time_ms = if (2..=4).contains(&v) {
+        Some(r.i64()?)
+    } else {
+        None
+    };
     let topics = read_vec(r, flex, |r| {
-        let (name, topic_id) = if v >= 10 { (None, r.uuid()?) } else { (Some(r.string(flex)?), None) };
+        let (name, topic_id) = if v >= 10 {
+            (None, r.uuid()?)
+        } else {
+            (Some(r.string(flex)?), None)
+        };
         let partitions = read_vec(r, flex, |r| {
             let partition = r.i32()?;
             let committed_offset = r.i64()?;
@@ -214,7 +247,11 @@ pub(crate) fn decode_offset_commit_request(r: &mut Reader<'_>, v: i16) -> WireRe
             })
         })?;
         r.skip_tagged(flex)?;
-        Ok(OffsetCommitTopic { name, topic_id, partitions })
+        Ok(OffsetCommitTopic {
+            name,
+            topic_id,
+            partitions,
+        })
     })?;
     r.skip_tagged(flex)?;
     Ok(OffsetCommitRequest {
@@ -257,15 +294,26 @@ pub(crate) fn topic_partition_errors(
     by_id: bool,
 ) -> WireResult<Vec<TopicPartitionErrors>> {
     read_vec(r, flex, |r| {
-        let (name, topic_id) = if by_id { (None, r.uuid()?) } else { (Some(r.string(flex)?), None) };
+        let (name, topic_id) = if by_id {
+            (None, r.uuid()?)
+        } else {
+            (Some(r.string(flex)?), None)
+        };
         let partitions = read_vec(r, flex, |r| {
             let partition = r.i32()?;
             let error_code = r.i16()?;
             r.skip_tagged(flex)?;
-            Ok(PartitionError { partition, error_code })
+            Ok(PartitionError {
+                partition,
+                error_code,
+            })
         })?;
         r.skip_tagged(flex)?;
-        Ok(TopicPartitionErrors { name, topic_id, partitions })
+        Ok(TopicPartitionErrors {
+            name,
+            topic_id,
+            partitions,
+        })
     })
 }
 
@@ -277,12 +325,18 @@ pub(crate) fn collect_tpe(topics: &[TopicPartitionErrors], out: &mut Vec<i16>) {
     }
 }
 
-pub(crate) fn decode_offset_commit_response(r: &mut Reader<'_>, v: i16) -> WireResult<OffsetCommitResponse> {
+pub(crate) fn decode_offset_commit_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<OffsetCommitResponse> {
     let flex = v >= 8;
     let throttle_time_ms = if v >= 3 { Some(r.i32()?) } else { None };
     let topics = topic_partition_errors(r, flex, v >= 10)?;
     r.skip_tagged(flex)?;
-    Ok(OffsetCommitResponse { throttle_time_ms, topics })
+    Ok(OffsetCommitResponse {
+        throttle_time_ms,
+        topics,
+    })
 }
 
 // ---------------------------------------------------------------- OffsetFetch
@@ -306,33 +360,60 @@ pub struct OffsetFetchRequestGroup {
     pub topics: Option<Vec<TopicPartitionIds>>,
 }
 
-pub(crate) fn decode_offset_fetch_request(r: &mut Reader<'_>, v: i16) -> WireResult<OffsetFetchRequest> {
+pub(crate) fn decode_offset_fetch_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<OffsetFetchRequest> {
     let flex = v >= 6;
     let topics = |r: &mut Reader<'_>| {
         read_opt_vec(r, flex, |r| {
-            let (name, topic_id) = if v >= 10 { (None, r.uuid()?) } else { (Some(r.string(flex)?), None) };
+            let (name, topic_id) = if v >= 10 {
+                (None, r.uuid()?)
+            } else {
+                (Some(r.string(flex)?), None)
+            };
             let partitions = r.i32_array(flex, MAX_IDS)?;
             r.skip_tagged(flex)?;
-            Ok(TopicPartitionIds { name, topic_id, partitions })
+            Ok(TopicPartitionIds {
+                name,
+                topic_id,
+                partitions,
+            })
         })
     };
     let groups = if v <= 7 {
         let group_id = r.string(flex)?;
         let topics = topics(r)?;
-        vec![OffsetFetchRequestGroup { group_id, member_id: None, member_epoch: None, topics }]
+        vec![OffsetFetchRequestGroup {
+            group_id,
+            member_id: None,
+            member_epoch: None,
+            topics,
+        }]
     } else {
         read_vec(r, flex, |r| {
             let group_id = r.string(flex)?;
-            let (member_id, member_epoch) =
-                if v >= 9 { (r.opt_string(flex)?, Some(r.i32()?)) } else { (None, None) };
+            let (member_id, member_epoch) = if v >= 9 {
+                (r.opt_string(flex)?, Some(r.i32()?))
+            } else {
+                (None, None)
+            };
             let topics = topics(r)?;
             r.skip_tagged(flex)?;
-            Ok(OffsetFetchRequestGroup { group_id, member_id, member_epoch, topics })
+            Ok(OffsetFetchRequestGroup {
+                group_id,
+                member_id,
+                member_epoch,
+                topics,
+            })
         })?
     };
     let require_stable = if v >= 7 { Some(r.bool()?) } else { None };
     r.skip_tagged(flex)?;
-    Ok(OffsetFetchRequest { groups, require_stable })
+    Ok(OffsetFetchRequest {
+        groups,
+        require_stable,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -371,12 +452,19 @@ pub struct OffsetFetchPartition {
     pub error_code: i16,
 }
 
-pub(crate) fn decode_offset_fetch_response(r: &mut Reader<'_>, v: i16) -> WireResult<OffsetFetchResponse> {
+pub(crate) fn decode_offset_fetch_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<OffsetFetchResponse> {
     let flex = v >= 6;
     let throttle_time_ms = if v >= 3 { Some(r.i32()?) } else { None };
     let topics = |r: &mut Reader<'_>| {
         read_vec(r, flex, |r| {
-            let (name, topic_id) = if v >= 10 { (None, r.uuid()?) } else { (Some(r.string(flex)?), None) };
+            let (name, topic_id) = if v >= 10 {
+                (None, r.uuid()?)
+            } else {
+                (Some(r.string(flex)?), None)
+            };
             let partitions = read_vec(r, flex, |r| {
                 let partition = r.i32()?;
                 let committed_offset = r.i64()?;
@@ -384,27 +472,47 @@ pub(crate) fn decode_offset_fetch_response(r: &mut Reader<'_>, v: i16) -> WireRe
                 r.skip_string(flex)?; // metadata
                 let error_code = r.i16()?;
                 r.skip_tagged(flex)?;
-                Ok(OffsetFetchPartition { partition, committed_offset, committed_leader_epoch, error_code })
+                Ok(OffsetFetchPartition {
+                    partition,
+                    committed_offset,
+                    committed_leader_epoch,
+                    error_code,
+                })
             })?;
             r.skip_tagged(flex)?;
-            Ok(OffsetFetchTopic { name, topic_id, partitions })
+            Ok(OffsetFetchTopic {
+                name,
+                topic_id,
+                partitions,
+            })
         })
     };
     let groups = if v <= 7 {
         let t = topics(r)?;
         let error_code = if v >= 2 { r.i16()? } else { 0 };
-        vec![OffsetFetchResponseGroup { group_id: None, error_code, topics: t }]
+        vec![OffsetFetchResponseGroup {
+            group_id: None,
+            error_code,
+            topics: t,
+        }]
     } else {
         read_vec(r, flex, |r| {
             let group_id = Some(r.string(flex)?);
             let t = topics(r)?;
             let error_code = r.i16()?;
             r.skip_tagged(flex)?;
-            Ok(OffsetFetchResponseGroup { group_id, error_code, topics: t })
+            Ok(OffsetFetchResponseGroup {
+                group_id,
+                error_code,
+                topics: t,
+            })
         })?
     };
     r.skip_tagged(flex)?;
-    Ok(OffsetFetchResponse { throttle_time_ms, groups })
+    Ok(OffsetFetchResponse {
+        throttle_time_ms,
+        groups,
+    })
 }
 
 impl OffsetFetchResponse {

@@ -37,10 +37,12 @@ fn layout(api_key: i16) -> Option<Layout> {
     use Layout::*;
     Some(match api_key {
         4..=7 => Error, // LeaderAndIsr, StopReplica, UpdateMetadata, ControlledShutdown (removed in Kafka 4)
-        21 | 30 | 31 | 32 | 33 | 34 | 37 | 42 | 44 | 49 | 51 | 61 | 65 | 69 | 75 | 77 | 90 => ThrottleFrom(0),
+        21 | 30 | 31 | 32 | 33 | 34 | 37 | 42 | 44 | 49 | 51 | 61 | 65 | 69 | 75 | 77 | 90 => {
+            ThrottleFrom(0)
+        }
         23 => ThrottleFrom(2), // OffsetForLeaderEpoch
-        29 | 46 | 48 | 50 | 56 | 57 | 59 | 60 | 62 | 63 | 64 | 66 | 67 | 70 | 71 | 72 | 73 | 74 | 76 | 78
-        | 79 | 80 | 81 | 82 | 91 | 92 => ThrottleError,
+        29 | 46 | 48 | 50 | 56 | 57 | 59 | 60 | 62 | 63 | 64 | 66 | 67 | 70 | 71 | 72 | 73 | 74
+        | 76 | 78 | 79 | 80 | 81 | 82 | 91 | 92 => ThrottleError,
         35 => ThrottleErrorFrom(3), // DescribeLogDirs
         43 => ThrottleErrorFrom(1), // ElectLeaders
         38 | 41 | 52 | 53 | 54 | 55 => Error,

@@ -52,7 +52,11 @@ pub(crate) fn decode_request(r: &mut Reader<'_>, v: i16) -> WireResult<ProduceRe
     let acks = r.i16()?;
     let timeout_ms = r.i32()?;
     let topics = read_vec(r, flex, |r| {
-        let (name, topic_id) = if v >= 13 { (None, r.uuid()?) } else { (Some(r.string(flex)?), None) };
+        let (name, topic_id) = if v >= 13 {
+            (None, r.uuid()?)
+        } else {
+            (Some(r.string(flex)?), None)
+        };
         let partitions = read_vec(r, flex, |r| {
             let partition = r.i32()?;
             let records = r.bytes(flex)?.unwrap_or(&[]);
@@ -67,10 +71,19 @@ pub(crate) fn decode_request(r: &mut Reader<'_>, v: i16) -> WireResult<ProduceRe
             })
         })?;
         r.skip_tagged(flex)?;
-        Ok(ProduceTopic { name, topic_id, partitions })
+        Ok(ProduceTopic {
+            name,
+            topic_id,
+            partitions,
+        })
     })?;
     r.skip_tagged(flex)?;
-    Ok(ProduceRequest { transactional_id, acks, timeout_ms, topics })
+    Ok(ProduceRequest {
+        transactional_id,
+        acks,
+        timeout_ms,
+        topics,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -112,7 +125,11 @@ pub struct ProducePartitionResponse {
 pub(crate) fn decode_response(r: &mut Reader<'_>, v: i16) -> WireResult<ProduceResponse> {
     let flex = v >= 9;
     let topics = read_vec(r, flex, |r| {
-        let (name, topic_id) = if v >= 13 { (None, r.uuid()?) } else { (Some(r.string(flex)?), None) };
+        let (name, topic_id) = if v >= 13 {
+            (None, r.uuid()?)
+        } else {
+            (Some(r.string(flex)?), None)
+        };
         let partitions = read_vec(r, flex, |r| {
             let partition = r.i32()?;
             let error_code = r.i16()?;
@@ -150,7 +167,11 @@ pub(crate) fn decode_response(r: &mut Reader<'_>, v: i16) -> WireResult<ProduceR
             })
         })?;
         r.skip_tagged(flex)?;
-        Ok(ProduceTopicResponse { name, topic_id, partitions })
+        Ok(ProduceTopicResponse {
+            name,
+            topic_id,
+            partitions,
+        })
     })?;
     let throttle_time_ms = if v >= 1 { Some(r.i32()?) } else { None };
     let mut node_endpoints = Vec::new();
@@ -160,7 +181,11 @@ pub(crate) fn decode_response(r: &mut Reader<'_>, v: i16) -> WireResult<ProduceR
         }
         Ok(())
     })?;
-    Ok(ProduceResponse { topics, throttle_time_ms, node_endpoints })
+    Ok(ProduceResponse {
+        topics,
+        throttle_time_ms,
+        node_endpoints,
+    })
 }
 
 impl ProduceResponse {

@@ -21,12 +21,21 @@ pub struct ApiVersionsRequest {
     pub client_software_version: Option<String>,
 }
 
-pub(crate) fn decode_api_versions_request(r: &mut Reader<'_>, v: i16) -> WireResult<ApiVersionsRequest> {
+pub(crate) fn decode_api_versions_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<ApiVersionsRequest> {
     let flex = v >= 3;
-    let (client_software_name, client_software_version) =
-        if v >= 3 { (Some(r.string(flex)?), Some(r.string(flex)?)) } else { (None, None) };
+    let (client_software_name, client_software_version) = if v >= 3 {
+        (Some(r.string(flex)?), Some(r.string(flex)?))
+    } else {
+        (None, None)
+    };
     r.skip_tagged(flex)?;
-    Ok(ApiVersionsRequest { client_software_name, client_software_version })
+    Ok(ApiVersionsRequest {
+        client_software_name,
+        client_software_version,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -44,7 +53,10 @@ pub struct ApiVersionRange {
     pub max_version: i16,
 }
 
-pub(crate) fn decode_api_versions_response(r: &mut Reader<'_>, v: i16) -> WireResult<ApiVersionsResponse> {
+pub(crate) fn decode_api_versions_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<ApiVersionsResponse> {
     let flex = v >= 3;
     let error_code = r.i16()?;
     let api_keys = read_vec(r, flex, |r| {
@@ -52,11 +64,19 @@ pub(crate) fn decode_api_versions_response(r: &mut Reader<'_>, v: i16) -> WireRe
         let min_version = r.i16()?;
         let max_version = r.i16()?;
         r.skip_tagged(flex)?;
-        Ok(ApiVersionRange { api_key, min_version, max_version })
+        Ok(ApiVersionRange {
+            api_key,
+            min_version,
+            max_version,
+        })
     })?;
     let throttle_time_ms = if v >= 1 { Some(r.i32()?) } else { None };
     r.skip_tagged(flex)?; // supported_features, finalized_features(_epoch), zk_migration_ready
-    Ok(ApiVersionsResponse { error_code, api_keys, throttle_time_ms })
+    Ok(ApiVersionsResponse {
+        error_code,
+        api_keys,
+        throttle_time_ms,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -64,8 +84,13 @@ pub struct SaslHandshakeRequest {
     pub mechanism: String,
 }
 
-pub(crate) fn decode_sasl_handshake_request(r: &mut Reader<'_>, _v: i16) -> WireResult<SaslHandshakeRequest> {
-    Ok(SaslHandshakeRequest { mechanism: r.string(false)? })
+pub(crate) fn decode_sasl_handshake_request(
+    r: &mut Reader<'_>,
+    _v: i16,
+) -> WireResult<SaslHandshakeRequest> {
+    Ok(SaslHandshakeRequest {
+        mechanism: r.string(false)?,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,10 +99,16 @@ pub struct SaslHandshakeResponse {
     pub mechanisms: Vec<String>,
 }
 
-pub(crate) fn decode_sasl_handshake_response(r: &mut Reader<'_>, _v: i16) -> WireResult<SaslHandshakeResponse> {
+pub(crate) fn decode_sasl_handshake_response(
+    r: &mut Reader<'_>,
+    _v: i16,
+) -> WireResult<SaslHandshakeResponse> {
     let error_code = r.i16()?;
     let mechanisms = r.string_array(false, 64)?;
-    Ok(SaslHandshakeResponse { error_code, mechanisms })
+    Ok(SaslHandshakeResponse {
+        error_code,
+        mechanisms,
+    })
 }
 
 /// SaslAuthenticate request: the token LENGTH only.
@@ -86,7 +117,10 @@ pub struct SaslAuthenticateRequest {
     pub auth_bytes_len: usize,
 }
 
-pub(crate) fn decode_sasl_authenticate_request(r: &mut Reader<'_>, v: i16) -> WireResult<SaslAuthenticateRequest> {
+pub(crate) fn decode_sasl_authenticate_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<SaslAuthenticateRequest> {
     let flex = v >= 2;
     let auth_bytes_len = r.bytes(flex)?.map_or(0, |b| b.len());
     r.skip_tagged(flex)?;
@@ -103,12 +137,20 @@ pub struct SaslAuthenticateResponse {
     pub session_lifetime_ms: Option<i64>,
 }
 
-pub(crate) fn decode_sasl_authenticate_response(r: &mut Reader<'_>, v: i16) -> WireResult<SaslAuthenticateResponse> {
+pub(crate) fn decode_sasl_authenticate_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<SaslAuthenticateResponse> {
     let flex = v >= 2;
     let error_code = r.i16()?;
     let error_message = r.opt_string(flex)?;
     let auth_bytes_len = r.bytes(flex)?.map_or(0, |b| b.len());
     let session_lifetime_ms = if v >= 1 { Some(r.i64()?) } else { None };
     r.skip_tagged(flex)?;
-    Ok(SaslAuthenticateResponse { error_code, error_message, auth_bytes_len, session_lifetime_ms })
+    Ok(SaslAuthenticateResponse {
+        error_code,
+        error_message,
+        auth_bytes_len,
+        session_lifetime_ms,
+    })
 }

@@ -97,7 +97,9 @@ impl B {
     }
 }
 
-const TID: [u8; 16] = [0x8f, 0x1e, 0x6a, 0x2b, 0x44, 0x4c, 0x4d, 0x5e, 0x9f, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07];
+const TID: [u8; 16] = [
+    0x8f, 0x1e, 0x6a, 0x2b, 0x44, 0x4c, 0x4d, 0x5e, 0x9f, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
+];
 
 fn v2_batch(base: i64, attrs: i16, lod: i32, count: i32, n_body: usize) -> Vec<u8> {
     B::new()
@@ -158,7 +160,9 @@ fn produce_v0_request_magic0() {
         .i32(3) // partition
         .bytes(&set) // records (magic 0 message set)
         .done();
-    let RequestBody::Produce(p) = req(0, 0, &b) else { panic!() };
+    let RequestBody::Produce(p) = req(0, 0, &b) else {
+        panic!()
+    };
     assert_eq!(p.transactional_id, None);
     assert_eq!((p.acks, p.timeout_ms), (1, 30_000));
     let part = &p.topics[0].partitions[0];
@@ -180,9 +184,14 @@ fn produce_v2_request_magic1_gzip() {
         .i32(0) // partition
         .bytes(&set) // records (magic 1 gzip wrapper)
         .done();
-    let RequestBody::Produce(p) = req(0, 2, &b) else { panic!() };
+    let RequestBody::Produce(p) = req(0, 2, &b) else {
+        panic!()
+    };
     let bi = &p.topics[0].partitions[0].batches[0];
-    assert_eq!((bi.magic, bi.compression, bi.record_count, bi.base_offset), (1, Compression::Gzip, 1, 7));
+    assert_eq!(
+        (bi.magic, bi.compression, bi.record_count, bi.base_offset),
+        (1, Compression::Gzip, 1, 7)
+    );
 }
 
 #[test]
@@ -198,10 +207,20 @@ fn produce_v3_request_and_v9_flexible() {
         .i32(1) // partition
         .bytes(&batch) // records
         .done();
-    let RequestBody::Produce(p) = req(0, 3, &b) else { panic!() };
+    let RequestBody::Produce(p) = req(0, 3, &b) else {
+        panic!()
+    };
     assert_eq!(p.transactional_id.as_deref(), Some("txn-1"));
     let bi = &p.topics[0].partitions[0].batches[0];
-    assert_eq!((bi.compression, bi.transactional, bi.record_count, bi.producer_id), (Compression::Lz4, true, 3, 4242));
+    assert_eq!(
+        (
+            bi.compression,
+            bi.transactional,
+            bi.record_count,
+            bi.producer_id
+        ),
+        (Compression::Lz4, true, 3, 4242)
+    );
 
     let b = B::new()
         .cns() // transactional_id: null
@@ -216,7 +235,9 @@ fn produce_v3_request_and_v9_flexible() {
         .tags0() // topic tagged fields
         .tags0() // request tagged fields
         .done();
-    let RequestBody::Produce(p) = req(0, 9, &b) else { panic!() };
+    let RequestBody::Produce(p) = req(0, 9, &b) else {
+        panic!()
+    };
     assert_eq!(p.transactional_id, None);
     assert_eq!(p.topics[0].partitions[0].batches.len(), 1);
 }
@@ -245,7 +266,9 @@ fn produce_responses_v0_v2_v9_v10() {
         .i64(-1) // log_append_time_ms
         .i32(5) // throttle_time_ms
         .done();
-    let ResponseBody::Produce(p) = resp(0, 2, &b) else { panic!() };
+    let ResponseBody::Produce(p) = resp(0, 2, &b) else {
+        panic!()
+    };
     assert_eq!(p.topics[0].partitions[0].log_append_time_ms, Some(-1));
     assert_eq!(p.throttle_time_ms, Some(5));
 
@@ -265,7 +288,9 @@ fn produce_responses_v0_v2_v9_v10() {
         .i32(0) // throttle_time_ms
         .tags0() // response tags
         .done();
-    let ResponseBody::Produce(p) = resp(0, 9, &b) else { panic!() };
+    let ResponseBody::Produce(p) = resp(0, 9, &b) else {
+        panic!()
+    };
     assert_eq!(p.topics[0].partitions[0].log_start_offset, Some(0));
 
     let leader = B::new().i32(3).i32(12).tags0().done(); // leader_id, leader_epoch, tags
@@ -299,8 +324,16 @@ fn produce_responses_v0_v2_v9_v10() {
         .uvar(endpoints.len() as u32) // size
         .raw(&endpoints)
         .done();
-    let ResponseBody::Produce(p) = resp(0, 10, &b) else { panic!() };
-    assert_eq!(p.topics[0].partitions[0].current_leader, Some(LeaderAndEpoch { leader_id: 3, leader_epoch: 12 }));
+    let ResponseBody::Produce(p) = resp(0, 10, &b) else {
+        panic!()
+    };
+    assert_eq!(
+        p.topics[0].partitions[0].current_leader,
+        Some(LeaderAndEpoch {
+            leader_id: 3,
+            leader_epoch: 12
+        })
+    );
     assert_eq!(p.node_endpoints[0].host, "b3");
 }
 
@@ -319,8 +352,13 @@ fn fetch_v0_request_and_response() {
         .i64(42) // fetch_offset
         .i32(1 << 20) // partition_max_bytes
         .done();
-    let RequestBody::Fetch(f) = req(1, 0, &b) else { panic!() };
-    assert_eq!((f.replica_id, f.max_bytes, f.isolation_level), (Some(-1), None, None));
+    let RequestBody::Fetch(f) = req(1, 0, &b) else {
+        panic!()
+    };
+    assert_eq!(
+        (f.replica_id, f.max_bytes, f.isolation_level),
+        (Some(-1), None, None)
+    );
     assert_eq!(f.topics[0].partitions[0].fetch_offset, 42);
 
     let mut set = legacy_msg(42, 0, 0, b"a");
@@ -336,7 +374,9 @@ fn fetch_v0_request_and_response() {
         .i64(45) // high_watermark
         .bytes(&set) // records
         .done();
-    let ResponseBody::Fetch(f) = resp(1, 0, &b) else { panic!() };
+    let ResponseBody::Fetch(f) = resp(1, 0, &b) else {
+        panic!()
+    };
     let p = &f.topics[0].partitions[0];
     assert_eq!(f.throttle_time_ms, None);
     assert_eq!(p.high_watermark, 45);
@@ -359,8 +399,13 @@ fn fetch_v4_request_and_response() {
         .i64(42) // fetch_offset
         .i32(1 << 20) // partition_max_bytes
         .done();
-    let RequestBody::Fetch(f) = req(1, 4, &b) else { panic!() };
-    assert_eq!((f.max_bytes, f.isolation_level), (Some(52_428_800), Some(1)));
+    let RequestBody::Fetch(f) = req(1, 4, &b) else {
+        panic!()
+    };
+    assert_eq!(
+        (f.max_bytes, f.isolation_level),
+        (Some(52_428_800), Some(1))
+    );
 
     let batch = v2_batch(42, 0x04, 9, 10, 100);
     let b = B::new()
@@ -377,9 +422,14 @@ fn fetch_v4_request_and_response() {
         .i64(40) // first_offset
         .bytes(&batch) // records
         .done();
-    let ResponseBody::Fetch(f) = resp(1, 4, &b) else { panic!() };
+    let ResponseBody::Fetch(f) = resp(1, 4, &b) else {
+        panic!()
+    };
     let p = &f.topics[0].partitions[0];
-    assert_eq!((p.last_stable_offset, p.aborted_transactions), (Some(50), Some(1)));
+    assert_eq!(
+        (p.last_stable_offset, p.aborted_transactions),
+        (Some(50), Some(1))
+    );
     assert_eq!(p.batches[0].compression, Compression::Zstd);
     assert_eq!(p.batches[0].last_offset(), 51);
 }
@@ -414,8 +464,13 @@ fn fetch_v12_and_v13_flexible() {
         .cs("rack-a") // rack_id
         .tags0() // request tags
         .done();
-    let RequestBody::Fetch(f) = req(1, 12, &b) else { panic!() };
-    assert_eq!((f.session_id, f.session_epoch, f.forgotten_topics), (Some(77), Some(3), 2));
+    let RequestBody::Fetch(f) = req(1, 12, &b) else {
+        panic!()
+    };
+    assert_eq!(
+        (f.session_id, f.session_epoch, f.forgotten_topics),
+        (Some(77), Some(3), 2)
+    );
     assert_eq!(f.rack_id.as_deref(), Some("rack-a"));
     assert_eq!(f.topics[0].partitions[0].last_fetched_epoch, Some(4));
 
@@ -442,14 +497,28 @@ fn fetch_v12_and_v13_flexible() {
         .tags0() // topic tags
         .tags0() // response tags
         .done();
-    let ResponseBody::Fetch(f) = resp(1, 13, &b) else { panic!() };
+    let ResponseBody::Fetch(f) = resp(1, 13, &b) else {
+        panic!()
+    };
     let t = &f.topics[0];
-    assert_eq!(t.topic_id.map(|u| u.to_string()).as_deref(), Some("8f1e6a2b-444c-4d5e-9f01-020304050607"));
+    assert_eq!(
+        t.topic_id.map(|u| u.to_string()).as_deref(),
+        Some("8f1e6a2b-444c-4d5e-9f01-020304050607")
+    );
     assert_eq!(t.name, None);
-    assert_eq!(t.partitions[0].diverging_epoch, Some(EpochEndOffset { epoch: 4, end_offset: 40 }));
+    assert_eq!(
+        t.partitions[0].diverging_epoch,
+        Some(EpochEndOffset {
+            epoch: 4,
+            end_offset: 40
+        })
+    );
     assert_eq!(t.partitions[0].aborted_transactions, None);
     let json = serde_json::to_string(&ResponseBody::Fetch(f.clone())).unwrap();
-    assert!(json.contains("\"topic_id\":\"8f1e6a2b-444c-4d5e-9f01-020304050607\""), "{json}");
+    assert!(
+        json.contains("\"topic_id\":\"8f1e6a2b-444c-4d5e-9f01-020304050607\""),
+        "{json}"
+    );
     assert!(!json.contains("\"name\""), "{json}");
 
     let b = B::new()
@@ -468,7 +537,9 @@ fn fetch_v12_and_v13_flexible() {
         .cs("") // rack_id
         .tags0() // request tags
         .done();
-    let RequestBody::Fetch(f) = req(1, 13, &b) else { panic!() };
+    let RequestBody::Fetch(f) = req(1, 13, &b) else {
+        panic!()
+    };
     assert!(f.topics[0].topic_id.is_some());
 }
 
@@ -485,7 +556,9 @@ fn list_offsets_v0_and_v1() {
         .i64(-1) // timestamp LATEST
         .i32(1) // max_num_offsets
         .done();
-    let RequestBody::ListOffsets(l) = req(2, 0, &b) else { panic!() };
+    let RequestBody::ListOffsets(l) = req(2, 0, &b) else {
+        panic!()
+    };
     assert_eq!(l.topics[0].partitions[0].max_num_offsets, Some(1));
     let b = B::new()
         .arr(1) // topics
@@ -496,8 +569,13 @@ fn list_offsets_v0_and_v1() {
         .arr(1) // old_style_offsets
         .i64(1234) // offset
         .done();
-    let ResponseBody::ListOffsets(l) = resp(2, 0, &b) else { panic!() };
-    assert_eq!(l.topics[0].partitions[0].old_style_offsets, Some(vec![1234]));
+    let ResponseBody::ListOffsets(l) = resp(2, 0, &b) else {
+        panic!()
+    };
+    assert_eq!(
+        l.topics[0].partitions[0].old_style_offsets,
+        Some(vec![1234])
+    );
 
     let b = B::new()
         .i32(-1) // replica_id
@@ -507,8 +585,16 @@ fn list_offsets_v0_and_v1() {
         .i32(0) // partition
         .i64(-2) // timestamp EARLIEST
         .done();
-    let RequestBody::ListOffsets(l) = req(2, 1, &b) else { panic!() };
-    assert_eq!((l.topics[0].partitions[0].timestamp, l.topics[0].partitions[0].max_num_offsets), (-2, None));
+    let RequestBody::ListOffsets(l) = req(2, 1, &b) else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            l.topics[0].partitions[0].timestamp,
+            l.topics[0].partitions[0].max_num_offsets
+        ),
+        (-2, None)
+    );
     let b = B::new()
         .arr(1) // topics
         .s("t") // name
@@ -520,7 +606,9 @@ fn list_offsets_v0_and_v1() {
         .done();
     let r = resp(2, 1, &b);
     assert_eq!(r.error_codes(), vec![1]);
-    let ResponseBody::ListOffsets(l) = r else { panic!() };
+    let ResponseBody::ListOffsets(l) = r else {
+        panic!()
+    };
     assert_eq!(l.topics[0].partitions[0].offset, Some(99));
 }
 
@@ -537,7 +625,9 @@ fn offset_commit_v0_v1_v8() {
         .i64(10) // committed_offset
         .s("meta") // committed_metadata
         .done();
-    let RequestBody::OffsetCommit(c) = req(8, 0, &b) else { panic!() };
+    let RequestBody::OffsetCommit(c) = req(8, 0, &b) else {
+        panic!()
+    };
     assert_eq!(c.generation_id_or_member_epoch, None);
     assert_eq!(c.topics[0].partitions[0].committed_metadata_len, Some(4));
 
@@ -553,9 +643,14 @@ fn offset_commit_v0_v1_v8() {
         .i64(1_600_000_000_000) // commit_timestamp (v1 only)
         .ns() // committed_metadata: null
         .done();
-    let RequestBody::OffsetCommit(c) = req(8, 1, &b) else { panic!() };
+    let RequestBody::OffsetCommit(c) = req(8, 1, &b) else {
+        panic!()
+    };
     assert_eq!(c.generation_id_or_member_epoch, Some(5));
-    assert_eq!(c.topics[0].partitions[0].commit_timestamp, Some(1_600_000_000_000));
+    assert_eq!(
+        c.topics[0].partitions[0].commit_timestamp,
+        Some(1_600_000_000_000)
+    );
 
     let b = B::new()
         .cs("g") // group_id
@@ -573,7 +668,9 @@ fn offset_commit_v0_v1_v8() {
         .tags0()
         .tags0()
         .done();
-    let RequestBody::OffsetCommit(c) = req(8, 8, &b) else { panic!() };
+    let RequestBody::OffsetCommit(c) = req(8, 8, &b) else {
+        panic!()
+    };
     assert_eq!(c.topics[0].partitions[0].committed_leader_epoch, Some(3));
 
     let b = B::new()
@@ -609,7 +706,9 @@ fn sync_group_v0_assignment_exact_and_follower() {
         .i16(0) // error_code
         .bytes(&a) // assignment
         .done();
-    let ResponseBody::SyncGroup(s) = resp(14, 1, &b) else { panic!() };
+    let ResponseBody::SyncGroup(s) = resp(14, 1, &b) else {
+        panic!()
+    };
     assert_eq!(s.assignment.unwrap().partitions[0].partitions, vec![0, 1]);
     // follower request: no assignments
     let b = B::new()
@@ -618,7 +717,9 @@ fn sync_group_v0_assignment_exact_and_follower() {
         .s("m") // member_id
         .arr(0) // assignments
         .done();
-    let RequestBody::SyncGroup(s) = req(14, 0, &b) else { panic!() };
+    let RequestBody::SyncGroup(s) = req(14, 0, &b) else {
+        panic!()
+    };
     assert!(s.assignments.is_empty());
     // error response: empty assignment bytes = no assignment
     let b = B::new()
@@ -627,7 +728,9 @@ fn sync_group_v0_assignment_exact_and_follower() {
         .done();
     let r = resp(14, 0, &b);
     assert_eq!(r.error_codes(), vec![27]);
-    let ResponseBody::SyncGroup(s) = r else { panic!() };
+    let ResponseBody::SyncGroup(s) = r else {
+        panic!()
+    };
     assert_eq!(s.assignment, None);
 }
 
@@ -645,7 +748,9 @@ fn join_group_v5_with_subscription() {
         .s("cooperative-sticky") // name
         .bytes(&sub) // metadata
         .done();
-    let RequestBody::JoinGroup(j) = req(11, 5, &b) else { panic!() };
+    let RequestBody::JoinGroup(j) = req(11, 5, &b) else {
+        panic!()
+    };
     let s = j.protocols[0].subscription.as_ref().unwrap();
     assert_eq!(s.owned_partitions[0].partitions, vec![2]);
     // leader's response (v5: no protocol_type) with one member: exact parse decides
@@ -661,7 +766,9 @@ fn join_group_v5_with_subscription() {
         .ns() // group_instance_id
         .bytes(&sub) // metadata
         .done();
-    let ResponseBody::JoinGroup(j) = resp(11, 5, &b) else { panic!() };
+    let ResponseBody::JoinGroup(j) = resp(11, 5, &b) else {
+        panic!()
+    };
     assert_eq!(j.members[0].subscription.as_ref().unwrap().generation_id, 4);
 }
 
@@ -684,9 +791,14 @@ fn consumer_group_heartbeat_v0() {
         .tags0() // assignment tags
         .tags0() // response tags
         .done();
-    let ResponseBody::ConsumerGroupHeartbeat(c) = resp(68, 0, &b) else { panic!() };
+    let ResponseBody::ConsumerGroupHeartbeat(c) = resp(68, 0, &b) else {
+        panic!()
+    };
     assert_eq!(c.member_epoch, 7);
-    assert_eq!(c.assignment.unwrap().topic_partitions[0].partitions, vec![0, 3]);
+    assert_eq!(
+        c.assignment.unwrap().topic_partitions[0].partitions,
+        vec![0, 3]
+    );
 }
 
 #[test]
@@ -707,13 +819,28 @@ fn other_apis_and_errors() {
     // DescribeCluster (60): throttle_time_ms, error_code, ...
     let b = B::new().i32(10).i16(31).cns().done();
     let r = decode_response(60, 0, &b).unwrap();
-    assert_eq!((r.error_codes(), r.throttle_time_ms()), (vec![31], Some(10)));
+    assert_eq!(
+        (r.error_codes(), r.throttle_time_ms()),
+        (vec![31], Some(10))
+    );
     // LeaderAndIsr (4), removed from the crate: error_code first
-    assert_eq!(decode_response(4, 1, &[0, 6]).unwrap().error_codes(), vec![6]);
+    assert_eq!(
+        decode_response(4, 1, &[0, 6]).unwrap().error_codes(),
+        vec![6]
+    );
     // unknown api: Other, no fields, no error
-    assert_eq!(decode_request(99, 0, &[1, 2, 3]).unwrap(), RequestBody::Other(OtherRequest {}));
-    assert_eq!(serde_json::to_string(&RequestBody::Other(OtherRequest {})).unwrap(), "{}");
-    assert_eq!(decode_request(0, 14, &[]), Err(BodyError::UnsupportedVersion));
+    assert_eq!(
+        decode_request(99, 0, &[1, 2, 3]).unwrap(),
+        RequestBody::Other(OtherRequest {})
+    );
+    assert_eq!(
+        serde_json::to_string(&RequestBody::Other(OtherRequest {})).unwrap(),
+        "{}"
+    );
+    assert_eq!(
+        decode_request(0, 14, &[]),
+        Err(BodyError::UnsupportedVersion)
+    );
     assert_eq!(error_name(0), "NONE");
     assert_eq!(error_name(-1), "UNKNOWN_SERVER_ERROR");
     assert_eq!(error_name(6), "NOT_LEADER_OR_FOLLOWER");
@@ -725,7 +852,10 @@ fn other_apis_and_errors() {
     let (res, consumed) = decode_response_checked(12, 0, &b);
     assert!(res.is_ok());
     assert_eq!(consumed, 2);
-    assert_eq!(decode_response_strict(12, 0, &b), Err(BodyError::Trailing { bytes: b.len() - 2 }));
+    assert_eq!(
+        decode_response_strict(12, 0, &b),
+        Err(BodyError::Trailing { bytes: b.len() - 2 })
+    );
 }
 
 // ------------------------------------------------------------------ cross-checks with kafka-protocol
@@ -793,30 +923,55 @@ fn produce_crosscheck_with_kafka_protocol() {
     r.node_endpoints = vec![ne];
 
     for v in 3..=13 {
-        let RequestBody::Produce(ours) = req(0, v, &enc(&m, v)) else { panic!() };
+        let RequestBody::Produce(ours) = req(0, v, &enc(&m, v)) else {
+            panic!()
+        };
         assert_eq!(ours.transactional_id.as_deref(), Some("tx"));
         assert_eq!((ours.acks, ours.timeout_ms), (-1, 1234));
         let t = &ours.topics[0];
         if v >= 13 {
-            assert_eq!((t.name.as_deref(), t.topic_id.map(|u| u.0)), (None, Some(TID)));
+            assert_eq!(
+                (t.name.as_deref(), t.topic_id.map(|u| u.0)),
+                (None, Some(TID))
+            );
         } else {
             assert_eq!((t.name.as_deref(), t.topic_id), (Some("orders"), None));
         }
         let p = &t.partitions[0];
-        assert_eq!((p.partition, p.record_bytes, p.batches.len()), (4, two_batches().len(), 2));
-        assert_eq!((p.batches[0].base_offset, p.batches[0].compression), (100, Compression::Snappy));
-        assert_eq!((p.batches[1].base_offset, p.batches[1].record_count), (105, 1));
+        assert_eq!(
+            (p.partition, p.record_bytes, p.batches.len()),
+            (4, two_batches().len(), 2)
+        );
+        assert_eq!(
+            (p.batches[0].base_offset, p.batches[0].compression),
+            (100, Compression::Snappy)
+        );
+        assert_eq!(
+            (p.batches[1].base_offset, p.batches[1].record_count),
+            (105, 1)
+        );
 
-        let ResponseBody::Produce(ours) = resp(0, v, &enc(&r, v)) else { panic!() };
+        let ResponseBody::Produce(ours) = resp(0, v, &enc(&r, v)) else {
+            panic!()
+        };
         assert_eq!(ours.throttle_time_ms, Some(8));
         let p = &ours.topics[0].partitions[0];
         assert_eq!((p.partition, p.error_code, p.base_offset), (4, 6, 100));
         assert_eq!(p.log_append_time_ms, Some(77));
         assert_eq!(p.log_start_offset, if v >= 5 { Some(3) } else { None });
         assert_eq!(p.record_errors, if v >= 8 { 1 } else { 0 });
-        assert_eq!(p.error_message.as_deref(), if v >= 8 { Some("boom") } else { None });
+        assert_eq!(
+            p.error_message.as_deref(),
+            if v >= 8 { Some("boom") } else { None }
+        );
         if v >= 10 {
-            assert_eq!(p.current_leader, Some(LeaderAndEpoch { leader_id: 2, leader_epoch: 9 }));
+            assert_eq!(
+                p.current_leader,
+                Some(LeaderAndEpoch {
+                    leader_id: 2,
+                    leader_epoch: 9
+                })
+            );
             assert_eq!(ours.node_endpoints.len(), 1);
             assert_eq!(ours.node_endpoints[0].port, 9093);
         } else {
@@ -937,23 +1092,36 @@ fn fetch_crosscheck_with_kafka_protocol() {
             m.replica_state.replica_id = km::BrokerId(2);
             m.replica_state.replica_epoch = 1;
         }
-        let RequestBody::Fetch(ours) = req(1, v, &enc(&m, v)) else { panic!() };
+        let RequestBody::Fetch(ours) = req(1, v, &enc(&m, v)) else {
+            panic!()
+        };
         assert_eq!(ours.replica_id, Some(if v >= 15 { 2 } else { -1 }));
-        assert_eq!((ours.max_wait_ms, ours.min_bytes, ours.max_bytes), (500, 1, Some(1000)));
+        assert_eq!(
+            (ours.max_wait_ms, ours.min_bytes, ours.max_bytes),
+            (500, 1, Some(1000))
+        );
         assert_eq!(ours.isolation_level, Some(1));
         assert_eq!(ours.session_id, if v >= 7 { Some(9) } else { None });
         assert_eq!(ours.forgotten_topics, if v >= 7 { 3 } else { 0 });
-        assert_eq!(ours.rack_id.as_deref(), if v >= 11 { Some("r1") } else { None });
+        assert_eq!(
+            ours.rack_id.as_deref(),
+            if v >= 11 { Some("r1") } else { None }
+        );
         let t = &ours.topics[0];
         assert_eq!(t.name.is_some(), v < 13);
         assert_eq!(t.topic_id.is_some(), v >= 13);
         let p = &t.partitions[0];
-        assert_eq!((p.partition, p.fetch_offset, p.partition_max_bytes), (7, 500, 1 << 20));
+        assert_eq!(
+            (p.partition, p.fetch_offset, p.partition_max_bytes),
+            (7, 500, 1 << 20)
+        );
         assert_eq!(p.current_leader_epoch, if v >= 9 { Some(11) } else { None });
         assert_eq!(p.last_fetched_epoch, if v >= 12 { Some(10) } else { None });
         assert_eq!(p.log_start_offset, if v >= 5 { Some(5) } else { None });
 
-        let ResponseBody::Fetch(ours) = resp(1, v, &enc(&r, v)) else { panic!() };
+        let ResponseBody::Fetch(ours) = resp(1, v, &enc(&r, v)) else {
+            panic!()
+        };
         assert_eq!(ours.throttle_time_ms, Some(4));
         assert_eq!(ours.session_id, if v >= 7 { Some(9) } else { None });
         let p = &ours.topics[0].partitions[0];
@@ -961,10 +1129,25 @@ fn fetch_crosscheck_with_kafka_protocol() {
         assert_eq!(p.last_stable_offset, Some(590));
         assert_eq!(p.log_start_offset, if v >= 5 { Some(5) } else { None });
         assert_eq!(p.aborted_transactions, Some(1));
-        assert_eq!(p.preferred_read_replica, if v >= 11 { Some(3) } else { None });
+        assert_eq!(
+            p.preferred_read_replica,
+            if v >= 11 { Some(3) } else { None }
+        );
         if v >= 12 {
-            assert_eq!(p.diverging_epoch, Some(super::EpochEndOffset { epoch: 10, end_offset: 480 }));
-            assert_eq!(p.current_leader, Some(LeaderAndEpoch { leader_id: 1, leader_epoch: 11 }));
+            assert_eq!(
+                p.diverging_epoch,
+                Some(super::EpochEndOffset {
+                    epoch: 10,
+                    end_offset: 480
+                })
+            );
+            assert_eq!(
+                p.current_leader,
+                Some(LeaderAndEpoch {
+                    leader_id: 1,
+                    leader_epoch: 11
+                })
+            );
         }
         assert_eq!(ours.node_endpoints.len(), if v >= 16 { 1 } else { 0 });
         assert_eq!(p.record_bytes, recs.len());
@@ -1004,12 +1187,20 @@ fn metadata_and_offset_fetch_crosscheck() {
     for v in 0..=13 {
         let r = resp(3, v, &enc(&m, v));
         assert_eq!(r.error_codes(), vec![3]);
-        let ResponseBody::Metadata(ours) = r else { panic!() };
+        let ResponseBody::Metadata(ours) = r else {
+            panic!()
+        };
         let p = &ours.topics[0].partitions[0];
-        assert_eq!((p.leader_id, p.replica_nodes.clone(), p.isr_nodes.clone()), (2, vec![1, 2], vec![2]));
+        assert_eq!(
+            (p.leader_id, p.replica_nodes.clone(), p.isr_nodes.clone()),
+            (2, vec![1, 2], vec![2])
+        );
         assert_eq!(p.leader_epoch, if v >= 7 { Some(6) } else { None });
         assert_eq!(ours.topics[0].topic_id.is_some(), v >= 10);
-        assert_eq!(ours.brokers[0].rack.as_deref(), if v >= 1 { Some("a") } else { None });
+        assert_eq!(
+            ours.brokers[0].rack.as_deref(),
+            if v >= 1 { Some("a") } else { None }
+        );
     }
 
     use km::offset_fetch_response::*;
@@ -1029,7 +1220,9 @@ fn metadata_and_offset_fetch_crosscheck() {
     for v in 8..=9 {
         let r = resp(9, v, &enc(&m, v));
         assert_eq!(r.error_codes(), vec![16]);
-        let ResponseBody::OffsetFetch(o) = r else { panic!() };
+        let ResponseBody::OffsetFetch(o) = r else {
+            panic!()
+        };
         assert_eq!(o.groups[0].group_id.as_deref(), Some("g"));
         assert_eq!(o.groups[0].topics[0].partitions[0].committed_offset, 77);
     }
@@ -1052,7 +1245,12 @@ fn defaults_roundtrip_every_version() {
             } else {
                 decode_response_strict(k, v, &buf).map(|_| ())
             };
-            assert_eq!(res, Ok(()), "api {k} v{v} {}", if is_req { "request" } else { "response" });
+            assert_eq!(
+                res,
+                Ok(()),
+                "api {k} v{v} {}",
+                if is_req { "request" } else { "response" }
+            );
         }
     }
     macro_rules! both {
@@ -1079,12 +1277,24 @@ fn defaults_roundtrip_every_version() {
     both!(19, km::CreateTopicsRequest, km::CreateTopicsResponse);
     both!(20, km::DeleteTopicsRequest, km::DeleteTopicsResponse);
     both!(22, km::InitProducerIdRequest, km::InitProducerIdResponse);
-    both!(24, km::AddPartitionsToTxnRequest, km::AddPartitionsToTxnResponse);
+    both!(
+        24,
+        km::AddPartitionsToTxnRequest,
+        km::AddPartitionsToTxnResponse
+    );
     both!(25, km::AddOffsetsToTxnRequest, km::AddOffsetsToTxnResponse);
     both!(26, km::EndTxnRequest, km::EndTxnResponse);
     both!(28, km::TxnOffsetCommitRequest, km::TxnOffsetCommitResponse);
-    both!(36, km::SaslAuthenticateRequest, km::SaslAuthenticateResponse);
-    both!(68, km::ConsumerGroupHeartbeatRequest, km::ConsumerGroupHeartbeatResponse);
+    both!(
+        36,
+        km::SaslAuthenticateRequest,
+        km::SaslAuthenticateResponse
+    );
+    both!(
+        68,
+        km::ConsumerGroupHeartbeatRequest,
+        km::ConsumerGroupHeartbeatResponse
+    );
 }
 
 // ------------------------------------------------------------------ robustness
@@ -1204,20 +1414,32 @@ proptest::proptest! {
 /// from the directory in `KWIRE_BODY_DIR`; skipped when unset. Prints each summary as JSON with `--nocapture`.
 #[test]
 fn extracted_bodies_from_env_dir() {
-    let Ok(dir) = std::env::var("KWIRE_BODY_DIR") else { return };
+    let Ok(dir) = std::env::var("KWIRE_BODY_DIR") else {
+        return;
+    };
     let mut failures = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for path in entries {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let parts: Vec<&str> = name.trim_end_matches(".bin").rsplitn(4, '_').collect();
-        let (Ok(v), Ok(k)) = (parts[1].parse::<i16>(), parts[2].parse::<i16>()) else { continue };
+        let (Ok(v), Ok(k)) = (parts[1].parse::<i16>(), parts[2].parse::<i16>()) else {
+            continue;
+        };
         let bytes = std::fs::read(&path).unwrap();
         let json = if parts[0] == "req" {
             decode_request_strict(k, v, &bytes).map(|b| serde_json::to_string(&b).unwrap())
         } else {
             decode_response_strict(k, v, &bytes).map(|b| {
-                format!("{} errors={:?}", serde_json::to_string(&b).unwrap(), b.error_codes())
+                format!(
+                    "{} errors={:?}",
+                    serde_json::to_string(&b).unwrap(),
+                    b.error_codes()
+                )
             })
         };
         match json {
@@ -1233,7 +1455,10 @@ fn extracted_bodies_from_env_dir() {
     let real: Vec<_> = failures
         .iter()
         .filter(|(n, e)| {
-            !matches!(e, BodyError::UnsupportedVersion | BodyError::Trailing { .. }) && !n.starts_with("string-type")
+            !matches!(
+                e,
+                BodyError::UnsupportedVersion | BodyError::Trailing { .. }
+            ) && !n.starts_with("string-type")
         })
         .collect();
     assert!(real.is_empty(), "{real:?}");

@@ -34,12 +34,23 @@ pub struct InitProducerIdRequest {
     pub keep_prepared_txn: Option<bool>,
 }
 
-pub(crate) fn decode_init_producer_id_request(r: &mut Reader<'_>, v: i16) -> WireResult<InitProducerIdRequest> {
+pub(crate) fn decode_init_producer_id_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<InitProducerIdRequest> {
     let flex = v >= 2;
     let transactional_id = r.opt_string(flex)?;
     let transaction_timeout_ms = r.i32()?;
-    let (producer_id, producer_epoch) = if v >= 3 { (Some(r.i64()?), Some(r.i16()?)) } else { (None, None) };
-    let (enable_2pc, keep_prepared_txn) = if v >= 6 { (Some(r.bool()?), Some(r.bool()?)) } else { (None, None) };
+    let (producer_id, producer_epoch) = if v >= 3 {
+        (Some(r.i64()?), Some(r.i16()?))
+    } else {
+        (None, None)
+    };
+    let (enable_2pc, keep_prepared_txn) = if v >= 6 {
+        (Some(r.bool()?), Some(r.bool()?))
+    } else {
+        (None, None)
+    };
     r.skip_tagged(flex)?;
     Ok(InitProducerIdRequest {
         transactional_id,
@@ -63,14 +74,20 @@ pub struct InitProducerIdResponse {
     pub ongoing_txn_producer_epoch: Option<i16>,
 }
 
-pub(crate) fn decode_init_producer_id_response(r: &mut Reader<'_>, v: i16) -> WireResult<InitProducerIdResponse> {
+pub(crate) fn decode_init_producer_id_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<InitProducerIdResponse> {
     let flex = v >= 2;
     let throttle_time_ms = Some(r.i32()?);
     let error_code = r.i16()?;
     let producer_id = r.i64()?;
     let producer_epoch = r.i16()?;
-    let (ongoing_txn_producer_id, ongoing_txn_producer_epoch) =
-        if v >= 6 { (Some(r.i64()?), Some(r.i16()?)) } else { (None, None) };
+    let (ongoing_txn_producer_id, ongoing_txn_producer_epoch) = if v >= 6 {
+        (Some(r.i64()?), Some(r.i16()?))
+    } else {
+        (None, None)
+    };
     r.skip_tagged(flex)?;
     Ok(InitProducerIdResponse {
         throttle_time_ms,
@@ -104,11 +121,18 @@ fn txn_topics(r: &mut Reader<'_>, flex: bool) -> WireResult<Vec<TopicPartitionId
         let name = Some(r.string(flex)?);
         let partitions = r.i32_array(flex, MAX_IDS)?;
         r.skip_tagged(flex)?;
-        Ok(TopicPartitionIds { name, topic_id: None, partitions })
+        Ok(TopicPartitionIds {
+            name,
+            topic_id: None,
+            partitions,
+        })
     })
 }
 
-pub(crate) fn decode_add_partitions_request(r: &mut Reader<'_>, v: i16) -> WireResult<AddPartitionsToTxnRequest> {
+pub(crate) fn decode_add_partitions_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<AddPartitionsToTxnRequest> {
     let flex = v >= 3;
     let transactions = if v >= 4 {
         read_vec(r, flex, |r| {
@@ -118,14 +142,26 @@ pub(crate) fn decode_add_partitions_request(r: &mut Reader<'_>, v: i16) -> WireR
             let verify_only = Some(r.bool()?);
             let topics = txn_topics(r, flex)?;
             r.skip_tagged(flex)?;
-            Ok(TxnPartitions { transactional_id, producer_id, producer_epoch, verify_only, topics })
+            Ok(TxnPartitions {
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                verify_only,
+                topics,
+            })
         })?
     } else {
         let transactional_id = r.string(flex)?;
         let producer_id = r.i64()?;
         let producer_epoch = r.i16()?;
         let topics = txn_topics(r, flex)?;
-        vec![TxnPartitions { transactional_id, producer_id, producer_epoch, verify_only: None, topics }]
+        vec![TxnPartitions {
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            verify_only: None,
+            topics,
+        }]
     };
     r.skip_tagged(flex)?;
     Ok(AddPartitionsToTxnRequest { transactions })
@@ -147,7 +183,10 @@ pub struct TxnResult {
     pub topics: Vec<TopicPartitionErrors>,
 }
 
-pub(crate) fn decode_add_partitions_response(r: &mut Reader<'_>, v: i16) -> WireResult<AddPartitionsToTxnResponse> {
+pub(crate) fn decode_add_partitions_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<AddPartitionsToTxnResponse> {
     let flex = v >= 3;
     let throttle_time_ms = Some(r.i32()?);
     let (error_code, results) = if v >= 4 {
@@ -156,15 +195,28 @@ pub(crate) fn decode_add_partitions_response(r: &mut Reader<'_>, v: i16) -> Wire
             let transactional_id = Some(r.string(flex)?);
             let topics = topic_partition_errors(r, flex, false)?;
             r.skip_tagged(flex)?;
-            Ok(TxnResult { transactional_id, topics })
+            Ok(TxnResult {
+                transactional_id,
+                topics,
+            })
         })?;
         (error_code, results)
     } else {
         let topics = topic_partition_errors(r, flex, false)?;
-        (None, vec![TxnResult { transactional_id: None, topics }])
+        (
+            None,
+            vec![TxnResult {
+                transactional_id: None,
+                topics,
+            }],
+        )
     };
     r.skip_tagged(flex)?;
-    Ok(AddPartitionsToTxnResponse { throttle_time_ms, error_code, results })
+    Ok(AddPartitionsToTxnResponse {
+        throttle_time_ms,
+        error_code,
+        results,
+    })
 }
 
 impl AddPartitionsToTxnResponse {
@@ -186,23 +238,37 @@ pub struct AddOffsetsToTxnRequest {
     pub group_id: String,
 }
 
-pub(crate) fn decode_add_offsets_request(r: &mut Reader<'_>, v: i16) -> WireResult<AddOffsetsToTxnRequest> {
+pub(crate) fn decode_add_offsets_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<AddOffsetsToTxnRequest> {
     let flex = v >= 3;
     let transactional_id = r.string(flex)?;
     let producer_id = r.i64()?;
     let producer_epoch = r.i16()?;
     let group_id = r.string(flex)?;
     r.skip_tagged(flex)?;
-    Ok(AddOffsetsToTxnRequest { transactional_id, producer_id, producer_epoch, group_id })
+    Ok(AddOffsetsToTxnRequest {
+        transactional_id,
+        producer_id,
+        producer_epoch,
+        group_id,
+    })
 }
 
 /// `throttle_time_ms, error_code` responses of the transaction APIs (flexible from v3).
-pub(crate) fn decode_throttle_error_response(r: &mut Reader<'_>, v: i16) -> WireResult<ErrorResponse> {
+pub(crate) fn decode_throttle_error_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<ErrorResponse> {
     let flex = v >= 3;
     let throttle_time_ms = Some(r.i32()?);
     let error_code = r.i16()?;
     r.skip_tagged(flex)?;
-    Ok(ErrorResponse { throttle_time_ms, error_code })
+    Ok(ErrorResponse {
+        throttle_time_ms,
+        error_code,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -221,7 +287,12 @@ pub(crate) fn decode_end_txn_request(r: &mut Reader<'_>, v: i16) -> WireResult<E
     let producer_epoch = r.i16()?;
     let committed = r.bool()?;
     r.skip_tagged(flex)?;
-    Ok(EndTxnRequest { transactional_id, producer_id, producer_epoch, committed })
+    Ok(EndTxnRequest {
+        transactional_id,
+        producer_id,
+        producer_epoch,
+        committed,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -238,9 +309,18 @@ pub(crate) fn decode_end_txn_response(r: &mut Reader<'_>, v: i16) -> WireResult<
     let flex = v >= 3;
     let throttle_time_ms = Some(r.i32()?);
     let error_code = r.i16()?;
-    let (producer_id, producer_epoch) = if v >= 5 { (Some(r.i64()?), Some(r.i16()?)) } else { (None, None) };
+    let (producer_id, producer_epoch) = if v >= 5 {
+        (Some(r.i64()?), Some(r.i16()?))
+    } else {
+        (None, None)
+    };
     r.skip_tagged(flex)?;
-    Ok(EndTxnResponse { throttle_time_ms, error_code, producer_id, producer_epoch })
+    Ok(EndTxnResponse {
+        throttle_time_ms,
+        error_code,
+        producer_id,
+        producer_epoch,
+    })
 }
 
 // ---------------------------------------------------------------- TxnOffsetCommit
@@ -266,7 +346,10 @@ pub struct TxnOffsetCommitTopic {
     pub partitions: Vec<OffsetCommitPartition>,
 }
 
-pub(crate) fn decode_txn_offset_commit_request(r: &mut Reader<'_>, v: i16) -> WireResult<TxnOffsetCommitRequest> {
+pub(crate) fn decode_txn_offset_commit_request(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<TxnOffsetCommitRequest> {
     let flex = v >= 3;
     let transactional_id = r.string(flex)?;
     let group_id = r.string(flex)?;
@@ -315,10 +398,16 @@ pub struct TxnOffsetCommitResponse {
     pub topics: Vec<TopicPartitionErrors>,
 }
 
-pub(crate) fn decode_txn_offset_commit_response(r: &mut Reader<'_>, v: i16) -> WireResult<TxnOffsetCommitResponse> {
+pub(crate) fn decode_txn_offset_commit_response(
+    r: &mut Reader<'_>,
+    v: i16,
+) -> WireResult<TxnOffsetCommitResponse> {
     let flex = v >= 3;
     let throttle_time_ms = Some(r.i32()?);
     let topics = topic_partition_errors(r, flex, false)?;
     r.skip_tagged(flex)?;
-    Ok(TxnOffsetCommitResponse { throttle_time_ms, topics })
+    Ok(TxnOffsetCommitResponse {
+        throttle_time_ms,
+        topics,
+    })
 }
