@@ -5,9 +5,11 @@ Usage (xtask passes --bootstrap; every other value is fixed by the scenario so c
 
   confluent_client.py produce  --bootstrap B --topic T --partitions P --count N --acks 0|1|all
                                --client-id ID [--compression none|gzip|snappy|lz4|zstd] [--batch]
-      Record i (value "<ID>-<i>") goes to partition i % P. Without --batch every record is flushed
-      on its own: exactly one record per batch and one Produce request per record. With --batch all
-      N records are produced first and flushed together (one batch per partition).
+                               [--counts C0,C1,..] [--value-size S]
+      Record i (value "<ID>-<i>", padded to S bytes) goes to partition i % P, or with --counts, Cp
+      records go to partition p. Without --batch every record is flushed on its own: exactly one
+      record per batch and one Produce request per record. With --batch all records are produced
+      first and flushed together (one batch per partition).
   confluent_client.py consume  --bootstrap B --topic T --partitions P --count N --client-id ID
       assign() every partition from the beginning (no group join, no commit), read N records.
   confluent_client.py group    --bootstrap B --topic T --partitions P --group G --strategy S
@@ -44,8 +46,10 @@ def run_produce(a):
         else:
             delivered.setdefault(msg.partition(), []).append(-1 if msg.offset() is None else msg.offset())
 
-    for i, part in enumerate(partitions_of(a.partitions, a.count)):
-        p.produce(a.topic, value=value(a.client_id, i), partition=part, on_delivery=on_delivery)
+    layout = partitions_of(a.partitions, a.count, a.counts)
+    for i, part in enumerate(layout):
+        p.produce(a.topic, value=value(a.client_id, i, a.value_size), partition=part,
+                  on_delivery=on_delivery)
         if not a.batch:
             if p.flush(TIMEOUT) != 0:
                 raise TimeoutError(f"{a.client_id}: record {i} not delivered in {TIMEOUT}s")
@@ -54,7 +58,7 @@ def run_produce(a):
     if errors:
         raise RuntimeError(f"{a.client_id}: delivery errors {errors}")
     fact("produced", client_id=a.client_id, topic=a.topic, acks=a.acks, compression=a.compression,
-         batch=a.batch, records=a.count,
+         batch=a.batch, records=len(layout),
          offsets={str(k): v for k, v in sorted(delivered.items())})
 
 
@@ -250,13 +254,17 @@ def main():
     ap.add_argument("--acks", default="all", choices=["0", "1", "all"])
     ap.add_argument("--compression", default="none")
     ap.add_argument("--batch", action="store_true")
+    ap.add_argument("--counts", help="records per partition, e.g. 1,2,3 (instead of --count)")
+    ap.add_argument("--value-size", type=int, default=0)
     ap.add_argument("--client-id")
     ap.add_argument("--client-id-prefix")
     ap.add_argument("--group")
     ap.add_argument("--strategy", default="range", choices=["range", "roundrobin", "cooperative-sticky"])
     ap.add_argument("--commit-on-revoke", action="store_true")
     a = ap.parse_args()
-    fact("client", library="confluent-kafka", version=version()[0], librdkafka=libversion()[0])
+    v = version()  # a str in confluent-kafka 2.16 (a tuple in older releases)
+    fact("client", library="confluent-kafka", version=v if isinstance(v, str) else v[0],
+         librdkafka=libversion()[0])
     {"produce": run_produce, "consume": run_consume, "group": run_group, "offsets": run_offsets}[a.action](a)
     log(f"confluent_client.py {a.action}: done")
 

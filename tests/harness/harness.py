@@ -44,11 +44,18 @@ class Deadline:
             raise TimeoutError(f"timed out after {self.seconds}s waiting for {self.what}")
 
 
-def value(client_id, i):
-    """Short, recognisable record values: `<client id>-<n>`."""
-    return f"{client_id}-{i}".encode()
+def value(client_id, i, size=0):
+    """Short, recognisable record values: `<client id>-<n>`, padded to `size` bytes with a
+    repeating (so compressible) pattern when size is given."""
+    v = f"{client_id}-{i}"
+    if size > len(v):
+        v = (v + "|" + "kwire" * size)[:size]
+    return v.encode()
 
 
-def partitions_of(n_partitions, count):
-    """Record i goes to partition i % n_partitions: counts per partition are known in advance."""
+def partitions_of(n_partitions, count, counts=None):
+    """Which partition each record goes to, known in advance: record i to partition
+    i % n_partitions; or, with counts="1,2,3", counts[p] records to partition p, in order."""
+    if counts:
+        return [p for p, n in enumerate(int(c) for c in counts.split(",")) for _ in range(n)]
     return [i % n_partitions for i in range(count)]

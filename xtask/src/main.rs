@@ -1,1 +1,120 @@
-fn main(){}
+//! `cargo xtask`: the project's chores. Today: the real-traffic capture harness.
+//!
+//! ```text
+//! cargo xtask setup                         install tcpdump/tshark/cmake (apt), Python clients and
+//!                                           tansu (into .tools/), build the mock broker
+//! cargo xtask list                          the capture scenarios
+//! cargo xtask capture <scenario> [--out F]  one capture (default tests/out/<scenario>.pcap)
+//! cargo xtask fixtures [scenario...]        regenerate the committed captures in tests/fixtures/harness/
+//! cargo xtask e2e [--reuse]                 fresh captures replayed through `kwire replay --json`, checked
+//! ```
+//!
+//! Easy to get wrong: xtask must stay light (anyhow, serde_json, std only: no tokio); every wait
+//! has a timeout and every process it starts is stopped, on errors too (see proc.rs).
+
+mod broker;
+mod capture;
+mod e2e;
+mod proc;
+mod scenarios;
+mod setup;
+mod tools;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+
+use crate::tools::Paths;
+
+const USAGE: &str = "usage: cargo xtask <command>
+  setup                          install the harness's tools (apt needs root), build the mock broker
+  list                           list the capture scenarios
+  capture <scenario> [--out F]   capture one scenario (default tests/out/<scenario>.pcap)
+  fixtures [scenario...]         regenerate committed captures in tests/fixtures/harness/
+  e2e [--reuse]                  capture 2 scenarios into tests/out/e2e and check `kwire replay --json`
+                                 (--reuse: replay existing captures there instead of capturing)";
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let paths = Paths::new();
+    let Some(cmd) = args.first() else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    match cmd.as_str() {
+        "setup" => setup::setup(&paths),
+        "list" => {
+            for s in scenarios::SCENARIOS {
+                println!("{:<38} {}", s.name, s.summary.split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+            Ok(())
+        }
+        "capture" => {
+            let mut name = None;
+            let mut out = None;
+            let mut it = args[1..].iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--out" => out = Some(PathBuf::from(it.next().ok_or_else(|| anyhow::anyhow!("--out needs a file"))?)),
+                    s if !s.starts_with('-') && name.is_none() => name = Some(s.to_string()),
+                    other => bail!("unexpected argument {other:?}\n{USAGE}"),
+                }
+            }
+            let Some(name) = name else { bail!("capture needs a scenario: {}", scenarios::names()) };
+            let sc = scenarios::find(&name).ok_or_else(|| anyhow::anyhow!("unknown scenario {name:?}; known: {}", scenarios::names()))?;
+            let out = out.unwrap_or_else(|| paths.out().join(format!("{name}.pcap")));
+            let out = if out.is_absolute() { out } else { std::env::current_dir()?.join(out) };
+            let c = capture::capture(&paths, sc, &out)?;
+            println!(
+                "{}: {} packets, {} bytes, {:.1}s\n  {}\n  {}",
+                sc.name,
+                c.facts["capture"]["packets_captured"],
+                c.facts["capture"]["bytes"],
+                c.seconds,
+                c.pcap.display(),
+                c.facts_file.display()
+            );
+            Ok(())
+        }
+        "fixtures" => {
+            let wanted: Vec<&str> = args[1..].iter().map(|s| s.as_str()).collect();
+            for w in &wanted {
+                if scenarios::find(w).is_none() {
+                    bail!("unknown scenario {w:?}; known: {}", scenarios::names());
+                }
+            }
+            let started = Instant::now();
+            let dir = paths.fixtures();
+            for sc in scenarios::SCENARIOS.iter().filter(|s| wanted.is_empty() || wanted.contains(&s.name)) {
+                let c = capture::capture(&paths, sc, &dir.join(format!("{}.pcap", sc.name)))?;
+                println!(
+                    "{:<38} {:>5} packets {:>8} bytes {:>6.1}s",
+                    sc.name, c.facts["capture"]["packets_captured"], c.facts["capture"]["bytes"], c.seconds
+                );
+            }
+            println!("fixtures done in {:.0}s (now update tests/fixtures/harness/README.md if counts changed)", started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        "e2e" => {
+            let reuse = args[1..].iter().any(|a| a == "--reuse");
+            e2e::e2e(&paths, reuse)
+        }
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+}

@@ -1,5 +1,8 @@
 //! pcap / pcapng file reader: [`PcapFile::next_packet`] yields [`RawPacket`]s borrowed from one large
-//! reusable buffer (4 MiB, grown up to 256 MiB for huge records), filled with plain `File::read`.
+//! reusable buffer (1 MiB, grown up to 256 MiB for huge records), filled with plain `File::read`.
+//! 1 MiB rather than more: the bytes the kernel just copied are still in L2 when the packets are parsed.
+//! Measured (1 GiB of 1500-byte packets from the page cache, `next_packet` alone, one core):
+//! 256 KiB 9.2 GB/s, 1 MiB 8.6-8.9 GB/s, 4 MiB 7.9-8.1 GB/s, 16 MiB 7.0 GB/s.
 //!
 //! Why our own reader instead of libpcap's offline reader: libpcap caps at about 4.4 GB/s, stops for good
 //! at the first damaged record, and cannot read a pcapng file whose interfaces have different link types.
@@ -32,8 +35,8 @@ use kwire_flow::{LinkType, Timestamp};
 
 /// Largest record / block we accept (and the largest the buffer grows to, plus headers).
 pub const MAX_RECORD: usize = 256 << 20;
-/// Initial read buffer size.
-pub const DEFAULT_BUFFER: usize = 4 << 20;
+/// Initial read buffer size (see the module doc for the measurement behind it).
+pub const DEFAULT_BUFFER: usize = 1 << 20;
 
 /// One captured packet, borrowing the reader's buffer until the next call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -670,15 +670,10 @@ proptest::proptest! {
         let t = Tmp::new(&f);
         if let Ok(mut r) = PcapFile::open(&t.0) {
             let mut n = 0;
-            loop {
-                match r.next_packet() {
-                    Ok(Some(p)) => {
-                        proptest::prop_assert!(p.data.len() <= f.len());
-                        n += 1;
-                        proptest::prop_assert!(n <= f.len());
-                    }
-                    Ok(None) | Err(_) => break,
-                }
+            while let Ok(Some(p)) = r.next_packet() {
+                proptest::prop_assert!(p.data.len() <= f.len());
+                n += 1;
+                proptest::prop_assert!(n <= f.len());
             }
             proptest::prop_assert!(matches!(r.next_packet(), Ok(None)));
             proptest::prop_assert!(r.position() <= f.len() as u64);

@@ -3,6 +3,9 @@
 use kwire_flow::{FlowTableConfig, ReassemblyLimits};
 use kwire_kafka::KafkaConfig;
 
+use crate::analyzer::AnalysisLimits;
+use crate::detectors::DetectorConfig;
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// Only TCP traffic to or from these ports is considered; empty = every port, Kafka found by probing.
@@ -15,6 +18,10 @@ pub struct EngineConfig {
     pub max_undecided_bytes: usize,
     /// Emit `notice` outputs for orphans, gaps and desyncs (they are always counted). Default true.
     pub notices: bool,
+    /// Emit `timeline` outputs (offset observations per client and partition). Default false.
+    pub timeline: bool,
+    pub detectors: DetectorConfig,
+    pub limits: AnalysisLimits,
 }
 
 impl Default for EngineConfig {
@@ -26,6 +33,9 @@ impl Default for EngineConfig {
             kafka: KafkaConfig::default(),
             max_undecided_bytes: 64 * 1024,
             notices: true,
+            timeline: false,
+            detectors: DetectorConfig::default(),
+            limits: AnalysisLimits::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ use kwire_flow::{
 use kwire_kafka::body::{error_name, RequestBody};
 use kwire_kafka::{api, Decoded, KafkaEvent, NoticeKind};
 
+use crate::analyzer::{Analyzer, Finding};
 use crate::config::EngineConfig;
 use crate::conn::{AppKind, AppState, ConnCtx};
 use crate::output::{ExchangeRecord, NoticeRecord, Output};
@@ -35,6 +36,7 @@ impl FlowState for ConnState {
 
 pub struct Engine {
     cfg: EngineConfig,
+    analyzer: Analyzer,
     flows: FlowTable<ConnState>,
     next_conn_id: u64,
     summary: Summary,
@@ -45,6 +47,7 @@ pub struct Engine {
 /// Everything an event handler needs besides the connection itself.
 struct Sink<'a, F: FnMut(Output)> {
     summary: &'a mut Summary,
+    analyzer: &'a mut Analyzer,
     notices: bool,
     out: &'a mut F,
 }
@@ -52,7 +55,8 @@ struct Sink<'a, F: FnMut(Output)> {
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         let flows = FlowTable::new(cfg.flows);
-        Engine { cfg, flows, next_conn_id: 1, summary: Summary::default(), last_sweep: None, last_ts: Timestamp(0) }
+        let analyzer = Analyzer::new(cfg.detectors.clone(), &cfg.limits, cfg.timeline);
+        Engine { cfg, analyzer, flows, next_conn_id: 1, summary: Summary::default(), last_sweep: None, last_ts: Timestamp(0) }
     }
 
     pub fn summary(&self) -> &Summary {
@@ -97,8 +101,8 @@ impl Engine {
         }
         self.maybe_sweep(ts, out);
         let (key, side) = FlowKey::from_segment(&seg);
-        let Engine { cfg, flows, next_conn_id, summary, .. } = self;
-        let mut sink = Sink { summary, notices: cfg.notices, out };
+        let Engine { cfg, flows, next_conn_id, summary, analyzer, .. } = self;
+        let mut sink = Sink { summary, analyzer, notices: cfg.notices, out };
 
         // Port reuse: a new SYN on a known key ends the old connection first.
         if seg.flags.syn() {
@@ -152,8 +156,8 @@ impl Engine {
             _ => {}
         }
         self.last_sweep = Some(ts);
-        let Engine { cfg, flows, summary, .. } = self;
-        let mut sink = Sink { summary, notices: cfg.notices, out };
+        let Engine { cfg, flows, summary, analyzer, .. } = self;
+        let mut sink = Sink { summary, analyzer, notices: cfg.notices, out };
         flows.expire(ts, |_k, st| {
             sink.summary.flows.expired += 1;
             finish_conn(cfg, st, ts, &mut sink);
@@ -163,9 +167,17 @@ impl Engine {
     /// End of input: every connection is flushed and finished, in first-seen order.
     pub fn finish(&mut self, out: &mut impl FnMut(Output)) {
         let ts = self.last_ts;
-        let Engine { cfg, flows, summary, .. } = self;
-        let mut sink = Sink { summary, notices: cfg.notices, out };
+        let Engine { cfg, flows, summary, analyzer, .. } = self;
+        let mut sink = Sink { summary, analyzer, notices: cfg.notices, out };
         flows.drain(|_k, st| finish_conn(cfg, st, ts, &mut sink));
+        let mut emit = |f: Finding| (sink.out)(finding_output(f));
+        sink.analyzer.finish(&mut emit);
+        sink.summary.alerts = sink.analyzer.alert_counts.clone();
+    }
+
+    /// The analysis state (cluster, groups, timelines).
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
     }
 }
 
@@ -214,6 +226,8 @@ fn on_event<F: FnMut(Output)>(client_ids: &mut Vec<String>, ctx: ConnCtx, ev: Ka
             if let Decoded::Full(RequestBody::Produce(p)) = &e.request.body {
                 *s.produce_acks.entry(p.acks).or_insert(0) += 1;
             }
+            let mut findings = Vec::new();
+            sink.analyzer.on_exchange(&ctx, &e, &mut |f| findings.push(f));
             let rec = ExchangeRecord { conn: ctx, exchange: *e };
             for code in rec.error_codes() {
                 s.errors
@@ -222,7 +236,11 @@ fn on_event<F: FnMut(Output)>(client_ids: &mut Vec<String>, ctx: ConnCtx, ev: Ka
                     .count += 1;
             }
             (sink.out)(Output::Exchange(Box::new(rec)));
+            for f in findings {
+                (sink.out)(finding_output(f));
+            }
         }
+        KafkaEvent::RequestSent(r) => sink.analyzer.on_request_sent(&ctx, &r),
         KafkaEvent::Orphan { ts, correlation_id, bytes } => {
             if sink.notices {
                 let mut n = NoticeRecord::new(
@@ -272,3 +290,10 @@ fn on_event<F: FnMut(Output)>(client_ids: &mut Vec<String>, ctx: ConnCtx, ev: Ka
     }
 }
 
+
+fn finding_output(f: Finding) -> Output {
+    match f {
+        Finding::Alert(a) => Output::Alert(Box::new(a)),
+        Finding::Timeline(t) => Output::Timeline(Box::new(t)),
+    }
+}

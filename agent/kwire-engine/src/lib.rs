@@ -5,13 +5,24 @@
 //! Easy to get wrong: output order must not depend on hash-map iteration (use first-seen order), and a
 //! connection's roles (who is the client) may only become known after some of its bytes were seen.
 
+pub mod alert;
+pub mod analyzer;
+pub mod cluster;
 pub mod config;
 pub mod conn;
+pub mod detectors;
 pub mod engine;
+pub mod groups;
+pub mod model;
 pub mod output;
 pub mod stats;
+#[cfg(test)]
+mod testutil;
+pub mod timeline;
 
 pub use config::EngineConfig;
 pub use engine::Engine;
+pub use alert::{Alert, AlertKind, Severity};
 pub use output::{ExchangeRecord, NoticeRecord, Output};
+pub use timeline::TimelineRecord;
 pub use stats::Summary;

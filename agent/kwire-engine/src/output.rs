@@ -13,12 +13,16 @@ use kwire_flow::{Direction, Timestamp};
 use kwire_kafka::body::error_name;
 use kwire_kafka::{api, Decoded, Exchange};
 
+use crate::alert::Alert;
 use crate::conn::ConnCtx;
+use crate::timeline::TimelineRecord;
 
 #[derive(Debug, Clone)]
 pub enum Output {
     Exchange(Box<ExchangeRecord>),
     Notice(NoticeRecord),
+    Alert(Box<Alert>),
+    Timeline(Box<TimelineRecord>),
 }
 
 impl Serialize for Output {
@@ -26,6 +30,8 @@ impl Serialize for Output {
         match self {
             Output::Exchange(e) => e.serialize(s),
             Output::Notice(n) => n.serialize(s),
+            Output::Alert(a) => a.serialize(s),
+            Output::Timeline(t) => t.serialize(s),
         }
     }
 }

@@ -153,6 +153,8 @@ pub struct Summary {
     pub errors: BTreeMap<i16, ErrorCount>,
     /// Produce requests per acks value.
     pub produce_acks: BTreeMap<i16, u64>,
+    /// Alerts raised per kind and severity.
+    pub alerts: BTreeMap<(crate::alert::AlertKind, crate::alert::Severity), u64>,
 }
 
 impl Serialize for Summary {
@@ -169,6 +171,12 @@ impl Serialize for Summary {
         m.serialize_entry("errors", &self.errors.values().collect::<Vec<_>>())?;
         let acks: BTreeMap<String, u64> = self.produce_acks.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         m.serialize_entry("produce_acks", &acks)?;
+        let alerts: Vec<serde_json::Value> = self
+            .alerts
+            .iter()
+            .map(|((k, s), n)| serde_json::json!({"alert": k.as_str(), "severity": s.as_str(), "count": n}))
+            .collect();
+        m.serialize_entry("alerts", &alerts)?;
         m.end()
     }
 }

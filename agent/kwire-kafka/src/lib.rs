@@ -17,6 +17,6 @@ pub mod probe;
 pub mod stream;
 
 pub use stream::{
-    Decoded, DesyncReason, Exchange, KafkaConfig, KafkaConnection, KafkaEvent, KafkaStats, NoticeKind, RequestInfo,
+    Decoded, DesyncReason, Exchange, KafkaConfig, KafkaConnection, KafkaEvent, KafkaStats, NoticeKind, RequestInfo, RequestSent,
     ResponseInfo, SkipReason, StreamStart,
 };

@@ -165,9 +165,28 @@ pub enum NoticeKind {
     MalformedHeader,
 }
 
+/// A group-membership request at the moment it is sent (JoinGroup, SyncGroup, LeaveGroup,
+/// ConsumerGroupHeartbeat): group state must change when the member acts, not when the broker answers
+/// (a JoinGroup response can come seconds later, after commits sent in between).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestSent {
+    pub ts: Timestamp,
+    pub correlation_id: i32,
+    pub api_key: i16,
+    pub api_version: i16,
+    pub client_id: Option<String>,
+    pub body: RequestBody,
+}
+
+/// API keys whose requests are also reported when sent.
+fn reported_when_sent(api_key: i16) -> bool {
+    matches!(api_key, 11 | 13 | 14 | 68)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum KafkaEvent {
     Exchange(Box<Exchange>),
+    RequestSent(Box<RequestSent>),
     /// A response whose request was never seen (mid-stream join, or a request lost in a gap).
     Orphan { ts: Timestamp, correlation_id: i32, bytes: u32 },
     Notice { ts: Timestamp, dir: Direction, kind: NoticeKind },
@@ -638,6 +657,16 @@ impl KafkaConnection {
         };
         let expects_response = !matches!(&body, Decoded::Full(b) if b.expects_no_response());
         self.stats.requests += 1;
+        if let (true, Decoded::Full(b)) = (reported_when_sent(hdr.api_key), &body) {
+            out(KafkaEvent::RequestSent(Box::new(RequestSent {
+                ts,
+                correlation_id: hdr.correlation_id,
+                api_key: hdr.api_key,
+                api_version: hdr.api_version,
+                client_id: hdr.client_id.clone(),
+                body: b.clone(),
+            })));
+        }
         let p = PendingRequest {
             correlation_id: hdr.correlation_id,
             api_key: hdr.api_key,

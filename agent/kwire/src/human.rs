@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use kwire_capture::{CaptureError, FileStats};
-use kwire_engine::{Output, Summary};
+use kwire_engine::{Alert, Output, Severity, Summary};
 
 /// What the readable summary needs beyond the engine's counters.
 #[derive(Default)]
@@ -15,7 +15,12 @@ pub struct Collector {
     last_ts: Option<String>,
     notices: BTreeMap<&'static str, u64>,
     brokers: BTreeMap<String, u64>,
+    alerts: Vec<Alert>,
+    alerts_omitted: u64,
 }
+
+/// Alerts listed one by one in the readable summary (the rest are counted).
+const MAX_LISTED_ALERTS: usize = 50;
 
 impl Collector {
     pub fn add(&mut self, o: &Output) {
@@ -31,6 +36,14 @@ impl Collector {
                 *self.brokers.entry(e.conn.broker.to_string()).or_insert(0) += 1;
             }
             Output::Notice(n) => *self.notices.entry(n.notice).or_insert(0) += 1,
+            Output::Alert(a) => {
+                if self.alerts.len() < MAX_LISTED_ALERTS {
+                    self.alerts.push((**a).clone());
+                } else {
+                    self.alerts_omitted += 1;
+                }
+            }
+            Output::Timeline(_) => {}
         }
     }
 }
@@ -146,6 +159,26 @@ pub fn print(
     if !c.notices.is_empty() {
         let n: Vec<String> = c.notices.iter().map(|(k, v)| format!("{k} x{v}")).collect();
         writeln!(w, "  notices    {}", n.join(", "))?;
+    }
+    if c.alerts.is_empty() {
+        writeln!(w, "  alerts     none")?;
+    } else {
+        let crit = c.alerts.iter().filter(|a| a.severity == Severity::Critical).count();
+        writeln!(w, "  alerts     {} ({} critical)", c.alerts.len() as u64 + c.alerts_omitted, crit)?;
+        for a in &c.alerts {
+            writeln!(
+                w,
+                "    {:<8} {} {} [{}] {}",
+                a.severity.as_str().to_uppercase(),
+                a.ts.to_rfc3339(),
+                a.kind.as_str(),
+                a.client_id.as_deref().unwrap_or("-"),
+                a.explanation
+            )?;
+        }
+        if c.alerts_omitted > 0 {
+            writeln!(w, "    ... and {} more (use --json for all)", c.alerts_omitted)?;
+        }
     }
     if let Some(d) = damage {
         writeln!(w, "  DAMAGED    {d}")?;

@@ -5,8 +5,10 @@
 //! everything read before damage is still processed and reported; stdout carries only the requested
 //! output (human summary or JSON lines), progress and errors go to stderr.
 
+mod config;
 mod human;
 mod replay;
+mod timeline;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,8 +19,8 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "kwire",
     version,
-    about = "Passive, wire-level Kafka observability: decodes Kafka traffic from packets.",
-    after_help = "Examples:\n  kwire replay capture.pcapng                 readable summary of a capture\n  kwire replay capture.pcap --json | jq 'select(.type==\"exchange\")'\n  kwire replay capture.pcap --ports 9092,9093  only these broker ports\n"
+    about = "Passive, wire-level Kafka observability: decodes Kafka traffic from packets and raises data-loss alerts.",
+    after_help = "Examples:\n  kwire replay capture.pcapng                 readable summary and alerts of a capture\n  kwire replay capture.pcap --json | jq 'select(.type==\"alert\")'\n  kwire timeline capture.pcap --client my-consumer --topic orders --partition 0\n  kwire replay capture.pcap --ports 9092,9093 --config kwire.toml\n"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,33 +29,67 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Decode a pcap/pcapng capture into Kafka request/response exchanges.
-    #[command(after_help = "Examples:\n  kwire replay tests/fixtures/harness/produce-acks-librdkafka-mock.pcap\n  kwire replay big.pcapng --json > exchanges.jsonl\n  kwire replay capture.pcap --ports 36333 --json --no-notices\n\nExit status: 0 ok, 2 unusable or damaged input (what was read before the damage is still reported).")]
+    /// Decode a pcap/pcapng capture into Kafka exchanges, notices and alerts.
+    #[command(after_help = "Examples:\n  kwire replay tests/fixtures/harness/produce-acks-librdkafka-mock.pcap\n  kwire replay big.pcapng --json > exchanges.jsonl\n  kwire replay capture.pcap --ports 36333 --json --no-notices\n\nJSON lines: {\"type\":\"exchange\"|\"notice\"|\"alert\"|\"summary\",...}; the summary is the last line.\nExit status: 0 ok, 2 unusable or damaged input (what was read before the damage is still reported).")]
     Replay(ReplayArgs),
+    /// Show what clients were told, served and committed per partition over time, with alerts in place.
+    #[command(after_help = "Examples:\n  kwire timeline capture.pcap\n  kwire timeline capture.pcap --client kw-coop-1 --topic orders --partition 1\n  kwire timeline capture.pcap --json | jq 'select(.what==\"fetch_hwm\")'\n\nRows: listoffsets_latest/earliest/time, fetch_request, fetch_hwm, fetch_lso, fetched (end of the\nbatches served), fetch_error, produced, committed, commit_rejected, offset_fetch; alerts appear inline.")]
+    Timeline(TimelineArgs),
+}
+
+/// Options shared by every command that reads a capture.
+#[derive(Args, Clone)]
+pub struct InputArgs {
+    /// Capture file (pcap or pcapng; Ethernet, VLAN, Linux cooked SLL/SLL2, raw IP, BSD loopback).
+    pub file: PathBuf,
+    /// Broker ports to decode (comma-separated). Default: every TCP port, Kafka found by probing.
+    #[arg(long, value_delimiter = ',', env = "KWIRE_PORTS")]
+    pub ports: Vec<u16>,
+    /// Config file (TOML): ports, limits, detectors on/off and thresholds. See README "Configuration".
+    #[arg(long, env = "KWIRE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Largest Kafka frame buffered whole to be decoded, in bytes; larger frames are decoded by header.
+    #[arg(long, env = "KWIRE_MAX_FRAME_BYTES")]
+    pub max_frame_bytes: Option<usize>,
+    /// Maximum TCP connections tracked at once (default 65536).
+    #[arg(long, env = "KWIRE_MAX_FLOWS")]
+    pub max_flows: Option<usize>,
+    /// Progress on stderr: auto (when stderr is a terminal and the file is large), always, never.
+    #[arg(long, default_value = "auto")]
+    pub progress: Progress,
 }
 
 #[derive(Args, Clone)]
 pub struct ReplayArgs {
-    /// Capture file (pcap or pcapng; Ethernet, VLAN, Linux cooked SLL/SLL2, raw IP, BSD loopback).
-    pub file: PathBuf,
-    /// One JSON object per line (exchange, notice, summary) instead of the readable summary.
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// One JSON object per line (exchange, notice, alert, summary) instead of the readable summary.
     #[arg(long)]
     pub json: bool,
-    /// Broker ports to decode (comma-separated). Default: every TCP port, Kafka found by probing.
-    #[arg(long, value_delimiter = ',', env = "KWIRE_PORTS")]
-    pub ports: Vec<u16>,
     /// Leave out notice lines (orphans, gaps, desyncs) from --json output; they are still counted.
     #[arg(long)]
     pub no_notices: bool,
-    /// Largest Kafka frame buffered whole to be decoded, in bytes; larger frames are decoded by header.
-    #[arg(long, default_value_t = 16 * 1024 * 1024, env = "KWIRE_MAX_FRAME_BYTES")]
-    pub max_frame_bytes: usize,
-    /// Maximum TCP connections tracked at once.
-    #[arg(long, default_value_t = 65536, env = "KWIRE_MAX_FLOWS")]
-    pub max_flows: usize,
-    /// Progress on stderr: auto (when stderr is a terminal and the file is large), always, never.
-    #[arg(long, default_value = "auto")]
-    pub progress: Progress,
+    /// Leave out exchange lines from --json output (alerts, notices and the summary remain).
+    #[arg(long)]
+    pub no_exchanges: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct TimelineArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Only this client.id.
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Only this topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Only this partition.
+    #[arg(long)]
+    pub partition: Option<i32>,
+    /// `{"type":"timeline",...}` and `{"type":"alert",...}` lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -67,5 +103,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Command::Replay(args) => replay::run(&args),
+        Command::Timeline(args) => timeline::run(&args),
     }
 }

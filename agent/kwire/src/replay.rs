@@ -2,51 +2,46 @@
 
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use kwire_capture::{CaptureError, PcapFile};
+use kwire_capture::{CaptureError, FileStats, PcapFile};
 use kwire_engine::{Engine, EngineConfig, NoticeRecord, Output};
 
-use crate::{human, Progress, ReplayArgs};
+use crate::{config, human, InputArgs, Progress, ReplayArgs};
 
-pub fn run(args: &ReplayArgs) -> ExitCode {
-    let mut cfg = EngineConfig::default();
-    cfg.ports = args.ports.clone();
-    cfg.notices = !args.no_notices;
-    cfg.kafka.max_frame_bytes = args.max_frame_bytes;
-    cfg.flows.max_flows = args.max_flows.max(1);
+/// What reading a whole file produced besides the outputs.
+pub struct FileRun {
+    pub engine: Engine,
+    pub stats: FileStats,
+    pub damage: Option<CaptureError>,
+    pub took: Duration,
+}
 
-    let mut file = match PcapFile::open(&args.file) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("kwire: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let stdout = io::stdout();
-    let mut sink = Sink {
-        w: BufWriter::with_capacity(1 << 16, stdout.lock()),
-        json: args.json,
-        err: None,
-        human: human::Collector::default(),
-    };
+/// Opens the capture and runs every packet through a new engine; outputs go to `emit` (the capture-damage
+/// notice included). `Err` is a one-line message for stderr (exit status 2).
+pub fn run_file(input: &InputArgs, cfg: EngineConfig, emit: &mut dyn FnMut(&Output) -> bool) -> Result<FileRun, String> {
+    let mut file = PcapFile::open(&input.file).map_err(|e| e.to_string())?;
     let mut engine = Engine::new(cfg);
-    let json = args.json;
-
     let total = file.len().unwrap_or(0);
-    let show_progress = match args.progress {
+    let show_progress = match input.progress {
         Progress::Always => true,
         Progress::Never => false,
         Progress::Auto => io::stderr().is_terminal() && total > 256 * 1024 * 1024,
     };
     let started = Instant::now();
     let mut last_report = Instant::now();
-    let mut damage: Option<CaptureError> = None;
+    let mut damage = None;
     let mut n: u64 = 0;
+    let go_on = std::cell::Cell::new(true);
+    let mut out = |o: Output| {
+        if !emit(&o) {
+            go_on.set(false);
+        }
+    };
     loop {
         match file.next_packet() {
             Ok(Some(p)) => {
-                engine.on_packet(p.ts, p.link, p.data, &mut |o| sink.emit(&o));
+                engine.on_packet(p.ts, p.link, p.data, &mut out);
                 n += 1;
                 if show_progress && n % 65536 == 0 && last_report.elapsed().as_millis() >= 500 {
                     last_report = Instant::now();
@@ -67,25 +62,52 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
                 break;
             }
         }
-        if sink.err.is_some() {
+        if !go_on.get() {
             break;
         }
     }
     if show_progress {
         eprintln!();
     }
-    engine.finish(&mut |o| sink.emit(&o));
+    engine.finish(&mut out);
     if let Some(d) = &damage {
-        let n = NoticeRecord::new(engine.last_ts(), "capture_damaged", d.to_string());
-        sink.emit(&Output::Notice(n));
+        out(Output::Notice(NoticeRecord::new(engine.last_ts(), "capture_damaged", d.to_string())));
     }
+    Ok(FileRun { engine, stats: file.stats().clone(), damage, took: started.elapsed() })
+}
+
+pub fn run(args: &ReplayArgs) -> ExitCode {
+    let cfg = match config::engine_config(&args.input) {
+        Ok(mut c) => {
+            c.notices = !args.no_notices;
+            c
+        }
+        Err(e) => {
+            eprintln!("kwire: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let stdout = io::stdout();
+    let mut sink = Sink {
+        w: BufWriter::with_capacity(1 << 16, stdout.lock()),
+        json: args.json,
+        exchanges: !args.no_exchanges,
+        err: None,
+        human: human::Collector::default(),
+    };
+    let run = match run_file(&args.input, cfg, &mut |o| sink.emit(o)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kwire: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let Sink { mut w, err: mut write_err, human: human_sum, .. } = sink;
-    let fs = file.stats().clone();
-    let summary = engine.summary();
-    if json {
+    let summary = run.engine.summary();
+    if args.json {
         let mut v = serde_json::to_value(summary).unwrap_or_default();
         if let Some(m) = v.as_object_mut() {
-            m.insert("file".into(), human::file_json(&args.file, &fs, damage.as_ref()));
+            m.insert("file".into(), human::file_json(&args.input.file, &run.stats, run.damage.as_ref()));
         }
         if write_err.is_none() {
             let r = serde_json::to_writer(&mut w, &v).map_err(io::Error::from).and_then(|_| w.write_all(b"\n"));
@@ -94,7 +116,7 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
             }
         }
     } else {
-        let _ = human::print(&mut w, &args.file, &fs, summary, &human_sum, damage.as_ref(), started.elapsed());
+        let _ = human::print(&mut w, &args.input.file, &run.stats, summary, &human_sum, run.damage.as_ref(), run.took);
     }
     if let Err(e) = w.flush() {
         write_err.get_or_insert(e);
@@ -105,7 +127,7 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    if let Some(d) = damage {
+    if let Some(d) = run.damage {
         eprintln!("kwire: {d} (everything before it was processed and reported)");
         return ExitCode::from(2);
     }
@@ -116,22 +138,29 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
 struct Sink<W: Write> {
     w: W,
     json: bool,
+    exchanges: bool,
     err: Option<io::Error>,
     human: human::Collector,
 }
 
 impl<W: Write> Sink<W> {
-    fn emit(&mut self, o: &Output) {
+    /// Returns false once output can no longer be written (e.g. a closed pipe): stop reading.
+    fn emit(&mut self, o: &Output) -> bool {
         if !self.json {
             self.human.add(o);
-            return;
+            return true;
         }
         if self.err.is_some() {
-            return;
+            return false;
+        }
+        if matches!(o, Output::Exchange(_)) && !self.exchanges {
+            return true;
         }
         let r = serde_json::to_writer(&mut self.w, o).map_err(io::Error::from).and_then(|_| self.w.write_all(b"\n"));
         if let Err(e) = r {
             self.err = Some(e);
+            return false;
         }
+        true
     }
 }

@@ -8,7 +8,8 @@
 //! Commands (broker ids are 1..=N; "-1" means all brokers where librdkafka allows it):
 //!
 //! ```text
-//! bootstrap                                print the bootstrap list again
+//! bootstrap                                print the bootstrap list again (OK host:port,...)
+//! version                                  the librdkafka version (OK 2.12.1)
 //! create_topic T PARTS RF                  create a topic (the mock has no CreateTopics API)
 //! partition_leader T P BROKER|none         move a partition's leader (none = leaderless)
 //! partition_follower T P BROKER            preferred read replica for KIP-392 follower fetching
@@ -115,6 +116,10 @@ fn run(c: &Cluster, w: &[&str]) -> Result<Option<String>> {
         "bootstrap" => {
             want(0, "")?;
             return Ok(Some(c.bootstrap_servers()));
+        }
+        "version" => {
+            want(0, "")?;
+            return Ok(Some(rdkafka::util::get_rdkafka_version().1));
         }
         "create_topic" => {
             want(3, "TOPIC PARTITIONS REPLICATION_FACTOR")?;

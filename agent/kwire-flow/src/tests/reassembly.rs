@@ -442,7 +442,7 @@ proptest! {
                 1 => r.flush(&mut out),
                 _ => r.push(seq, TcpFlags(flags & 0x17), &data[..len], len as u32 + extra, &mut out),
             }
-            prop_assert!(r.buffered_bytes() <= max_b.max(0));
+            prop_assert!(r.buffered_bytes() <= max_b);
         }
         prop_assert_eq!(r.stats().bytes_delivered, delivered);
         prop_assert_eq!(r.stats().gap_bytes, gap_bytes);

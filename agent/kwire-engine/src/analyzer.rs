@@ -1,0 +1,527 @@
+//! The analysis: decoded exchanges in, state (cluster, groups, per-client timelines) updated, alerts and
+//! timeline rows out. Called by the engine for every exchange (at response time) and for group requests
+//! at the moment they are sent.
+//!
+//! Easy to get wrong: every check compares packet timestamps (a commit's request time against a
+//! revocation's time), never the order in which exchanges complete; broker-to-broker traffic (Fetch with a
+//! replica id) is not a client's timeline; topic ids are resolved through the cluster view.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kwire_flow::Timestamp;
+use kwire_kafka::body::{RequestBody, ResponseBody};
+use kwire_kafka::{Decoded, Exchange, RequestSent};
+use serde::Deserialize;
+
+use crate::alert::{Alert, AlertKind};
+use crate::cluster::{Cluster, Leader, LEADER_ERRORS};
+use crate::conn::ConnCtx;
+use crate::detectors::commit_after_revoke::{self, Commit};
+use crate::detectors::weak_acks::{self, WeakProducer};
+use crate::detectors::{
+    commit_ahead_of_fetch, committed_offset_regression, listoffsets_regression, offset_reset_jump,
+    stale_owner_commit, DetectorConfig,
+};
+use crate::groups::Groups;
+use crate::model::{ClientKey, Tp};
+use crate::timeline::{Obs, Series, Source, TimelineRecord, Timelines};
+
+/// Bounds of the analysis state (the `[limits]` table of the config file).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalysisLimits {
+    /// Clients (client.id + host) with a timeline. Default 10000.
+    pub max_clients: usize,
+    /// Partitions per client timeline. Default 10000.
+    pub max_partitions_per_client: usize,
+    /// Consumer groups tracked. Default 10000.
+    pub max_groups: usize,
+    /// Members per group. Default 1000.
+    pub max_members_per_group: usize,
+    /// Partitions in the cluster view (leaders, topic ids). Default 100000.
+    pub max_partitions: usize,
+    /// (client, topic, acks) weak-acks producers tracked. Default 10000.
+    pub max_weak_producers: usize,
+}
+
+impl Default for AnalysisLimits {
+    fn default() -> Self {
+        AnalysisLimits {
+            max_clients: 10_000,
+            max_partitions_per_client: 10_000,
+            max_groups: 10_000,
+            max_members_per_group: 1000,
+            max_partitions: 100_000,
+            max_weak_producers: 10_000,
+        }
+    }
+}
+
+/// What the analysis produces besides exchanges.
+#[derive(Debug, Clone)]
+pub enum Finding {
+    Alert(Alert),
+    Timeline(TimelineRecord),
+}
+
+pub struct Analyzer {
+    detectors: DetectorConfig,
+    timeline_rows: bool,
+    pub cluster: Cluster,
+    pub groups: Groups,
+    pub timelines: Timelines,
+    weak: BTreeMap<(String, std::net::IpAddr, String, i16), WeakProducer>,
+    max_weak: usize,
+    /// Alerts raised per (kind, severity), for the summary.
+    pub alert_counts: BTreeMap<(AlertKind, crate::alert::Severity), u64>,
+    /// Weak-acks producers not tracked because the table was full.
+    pub weak_dropped: u64,
+    /// (group, member, partition, revocation time) already reported: one alert per revocation.
+    reported_revocations: BTreeSet<(String, String, Tp, i64)>,
+}
+
+type Out<'a> = &'a mut dyn FnMut(Finding);
+
+impl Analyzer {
+    pub fn new(detectors: DetectorConfig, limits: &AnalysisLimits, timeline_rows: bool) -> Self {
+        Analyzer {
+            detectors,
+            timeline_rows,
+            cluster: Cluster::new(limits.max_partitions),
+            groups: Groups::new(limits.max_groups, limits.max_members_per_group),
+            timelines: Timelines::new(limits.max_clients, limits.max_partitions_per_client),
+            weak: BTreeMap::new(),
+            max_weak: limits.max_weak_producers,
+            alert_counts: BTreeMap::new(),
+            weak_dropped: 0,
+            reported_revocations: BTreeSet::new(),
+        }
+    }
+
+    fn alert(&mut self, a: Alert, out: Out<'_>) {
+        if !self.detectors.enabled(a.kind) {
+            return;
+        }
+        *self.alert_counts.entry((a.kind, a.severity)).or_insert(0) += 1;
+        out(Finding::Alert(a));
+    }
+
+    fn row(&self, r: TimelineRecord, out: Out<'_>) {
+        if self.timeline_rows {
+            out(Finding::Timeline(r));
+        }
+    }
+
+    /// A group request at the moment it is sent.
+    pub fn on_request_sent(&mut self, _ctx: &ConnCtx, r: &RequestSent) {
+        match &r.body {
+            RequestBody::JoinGroup(j) => self.groups.on_join_request(r.ts, &j.group_id, &j.member_id, &j.protocol_type),
+            RequestBody::LeaveGroup(l) => {
+                if let Some(m) = &l.member_id {
+                    self.groups.on_leave(r.ts, &l.group_id, m);
+                }
+                for m in &l.members {
+                    self.groups.on_leave(r.ts, &l.group_id, &m.member_id);
+                }
+            }
+            RequestBody::ConsumerGroupHeartbeat(h) => {
+                self.groups.mark_kip848(&h.group_id);
+                let owned: Option<BTreeSet<Tp>> = h.topic_partitions.as_ref().map(|tps| {
+                    tps.iter()
+                        .flat_map(|t| {
+                            let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+                            t.partitions.iter().map(move |p| Tp { topic: topic.clone(), partition: *p })
+                        })
+                        .collect()
+                });
+                self.groups.on_heartbeat_owned(r.ts, &h.group_id, &h.member_id, h.member_epoch, owned.as_ref());
+            }
+            _ => {}
+        }
+    }
+
+    /// A completed exchange (response received, or none will come).
+    pub fn on_exchange(&mut self, ctx: &ConnCtx, x: &Exchange, out: Out<'_>) {
+        let Decoded::Full(req) = &x.request.body else { return };
+        let resp = x.response.as_ref().and_then(|r| r.body.full());
+        let rts = x.response.as_ref().map(|r| r.ts).unwrap_or(x.request_ts);
+        let client = ClientKey { client_id: x.request.client_id.clone().unwrap_or_default(), host: ctx.client.ip };
+        let cid = x.request.client_id.as_deref();
+        match (req, resp) {
+            (_, Some(ResponseBody::Metadata(m))) => self.cluster.on_metadata(rts, m),
+            (RequestBody::Produce(p), resp) => self.on_produce(ctx, x, p, resp, cid, rts, out),
+            (RequestBody::Fetch(f), Some(ResponseBody::Fetch(r))) => self.on_fetch(ctx, x, f, r, &client, cid, rts, out),
+            (RequestBody::Fetch(f), None) => self.on_fetch_request(ctx, x, f, &client, cid, out),
+            (RequestBody::ListOffsets(l), Some(ResponseBody::ListOffsets(r))) => self.on_list_offsets(ctx, l, r, &client, cid, rts, out),
+            (RequestBody::OffsetCommit(c), resp) => {
+                let errors = commit_errors(&self.cluster, resp);
+                let generation = c.generation_id_or_member_epoch;
+                let member = c.member_id.clone().unwrap_or_default();
+                for t in &c.topics {
+                    let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+                    for p in &t.partitions {
+                        let tp = Tp { topic: topic.clone(), partition: p.partition };
+                        let err = resp.map(|_| errors.get(&tp).copied().unwrap_or(0));
+                        let commit = Commit { ts: x.request_ts, group: &c.group_id, member_id: &member, generation, tp: &tp, offset: p.committed_offset, error_code: err };
+                        self.on_commit(ctx, &client, cid, &commit, out);
+                    }
+                }
+            }
+            (RequestBody::TxnOffsetCommit(c), resp) => {
+                let errors = commit_errors(&self.cluster, resp);
+                let member = c.member_id.clone().unwrap_or_default();
+                for t in &c.topics {
+                    for p in &t.partitions {
+                        let tp = Tp::new(&t.name, p.partition);
+                        let err = resp.map(|_| errors.get(&tp).copied().unwrap_or(0));
+                        let commit = Commit { ts: x.request_ts, group: &c.group_id, member_id: &member, generation: c.generation_id, tp: &tp, offset: p.committed_offset, error_code: err };
+                        self.on_commit(ctx, &client, cid, &commit, out);
+                    }
+                }
+            }
+            (RequestBody::OffsetFetch(_), Some(ResponseBody::OffsetFetch(r))) => {
+                for g in &r.groups {
+                    for t in &g.topics {
+                        let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+                        for p in &t.partitions {
+                            if p.error_code == 0 && p.committed_offset >= 0 {
+                                let tp = Tp { topic: topic.clone(), partition: p.partition };
+                                let mut row = TimelineRecord::new(rts, &client.client_id, ctx, &tp, "offset_fetch", p.committed_offset);
+                                row.group = g.group_id.clone();
+                                self.row(row, out);
+                            }
+                        }
+                    }
+                }
+            }
+            (RequestBody::JoinGroup(j), Some(ResponseBody::JoinGroup(r))) if r.error_code == 0 => {
+                self.groups.on_join_response(&j.group_id, r.generation_id, r.protocol_name.as_deref(), &r.member_id, ctx, cid);
+            }
+            (RequestBody::SyncGroup(s), Some(ResponseBody::SyncGroup(r))) if r.error_code == 0 => {
+                let assigned: BTreeSet<Tp> = r
+                    .assignment
+                    .iter()
+                    .flat_map(|a| a.partitions.iter())
+                    .flat_map(|t| t.partitions.iter().map(move |p| Tp::new(&t.topic, *p)))
+                    .collect();
+                if r.assignment.is_some() || r.assignment_len == 0 {
+                    self.groups.on_assignment(rts, &s.group_id, &s.member_id, s.generation_id, assigned, ctx, cid);
+                }
+            }
+            (RequestBody::ConsumerGroupHeartbeat(h), Some(ResponseBody::ConsumerGroupHeartbeat(r))) if r.error_code == 0 => {
+                self.groups.mark_kip848(&h.group_id);
+                let member = r.member_id.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| h.member_id.clone());
+                if let Some(a) = &r.assignment {
+                    let assigned: BTreeSet<Tp> = a
+                        .topic_partitions
+                        .iter()
+                        .flat_map(|t| {
+                            let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+                            t.partitions.iter().map(move |p| Tp { topic: topic.clone(), partition: *p })
+                        })
+                        .collect();
+                    self.groups.on_assignment(rts, &h.group_id, &member, r.member_epoch, assigned, ctx, cid);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_produce(
+        &mut self,
+        ctx: &ConnCtx,
+        x: &Exchange,
+        p: &kwire_kafka::body::ProduceRequest,
+        resp: Option<&ResponseBody>,
+        cid: Option<&str>,
+        rts: Timestamp,
+        out: Out<'_>,
+    ) {
+        // Leader moves reported by the response.
+        if let Some(ResponseBody::Produce(r)) = resp {
+            for t in &r.topics {
+                let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+                for part in &t.partitions {
+                    let tp = Tp { topic: topic.clone(), partition: part.partition };
+                    if LEADER_ERRORS.contains(&part.error_code) {
+                        let l = part.current_leader.map(|l| Leader { id: l.leader_id, epoch: Some(l.leader_epoch) });
+                        self.cluster.on_leader_moved(&tp, rts, l);
+                    } else if part.error_code == 0 && part.base_offset >= 0 {
+                        let row = TimelineRecord::new(rts, cid.unwrap_or_default(), ctx, &tp, "produced", part.base_offset);
+                        self.row(row, out);
+                    }
+                }
+            }
+        }
+        if p.acks != 0 && p.acks != 1 {
+            return;
+        }
+        for t in &p.topics {
+            let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+            let key = (cid.unwrap_or_default().to_string(), ctx.client.ip, topic.clone(), p.acks);
+            if !self.weak.contains_key(&key) && self.weak.len() >= self.max_weak {
+                self.weak_dropped += 1;
+                continue;
+            }
+            let w = self.weak.entry(key).or_insert_with(|| WeakProducer {
+                client_id: cid.map(str::to_string),
+                ctx: *ctx,
+                topic: topic.clone(),
+                acks: p.acks,
+                requests: 0,
+                records: 0,
+                idempotent: false,
+                transactional: false,
+                first_ts: x.request_ts,
+                last_ts: x.request_ts,
+                partitions: BTreeMap::new(),
+            });
+            w.requests += 1;
+            w.last_ts = x.request_ts;
+            w.transactional |= p.transactional_id.is_some();
+            for part in &t.partitions {
+                let e = w.partitions.entry(part.partition).or_insert((x.request_ts, x.request_ts));
+                e.1 = x.request_ts;
+                for b in &part.batches {
+                    w.records += b.record_count.max(0) as u64;
+                    w.idempotent |= b.producer_id >= 0;
+                    w.transactional |= b.transactional;
+                }
+            }
+        }
+    }
+
+    fn on_fetch_request(&mut self, ctx: &ConnCtx, x: &Exchange, f: &kwire_kafka::body::FetchRequest, client: &ClientKey, cid: Option<&str>, out: Out<'_>) {
+        if f.replica_id.is_some_and(|r| r >= 0) {
+            return;
+        }
+        for t in &f.topics {
+            let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+            for p in &t.partitions {
+                let tp = Tp { topic: topic.clone(), partition: p.partition };
+                let pending = self.timelines.entry(client, &tp).and_then(|st| st.out_of_range.take());
+                if let Some((wanted, wanted_ts)) = pending {
+                    if let Some(a) = offset_reset_jump::check(&self.detectors.offset_reset_jump, wanted, wanted_ts, p.fetch_offset, x.request_ts, &tp, ctx, cid) {
+                        self.alert(a, out);
+                    }
+                }
+                let row = TimelineRecord::new(x.request_ts, &client.client_id, ctx, &tp, "fetch_request", p.fetch_offset);
+                self.row(row, out);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_fetch(
+        &mut self,
+        ctx: &ConnCtx,
+        x: &Exchange,
+        f: &kwire_kafka::body::FetchRequest,
+        r: &kwire_kafka::body::FetchResponse,
+        client: &ClientKey,
+        cid: Option<&str>,
+        rts: Timestamp,
+        out: Out<'_>,
+    ) {
+        self.on_fetch_request(ctx, x, f, client, cid, out);
+        let replica = f.replica_id.is_some_and(|r| r >= 0);
+        // Requested offsets, to know where an OFFSET_OUT_OF_RANGE was.
+        let mut wanted: BTreeMap<Tp, i64> = BTreeMap::new();
+        for t in &f.topics {
+            let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+            for p in &t.partitions {
+                wanted.insert(Tp { topic: topic.clone(), partition: p.partition }, p.fetch_offset);
+            }
+        }
+        for t in &r.topics {
+            let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+            for p in &t.partitions {
+                let tp = Tp { topic: topic.clone(), partition: p.partition };
+                if LEADER_ERRORS.contains(&p.error_code) {
+                    let l = p.current_leader.map(|l| Leader { id: l.leader_id, epoch: Some(l.leader_epoch) });
+                    self.cluster.on_leader_moved(&tp, rts, l);
+                }
+                if replica {
+                    continue;
+                }
+                let epoch = self.cluster.leader(&tp).and_then(|l| l.epoch);
+                let obs = |offset, source| Obs { offset, ts: rts, source, broker: ctx.broker, conn: ctx.id, epoch };
+                if p.error_code == 1 {
+                    if let Some(w) = wanted.get(&tp).copied() {
+                        if let Some(st) = self.timelines.entry(client, &tp) {
+                            st.out_of_range = Some((w, rts));
+                        }
+                        let mut row = TimelineRecord::new(rts, &client.client_id, ctx, &tp, "fetch_error", w);
+                        row.error = Some("OFFSET_OUT_OF_RANGE");
+                        self.row(row, out);
+                    }
+                    continue;
+                }
+                if p.error_code != 0 {
+                    continue;
+                }
+                // Served first (records delivered), then the end of log the same response tells.
+                let served_end = p
+                    .batches
+                    .iter()
+                    .filter(|b| !b.truncated)
+                    .map(|b| b.base_offset.saturating_add(i64::from(b.last_offset_delta)).saturating_add(1))
+                    .max();
+                let mut alerts = Vec::new();
+                let mut rows = Vec::new();
+                if let Some(st) = self.timelines.entry(client, &tp) {
+                    if let Some(end) = served_end {
+                        st.raise_served(obs(end, Source::Fetched));
+                        rows.push(("fetched", end));
+                    }
+                    if p.high_watermark >= 0 {
+                        rows.push(("fetch_hwm", p.high_watermark));
+                        if let Some(a) = listoffsets_regression::observe(&self.detectors.listoffsets_regression, st, Series::Uncommitted, obs(p.high_watermark, Source::FetchHwm), &tp, ctx, cid) {
+                            alerts.push(a.field("preferred_read_replica", p.preferred_read_replica.unwrap_or(-1)));
+                        }
+                    }
+                    if let Some(lso) = p.last_stable_offset.filter(|l| *l >= 0) {
+                        rows.push(("fetch_lso", lso));
+                        if let Some(a) = listoffsets_regression::observe(&self.detectors.listoffsets_regression, st, Series::Committed, obs(lso, Source::FetchLso), &tp, ctx, cid) {
+                            alerts.push(a);
+                        }
+                    }
+                }
+                for (what, off) in rows {
+                    let mut row = TimelineRecord::new(rts, &client.client_id, ctx, &tp, what, off);
+                    row.leader_epoch = epoch;
+                    self.row(row, out);
+                }
+                for a in alerts {
+                    self.alert(a, out);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_list_offsets(
+        &mut self,
+        ctx: &ConnCtx,
+        l: &kwire_kafka::body::ListOffsetsRequest,
+        r: &kwire_kafka::body::ListOffsetsResponse,
+        client: &ClientKey,
+        cid: Option<&str>,
+        rts: Timestamp,
+        out: Out<'_>,
+    ) {
+        if l.replica_id >= 0 {
+            return;
+        }
+        let series = if l.isolation_level == Some(1) { Series::Committed } else { Series::Uncommitted };
+        let mut asked: BTreeMap<Tp, i64> = BTreeMap::new();
+        for t in &l.topics {
+            for p in &t.partitions {
+                asked.insert(Tp::new(&t.name, p.partition), p.timestamp);
+            }
+        }
+        for t in &r.topics {
+            for p in &t.partitions {
+                let tp = Tp::new(&t.name, p.partition);
+                if p.error_code != 0 {
+                    continue;
+                }
+                let offset = p.offset.or_else(|| p.old_style_offsets.as_ref().and_then(|o| o.first().copied()));
+                let Some(offset) = offset.filter(|o| *o >= 0) else { continue };
+                let what = match asked.get(&tp).copied() {
+                    Some(-1) => "listoffsets_latest",
+                    Some(-2) => "listoffsets_earliest",
+                    _ => "listoffsets_time",
+                };
+                let mut row = TimelineRecord::new(rts, &client.client_id, ctx, &tp, what, offset);
+                row.leader_epoch = p.leader_epoch.filter(|e| *e >= 0);
+                self.row(row, out);
+                if what != "listoffsets_latest" {
+                    continue;
+                }
+                let o = Obs { offset, ts: rts, source: Source::Listoffsets, broker: ctx.broker, conn: ctx.id, epoch: p.leader_epoch.filter(|e| *e >= 0) };
+                let alert = match self.timelines.entry(client, &tp) {
+                    Some(st) => listoffsets_regression::observe(&self.detectors.listoffsets_regression, st, series, o, &tp, ctx, cid),
+                    None => None,
+                };
+                if let Some(a) = alert {
+                    self.alert(a, out);
+                }
+            }
+        }
+    }
+
+    fn on_commit(&mut self, ctx: &ConnCtx, client: &ClientKey, cid: Option<&str>, c: &Commit<'_>, out: Out<'_>) {
+        let accepted = c.error_code == Some(0);
+        let mut alerts = Vec::new();
+        if let Some(g) = self.groups.get(c.group) {
+            if !c.member_id.is_empty() {
+                let timelines = &self.timelines;
+                let progress = |member: &str, tp: &Tp| {
+                    let m = g.members.get(member);
+                    let committed = m.and_then(|m| m.committed.get(tp).copied());
+                    let served = m
+                        .and_then(|m| Some(ClientKey { client_id: m.client_id.clone()?, host: m.ctx?.client.ip }))
+                        .and_then(|k| timelines.get(&k, tp).and_then(|s| s.served.map(|o| o.offset)));
+                    (committed, served)
+                };
+                if let Some(a) = commit_after_revoke::check(g, c, ctx, cid, progress) {
+                    let m = g.members.get(c.member_id);
+                    let told = m.and_then(|m| m.revoked.get(c.tp)).map(|r| r.told_ts.0).unwrap_or(0);
+                    let key = (c.group.to_string(), c.member_id.to_string(), c.tp.clone(), told);
+                    if self.reported_revocations.insert(key) {
+                        alerts.push(a);
+                    }
+                } else if let Some(a) = stale_owner_commit::check(g, c, ctx, cid) {
+                    alerts.push(a);
+                }
+            }
+        }
+        if accepted && c.offset >= 0 {
+            if let Some(a) = commit_ahead_of_fetch::check(&self.detectors.commit_ahead_of_fetch, self.timelines.get(client, c.tp), c, ctx, cid) {
+                alerts.push(a);
+            }
+            let previous = self.groups.on_commit_accepted(c.ts, c.group, c.member_id, c.tp, c.offset);
+            if let Some(a) = committed_offset_regression::check(&self.detectors.committed_offset_regression, previous.as_ref(), c, ctx, cid) {
+                alerts.push(a);
+            }
+            if let Some(st) = self.timelines.entry(client, c.tp) {
+                st.set_committed(Obs { offset: c.offset, ts: c.ts, source: Source::Committed, broker: ctx.broker, conn: ctx.id, epoch: None });
+            }
+        }
+        let mut row = TimelineRecord::new(c.ts, &client.client_id, ctx, c.tp, if accepted { "committed" } else { "commit_rejected" }, c.offset);
+        row.group = Some(c.group.to_string());
+        row.error = c.error_code.filter(|e| *e != 0).map(kwire_kafka::body::error_name);
+        self.row(row, out);
+        for a in alerts {
+            self.alert(a, out);
+        }
+    }
+
+    /// End of input: alerts that summarise traffic (weak acks).
+    pub fn finish(&mut self, out: Out<'_>) {
+        let weak = std::mem::take(&mut self.weak);
+        for w in weak.values() {
+            if let Some(a) = weak_acks::finish(&self.detectors.weak_acks, w, &self.cluster) {
+                self.alert(a, out);
+            }
+        }
+    }
+}
+
+/// Per-partition error codes of an OffsetCommit / TxnOffsetCommit response.
+fn commit_errors(cluster: &Cluster, resp: Option<&ResponseBody>) -> BTreeMap<Tp, i16> {
+    let topics = match resp {
+        Some(ResponseBody::OffsetCommit(r)) => &r.topics,
+        Some(ResponseBody::TxnOffsetCommit(r)) => &r.topics,
+        _ => return BTreeMap::new(),
+    };
+    topics
+        .iter()
+        .flat_map(|t| {
+            let name = cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+            t.partitions.iter().map(move |p| (Tp::new(&name, p.partition), p.error_code))
+        })
+        .collect()
+}

@@ -1,0 +1,65 @@
+//! `commit_ahead_of_fetch`: a consumer commits an offset beyond the end of what it was served for that
+//! partition: the records in between were never delivered to it and are now skipped for the group.
+//! Quiet when the client was never seen fetching the partition (we cannot know what it consumed), and when
+//! the commit is at or below the served end. `warning`.
+
+use crate::alert::{Alert, AlertKind, Severity};
+use crate::conn::ConnCtx;
+use crate::detectors::commit_after_revoke::Commit;
+use crate::detectors::Threshold;
+use crate::timeline::PartState;
+
+pub fn check(cfg: &Threshold, st: Option<&PartState>, c: &Commit<'_>, ctx: &ConnCtx, client_id: Option<&str>) -> Option<Alert> {
+    let served = st?.served?;
+    let skipped = c.offset - served.offset;
+    if !cfg.enabled || skipped < cfg.min_delta.max(1) {
+        return None;
+    }
+    Some(
+        Alert::new(
+            AlertKind::CommitAheadOfFetch,
+            Severity::Warning,
+            c.ts,
+            format!(
+                "group {}: {} committed offset {} but was only served records up to {} (at {}): {} records skipped without being consumed",
+                c.group,
+                c.tp,
+                c.offset,
+                served.offset,
+                served.ts.to_rfc3339(),
+                skipped
+            ),
+        )
+        .on(ctx, client_id)
+        .tp(c.tp)
+        .field("group", c.group)
+        .field("member_id", c.member_id)
+        .field("committed_offset", c.offset)
+        .field("served_offset", served.offset)
+        .field("served_ts", served.ts.to_rfc3339())
+        .field("skipped", skipped)
+        .field("accepted", c.error_code == Some(0)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Tp;
+    use crate::testutil::{ctx, obs, t};
+    use crate::timeline::Source;
+
+    #[test]
+    fn fires_beyond_served_and_quiet_at_served() {
+        let tp = Tp::new("t", 0);
+        let mut st = PartState::default();
+        st.raise_served(obs(100, 1, Source::Fetched));
+        let c = |off| Commit { ts: t(2), group: "g", member_id: "m", generation: Some(1), tp: &tp, offset: off, error_code: Some(0) };
+        assert!(check(&Threshold::default(), Some(&st), &c(100), &ctx(), None).is_none());
+        assert!(check(&Threshold::default(), Some(&st), &c(90), &ctx(), None).is_none());
+        let a = check(&Threshold::default(), Some(&st), &c(150), &ctx(), None).unwrap();
+        assert_eq!(a.fields["skipped"], 50);
+        // Never fetched: quiet.
+        assert!(check(&Threshold::default(), None, &c(150), &ctx(), None).is_none());
+    }
+}

@@ -1,0 +1,102 @@
+//! Detectors: one file per alert kind. Each is a small deterministic function of the analysis state at the
+//! moment of an exchange (or at the end of input), configured by [`DetectorConfig`] and tested both ways
+//! (one case that fires, one that stays quiet). Detectors see decoded exchanges and state, never bytes.
+
+pub mod commit_after_revoke;
+pub mod commit_ahead_of_fetch;
+pub mod committed_offset_regression;
+pub mod listoffsets_regression;
+pub mod offset_reset_jump;
+pub mod stale_owner_commit;
+pub mod weak_acks;
+
+use serde::Deserialize;
+
+use crate::alert::AlertKind;
+
+/// On/off and thresholds for every detector (the `[detectors]` table of the config file).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorConfig {
+    pub listoffsets_regression: Threshold,
+    pub commit_after_revoke: Toggle,
+    pub stale_owner_commit: Toggle,
+    pub weak_acks: WeakAcksConfig,
+    pub commit_ahead_of_fetch: Threshold,
+    pub offset_reset_jump: Threshold,
+    pub committed_offset_regression: Threshold,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            listoffsets_regression: Threshold::default(),
+            commit_after_revoke: Toggle::default(),
+            stale_owner_commit: Toggle::default(),
+            weak_acks: WeakAcksConfig::default(),
+            commit_ahead_of_fetch: Threshold::default(),
+            offset_reset_jump: Threshold::default(),
+            committed_offset_regression: Threshold::default(),
+        }
+    }
+}
+
+impl DetectorConfig {
+    pub fn enabled(&self, k: AlertKind) -> bool {
+        match k {
+            AlertKind::ListOffsetsRegression => self.listoffsets_regression.enabled,
+            AlertKind::CommitAfterRevoke => self.commit_after_revoke.enabled,
+            AlertKind::StaleOwnerCommit => self.stale_owner_commit.enabled,
+            AlertKind::WeakAcks => self.weak_acks.enabled,
+            AlertKind::CommitAheadOfFetch => self.commit_ahead_of_fetch.enabled,
+            AlertKind::OffsetResetJump => self.offset_reset_jump.enabled,
+            AlertKind::CommittedOffsetRegression => self.committed_offset_regression.enabled,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Toggle {
+    pub enabled: bool,
+}
+
+impl Default for Toggle {
+    fn default() -> Self {
+        Toggle { enabled: true }
+    }
+}
+
+/// A detector with a minimum size (offsets) below which it stays quiet.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Threshold {
+    pub enabled: bool,
+    /// Smallest difference in offsets that raises the alert. Default 1.
+    pub min_delta: i64,
+}
+
+impl Default for Threshold {
+    fn default() -> Self {
+        Threshold { enabled: true, min_delta: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WeakAcksConfig {
+    pub enabled: bool,
+    /// Alert on acks=0 producers. Default true.
+    pub acks0: bool,
+    /// Alert on acks=1 producers. Default true.
+    pub acks1: bool,
+    /// A leader change of a partition within this many seconds of weak-acks traffic to it makes the alert
+    /// critical. Default 30.
+    pub leader_change_window_s: u64,
+}
+
+impl Default for WeakAcksConfig {
+    fn default() -> Self {
+        WeakAcksConfig { enabled: true, acks0: true, acks1: true, leader_change_window_s: 30 }
+    }
+}

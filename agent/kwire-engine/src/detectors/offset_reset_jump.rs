@@ -1,0 +1,49 @@
+//! `offset_reset_jump`: after OFFSET_OUT_OF_RANGE a consumer resumes fetching further ahead
+//! (auto.offset.reset=latest, or to a log start that moved): the records between the offset it wanted and
+//! where it resumed are skipped. Quiet when it resumes at or before the offset it wanted (reprocessing, not
+//! loss). `warning`.
+
+use kwire_flow::Timestamp;
+
+use crate::alert::{Alert, AlertKind, Severity};
+use crate::conn::ConnCtx;
+use crate::detectors::Threshold;
+use crate::model::Tp;
+
+pub fn check(cfg: &Threshold, wanted: i64, wanted_ts: Timestamp, resumed: i64, ts: Timestamp, tp: &Tp, ctx: &ConnCtx, client_id: Option<&str>) -> Option<Alert> {
+    let skipped = resumed - wanted;
+    if !cfg.enabled || skipped < cfg.min_delta.max(1) {
+        return None;
+    }
+    Some(
+        Alert::new(
+            AlertKind::OffsetResetJump,
+            Severity::Warning,
+            ts,
+            format!(
+                "{tp}: offset {wanted} was out of range and the consumer jumped ahead to {resumed}: {skipped} records skipped"
+            ),
+        )
+        .on(ctx, client_id)
+        .tp(tp)
+        .field("out_of_range_offset", wanted)
+        .field("out_of_range_ts", wanted_ts.to_rfc3339())
+        .field("resumed_offset", resumed)
+        .field("skipped", skipped),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{ctx, t};
+
+    #[test]
+    fn fires_forward_quiet_backward() {
+        let tp = Tp::new("t", 0);
+        let a = check(&Threshold::default(), 100, t(1), 250, t(2), &tp, &ctx(), Some("c")).unwrap();
+        assert_eq!(a.fields["skipped"], 150);
+        assert!(check(&Threshold::default(), 100, t(1), 0, t(2), &tp, &ctx(), Some("c")).is_none());
+        assert!(check(&Threshold::default(), 100, t(1), 100, t(2), &tp, &ctx(), Some("c")).is_none());
+    }
+}

@@ -1,0 +1,312 @@
+//! Consumer groups as their members lived them: generations (classic protocol) or member epochs (KIP-848),
+//! the assignor, each member's assignment, every revocation (when the member was told, when the revocation
+//! was complete, who owns the partition next), and the group's committed offsets.
+//!
+//! A revocation is *told* when a member learns a partition is no longer its own: for an eager assignor when
+//! it rejoins (it gives up everything before JoinGroup), for cooperative-sticky when a SyncGroup response
+//! leaves the partition out, for KIP-848 when a heartbeat response's assignment leaves it out. It is
+//! *complete* when the member has acted on it: it rejoined or moved to a later generation/epoch
+//! (cooperative), acknowledged it in a heartbeat (KIP-848), or the partition was handed to another member.
+//! Commits between told and complete are the recommended hand-off (the revoke callback) and stay quiet.
+//!
+//! Easy to get wrong: state changes when the member *sends* JoinGroup/heartbeat (request time), not when the
+//! broker answers, and every comparison is by packet timestamps, never by processing order. Brokers check
+//! only the generation of a commit, never ownership: that is exactly what we check here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kwire_flow::Timestamp;
+
+use crate::conn::ConnCtx;
+use crate::model::Tp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RebalanceProtocol {
+    /// range, roundrobin, sticky: a member gives up all partitions when it rejoins.
+    Eager,
+    /// cooperative-sticky: only the partitions a SyncGroup takes away are given up.
+    Cooperative,
+    /// KIP-848 `consumer` protocol: assignments arrive in ConsumerGroupHeartbeat responses.
+    Consumer,
+}
+
+#[derive(Debug, Clone)]
+pub struct Revocation {
+    pub told_ts: Timestamp,
+    /// Generation or member epoch at which the member lost the partition.
+    pub generation: i32,
+    pub complete_ts: Option<Timestamp>,
+    /// Who owns it now, when known.
+    pub next_owner: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub member_id: String,
+    pub client_id: Option<String>,
+    pub ctx: Option<ConnCtx>,
+    /// Generation (or member epoch) of the member's current assignment.
+    pub generation: i32,
+    pub assigned_ts: Option<Timestamp>,
+    pub owned: BTreeSet<Tp>,
+    pub revoked: BTreeMap<Tp, Revocation>,
+    /// Last accepted commit per partition by this member.
+    pub committed: BTreeMap<Tp, i64>,
+}
+
+impl Member {
+    fn new(member_id: &str) -> Self {
+        Member {
+            member_id: member_id.to_string(),
+            client_id: None,
+            ctx: None,
+            generation: -1,
+            assigned_ts: None,
+            owned: BTreeSet::new(),
+            revoked: BTreeMap::new(),
+            committed: BTreeMap::new(),
+        }
+    }
+}
+
+/// Who the group's latest assignment gives a partition to.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub member_id: String,
+    pub generation: i32,
+    pub since: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct Group {
+    pub group_id: String,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub generation: i32,
+    pub members: BTreeMap<String, Member>,
+    pub owners: BTreeMap<Tp, Owner>,
+    /// Last accepted committed offset per partition: (offset, member id, ts).
+    pub committed: BTreeMap<Tp, (i64, String, Timestamp)>,
+    pub kip848: bool,
+}
+
+impl Group {
+    fn new(id: &str) -> Self {
+        Group {
+            group_id: id.to_string(),
+            protocol_type: None,
+            protocol_name: None,
+            generation: -1,
+            members: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            kip848: false,
+        }
+    }
+
+    pub fn protocol(&self) -> RebalanceProtocol {
+        if self.kip848 {
+            return RebalanceProtocol::Consumer;
+        }
+        match self.protocol_name.as_deref() {
+            Some(n) if n.contains("cooperative") => RebalanceProtocol::Cooperative,
+            _ => RebalanceProtocol::Eager,
+        }
+    }
+}
+
+/// All groups, bounded.
+#[derive(Debug, Default)]
+pub struct Groups {
+    groups: BTreeMap<String, Group>,
+    max_groups: usize,
+    max_members: usize,
+    pub dropped: u64,
+}
+
+impl Groups {
+    pub fn new(max_groups: usize, max_members: usize) -> Self {
+        Groups { groups: BTreeMap::new(), max_groups, max_members, dropped: 0 }
+    }
+
+    pub fn get(&self, group: &str) -> Option<&Group> {
+        self.groups.get(group)
+    }
+
+    pub fn group_mut(&mut self, group: &str) -> Option<&mut Group> {
+        if !self.groups.contains_key(group) {
+            if self.groups.len() >= self.max_groups {
+                self.dropped += 1;
+                return None;
+            }
+            self.groups.insert(group.to_string(), Group::new(group));
+        }
+        self.groups.get_mut(group)
+    }
+
+    fn member_mut<'a>(g: &'a mut Group, max: usize, dropped: &mut u64, member_id: &str) -> Option<&'a mut Member> {
+        if member_id.is_empty() {
+            return None;
+        }
+        if !g.members.contains_key(member_id) {
+            if g.members.len() >= max {
+                *dropped += 1;
+                return None;
+            }
+            g.members.insert(member_id.to_string(), Member::new(member_id));
+        }
+        g.members.get_mut(member_id)
+    }
+
+    /// A member sent JoinGroup (rejoining when `member_id` is set).
+    pub fn on_join_request(&mut self, ts: Timestamp, group: &str, member_id: &str, protocol_type: &str) {
+        let (max, mut dropped) = (self.max_members, 0);
+        let Some(g) = self.group_mut(group) else { return };
+        if !protocol_type.is_empty() {
+            g.protocol_type = Some(protocol_type.to_string());
+        }
+        let proto = g.protocol();
+        let generation = g.generation;
+        if let Some(m) = Self::member_mut(g, max, &mut dropped, member_id) {
+            match proto {
+                RebalanceProtocol::Eager => {
+                    // An eager member gives up everything before it rejoins: told and complete now.
+                    let owned = std::mem::take(&mut m.owned);
+                    for tp in owned {
+                        m.revoked.insert(
+                            tp,
+                            Revocation { told_ts: ts, generation, complete_ts: Some(ts), next_owner: None },
+                        );
+                    }
+                }
+                RebalanceProtocol::Cooperative | RebalanceProtocol::Consumer => {
+                    for r in m.revoked.values_mut() {
+                        r.complete_ts.get_or_insert(ts);
+                    }
+                }
+            }
+        }
+        self.dropped += dropped;
+    }
+
+    /// JoinGroup answered: generation, assignor, member id ↔ client.
+    pub fn on_join_response(
+        &mut self,
+        group: &str,
+        generation: i32,
+        protocol_name: Option<&str>,
+        member_id: &str,
+        ctx: &ConnCtx,
+        client_id: Option<&str>,
+    ) {
+        let (max, mut dropped) = (self.max_members, 0);
+        let Some(g) = self.group_mut(group) else { return };
+        if generation > g.generation {
+            g.generation = generation;
+        }
+        if let Some(p) = protocol_name.filter(|p| !p.is_empty()) {
+            g.protocol_name = Some(p.to_string());
+        }
+        if let Some(m) = Self::member_mut(g, max, &mut dropped, member_id) {
+            m.ctx = Some(*ctx);
+            m.client_id = client_id.map(str::to_string);
+        }
+        self.dropped += dropped;
+    }
+
+    /// A member received its assignment (SyncGroup response, or KIP-848 heartbeat response with one).
+    pub fn on_assignment(
+        &mut self,
+        ts: Timestamp,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        assigned: BTreeSet<Tp>,
+        ctx: &ConnCtx,
+        client_id: Option<&str>,
+    ) {
+        let (max, mut dropped) = (self.max_members, 0);
+        let Some(g) = self.group_mut(group) else { return };
+        if generation > g.generation {
+            g.generation = generation;
+        }
+        let Some(m) = Self::member_mut(g, max, &mut dropped, member_id) else {
+            self.dropped += dropped;
+            return;
+        };
+        m.ctx = Some(*ctx);
+        if client_id.is_some() {
+            m.client_id = client_id.map(str::to_string);
+        }
+        let lost: Vec<Tp> = m.owned.difference(&assigned).cloned().collect();
+        for tp in lost {
+            m.revoked.insert(tp, Revocation { told_ts: ts, generation, complete_ts: None, next_owner: None });
+        }
+        for tp in &assigned {
+            m.revoked.remove(tp);
+        }
+        m.owned = assigned.clone();
+        m.generation = generation;
+        m.assigned_ts = Some(ts);
+        // Hand-over: whoever had these partitions has now completed its revocation.
+        for tp in &assigned {
+            for (id, other) in g.members.iter_mut() {
+                if id == member_id {
+                    continue;
+                }
+                if let Some(r) = other.revoked.get_mut(tp) {
+                    r.complete_ts.get_or_insert(ts);
+                    r.next_owner = Some(member_id.to_string());
+                }
+            }
+            g.owners.insert(tp.clone(), Owner { member_id: member_id.to_string(), generation, since: ts });
+        }
+        self.dropped += dropped;
+    }
+
+    /// KIP-848: a member's heartbeat request lists the partitions it still owns (None = unchanged).
+    pub fn on_heartbeat_owned(&mut self, ts: Timestamp, group: &str, member_id: &str, epoch: i32, owned: Option<&BTreeSet<Tp>>) {
+        let Some(g) = self.groups.get_mut(group) else { return };
+        g.kip848 = true;
+        let Some(m) = g.members.get_mut(member_id) else { return };
+        for (tp, r) in m.revoked.iter_mut() {
+            let acked = owned.is_some_and(|o| !o.contains(tp)) || epoch < 0;
+            if acked {
+                r.complete_ts.get_or_insert(ts);
+            }
+        }
+        if epoch < 0 {
+            // Leaving the group: everything it owned is given up now.
+            let owned = std::mem::take(&mut m.owned);
+            for tp in owned {
+                m.revoked.insert(tp, Revocation { told_ts: ts, generation: epoch, complete_ts: Some(ts), next_owner: None });
+            }
+        }
+    }
+
+    pub fn mark_kip848(&mut self, group: &str) {
+        if let Some(g) = self.group_mut(group) {
+            g.kip848 = true;
+        }
+    }
+
+    /// A member left (LeaveGroup sent).
+    pub fn on_leave(&mut self, ts: Timestamp, group: &str, member_id: &str) {
+        let Some(g) = self.groups.get_mut(group) else { return };
+        let generation = g.generation;
+        let Some(m) = g.members.get_mut(member_id) else { return };
+        let owned = std::mem::take(&mut m.owned);
+        for tp in owned {
+            m.revoked.insert(tp, Revocation { told_ts: ts, generation, complete_ts: Some(ts), next_owner: None });
+        }
+    }
+
+    /// Records an accepted commit; returns the group's previous committed offset for the partition.
+    pub fn on_commit_accepted(&mut self, ts: Timestamp, group: &str, member_id: &str, tp: &Tp, offset: i64) -> Option<(i64, String, Timestamp)> {
+        let g = self.group_mut(group)?;
+        if let Some(m) = g.members.get_mut(member_id) {
+            m.committed.insert(tp.clone(), offset);
+        }
+        g.committed.insert(tp.clone(), (offset, member_id.to_string(), ts))
+    }
+}

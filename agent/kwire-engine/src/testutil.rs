@@ -1,0 +1,29 @@
+//! Small builders for detector unit tests.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use kwire_flow::{Endpoint, Timestamp};
+
+use crate::conn::ConnCtx;
+use crate::timeline::{Obs, Source};
+
+pub fn client_ep() -> Endpoint {
+    Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 40000)
+}
+
+pub fn broker_ep() -> Endpoint {
+    Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 9092)
+}
+
+pub fn ctx() -> ConnCtx {
+    ConnCtx { id: 1, client: client_ep(), broker: broker_ep() }
+}
+
+/// Seconds → timestamp.
+pub fn t(secs: i64) -> Timestamp {
+    Timestamp(secs * 1_000_000_000)
+}
+
+pub fn obs(offset: i64, secs: i64, source: Source) -> Obs {
+    Obs { offset, ts: t(secs), source, broker: broker_ep(), conn: 1, epoch: None }
+}

@@ -1,0 +1,174 @@
+//! Per-client offset timelines: for each (client, topic, partition), what the client was told (ListOffsets
+//! latest/earliest, Fetch high watermark, last stable offset, log start offset), what it was served (record
+//! batches returned), what it committed and read back. A client is client.id + host, so the timeline
+//! continues across reconnections to other brokers.
+//!
+//! Easy to get wrong: compare like with like — the read_uncommitted end (ListOffsets isolation 0, Fetch
+//! HWM) and the read_committed end (ListOffsets isolation 1, Fetch LSO) are two series. "Served" is the end
+//! of complete batches only (a batch cut at max_bytes was not delivered). Tables are bounded.
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use kwire_flow::{Endpoint, Timestamp};
+
+use crate::conn::ConnCtx;
+use crate::model::{ClientKey, Tp};
+
+/// Where an offset observation came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Listoffsets,
+    FetchHwm,
+    FetchLso,
+    Fetched,
+    Committed,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Listoffsets => "listoffsets",
+            Source::FetchHwm => "fetch_hwm",
+            Source::FetchLso => "fetch_lso",
+            Source::Fetched => "fetched",
+            Source::Committed => "committed",
+        }
+    }
+}
+
+/// One offset observation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Obs {
+    pub offset: i64,
+    pub ts: Timestamp,
+    pub source: Source,
+    pub broker: Endpoint,
+    pub conn: u64,
+    pub epoch: Option<i32>,
+}
+
+/// Which end-of-log series a told offset belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Series {
+    Uncommitted = 0,
+    Committed = 1,
+}
+
+/// What one client knows of one partition.
+#[derive(Debug, Default, Clone)]
+pub struct PartState {
+    /// Highest end of log told, per series, since the last regression alert.
+    pub told: [Option<Obs>; 2],
+    /// Highest end of complete batches served to the client.
+    pub served: Option<Obs>,
+    /// `served` as a regression baseline (lowered after an alert so one drop alerts once).
+    pub served_cmp: Option<Obs>,
+    /// Last commit the broker accepted from this client.
+    pub committed: Option<Obs>,
+    pub committed_cmp: Option<Obs>,
+    /// A Fetch that got OFFSET_OUT_OF_RANGE, waiting to see where the consumer goes next.
+    pub out_of_range: Option<(i64, Timestamp)>,
+}
+
+impl PartState {
+    pub fn raise_served(&mut self, o: Obs) {
+        if self.served.is_none_or(|s| o.offset > s.offset) {
+            self.served = Some(o);
+        }
+        if self.served_cmp.is_none_or(|s| o.offset > s.offset) {
+            self.served_cmp = Some(o);
+        }
+    }
+
+    pub fn set_committed(&mut self, o: Obs) {
+        self.committed = Some(o);
+        self.committed_cmp = Some(o);
+    }
+}
+
+/// One row of `kwire timeline`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineRecord {
+    #[serde(rename = "type")]
+    pub kind_type: &'static str,
+    pub ts: String,
+    pub client_id: String,
+    pub client_addr: String,
+    pub broker_addr: String,
+    pub conn: u64,
+    pub topic: String,
+    pub partition: i32,
+    /// `listoffsets_latest`, `listoffsets_earliest`, `listoffsets_time`, `fetch_request`, `fetch_hwm`,
+    /// `fetch_lso`, `fetch_log_start`, `fetched`, `fetch_error`, `produced`, `committed`, `commit_rejected`,
+    /// `offset_fetch`.
+    pub what: &'static str,
+    pub offset: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_epoch: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl TimelineRecord {
+    pub fn new(ts: Timestamp, client_id: &str, ctx: &ConnCtx, tp: &Tp, what: &'static str, offset: i64) -> Self {
+        TimelineRecord {
+            kind_type: "timeline",
+            ts: ts.to_rfc3339(),
+            client_id: client_id.to_string(),
+            client_addr: ctx.client.to_string(),
+            broker_addr: ctx.broker.to_string(),
+            conn: ctx.id,
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            what,
+            offset,
+            leader_epoch: None,
+            error: None,
+            group: None,
+        }
+    }
+}
+
+/// All clients' partition states, bounded.
+#[derive(Debug, Default)]
+pub struct Timelines {
+    clients: FxHashMap<ClientKey, FxHashMap<Tp, PartState>>,
+    max_clients: usize,
+    max_partitions_per_client: usize,
+    /// Observations not kept because a bound was hit.
+    pub dropped: u64,
+}
+
+impl Timelines {
+    pub fn new(max_clients: usize, max_partitions_per_client: usize) -> Self {
+        Timelines { clients: FxHashMap::default(), max_clients, max_partitions_per_client, dropped: 0 }
+    }
+
+    pub fn get(&self, c: &ClientKey, tp: &Tp) -> Option<&PartState> {
+        self.clients.get(c)?.get(tp)
+    }
+
+    /// The state of (client, partition), created if there is room.
+    pub fn entry(&mut self, c: &ClientKey, tp: &Tp) -> Option<&mut PartState> {
+        if !self.clients.contains_key(c) {
+            if self.clients.len() >= self.max_clients {
+                self.dropped += 1;
+                return None;
+            }
+            self.clients.insert(c.clone(), FxHashMap::default());
+        }
+        let parts = self.clients.get_mut(c)?;
+        if !parts.contains_key(tp) {
+            if parts.len() >= self.max_partitions_per_client {
+                self.dropped += 1;
+                return None;
+            }
+            parts.insert(tp.clone(), PartState::default());
+        }
+        parts.get_mut(tp)
+    }
+}

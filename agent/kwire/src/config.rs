@@ -1,0 +1,59 @@
+//! The config file (TOML) and how it combines with flags and environment variables: flags and `KWIRE_*`
+//! variables win over the file, the file wins over the defaults.
+//!
+//! ```toml
+//! ports = [9092, 9093]
+//! max_frame_bytes = 16777216
+//! max_flows = 65536
+//! [limits]
+//! max_clients = 10000
+//! [detectors.weak_acks]
+//! enabled = true
+//! leader_change_window_s = 30
+//! [detectors.listoffsets_regression]
+//! min_delta = 1
+//! ```
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use kwire_engine::analyzer::AnalysisLimits;
+use kwire_engine::detectors::DetectorConfig;
+use kwire_engine::EngineConfig;
+
+use crate::InputArgs;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub ports: Vec<u16>,
+    pub max_frame_bytes: Option<usize>,
+    pub max_flows: Option<usize>,
+    pub limits: AnalysisLimits,
+    pub detectors: DetectorConfig,
+}
+
+pub fn load(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read config: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: invalid config: {}", path.display(), e.to_string().trim()))
+}
+
+/// The engine configuration from defaults, the config file, then flags/env.
+pub fn engine_config(args: &InputArgs) -> Result<EngineConfig, String> {
+    let file = match &args.config {
+        Some(p) => load(p)?,
+        None => FileConfig::default(),
+    };
+    let mut cfg = EngineConfig::default();
+    cfg.ports = if args.ports.is_empty() { file.ports } else { args.ports.clone() };
+    if let Some(m) = args.max_frame_bytes.or(file.max_frame_bytes) {
+        cfg.kafka.max_frame_bytes = m;
+    }
+    if let Some(m) = args.max_flows.or(file.max_flows) {
+        cfg.flows.max_flows = m.max(1);
+    }
+    cfg.limits = file.limits;
+    cfg.detectors = file.detectors;
+    Ok(cfg)
+}

@@ -1,0 +1,123 @@
+//! `kwire timeline FILE`: per-client offset timelines as a table (or JSON lines), with alerts in place.
+
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use kwire_engine::Output;
+
+use crate::{config, replay, TimelineArgs};
+
+pub fn run(args: &TimelineArgs) -> ExitCode {
+    let mut cfg = match config::engine_config(&args.input) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kwire: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    cfg.timeline = true;
+    cfg.notices = false;
+    let stdout = io::stdout();
+    let mut w = BufWriter::new(stdout.lock());
+    let mut rows = 0u64;
+    if !args.json {
+        let _ = writeln!(
+            w,
+            "{:<27} {:<24} {:<22} {:<20} {:>12}  {:<21} {:>4}  note",
+            "ts", "client", "what", "partition", "offset", "broker", "conn"
+        );
+    }
+    let mut ok = true;
+    let result = replay::run_file(&args.input, cfg, &mut |o| {
+        if !ok {
+            return false;
+        }
+        let line = match o {
+            Output::Timeline(t) => {
+                if !matches_filter(args, Some(&t.client_id), Some(&t.topic), Some(t.partition)) {
+                    return true;
+                }
+                if args.json {
+                    serde_json::to_string(t).ok()
+                } else {
+                    let mut note = Vec::new();
+                    if let Some(e) = t.leader_epoch {
+                        note.push(format!("epoch {e}"));
+                    }
+                    if let Some(e) = t.error {
+                        note.push(e.to_string());
+                    }
+                    if let Some(g) = &t.group {
+                        note.push(format!("group {g}"));
+                    }
+                    Some(format!(
+                        "{:<27} {:<24} {:<22} {:<20} {:>12}  {:<21} {:>4}  {}",
+                        t.ts,
+                        t.client_id,
+                        t.what,
+                        format!("{}-{}", t.topic, t.partition),
+                        t.offset,
+                        t.broker_addr,
+                        t.conn,
+                        note.join(", ")
+                    ))
+                }
+            }
+            Output::Alert(a) => {
+                if !matches_filter(args, a.client_id.as_deref(), a.topic.as_deref(), a.partition) {
+                    return true;
+                }
+                if args.json {
+                    serde_json::to_string(a).ok()
+                } else {
+                    Some(format!(
+                        "{:<27} {:<24} !! {} {}: {}",
+                        a.ts.to_rfc3339(),
+                        a.client_id.as_deref().unwrap_or("-"),
+                        a.severity.as_str().to_uppercase(),
+                        a.kind.as_str(),
+                        a.explanation
+                    ))
+                }
+            }
+            _ => None,
+        };
+        if let Some(l) = line {
+            rows += 1;
+            if writeln!(w, "{l}").is_err() {
+                ok = false;
+            }
+        }
+        ok
+    });
+    let _ = w.flush();
+    match result {
+        Err(e) => {
+            eprintln!("kwire: {e}");
+            ExitCode::from(2)
+        }
+        Ok(run) => {
+            if rows == 0 && !args.json {
+                eprintln!("kwire: no timeline rows matched (check --client/--topic/--partition; `kwire replay` lists the clients)");
+            }
+            if let Some(d) = run.damage {
+                eprintln!("kwire: {d} (everything before it was processed and reported)");
+                return ExitCode::from(2);
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn matches_filter(args: &TimelineArgs, client: Option<&str>, topic: Option<&str>, partition: Option<i32>) -> bool {
+    if args.client.as_deref().is_some_and(|c| client != Some(c)) {
+        return false;
+    }
+    if args.topic.as_deref().is_some_and(|t| topic != Some(t)) {
+        return false;
+    }
+    if args.partition.is_some_and(|p| partition.is_some_and(|x| x != p)) {
+        return false;
+    }
+    true
+}

