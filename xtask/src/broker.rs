@@ -61,8 +61,14 @@ impl Broker {
         if !matches!(self.kind, BrokerKind::Mock(_)) {
             bail!("{line:?} is a mock-broker command; this broker is tansu");
         }
-        let stdin = self.proc.stdin.as_mut().ok_or_else(|| anyhow!("mock broker stdin closed"))?;
-        writeln!(stdin, "{line}").and_then(|_| stdin.flush()).context("writing to kwire-mockbroker")?;
+        let stdin = self
+            .proc
+            .stdin
+            .as_mut()
+            .ok_or_else(|| anyhow!("mock broker stdin closed"))?;
+        writeln!(stdin, "{line}")
+            .and_then(|_| stdin.flush())
+            .context("writing to kwire-mockbroker")?;
         let rx = self.proc.stdout.as_ref().expect("piped");
         let reply = proc::recv_line(rx, COMMAND_TIMEOUT, &format!("reply to {line:?}"))?
             .ok_or_else(|| anyhow!("kwire-mockbroker exited while running {line:?}"))?;
@@ -84,9 +90,20 @@ impl Broker {
             BrokerKind::Tansu => {
                 let bin = self.tansu.clone().expect("tansu path");
                 let mut cmd = Command::new(bin);
-                cmd.args(["topic", "create", name, "--partitions", &partitions.to_string(), "--broker"])
-                    .arg(format!("tcp://{}", self.bootstrap));
-                proc::run_quiet(&format!("tansu topic create {name}"), &mut cmd, COMMAND_TIMEOUT)?;
+                cmd.args([
+                    "topic",
+                    "create",
+                    name,
+                    "--partitions",
+                    &partitions.to_string(),
+                    "--broker",
+                ])
+                .arg(format!("tcp://{}", self.bootstrap));
+                proc::run_quiet(
+                    &format!("tansu topic create {name}"),
+                    &mut cmd,
+                    COMMAND_TIMEOUT,
+                )?;
             }
         }
         Ok(())
@@ -94,11 +111,20 @@ impl Broker {
 
     pub fn describe(&self) -> Value {
         match self.kind {
-            BrokerKind::Mock(n) => json!({"kind": "librdkafka-mock", "brokers": n, "librdkafka": self.version,
-                                          "bootstrap": self.bootstrap, "ports": self.ports}),
-            BrokerKind::Tansu => json!({"kind": "tansu", "brokers": 1, "broker_id": 111, "tansu": self.version,
-                                        "storage": "memory", "bootstrap": self.bootstrap, "ports": self.ports}),
+            BrokerKind::Mock(n) => {
+                json!({"kind": "librdkafka-mock", "brokers": n, "librdkafka": self.version,
+                                          "bootstrap": self.bootstrap, "ports": self.ports})
+            }
+            BrokerKind::Tansu => {
+                json!({"kind": "tansu", "brokers": 1, "broker_id": 111, "tansu": self.version,
+                                        "storage": "memory", "bootstrap": self.bootstrap, "ports": self.ports})
+            }
         }
+    }
+
+    /// Some(exit status) if the broker process is gone (it should outlive every step).
+    pub fn exited(&mut self) -> Option<String> {
+        self.proc.try_wait().ok().flatten().map(|st| st.to_string())
     }
 
     /// Stops the broker: `quit` for the mock (clean teardown), SIGTERM for tansu; killed after 5 s.
@@ -123,16 +149,46 @@ fn start_mock(n: u32, paths: &Paths, logs: &Path) -> Result<Broker> {
     let mut cmd = Command::new(&bin);
     cmd.args(["--brokers", &n.to_string()]);
     let log = logs.join("broker.log");
-    let proc = Proc::spawn("kwire-mockbroker", &mut cmd, true, Out::Lines, Out::File(&log))?;
+    let proc = Proc::spawn(
+        "kwire-mockbroker",
+        &mut cmd,
+        true,
+        Out::Lines,
+        Out::File(&log),
+    )?;
     let rx = proc.stdout.as_ref().expect("piped");
-    let line = proc::wait_for_line(rx, START_TIMEOUT, "kwire-mockbroker's BOOTSTRAP line", |l| l.starts_with("BOOTSTRAP "), |_| {})
-        .with_context(|| format!("kwire-mockbroker did not start; its log:\n{}", proc::tail(&log, 20)))?;
+    let line = proc::wait_for_line(
+        rx,
+        START_TIMEOUT,
+        "kwire-mockbroker's BOOTSTRAP line",
+        |l| l.starts_with("BOOTSTRAP "),
+        |_| {},
+    )
+    .with_context(|| {
+        format!(
+            "kwire-mockbroker did not start; its log:\n{}",
+            proc::tail(&log, 20)
+        )
+    })?;
     let bootstrap = line.trim_start_matches("BOOTSTRAP ").trim().to_string();
     let ports = bootstrap
         .split(',')
-        .map(|hp| hp.rsplit(':').next().unwrap_or("").parse::<u16>().with_context(|| format!("bad bootstrap {bootstrap:?}")))
+        .map(|hp| {
+            hp.rsplit(':')
+                .next()
+                .unwrap_or("")
+                .parse::<u16>()
+                .with_context(|| format!("bad bootstrap {bootstrap:?}"))
+        })
         .collect::<Result<Vec<_>>>()?;
-    let mut b = Broker { kind: BrokerKind::Mock(n), proc, bootstrap, ports, version: String::new(), tansu: None };
+    let mut b = Broker {
+        kind: BrokerKind::Mock(n),
+        proc,
+        bootstrap,
+        ports,
+        version: String::new(),
+        tansu: None,
+    };
     b.version = b.mock_command("version")?;
     Ok(b)
 }
@@ -154,8 +210,16 @@ fn start_tansu(paths: &Paths, logs: &Path) -> Result<Broker> {
     let port = free_port()?;
     let url = format!("tcp://127.0.0.1:{port}");
     let mut cmd = Command::new(&bin);
-    cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
+    cmd.args([
+        "broker",
+        "--listener-url",
+        &url,
+        "--advertised-listener-url",
+        &url,
+        "--storage-engine",
+        "memory://tansu/",
+    ])
+    .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
     let log = logs.join("broker.log");
     let mut proc = Proc::spawn("tansu", &mut cmd, false, Out::File(&log), Out::File(&log))?;
     let end = Instant::now() + START_TIMEOUT;
@@ -164,10 +228,17 @@ fn start_tansu(paths: &Paths, logs: &Path) -> Result<Broker> {
             break;
         }
         if let Some(st) = proc.try_wait()? {
-            bail!("tansu exited ({st}) before listening on {port}; its log:\n{}", proc::tail(&log, 20));
+            bail!(
+                "tansu exited ({st}) before listening on {port}; its log:\n{}",
+                proc::tail(&log, 20)
+            );
         }
         if Instant::now() >= end {
-            bail!("tansu did not listen on {port} within {}s; its log:\n{}", START_TIMEOUT.as_secs(), proc::tail(&log, 20));
+            bail!(
+                "tansu did not listen on {port} within {}s; its log:\n{}",
+                START_TIMEOUT.as_secs(),
+                proc::tail(&log, 20)
+            );
         }
         thread::sleep(Duration::from_millis(20));
     }

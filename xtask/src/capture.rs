@@ -39,12 +39,26 @@ impl Tcpdump {
     /// Starts tcpdump on loopback for these TCP ports and waits for "listening on".
     pub fn start(file: &Path, ports: &[u16]) -> Result<Tcpdump> {
         let bin = tools::require_tcpdump()?;
-        let filter = ports.iter().map(|p| format!("tcp port {p}")).collect::<Vec<_>>().join(" or ");
+        let filter = ports
+            .iter()
+            .map(|p| format!("tcp port {p}"))
+            .collect::<Vec<_>>()
+            .join(" or ");
         let mut cmd = Command::new(bin);
         // -B: with --immediate-mode libpcap uses a TPACKET_V2 ring of fixed-size slots, each the
         // snap length (-s 0 = 256 KiB): the default 2 MiB buffer holds only ~8 packets and a
         // burst while tcpdump is descheduled is "dropped by kernel". 128 MiB holds ~500.
-        cmd.args(["-i", "lo", "-s", "0", "-B", "131072", "-U", "--immediate-mode", "-n"]);
+        cmd.args([
+            "-i",
+            "lo",
+            "-s",
+            "0",
+            "-B",
+            "131072",
+            "-U",
+            "--immediate-mode",
+            "-n",
+        ]);
         if running_as_root() {
             cmd.args(["-Z", "root"]); // keep the file owned by us, not by the tcpdump user
         }
@@ -52,9 +66,24 @@ impl Tcpdump {
         let mut proc = Proc::spawn("tcpdump", &mut cmd, false, Out::Null, Out::Lines)?;
         let stderr = proc.stderr.take().expect("piped");
         let mut early = Vec::new();
-        proc::wait_for_line(&stderr, Duration::from_secs(10), "tcpdump's \"listening on\"", |l| l.contains("listening on"), |l| early.push(l.to_string()))
-            .with_context(|| format!("tcpdump did not start (it needs root or CAP_NET_RAW): {}", early.join(" | ")))?;
-        Ok(Tcpdump { proc, stderr, filter })
+        proc::wait_for_line(
+            &stderr,
+            Duration::from_secs(10),
+            "tcpdump's \"listening on\"",
+            |l| l.contains("listening on"),
+            |l| early.push(l.to_string()),
+        )
+        .with_context(|| {
+            format!(
+                "tcpdump did not start (it needs root or CAP_NET_RAW): {}",
+                early.join(" | ")
+            )
+        })?;
+        Ok(Tcpdump {
+            proc,
+            stderr,
+            filter,
+        })
     }
 
     /// SIGINT, wait for exit, parse the counters. Fails if the kernel dropped packets.
@@ -66,8 +95,13 @@ impl Tcpdump {
         let mut stats = DumpStats::default();
         let mut seen = false;
         let mut all = Vec::new();
-        while let Ok(Some(l)) = proc::recv_line(&self.stderr, Duration::from_secs(2), "tcpdump's counters") {
-            let n = l.split_whitespace().next().and_then(|w| w.parse::<u64>().ok());
+        while let Ok(Some(l)) =
+            proc::recv_line(&self.stderr, Duration::from_secs(2), "tcpdump's counters")
+        {
+            let n = l
+                .split_whitespace()
+                .next()
+                .and_then(|w| w.parse::<u64>().ok());
             if let Some(n) = n {
                 if l.contains("packets captured") {
                     stats.captured = n;
@@ -81,17 +115,27 @@ impl Tcpdump {
             all.push(l);
         }
         if !seen {
-            bail!("tcpdump printed no \"packets captured\" line: {}", all.join(" | "));
+            bail!(
+                "tcpdump printed no \"packets captured\" line: {}",
+                all.join(" | ")
+            );
         }
         if stats.dropped > 0 {
-            bail!("tcpdump: {} packets dropped by kernel: the capture is incomplete", stats.dropped);
+            bail!(
+                "tcpdump: {} packets dropped by kernel: the capture is incomplete",
+                stats.dropped
+            );
         }
         Ok(stats)
     }
 }
 
 fn running_as_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 /// What one capture produced: the pcap and a JSON description (facts) of what happened.
@@ -104,7 +148,10 @@ pub struct Captured {
 
 /// `<out>.pcap` → `<out>.facts.json`
 pub fn facts_path(pcap: &Path) -> PathBuf {
-    let stem = pcap.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    let stem = pcap
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
     pcap.with_file_name(format!("{stem}.facts.json"))
 }
 
@@ -124,21 +171,49 @@ pub fn capture(paths: &Paths, sc: &Scenario, out: &Path) -> Result<Captured> {
         broker.create_topic(topic, *parts)?;
     }
     let partial = out.with_extension("pcap.partial");
-    let dump = Tcpdump::start(&partial, &broker.ports)?;
+    let dump = match Tcpdump::start(&partial, &broker.ports) {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
     let filter = dump.filter.clone();
-    let steps = run_steps(paths, &python, sc, &broker, &logs);
+    let steps = run_steps(paths, &python, sc, &mut broker, &logs);
     let stats = dump.stop();
     let broker_desc = broker.describe();
     let _ = broker.stop();
-    let steps = steps?;
-    let stats = stats?;
-    if stats.captured == 0 {
-        bail!("tcpdump captured nothing on ports {:?}", broker_desc["ports"]);
-    }
-    fs::rename(&partial, out).with_context(|| format!("moving the capture to {}", out.display()))?;
+    let checked = steps.and_then(|steps| {
+        let stats = stats?;
+        if stats.captured == 0 {
+            bail!(
+                "tcpdump captured nothing on ports {:?}",
+                broker_desc["ports"]
+            );
+        }
+        Ok((steps, stats))
+    });
+    let (steps, stats) = match checked {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = fs::remove_file(&partial); // never leave a half capture beside the fixtures
+            return Err(e.context(format!(
+                "capturing {} (logs in {})",
+                sc.name,
+                logs.display()
+            )));
+        }
+    };
+    fs::rename(&partial, out)
+        .with_context(|| format!("moving the capture to {}", out.display()))?;
     let bytes = fs::metadata(out)?.len();
     let seconds = started.elapsed().as_secs_f64();
-    let rel = |p: &Path| p.strip_prefix(&paths.root).unwrap_or(p).display().to_string();
+    let rel = |p: &Path| {
+        p.strip_prefix(&paths.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    };
     let facts = json!({
         "scenario": sc.name,
         "summary": sc.summary,
@@ -161,15 +236,30 @@ pub fn capture(paths: &Paths, sc: &Scenario, out: &Path) -> Result<Captured> {
     });
     let facts_file = facts_path(out);
     fs::write(&facts_file, serde_json::to_string_pretty(&facts)? + "\n")?;
-    Ok(Captured { pcap: out.to_path_buf(), facts_file, facts, seconds })
+    Ok(Captured {
+        pcap: out.to_path_buf(),
+        facts_file,
+        facts,
+        seconds,
+    })
 }
 
-fn run_steps(paths: &Paths, python: &Path, sc: &Scenario, broker: &Broker, logs: &Path) -> Result<Vec<Value>> {
+fn run_steps(
+    paths: &Paths,
+    python: &Path,
+    sc: &Scenario,
+    broker: &mut Broker,
+    logs: &Path,
+) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for (i, step) in sc.steps.iter().enumerate() {
         let t = Instant::now();
         let script = paths.harness().join(step.script);
-        let log = logs.join(format!("step{}-{}.log", i + 1, step.script.trim_end_matches(".py")));
+        let log = logs.join(format!(
+            "step{}-{}.log",
+            i + 1,
+            step.script.trim_end_matches(".py")
+        ));
         let mut cmd = Command::new(python);
         cmd.arg(&script)
             .args(step.args)
@@ -185,12 +275,36 @@ fn run_steps(paths: &Paths, python: &Path, sc: &Scenario, broker: &Broker, logs:
         let mut facts = Vec::new();
         while let Ok(Some(l)) = proc::recv_line(&rx, Duration::from_secs(2), "script output") {
             if let Some(j) = l.strip_prefix("FACT ") {
-                facts.push(serde_json::from_str::<Value>(j).with_context(|| format!("bad FACT line from {what}: {j}"))?);
+                facts.push(
+                    serde_json::from_str::<Value>(j)
+                        .with_context(|| format!("bad FACT line from {what}: {j}"))?,
+                );
             }
         }
-        let status = status.with_context(|| format!("step {} of {}: {what}\n{}", i + 1, sc.name, proc::tail(&log, 30)))?;
+        let status = status.with_context(|| {
+            format!(
+                "step {} of {}: {what}\n{}",
+                i + 1,
+                sc.name,
+                proc::tail(&log, 30)
+            )
+        })?;
+        if let Some(st) = broker.exited() {
+            bail!(
+                "the broker exited ({st}) during step {} of {}: {what}\n{}",
+                i + 1,
+                sc.name,
+                proc::tail(&logs.join("broker.log"), 20)
+            );
+        }
         if !status.success() {
-            bail!("step {} of {} failed ({status}): {what}\n--- {}:\n{}", i + 1, sc.name, log.display(), proc::tail(&log, 30));
+            bail!(
+                "step {} of {} failed ({status}): {what}\n--- {}:\n{}",
+                i + 1,
+                sc.name,
+                log.display(),
+                proc::tail(&log, 30)
+            );
         }
         out.push(json!({
             "script": step.script,

@@ -7,6 +7,7 @@
 //! cargo xtask capture <scenario> [--out F]  one capture (default tests/out/<scenario>.pcap)
 //! cargo xtask fixtures [scenario...]        regenerate the committed captures in tests/fixtures/harness/
 //! cargo xtask e2e [--reuse]                 fresh captures replayed through `kwire replay --json`, checked
+//! cargo xtask crosscheck                    committed fixtures: kwire vs tests/harness/wire_summary.py
 //! ```
 //!
 //! Easy to get wrong: xtask must stay light (anyhow, serde_json, std only: no tokio); every wait
@@ -34,7 +35,9 @@ const USAGE: &str = "usage: cargo xtask <command>
   capture <scenario> [--out F]   capture one scenario (default tests/out/<scenario>.pcap)
   fixtures [scenario...]         regenerate committed captures in tests/fixtures/harness/
   e2e [--reuse]                  capture 2 scenarios into tests/out/e2e and check `kwire replay --json`
-                                 (--reuse: replay existing captures there instead of capturing)";
+                                 (--reuse: replay existing captures there instead of capturing)
+  crosscheck                     replay every committed fixture through kwire and through
+                                 tests/harness/wire_summary.py; requests per client id and API must agree";
 
 fn main() -> ExitCode {
     match run() {
@@ -57,7 +60,11 @@ fn run() -> Result<()> {
         "setup" => setup::setup(&paths),
         "list" => {
             for s in scenarios::SCENARIOS {
-                println!("{:<38} {}", s.name, s.summary.split_whitespace().collect::<Vec<_>>().join(" "));
+                println!(
+                    "{:<38} {}",
+                    s.name,
+                    s.summary.split_whitespace().collect::<Vec<_>>().join(" ")
+                );
             }
             Ok(())
         }
@@ -67,15 +74,28 @@ fn run() -> Result<()> {
             let mut it = args[1..].iter();
             while let Some(a) = it.next() {
                 match a.as_str() {
-                    "--out" => out = Some(PathBuf::from(it.next().ok_or_else(|| anyhow::anyhow!("--out needs a file"))?)),
+                    "--out" => {
+                        out = Some(PathBuf::from(
+                            it.next()
+                                .ok_or_else(|| anyhow::anyhow!("--out needs a file"))?,
+                        ))
+                    }
                     s if !s.starts_with('-') && name.is_none() => name = Some(s.to_string()),
                     other => bail!("unexpected argument {other:?}\n{USAGE}"),
                 }
             }
-            let Some(name) = name else { bail!("capture needs a scenario: {}", scenarios::names()) };
-            let sc = scenarios::find(&name).ok_or_else(|| anyhow::anyhow!("unknown scenario {name:?}; known: {}", scenarios::names()))?;
+            let Some(name) = name else {
+                bail!("capture needs a scenario: {}", scenarios::names())
+            };
+            let sc = scenarios::find(&name).ok_or_else(|| {
+                anyhow::anyhow!("unknown scenario {name:?}; known: {}", scenarios::names())
+            })?;
             let out = out.unwrap_or_else(|| paths.out().join(format!("{name}.pcap")));
-            let out = if out.is_absolute() { out } else { std::env::current_dir()?.join(out) };
+            let out = if out.is_absolute() {
+                out
+            } else {
+                std::env::current_dir()?.join(out)
+            };
             let c = capture::capture(&paths, sc, &out)?;
             println!(
                 "{}: {} packets, {} bytes, {:.1}s\n  {}\n  {}",
@@ -97,16 +117,23 @@ fn run() -> Result<()> {
             }
             let started = Instant::now();
             let dir = paths.fixtures();
-            for sc in scenarios::SCENARIOS.iter().filter(|s| wanted.is_empty() || wanted.contains(&s.name)) {
+            for sc in scenarios::SCENARIOS
+                .iter()
+                .filter(|s| wanted.is_empty() || wanted.contains(&s.name))
+            {
                 let c = capture::capture(&paths, sc, &dir.join(format!("{}.pcap", sc.name)))?;
                 println!(
                     "{:<38} {:>5} packets {:>8} bytes {:>6.1}s",
-                    sc.name, c.facts["capture"]["packets_captured"], c.facts["capture"]["bytes"], c.seconds
+                    sc.name,
+                    c.facts["capture"]["packets_captured"],
+                    c.facts["capture"]["bytes"],
+                    c.seconds
                 );
             }
             println!("fixtures done in {:.0}s (now update tests/fixtures/harness/README.md if counts changed)", started.elapsed().as_secs_f64());
             Ok(())
         }
+        "crosscheck" => e2e::crosscheck(&paths),
         "e2e" => {
             let reuse = args[1..].iter().any(|a| a == "--reuse");
             e2e::e2e(&paths, reuse)

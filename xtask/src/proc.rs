@@ -39,7 +39,9 @@ impl Proc {
         cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() });
         cmd.stdout(stdio(&out)?);
         cmd.stderr(stdio(&err)?);
-        let mut child = cmd.spawn().with_context(|| format!("starting {name} ({cmd:?})"))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {name} ({cmd:?})"))?;
         let stdout = match out {
             Out::Lines => Some(lines(child.stdout.take().expect("piped"))),
             _ => None,
@@ -48,7 +50,13 @@ impl Proc {
             Out::Lines => Some(lines(child.stderr.take().expect("piped"))),
             _ => None,
         };
-        Ok(Proc { name: name.to_string(), stdin: child.stdin.take(), child, stdout, stderr })
+        Ok(Proc {
+            name: name.to_string(),
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+        })
     }
 
     /// None while running.
@@ -65,7 +73,11 @@ impl Proc {
             }
             if Instant::now() >= end {
                 self.kill();
-                bail!("{} did not finish within {}s (killed)", self.name, timeout.as_secs());
+                bail!(
+                    "{} did not finish within {}s (killed)",
+                    self.name,
+                    timeout.as_secs()
+                );
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -135,7 +147,10 @@ pub fn recv_line(rx: &Receiver<String>, timeout: Duration, what: &str) -> Result
     match rx.recv_timeout(timeout) {
         Ok(l) => Ok(Some(l)),
         Err(RecvTimeoutError::Disconnected) => Ok(None),
-        Err(RecvTimeoutError::Timeout) => Err(anyhow!("timed out after {}s waiting for {what}", timeout.as_secs())),
+        Err(RecvTimeoutError::Timeout) => Err(anyhow!(
+            "timed out after {}s waiting for {what}",
+            timeout.as_secs()
+        )),
     }
 }
 
@@ -195,5 +210,7 @@ pub fn tail(path: &Path, n: usize) -> String {
 /// Finds an executable on PATH.
 pub fn which(name: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }

@@ -128,5 +128,9 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
 }
 
 pub fn names() -> String {
-    SCENARIOS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+    SCENARIOS
+        .iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

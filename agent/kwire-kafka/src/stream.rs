@@ -342,14 +342,16 @@ impl KafkaConnection {
                         let was_skipping = p.skip > 0;
                         let buffered = std::mem::take(&mut d.buf);
                         d.partial.skip = remaining - len;
-                        if d.partial.skip == 0 {
-                            d.partial.total = 0;
-                        }
                         self.stats.damaged_frames += 1;
                         out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::FrameDamaged { len } });
                         if !was_skipping && buffered.len() >= 4 {
-                            // We still have the header: report the exchange with its body lost.
+                            // We still have the header: report the exchange with its body lost (its size
+                            // is `partial.total`, so that is reset only after).
                             self.frame_lost(dir, ts, &buffered[4..], SkipReason::CaptureGap, out);
+                        }
+                        let d = self.dir_mut(dir);
+                        if d.partial.skip == 0 {
+                            d.partial.total = 0;
                         }
                         return;
                     }
@@ -360,8 +362,12 @@ impl KafkaConnection {
                 self.lose_sync(dir, ts, DesyncReason::Gap, out);
             }
             Mode::Start => {
+                // The bytes held to judge the first header are not contiguous with what follows the gap:
+                // gluing them to it would invent a header (found by tests/pipeline_props.rs).
                 let d = self.dir_mut(dir);
                 d.mode = Mode::Resync;
+                d.resync_skipped += d.buf.len() as u64;
+                d.buf.clear();
             }
             Mode::Resync => {
                 // Whatever we were scanning is no longer contiguous with what comes next.

@@ -175,23 +175,28 @@ fn n(r: &Run, section: &str, field: &str) -> i64 {
     r.summary()[section][field].as_i64().unwrap_or_else(|| panic!("no {section}.{field}"))
 }
 
-/// (client_addr, correlation id) -> answered, from the exchange lines.
+/// "client_addr>broker_addr" of an output line.
+fn label(l: &Value) -> String {
+    format!("{}>{}", l["client_addr"].as_str().unwrap(), l["broker_addr"].as_str().unwrap())
+}
+
+/// (connection label, correlation id) -> answered, from the exchange lines.
 fn found(r: &Run) -> BTreeMap<(String, i64), bool> {
     let mut m = BTreeMap::new();
     for e in r.exchanges() {
-        let k = (e["client_addr"].as_str().unwrap().to_string(), e["correlation_id"].as_i64().unwrap());
+        let k = (label(e), e["correlation_id"].as_i64().unwrap());
         let prev = m.insert(k.clone(), !e["response_ts"].is_null());
         assert!(prev.is_none(), "exchange {k:?} reported twice");
     }
     m
 }
 
-/// Orphan notices per client address.
-fn orphans_by_client(r: &Run) -> BTreeMap<String, usize> {
+/// Orphan notices per connection label.
+fn orphans_by_conn(r: &Run) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for l in r.of_type("notice") {
         if l["notice"] == "orphan" {
-            *m.entry(l["client_addr"].as_str().unwrap().to_string()).or_insert(0) += 1;
+            *m.entry(label(l)).or_insert(0) += 1;
         }
     }
     m
@@ -213,8 +218,16 @@ struct Conn {
     broker: Ep,
 }
 
+impl Conn {
+    fn label(&self) -> String {
+        format!("{}>{}", self.client, self.broker)
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Seg {
+    /// Packet time (ns).
+    ts: i64,
     conn: Conn,
     to_broker: bool,
     seq: u32,
@@ -241,7 +254,7 @@ fn segments(c: &Capture) -> Vec<Seg> {
             let to_broker = dst.port == 9092;
             assert!(to_broker || src.port == 9092, "one end on port 9092");
             let conn = if to_broker { Conn { client: src, broker: dst } } else { Conn { client: dst, broker: src } };
-            Seg { conn, to_broker, seq: s.seq, ack: s.ack, flags: s.flags.bits(), payload: s.payload.to_vec() }
+            Seg { ts: p.ts, conn, to_broker, seq: s.seq, ack: s.ack, flags: s.flags.bits(), payload: s.payload.to_vec() }
         })
         .collect()
 }
@@ -258,6 +271,9 @@ struct Frame {
 
 /// Per (connection, direction): base sequence number of the stream.
 type Dir = (Conn, bool);
+
+/// The engine's default idle timeout (kwire_flow::FlowTableConfig): a flow silent this long is expired.
+const IDLE_TIMEOUT_NS: i64 = 300 * 1_000_000_000;
 
 struct Model {
     segs: Vec<Seg>,
@@ -346,102 +362,127 @@ impl Model {
     fn expect(&self, kept: &[bool]) -> Expect {
         let mut e = Expect::default();
         let conns: BTreeSet<Conn> = self.segs.iter().map(|s| s.conn).collect();
+        let life = self.lives(kept);
         for conn in conns {
-            let kept_segs: Vec<&Seg> =
-                self.segs.iter().enumerate().filter(|(i, s)| kept[*i] && s.conn == conn).map(|(_, s)| s).collect();
-            if kept_segs.is_empty() {
-                continue;
-            }
-            let syn_ack_kept = kept_segs.iter().any(|s| !s.to_broker && s.flags & 0x12 == 0x12);
-            let saw_syn = kept_segs.iter().any(|s| s.flags & 0x02 != 0);
-            let mut events: Vec<(usize, &Frame)> = Vec::new();
-            let mut uncertain = false;
-            // Responses in stream order, with whether they were kept.
-            let mut responses: Vec<(&Frame, bool)> = Vec::new();
-            for f in self.frames.iter().filter(|f| f.conn == conn) {
-                let (full, touched, at) = self.coverage(f, kept);
-                if touched && !full {
-                    uncertain = true;
-                }
-                if full {
-                    events.push((at, f));
-                }
-                if !f.to_broker {
-                    responses.push((f, full));
-                }
-            }
-            if uncertain {
-                e.uncertain.insert(conn);
-                continue;
-            }
-            // A lost response is noticed as a gap (the direction resynchronises) when bytes of the broker's
-            // stream before it are known: its SYN+ACK or an earlier kept response.
-            // The gap is seen by the next kept response.
-            let mut gap_before: BTreeSet<i64> = BTreeSet::new();
-            let mut seen = syn_ack_kept;
-            let mut lost = false;
-            for (f, full) in &responses {
-                if *full {
-                    if lost {
-                        gap_before.insert(f.start);
-                    }
-                    seen = true;
-                    lost = false;
-                } else if seen {
-                    lost = true;
-                }
-            }
-            events.sort_by_key(|x| (x.0, x.1.start));
-            #[derive(PartialEq)]
-            enum Mode {
-                Start,
-                InSync,
-                Resync,
-            }
-            let mut mode = if saw_syn { Mode::InSync } else { Mode::Start };
-            let mut pending: Vec<i32> = Vec::new();
-            let client = conn.client.to_string();
-            for (_, f) in events {
-                if f.to_broker {
-                    pending.push(f.corr);
-                    e.found.insert((client.clone(), f.corr as i64), false);
-                    continue;
-                }
-                if gap_before.contains(&f.start) && mode != Mode::Start {
-                    mode = Mode::Resync;
-                }
-                let waiting = pending.iter().position(|c| *c == f.corr);
-                let accept = match mode {
-                    Mode::InSync => true,
-                    Mode::Start => pending.is_empty() || waiting.is_some(),
-                    Mode::Resync => waiting.is_some(),
-                };
-                if !accept {
-                    mode = Mode::Resync;
-                    continue;
-                }
-                mode = Mode::InSync;
-                match waiting {
-                    Some(i) => {
-                        pending.drain(..=i);
-                        e.found.insert((client.clone(), f.corr as i64), true);
-                    }
-                    None => *e.orphans.entry(client.clone()).or_insert(0) += 1,
+            let lives: BTreeSet<usize> =
+                (0..self.segs.len()).filter(|&i| kept[i] && self.segs[i].conn == conn).map(|i| life[i]).collect();
+            for l in lives {
+                let kept: Vec<bool> = (0..self.segs.len()).map(|i| kept[i] && life[i] == l).collect();
+                if self.expect_instance(conn, &kept, &mut e).is_err() {
+                    e.uncertain.insert(conn);
                 }
             }
         }
         e
     }
 
-    /// Connections (by client address) of the requests of the source.
+    /// A connection silent for longer than the idle timeout is expired: what follows is a new connection
+    /// (joined mid-stream) for the pipeline. Returns, per kept packet, an id of the connection's life it
+    /// belongs to (usize::MAX for packets not kept).
+    fn lives(&self, kept: &[bool]) -> Vec<usize> {
+        let mut life = vec![usize::MAX; self.segs.len()];
+        let mut last: BTreeMap<Conn, (i64, usize)> = BTreeMap::new();
+        let mut next_id = 0;
+        for (i, s) in self.segs.iter().enumerate().filter(|(i, _)| kept[*i]) {
+            let id = match last.get(&s.conn) {
+                Some(&(t, id)) if s.ts - t <= IDLE_TIMEOUT_NS => id,
+                _ => {
+                    next_id += 1;
+                    next_id
+                }
+            };
+            last.insert(s.conn, (s.ts, id));
+            life[i] = id;
+        }
+        life
+    }
+
+    /// One connection as the pipeline sees it (`kept`: its packets that reach it). Err when a frame is only
+    /// partly kept (the outcome then depends on probing).
+    fn expect_instance(&self, conn: Conn, kept: &[bool], e: &mut Expect) -> Result<(), ()> {
+        let kept_segs: Vec<(usize, &Seg)> = self.segs.iter().enumerate().filter(|(i, _)| kept[*i]).collect();
+        let saw_syn = kept_segs.iter().any(|(_, s)| s.flags & 0x02 != 0);
+        let mut events: Vec<(usize, &Frame)> = Vec::new();
+        // Responses in stream order: (frame, kept whole, capture index at which it is complete).
+        let mut responses: Vec<(&Frame, bool, usize)> = Vec::new();
+        for f in self.frames.iter().filter(|f| f.conn == conn) {
+            let (full, touched, at) = self.coverage(f, kept);
+            if touched && !full {
+                return Err(());
+            }
+            if full {
+                events.push((at, f));
+            }
+            if !f.to_broker {
+                responses.push((f, full, at));
+            }
+        }
+        // A lost response is a gap (the broker side then resynchronises on a response it is waiting for)
+        // when the reassembler already knew where the broker's stream was: a broker segment (any, a bare
+        // ACK or the SYN+ACK too) at or before it was seen before the next kept response.
+        let mut gap_before: BTreeSet<i64> = BTreeSet::new();
+        let mut lost: Vec<&Frame> = Vec::new();
+        for (f, full, at) in &responses {
+            if !*full {
+                lost.push(f);
+                continue;
+            }
+            let known = |l: &Frame| kept_segs.iter().any(|(i, s)| !s.to_broker && *i < *at && self.rel(s) <= l.start);
+            if lost.iter().any(|l| known(l)) {
+                gap_before.insert(f.start);
+            }
+            lost.clear();
+        }
+        events.sort_by_key(|x| (x.0, x.1.start));
+        #[derive(PartialEq)]
+        enum Mode {
+            Start,
+            InSync,
+            Resync,
+        }
+        let mut mode = if saw_syn { Mode::InSync } else { Mode::Start };
+        let mut pending: Vec<i32> = Vec::new();
+        let label = conn.label();
+        for (_, f) in events {
+            if f.to_broker {
+                pending.push(f.corr);
+                e.found.insert((label.clone(), f.corr as i64), false);
+                continue;
+            }
+            if gap_before.contains(&f.start) {
+                mode = Mode::Resync;
+            }
+            let waiting = pending.iter().position(|c| *c == f.corr);
+            let accept = match mode {
+                Mode::InSync => true,
+                Mode::Start => pending.is_empty() || waiting.is_some(),
+                Mode::Resync => waiting.is_some(),
+            };
+            if !accept {
+                mode = Mode::Resync;
+                continue;
+            }
+            mode = Mode::InSync;
+            match waiting {
+                Some(i) => {
+                    pending.drain(..=i);
+                    e.found.insert((label.clone(), f.corr as i64), true);
+                }
+                None => *e.orphans.entry(label.clone()).or_insert(0) += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// (connection label, correlation id) of every request of the source.
     fn requests(&self) -> BTreeSet<(String, i64)> {
-        self.frames.iter().filter(|f| f.to_broker).map(|f| (f.conn.client.to_string(), f.corr as i64)).collect()
+        self.frames.iter().filter(|f| f.to_broker).map(|f| (f.conn.label(), f.corr as i64)).collect()
     }
 }
 
 #[derive(Default, Debug)]
 struct Expect {
-    /// (client_addr, correlation id) -> answered.
+    /// (connection label, correlation id) -> answered.
     found: BTreeMap<(String, i64), bool>,
     orphans: BTreeMap<String, usize>,
     /// Connections with a frame only partly kept: only "nothing invented" is checked there.
@@ -463,15 +504,20 @@ impl Expect {
 /// Checks a run against the model's expectation for `kept`. Returns the expectation for literal checks.
 fn check_model(what: &str, m: &Model, kept: &[bool], r: &Run) -> Expect {
     let e = m.expect(kept);
-    let uncertain: BTreeSet<String> = e.uncertain.iter().map(|c| c.client.to_string()).collect();
+    let uncertain: BTreeSet<String> = e.uncertain.iter().map(|c| c.label()).collect();
     let got = found(r);
     let all = m.requests();
-    for k in got.keys() {
-        assert!(all.contains(k), "{what}: invented exchange {k:?}");
+    for x in r.exchanges() {
+        let k = (label(x), x["correlation_id"].as_i64().unwrap());
+        if !all.contains(&k) {
+            // Only a header the resync probe found inside a partly lost frame (a known limitation of
+            // probing), never decoded and flagged as such.
+            assert!(uncertain.contains(&k.0) && x["request_status"].is_string(), "{what}: invented exchange {x}");
+        }
     }
     let got_certain: BTreeMap<_, _> = got.iter().filter(|(k, _)| !uncertain.contains(&k.0)).map(|(k, v)| (k.clone(), *v)).collect();
     assert_eq!(got_certain, e.found, "{what}: exchanges found (client, correlation id) -> answered");
-    let orph: BTreeMap<_, _> = orphans_by_client(r).into_iter().filter(|(c, _)| !uncertain.contains(c)).collect();
+    let orph: BTreeMap<_, _> = orphans_by_conn(r).into_iter().filter(|(c, _)| !uncertain.contains(c)).collect();
     assert_eq!(orph, e.orphans, "{what}: orphan responses per connection");
     if e.uncertain.is_empty() {
         assert_eq!(n(r, "kafka", "orphans") as usize, e.orphans(), "{what}: orphan counter");
@@ -697,12 +743,27 @@ fn dropped_packets() {
                 let what = format!("{src}: every {every}th packet dropped (phase {phase})");
                 assert_clean_exit(&r, &what);
                 let e = check_model(&what, &m, &kept, &r);
-                // A lost data segment followed by anything of its connection is a counted gap.
+                // A lost data segment is a counted gap when its direction's position was known (an earlier
+                // kept segment of that direction) and a later kept ACK covers it, in the same life of the
+                // connection (not across the idle timeout).
+                let life = m.lives(&kept);
                 let lost = m.segs.iter().enumerate().any(|(i, s)| {
                     !kept[i]
                         && !s.payload.is_empty()
-                        && m.segs.iter().enumerate().skip(i + 1).any(|(j, t)| kept[j] && t.conn == s.conn && t.to_broker != s.to_broker && t.flags & 0x10 != 0 && (t.ack.wrapping_sub(s.seq.wrapping_add(s.payload.len() as u32)) as i32) >= 0)
-                        && m.segs.iter().enumerate().take(i).any(|(j, t)| kept[j] && t.conn == s.conn && (t.to_broker == s.to_broker))
+                        // (not when a kept retransmission carries the same bytes)
+                        && !m.segs.iter().enumerate().any(|(k, u)| {
+                            kept[k] && u.conn == s.conn && u.to_broker == s.to_broker && u.seq == s.seq && u.payload.len() >= s.payload.len()
+                        })
+                        && m.segs.iter().enumerate().skip(i + 1).any(|(j, t)| {
+                            kept[j]
+                                && t.conn == s.conn
+                                && t.to_broker != s.to_broker
+                                && t.flags & 0x10 != 0
+                                && (t.ack.wrapping_sub(s.seq.wrapping_add(s.payload.len() as u32)) as i32) >= 0
+                                && m.segs.iter().enumerate().take(i).any(|(k, u)| {
+                                    kept[k] && u.conn == s.conn && u.to_broker == s.to_broker && life[k] == life[j]
+                                })
+                        })
                 });
                 if lost {
                     assert!(n(&r, "tcp", "gaps") > 0, "{what}: the loss is counted as a TCP gap");
@@ -713,8 +774,10 @@ fn dropped_packets() {
             }
         }
     }
-    // Real values for one variant (produce.pcapng, packets 1, 4, 7, ... dropped): the model's numbers.
-    assert_eq!(literal, vec![(3, 2, 2)], "answered, unanswered, orphans");
+    // Real values for one variant: produce.pcapng with packets 1, 4, 7, ... dropped loses the requests in
+    // packets 4, 31, 64 (their responses 6, 33, 66 are orphans) and the responses in packets 13, 46, 73
+    // (unanswered); the exchanges of packets 24/26 and 51/53 are intact.
+    assert_eq!(literal, vec![(2, 3, 3)], "answered, unanswered, orphans");
 
     // One specific packet: the Produce request of the second connection (packet 11), then its response
     // (packet 13). Exactly that exchange changes; the 7 others are intact.
@@ -744,16 +807,20 @@ fn dropped_packets() {
     }
 }
 
-/// Adjacent packets swapped (when the second does not acknowledge the first: a capture cannot be more
-/// disordered than causality allows without it being a loss) and every packet duplicated: the same
-/// exchanges as the original.
+/// Adjacent packets less than a second apart swapped (when the second does not acknowledge the first: a
+/// capture cannot be more disordered than causality allows without it being a loss; each position keeps
+/// its timestamp, as a capture would stamp them) and every packet duplicated: the same exchanges as the original. Swapping
+/// changes which packet completes a frame, so the times of an exchange may move; connection ids follow
+/// first sight and may be renumbered.
 #[test]
 fn reordered_and_duplicated_packets_change_nothing() {
     let tmp = Tmp::new("reorder");
+    let moved = ["conn", "ts", "response_ts", "latency_us"];
     for src in SOURCES {
         let c = Capture::public(src);
         let m = Model::new(&c);
         let orig = tmp.replay_capture("orig.pcap", &c);
+        let mut total_swaps = 0;
         for phase in 0..2 {
             let mut pkts = c.pkts.clone();
             let mut swaps = 0;
@@ -766,8 +833,13 @@ fn reordered_and_duplicated_packets_change_nothing() {
                     && b.flags & 0x10 != 0
                     && a_occupies
                     && (b.ack.wrapping_sub(a.seq) as i32) > 0;
-                if !b_acks_a {
+                // Reordering happens between packets close in time (not across the idle timeout).
+                let close = (b.ts - a.ts).abs() < 1_000_000_000;
+                if !b_acks_a && close {
                     pkts.swap(i, i + 1);
+                    let (ta, tb) = (pkts[i].ts, pkts[i + 1].ts);
+                    pkts[i].ts = tb;
+                    pkts[i + 1].ts = ta;
                     swaps += 1;
                 }
                 i += 2;
@@ -775,11 +847,12 @@ fn reordered_and_duplicated_packets_change_nothing() {
             let r = tmp.replay_capture("swapped.pcap", &c.with_pkts(pkts));
             let what = format!("{src}: {swaps} adjacent swaps (phase {phase})");
             assert_clean_exit(&r, &what);
-            assert!(swaps > 0, "{what}");
-            assert_eq!(exchanges_without(&r, &["conn"]), exchanges_without(&orig, &["conn"]), "{what}");
+            total_swaps += swaps;
+            assert_eq!(exchanges_without(&r, &moved), exchanges_without(&orig, &moved), "{what}");
             assert_eq!(counters(&r, "kafka"), counters(&orig, "kafka"), "{what}: Kafka counters");
             assert_eq!(n(&r, "tcp", "gaps"), 0, "{what}: no gap");
         }
+        assert!(total_swaps >= 3, "{src}: {total_swaps} swaps");
         let doubled: Vec<Pkt> = c.pkts.iter().flat_map(|p| [p.clone(), p.clone()]).collect();
         let r = tmp.replay_capture("doubled.pcap", &c.with_pkts(doubled));
         let what = format!("{src}: every packet twice");
@@ -840,10 +913,12 @@ fn mid_stream_join() {
             }
         }
     }
-    // ndpi/kafka.pcapng, console-producer connection (SYN, SYN+ACK, ACK, ApiVersions request, ...): with
-    // 4 packets missing its ApiVersions response is an orphan and InitProducerId, Metadata and Produce are
-    // still found; the 10 librdkafka connections have 1-5 packets.
-    assert_eq!(literal[&4], (4, 0, 2), "answered, unanswered, orphans with 4 packets missing");
+    // ndpi/kafka.pcapng with 4 packets missing per connection: the console-producer connection (SYN,
+    // SYN+ACK, ACK, ApiVersions request, ...) keeps InitProducerId, Metadata and Produce (3 answered) and
+    // its ApiVersions response is an orphan; of the librdkafka connections (1-5 packets each, no
+    // handshake) three keep one last response each: 131 (already an orphan), 142 (a copy of its
+    // retransmitted response) and 3 (the second Produce): 4 orphans.
+    assert_eq!(literal[&4], (3, 0, 4), "answered, unanswered, orphans with 4 packets missing");
     let c = Capture::public("ndpi/kafka.pcapng");
     let m = Model::new(&c);
     let kept: Vec<bool> = (0..c.pkts.len()).map(|i| i >= 26).collect(); // from packet 27 on

@@ -127,7 +127,11 @@ fn run(c: &Cluster, w: &[&str]) -> Result<Option<String>> {
         }
         "partition_leader" => {
             want(3, "TOPIC PARTITION BROKER|none")?;
-            let b = if w[3] == "none" { None } else { Some(num(w[3])?) };
+            let b = if w[3] == "none" {
+                None
+            } else {
+                Some(num(w[3])?)
+            };
             c.partition_leader(w[1], num(w[2])?, b)?;
         }
         "partition_follower" => {
@@ -167,7 +171,10 @@ fn run(c: &Cluster, w: &[&str]) -> Result<Option<String>> {
             if w.len() < 3 {
                 bail!("usage: request_errors API ERR [ERR...]");
             }
-            let errs = w[2..].iter().map(|e| resp_err(e)).collect::<Result<Vec<_>>>()?;
+            let errs = w[2..]
+                .iter()
+                .map(|e| resp_err(e))
+                .collect::<Result<Vec<_>>>()?;
             c.request_errors(api_key(w[1])?, &errs);
         }
         "clear_request_errors" => {
@@ -193,19 +200,25 @@ fn run(c: &Cluster, w: &[&str]) -> Result<Option<String>> {
 }
 
 fn num(s: &str) -> Result<i32> {
-    s.parse::<i32>().with_context(|| format!("not a number: {s:?}"))
+    s.parse::<i32>()
+        .with_context(|| format!("not a number: {s:?}"))
 }
 
 fn opt_i64(s: &str) -> Result<Option<i64>> {
     if s == "-" {
         Ok(None)
     } else {
-        Ok(Some(s.parse::<i64>().with_context(|| format!("not an offset: {s:?}"))?))
+        Ok(Some(
+            s.parse::<i64>()
+                .with_context(|| format!("not an offset: {s:?}"))?,
+        ))
     }
 }
 
 fn resp_err(s: &str) -> Result<RDKafkaRespErr> {
-    let code: i32 = s.parse().with_context(|| format!("error code must be a number, not {s:?}"))?;
+    let code: i32 = s
+        .parse()
+        .with_context(|| format!("error code must be a number, not {s:?}"))?;
     RDKafkaRespErr::try_from(code).map_err(|_| anyhow!("unknown error code {code}"))
 }
 
