@@ -206,7 +206,7 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
     let rel = paths.target_dir().join("release");
     let kwire = rel.join("kwire");
     let pcap_loop = rel.join("pcap-loop");
-    let tshark = tools::which("tshark");
+    let tshark = crate::proc::which("tshark");
 
     println!("kwire replay benchmark (one core per process; file in page cache; same run, same files)");
     for (label, file) in [("1500-byte packets", &eth), ("loopback-sized packets", &lo)] {
@@ -214,7 +214,7 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
         let pkts = packets_in(file)?;
         println!("\n{label}: {} ({:.0} MB, {} packets, {:.0} B/packet)", file.display(), size as f64 / 1e6, pkts, size as f64 / pkts.max(1) as f64);
         println!("  {:<44} {:>9} {:>9} {:>11} {:>10} {:>9}", "tool", "wall s", "cpu s", "MB/s", "Mpkt/s", "RSS MB");
-        let mut row = |name: &str, cmd: &mut Command, runs: usize| -> Result<()> {
+        let row = |name: &str, cmd: &mut Command, runs: usize| -> Result<()> {
             let mut best: Option<Measured> = None;
             for _ in 0..runs {
                 let m = measure(cmd)?;

@@ -1,4 +1,4 @@
-//! `cargo xtask`: the project's chores. Today: the real-traffic capture harness.
+//! `cargo xtask`: the project's chores: demo, test, tidy, bench, and the real-traffic capture harness.
 //!
 //! ```text
 //! cargo xtask setup                         install tcpdump/tshark/cmake (apt), Python clients and
@@ -13,8 +13,10 @@
 //! Easy to get wrong: xtask must stay light (anyhow, serde_json, std only: no tokio); every wait
 //! has a timeout and every process it starts is stopped, on errors too (see proc.rs).
 
+mod bench;
 mod broker;
 mod capture;
+mod check;
 mod e2e;
 mod proc;
 mod scenarios;
@@ -30,6 +32,10 @@ use anyhow::{bail, Result};
 use crate::tools::Paths;
 
 const USAGE: &str = "usage: cargo xtask <command>
+  demo                           build kwire and replay bundled captures of real clients (the README's first command)
+  test                           everything CI runs: setup, tidy, fmt, cargo test, e2e, crosscheck
+  tidy                           house rules: core crates do no IO, module docs, no #[ignore]
+  bench [--megabytes N]          replay speed beside tshark and a libpcap loop (builds a capture once)
   setup                          install the harness's tools (apt needs root), build the mock broker
   list                           list the capture scenarios
   capture <scenario> [--out F]   capture one scenario (default tests/out/<scenario>.pcap)
@@ -58,6 +64,10 @@ fn run() -> Result<()> {
     };
     match cmd.as_str() {
         "setup" => setup::setup(&paths),
+        "test" => check::test(&paths),
+        "tidy" => check::tidy(&paths),
+        "demo" => check::demo(&paths),
+        "bench" => bench::bench(&paths, &args[1..]),
         "list" => {
             for s in scenarios::SCENARIOS {
                 println!(

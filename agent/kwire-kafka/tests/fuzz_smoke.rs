@@ -140,7 +140,7 @@ fn structured(rng: &mut Rng) -> Vec<u8> {
 fn pipeline_smoke() {
     let t = std::time::Instant::now();
     let mut rng = Rng(0x6b77_6972_6501);
-    let n = 60_000 * scale();
+    let n = 200_000 * scale();
     for i in 0..n {
         let input = if i % 3 == 0 {
             let n = rng.below(300);
@@ -184,7 +184,7 @@ fn decode_smoke() {
                 }
             }
         }
-        for _ in 0..100_000 {
+        for _ in 0..300_000 {
             let len = rng.below(200);
             harness::decode(&rng.bytes(len));
             n += 1;
@@ -256,4 +256,31 @@ fn frame_lost_in_a_gap_keeps_its_size() {
         })
         .collect();
     assert_eq!(ex, vec![(9, 19, Some(20))], "{out:?}");
+}
+
+/// Known limitation, found by pipeline_props (`loss_never_invents_and_is_counted`), not fixed: after a gap
+/// the resync scanner accepts the first position whose bytes read as a plausible request header. Zero-rich
+/// Kafka bytes read as "Produce v0" easily: here an ApiVersions v0 request that lost its first 2 bytes
+/// reads `00 0a 00 12 | 00 00 | 00 00 | 0f 80 00 00 | 00 00` = length 655378, Produce v0, correlation id
+/// 0x0f800000, client id "". The bogus frame then swallows the next (intact) request, and a later gap
+/// reports it as an exchange with `request_status: skipped: capture_gap`. A fix needs confirmation of a
+/// resync candidate (e.g. the bytes right after a candidate that fits in the window must also start a
+/// frame, or a stricter length bound per API) — a probe.rs/stream.rs design change for the lead.
+#[test]
+#[ignore = "known limitation of resync probing; see the comment"]
+fn resync_probe_false_positive() {
+    use Direction::*;
+    let tail_of_lost: &[u8] = &[0, 10, 0, 18, 0, 0, 0, 0, 15, 128, 0, 0];
+    let next: &[u8] = &[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 15, 129, 0, 0]; // ApiVersions v0, corr 3969, id ""
+    let mut input = tail_of_lost.to_vec();
+    input.extend_from_slice(next);
+    let ev = events(&[(ToServer, None, 39), (ToServer, Some(&input), 0), (ToServer, None, 1)]);
+    let ex: Vec<(i16, i32)> = ev
+        .iter()
+        .filter_map(|e| match e {
+            KafkaEvent::Exchange(x) => Some((x.api_key, x.correlation_id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ex, vec![(18, 3969)], "{ev:?}");
 }

@@ -8,8 +8,16 @@
 //! exchanges must be found, which must be answered and which responses must be orphans. The model follows
 //! the documented behaviour of the pipeline (a response is matched by correlation id against requests still
 //! waiting; after a loss the broker side resynchronises only on a response it is waiting for; a connection
-//! joined mid-stream may take its very first response as a frame start). Frames only partly kept are
-//! "uncertain": for them the tests only check that nothing is invented.
+//! joined mid-stream may take its very first response as a frame start; a connection silent for longer
+//! than the idle timeout is a new one). Connections with a frame only partly kept are "uncertain": there
+//! the tests only check that nothing is invented, except what the resync probe may find inside a damaged
+//! frame, which is never decoded and is flagged by its `request_status`.
+//!
+//! These tests found three bugs, fixed with regression tests beside them (kwire-engine/tests/pipeline_props.rs,
+//! kwire-kafka/tests/fuzz_smoke.rs): a broker's response taken for a request when it is the first thing
+//! seen (roles reversed: `mid_stream_join`, `dropped_packets`), a header in 1-byte segments never
+//! recognised without a handshake (`one_byte_segments_and_sequence_wrap`), and request/response sizes of 0
+//! for frames cut by the capture (`snaplen_truncated_packets`).
 //!
 //! Easy to get wrong: a cut exactly at a record boundary is a complete, shorter file (exit 0); the damage
 //! offset reported is the start of the record the cut falls in, not the cut itself; swapping a packet

@@ -11,10 +11,22 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
 
+/// The shared folder beside the repo (`../shared`), or `$KWIRE_SHARED`.
+pub fn shared() -> PathBuf {
+    if let Ok(s) = std::env::var("KWIRE_SHARED") {
+        return PathBuf::from(s);
+    }
+    let beside = repo().join("../shared");
+    if beside.exists() {
+        return beside;
+    }
+    PathBuf::from("/work/shared")
+}
+
 /// A file of the shared public corpus, read in place (never copied into the repo).
 pub fn public(rel: &str) -> PathBuf {
-    let p = repo().join("../shared/pcaps/public").join(rel);
-    assert!(p.exists(), "missing shared capture {} (the ../shared corpus must sit beside the repo)", p.display());
+    let p = shared().join("pcaps/public").join(rel);
+    assert!(p.exists(), "missing shared capture {} (the ../shared corpus must sit beside the repo, or set KWIRE_SHARED)", p.display());
     p
 }
 
