@@ -64,6 +64,11 @@ impl<R> PendingQueue<R> {
         self.queue.iter().any(|p| p.correlation_id == correlation_id)
     }
 
+    /// Correlation id of the oldest waiting request.
+    pub fn oldest_correlation_id(&self) -> Option<i32> {
+        self.queue.front().map(|p| p.correlation_id)
+    }
+
     /// The api key and version of the waiting request with this correlation id.
     pub fn peek(&self, correlation_id: i32) -> Option<(i16, i16)> {
         self.queue

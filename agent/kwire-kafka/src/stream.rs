@@ -267,6 +267,22 @@ pub struct KafkaConnection {
     stats: KafkaStats,
 }
 
+/// Is the request frame at the start of `data` (length prefix included) complete and decodable?
+/// None when the frame runs past `data`.
+fn whole_request_valid(data: &[u8]) -> Option<bool> {
+    let len = usize::try_from(be_i32(data, 0).ok()?).ok()?;
+    let frame = data.get(4..4 + len)?;
+    let Ok((hdr, at)) = header::parse_request_header(frame) else { return Some(false) };
+    if !crate::api::is_known_version(hdr.api_key, hdr.api_version) {
+        return Some(true);
+    }
+    Some(body::decode_request(hdr.api_key, hdr.api_version, frame.get(at..).unwrap_or(&[])).is_ok())
+}
+
+/// How far below the first request seen a response's correlation id may be to be taken as a frame start
+/// (an orphan) at the start of a joined stream.
+const MAX_JOIN_ORPHAN_DISTANCE: i32 = 1024;
+
 /// Hard ceiling on any length prefix we follow (2 GiB-1 is the i32 maximum anyway).
 const MAX_LENGTH_PREFIX: i32 = i32::MAX;
 
@@ -430,15 +446,15 @@ impl KafkaConnection {
         let verdict = match dir {
             Direction::ToServer => probe::probe_request(&d.buf, &cfg.probe),
             Direction::ToClient => {
+                // At the very start of a joined stream, a plausible response is accepted when no request is
+                // known yet, when it answers one we saw, or when it answers one sent shortly before the
+                // first request we saw (correlation ids grow): those are the orphans of the join.
                 let pending = &self.pending;
-                let first = probe::probe_response(&self.to_client.buf, &cfg.probe, |_| true);
-                // With no request known yet any plausible correlation id is accepted at the very start.
-                match first {
-                    Probe::Yes if !pending.is_empty() => {
-                        probe::probe_response(&self.to_client.buf, &cfg.probe, |c| pending.contains(c))
-                    }
-                    other => other,
-                }
+                let oldest = pending.oldest_correlation_id();
+                probe::probe_response(&self.to_client.buf, &cfg.probe, |c| match oldest {
+                    None => true,
+                    Some(o) => pending.contains(c) || (c < o && o - c <= MAX_JOIN_ORPHAN_DISTANCE),
+                })
             }
         };
         match verdict {
@@ -573,10 +589,24 @@ impl KafkaConnection {
         let buf = std::mem::take(&mut self.dir_mut(dir).buf);
         let mut found = None;
         let mut need_more_at = None;
+        // A request candidate whose whole frame is buffered must decode; one that runs past the buffer is
+        // remembered, and a later complete, valid candidate wins over it (a 4-byte "length" inside a body,
+        // e.g. a timeout of 1000 ms, reads like a frame start; the real next frame inside its span does not lie).
+        let mut incomplete = None;
         for i in 0..buf.len() {
             let rest = &buf[i..];
             let p = match dir {
-                Direction::ToServer => probe::probe_request(rest, &cfg.probe),
+                Direction::ToServer => match probe::probe_request(rest, &cfg.probe) {
+                    Probe::Yes => match whole_request_valid(rest) {
+                        Some(true) => Probe::Yes,
+                        Some(false) => Probe::No,
+                        None => {
+                            incomplete.get_or_insert(i);
+                            Probe::No
+                        }
+                    },
+                    other => other,
+                },
                 Direction::ToClient => {
                     let pending = &self.pending;
                     probe::probe_response(rest, &cfg.probe, |c| pending.contains(c))
@@ -592,6 +622,14 @@ impl KafkaConnection {
                     break;
                 }
                 Probe::No => {}
+            }
+        }
+        if found.is_none() {
+            if let Some(j) = incomplete {
+                // Wait for the rest of that candidate, within the window.
+                if buf.len() - j < cfg.resync_window {
+                    need_more_at = Some(need_more_at.map_or(j, |k| k.min(j)));
+                }
             }
         }
         match found {
@@ -612,8 +650,12 @@ impl KafkaConnection {
                 }
             }
             None => {
-                // Keep only the undecided tail (at most 64 bytes: a header never needs more).
-                let keep_from = need_more_at.unwrap_or(buf.len()).max(buf.len().saturating_sub(64));
+                // Keep the undecided part: from a candidate still waiting for its bytes, else at most the
+                // last 64 bytes (a header never needs more).
+                let keep_from = match need_more_at {
+                    Some(k) if buf.len() - k < cfg.resync_window => k,
+                    _ => buf.len().saturating_sub(64),
+                };
                 let d = self.dir_mut(dir);
                 d.resync_skipped += keep_from as u64;
                 d.buf.extend_from_slice(&buf[keep_from..]);
@@ -689,7 +731,11 @@ impl KafkaConnection {
     fn on_response(&mut self, ts: Timestamp, frame: &[u8], out: &mut impl FnMut(KafkaEvent)) {
         let bytes = frame.len() as u32 + 4;
         let Ok(corr) = be_i32(frame, 0) else {
-            self.stats.malformed_headers += 1;
+            if self.to_client.sasl_raw {
+                self.stats.sasl_raw_bytes += u64::from(bytes);
+            } else {
+                self.stats.malformed_headers += 1;
+            }
             return;
         };
         let Some((api_key, api_version)) = self.pending.peek(corr) else {
@@ -800,3 +846,234 @@ impl RequestBody {
 
 #[allow(unused)]
 fn _assert_response_body_used(_: &ResponseBody) {}
+
+#[cfg(test)]
+mod tests {
+    //! Byte-level tests of framing, correlation and the special streams (TLS, raw SASL, acks=0).
+    use super::*;
+
+    const T: Timestamp = Timestamp(1_000_000_000);
+
+    /// A request frame: length, api key, version, correlation id, client id "c", body.
+    fn req(key: i16, ver: i16, corr: i32, body: &[u8]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&key.to_be_bytes());
+        f.extend_from_slice(&ver.to_be_bytes());
+        f.extend_from_slice(&corr.to_be_bytes());
+        f.extend_from_slice(&[0, 1, b'c']); // client id "c"
+        f.extend_from_slice(body);
+        let mut out = (f.len() as i32).to_be_bytes().to_vec();
+        out.extend(f);
+        out
+    }
+
+    /// A response frame (header v0): length, correlation id, body.
+    fn resp(corr: i32, body: &[u8]) -> Vec<u8> {
+        let mut out = ((4 + body.len()) as i32).to_be_bytes().to_vec();
+        out.extend_from_slice(&corr.to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    /// ApiVersions v0: empty request body; response error 0 and no keys.
+    const AV_RESP: [u8; 6] = [0, 0, 0, 0, 0, 0];
+
+    /// Produce v3 with the given acks, one topic "t", partition 0, null records.
+    fn produce_v3(acks: i16) -> Vec<u8> {
+        let mut b = vec![0xFF, 0xFF]; // transactional_id null
+        b.extend_from_slice(&acks.to_be_bytes());
+        b.extend_from_slice(&1000i32.to_be_bytes()); // timeout
+        b.extend_from_slice(&1i32.to_be_bytes()); // 1 topic
+        b.extend_from_slice(&[0, 1, b't']);
+        b.extend_from_slice(&1i32.to_be_bytes()); // 1 partition
+        b.extend_from_slice(&0i32.to_be_bytes()); // partition 0
+        b.extend_from_slice(&(-1i32).to_be_bytes()); // records null
+        b
+    }
+
+    fn produce_v3_resp() -> Vec<u8> {
+        let mut b = 1i32.to_be_bytes().to_vec(); // 1 topic
+        b.extend_from_slice(&[0, 1, b't']);
+        b.extend_from_slice(&1i32.to_be_bytes());
+        b.extend_from_slice(&0i32.to_be_bytes()); // partition
+        b.extend_from_slice(&0i16.to_be_bytes()); // error
+        b.extend_from_slice(&42i64.to_be_bytes()); // base offset
+        b.extend_from_slice(&(-1i64).to_be_bytes()); // log append time
+        b.extend_from_slice(&0i32.to_be_bytes()); // throttle
+        b
+    }
+
+    fn run(start: StreamStart, steps: &[(Direction, Vec<u8>)]) -> (Vec<KafkaEvent>, KafkaStats) {
+        let cfg = KafkaConfig::default();
+        let mut k = KafkaConnection::new(&cfg, start);
+        let mut ev = Vec::new();
+        for (d, bytes) in steps {
+            k.on_data(&cfg, *d, T, bytes, &mut |e| ev.push(e));
+        }
+        k.on_close(T, &mut |e| ev.push(e));
+        (ev, k.stats())
+    }
+
+    fn exchanges(ev: &[KafkaEvent]) -> Vec<&Exchange> {
+        ev.iter()
+            .filter_map(|e| match e {
+                KafkaEvent::Exchange(x) => Some(&**x),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pipelined_requests_match_by_correlation_id() {
+        let mut both = req(18, 0, 7, &[]);
+        both.extend(req(18, 0, 8, &[]));
+        let mut answers = resp(7, &AV_RESP);
+        answers.extend(resp(8, &AV_RESP));
+        let (ev, st) = run(StreamStart::Handshake, &[(Direction::ToServer, both), (Direction::ToClient, answers)]);
+        let x = exchanges(&ev);
+        assert_eq!(x.iter().map(|e| e.correlation_id).collect::<Vec<_>>(), vec![7, 8]);
+        assert!(x.iter().all(|e| e.response.is_some() && e.request.client_id.as_deref() == Some("c")));
+        assert_eq!((st.requests, st.responses, st.orphans, st.unanswered), (2, 2, 0, 0));
+    }
+
+    #[test]
+    fn acks0_with_and_without_a_response() {
+        // Apache Kafka: no response to acks=0; the next response completes it as "none required".
+        let (ev, st) = run(
+            StreamStart::Handshake,
+            &[
+                (Direction::ToServer, req(0, 3, 1, &produce_v3(0))),
+                (Direction::ToServer, req(18, 0, 2, &[])),
+                (Direction::ToClient, resp(2, &AV_RESP)),
+            ],
+        );
+        let x = exchanges(&ev);
+        assert_eq!(x[0].correlation_id, 1);
+        assert!(x[0].response.is_none() && x[0].response_optional);
+        assert_eq!(st.unanswered, 0, "acks=0 without a response is not 'unanswered'");
+        // The librdkafka mock and tansu do answer acks=0: matched like any other.
+        let (ev, _) = run(
+            StreamStart::Handshake,
+            &[(Direction::ToServer, req(0, 3, 1, &produce_v3(0))), (Direction::ToClient, resp(1, &produce_v3_resp()))],
+        );
+        let x = exchanges(&ev);
+        assert!(x[0].response.is_some());
+        match &x[0].response.as_ref().unwrap().body {
+            Decoded::Full(ResponseBody::Produce(p)) => assert_eq!(p.topics[0].partitions[0].base_offset, 42),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_byte_segments_give_the_same_exchange() {
+        let r = req(0, 3, 5, &produce_v3(1));
+        let a = resp(5, &produce_v3_resp());
+        let mut steps: Vec<(Direction, Vec<u8>)> = r.iter().map(|b| (Direction::ToServer, vec![*b])).collect();
+        steps.extend(a.iter().map(|b| (Direction::ToClient, vec![*b])));
+        let (ev, st) = run(StreamStart::Handshake, &steps);
+        assert_eq!(exchanges(&ev).len(), 1);
+        assert_eq!((st.requests, st.responses), (1, 1));
+    }
+
+    #[test]
+    fn tls_is_detected_and_not_decoded() {
+        let hello = vec![0x16, 0x03, 0x01, 0x00, 0x30, 1, 0, 0, 0x2c, 3, 3];
+        let (ev, st) = run(StreamStart::Handshake, &[(Direction::ToServer, hello), (Direction::ToClient, vec![0x16, 3, 3, 0, 10, 2])]);
+        assert!(ev.iter().any(|e| matches!(e, KafkaEvent::Notice { kind: NoticeKind::Tls, .. })));
+        assert!(exchanges(&ev).is_empty());
+        assert_eq!(st.requests, 0);
+        assert!(st.tls_bytes > 0);
+    }
+
+    #[test]
+    fn raw_sasl_tokens_after_handshake_v0_are_counted_not_decoded() {
+        let mut mech = vec![0, 5];
+        mech.extend_from_slice(b"PLAIN");
+        let mut mresp = vec![0, 0, 0, 0, 0, 1, 0, 5]; // error 0, 1 mechanism
+        mresp.extend_from_slice(b"PLAIN");
+        // The PLAIN token: length-prefixed, "\0user\0secret" (must never be decoded or kept).
+        let token = b"\0alice\0s3cret-password";
+        let mut tok = (token.len() as i32).to_be_bytes().to_vec();
+        tok.extend_from_slice(token);
+        let (ev, st) = run(
+            StreamStart::Handshake,
+            &[
+                (Direction::ToServer, req(17, 0, 1, &mech)),
+                (Direction::ToClient, resp(1, &mresp)),
+                (Direction::ToServer, tok.clone()),
+                (Direction::ToClient, vec![0, 0, 0, 0]), // empty server token
+                (Direction::ToServer, req(18, 0, 2, &[])),
+                (Direction::ToClient, resp(2, &AV_RESP)),
+            ],
+        );
+        assert!(ev.iter().any(|e| matches!(e, KafkaEvent::Notice { kind: NoticeKind::SaslRawStart, .. })));
+        let x = exchanges(&ev);
+        assert_eq!(x.iter().map(|e| e.api_key).collect::<Vec<_>>(), vec![17, 18], "Kafka resumes after the tokens");
+        assert_eq!(st.sasl_raw_bytes, tok.len() as u64 + 4);
+        assert_eq!((st.orphans, st.malformed_headers, st.desyncs), (0, 0, 0));
+        assert!(!format!("{ev:?}").contains("s3cret"), "SASL secrets must never reach an event");
+    }
+
+    #[test]
+    fn gap_inside_a_frame_keeps_framing() {
+        let cfg = KafkaConfig::default();
+        let mut k = KafkaConnection::new(&cfg, StreamStart::Handshake);
+        let mut ev = Vec::new();
+        let big = req(0, 3, 1, &produce_v3(1));
+        // First 20 bytes arrive, then 5 bytes are lost, then the rest and another request.
+        k.on_data(&cfg, Direction::ToServer, T, &big[..20], &mut |e| ev.push(e));
+        k.on_gap(Direction::ToServer, T, 5, &mut |e| ev.push(e));
+        k.on_data(&cfg, Direction::ToServer, T, &big[25..], &mut |e| ev.push(e));
+        k.on_data(&cfg, Direction::ToServer, T, &req(18, 0, 2, &[]), &mut |e| ev.push(e));
+        k.on_data(&cfg, Direction::ToClient, T, &resp(1, &produce_v3_resp()), &mut |e| ev.push(e));
+        k.on_data(&cfg, Direction::ToClient, T, &resp(2, &AV_RESP), &mut |e| ev.push(e));
+        let x = exchanges(&ev);
+        assert_eq!(x.len(), 2);
+        assert_eq!(x[0].request.body, Decoded::Skipped(SkipReason::CaptureGap));
+        assert!(x[0].response.is_some(), "the damaged request's response still pairs");
+        assert_eq!(k.stats().desyncs, 0);
+        assert_eq!(k.stats().damaged_frames, 1);
+    }
+
+    #[test]
+    fn oversized_frames_are_decoded_by_header_and_skipped() {
+        let cfg = KafkaConfig { max_frame_bytes: 64, ..KafkaConfig::default() };
+        let mut k = KafkaConnection::new(&cfg, StreamStart::Handshake);
+        let mut ev = Vec::new();
+        let mut body = produce_v3(1);
+        body.extend(std::iter::repeat_n(0u8, 500));
+        let big = req(0, 3, 9, &body);
+        for chunk in big.chunks(100) {
+            k.on_data(&cfg, Direction::ToServer, T, chunk, &mut |e| ev.push(e));
+        }
+        k.on_data(&cfg, Direction::ToServer, T, &req(18, 0, 10, &[]), &mut |e| ev.push(e));
+        let mut answers = resp(9, &produce_v3_resp());
+        answers.extend(resp(10, &AV_RESP));
+        k.on_data(&cfg, Direction::ToClient, T, &answers, &mut |e| ev.push(e));
+        let x = exchanges(&ev);
+        assert_eq!(x.len(), 2);
+        assert_eq!((x[0].api_key, x[0].correlation_id), (0, 9));
+        assert_eq!(x[0].request.body, Decoded::Skipped(SkipReason::Oversized));
+        assert_eq!(x[0].request.bytes as usize, big.len());
+        assert_eq!(k.stats().oversized_frames, 1);
+    }
+
+    #[test]
+    fn mid_stream_join_resyncs_and_counts_orphans() {
+        let first = req(0, 3, 1, &produce_v3(1));
+        // Joined 7 bytes into a request and in the middle of the broker's stream.
+        let (ev, st) = run(
+            StreamStart::MidStream,
+            &[
+                (Direction::ToServer, [&first[7..], &req(18, 0, 2, &[])[..]].concat()),
+                (Direction::ToClient, [resp(1, &produce_v3_resp()), resp(2, &AV_RESP)].concat()),
+            ],
+        );
+        let x = exchanges(&ev);
+        assert_eq!(x.len(), 1, "{ev:?}");
+        assert_eq!(x[0].correlation_id, 2);
+        assert!(x[0].response.is_some());
+        assert_eq!(st.orphans, 1, "the response to the request we joined in the middle of: {ev:?}");
+        assert!(st.resync_skipped_bytes >= (first.len() - 7) as u64);
+    }
+}
