@@ -33,6 +33,7 @@ def main():
         "queue.buffering.max.kbytes": 262144,
         "enable.idempotence": False,
     })
+    log(f"producing {count} records")
     d = Deadline(600, "producing the benchmark load")
     for i in range(count):
         while True:
@@ -60,10 +61,21 @@ def main():
     })
     c.subscribe([args.topic])
     got = 0
+    errors = 0
     d = Deadline(600, "consuming the benchmark load")
+    last = time.monotonic()
     while got < count:
         msgs = c.consume(10000, 1.0)
-        got += sum(1 for m in msgs if m.error() is None)
+        for m in msgs:
+            if m.error() is None:
+                got += 1
+            else:
+                errors += 1
+                if errors < 5:
+                    log(f"consumer error: {m.error()}")
+        if time.monotonic() - last > 5:
+            log(f"consumed {got}/{count}")
+            last = time.monotonic()
         d.check()
     c.close()
     fact("bench_load", records=count, value_bytes=1000, consumed=got)

@@ -11,7 +11,9 @@ import sys
 import time
 
 
-_START = time.monotonic()
+# A script started by another one (see alert_stories.py stale-owner) counts from its parent's start:
+# the parent passes its own elapsed seconds in KWIRE_FACT_T0, so relayed facts stay in one time line.
+_START = time.monotonic() - float(__import__("os").environ.get("KWIRE_FACT_T0", "0"))
 
 
 def fact(kind, **fields):
@@ -59,3 +61,38 @@ def partitions_of(n_partitions, count, counts=None):
     if counts:
         return [p for p, n in enumerate(int(c) for c in counts.split(",")) for _ in range(n)]
     return [i % n_partitions for i in range(count)]
+
+
+def mock_control_path(bootstrap):
+    """The control socket of the kwire-mockbroker serving `bootstrap` (see tests/mockbroker):
+    `<tmp>/kwire-mockbroker-<port of the first broker>.sock`."""
+    import os
+    import tempfile
+    port = bootstrap.split(",")[0].rsplit(":", 1)[1]
+    return os.path.join(tempfile.gettempdir(), f"kwire-mockbroker-{port}.sock")
+
+
+def mock(bootstrap, *commands):
+    """Runs mock-cluster commands (fault injection, e.g. "partition_leader T 0 2") in the middle of
+    a story, through the mock broker's control socket; fails on an ERR reply. Each command is
+    recorded as a FACT so the story in the facts file shows when the fault was injected. Returns
+    the replies (what followed OK)."""
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(mock_control_path(bootstrap))
+    f = s.makefile("rw")
+    out = []
+    try:
+        for c in commands:
+            f.write(c + "\n")
+            f.flush()
+            r = f.readline().strip()
+            if r != "OK" and not r.startswith("OK "):
+                raise RuntimeError(f"mock broker: {c!r} -> {r!r}")
+            fact("mock", command=c)
+            out.append(r[3:])
+    finally:
+        f.close()
+        s.close()
+    return out

@@ -30,12 +30,14 @@ const MSS: usize = 1448;
 
 fn scenario(megabytes: u32) -> Scenario {
     let mb: &'static str = Box::leak(megabytes.to_string().into_boxed_str());
-    let args: &'static [&'static str] = Box::leak(vec!["--topic", "kw-bench", "--partitions", "4", "--megabytes", mb].into_boxed_slice());
+    let args: &'static [&'static str] = Box::leak(vec!["--topic", "kw-bench", "--partitions", "96", "--megabytes", mb].into_boxed_slice());
     let steps: &'static [Step] = Box::leak(vec![Step { script: "bench_load.py", args, timeout_s: 1200 }].into_boxed_slice());
     Scenario {
         name: "bench-load",
         broker: BrokerKind::Mock(1),
-        topics: &[("kw-bench", 4)],
+        // The mock keeps about 5 MB per partition (older segments are deleted): spread the load so that
+        // everything produced can still be consumed afterwards.
+        topics: &[("kw-bench", 96)],
         steps,
         summary: "benchmark load: confluent-kafka producer (acks=1, large batches) and consumer group moving 1000-byte records through the librdkafka mock",
     }

@@ -24,6 +24,8 @@ pub struct Step {
 const CONFLUENT: &str = "confluent_client.py";
 const KAFKA_PYTHON: &str = "kafka_python_client.py";
 const AIOKAFKA: &str = "aiokafka_client.py";
+/// Stories that make kwire's alerts happen (faults injected mid-story through the mock's control socket).
+const STORIES: &str = "alert_stories.py";
 
 macro_rules! step {
     ($script:expr, $timeout:expr; $($arg:expr),* $(,)?) => {
@@ -120,6 +122,96 @@ pub const SCENARIOS: &[Scenario] = &[
         ],
         summary: "1, 2 and 3 records (one per batch) to partitions 0, 1, 2 of kw-lo on tansu; then confluent-kafka \
                   and kafka-python ask Metadata for all topics and ListOffsets earliest, latest and by timestamp",
+    },
+    Scenario {
+        name: "follower-fetch-hwm-regression-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-ff", 2)],
+        steps: &[step!(STORIES, 90; "follower-fetch", "--topic", "kw-ff")],
+        summary: "KIP-392 follower fetching from a lagging replica on the librdkafka mock: broker 1 leads \
+                  kw-ff, broker 3 (follower, high watermark held at 4) is named preferred read replica; \
+                  kw-ff-reader consumed 10 records from the leader, then is told HWM 4 by the follower \
+                  (critical); kw-ff-tail starting at the end is told 10 then 4 (warning)",
+    },
+    Scenario {
+        name: "acks1-leader-change-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-lc", 1)],
+        steps: &[step!(STORIES, 90; "acks1-leader-change", "--topic", "kw-lc")],
+        summary: "an acks=1 and an acks=all confluent-kafka producer write 10 records each to kw-lc \
+                  partition 0, in turns, one per request; after 5 the mock moves the leader from broker 1 \
+                  to 2 (NOT_LEADER_OR_FOLLOWER, retried on the new leader)",
+    },
+    Scenario {
+        name: "commit-after-revoke-cooperative-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-carc", 4)],
+        steps: &[step!(STORIES, 120; "stale-commit", "--topic", "kw-carc", "--group", "kw-carc", "--prefix", "kw-carc", "--protocol", "cooperative-sticky", "--commit-on-revoke")],
+        summary: "two confluent-kafka members in cooperative-sticky group kw-carc; after the rebalance hands \
+                  two partitions from kw-carc-1 to kw-carc-2 (hand-off commit in on_revoke) and both committed \
+                  7, kw-carc-1 commits its old positions (6) for the two partitions it lost: accepted",
+    },
+    Scenario {
+        name: "commit-after-revoke-eager-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-care", 4)],
+        steps: &[step!(STORIES, 120; "stale-commit", "--topic", "kw-care", "--group", "kw-care", "--prefix", "kw-care", "--protocol", "range")],
+        summary: "the same story with the range assignor (eager rebalancing) in group kw-care: after the \
+                  rebalance and both members' commits of 7, kw-care-1 commits 6 for the two partitions it lost",
+    },
+    Scenario {
+        name: "commit-after-revoke-kip848-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-cark", 4)],
+        steps: &[step!(STORIES, 180; "stale-commit", "--topic", "kw-cark", "--group", "kw-cark", "--prefix", "kw-cark", "--protocol", "consumer", "--commit-on-revoke")],
+        summary: "the same story in a KIP-848 group (group.protocol=consumer, ConsumerGroupHeartbeat, the \
+                  mock's range target assignment) kw-cark: kw-cark-1 commits 6 for the two partitions it lost",
+    },
+    Scenario {
+        name: "commit-ahead-and-regression-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-ca", 1)],
+        steps: &[step!(STORIES, 90; "commit-ahead", "--topic", "kw-ca")],
+        summary: "kw-ca-consumer (group kw-ca) reads 6 records and commits 6; paused, it commits the end \
+                  offset 10 (ListOffsets latest) although served only up to 6 (4 records skipped), then \
+                  commits 6 again (committed offset moves back by 4)",
+    },
+    Scenario {
+        name: "txn-offset-commit-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-txin", 2), ("kw-txout", 1)],
+        steps: &[step!(STORIES, 120; "txn", "--topic", "kw-txin", "--out-topic", "kw-txout")],
+        summary: "consume-transform-produce with transactions: kw-tx-1 (group kw-tx) reads kw-txin, \
+                  kw-tx-producer (transactional.id kw-tx) writes kw-txout and commits offsets with \
+                  TxnOffsetCommit, twice cleanly; after kw-tx-2 joins and takes one input partition, a \
+                  third transaction still commits kw-tx-1's old positions for both",
+    },
+    Scenario {
+        name: "offset-reset-jump-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-orj", 1)],
+        steps: &[step!(STORIES, 90; "offset-reset", "--topic", "kw-orj")],
+        summary: "kw-orj-consumer (auto.offset.reset=latest, client.rack=rack-c) assigned at offset 0 reads \
+                  from follower 3 whose log starts at 4: OFFSET_OUT_OF_RANGE, reset to the end (10), records \
+                  0-9 skipped",
+    },
+    Scenario {
+        name: "listoffsets-recreate-tansu",
+        broker: BrokerKind::Tansu,
+        topics: &[("kw-rc", 1)],
+        steps: &[step!(STORIES, 90; "recreate", "--topic", "kw-rc")],
+        summary: "5 records to kw-rc on tansu (one per batch); kw-rc-watch asks ListOffsets (latest 5), \
+                  kw-rc-consumer (group kw-rc) reads and commits 5; kw-rc-admin deletes and re-creates the \
+                  topic, 2 records are written; kw-rc-watch and kw-rc-consumer ask again: latest 2",
+    },
+    Scenario {
+        name: "stale-owner-commit-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-so", 2)],
+        steps: &[step!(STORIES, 120; "stale-owner", "--topic", "kw-so")],
+        summary: "split brain: kafka-python member kw-so-1 owns both partitions of kw-so, is stopped \
+                  (SIGSTOP) past its 6 s session timeout; confluent-kafka kw-so-2 takes both over and commits \
+                  6; woken, kw-so-1 commits 4 as the owner it still believes it is (rejected: unknown member)",
     },
 ];
 

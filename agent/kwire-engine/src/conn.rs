@@ -174,6 +174,14 @@ impl AppState {
         } else {
             probe::guess(d, &cfg.kafka.probe)
         };
+        if verdict == Guess::KafkaRequest {
+            // Confirm with a full decode when the whole frame is at hand: a response whose correlation id
+            // reads as a request header does not decode as that request.
+            let bytes = if held { self.side_bytes(side, d, usize::MAX) } else { d.to_vec() };
+            if probe::confirm_request(&bytes) == Some(false) {
+                return false;
+            }
+        }
         match verdict {
             Guess::KafkaRequest if self.on_kafka_port(side) => {
                 // A broker port does not send requests: this is a response whose body happens to read as
@@ -251,6 +259,11 @@ impl AppState {
     /// The first bytes (at most [`HEAD_BYTES`]) `side` sent since its last held gap, then `more`: what a
     /// probe needs to see when a header arrived in several small segments.
     fn head(&self, side: Side, more: &[u8]) -> Vec<u8> {
+        self.side_bytes(side, more, HEAD_BYTES)
+    }
+
+    /// Like [`Self::head`], up to `cap` bytes.
+    fn side_bytes(&self, side: Side, more: &[u8], cap: usize) -> Vec<u8> {
         let mut head = Vec::new();
         for (s, _, h) in &self.held {
             if *s != side {
@@ -258,13 +271,13 @@ impl AppState {
             }
             match h {
                 Held::Gap(_) => head.clear(),
-                Held::Data(d) if head.len() < HEAD_BYTES => {
-                    head.extend_from_slice(&d[..d.len().min(HEAD_BYTES - head.len())]);
+                Held::Data(d) if head.len() < cap => {
+                    head.extend_from_slice(&d[..d.len().min(cap - head.len())]);
                 }
                 Held::Data(_) => {}
             }
         }
-        head.extend_from_slice(&more[..more.len().min(HEAD_BYTES.saturating_sub(head.len()))]);
+        head.extend_from_slice(&more[..more.len().min(cap.saturating_sub(head.len()))]);
         head
     }
 

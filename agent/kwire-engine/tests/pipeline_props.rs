@@ -8,11 +8,11 @@
 //! initial sequence numbers (so the 2^32 wrap falls anywhere). Properties:
 //! * no loss: the exchanges found are exactly the conversation (api key, version, correlation id, client
 //!   id, bodies decoded, response matched), in order, with no gap, desync or orphan counted;
-//! * loss (segments dropped, duplicated, swapped): never a panic, no invented exchange (a request decoded in
-//!   full is always one of the conversation's; a header the resync probe finds inside lost data is possible,
-//!   is never decoded, is flagged by its status and only follows a counted loss), every exchange at most
-//!   once, and the counters account for what is missing (a loss is a counted gap; unanswered and orphan
-//!   counters agree with the outputs);
+//! * loss (segments dropped, duplicated, swapped): never a panic, no invented exchange (one exception, a
+//!   residual case: without a handshake, on a port that is not a Kafka port, a split broker response seen
+//!   first can be taken for a request; it is never decoded in full), every exchange at most once, and the
+//!   counters account for what is missing (a loss is a counted gap; unanswered and orphan counters agree
+//!   with the outputs);
 //! * garbage (random frames, random payloads on real TCP flows, corrupted conversations): never a panic,
 //!   counters consistent.
 //!
@@ -28,7 +28,7 @@ use kwire_engine::{Engine, EngineConfig, Output};
 use kwire_flow::{LinkType, Timestamp};
 use kwire_kafka::Decoded;
 use proptest::prelude::*;
-use support::{tcp_frame, Api, Ep, Pair, Rng, ACK, FIN, PSH, SYN};
+use support::{tcp_frame, Ep, KafkaApi, Pair, Rng, ACK, FIN, PSH, SYN};
 
 fn cases(default: u32) -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
@@ -59,24 +59,26 @@ fn conv_strategy() -> impl Strategy<Value = Conv> {
         (any::<u32>(), any::<u32>(), any::<bool>(), any::<bool>()),
         (any::<u64>(), prop::sample::select(vec![1usize, 3, 16, 64, 200, 1460])),
     )
-        .prop_map(|(spec, client_id, corr0, (kafka_port, cport, bport), (cisn, bisn, handshake, fin), (seed, max_seg))| {
-            let pairs = spec
-                .iter()
-                .enumerate()
-                .map(|(i, (api, n))| Pair::new(Api::ALL[*api], corr0 + i as i32, client_id, *n))
-                .collect();
-            Conv {
-                pairs,
-                client: Ep { ip: Ipv4Addr::new(10, 0, 0, 1), port: cport },
-                broker: Ep { ip: Ipv4Addr::new(10, 0, 0, 2), port: if kafka_port { 9092 } else { bport } },
-                client_isn: cisn,
-                broker_isn: bisn,
-                handshake,
-                fin,
-                seed,
-                max_seg,
-            }
-        })
+        .prop_map(
+            |(spec, client_id, corr0, (kafka_port, cport, bport), (cisn, bisn, handshake, fin), (seed, max_seg))| {
+                let pairs = spec
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (api, n))| Pair::new(KafkaApi::ALL[*api], corr0 + i as i32, client_id, *n))
+                    .collect();
+                Conv {
+                    pairs,
+                    client: Ep { ip: Ipv4Addr::new(10, 0, 0, 1), port: cport },
+                    broker: Ep { ip: Ipv4Addr::new(10, 0, 0, 2), port: if kafka_port { 9092 } else { bport } },
+                    client_isn: cisn,
+                    broker_isn: bisn,
+                    handshake,
+                    fin,
+                    seed,
+                    max_seg,
+                }
+            },
+        )
 }
 
 /// One packet of the wire image.
@@ -163,10 +165,12 @@ fn wire(c: &Conv) -> Vec<Wire> {
     out
 }
 
+/// (api key, version, correlation id, client id, request decoded in full, response: None | Some(decoded)).
+type Ex = (i16, i16, i32, Option<String>, bool, Option<bool>);
+
 #[derive(Debug, Default)]
 struct Run {
-    /// (api key, version, correlation id, client id, request decoded, response: None | Some(decoded)).
-    exchanges: Vec<(i16, i16, i32, Option<String>, bool, Option<bool>)>,
+    exchanges: Vec<Ex>,
     orphans: usize,
     summary: kwire_engine::Summary,
 }
@@ -193,12 +197,8 @@ fn run(frames: impl IntoIterator<Item = Vec<u8>>, link: LinkType) -> Run {
                     x.response.as_ref().map(|resp| matches!(resp.body, Decoded::Full(_))),
                 ));
             }
-            Output::Notice(n) => {
-                if n.notice == "orphan" {
-                    r.orphans += 1;
-                }
-            }
-            // Alerts, timelines, ...: judged by their own tests.
+            Output::Notice(n) if n.notice == "orphan" => r.orphans += 1,
+            // Other notices, alerts, timelines, ...: judged by their own tests.
             #[allow(unreachable_patterns)]
             _ => {}
         }
@@ -207,7 +207,7 @@ fn run(frames: impl IntoIterator<Item = Vec<u8>>, link: LinkType) -> Run {
     r
 }
 
-fn expected(c: &Conv) -> Vec<(i16, i16, i32, Option<String>, bool, Option<bool>)> {
+fn expected(c: &Conv) -> Vec<Ex> {
     c.pairs
         .iter()
         .map(|p| {
@@ -234,7 +234,7 @@ proptest! {
     /// Bodies built by the support module are valid for the decoders (guards the other properties).
     #[test]
     fn support_frames_decode(api in 0..3usize, n in any::<u32>()) {
-        let api = Api::ALL[api];
+        let api = KafkaApi::ALL[api];
         let (k, v) = api.key_version();
         prop_assert!(kwire_kafka::body::decode_request_strict(k, v, &api.request_body(n)).is_ok());
         prop_assert!(kwire_kafka::body::decode_response_strict(k, v, &api.response_body(n)).is_ok());
@@ -268,17 +268,13 @@ proptest! {
         let mut seen = std::collections::BTreeSet::new();
         for e in &r.exchanges {
             let orig = want.iter().find(|w| (w.0, w.1, w.2, &w.3) == (e.0, e.1, e.2, &e.3));
-            if e.4 {
-                // A request decoded in full is one of the conversation's, reported once.
-                prop_assert!(orig.is_some(), "invented exchange {:?}", e);
+            if orig.is_some() {
                 prop_assert!(seen.insert(e.2), "correlation id {} reported twice", e.2);
-            } else if orig.is_none() {
-                // A header found by the resync probe inside lost data (known limitation, see
-                // kwire-kafka/tests/fuzz_smoke.rs `resync_probe_false_positive`): never decoded, flagged
-                // by its request status, and only ever after a counted loss or a join without handshake
-                // (whose first bytes are judged by the same probe).
-                let s = &r.summary;
-                prop_assert!(!c.handshake || (s.kafka.desyncs > 0 && s.tcp.gaps > 0), "{:?} without a loss", e);
+            } else {
+                // Only without a handshake, on a port that is not a Kafka port, when the client's first
+                // request was lost and the broker's first response is split so that it cannot be decoded
+                // whole when the roles are decided: it may be taken for a request. Never decoded in full.
+                prop_assert!(!c.handshake && c.broker.port != 9092 && !e.4, "invented exchange {:?}", e);
             }
         }
         let complete: Vec<i32> = r.exchanges.iter().filter(|e| e.4 && e.5 == Some(true)).map(|e| e.2).collect();
@@ -451,10 +447,11 @@ fn mid_stream(client: Ep, broker: Ep, up: &[&[u8]], down: &[&[u8]]) -> Vec<Vec<u
 #[test]
 fn header_in_one_byte_segments_without_handshake() {
     for port in [1024, 9092] {
-        let p = Pair::new(Api::Metadata, 7, "c", 2);
+        let p = Pair::new(KafkaApi::Metadata, 7, "c", 2);
         let up: Vec<&[u8]> = p.request.chunks(1).collect();
         let down: Vec<&[u8]> = p.response.chunks(1).collect();
-        let r = run(mid_stream(Ep::new(10, 0, 0, 1, 40000), Ep::new(10, 0, 0, 2, port), &up, &down), LinkType::Ethernet);
+        let r =
+            run(mid_stream(Ep::new(10, 0, 0, 1, 40000), Ep::new(10, 0, 0, 2, port), &up, &down), LinkType::Ethernet);
         assert_eq!(r.exchanges, vec![(3, 1, 7, Some("c".to_string()), true, Some(true))], "port {port}");
     }
 }
@@ -466,10 +463,13 @@ fn header_in_one_byte_segments_without_handshake() {
 fn later_segment_that_looks_like_tls_or_text_is_not_a_verdict() {
     // Correlation ids whose bytes start a TLS application-data record (17 03 03 01 00 ..) or a '*'.
     for corr in [0x1703_0301, 0x2A00_0001] {
-        let p = Pair::new(Api::ApiVersions, corr, "c", 5);
+        let p = Pair::new(KafkaApi::ApiVersions, corr, "c", 5);
         // First segment: length, api key and version (8 bytes: not enough to judge); then the rest.
         let up: [&[u8]; 2] = [&p.request[..8], &p.request[8..]];
-        let r = run(mid_stream(Ep::new(10, 0, 0, 1, 40000), Ep::new(10, 0, 0, 2, 1024), &up, &[&p.response]), LinkType::Ethernet);
+        let r = run(
+            mid_stream(Ep::new(10, 0, 0, 1, 40000), Ep::new(10, 0, 0, 2, 1024), &up, &[&p.response]),
+            LinkType::Ethernet,
+        );
         assert_eq!(r.exchanges, vec![(18, 0, corr, Some("c".to_string()), true, Some(true))], "corr {corr:#x}");
         assert_eq!(r.summary.flows.tls, 0);
     }
@@ -484,7 +484,7 @@ fn response_first_is_an_orphan_not_a_request() {
     for corr in [0, 1, 16] {
         // A Metadata v1 response with one topic: after the correlation id come brokers count (1) and a
         // node id, i.e. "correlation id 1, client id length 0".
-        let p = Pair::new(Api::Metadata, corr, "c", 1);
+        let p = Pair::new(KafkaApi::Metadata, corr, "c", 1);
         let client = Ep::new(10, 0, 0, 1, 40000);
         let broker = Ep::new(10, 0, 0, 2, 9092);
         let frames = mid_stream(client, broker, &[], &[&p.response]);
@@ -508,4 +508,20 @@ fn response_first_is_an_orphan_not_a_request() {
         assert_eq!(exchanges, 0, "corr {corr}: no request was captured");
         assert_eq!(notices, vec![("orphan", Some("10.0.0.1:40000".to_string()), Some(corr))], "corr {corr}");
     }
+}
+
+/// Regression (found by `loss_never_invents_and_is_counted`): without a handshake and on a port that is
+/// neither configured nor a well-known Kafka port, when the first bytes seen are the broker's (the request
+/// was lost or sent before the capture started), a response with correlation id 0..=16 reads as a Produce
+/// v0..v16 request header (here correlation id 0, then "brokers: 1" as the correlation id and a 0 as an
+/// empty client id). Fixed in conn.rs: a request verdict must decode as a whole frame when the frame is at
+/// hand; the port ranges decide at the end otherwise.
+#[test]
+fn response_first_on_an_unknown_port_reverses_roles() {
+    let p = Pair::new(KafkaApi::Metadata, 0, "", 1);
+    let client = Ep::new(10, 0, 0, 1, 40000);
+    let broker = Ep::new(10, 0, 0, 2, 1024);
+    let r = run(mid_stream(client, broker, &[], &[&p.response]), LinkType::Ethernet);
+    assert_eq!(r.exchanges, vec![], "no request was captured");
+    assert_eq!(r.orphans, 1);
 }

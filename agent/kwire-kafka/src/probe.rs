@@ -122,6 +122,20 @@ fn probe_request_header(h: &[u8], len: i32) -> Probe {
     Probe::Yes
 }
 
+/// Is the request frame at the start of `data` (length prefix included) complete and decodable?
+/// None when the frame runs past `data`. A probe's "yes" on a header is confirmed this way whenever the
+/// whole frame is at hand: a length inside a body (a timeout of 1000 ms), or a response whose correlation
+/// id reads as "Produce vN", passes the header probe but not a decode.
+pub fn confirm_request(data: &[u8]) -> Option<bool> {
+    let len = usize::try_from(be_i32(data, 0).ok()?).ok()?;
+    let frame = data.get(4..4 + len)?;
+    let Ok((hdr, at)) = crate::header::parse_request_header(frame) else { return Some(false) };
+    if !api::is_known_version(hdr.api_key, hdr.api_version) {
+        return Some(true);
+    }
+    Some(crate::body::decode_request(hdr.api_key, hdr.api_version, frame.get(at..).unwrap_or(&[])).is_ok())
+}
+
 /// Does `data` start with a plausible response frame whose correlation id satisfies `known`?
 pub fn probe_response(data: &[u8], limits: &ProbeLimits, known: impl Fn(i32) -> bool) -> Probe {
     let Ok(len) = be_i32(data, 0) else { return Probe::NeedMore };

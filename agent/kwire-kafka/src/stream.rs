@@ -267,18 +267,6 @@ pub struct KafkaConnection {
     stats: KafkaStats,
 }
 
-/// Is the request frame at the start of `data` (length prefix included) complete and decodable?
-/// None when the frame runs past `data`.
-fn whole_request_valid(data: &[u8]) -> Option<bool> {
-    let len = usize::try_from(be_i32(data, 0).ok()?).ok()?;
-    let frame = data.get(4..4 + len)?;
-    let Ok((hdr, at)) = header::parse_request_header(frame) else { return Some(false) };
-    if !crate::api::is_known_version(hdr.api_key, hdr.api_version) {
-        return Some(true);
-    }
-    Some(body::decode_request(hdr.api_key, hdr.api_version, frame.get(at..).unwrap_or(&[])).is_ok())
-}
-
 /// How far below the first request seen a response's correlation id may be to be taken as a frame start
 /// (an orphan) at the start of a joined stream.
 const MAX_JOIN_ORPHAN_DISTANCE: i32 = 1024;
@@ -597,7 +585,7 @@ impl KafkaConnection {
             let rest = &buf[i..];
             let p = match dir {
                 Direction::ToServer => match probe::probe_request(rest, &cfg.probe) {
-                    Probe::Yes => match whole_request_valid(rest) {
+                    Probe::Yes => match probe::confirm_request(rest) {
                         Some(true) => Probe::Yes,
                         Some(false) => Probe::No,
                         None => {

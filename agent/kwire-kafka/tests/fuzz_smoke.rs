@@ -4,7 +4,7 @@
 //! handshakes that switch to raw tokens) that are then cut, mutated, interleaved and punctured by gaps.
 //! Set KWIRE_FUZZ_SMOKE_ITERS to scale the iteration counts (default 1: a few seconds in debug).
 //!
-//! Also here: minimal regression tests for bugs the fuzzers and property tests found in `stream.rs`.
+//! Also here: minimal regression tests for bugs the property and robustness tests found in `stream.rs`.
 
 #[path = "../../../fuzz/src/lib.rs"]
 mod harness;
@@ -54,23 +54,33 @@ fn pair(kind: usize, corr: i32) -> (Vec<u8>, Vec<u8>) {
             b
         }),
         // Heartbeat v0: group "g", generation 3, member "m"; error_code 27.
-        2 => (12, 0, {
-            let mut b = Vec::new();
-            put_str(&mut b, "g");
-            b.extend_from_slice(&3i32.to_be_bytes());
-            put_str(&mut b, "m");
-            b
-        }, vec![0, 27]),
+        2 => (
+            12,
+            0,
+            {
+                let mut b = Vec::new();
+                put_str(&mut b, "g");
+                b.extend_from_slice(&3i32.to_be_bytes());
+                put_str(&mut b, "m");
+                b
+            },
+            vec![0, 27],
+        ),
         // SaslHandshake v0 "PLAIN", accepted: raw SASL tokens follow in both directions.
-        _ => (17, 0, {
-            let mut b = Vec::new();
-            put_str(&mut b, "PLAIN");
-            b
-        }, {
-            let mut b = vec![0, 0, 0, 0, 0, 1];
-            put_str(&mut b, "PLAIN");
-            b
-        }),
+        _ => (
+            17,
+            0,
+            {
+                let mut b = Vec::new();
+                put_str(&mut b, "PLAIN");
+                b
+            },
+            {
+                let mut b = vec![0, 0, 0, 0, 0, 1];
+                put_str(&mut b, "PLAIN");
+                b
+            },
+        ),
     };
     let mut req = vec![0; 4];
     req.extend_from_slice(&key.to_be_bytes());
@@ -258,16 +268,13 @@ fn frame_lost_in_a_gap_keeps_its_size() {
     assert_eq!(ex, vec![(9, 19, Some(20))], "{out:?}");
 }
 
-/// Known limitation, found by pipeline_props (`loss_never_invents_and_is_counted`), not fixed: after a gap
-/// the resync scanner accepts the first position whose bytes read as a plausible request header. Zero-rich
-/// Kafka bytes read as "Produce v0" easily: here an ApiVersions v0 request that lost its first 2 bytes
-/// reads `00 0a 00 12 | 00 00 | 00 00 | 0f 80 00 00 | 00 00` = length 655378, Produce v0, correlation id
-/// 0x0f800000, client id "". The bogus frame then swallows the next (intact) request, and a later gap
-/// reports it as an exchange with `request_status: skipped: capture_gap`. A fix needs confirmation of a
-/// resync candidate (e.g. the bytes right after a candidate that fits in the window must also start a
-/// frame, or a stricter length bound per API) — a probe.rs/stream.rs design change for the lead.
+/// Found by pipeline_props (`loss_never_invents_and_is_counted`): after a gap the resync scanner took the
+/// first position whose bytes read as a plausible request header. Zero-rich Kafka bytes read as "Produce
+/// v0" easily: here an ApiVersions v0 request that lost its first 2 bytes reads `00 0a 00 12 | 00 00 |
+/// 00 00 | 0f 80 00 00 | 00 00` = length 655378, Produce v0, correlation id 0x0f800000, client id "". The
+/// bogus frame swallowed the next, intact request. Fixed in stream.rs by the lead (a candidate must decode
+/// as a whole frame, and a later valid candidate wins over one that runs past the buffer).
 #[test]
-#[ignore = "known limitation of resync probing; see the comment"]
 fn resync_probe_false_positive() {
     use Direction::*;
     let tail_of_lost: &[u8] = &[0, 10, 0, 18, 0, 0, 0, 0, 15, 128, 0, 0];

@@ -29,11 +29,22 @@
 //! the Kafka error code as a number (e.g. 6 NOT_LEADER_OR_FOLLOWER, 27 REBALANCE_IN_PROGRESS,
 //! 22 ILLEGAL_GENERATION) or librdkafka's negative internal codes (-195 = _TRANSPORT: disconnect).
 //!
+//! The same commands are also served on a Unix socket, so that client scripts can inject faults in
+//! the middle of a story (the harness's stdin belongs to xtask): `<tmp>/kwire-mockbroker-<P>.sock`,
+//! where P is the port of the first broker in the bootstrap list (scripts know it from
+//! `--bootstrap`). One command per line, one reply line each, as on stdin; any number of
+//! connections. The path is printed on stderr and removed at exit. Nothing on it is Kafka traffic,
+//! so captures filtered on the broker ports never see it.
+//!
 //! Easy to get wrong: the mock's faults are not Apache Kafka's behaviour (broker_down does not move
 //! leaders; the mock answers acks=0 Produce requests). Stdout carries only protocol lines: logs go
 //! to stderr so the harness can parse stdout line by line.
 
 use std::io::{BufRead, Write};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::thread;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -43,32 +54,110 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 fn main() -> Result<()> {
     let brokers = parse_args()?;
     let cluster = MockCluster::new(brokers).context("creating the librdkafka mock cluster")?;
+    let bootstrap = cluster.bootstrap_servers();
+    let (tx, rx) = mpsc::channel::<Request>();
+    let control = control_path(&bootstrap)?;
+    let _ = std::fs::remove_file(&control);
+    let listener = UnixListener::bind(&control).with_context(|| format!("binding {}", control.display()))?;
+    eprintln!("kwire-mockbroker: control socket {}", control.display());
+    {
+        let tx = tx.clone();
+        thread::spawn(move || serve_control(listener, tx));
+    }
     let stdout = std::io::stdout();
     {
         let mut out = stdout.lock();
-        writeln!(out, "BOOTSTRAP {}", cluster.bootstrap_servers())?;
+        writeln!(out, "BOOTSTRAP {bootstrap}")?;
         out.flush()?;
     }
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let line = line.context("reading stdin")?;
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if words.is_empty() || words[0].starts_with('#') {
-            continue;
+    // stdin: commands from xtask; its replies go to stdout. End of stdin = quit.
+    thread::spawn(move || {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            let (rtx, rrx) = mpsc::channel();
+            let quit = line.split_whitespace().next() == Some("quit");
+            if tx.send(Request::Command(line, rtx)).is_err() {
+                return;
+            }
+            if let Ok(Some(answer)) = rrx.recv() {
+                let _ = reply(&stdout, &answer);
+            }
+            if quit {
+                return;
+            }
         }
-        if words[0] == "quit" {
-            reply(&stdout, "OK")?;
-            break;
+        let _ = tx.send(Request::Quit);
+    });
+    // Every command runs here, on the thread that owns the cluster, in arrival order.
+    for req in rx {
+        match req {
+            Request::Quit => break,
+            Request::Command(line, rtx) => {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if words.is_empty() || words[0].starts_with('#') {
+                    let _ = rtx.send(None);
+                    continue;
+                }
+                if words[0] == "quit" {
+                    let _ = rtx.send(Some("OK".to_string()));
+                    break;
+                }
+                let answer = match run(&cluster, &words) {
+                    Ok(Some(v)) => format!("OK {v}"),
+                    Ok(None) => "OK".to_string(),
+                    Err(e) => format!("ERR {e:#}"),
+                };
+                eprintln!("kwire-mockbroker: {line} -> {answer}");
+                let _ = rtx.send(Some(answer));
+            }
         }
-        let answer = match run(&cluster, &words) {
-            Ok(Some(v)) => format!("OK {v}"),
-            Ok(None) => "OK".to_string(),
-            Err(e) => format!("ERR {e:#}"),
-        };
-        reply(&stdout, &answer)?;
     }
+    let _ = std::fs::remove_file(&control);
     drop(cluster);
     Ok(())
+}
+
+/// A command line and where its reply goes (None: nothing to answer, e.g. a comment).
+enum Request {
+    Command(String, mpsc::Sender<Option<String>>),
+    Quit,
+}
+
+/// `<tmp>/kwire-mockbroker-<port of the first broker>.sock`.
+fn control_path(bootstrap: &str) -> Result<PathBuf> {
+    let first = bootstrap.split(',').next().unwrap_or_default();
+    let port = first
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .ok_or_else(|| anyhow!("bad bootstrap list {bootstrap:?}"))?;
+    Ok(std::env::temp_dir().join(format!("kwire-mockbroker-{port}.sock")))
+}
+
+fn serve_control(listener: UnixListener, tx: mpsc::Sender<Request>) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let Ok(mut w) = conn.try_clone() else { return };
+            for line in std::io::BufReader::new(conn).lines() {
+                let Ok(line) = line else { return };
+                let (rtx, rrx) = mpsc::channel();
+                if tx.send(Request::Command(line, rtx)).is_err() {
+                    return;
+                }
+                let answer = match rrx.recv() {
+                    Ok(Some(a)) => a,
+                    Ok(None) => "OK".to_string(),
+                    Err(_) => return,
+                };
+                if writeln!(w, "{answer}").and_then(|_| w.flush()).is_err() {
+                    return;
+                }
+            }
+        });
+    }
 }
 
 fn parse_args() -> Result<i32> {

@@ -138,7 +138,7 @@ pub fn response_frame(correlation_id: i32, body: &[u8]) -> Vec<u8> {
 
 /// The three APIs the conversations are made of (all with non-flexible headers and bodies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Api {
+pub enum KafkaApi {
     /// ApiVersions v0: empty request; response error_code, [api_key, min, max].
     ApiVersions,
     /// Metadata v1: request [topic name] (or null = all topics); response brokers, controller, topics.
@@ -147,14 +147,14 @@ pub enum Api {
     Heartbeat,
 }
 
-impl Api {
-    pub const ALL: [Api; 3] = [Api::ApiVersions, Api::Metadata, Api::Heartbeat];
+impl KafkaApi {
+    pub const ALL: [KafkaApi; 3] = [KafkaApi::ApiVersions, KafkaApi::Metadata, KafkaApi::Heartbeat];
 
     pub fn key_version(self) -> (i16, i16) {
         match self {
-            Api::ApiVersions => (18, 0),
-            Api::Metadata => (3, 1),
-            Api::Heartbeat => (12, 0),
+            KafkaApi::ApiVersions => (18, 0),
+            KafkaApi::Metadata => (3, 1),
+            KafkaApi::Heartbeat => (12, 0),
         }
     }
 
@@ -162,8 +162,8 @@ impl Api {
     pub fn request_body(self, n: u32) -> Vec<u8> {
         let mut b = Vec::new();
         match self {
-            Api::ApiVersions => {}
-            Api::Metadata => {
+            KafkaApi::ApiVersions => {}
+            KafkaApi::Metadata => {
                 let topics = n % 4;
                 if topics == 0 {
                     b.extend_from_slice(&(-1i32).to_be_bytes()); // null array: all topics
@@ -174,7 +174,7 @@ impl Api {
                     }
                 }
             }
-            Api::Heartbeat => {
+            KafkaApi::Heartbeat => {
                 put_str(&mut b, "group-1");
                 b.extend_from_slice(&(n as i32).to_be_bytes()); // generation id
                 put_str(&mut b, &format!("member-{}", n % 7));
@@ -187,7 +187,7 @@ impl Api {
     pub fn response_body(self, n: u32) -> Vec<u8> {
         let mut b = Vec::new();
         match self {
-            Api::ApiVersions => {
+            KafkaApi::ApiVersions => {
                 b.extend_from_slice(&0i16.to_be_bytes()); // error_code
                 let keys = n % 60;
                 b.extend_from_slice(&(keys as i32).to_be_bytes());
@@ -197,7 +197,7 @@ impl Api {
                     b.extend_from_slice(&3i16.to_be_bytes()); // max version
                 }
             }
-            Api::Metadata => {
+            KafkaApi::Metadata => {
                 b.extend_from_slice(&1i32.to_be_bytes()); // brokers: 1
                 b.extend_from_slice(&1i32.to_be_bytes()); //   node_id
                 put_str(&mut b, "broker-1"); //   host
@@ -220,9 +220,9 @@ impl Api {
                     b.extend_from_slice(&1i32.to_be_bytes());
                 }
             }
-            Api::Heartbeat => {
+            KafkaApi::Heartbeat => {
                 // error_code: 0 mostly, REBALANCE_IN_PROGRESS (27) sometimes.
-                let code: i16 = if n % 3 == 0 { 27 } else { 0 };
+                let code: i16 = if n.is_multiple_of(3) { 27 } else { 0 };
                 b.extend_from_slice(&code.to_be_bytes());
             }
         }
@@ -233,7 +233,7 @@ impl Api {
 /// One request/response pair of a generated conversation.
 #[derive(Clone, Debug)]
 pub struct Pair {
-    pub api: Api,
+    pub api: KafkaApi,
     pub correlation_id: i32,
     pub client_id: String,
     pub request: Vec<u8>,
@@ -241,7 +241,7 @@ pub struct Pair {
 }
 
 impl Pair {
-    pub fn new(api: Api, correlation_id: i32, client_id: &str, n: u32) -> Pair {
+    pub fn new(api: KafkaApi, correlation_id: i32, client_id: &str, n: u32) -> Pair {
         let (k, v) = api.key_version();
         Pair {
             api,
