@@ -186,6 +186,7 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
     let facts = capture::facts_path(&lo);
     if !lo.exists() || !facts.exists() {
         eprintln!("bench: capturing {megabytes} MB of records produced and consumed through the mock broker (once; cached in {})", dir.display());
+        std::env::set_var("KWIRE_TCPDUMP_BULK", "1");
         capture::capture(paths, &scenario(megabytes), &lo)?;
     }
     let facts: serde_json::Value = serde_json::from_str(&fs::read_to_string(&facts)?)?;

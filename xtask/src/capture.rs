@@ -48,17 +48,13 @@ impl Tcpdump {
         // -B: with --immediate-mode libpcap uses a TPACKET_V2 ring of fixed-size slots, each the
         // snap length (-s 0 = 256 KiB): the default 2 MiB buffer holds only ~8 packets and a
         // burst while tcpdump is descheduled is "dropped by kernel". 128 MiB holds ~500.
-        cmd.args([
-            "-i",
-            "lo",
-            "-s",
-            "0",
-            "-B",
-            "131072",
-            "-U",
-            "--immediate-mode",
-            "-n",
-        ]);
+        if std::env::var_os("KWIRE_TCPDUMP_BULK").is_some() {
+            // Benchmark loads (hundreds of MB in seconds): libpcap's block ring (TPACKET_V3, no
+            // --immediate-mode) with a 1 GiB buffer keeps up where per-packet slots drop.
+            cmd.args(["-i", "lo", "-s", "0", "-B", "1048576", "-n"]);
+        } else {
+            cmd.args(["-i", "lo", "-s", "0", "-B", "131072", "-U", "--immediate-mode", "-n"]);
+        }
         if running_as_root() {
             cmd.args(["-Z", "root"]); // keep the file owned by us, not by the tcpdump user
         }
