@@ -304,3 +304,58 @@ fn ports_narrow_the_search() {
     let r = replay(&public("deepflow/00-produce-v7-sw8.pcap"), &["--ports", "36333"]);
     assert_eq!(r.exchanges().len(), 1);
 }
+
+/// Every public capture raises exactly the alerts its traffic shows: the acks=1 producers, and nothing else.
+#[test]
+fn public_captures_raise_exactly_their_alerts() {
+    // (file, [(client_id, topic, acks, requests)]) of weak_acks warnings; every other file: no alert.
+    let weak: &[(&str, &[(&str, &str, i64, i64)])] = &[
+        ("deepflow/00-produce-v2.pcap", &[("console-producer", "topic2", 1, 1)]),
+        ("deepflow/00-produce-v7-sw8.pcap", &[("kafka-python-producer-1", "quickstart-events", 1, 1)]),
+        ("deepflow/00-produce-v9.pcap", &[("console-producer", "zqy-test", 1, 1)]),
+        ("deepflow/produce-v9-old-2024.pcap", &[("console-producer", "quickstart-events", 1, 1)]),
+        ("ndpi/kafka.pcap", &[("rdkafka", "LB_MAIN_LOG_INPUT", 1, 2)]),
+        // The console-producer in this file uses acks=-1: no alert for it.
+        ("ndpi/kafka.pcapng", &[("rdkafka", "LB_MAIN_LOG_INPUT", 1, 2)]),
+        ("wireshark-wiki/produce.pcapng", &[("console-producer", "topic2", 1, 4)]),
+    ];
+    let root = common::shared().join("pcaps/public");
+    let mut files = Vec::new();
+    for dir in ["deepflow", "ndpi", "wireshark-wiki"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.ends_with(".pcap") || name.ends_with(".pcapng") {
+                files.push(format!("{dir}/{name}"));
+            }
+        }
+    }
+    files.sort();
+    assert_eq!(files.len(), 42, "every capture of the corpus");
+    for f in files {
+        let r = replay(&public(&f), &["--no-exchanges"]);
+        let alerts: Vec<(String, String, String, String, i64, i64)> = r
+            .of_type("alert")
+            .iter()
+            .map(|a| {
+                (
+                    a["alert"].as_str().unwrap().to_string(),
+                    a["severity"].as_str().unwrap().to_string(),
+                    a["client_id"].as_str().unwrap_or_default().to_string(),
+                    a["topic"].as_str().unwrap_or_default().to_string(),
+                    a["acks"].as_i64().unwrap_or(99),
+                    a["requests"].as_i64().unwrap_or(-1),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String, String, String, i64, i64)> = weak
+            .iter()
+            .find(|(name, _)| *name == f)
+            .map(|(_, w)| {
+                w.iter()
+                    .map(|(c, t, acks, n)| ("weak_acks".into(), "warning".into(), c.to_string(), t.to_string(), *acks, *n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(alerts, want, "{f}");
+    }
+}
