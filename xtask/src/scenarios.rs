@@ -184,7 +184,8 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "consume-transform-produce with transactions: kw-tx-1 (group kw-tx) reads kw-txin, \
                   kw-tx-producer (transactional.id kw-tx) writes kw-txout and commits offsets with \
                   TxnOffsetCommit, twice cleanly; after kw-tx-2 joins and takes one input partition, a \
-                  third transaction still commits kw-tx-1's old positions for both",
+                  third transaction still commits kw-tx-1's old positions for both, a fourth commits 2 beyond \
+                  kw-tx-1's position on the partition it kept",
     },
     Scenario {
         name: "offset-reset-jump-mock",

@@ -7,7 +7,7 @@
 
 pub mod pcap_file;
 
-pub use pcap_file::{CaptureError, FileStats, PcapFile, RawPacket};
+pub use pcap_file::{CaptureError, FileStats, PcapFile, RawPacket, ReadMode};
 
 #[cfg(test)]
 mod tests;

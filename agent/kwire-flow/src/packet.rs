@@ -220,6 +220,11 @@ impl std::error::Error for PacketError {}
 
 /// Decodes one captured frame of link type `link` into a TCP segment.
 pub fn decode_tcp(link: LinkType, data: &[u8]) -> Result<TcpSegment<'_>, PacketError> {
+    if link == LinkType::Ethernet {
+        if let Some(seg) = fast_ethernet_ipv4_tcp(data) {
+            return Ok(seg);
+        }
+    }
     let sliced = match link {
         LinkType::Ethernet => {
             LaxSlicedPacket::from_ethernet(data).map_err(|_| PacketError::Truncated)?
@@ -256,6 +261,40 @@ pub fn decode_tcp(link: LinkType, data: &[u8]) -> Result<TcpSegment<'_>, PacketE
         LinkType::Unsupported(v) => return Err(PacketError::UnsupportedLink(v)),
     };
     from_sliced(&sliced)
+}
+
+/// The common case — Ethernet, IPv4 without fragmentation, a complete TCP header, IP total length
+/// consistent with the capture — through etherparse's zero-copy header slices. `None` sends the frame
+/// down the general path (VLAN, IPv6, truncation, fragments, odd lengths), which gives the same answer
+/// for these frames. Why: the general path builds a `LaxSlicedPacket`, whose copies were ~20% of a whole
+/// replay profile on 1500-byte packets.
+#[inline]
+fn fast_ethernet_ipv4_tcp(data: &[u8]) -> Option<TcpSegment<'_>> {
+    if data.len() < 14 + 20 + 20 || data[12] != 0x08 || data[13] != 0x00 {
+        return None;
+    }
+    let ip = etherparse::Ipv4HeaderSlice::from_slice(&data[14..]).ok()?;
+    if ip.protocol() != ip_number::TCP || ip.is_fragmenting_payload() {
+        return None;
+    }
+    let ihl = ip.slice().len();
+    let total = usize::from(ip.total_len());
+    let ip_end = 14 + total;
+    if total < ihl + 20 || ip_end > data.len() {
+        return None;
+    }
+    let tcp = etherparse::TcpHeaderSlice::from_slice(&data[14 + ihl..ip_end]).ok()?;
+    let payload = &data[14 + ihl + tcp.slice().len()..ip_end];
+    Some(TcpSegment {
+        src: Endpoint::new(IpAddr::V4(ip.source_addr()), tcp.source_port()),
+        dst: Endpoint::new(IpAddr::V4(ip.destination_addr()), tcp.destination_port()),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: TcpFlags(tcp.slice().get(13).copied().unwrap_or(0)),
+        window: tcp.window_size(),
+        payload,
+        payload_len: payload.len() as u32,
+    })
 }
 
 fn from_ip(data: &[u8]) -> Result<LaxSlicedPacket<'_>, PacketError> {

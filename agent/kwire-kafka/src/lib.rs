@@ -14,6 +14,7 @@ pub mod api;
 pub mod header;
 pub mod pending;
 pub mod probe;
+pub mod skeleton;
 pub mod stream;
 
 pub use stream::{

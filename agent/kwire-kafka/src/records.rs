@@ -143,6 +143,90 @@ pub fn scan_record_set(bytes: &[u8]) -> RecordSetSummary {
     out
 }
 
+/// Summarises a record set handed over piece by piece, without ever holding it: only the first
+/// [`BATCH_V2_HEADER`] bytes of each batch (or legacy message) are kept, the rest is skipped by count.
+/// Gives the same summary as [`scan_record_set`] over the whole set.
+#[derive(Debug, Default)]
+pub struct RecordSetWalker {
+    summary: RecordSetSummary,
+    head: Vec<u8>,
+    /// Bytes of the current batch (12 + batch_length) once its length is known.
+    total: Option<u64>,
+    /// Bytes of the current batch seen so far.
+    seen: u64,
+}
+
+impl RecordSetWalker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next bytes of the record set.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.summary.malformed {
+                return;
+            }
+            if self.total.is_none() {
+                let want = 12usize.saturating_sub(self.head.len());
+                let n = want.min(bytes.len());
+                self.head.extend_from_slice(&bytes[..n]);
+                self.seen += n as u64;
+                bytes = &bytes[n..];
+                if self.head.len() < 12 {
+                    return;
+                }
+                let len = i32::from_be_bytes([self.head[8], self.head[9], self.head[10], self.head[11]]);
+                if len < 0 {
+                    self.summary.malformed = true;
+                    return;
+                }
+                self.total = Some(12 + len as u64);
+            }
+            let total = self.total.unwrap_or(0);
+            // Keep the header part, skip the rest by count.
+            if self.head.len() < BATCH_V2_HEADER && (self.head.len() as u64) < total {
+                let want = (BATCH_V2_HEADER - self.head.len()).min((total - self.head.len() as u64) as usize);
+                let n = want.min(bytes.len());
+                self.head.extend_from_slice(&bytes[..n]);
+                self.seen += n as u64;
+                bytes = &bytes[n..];
+            }
+            let skip = (total - self.seen).min(bytes.len() as u64) as usize;
+            self.seen += skip as u64;
+            bytes = &bytes[skip..];
+            if self.seen >= total {
+                self.end_batch(true);
+            }
+        }
+    }
+
+    fn end_batch(&mut self, complete: bool) {
+        match read_one(&self.head) {
+            One::Batch(mut info, _) => {
+                info.truncated = !complete;
+                if self.summary.batches.len() < MAX_BATCHES {
+                    self.summary.batches.push(info);
+                } else {
+                    self.summary.batches_omitted = self.summary.batches_omitted.saturating_add(1);
+                }
+            }
+            One::Malformed => self.summary.malformed = true,
+        }
+        self.head.clear();
+        self.total = None;
+        self.seen = 0;
+    }
+
+    /// End of the record set: a batch still open was cut short (brokers cut at max_bytes).
+    pub fn finish(mut self) -> RecordSetSummary {
+        if !self.head.is_empty() && !self.summary.malformed {
+            self.end_batch(false);
+        }
+        self.summary
+    }
+}
+
 enum One {
     /// A header and the number of bytes it spans (the rest of the set when truncated).
     Batch(BatchInfo, usize),
@@ -230,6 +314,23 @@ mod tests {
         v.extend_from_slice(&count.to_be_bytes()); // records_count
         v.extend(std::iter::repeat_n(0xAAu8, n_body)); // records (never read)
         v
+    }
+
+    #[test]
+    fn walker_matches_scan_in_any_chunking() {
+        let mut set = v2_batch(100, 0x14, 4, 9000, 5, 300);
+        set.extend(v2_batch(105, 0x01, 9, -1, 10, 1000));
+        set.extend(&v2_batch(115, 0, 0, -1, 1, 500)[..200]); // cut short, as at max_bytes
+        let want = scan_record_set(&set);
+        for chunk in [1usize, 7, 61, 62, 500, 5000] {
+            let mut w = RecordSetWalker::new();
+            for c in set.chunks(chunk) {
+                w.feed(c);
+            }
+            assert_eq!(w.finish(), want, "chunks of {chunk}");
+        }
+        assert_eq!(want.batches.len(), 3);
+        assert!(want.batches[2].truncated && !want.batches[1].truncated);
     }
 
     #[test]

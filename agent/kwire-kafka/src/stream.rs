@@ -22,6 +22,7 @@ use crate::body::{self, BodyError, RequestBody, ResponseBody};
 use crate::header::{self, be_i16, be_i32};
 use crate::pending::{PendingQueue, PendingRequest};
 use crate::probe::{self, Probe, ProbeLimits};
+use crate::skeleton::{Shape, Skeleton};
 
 /// Limits of the Kafka layer (per connection unless said otherwise).
 #[derive(Debug, Clone)]
@@ -110,6 +111,22 @@ pub struct ResponseInfo {
     pub ts: Timestamp,
     pub bytes: u32,
     pub body: Decoded<ResponseBody>,
+}
+
+/// Why a frame's body is not decoded.
+#[derive(Debug, Clone)]
+enum Lost {
+    Skipped(SkipReason),
+    Failed(BodyError),
+}
+
+impl Lost {
+    fn decoded<T>(&self) -> Decoded<T> {
+        match self {
+            Lost::Skipped(r) => Decoded::Skipped(*r),
+            Lost::Failed(e) => Decoded::Failed(e.clone()),
+        }
+    }
 }
 
 /// One request and its response (if one came).
@@ -240,6 +257,10 @@ struct DirState {
     sasl_raw: bool,
     /// Bytes seen in this direction (to recognise its first bytes).
     seen: u64,
+    /// A big Produce request / Fetch response being walked (record bytes skipped, never buffered).
+    walker: Option<Box<Skeleton>>,
+    /// Frame bytes (after the length prefix) handed to the walker so far.
+    walked: u64,
 }
 
 impl DirState {
@@ -254,6 +275,8 @@ impl DirState {
             resync_skipped: 0,
             sasl_raw: false,
             seen: 0,
+            walker: None,
+            walked: 0,
         }
     }
 }
@@ -266,6 +289,10 @@ pub struct KafkaConnection {
     tls: bool,
     stats: KafkaStats,
 }
+
+/// Frames larger than this that are Produce requests or Fetch responses are walked (record bytes skipped
+/// by count) rather than gathered. Smaller frames cost less to gather and decode whole.
+const SKELETON_MIN_FRAME: u64 = 8 * 1024;
 
 /// How far below the first request seen a response's correlation id may be to be taken as a frame start
 /// (an orphan) at the start of a joined stream.
@@ -338,13 +365,25 @@ impl KafkaConnection {
         match d.mode {
             Mode::InSync => {
                 let p = &d.partial;
-                let mid_frame = p.skip > 0 || !d.buf.is_empty();
+                let mid_frame = p.skip > 0 || !d.buf.is_empty() || d.walker.is_some();
                 if mid_frame && p.total > 0 && len > 0 {
-                    let remaining = if p.skip > 0 { p.skip } else { p.total - d.buf.len() as u64 };
+                    let remaining = if p.skip > 0 {
+                        p.skip
+                    } else if d.walker.is_some() {
+                        p.total.saturating_sub(4 + d.walked)
+                    } else {
+                        p.total - d.buf.len() as u64
+                    };
                     if len <= remaining {
                         // Framing survives: the rest of this frame is skipped by count.
                         let was_skipping = p.skip > 0;
-                        let buffered = std::mem::take(&mut d.buf);
+                        let mut buffered = std::mem::take(&mut d.buf);
+                        if let Some(w) = d.walker.take() {
+                            // The walked frame's first bytes (its header) are the skeleton's first bytes.
+                            buffered = [0u8; 4].to_vec();
+                            buffered.extend_from_slice(&w.skel[..w.skel.len().min(4096)]);
+                            d.walked = 0;
+                        }
                         d.partial.skip = remaining - len;
                         self.stats.damaged_frames += 1;
                         out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::FrameDamaged { len } });
@@ -417,8 +456,10 @@ impl KafkaConnection {
 
     fn lose_sync(&mut self, dir: Direction, ts: Timestamp, reason: DesyncReason, out: &mut impl FnMut(KafkaEvent)) {
         let d = self.dir_mut(dir);
-        d.resync_skipped += d.buf.len() as u64 + d.partial.skip;
+        d.resync_skipped += d.buf.len() as u64 + d.partial.skip + d.walked;
         d.buf.clear();
+        d.walker = None;
+        d.walked = 0;
         d.partial = Partial::default();
         d.mode = Mode::Resync;
         self.stats.desyncs += 1;
@@ -491,8 +532,9 @@ impl KafkaConnection {
                 return n;
             }
         }
-        // 2. Fast path: nothing buffered and the whole frame is in `data`: decode in place.
-        if self.dir(dir).buf.is_empty() {
+        // 2. Fast path: at a frame boundary (nothing buffered, no frame being walked) and the whole frame is
+        // in `data`: decode in place.
+        if self.dir(dir).buf.is_empty() && self.dir(dir).walker.is_none() && self.dir(dir).partial.total == 0 {
             if data.len() >= 4 {
                 let len = i32::from_be_bytes([data[0], data[1], data[2], data[3]]);
                 if !self.length_ok(dir, len) {
@@ -527,7 +569,31 @@ impl KafkaConnection {
             self.dir_mut(dir).partial.total = 4 + len as u64;
             return n;
         }
+        if d.walker.is_some() {
+            return self.feed_walker(cfg, dir, ts, data, out);
+        }
         let total = d.partial.total;
+        // Big Produce requests and Fetch responses are walked, not gathered: once the bytes that name the
+        // API are here (api key + version, or the correlation id), hand the frame to a Skeleton.
+        if total > SKELETON_MIN_FRAME && !d.sasl_raw {
+            let id_bytes = match dir {
+                Direction::ToServer => 12,
+                Direction::ToClient => 8,
+            };
+            if d.buf.len() < id_bytes {
+                let n = (id_bytes - d.buf.len()).min(data.len());
+                d.buf.extend_from_slice(&data[..n]);
+                if d.buf.len() < id_bytes {
+                    return n;
+                }
+                if self.start_walker(cfg, dir) {
+                    return n;
+                }
+                // Not a walked frame: continue gathering below with the rest of this chunk.
+                return n;
+            }
+        }
+        let d = self.dir_mut(dir);
         let oversized = total > cfg.max_frame_bytes as u64;
         let target = if oversized { (cfg.oversized_peek_bytes as u64 + 4).min(total) } else { total } as usize;
         let n = (target - d.buf.len()).min(data.len());
@@ -556,6 +622,67 @@ impl KafkaConnection {
             d.buf = frame;
         }
         n
+    }
+
+    /// The first bytes of a big frame are buffered: start walking it if it is a Produce request or a
+    /// Fetch response. Returns true if a walker took it.
+    fn start_walker(&mut self, cfg: &KafkaConfig, dir: Direction) -> bool {
+        let d = self.dir(dir);
+        let (key, ver, header_flex) = match dir {
+            Direction::ToServer => {
+                let (Ok(k), Ok(v)) = (be_i16(&d.buf, 4), be_i16(&d.buf, 6)) else { return false };
+                (k, v, crate::api::request_header_version(k, v) >= 2)
+            }
+            Direction::ToClient => {
+                let Ok(corr) = be_i32(&d.buf, 4) else { return false };
+                let Some((k, v)) = self.pending.peek(corr) else { return false };
+                (k, v, crate::api::response_header_version(k, v) >= 1)
+            }
+        };
+        let Some(shape) = Shape::of(key, ver, dir == Direction::ToServer) else { return false };
+        let mut w = Box::new(Skeleton::new(shape, ver, header_flex, cfg.max_frame_bytes));
+        let d = self.dir_mut(dir);
+        w.feed(&d.buf[4..]);
+        d.walked = (d.buf.len() - 4) as u64;
+        d.buf.clear();
+        d.walker = Some(w);
+        true
+    }
+
+    /// Bytes of a frame being walked. Returns bytes consumed.
+    fn feed_walker(&mut self, cfg: &KafkaConfig, dir: Direction, ts: Timestamp, data: &[u8], out: &mut impl FnMut(KafkaEvent)) -> usize {
+        let d = self.dir_mut(dir);
+        let left = d.partial.total.saturating_sub(4).saturating_sub(d.walked);
+        let n = (left.min(data.len() as u64)) as usize;
+        if let Some(w) = d.walker.as_mut() {
+            w.feed(&data[..n]);
+        }
+        d.walked += n as u64;
+        if d.walked + 4 < d.partial.total {
+            return n;
+        }
+        let total = d.partial.total;
+        d.partial.total = 0;
+        d.walked = 0;
+        if let Some(w) = d.walker.take() {
+            self.on_walked(cfg, dir, ts, &w, total, out);
+        }
+        n
+    }
+
+    /// A walked frame is complete: decode its skeleton, give partitions their record sets back.
+    fn on_walked(&mut self, cfg: &KafkaConfig, dir: Direction, ts: Timestamp, w: &Skeleton, total: u64, out: &mut impl FnMut(KafkaEvent)) {
+        if w.failed || !w.complete() {
+            // The structure did not parse: report the frame by header, body not decoded.
+            self.stats.decode_errors += 1;
+            self.frame_lost_sized(dir, ts, &w.skel, total, Lost::Failed(BodyError::Malformed { at: 0, what: "record set structure" }), out);
+            return;
+        }
+        let _ = cfg;
+        match dir {
+            Direction::ToServer => self.on_request_with(ts, &w.skel, total, Some(w), out),
+            Direction::ToClient => self.on_response_with(ts, &w.skel, total, Some(w), out),
+        }
     }
 
     fn length_ok(&self, dir: Direction, len: i32) -> bool {
@@ -661,7 +788,12 @@ impl KafkaConnection {
     }
 
     fn on_request(&mut self, ts: Timestamp, frame: &[u8], out: &mut impl FnMut(KafkaEvent)) {
-        let bytes = frame.len() as u32 + 4;
+        self.on_request_with(ts, frame, frame.len() as u64 + 4, None, out)
+    }
+
+    /// A request frame (or a walked frame's skeleton, `total` being the real size).
+    fn on_request_with(&mut self, ts: Timestamp, frame: &[u8], total: u64, walked: Option<&Skeleton>, out: &mut impl FnMut(KafkaEvent)) {
+        let bytes = total.min(u64::from(u32::MAX)) as u32;
         if self.to_server.sasl_raw {
             if probe::probe_request_frame(frame) {
                 self.to_server.sasl_raw = false;
@@ -681,7 +813,12 @@ impl KafkaConnection {
         let body_bytes = frame.get(body_at..).unwrap_or(&[]);
         let body = if crate::api::is_known_version(hdr.api_key, hdr.api_version) {
             match body::decode_request(hdr.api_key, hdr.api_version, body_bytes) {
-                Ok(b) => Decoded::Full(b),
+                Ok(mut b) => {
+                    if let (Some(w), RequestBody::Produce(p)) = (walked, &mut b) {
+                        w.patch_request(p);
+                    }
+                    Decoded::Full(b)
+                }
                 Err(e) => {
                     self.stats.decode_errors += 1;
                     Decoded::Failed(e)
@@ -717,7 +854,12 @@ impl KafkaConnection {
     }
 
     fn on_response(&mut self, ts: Timestamp, frame: &[u8], out: &mut impl FnMut(KafkaEvent)) {
-        let bytes = frame.len() as u32 + 4;
+        self.on_response_with(ts, frame, frame.len() as u64 + 4, None, out)
+    }
+
+    /// A response frame (or a walked frame's skeleton, `total` being the real size).
+    fn on_response_with(&mut self, ts: Timestamp, frame: &[u8], total: u64, walked: Option<&Skeleton>, out: &mut impl FnMut(KafkaEvent)) {
+        let bytes = total.min(u64::from(u32::MAX)) as u32;
         let Ok(corr) = be_i32(frame, 0) else {
             if self.to_client.sasl_raw {
                 self.stats.sasl_raw_bytes += u64::from(bytes);
@@ -748,7 +890,12 @@ impl KafkaConnection {
                 }
                 if crate::api::is_known_version(api_key, api_version) {
                     match body::decode_response(api_key, api_version, body_bytes) {
-                        Ok(b) => Decoded::Full(b),
+                        Ok(mut b) => {
+                            if let (Some(w), ResponseBody::Fetch(f)) = (walked, &mut b) {
+                                w.patch_response(f);
+                            }
+                            Decoded::Full(b)
+                        }
                         Err(e) => {
                             self.stats.decode_errors += 1;
                             Decoded::Failed(e)
@@ -764,7 +911,14 @@ impl KafkaConnection {
 
     /// Header of a frame whose body is lost (oversized, or a capture gap inside it).
     fn frame_lost(&mut self, dir: Direction, ts: Timestamp, head: &[u8], reason: SkipReason, out: &mut impl FnMut(KafkaEvent)) {
-        let bytes = (self.dir(dir).partial.total).min(u64::from(u32::MAX)) as u32;
+        let total = self.dir(dir).partial.total;
+        self.frame_lost_sized(dir, ts, head, total, Lost::Skipped(reason), out);
+    }
+
+    /// A frame of `total` bytes whose body is not decoded (`status` says why); `head` holds its first
+    /// bytes (after the length prefix), enough for the header.
+    fn frame_lost_sized(&mut self, dir: Direction, ts: Timestamp, head: &[u8], total: u64, status: Lost, out: &mut impl FnMut(KafkaEvent)) {
+        let bytes = total.min(u64::from(u32::MAX)) as u32;
         match dir {
             Direction::ToServer => {
                 if self.to_server.sasl_raw {
@@ -781,7 +935,7 @@ impl KafkaConnection {
                     api_version: hdr.api_version,
                     ts,
                     expects_response: true,
-                    data: RequestInfo { client_id: hdr.client_id, bytes, body: Decoded::Skipped(reason) },
+                    data: RequestInfo { client_id: hdr.client_id, bytes, body: status.decoded() },
                 };
                 if let Some(old) = self.pending.push(p) {
                     self.complete(old, None, out);
@@ -790,7 +944,7 @@ impl KafkaConnection {
             Direction::ToClient => {
                 let Ok(corr) = be_i32(head, 0) else { return };
                 if self.pending.contains(corr) {
-                    self.pair(corr, ResponseInfo { ts, bytes, body: Decoded::Skipped(reason) }, out);
+                    self.pair(corr, ResponseInfo { ts, bytes, body: status.decoded() }, out);
                 } else if !self.to_client.sasl_raw {
                     self.stats.orphans += 1;
                     out(KafkaEvent::Orphan { ts, correlation_id: corr, bytes });
