@@ -48,8 +48,14 @@ pub fn record(out: &mut Vec<u8>, to_client: bool, op: u8, ms: u8, payload: &[u8]
 
 /// Bytes → one Kafka connection → events; checks the accounting invariants.
 pub fn pipeline(data: &[u8]) {
-    let Some((&mode, mut rest)) = data.split_first() else { return };
-    let start = if mode & 1 == 0 { StreamStart::Handshake } else { StreamStart::MidStream };
+    let Some((&mode, mut rest)) = data.split_first() else {
+        return;
+    };
+    let start = if mode & 1 == 0 {
+        StreamStart::Handshake
+    } else {
+        StreamStart::MidStream
+    };
     let mut cfg = KafkaConfig::default();
     if mode & 2 != 0 {
         // Tiny limits: oversized frames, pending eviction, age-out and the resync window all trip.
@@ -64,7 +70,11 @@ pub fn pipeline(data: &[u8]) {
     let mut ts = Timestamp(1_700_000_000_000_000_000);
     while let Some((&c, r)) = rest.split_first() {
         rest = r;
-        let dir = if c & 1 == 0 { Direction::ToServer } else { Direction::ToClient };
+        let dir = if c & 1 == 0 {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
         ts = ts.add_nanos(i64::from(c >> 3) * 1_000_000);
         match (c >> 1) & 3 {
             OP_DATA | OP_DATA_LONG => {
@@ -74,7 +84,10 @@ pub fn pipeline(data: &[u8]) {
                         None => (0, rest),
                     }
                 } else if rest.len() >= 2 {
-                    (usize::from(u16::from_be_bytes([rest[0], rest[1]])), &rest[2..])
+                    (
+                        usize::from(u16::from_be_bytes([rest[0], rest[1]])),
+                        &rest[2..],
+                    )
                 } else {
                     (0, &rest[rest.len()..])
                 };
@@ -105,11 +118,17 @@ fn check_accounting(conn: &KafkaConnection, events: &[KafkaEvent]) {
         match e {
             KafkaEvent::Exchange(x) => {
                 exchanges += 1;
-                assert!(x.request.bytes >= 12, "a request frame has at least a length and a v0 header: {x:?}");
+                assert!(
+                    x.request.bytes >= 12,
+                    "a request frame has at least a length and a v0 header: {x:?}"
+                );
                 match &x.response {
                     Some(r) => {
                         answered += 1;
-                        assert!(r.bytes >= 8, "a response frame has at least a length and a correlation id: {x:?}");
+                        assert!(
+                            r.bytes >= 8,
+                            "a response frame has at least a length and a correlation id: {x:?}"
+                        );
                     }
                     None if !x.response_optional => unanswered += 1,
                     None => {}
@@ -123,8 +142,14 @@ fn check_accounting(conn: &KafkaConnection, events: &[KafkaEvent]) {
             _ => {}
         }
     }
-    assert_eq!(exchanges, s.requests, "every request counted is reported once: {s:?}");
-    assert_eq!(answered, s.responses, "every response counted is in an exchange: {s:?}");
+    assert_eq!(
+        exchanges, s.requests,
+        "every request counted is reported once: {s:?}"
+    );
+    assert_eq!(
+        answered, s.responses,
+        "every response counted is in an exchange: {s:?}"
+    );
     assert_eq!(unanswered, s.unanswered, "unanswered counter: {s:?}");
     assert_eq!(orphans, s.orphans, "orphan counter: {s:?}");
 }
@@ -136,12 +161,24 @@ pub fn decode(data: &[u8]) {
     }
     let flags = data[0];
     // Mostly real keys and plausible versions, sometimes anything.
-    let key = if flags & 2 == 0 { i16::from(data[1] % 94) } else { i16::from_be_bytes([data[1], data[1] ^ data[2]]) };
-    let version = if flags & 4 == 0 { i16::from(data[2] % 20) } else { i16::from(data[2] as i8) };
+    let key = if flags & 2 == 0 {
+        i16::from(data[1] % 94)
+    } else {
+        i16::from_be_bytes([data[1], data[1] ^ data[2]])
+    };
+    let version = if flags & 4 == 0 {
+        i16::from(data[2] % 20)
+    } else {
+        i16::from(data[2] as i8)
+    };
     let body = &data[3..];
     if flags & 1 == 0 {
         let (res, consumed) = decode_request_checked(key, version, body);
-        assert!(consumed <= body.len(), "request {key} v{version}: consumed {consumed} of {}", body.len());
+        assert!(
+            consumed <= body.len(),
+            "request {key} v{version}: consumed {consumed} of {}",
+            body.len()
+        );
         if let Ok(b) = res {
             let _ = serde_json::to_string(&b).expect("a decoded body serialises");
             let _ = b.expects_no_response();
@@ -149,7 +186,11 @@ pub fn decode(data: &[u8]) {
         let _ = header::parse_request_header(body);
     } else {
         let (res, consumed) = decode_response_checked(key, version, body);
-        assert!(consumed <= body.len(), "response {key} v{version}: consumed {consumed} of {}", body.len());
+        assert!(
+            consumed <= body.len(),
+            "response {key} v{version}: consumed {consumed} of {}",
+            body.len()
+        );
         if let Ok(b) = res {
             let _ = serde_json::to_string(&b).expect("a decoded body serialises");
             let _ = b.error_codes();

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Stories that make kwire's data-loss alerts happen for real (confluent-kafka / librdkafka clients).
+"""Stories that make kwire's data-loss alerts happen for real (confluent-kafka / librdkafka clients,
+plus one kafka-python member in stale-owner).
 
 Each action is one scenario of xtask/src/scenarios.rs (`*-mock` ones need the librdkafka mock
 cluster: faults are injected in the middle of the story through its control socket, see
@@ -26,6 +27,13 @@ harness.mock; the others run against tansu). Usage (xtask passes --bootstrap):
 
 Every story prints FACT lines: what the client libraries themselves reported (delivered offsets,
 watermarks, assignments, commits and their error codes) and every fault injected, in order.
+
+Easy to get wrong: a fault must be injected when the clients are between two requests, or the
+story (and the request counts) change from run to run: produce one record per request and flush,
+pause a partition and let the last Fetch return before writing more, delay a broker's responses
+(broker_rtt) when a race must be won. Range assignment on the mock sorts by member ids that are
+memory addresses: which partitions move is read from the clients (the `rebalanced` fact), never
+assumed. A fact's `elapsed` counts from the script's start (a child's from its parent's).
 """
 
 import argparse
@@ -393,7 +401,9 @@ def run_txn(a):
     6. THE BUG: transaction 3 still sends kw-tx-1's old positions for BOTH input partitions ({0: 7,
        1: 7}) with kw-tx-1's (current) group metadata: the TxnOffsetCommit for the partition
        kw-tx-1 lost is accepted.
-    7. Both consumers close.
+    7. ANOTHER BUG: transaction 4 commits kw-tx-1's position + 2 for the partition it still owns
+       (served up to 7, committed 9): records 7 and 8 are skipped by the group.
+    8. Both consumers close.
     """
     tin, tout = a.topic, a.out_topic
     feeder = producer(a, "kw-tx-feeder")
@@ -440,6 +450,9 @@ def run_txn(a):
     m2.commit(sorted(m2.assigned), "owned")
 
     transaction(m1, stale, "stale")
+    # Another bug: committing past what was consumed (here 2 beyond kw-tx-1's position on the
+    # partition it still owns): the records in between are skipped by the group.
+    transaction(m1, {p: m1.position[p] + 2 for p in sorted(m1.assigned)}, "ahead")
     m2.close()
     m1.close()
     txp.flush(TIMEOUT)

@@ -30,8 +30,25 @@ const MSS: usize = 1448;
 
 fn scenario(megabytes: u32) -> Scenario {
     let mb: &'static str = Box::leak(megabytes.to_string().into_boxed_str());
-    let args: &'static [&'static str] = Box::leak(vec!["--topic", "kw-bench", "--partitions", "96", "--megabytes", mb].into_boxed_slice());
-    let steps: &'static [Step] = Box::leak(vec![Step { script: "bench_load.py", args, timeout_s: 1200 }].into_boxed_slice());
+    let args: &'static [&'static str] = Box::leak(
+        vec![
+            "--topic",
+            "kw-bench",
+            "--partitions",
+            "96",
+            "--megabytes",
+            mb,
+        ]
+        .into_boxed_slice(),
+    );
+    let steps: &'static [Step] = Box::leak(
+        vec![Step {
+            script: "bench_load.py",
+            args,
+            timeout_s: 1200,
+        }]
+        .into_boxed_slice(),
+    );
     Scenario {
         name: "bench-load",
         broker: BrokerKind::Mock(1),
@@ -53,7 +70,11 @@ struct Measured {
 /// Runs a command to completion with stdout to /dev/null and returns its own resource usage.
 fn measure(cmd: &mut Command) -> Result<Measured> {
     let started = Instant::now();
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().with_context(|| format!("starting {cmd:?}"))?;
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data; wait4 fills it for the child we just spawned and reaps it.
@@ -68,7 +89,11 @@ fn measure(cmd: &mut Command) -> Result<Measured> {
         wall: started.elapsed().as_secs_f64(),
         cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
         max_rss_kb: ru.ru_maxrss,
-        status: if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 },
+        status: if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -1
+        },
     })
 }
 
@@ -98,7 +123,11 @@ fn resegment(src: &Path, dst: &Path) -> Result<(u64, u64)> {
     };
     while let Some(p) = r.next_packet().map_err(|e| anyhow::anyhow!("{e}"))? {
         let d = p.data;
-        let ipv4 = p.link == LinkType::Ethernet && d.len() > 34 && d[12] == 8 && d[13] == 0 && d[14] >> 4 == 4;
+        let ipv4 = p.link == LinkType::Ethernet
+            && d.len() > 34
+            && d[12] == 8
+            && d[13] == 0
+            && d[14] >> 4 == 4;
         if !ipv4 || d[23] != 6 {
             write(&mut w, p.ts.0, d)?;
             continue;
@@ -162,7 +191,11 @@ fn warm(path: &Path) -> Result<u64> {
 fn packets_in(path: &Path) -> Result<u64> {
     let mut r = PcapFile::open(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut n = 0;
-    while r.next_packet().map_err(|e| anyhow::anyhow!("{e}"))?.is_some() {
+    while r
+        .next_packet()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .is_some()
+    {
         n += 1;
     }
     Ok(n)
@@ -190,7 +223,9 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
         capture::capture(paths, &scenario(megabytes), &lo)?;
     }
     let facts: serde_json::Value = serde_json::from_str(&fs::read_to_string(&facts)?)?;
-    let port = facts["broker"]["ports"][0].as_u64().context("broker port in the facts file")?;
+    let port = facts["broker"]["ports"][0]
+        .as_u64()
+        .context("broker port in the facts file")?;
     if !eth.exists() {
         eprintln!("bench: cutting the capture into 1500-byte packets");
         let tmp = eth.with_extension("pcap.partial");
@@ -200,7 +235,15 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
 
     eprintln!("bench: building kwire and the libpcap loop (release)");
     let st = Command::new(tools::cargo())
-        .args(["build", "--release", "--quiet", "-p", "kwire", "-p", "pcap-loop"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "kwire",
+            "-p",
+            "pcap-loop",
+        ])
         .current_dir(&paths.root)
         .status()?;
     if !st.success() {
@@ -211,12 +254,23 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
     let pcap_loop = rel.join("pcap-loop");
     let tshark = crate::proc::which("tshark");
 
-    println!("kwire replay benchmark (one core per process; file in page cache; same run, same files)");
+    println!(
+        "kwire replay benchmark (one core per process; file in page cache; same run, same files)"
+    );
     for (label, file) in [("1500-byte packets", &eth), ("loopback-sized packets", &lo)] {
         let size = warm(file)?;
         let pkts = packets_in(file)?;
-        println!("\n{label}: {} ({:.0} MB, {} packets, {:.0} B/packet)", file.display(), size as f64 / 1e6, pkts, size as f64 / pkts.max(1) as f64);
-        println!("  {:<44} {:>9} {:>9} {:>11} {:>10} {:>9}", "tool", "wall s", "cpu s", "MB/s", "Mpkt/s", "RSS MB");
+        println!(
+            "\n{label}: {} ({:.0} MB, {} packets, {:.0} B/packet)",
+            file.display(),
+            size as f64 / 1e6,
+            pkts,
+            size as f64 / pkts.max(1) as f64
+        );
+        println!(
+            "  {:<44} {:>9} {:>9} {:>11} {:>10} {:>9}",
+            "tool", "wall s", "cpu s", "MB/s", "Mpkt/s", "RSS MB"
+        );
         let row = |name: &str, cmd: &mut Command, runs: usize| -> Result<()> {
             let mut best: Option<Measured> = None;
             for _ in 0..runs {
@@ -226,7 +280,11 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
                 }
             }
             let m = best.expect("ran");
-            let note = if m.status != 0 { format!("  (exit {})", m.status) } else { String::new() };
+            let note = if m.status != 0 {
+                format!("  (exit {})", m.status)
+            } else {
+                String::new()
+            };
             println!(
                 "  {:<44} {:>9.2} {:>9.2} {:>11.0} {:>10.2} {:>9.1}{note}",
                 name,
@@ -238,13 +296,38 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
             );
             Ok(())
         };
-        row("kwire replay (decode all, summary)", Command::new(&kwire).arg("replay").arg(file).args(["--progress", "never"]), 3)?;
-        row("kwire replay --json > /dev/null", Command::new(&kwire).arg("replay").arg(file).args(["--json", "--progress", "never"]), 1)?;
-        row("libpcap read loop (pcap_next_ex)", Command::new(&pcap_loop).arg(file), 3)?;
+        row(
+            "kwire replay (decode all, summary)",
+            Command::new(&kwire)
+                .arg("replay")
+                .arg(file)
+                .args(["--progress", "never"]),
+            3,
+        )?;
+        row(
+            "kwire replay --json > /dev/null",
+            Command::new(&kwire)
+                .arg("replay")
+                .arg(file)
+                .args(["--json", "--progress", "never"]),
+            1,
+        )?;
+        row(
+            "libpcap read loop (pcap_next_ex)",
+            Command::new(&pcap_loop).arg(file),
+            3,
+        )?;
         match (&tshark, skip_tshark) {
             (Some(t), false) => row(
                 &format!("tshark -d tcp.port=={port},kafka -e kafka.api_key"),
-                Command::new(t).arg("-n").arg("-r").arg(file).args(["-d", &format!("tcp.port=={port},kafka"), "-T", "fields", "-e", "kafka.api_key"]),
+                Command::new(t).arg("-n").arg("-r").arg(file).args([
+                    "-d",
+                    &format!("tcp.port=={port},kafka"),
+                    "-T",
+                    "fields",
+                    "-e",
+                    "kafka.api_key",
+                ]),
                 1,
             )?,
             (None, _) => println!("  tshark: not installed (cargo xtask setup installs it)"),
@@ -253,4 +336,3 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
     }
     Ok(())
 }
-

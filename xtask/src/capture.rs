@@ -53,7 +53,17 @@ impl Tcpdump {
             // --immediate-mode) with a 1 GiB buffer keeps up where per-packet slots drop.
             cmd.args(["-i", "lo", "-s", "0", "-B", "1048576", "-n"]);
         } else {
-            cmd.args(["-i", "lo", "-s", "0", "-B", "131072", "-U", "--immediate-mode", "-n"]);
+            cmd.args([
+                "-i",
+                "lo",
+                "-s",
+                "0",
+                "-B",
+                "131072",
+                "-U",
+                "--immediate-mode",
+                "-n",
+            ]);
         }
         if running_as_root() {
             cmd.args(["-Z", "root"]); // keep the file owned by us, not by the tcpdump user

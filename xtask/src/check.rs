@@ -17,7 +17,9 @@ use crate::{e2e, setup};
 fn step(name: &str, cmd: &mut Command) -> Result<()> {
     let t = Instant::now();
     eprintln!("==> {name}");
-    let st = cmd.status().with_context(|| format!("{name}: cannot start {cmd:?}"))?;
+    let st = cmd
+        .status()
+        .with_context(|| format!("{name}: cannot start {cmd:?}"))?;
     if !st.success() {
         bail!("{name} failed ({st})");
     }
@@ -31,18 +33,39 @@ pub fn test(paths: &Paths) -> Result<()> {
     setup::setup(paths)?;
     tidy(paths)?;
     let cargo = tools::cargo();
-    if Command::new(&cargo).args(["fmt", "--version"]).output().is_ok_and(|o| o.status.success()) {
-        step("cargo fmt --check", Command::new(&cargo).args(["fmt", "--all", "--", "--check"]).current_dir(&paths.root))?;
+    if Command::new(&cargo)
+        .args(["fmt", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        step(
+            "cargo fmt --check",
+            Command::new(&cargo)
+                .args(["fmt", "--all", "--", "--check"])
+                .current_dir(&paths.root),
+        )?;
     }
     step(
         "cargo test (unit, property, fuzz smoke, public captures, fixtures, robustness)",
-        Command::new(&cargo).args(["test", "--workspace", "--exclude", "kwire-mockbroker", "--exclude", "pcap-loop"]).current_dir(&paths.root),
+        Command::new(&cargo)
+            .args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "kwire-mockbroker",
+                "--exclude",
+                "pcap-loop",
+            ])
+            .current_dir(&paths.root),
     )?;
     eprintln!("==> e2e: real brokers + real clients captured live, replayed through kwire");
     e2e::e2e(paths, false)?;
     eprintln!("==> crosscheck: kwire vs an independent decoder on every fixture");
     e2e::crosscheck(paths)?;
-    eprintln!("all tests passed in {:.0}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "all tests passed in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -50,26 +73,59 @@ pub fn test(paths: &Paths) -> Result<()> {
 pub fn tidy(paths: &Paths) -> Result<()> {
     eprintln!("==> tidy");
     let mut problems = Vec::new();
-    let core = ["agent/kwire-flow", "agent/kwire-kafka", "agent/kwire-engine"];
-    let forbidden_deps = ["tokio", "pcap", "aya", "opentelemetry", "reqwest", "hyper", "tonic"];
-    let forbidden_calls = ["std::fs", "SystemTime::now", "Instant::now", "std::net::TcpStream", "std::process", "thread::spawn"];
+    let core = [
+        "agent/kwire-flow",
+        "agent/kwire-kafka",
+        "agent/kwire-engine",
+    ];
+    let forbidden_deps = [
+        "tokio",
+        "pcap",
+        "aya",
+        "opentelemetry",
+        "reqwest",
+        "hyper",
+        "tonic",
+    ];
+    let forbidden_calls = [
+        "std::fs",
+        "SystemTime::now",
+        "Instant::now",
+        "std::net::TcpStream",
+        "std::process",
+        "thread::spawn",
+    ];
     for c in core {
         let manifest = fs::read_to_string(paths.root.join(c).join("Cargo.toml"))?;
-        let deps = manifest.split("[dependencies]").nth(1).unwrap_or("").split("\n[").next().unwrap_or("");
+        let deps = manifest
+            .split("[dependencies]")
+            .nth(1)
+            .unwrap_or("")
+            .split("\n[")
+            .next()
+            .unwrap_or("");
         for line in deps.lines() {
             let name = line.split(['=', '.', ' ']).next().unwrap_or("").trim();
             if forbidden_deps.iter().any(|f| name.starts_with(f)) {
-                problems.push(format!("{c}: core crate depends on {name} (core crates do no IO)"));
+                problems.push(format!(
+                    "{c}: core crate depends on {name} (core crates do no IO)"
+                ));
             }
         }
         for f in rust_files(&paths.root.join(c).join("src"))? {
             let text = fs::read_to_string(&f)?;
-            let rel = f.strip_prefix(&paths.root).unwrap_or(&f).display().to_string();
+            let rel = f
+                .strip_prefix(&paths.root)
+                .unwrap_or(&f)
+                .display()
+                .to_string();
             let in_tests = |i: usize| text[..i].contains("#[cfg(test)]");
             for call in forbidden_calls {
                 if let Some(i) = text.find(call) {
                     if !in_tests(i) && !rel.contains("/tests") && !rel.ends_with("tests.rs") {
-                        problems.push(format!("{rel}: uses {call} (core crates take time from packets and do no IO)"));
+                        problems.push(format!(
+                            "{rel}: uses {call} (core crates take time from packets and do no IO)"
+                        ));
                     }
                 }
             }
@@ -78,8 +134,13 @@ pub fn tidy(paths: &Paths) -> Result<()> {
     for dir in ["agent", "xtask/src", "tests/mockbroker/src"] {
         for f in rust_files(&paths.root.join(dir))? {
             let text = fs::read_to_string(&f)?;
-            let rel = f.strip_prefix(&paths.root).unwrap_or(&f).display().to_string();
-            let is_module = rel.contains("/src/") && !rel.contains("/src/tests/") && !rel.ends_with("tests.rs");
+            let rel = f
+                .strip_prefix(&paths.root)
+                .unwrap_or(&f)
+                .display()
+                .to_string();
+            let is_module =
+                rel.contains("/src/") && !rel.contains("/src/tests/") && !rel.ends_with("tests.rs");
             if is_module && !text.trim_start().starts_with("//!") {
                 problems.push(format!("{rel}: module does not open with a //! doc (what it is, what is easy to get wrong)"));
             }
@@ -123,7 +184,12 @@ fn rust_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Builds kwire and replays bundled captures of real clients, printing what it found.
 pub fn demo(paths: &Paths) -> Result<()> {
     let cargo = tools::cargo();
-    step("build kwire (release)", Command::new(&cargo).args(["build", "--release", "--quiet", "-p", "kwire"]).current_dir(&paths.root))?;
+    step(
+        "build kwire (release)",
+        Command::new(&cargo)
+            .args(["build", "--release", "--quiet", "-p", "kwire"])
+            .current_dir(&paths.root),
+    )?;
     let kwire = paths.target_dir().join("release").join("kwire");
     let fixtures = paths.fixtures();
     let wanted = [
@@ -138,8 +204,15 @@ pub fn demo(paths: &Paths) -> Result<()> {
         if !f.exists() {
             continue;
         }
-        println!("\n$ kwire replay {}", f.strip_prefix(&paths.root).unwrap_or(&f).display());
-        let st = Command::new(&kwire).arg("replay").arg(&f).current_dir(&paths.root).status()?;
+        println!(
+            "\n$ kwire replay {}",
+            f.strip_prefix(&paths.root).unwrap_or(&f).display()
+        );
+        let st = Command::new(&kwire)
+            .arg("replay")
+            .arg(&f)
+            .current_dir(&paths.root)
+            .status()?;
         if !st.success() {
             bail!("kwire replay {} failed ({st})", f.display());
         }

@@ -19,7 +19,13 @@ use anyhow::{bail, Context, Result};
 use crate::proc;
 use crate::tools::{self, Paths, PyReq, TANSU_WHEEL};
 
-const APT_PACKAGES: &[&str] = &["tcpdump", "tshark", "cmake", "libcurl4-openssl-dev", "libpcap-dev"];
+const APT_PACKAGES: &[&str] = &[
+    "tcpdump",
+    "tshark",
+    "cmake",
+    "libcurl4-openssl-dev",
+    "libpcap-dev",
+];
 
 pub fn setup(paths: &Paths) -> Result<()> {
     let started = Instant::now();

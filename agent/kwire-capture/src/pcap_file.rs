@@ -62,11 +62,22 @@ pub struct RawPacket<'a> {
 /// Why a capture file cannot be read (further).
 #[derive(Debug)]
 pub enum CaptureError {
-    Io { path: PathBuf, err: io::Error },
+    Io {
+        path: PathBuf,
+        err: io::Error,
+    },
     /// Not a pcap/pcapng file; `magic` is the first (up to) 4 bytes, `what` says what it looks like.
-    NotACapture { path: PathBuf, magic: [u8; 4], what: String },
+    NotACapture {
+        path: PathBuf,
+        magic: [u8; 4],
+        what: String,
+    },
     /// The file is damaged at byte `offset`; what was read before is valid.
-    Damaged { path: PathBuf, offset: u64, what: String },
+    Damaged {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
 }
 
 impl fmt::Display for CaptureError {
@@ -166,8 +177,14 @@ struct Interface {
 
 #[derive(Debug)]
 enum Format {
-    Pcap { swap: bool, nanos: bool, link: LinkType },
-    Pcapng { swap: bool },
+    Pcap {
+        swap: bool,
+        nanos: bool,
+        link: LinkType,
+    },
+    Pcapng {
+        swap: bool,
+    },
 }
 
 /// How to read the file.
@@ -274,8 +291,15 @@ fn describe_magic(head: &[u8]) -> String {
     } else if starts(&[0xa1, 0xb2, 0xcd, 0x34]) || starts(&[0x34, 0xcd, 0xb2, 0xa1]) {
         "modified (Kuznetzov) pcap format is not supported: convert it with editcap".into()
     } else if head.len() < 4 {
-        format!("only {} bytes long: pcapng/pcap magic not found", head.len())
-    } else if head.iter().take(64).all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()) {
+        format!(
+            "only {} bytes long: pcapng/pcap magic not found",
+            head.len()
+        )
+    } else if head
+        .iter()
+        .take(64)
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    {
         "looks like text: pcapng/pcap magic not found".into()
     } else {
         "pcapng/pcap magic not found".into()
@@ -290,11 +314,20 @@ impl PcapFile {
 
     /// Opens a capture file with the given read mode and reads its header.
     pub fn open_with(path: &Path, mode: ReadMode) -> Result<Self, CaptureError> {
-        let io_err = |err| CaptureError::Io { path: path.to_path_buf(), err };
+        let io_err = |err| CaptureError::Io {
+            path: path.to_path_buf(),
+            err,
+        };
         let file = File::open(path).map_err(io_err)?;
-        let len = file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+        let len = file
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
         let mut map = None;
-        if mode == ReadMode::Auto && len.is_some_and(|l| l >= MMAP_MIN_LEN && usize::try_from(l).is_ok()) {
+        if mode == ReadMode::Auto
+            && len.is_some_and(|l| l >= MMAP_MIN_LEN && usize::try_from(l).is_ok())
+        {
             // SAFETY: the map is read-only and private to this reader. The one hazard is another process
             // truncating the file while it is mapped (SIGBUS); the module doc says so and ReadMode::Read
             // avoids it.
@@ -317,7 +350,11 @@ impl PcapFile {
             end: 0,
             base: 0,
             len,
-            format: Format::Pcap { swap: false, nanos: false, link: LinkType::Ethernet },
+            format: Format::Pcap {
+                swap: false,
+                nanos: false,
+                link: LinkType::Ethernet,
+            },
             interfaces: Vec::new(),
             last_ts: Timestamp(0),
             done: false,
@@ -344,7 +381,9 @@ impl PcapFile {
                 // The first block must be a complete SHB; check its framing now so that a
                 // wrong file fails at open time.
                 if r.end < 12 {
-                    return Err(r.damaged(0, "file ends inside the first Section Header Block".into()));
+                    return Err(
+                        r.damaged(0, "file ends inside the first Section Header Block".into())
+                    );
                 }
                 let bom = rd32(head, 8, false);
                 if bom != PCAPNG_BOM && bom.swap_bytes() != PCAPNG_BOM {
@@ -368,7 +407,11 @@ impl PcapFile {
             return Err(r.damaged(0, format!("pcap file header truncated at byte {}", r.end)));
         }
         let network = rd32(head, 20, swap);
-        r.format = Format::Pcap { swap, nanos, link: LinkType::from_dlt(network) };
+        r.format = Format::Pcap {
+            swap,
+            nanos,
+            link: LinkType::from_dlt(network),
+        };
         r.start = 24;
         Ok(r)
     }
@@ -391,7 +434,11 @@ impl PcapFile {
 
     fn damaged(&mut self, offset: u64, what: String) -> CaptureError {
         self.done = true;
-        CaptureError::Damaged { path: self.path.clone(), offset, what }
+        CaptureError::Damaged {
+            path: self.path.clone(),
+            offset,
+            what,
+        }
     }
 
     /// Makes at least `need` bytes available at `buf[start..]`. Ok(false) if the file ends first.
@@ -416,7 +463,9 @@ impl PcapFile {
             self.end -= self.start;
             self.start = 0;
             if need > buf.len() {
-                let new_len = need.next_power_of_two().clamp(DEFAULT_BUFFER, MAX_RECORD + 64);
+                let new_len = need
+                    .next_power_of_two()
+                    .clamp(DEFAULT_BUFFER, MAX_RECORD + 64);
                 buf.resize(new_len.max(need), 0);
             }
         }
@@ -457,7 +506,10 @@ impl PcapFile {
             }
             Err(err) => {
                 self.done = true;
-                Err(CaptureError::Io { path: self.path.clone(), err })
+                Err(CaptureError::Io {
+                    path: self.path.clone(),
+                    err,
+                })
             }
         }
     }
@@ -472,7 +524,11 @@ impl PcapFile {
                 // alive points there (a RawPacket borrows `self` and ends before the next call). The
                 // mapping is private and read-only, so a later access would simply re-read the file.
                 let _ = unsafe {
-                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, self.released, upto - self.released)
+                    m.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        self.released,
+                        upto - self.released,
+                    )
                 };
                 self.released = upto;
             }
@@ -484,7 +540,9 @@ impl PcapFile {
         if self.done {
             return Ok(None);
         }
-        if self.start > self.released + MMAP_RELEASE_STEP + (1 << 20) && matches!(self.buf, Buf::Map(_)) {
+        if self.start > self.released + MMAP_RELEASE_STEP + (1 << 20)
+            && matches!(self.buf, Buf::Map(_))
+        {
             self.release_behind();
         }
         match self.format {
@@ -530,14 +588,24 @@ impl PcapFile {
         if !self.fill_or_err(total, "record")? {
             return Ok(None);
         }
-        let ns_frac = if nanos { i64::from(frac) } else { i64::from(frac) * 1000 };
+        let ns_frac = if nanos {
+            i64::from(frac)
+        } else {
+            i64::from(frac) * 1000
+        };
         let ts = Timestamp(i64::from(sec) * Timestamp::NANOS_PER_SEC + ns_frac);
         self.account(caplen, orig_len);
         self.last_ts = ts;
         let s = self.start + 16;
         self.start += total;
         let data = self.buf.get(s..s + caplen as usize).unwrap_or(&[]);
-        Ok(Some(RawPacket { ts, link, data, orig_len, interface: 0 }))
+        Ok(Some(RawPacket {
+            ts,
+            link,
+            data,
+            orig_len,
+            interface: 0,
+        }))
     }
 
     #[inline]
@@ -572,7 +640,10 @@ impl PcapFile {
                 } else if bom.swap_bytes() == PCAPNG_BOM {
                     swap = true;
                 } else {
-                    return Err(self.damaged(at, "Section Header Block with a bad byte-order magic".into()));
+                    return Err(self.damaged(
+                        at,
+                        "Section Header Block with a bad byte-order magic".into(),
+                    ));
                 }
                 self.format = Format::Pcapng { swap };
             }
@@ -615,7 +686,10 @@ impl PcapFile {
                     self.interfaces.clear();
                 }
                 1 => {
-                    let body = self.buf.get(body_start..body_start + body_len).unwrap_or(&[]);
+                    let body = self
+                        .buf
+                        .get(body_start..body_start + body_len)
+                        .unwrap_or(&[]);
                     if body.len() < 8 {
                         self.stats.bad_records += 1;
                         // Keep interface numbering aligned.
@@ -657,12 +731,19 @@ impl PcapFile {
                         }
                         o = v + ((olen + 3) & !3);
                     }
-                    self.interfaces.push(Interface { link, unit, offset_ns });
+                    self.interfaces.push(Interface {
+                        link,
+                        unit,
+                        offset_ns,
+                    });
                 }
                 6 | 2 => {
                     // EPB: if_id(4) ts_hi(4) ts_lo(4) caplen(4) origlen(4) data
                     // PB:  if_id(2) drops(2) ts_hi(4) ts_lo(4) caplen(4) len(4) data
-                    let body = self.buf.get(body_start..body_start + body_len).unwrap_or(&[]);
+                    let body = self
+                        .buf
+                        .get(body_start..body_start + body_len)
+                        .unwrap_or(&[]);
                     if body.len() < 20 {
                         self.stats.bad_records += 1;
                         continue;
@@ -690,11 +771,20 @@ impl PcapFile {
                     self.account(caplen, orig_len);
                     let d = body_start + 20;
                     let data = self.buf.get(d..d + caplen as usize).unwrap_or(&[]);
-                    return Ok(Some(RawPacket { ts, link: iface.link, data, orig_len, interface: if_id }));
+                    return Ok(Some(RawPacket {
+                        ts,
+                        link: iface.link,
+                        data,
+                        orig_len,
+                        interface: if_id,
+                    }));
                 }
                 3 => {
                     // SPB: origlen(4) data; caplen is what the block holds (at most origlen).
-                    let body = self.buf.get(body_start..body_start + body_len).unwrap_or(&[]);
+                    let body = self
+                        .buf
+                        .get(body_start..body_start + body_len)
+                        .unwrap_or(&[]);
                     if body.len() < 4 {
                         self.stats.bad_records += 1;
                         continue;
@@ -709,7 +799,13 @@ impl PcapFile {
                     self.account(caplen, orig_len);
                     let d = body_start + 4;
                     let data = self.buf.get(d..d + caplen as usize).unwrap_or(&[]);
-                    return Ok(Some(RawPacket { ts, link: iface.link, data, orig_len, interface: 0 }));
+                    return Ok(Some(RawPacket {
+                        ts,
+                        link: iface.link,
+                        data,
+                        orig_len,
+                        interface: 0,
+                    }));
                 }
                 _ => {
                     self.stats.unsupported_blocks += 1;

@@ -99,7 +99,10 @@ fn pcap_ns_little_endian() {
     assert!(err.is_none());
     assert_eq!(pk.len(), 3);
     assert_eq!(pk[0].ts, 1_479_549_801_123_456_789);
-    assert_eq!(Timestamp(pk[0].ts).to_rfc3339(), "2016-11-19T10:03:21.123456Z");
+    assert_eq!(
+        Timestamp(pk[0].ts).to_rfc3339(),
+        "2016-11-19T10:03:21.123456Z"
+    );
     assert_eq!(pk[0].link, LinkType::Ethernet);
     assert_eq!(pk[0].data, b"abcdef");
     assert_eq!(pk[1].ts, 1_479_549_802_999_999_999);
@@ -164,7 +167,10 @@ fn pcap_truncated_file() {
     match err {
         Some(CaptureError::Damaged { offset, what, .. }) => {
             assert_eq!(offset, at);
-            assert!(what.contains(&format!("truncated at byte {}", f.len())), "{what}");
+            assert!(
+                what.contains(&format!("truncated at byte {}", f.len())),
+                "{what}"
+            );
         }
         other => panic!("expected Damaged, got {other:?}"),
     }
@@ -175,7 +181,10 @@ fn pcap_truncated_file() {
     let t = Tmp::new(&g);
     let (pk, err, _) = read_all(&t.0);
     assert_eq!(pk.len(), 1);
-    assert!(matches!(err, Some(CaptureError::Damaged { offset: 44, .. })), "{err:?}");
+    assert!(
+        matches!(err, Some(CaptureError::Damaged { offset: 44, .. })),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -192,12 +201,21 @@ fn not_a_capture() {
         e => panic!("{e:?}"),
     }
     let t = Tmp::new(b"hello, this is text and not a capture at all\n");
-    assert!(PcapFile::open(&t.0).unwrap_err().to_string().contains("looks like text"));
+    assert!(PcapFile::open(&t.0)
+        .unwrap_err()
+        .to_string()
+        .contains("looks like text"));
     let t = Tmp::new(&[0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 0]);
-    assert!(PcapFile::open(&t.0).unwrap_err().to_string().contains("magic not found"));
+    assert!(PcapFile::open(&t.0)
+        .unwrap_err()
+        .to_string()
+        .contains("magic not found"));
     // a pcap header cut short is damage, not "not a capture"
     let t = Tmp::new(&pcap_header(false, false, 1)[..10]);
-    assert!(matches!(PcapFile::open(&t.0), Err(CaptureError::Damaged { offset: 0, .. })));
+    assert!(matches!(
+        PcapFile::open(&t.0),
+        Err(CaptureError::Damaged { offset: 0, .. })
+    ));
     let e = PcapFile::open(Path::new("/nonexistent/kwire.pcap")).unwrap_err();
     assert!(matches!(e, CaptureError::Io { .. }));
 }
@@ -208,7 +226,9 @@ fn packets_larger_than_the_buffer_and_across_refills() {
     let big: Vec<u8> = (0..(5u32 << 20)).map(|i| (i % 251) as u8).collect();
     let mut expect = Vec::new();
     for i in 0..9000u32 {
-        let d: Vec<u8> = (0..(i % 1500) as usize).map(|k| (k as u32 ^ i) as u8).collect();
+        let d: Vec<u8> = (0..(i % 1500) as usize)
+            .map(|k| (k as u32 ^ i) as u8)
+            .collect();
         f.extend(pcap_record(false, i, 0, &d, d.len() as u32));
         expect.push(d);
         if i == 4000 {
@@ -235,10 +255,18 @@ struct Ng {
 
 impl Ng {
     fn w32(&self, v: u32) -> [u8; 4] {
-        if self.be { v.to_be_bytes() } else { v.to_le_bytes() }
+        if self.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
     }
     fn w16(&self, v: u16) -> [u8; 2] {
-        if self.be { v.to_be_bytes() } else { v.to_le_bytes() }
+        if self.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
     }
     /// type, total length, body (padded to 4), total length.
     fn block(&mut self, btype: u32, body: &[u8]) {
@@ -295,7 +323,10 @@ impl Ng {
 
 #[test]
 fn pcapng_two_sections_two_interfaces() {
-    let mut ng = Ng { be: false, out: Vec::new() };
+    let mut ng = Ng {
+        be: false,
+        out: Vec::new(),
+    };
     // section 1, little-endian
     ng.shb();
     ng.idb(1, None); // if 0: Ethernet, µs (default)
@@ -307,7 +338,10 @@ fn pcapng_two_sections_two_interfaces() {
     ng.block(5, &[0; 12]); // ISB: skipped
     let sec1 = ng.out.len();
     // section 2, big-endian: new interface list
-    let mut ng2 = Ng { be: true, out: std::mem::take(&mut ng.out) };
+    let mut ng2 = Ng {
+        be: true,
+        out: std::mem::take(&mut ng.out),
+    };
     ng2.shb();
     ng2.idb(276, Some(0x83)); // if 0: SLL2, 2^-3 s units
     ng2.epb(0, 8 * 1000 + 4, b"sll2", 4); // 1000.5 s
@@ -320,10 +354,34 @@ fn pcapng_two_sections_two_interfaces() {
     assert_eq!(
         pk,
         vec![
-            P { ts: 1_479_549_801_123_456_000, link: LinkType::Ethernet, data: b"eth-frame".to_vec(), orig_len: 9, interface: 0 },
-            P { ts: 1_479_549_801_123_456_789, link: LinkType::Raw, data: b"raw-ip".to_vec(), orig_len: 60, interface: 1 },
-            P { ts: 1_479_549_801_123_456_789, link: LinkType::Ethernet, data: b"simple".to_vec(), orig_len: 6, interface: 0 },
-            P { ts: 1_000_500_000_000, link: LinkType::LinuxSll2, data: b"sll2".to_vec(), orig_len: 4, interface: 0 },
+            P {
+                ts: 1_479_549_801_123_456_000,
+                link: LinkType::Ethernet,
+                data: b"eth-frame".to_vec(),
+                orig_len: 9,
+                interface: 0
+            },
+            P {
+                ts: 1_479_549_801_123_456_789,
+                link: LinkType::Raw,
+                data: b"raw-ip".to_vec(),
+                orig_len: 60,
+                interface: 1
+            },
+            P {
+                ts: 1_479_549_801_123_456_789,
+                link: LinkType::Ethernet,
+                data: b"simple".to_vec(),
+                orig_len: 6,
+                interface: 0
+            },
+            P {
+                ts: 1_000_500_000_000,
+                link: LinkType::LinuxSll2,
+                data: b"sll2".to_vec(),
+                orig_len: 4,
+                interface: 0
+            },
         ]
     );
     assert_eq!(st.sections, 2);
@@ -335,7 +393,10 @@ fn pcapng_two_sections_two_interfaces() {
 
 #[test]
 fn pcapng_damaged_block_length_and_truncation() {
-    let mut ng = Ng { be: false, out: Vec::new() };
+    let mut ng = Ng {
+        be: false,
+        out: Vec::new(),
+    };
     ng.shb();
     ng.idb(1, None);
     ng.epb(0, 1, b"ok", 2);
@@ -347,7 +408,10 @@ fn pcapng_damaged_block_length_and_truncation() {
     let t = Tmp::new(&bad);
     let (pk, err, _) = read_all(&t.0);
     assert_eq!(pk.len(), 1);
-    assert!(matches!(err, Some(CaptureError::Damaged { offset, .. }) if offset == at), "{err:?}");
+    assert!(
+        matches!(err, Some(CaptureError::Damaged { offset, .. }) if offset == at),
+        "{err:?}"
+    );
 
     // trailing length differs
     let mut bad = ng.out.clone();
@@ -359,7 +423,10 @@ fn pcapng_damaged_block_length_and_truncation() {
     let t = Tmp::new(&bad);
     let (pk, err, _) = read_all(&t.0);
     assert_eq!(pk.len(), 1);
-    assert!(matches!(&err, Some(CaptureError::Damaged { offset, what, .. }) if *offset == at && what.contains("trailing")), "{err:?}");
+    assert!(
+        matches!(&err, Some(CaptureError::Damaged { offset, what, .. }) if *offset == at && what.contains("trailing")),
+        "{err:?}"
+    );
 
     // file ends inside a block
     let cut = &ng.out[..ng.out.len() - 3];
@@ -369,7 +436,10 @@ fn pcapng_damaged_block_length_and_truncation() {
     match err {
         Some(CaptureError::Damaged { offset, what, .. }) => {
             assert_eq!(offset, at);
-            assert!(what.contains(&format!("truncated at byte {}", cut.len())), "{what}");
+            assert!(
+                what.contains(&format!("truncated at byte {}", cut.len())),
+                "{what}"
+            );
         }
         e => panic!("{e:?}"),
     }
@@ -377,7 +447,10 @@ fn pcapng_damaged_block_length_and_truncation() {
 
 #[test]
 fn pcapng_epb_caplen_beyond_block_is_bad_record() {
-    let mut ng = Ng { be: false, out: Vec::new() };
+    let mut ng = Ng {
+        be: false,
+        out: Vec::new(),
+    };
     ng.shb();
     ng.idb(1, Some(6));
     let mut b = Vec::new();
@@ -423,7 +496,11 @@ fn public_dir() -> std::path::PathBuf {
         Err(_) => std::path::PathBuf::from("/work/shared"),
     };
     let dir = shared.join("pcaps/public");
-    assert!(dir.join("SOURCES.md").exists(), "public pcap corpus not found at {} (set KWIRE_SHARED)", dir.display());
+    assert!(
+        dir.join("SOURCES.md").exists(),
+        "public pcap corpus not found at {} (set KWIRE_SHARED)",
+        dir.display()
+    );
     dir
 }
 
@@ -455,7 +532,11 @@ fn public_corpus_packet_counts() {
         let mut tcp = 0u64;
         while let Some(p) = r.next_packet().unwrap_or_else(|e| panic!("{e}")) {
             n += 1;
-            assert!(p.ts > Timestamp(1_400_000_000_000_000_000), "{file}: ts {}", p.ts);
+            assert!(
+                p.ts > Timestamp(1_400_000_000_000_000_000),
+                "{file}: ts {}",
+                p.ts
+            );
             if decode_tcp(p.link, p.data).is_ok() {
                 tcp += 1;
             }
@@ -468,7 +549,6 @@ fn public_corpus_packet_counts() {
     }
     assert_eq!(total, rows.iter().map(|r| r.1).sum::<u64>());
 }
-
 
 /// The whole flow pipeline on the public corpus: decode → flow table → connection → chunks. Every
 /// direction towards the Kafka port must split exactly into length-prefixed frames, as many as SOURCES.md
@@ -488,7 +568,10 @@ fn public_corpus_reassembles_into_kafka_frames() {
             continue;
         }
         let file = cols[1];
-        let ports: Vec<u16> = cols[5].split(',').filter_map(|p| p.trim().parse().ok()).collect();
+        let ports: Vec<u16> = cols[5]
+            .split(',')
+            .filter_map(|p| p.trim().parse().ok())
+            .collect();
         // "Produce(0) v2 x4, Metadata(3) v2 x4" → 8
         let requests: u64 = cols[6]
             .split(',')
@@ -498,7 +581,10 @@ fn public_corpus_reassembles_into_kafka_frames() {
         let mut table: FlowTable<TcpConnection> = FlowTable::default();
         // (key, side) → (bytes, gaps)
         let mut streams: BTreeMap<(FlowKey, Side), (Vec<u8>, u64)> = BTreeMap::new();
-        let sink = |k: FlowKey, s: Side, c: Chunk<'_>, streams: &mut BTreeMap<(FlowKey, Side), (Vec<u8>, u64)>| {
+        let sink = |k: FlowKey,
+                    s: Side,
+                    c: Chunk<'_>,
+                    streams: &mut BTreeMap<(FlowKey, Side), (Vec<u8>, u64)>| {
             let e = streams.entry((k, s)).or_default();
             match c {
                 // keep the bytes before the first gap only
@@ -512,9 +598,12 @@ fn public_corpus_reassembles_into_kafka_frames() {
             let seg = decode_tcp(p.link, p.data).unwrap();
             let (key, side) = FlowKey::from_segment(&seg);
             let conn = table
-                .lookup_or_insert(&key, p.ts, || TcpConnection::new(key, p.ts, ReassemblyLimits::default()), |_, _| {
-                    panic!("no eviction expected")
-                })
+                .lookup_or_insert(
+                    &key,
+                    p.ts,
+                    || TcpConnection::new(key, p.ts, ReassemblyLimits::default()),
+                    |_, _| panic!("no eviction expected"),
+                )
                 .unwrap();
             conn.on_segment(p.ts, side, &seg, &mut |s, c| sink(key, s, c, &mut streams));
         }
@@ -535,7 +624,11 @@ fn public_corpus_reassembles_into_kafka_frames() {
                 at += 4 + len;
                 frames_to_server += 1;
             }
-            assert_eq!(at, bytes.len(), "{file}: {key} side {side:?} ends inside a frame");
+            assert_eq!(
+                at,
+                bytes.len(),
+                "{file}: {key} side {side:?} ends inside a frame"
+            );
         }
         // SOURCES.md lists known API keys only; these two also carry requests with API key 10000 and
         // ControlledShutdown v1000 (see its notes), which are frames all the same (checked with tshark:
@@ -553,7 +646,6 @@ fn public_corpus_reassembles_into_kafka_frames() {
     // the lost request in ndpi/kafka.pcap, also present in ndpi/kafka.pcapng
     assert_eq!(total_gaps, 2);
 }
-
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig {

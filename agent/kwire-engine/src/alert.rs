@@ -139,5 +139,6 @@ impl Serialize for Alert {
 
 /// Optional timestamp as RFC 3339 JSON (null when absent).
 pub fn ts_value(ts: Option<Timestamp>) -> Value {
-    ts.map(|t| Value::String(t.to_rfc3339())).unwrap_or(Value::Null)
+    ts.map(|t| Value::String(t.to_rfc3339()))
+        .unwrap_or(Value::Null)
 }

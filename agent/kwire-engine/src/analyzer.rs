@@ -115,7 +115,10 @@ impl Analyzer {
     /// A group request at the moment it is sent.
     pub fn on_request_sent(&mut self, _ctx: &ConnCtx, r: &RequestSent) {
         match &r.body {
-            RequestBody::JoinGroup(j) => self.groups.on_join_request(r.ts, &j.group_id, &j.member_id, &j.protocol_type),
+            RequestBody::JoinGroup(j) => {
+                self.groups
+                    .on_join_request(r.ts, &j.group_id, &j.member_id, &j.protocol_type)
+            }
             RequestBody::LeaveGroup(l) => {
                 if let Some(m) = &l.member_id {
                     self.groups.on_leave(r.ts, &l.group_id, m);
@@ -130,11 +133,20 @@ impl Analyzer {
                     tps.iter()
                         .flat_map(|t| {
                             let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
-                            t.partitions.iter().map(move |p| Tp { topic: topic.clone(), partition: *p })
+                            t.partitions.iter().map(move |p| Tp {
+                                topic: topic.clone(),
+                                partition: *p,
+                            })
                         })
                         .collect()
                 });
-                self.groups.on_heartbeat_owned(r.ts, &h.group_id, &h.member_id, h.member_epoch, owned.as_ref());
+                self.groups.on_heartbeat_owned(
+                    r.ts,
+                    &h.group_id,
+                    &h.member_id,
+                    h.member_epoch,
+                    owned.as_ref(),
+                );
             }
             _ => {}
         }
@@ -142,17 +154,26 @@ impl Analyzer {
 
     /// A completed exchange (response received, or none will come).
     pub fn on_exchange(&mut self, ctx: &ConnCtx, x: &Exchange, out: Out<'_>) {
-        let Decoded::Full(req) = &x.request.body else { return };
+        let Decoded::Full(req) = &x.request.body else {
+            return;
+        };
         let resp = x.response.as_ref().and_then(|r| r.body.full());
         let rts = x.response.as_ref().map(|r| r.ts).unwrap_or(x.request_ts);
-        let client = ClientKey { client_id: x.request.client_id.clone().unwrap_or_default(), host: ctx.client.ip };
+        let client = ClientKey {
+            client_id: x.request.client_id.clone().unwrap_or_default(),
+            host: ctx.client.ip,
+        };
         let cid = x.request.client_id.as_deref();
         match (req, resp) {
             (_, Some(ResponseBody::Metadata(m))) => self.cluster.on_metadata(rts, m),
             (RequestBody::Produce(p), resp) => self.on_produce(ctx, x, p, resp, cid, rts, out),
-            (RequestBody::Fetch(f), Some(ResponseBody::Fetch(r))) => self.on_fetch(ctx, x, f, r, &client, cid, rts, out),
+            (RequestBody::Fetch(f), Some(ResponseBody::Fetch(r))) => {
+                self.on_fetch(ctx, x, f, r, &client, cid, rts, out)
+            }
             (RequestBody::Fetch(f), None) => self.on_fetch_request(ctx, x, f, &client, cid, out),
-            (RequestBody::ListOffsets(l), Some(ResponseBody::ListOffsets(r))) => self.on_list_offsets(ctx, l, r, &client, cid, rts, out),
+            (RequestBody::ListOffsets(l), Some(ResponseBody::ListOffsets(r))) => {
+                self.on_list_offsets(ctx, l, r, &client, cid, rts, out)
+            }
             (RequestBody::OffsetCommit(c), resp) => {
                 let errors = commit_errors(&self.cluster, resp);
                 let generation = c.generation_id_or_member_epoch;
@@ -160,9 +181,20 @@ impl Analyzer {
                 for t in &c.topics {
                     let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
                     for p in &t.partitions {
-                        let tp = Tp { topic: topic.clone(), partition: p.partition };
+                        let tp = Tp {
+                            topic: topic.clone(),
+                            partition: p.partition,
+                        };
                         let err = resp.map(|_| errors.get(&tp).copied().unwrap_or(0));
-                        let commit = Commit { ts: x.request_ts, group: &c.group_id, member_id: &member, generation, tp: &tp, offset: p.committed_offset, error_code: err };
+                        let commit = Commit {
+                            ts: x.request_ts,
+                            group: &c.group_id,
+                            member_id: &member,
+                            generation,
+                            tp: &tp,
+                            offset: p.committed_offset,
+                            error_code: err,
+                        };
                         self.on_commit(ctx, &client, cid, &commit, out);
                     }
                 }
@@ -174,7 +206,15 @@ impl Analyzer {
                     for p in &t.partitions {
                         let tp = Tp::new(&t.name, p.partition);
                         let err = resp.map(|_| errors.get(&tp).copied().unwrap_or(0));
-                        let commit = Commit { ts: x.request_ts, group: &c.group_id, member_id: &member, generation: c.generation_id, tp: &tp, offset: p.committed_offset, error_code: err };
+                        let commit = Commit {
+                            ts: x.request_ts,
+                            group: &c.group_id,
+                            member_id: &member,
+                            generation: c.generation_id,
+                            tp: &tp,
+                            offset: p.committed_offset,
+                            error_code: err,
+                        };
                         self.on_commit(ctx, &client, cid, &commit, out);
                     }
                 }
@@ -185,8 +225,18 @@ impl Analyzer {
                         let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
                         for p in &t.partitions {
                             if p.error_code == 0 && p.committed_offset >= 0 {
-                                let tp = Tp { topic: topic.clone(), partition: p.partition };
-                                let mut row = TimelineRecord::new(rts, &client.client_id, ctx, &tp, "offset_fetch", p.committed_offset);
+                                let tp = Tp {
+                                    topic: topic.clone(),
+                                    partition: p.partition,
+                                };
+                                let mut row = TimelineRecord::new(
+                                    rts,
+                                    &client.client_id,
+                                    ctx,
+                                    &tp,
+                                    "offset_fetch",
+                                    p.committed_offset,
+                                );
                                 row.group = g.group_id.clone();
                                 self.row(row, out);
                             }
@@ -195,7 +245,14 @@ impl Analyzer {
                 }
             }
             (RequestBody::JoinGroup(j), Some(ResponseBody::JoinGroup(r))) if r.error_code == 0 => {
-                self.groups.on_join_response(&j.group_id, r.generation_id, r.protocol_name.as_deref(), &r.member_id, ctx, cid);
+                self.groups.on_join_response(
+                    &j.group_id,
+                    r.generation_id,
+                    r.protocol_name.as_deref(),
+                    &r.member_id,
+                    ctx,
+                    cid,
+                );
             }
             (RequestBody::SyncGroup(s), Some(ResponseBody::SyncGroup(r))) if r.error_code == 0 => {
                 let assigned: BTreeSet<Tp> = r
@@ -205,22 +262,48 @@ impl Analyzer {
                     .flat_map(|t| t.partitions.iter().map(move |p| Tp::new(&t.topic, *p)))
                     .collect();
                 if r.assignment.is_some() || r.assignment_len == 0 {
-                    self.groups.on_assignment(rts, &s.group_id, &s.member_id, s.generation_id, assigned, ctx, cid);
+                    self.groups.on_assignment(
+                        rts,
+                        &s.group_id,
+                        &s.member_id,
+                        s.generation_id,
+                        assigned,
+                        ctx,
+                        cid,
+                    );
                 }
             }
-            (RequestBody::ConsumerGroupHeartbeat(h), Some(ResponseBody::ConsumerGroupHeartbeat(r))) if r.error_code == 0 => {
+            (
+                RequestBody::ConsumerGroupHeartbeat(h),
+                Some(ResponseBody::ConsumerGroupHeartbeat(r)),
+            ) if r.error_code == 0 => {
                 self.groups.mark_kip848(&h.group_id);
-                let member = r.member_id.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| h.member_id.clone());
+                let member = r
+                    .member_id
+                    .clone()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| h.member_id.clone());
                 if let Some(a) = &r.assignment {
                     let assigned: BTreeSet<Tp> = a
                         .topic_partitions
                         .iter()
                         .flat_map(|t| {
                             let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
-                            t.partitions.iter().map(move |p| Tp { topic: topic.clone(), partition: *p })
+                            t.partitions.iter().map(move |p| Tp {
+                                topic: topic.clone(),
+                                partition: *p,
+                            })
                         })
                         .collect();
-                    self.groups.on_assignment(rts, &h.group_id, &member, r.member_epoch, assigned, ctx, cid);
+                    self.groups.on_assignment(
+                        rts,
+                        &h.group_id,
+                        &member,
+                        r.member_epoch,
+                        assigned,
+                        ctx,
+                        cid,
+                    );
                 }
             }
             _ => {}
@@ -243,12 +326,25 @@ impl Analyzer {
             for t in &r.topics {
                 let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
                 for part in &t.partitions {
-                    let tp = Tp { topic: topic.clone(), partition: part.partition };
+                    let tp = Tp {
+                        topic: topic.clone(),
+                        partition: part.partition,
+                    };
                     if LEADER_ERRORS.contains(&part.error_code) {
-                        let l = part.current_leader.map(|l| Leader { id: l.leader_id, epoch: Some(l.leader_epoch) });
+                        let l = part.current_leader.map(|l| Leader {
+                            id: l.leader_id,
+                            epoch: Some(l.leader_epoch),
+                        });
                         self.cluster.on_leader_moved(&tp, rts, l);
                     } else if part.error_code == 0 && part.base_offset >= 0 {
-                        let row = TimelineRecord::new(rts, cid.unwrap_or_default(), ctx, &tp, "produced", part.base_offset);
+                        let row = TimelineRecord::new(
+                            rts,
+                            cid.unwrap_or_default(),
+                            ctx,
+                            &tp,
+                            "produced",
+                            part.base_offset,
+                        );
                         self.row(row, out);
                     }
                 }
@@ -259,7 +355,12 @@ impl Analyzer {
         }
         for t in &p.topics {
             let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
-            let key = (cid.unwrap_or_default().to_string(), ctx.client.ip, topic.clone(), p.acks);
+            let key = (
+                cid.unwrap_or_default().to_string(),
+                ctx.client.ip,
+                topic.clone(),
+                p.acks,
+            );
             if !self.weak.contains_key(&key) && self.weak.len() >= self.max_weak {
                 self.weak_dropped += 1;
                 continue;
@@ -281,7 +382,10 @@ impl Analyzer {
             w.last_ts = x.request_ts;
             w.transactional |= p.transactional_id.is_some();
             for part in &t.partitions {
-                let e = w.partitions.entry(part.partition).or_insert((x.request_ts, x.request_ts));
+                let e = w
+                    .partitions
+                    .entry(part.partition)
+                    .or_insert((x.request_ts, x.request_ts));
                 e.1 = x.request_ts;
                 for b in &part.batches {
                     w.records += b.record_count.max(0) as u64;
@@ -292,21 +396,51 @@ impl Analyzer {
         }
     }
 
-    fn on_fetch_request(&mut self, ctx: &ConnCtx, x: &Exchange, f: &kwire_kafka::body::FetchRequest, client: &ClientKey, cid: Option<&str>, out: Out<'_>) {
+    fn on_fetch_request(
+        &mut self,
+        ctx: &ConnCtx,
+        x: &Exchange,
+        f: &kwire_kafka::body::FetchRequest,
+        client: &ClientKey,
+        cid: Option<&str>,
+        out: Out<'_>,
+    ) {
         if f.replica_id.is_some_and(|r| r >= 0) {
             return;
         }
         for t in &f.topics {
             let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
             for p in &t.partitions {
-                let tp = Tp { topic: topic.clone(), partition: p.partition };
-                let pending = self.timelines.entry(client, &tp).and_then(|st| st.out_of_range.take());
+                let tp = Tp {
+                    topic: topic.clone(),
+                    partition: p.partition,
+                };
+                let pending = self
+                    .timelines
+                    .entry(client, &tp)
+                    .and_then(|st| st.out_of_range.take());
                 if let Some((wanted, wanted_ts)) = pending {
-                    if let Some(a) = offset_reset_jump::check(&self.detectors.offset_reset_jump, wanted, wanted_ts, p.fetch_offset, x.request_ts, &tp, ctx, cid) {
+                    if let Some(a) = offset_reset_jump::check(
+                        &self.detectors.offset_reset_jump,
+                        wanted,
+                        wanted_ts,
+                        p.fetch_offset,
+                        x.request_ts,
+                        &tp,
+                        ctx,
+                        cid,
+                    ) {
                         self.alert(a, out);
                     }
                 }
-                let row = TimelineRecord::new(x.request_ts, &client.client_id, ctx, &tp, "fetch_request", p.fetch_offset);
+                let row = TimelineRecord::new(
+                    x.request_ts,
+                    &client.client_id,
+                    ctx,
+                    &tp,
+                    "fetch_request",
+                    p.fetch_offset,
+                );
                 self.row(row, out);
             }
         }
@@ -331,28 +465,48 @@ impl Analyzer {
         for t in &f.topics {
             let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
             for p in &t.partitions {
-                wanted.insert(Tp { topic: topic.clone(), partition: p.partition }, p.fetch_offset);
+                wanted.insert(
+                    Tp {
+                        topic: topic.clone(),
+                        partition: p.partition,
+                    },
+                    p.fetch_offset,
+                );
             }
         }
         for t in &r.topics {
             let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
             for p in &t.partitions {
-                let tp = Tp { topic: topic.clone(), partition: p.partition };
+                let tp = Tp {
+                    topic: topic.clone(),
+                    partition: p.partition,
+                };
                 if LEADER_ERRORS.contains(&p.error_code) {
-                    let l = p.current_leader.map(|l| Leader { id: l.leader_id, epoch: Some(l.leader_epoch) });
+                    let l = p.current_leader.map(|l| Leader {
+                        id: l.leader_id,
+                        epoch: Some(l.leader_epoch),
+                    });
                     self.cluster.on_leader_moved(&tp, rts, l);
                 }
                 if replica {
                     continue;
                 }
                 let epoch = self.cluster.leader(&tp).and_then(|l| l.epoch);
-                let obs = |offset, source| Obs { offset, ts: rts, source, broker: ctx.broker, conn: ctx.id, epoch };
+                let obs = |offset, source| Obs {
+                    offset,
+                    ts: rts,
+                    source,
+                    broker: ctx.broker,
+                    conn: ctx.id,
+                    epoch,
+                };
                 if p.error_code == 1 {
                     if let Some(w) = wanted.get(&tp).copied() {
                         if let Some(st) = self.timelines.entry(client, &tp) {
                             st.out_of_range = Some((w, rts));
                         }
-                        let mut row = TimelineRecord::new(rts, &client.client_id, ctx, &tp, "fetch_error", w);
+                        let mut row =
+                            TimelineRecord::new(rts, &client.client_id, ctx, &tp, "fetch_error", w);
                         row.error = Some("OFFSET_OUT_OF_RANGE");
                         self.row(row, out);
                     }
@@ -366,7 +520,11 @@ impl Analyzer {
                     .batches
                     .iter()
                     .filter(|b| !b.truncated)
-                    .map(|b| b.base_offset.saturating_add(i64::from(b.last_offset_delta)).saturating_add(1))
+                    .map(|b| {
+                        b.base_offset
+                            .saturating_add(i64::from(b.last_offset_delta))
+                            .saturating_add(1)
+                    })
                     .max();
                 let mut alerts = Vec::new();
                 let mut rows = Vec::new();
@@ -377,13 +535,35 @@ impl Analyzer {
                     }
                     if p.high_watermark >= 0 {
                         rows.push(("fetch_hwm", p.high_watermark));
-                        if let Some(a) = listoffsets_regression::observe(&self.detectors.listoffsets_regression, st, Series::Uncommitted, obs(p.high_watermark, Source::FetchHwm), &tp, ctx, cid) {
-                            alerts.push(a.field("preferred_read_replica", p.preferred_read_replica.unwrap_or(-1)));
+                        if let Some(a) = listoffsets_regression::observe(
+                            &self.detectors.listoffsets_regression,
+                            st,
+                            Series::Uncommitted,
+                            obs(p.high_watermark, Source::FetchHwm),
+                            &tp,
+                            ctx,
+                            cid,
+                        ) {
+                            alerts.push(a.field(
+                                "preferred_read_replica",
+                                p.preferred_read_replica.unwrap_or(-1),
+                            ));
                         }
+                    }
+                    if let Some(ls) = p.log_start_offset.filter(|l| *l >= 0) {
+                        rows.push(("fetch_log_start", ls));
                     }
                     if let Some(lso) = p.last_stable_offset.filter(|l| *l >= 0) {
                         rows.push(("fetch_lso", lso));
-                        if let Some(a) = listoffsets_regression::observe(&self.detectors.listoffsets_regression, st, Series::Committed, obs(lso, Source::FetchLso), &tp, ctx, cid) {
+                        if let Some(a) = listoffsets_regression::observe(
+                            &self.detectors.listoffsets_regression,
+                            st,
+                            Series::Committed,
+                            obs(lso, Source::FetchLso),
+                            &tp,
+                            ctx,
+                            cid,
+                        ) {
                             alerts.push(a);
                         }
                     }
@@ -414,7 +594,11 @@ impl Analyzer {
         if l.replica_id >= 0 {
             return;
         }
-        let series = if l.isolation_level == Some(1) { Series::Committed } else { Series::Uncommitted };
+        let series = if l.isolation_level == Some(1) {
+            Series::Committed
+        } else {
+            Series::Uncommitted
+        };
         let mut asked: BTreeMap<Tp, i64> = BTreeMap::new();
         for t in &l.topics {
             for p in &t.partitions {
@@ -427,8 +611,14 @@ impl Analyzer {
                 if p.error_code != 0 {
                     continue;
                 }
-                let offset = p.offset.or_else(|| p.old_style_offsets.as_ref().and_then(|o| o.first().copied()));
-                let Some(offset) = offset.filter(|o| *o >= 0) else { continue };
+                let offset = p.offset.or_else(|| {
+                    p.old_style_offsets
+                        .as_ref()
+                        .and_then(|o| o.first().copied())
+                });
+                let Some(offset) = offset.filter(|o| *o >= 0) else {
+                    continue;
+                };
                 let what = match asked.get(&tp).copied() {
                     Some(-1) => "listoffsets_latest",
                     Some(-2) => "listoffsets_earliest",
@@ -440,9 +630,24 @@ impl Analyzer {
                 if what != "listoffsets_latest" {
                     continue;
                 }
-                let o = Obs { offset, ts: rts, source: Source::Listoffsets, broker: ctx.broker, conn: ctx.id, epoch: p.leader_epoch.filter(|e| *e >= 0) };
+                let o = Obs {
+                    offset,
+                    ts: rts,
+                    source: Source::Listoffsets,
+                    broker: ctx.broker,
+                    conn: ctx.id,
+                    epoch: p.leader_epoch.filter(|e| *e >= 0),
+                };
                 let alert = match self.timelines.entry(client, &tp) {
-                    Some(st) => listoffsets_regression::observe(&self.detectors.listoffsets_regression, st, series, o, &tp, ctx, cid),
+                    Some(st) => listoffsets_regression::observe(
+                        &self.detectors.listoffsets_regression,
+                        st,
+                        series,
+                        o,
+                        &tp,
+                        ctx,
+                        cid,
+                    ),
                     None => None,
                 };
                 if let Some(a) = alert {
@@ -452,7 +657,14 @@ impl Analyzer {
         }
     }
 
-    fn on_commit(&mut self, ctx: &ConnCtx, client: &ClientKey, cid: Option<&str>, c: &Commit<'_>, out: Out<'_>) {
+    fn on_commit(
+        &mut self,
+        ctx: &ConnCtx,
+        client: &ClientKey,
+        cid: Option<&str>,
+        c: &Commit<'_>,
+        out: Out<'_>,
+    ) {
         let accepted = c.error_code == Some(0);
         let mut alerts = Vec::new();
         if let Some(g) = self.groups.get(c.group) {
@@ -462,14 +674,31 @@ impl Analyzer {
                     let m = g.members.get(member);
                     let committed = m.and_then(|m| m.committed.get(tp).copied());
                     let served = m
-                        .and_then(|m| Some(ClientKey { client_id: m.client_id.clone()?, host: m.ctx?.client.ip }))
-                        .and_then(|k| timelines.get(&k, tp).and_then(|s| s.served.map(|o| o.offset)));
+                        .and_then(|m| {
+                            Some(ClientKey {
+                                client_id: m.client_id.clone()?,
+                                host: m.ctx?.client.ip,
+                            })
+                        })
+                        .and_then(|k| {
+                            timelines
+                                .get(&k, tp)
+                                .and_then(|s| s.served.map(|o| o.offset))
+                        });
                     (committed, served)
                 };
                 if let Some(a) = commit_after_revoke::check(g, c, ctx, cid, progress) {
                     let m = g.members.get(c.member_id);
-                    let told = m.and_then(|m| m.revoked.get(c.tp)).map(|r| r.told_ts.0).unwrap_or(0);
-                    let key = (c.group.to_string(), c.member_id.to_string(), c.tp.clone(), told);
+                    let told = m
+                        .and_then(|m| m.revoked.get(c.tp))
+                        .map(|r| r.told_ts.0)
+                        .unwrap_or(0);
+                    let key = (
+                        c.group.to_string(),
+                        c.member_id.to_string(),
+                        c.tp.clone(),
+                        told,
+                    );
                     if self.reported_revocations.insert(key) {
                         alerts.push(a);
                     }
@@ -479,20 +708,75 @@ impl Analyzer {
             }
         }
         if accepted && c.offset >= 0 {
-            if let Some(a) = commit_ahead_of_fetch::check(&self.detectors.commit_ahead_of_fetch, self.timelines.get(client, c.tp), c, ctx, cid) {
+            // What was served to the group member the commit is for: its own consumer client when known
+            // (a transactional producer commits on behalf of a consumer), else the committing client.
+            let member_client = self
+                .groups
+                .get(c.group)
+                .and_then(|g| g.members.get(c.member_id))
+                .and_then(|m| {
+                    Some(ClientKey {
+                        client_id: m.client_id.clone()?,
+                        host: m.ctx?.client.ip,
+                    })
+                });
+            let (served_by, st) = match member_client.as_ref().and_then(|k| {
+                self.timelines
+                    .get(k, c.tp)
+                    .filter(|s| s.served.is_some())
+                    .map(|s| (k, s))
+            }) {
+                Some((k, s)) => (k, Some(s)),
+                None => (client, self.timelines.get(client, c.tp)),
+            };
+            if let Some(mut a) =
+                commit_ahead_of_fetch::check(&self.detectors.commit_ahead_of_fetch, st, c, ctx, cid)
+            {
+                if served_by != client {
+                    a = a.field("consumer_client_id", served_by.client_id.clone());
+                }
                 alerts.push(a);
             }
-            let previous = self.groups.on_commit_accepted(c.ts, c.group, c.member_id, c.tp, c.offset);
-            if let Some(a) = committed_offset_regression::check(&self.detectors.committed_offset_regression, previous.as_ref(), c, ctx, cid) {
+            let previous =
+                self.groups
+                    .on_commit_accepted(c.ts, c.group, c.member_id, c.tp, c.offset);
+            if let Some(a) = committed_offset_regression::check(
+                &self.detectors.committed_offset_regression,
+                previous.as_ref(),
+                c,
+                ctx,
+                cid,
+            ) {
                 alerts.push(a);
             }
             if let Some(st) = self.timelines.entry(client, c.tp) {
-                st.set_committed(Obs { offset: c.offset, ts: c.ts, source: Source::Committed, broker: ctx.broker, conn: ctx.id, epoch: None });
+                st.set_committed(Obs {
+                    offset: c.offset,
+                    ts: c.ts,
+                    source: Source::Committed,
+                    broker: ctx.broker,
+                    conn: ctx.id,
+                    epoch: None,
+                });
             }
         }
-        let mut row = TimelineRecord::new(c.ts, &client.client_id, ctx, c.tp, if accepted { "committed" } else { "commit_rejected" }, c.offset);
+        let mut row = TimelineRecord::new(
+            c.ts,
+            &client.client_id,
+            ctx,
+            c.tp,
+            if accepted {
+                "committed"
+            } else {
+                "commit_rejected"
+            },
+            c.offset,
+        );
         row.group = Some(c.group.to_string());
-        row.error = c.error_code.filter(|e| *e != 0).map(kwire_kafka::body::error_name);
+        row.error = c
+            .error_code
+            .filter(|e| *e != 0)
+            .map(kwire_kafka::body::error_name);
         self.row(row, out);
         for a in alerts {
             self.alert(a, out);
@@ -521,7 +805,9 @@ fn commit_errors(cluster: &Cluster, resp: Option<&ResponseBody>) -> BTreeMap<Tp,
         .iter()
         .flat_map(|t| {
             let name = cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
-            t.partitions.iter().map(move |p| (Tp::new(&name, p.partition), p.error_code))
+            t.partitions
+                .iter()
+                .map(move |p| (Tp::new(&name, p.partition), p.error_code))
         })
         .collect()
 }

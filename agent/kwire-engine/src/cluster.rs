@@ -40,14 +40,21 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(max_partitions: usize) -> Self {
-        Cluster { max_partitions, ..Default::default() }
+        Cluster {
+            max_partitions,
+            ..Default::default()
+        }
     }
 
     /// The topic's name, from the name itself or its id; `id:<uuid>` when the id was never resolved.
     pub fn topic(&self, name: Option<&str>, id: Option<&Uuid>) -> String {
         match (name, id) {
             (Some(n), _) if !n.is_empty() => n.to_string(),
-            (_, Some(id)) => self.topic_names.get(id).cloned().unwrap_or_else(|| format!("id:{id}")),
+            (_, Some(id)) => self
+                .topic_names
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| format!("id:{id}")),
             _ => String::new(),
         }
     }
@@ -58,7 +65,8 @@ impl Cluster {
 
     pub fn on_metadata(&mut self, ts: Timestamp, m: &MetadataResponse) {
         for b in &m.brokers {
-            self.brokers.insert(b.node_id, format!("{}:{}", b.host, b.port));
+            self.brokers
+                .insert(b.node_id, format!("{}:{}", b.host, b.port));
         }
         for t in &m.topics {
             let (Some(name), Some(id)) = (t.name.as_deref(), t.topic_id.as_ref()) else {
@@ -75,13 +83,21 @@ impl Cluster {
         }
     }
 
-    fn on_topic_partitions(&mut self, ts: Timestamp, name: &str, parts: &[kwire_kafka::body::MetadataPartition]) {
+    fn on_topic_partitions(
+        &mut self,
+        ts: Timestamp,
+        name: &str,
+        parts: &[kwire_kafka::body::MetadataPartition],
+    ) {
         for p in parts {
             if p.error_code != 0 || p.leader_id < 0 {
                 continue;
             }
             let tp = Tp::new(name, p.partition_index);
-            let new = Leader { id: p.leader_id, epoch: p.leader_epoch.filter(|e| *e >= 0) };
+            let new = Leader {
+                id: p.leader_id,
+                epoch: p.leader_epoch.filter(|e| *e >= 0),
+            };
             match self.leaders.get(&tp).copied() {
                 None => {
                     if self.leaders.len() >= self.max_partitions {
@@ -122,7 +138,9 @@ impl Cluster {
         }
         let v = self.changes.entry(tp.clone()).or_default();
         // Several clients report the same move within a moment: one change per second is enough.
-        if v.last().is_some_and(|l| ts.nanos_since(*l).abs() < 1_000_000_000) {
+        if v.last()
+            .is_some_and(|l| ts.nanos_since(*l).abs() < 1_000_000_000)
+        {
             return;
         }
         if v.len() >= MAX_CHANGES_PER_PARTITION {
@@ -132,9 +150,19 @@ impl Cluster {
     }
 
     /// The first leader change of `tp` within [from - window, to + window], if any.
-    pub fn leader_change_near(&self, tp: &Tp, from: Timestamp, to: Timestamp, window_ns: i64) -> Option<Timestamp> {
+    pub fn leader_change_near(
+        &self,
+        tp: &Tp,
+        from: Timestamp,
+        to: Timestamp,
+        window_ns: i64,
+    ) -> Option<Timestamp> {
         let lo = from.add_nanos(-window_ns);
         let hi = to.add_nanos(window_ns);
-        self.changes.get(tp)?.iter().copied().find(|t| *t >= lo && *t <= hi)
+        self.changes
+            .get(tp)?
+            .iter()
+            .copied()
+            .find(|t| *t >= lo && *t <= hi)
     }
 }

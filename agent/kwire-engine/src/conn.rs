@@ -84,7 +84,11 @@ impl AppState {
 
     pub fn ctx(&self) -> Option<ConnCtx> {
         let c = self.client?;
-        Some(ConnCtx { id: self.id, client: self.key.endpoint(c), broker: self.key.endpoint(c.other()) })
+        Some(ConnCtx {
+            id: self.id,
+            client: self.key.endpoint(c),
+            broker: self.key.endpoint(c.other()),
+        })
     }
 
     /// A SYN was seen from `side` (`ack` = it was a SYN+ACK).
@@ -130,10 +134,23 @@ impl AppState {
         self.feed(cfg, side, ts, chunk, out);
     }
 
-    fn feed(&mut self, cfg: &EngineConfig, side: Side, ts: Timestamp, chunk: Chunk<'_>, out: &mut impl FnMut(ConnCtx, KafkaEvent)) {
-        let (Some(ctx), Some(client)) = (self.ctx(), self.client) else { return };
+    fn feed(
+        &mut self,
+        cfg: &EngineConfig,
+        side: Side,
+        ts: Timestamp,
+        chunk: Chunk<'_>,
+        out: &mut impl FnMut(ConnCtx, KafkaEvent),
+    ) {
+        let (Some(ctx), Some(client)) = (self.ctx(), self.client) else {
+            return;
+        };
         let Some(k) = self.kafka.as_mut() else { return };
-        let dir = if side == client { Direction::ToServer } else { Direction::ToClient };
+        let dir = if side == client {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        };
         let mut emit = |ev| out(ctx, ev);
         match chunk {
             Chunk::Data(d) => k.on_data(&cfg.kafka, dir, ts, d, &mut emit),
@@ -165,10 +182,15 @@ impl AppState {
         // Judge on the first bytes of this side: held data of the same side comes first (a header may
         // arrive in several small segments). A later chunk can only reveal a request start (a join inside a
         // frame); it says nothing about TLS or text protocols (its first byte may be any byte of a frame).
-        let held = self.held.iter().any(|(s, _, h)| *s == side && matches!(h, Held::Data(_)));
+        let held = self
+            .held
+            .iter()
+            .any(|(s, _, h)| *s == side && matches!(h, Held::Data(_)));
         let verdict = if held {
             match probe::guess(&self.head(side, d), &cfg.kafka.probe) {
-                Guess::Unsure if probe::probe_request(d, &cfg.kafka.probe) == Probe::Yes => Guess::KafkaRequest,
+                Guess::Unsure if probe::probe_request(d, &cfg.kafka.probe) == Probe::Yes => {
+                    Guess::KafkaRequest
+                }
                 v => v,
             }
         } else {
@@ -177,7 +199,11 @@ impl AppState {
         if verdict == Guess::KafkaRequest {
             // Confirm with a full decode when the whole frame is at hand: a response whose correlation id
             // reads as a request header does not decode as that request.
-            let bytes = if held { self.side_bytes(side, d, usize::MAX) } else { d.to_vec() };
+            let bytes = if held {
+                self.side_bytes(side, d, usize::MAX)
+            } else {
+                d.to_vec()
+            };
             if probe::confirm_request(&bytes) == Some(false) {
                 return false;
             }
@@ -253,7 +279,8 @@ impl AppState {
 
     /// `side` is on a well-known Kafka port and its peer is not: it is the broker.
     fn on_kafka_port(&self, side: Side) -> bool {
-        is_kafka_port(self.key.endpoint(side).port) && !is_kafka_port(self.key.endpoint(side.other()).port)
+        is_kafka_port(self.key.endpoint(side).port)
+            && !is_kafka_port(self.key.endpoint(side.other()).port)
     }
 
     /// The first bytes (at most [`HEAD_BYTES`]) `side` sent since its last held gap, then `more`: what a
@@ -290,7 +317,11 @@ impl AppState {
     }
 
     fn start_kafka(&mut self, cfg: &EngineConfig, out: &mut impl FnMut(ConnCtx, KafkaEvent)) {
-        let start = if self.saw_syn { StreamStart::Handshake } else { StreamStart::MidStream };
+        let start = if self.saw_syn {
+            StreamStart::Handshake
+        } else {
+            StreamStart::MidStream
+        };
         self.kafka = Some(KafkaConnection::new(&cfg.kafka, start));
         let held = std::mem::take(&mut self.held);
         self.held_bytes = 0;
@@ -303,7 +334,12 @@ impl AppState {
     }
 
     /// Connection over (closed, evicted or end of input).
-    pub fn close(&mut self, cfg: &EngineConfig, ts: Timestamp, out: &mut impl FnMut(ConnCtx, KafkaEvent)) {
+    pub fn close(
+        &mut self,
+        cfg: &EngineConfig,
+        ts: Timestamp,
+        out: &mut impl FnMut(ConnCtx, KafkaEvent),
+    ) {
         if self.kind == AppKind::Undecided {
             if self.fallback_roles(cfg) {
                 self.start_kafka(cfg, out);

@@ -56,7 +56,15 @@ impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         let flows = FlowTable::new(cfg.flows);
         let analyzer = Analyzer::new(cfg.detectors.clone(), &cfg.limits, cfg.timeline);
-        Engine { cfg, analyzer, flows, next_conn_id: 1, summary: Summary::default(), last_sweep: None, last_ts: Timestamp(0) }
+        Engine {
+            cfg,
+            analyzer,
+            flows,
+            next_conn_id: 1,
+            summary: Summary::default(),
+            last_sweep: None,
+            last_ts: Timestamp(0),
+        }
     }
 
     pub fn summary(&self) -> &Summary {
@@ -78,7 +86,13 @@ impl Engine {
     }
 
     /// One captured packet.
-    pub fn on_packet(&mut self, ts: Timestamp, link: LinkType, data: &[u8], out: &mut impl FnMut(Output)) {
+    pub fn on_packet(
+        &mut self,
+        ts: Timestamp,
+        link: LinkType,
+        data: &[u8],
+        out: &mut impl FnMut(Output),
+    ) {
         self.summary.packets.packets += 1;
         self.summary.packets.bytes += data.len() as u64;
         if ts > self.last_ts {
@@ -101,12 +115,26 @@ impl Engine {
         }
         self.maybe_sweep(ts, out);
         let (key, side) = FlowKey::from_segment(&seg);
-        let Engine { cfg, flows, next_conn_id, summary, analyzer, .. } = self;
-        let mut sink = Sink { summary, analyzer, notices: cfg.notices, out };
+        let Engine {
+            cfg,
+            flows,
+            next_conn_id,
+            summary,
+            analyzer,
+            ..
+        } = self;
+        let mut sink = Sink {
+            summary,
+            analyzer,
+            notices: cfg.notices,
+            out,
+        };
 
         // Port reuse: a new SYN on a known key ends the old connection first.
         if seg.flags.syn() {
-            let reuse = flows.get_mut(&key, ts).is_some_and(|st| st.tcp.is_port_reuse(side, &seg));
+            let reuse = flows
+                .get_mut(&key, ts)
+                .is_some_and(|st| st.tcp.is_port_reuse(side, &seg));
             if reuse {
                 if let Some(old) = flows.remove(&key) {
                     sink.summary.flows.port_reuse += 1;
@@ -144,9 +172,15 @@ impl Engine {
         if seg.flags.syn() {
             st.app.on_syn(side, seg.flags.ack());
         }
-        let ConnState { tcp, app, client_ids } = st;
+        let ConnState {
+            tcp,
+            app,
+            client_ids,
+        } = st;
         tcp.on_segment(ts, side, &seg, &mut |s: Side, chunk: Chunk<'_>| {
-            app.on_chunk(cfg, s, ts, chunk, &mut |ctx, ev| on_event(client_ids, ctx, ev, &mut sink));
+            app.on_chunk(cfg, s, ts, chunk, &mut |ctx, ev| {
+                on_event(client_ids, ctx, ev, &mut sink)
+            });
         });
     }
 
@@ -156,8 +190,19 @@ impl Engine {
             _ => {}
         }
         self.last_sweep = Some(ts);
-        let Engine { cfg, flows, summary, analyzer, .. } = self;
-        let mut sink = Sink { summary, analyzer, notices: cfg.notices, out };
+        let Engine {
+            cfg,
+            flows,
+            summary,
+            analyzer,
+            ..
+        } = self;
+        let mut sink = Sink {
+            summary,
+            analyzer,
+            notices: cfg.notices,
+            out,
+        };
         flows.expire(ts, |_k, st| {
             sink.summary.flows.expired += 1;
             finish_conn(cfg, st, ts, &mut sink);
@@ -167,8 +212,19 @@ impl Engine {
     /// End of input: every connection is flushed and finished, in first-seen order.
     pub fn finish(&mut self, out: &mut impl FnMut(Output)) {
         let ts = self.last_ts;
-        let Engine { cfg, flows, summary, analyzer, .. } = self;
-        let mut sink = Sink { summary, analyzer, notices: cfg.notices, out };
+        let Engine {
+            cfg,
+            flows,
+            summary,
+            analyzer,
+            ..
+        } = self;
+        let mut sink = Sink {
+            summary,
+            analyzer,
+            notices: cfg.notices,
+            out,
+        };
         flows.drain(|_k, st| finish_conn(cfg, st, ts, &mut sink));
         let mut emit = |f: Finding| (sink.out)(finding_output(f));
         sink.analyzer.finish(&mut emit);
@@ -181,12 +237,25 @@ impl Engine {
     }
 }
 
-fn finish_conn<F: FnMut(Output)>(cfg: &EngineConfig, st: ConnState, ts: Timestamp, sink: &mut Sink<'_, F>) {
-    let ConnState { mut tcp, mut app, mut client_ids } = st;
+fn finish_conn<F: FnMut(Output)>(
+    cfg: &EngineConfig,
+    st: ConnState,
+    ts: Timestamp,
+    sink: &mut Sink<'_, F>,
+) {
+    let ConnState {
+        mut tcp,
+        mut app,
+        mut client_ids,
+    } = st;
     tcp.flush(&mut |s: Side, chunk: Chunk<'_>| {
-        app.on_chunk(cfg, s, ts, chunk, &mut |ctx, ev| on_event(&mut client_ids, ctx, ev, sink));
+        app.on_chunk(cfg, s, ts, chunk, &mut |ctx, ev| {
+            on_event(&mut client_ids, ctx, ev, sink)
+        });
     });
-    app.close(cfg, ts, &mut |ctx, ev| on_event(&mut client_ids, ctx, ev, sink));
+    app.close(cfg, ts, &mut |ctx, ev| {
+        on_event(&mut client_ids, ctx, ev, sink)
+    });
     let s = &mut sink.summary;
     s.flows.tcp_connections += 1;
     match app.kind {
@@ -202,22 +271,33 @@ fn finish_conn<F: FnMut(Output)>(cfg: &EngineConfig, st: ConnState, ts: Timestam
     }
 }
 
-fn on_event<F: FnMut(Output)>(client_ids: &mut Vec<String>, ctx: ConnCtx, ev: KafkaEvent, sink: &mut Sink<'_, F>) {
+fn on_event<F: FnMut(Output)>(
+    client_ids: &mut Vec<String>,
+    ctx: ConnCtx,
+    ev: KafkaEvent,
+    sink: &mut Sink<'_, F>,
+) {
     let s = &mut *sink.summary;
     match ev {
         KafkaEvent::Exchange(e) => {
-            let a = s.apis.entry((e.api_key, e.api_version)).or_insert_with(|| ApiCount {
-                api_key: e.api_key,
-                api: api::api_name(e.api_key),
-                api_version: e.api_version,
-                ..ApiCount::default()
-            });
+            let a = s
+                .apis
+                .entry((e.api_key, e.api_version))
+                .or_insert_with(|| ApiCount {
+                    api_key: e.api_key,
+                    api: api::api_name(e.api_key),
+                    api_version: e.api_version,
+                    ..ApiCount::default()
+                });
             a.requests += 1;
             if e.response.is_some() {
                 a.responses += 1;
             }
             let cid = e.request.client_id.clone().unwrap_or_default();
-            let c = s.clients.entry(cid.clone()).or_insert_with(|| ClientCount { client_id: cid.clone(), ..Default::default() });
+            let c = s.clients.entry(cid.clone()).or_insert_with(|| ClientCount {
+                client_id: cid.clone(),
+                ..Default::default()
+            });
             c.exchanges += 1;
             if !client_ids.contains(&cid) && client_ids.len() < MAX_CLIENT_IDS_PER_CONN {
                 c.connections += 1;
@@ -227,12 +307,20 @@ fn on_event<F: FnMut(Output)>(client_ids: &mut Vec<String>, ctx: ConnCtx, ev: Ka
                 *s.produce_acks.entry(p.acks).or_insert(0) += 1;
             }
             let mut findings = Vec::new();
-            sink.analyzer.on_exchange(&ctx, &e, &mut |f| findings.push(f));
-            let rec = ExchangeRecord { conn: ctx, exchange: *e };
+            sink.analyzer
+                .on_exchange(&ctx, &e, &mut |f| findings.push(f));
+            let rec = ExchangeRecord {
+                conn: ctx,
+                exchange: *e,
+            };
             for code in rec.error_codes() {
                 s.errors
                     .entry(code)
-                    .or_insert_with(|| ErrorCount { error_code: code, error: error_name(code), count: 0 })
+                    .or_insert_with(|| ErrorCount {
+                        error_code: code,
+                        error: error_name(code),
+                        count: 0,
+                    })
                     .count += 1;
             }
             (sink.out)(Output::Exchange(Box::new(rec)));
@@ -241,7 +329,11 @@ fn on_event<F: FnMut(Output)>(client_ids: &mut Vec<String>, ctx: ConnCtx, ev: Ka
             }
         }
         KafkaEvent::RequestSent(r) => sink.analyzer.on_request_sent(&ctx, &r),
-        KafkaEvent::Orphan { ts, correlation_id, bytes } => {
+        KafkaEvent::Orphan {
+            ts,
+            correlation_id,
+            bytes,
+        } => {
             if sink.notices {
                 let mut n = NoticeRecord::new(
                     ts,
@@ -259,29 +351,45 @@ fn on_event<F: FnMut(Output)>(client_ids: &mut Vec<String>, ctx: ConnCtx, ev: Ka
                 return;
             }
             let (name, msg, bytes) = match kind {
-                NoticeKind::Desync { reason } => {
-                    ("desync", format!("lost Kafka framing ({}); scanning for the next frame", reason.as_str()), None)
-                }
-                NoticeKind::Resync { skipped_bytes } => {
-                    ("resync", format!("found Kafka framing again after skipping {skipped_bytes} bytes"), Some(skipped_bytes))
-                }
-                NoticeKind::FrameDamaged { len } => {
-                    ("frame_damaged", format!("capture lost {len} bytes inside a frame; that frame is not decoded"), Some(len))
-                }
+                NoticeKind::Desync { reason } => (
+                    "desync",
+                    format!(
+                        "lost Kafka framing ({}); scanning for the next frame",
+                        reason.as_str()
+                    ),
+                    None,
+                ),
+                NoticeKind::Resync { skipped_bytes } => (
+                    "resync",
+                    format!("found Kafka framing again after skipping {skipped_bytes} bytes"),
+                    Some(skipped_bytes),
+                ),
+                NoticeKind::FrameDamaged { len } => (
+                    "frame_damaged",
+                    format!("capture lost {len} bytes inside a frame; that frame is not decoded"),
+                    Some(len),
+                ),
                 NoticeKind::OversizedFrame { len } => (
                     "oversized_frame",
                     format!("frame of {len} bytes exceeds max_frame_bytes; decoded by header only"),
                     Some(len),
                 ),
-                NoticeKind::Tls => ("tls", "connection uses TLS: it cannot be decoded from packets".to_string(), None),
-                NoticeKind::SaslRawStart => (
-                    "sasl_raw",
-                    "SaslHandshake v0 accepted: raw SASL tokens follow (counted, never decoded)".to_string(),
+                NoticeKind::Tls => (
+                    "tls",
+                    "connection uses TLS: it cannot be decoded from packets".to_string(),
                     None,
                 ),
-                NoticeKind::MalformedHeader => {
-                    ("malformed_header", "request header did not parse; frame skipped by length".to_string(), None)
-                }
+                NoticeKind::SaslRawStart => (
+                    "sasl_raw",
+                    "SaslHandshake v0 accepted: raw SASL tokens follow (counted, never decoded)"
+                        .to_string(),
+                    None,
+                ),
+                NoticeKind::MalformedHeader => (
+                    "malformed_header",
+                    "request header did not parse; frame skipped by length".to_string(),
+                    None,
+                ),
             };
             let mut n = NoticeRecord::new(ts, name, msg).on_conn(&ctx).dir(dir);
             n.bytes = bytes;
@@ -289,7 +397,6 @@ fn on_event<F: FnMut(Output)>(client_ids: &mut Vec<String>, ctx: ConnCtx, ev: Ka
         }
     }
 }
-
 
 fn finding_output(f: Finding) -> Output {
     match f {

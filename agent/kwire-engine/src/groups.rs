@@ -126,7 +126,12 @@ pub struct Groups {
 
 impl Groups {
     pub fn new(max_groups: usize, max_members: usize) -> Self {
-        Groups { groups: BTreeMap::new(), max_groups, max_members, dropped: 0 }
+        Groups {
+            groups: BTreeMap::new(),
+            max_groups,
+            max_members,
+            dropped: 0,
+        }
     }
 
     pub fn get(&self, group: &str) -> Option<&Group> {
@@ -144,7 +149,12 @@ impl Groups {
         self.groups.get_mut(group)
     }
 
-    fn member_mut<'a>(g: &'a mut Group, max: usize, dropped: &mut u64, member_id: &str) -> Option<&'a mut Member> {
+    fn member_mut<'a>(
+        g: &'a mut Group,
+        max: usize,
+        dropped: &mut u64,
+        member_id: &str,
+    ) -> Option<&'a mut Member> {
         if member_id.is_empty() {
             return None;
         }
@@ -153,15 +163,24 @@ impl Groups {
                 *dropped += 1;
                 return None;
             }
-            g.members.insert(member_id.to_string(), Member::new(member_id));
+            g.members
+                .insert(member_id.to_string(), Member::new(member_id));
         }
         g.members.get_mut(member_id)
     }
 
     /// A member sent JoinGroup (rejoining when `member_id` is set).
-    pub fn on_join_request(&mut self, ts: Timestamp, group: &str, member_id: &str, protocol_type: &str) {
+    pub fn on_join_request(
+        &mut self,
+        ts: Timestamp,
+        group: &str,
+        member_id: &str,
+        protocol_type: &str,
+    ) {
         let (max, mut dropped) = (self.max_members, 0);
-        let Some(g) = self.group_mut(group) else { return };
+        let Some(g) = self.group_mut(group) else {
+            return;
+        };
         if !protocol_type.is_empty() {
             g.protocol_type = Some(protocol_type.to_string());
         }
@@ -175,7 +194,12 @@ impl Groups {
                     for tp in owned {
                         m.revoked.insert(
                             tp,
-                            Revocation { told_ts: ts, generation, complete_ts: Some(ts), next_owner: None },
+                            Revocation {
+                                told_ts: ts,
+                                generation,
+                                complete_ts: Some(ts),
+                                next_owner: None,
+                            },
                         );
                     }
                 }
@@ -200,7 +224,9 @@ impl Groups {
         client_id: Option<&str>,
     ) {
         let (max, mut dropped) = (self.max_members, 0);
-        let Some(g) = self.group_mut(group) else { return };
+        let Some(g) = self.group_mut(group) else {
+            return;
+        };
         if generation > g.generation {
             g.generation = generation;
         }
@@ -226,7 +252,9 @@ impl Groups {
         client_id: Option<&str>,
     ) {
         let (max, mut dropped) = (self.max_members, 0);
-        let Some(g) = self.group_mut(group) else { return };
+        let Some(g) = self.group_mut(group) else {
+            return;
+        };
         if generation > g.generation {
             g.generation = generation;
         }
@@ -240,7 +268,15 @@ impl Groups {
         }
         let lost: Vec<Tp> = m.owned.difference(&assigned).cloned().collect();
         for tp in lost {
-            m.revoked.insert(tp, Revocation { told_ts: ts, generation, complete_ts: None, next_owner: None });
+            m.revoked.insert(
+                tp,
+                Revocation {
+                    told_ts: ts,
+                    generation,
+                    complete_ts: None,
+                    next_owner: None,
+                },
+            );
         }
         for tp in &assigned {
             m.revoked.remove(tp);
@@ -259,16 +295,34 @@ impl Groups {
                     r.next_owner = Some(member_id.to_string());
                 }
             }
-            g.owners.insert(tp.clone(), Owner { member_id: member_id.to_string(), generation, since: ts });
+            g.owners.insert(
+                tp.clone(),
+                Owner {
+                    member_id: member_id.to_string(),
+                    generation,
+                    since: ts,
+                },
+            );
         }
         self.dropped += dropped;
     }
 
     /// KIP-848: a member's heartbeat request lists the partitions it still owns (None = unchanged).
-    pub fn on_heartbeat_owned(&mut self, ts: Timestamp, group: &str, member_id: &str, epoch: i32, owned: Option<&BTreeSet<Tp>>) {
-        let Some(g) = self.groups.get_mut(group) else { return };
+    pub fn on_heartbeat_owned(
+        &mut self,
+        ts: Timestamp,
+        group: &str,
+        member_id: &str,
+        epoch: i32,
+        owned: Option<&BTreeSet<Tp>>,
+    ) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
         g.kip848 = true;
-        let Some(m) = g.members.get_mut(member_id) else { return };
+        let Some(m) = g.members.get_mut(member_id) else {
+            return;
+        };
         for (tp, r) in m.revoked.iter_mut() {
             let acked = owned.is_some_and(|o| !o.contains(tp)) || epoch < 0;
             if acked {
@@ -279,7 +333,15 @@ impl Groups {
             // Leaving the group: everything it owned is given up now.
             let owned = std::mem::take(&mut m.owned);
             for tp in owned {
-                m.revoked.insert(tp, Revocation { told_ts: ts, generation: epoch, complete_ts: Some(ts), next_owner: None });
+                m.revoked.insert(
+                    tp,
+                    Revocation {
+                        told_ts: ts,
+                        generation: epoch,
+                        complete_ts: Some(ts),
+                        next_owner: None,
+                    },
+                );
             }
         }
     }
@@ -292,21 +354,41 @@ impl Groups {
 
     /// A member left (LeaveGroup sent).
     pub fn on_leave(&mut self, ts: Timestamp, group: &str, member_id: &str) {
-        let Some(g) = self.groups.get_mut(group) else { return };
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
         let generation = g.generation;
-        let Some(m) = g.members.get_mut(member_id) else { return };
+        let Some(m) = g.members.get_mut(member_id) else {
+            return;
+        };
         let owned = std::mem::take(&mut m.owned);
         for tp in owned {
-            m.revoked.insert(tp, Revocation { told_ts: ts, generation, complete_ts: Some(ts), next_owner: None });
+            m.revoked.insert(
+                tp,
+                Revocation {
+                    told_ts: ts,
+                    generation,
+                    complete_ts: Some(ts),
+                    next_owner: None,
+                },
+            );
         }
     }
 
     /// Records an accepted commit; returns the group's previous committed offset for the partition.
-    pub fn on_commit_accepted(&mut self, ts: Timestamp, group: &str, member_id: &str, tp: &Tp, offset: i64) -> Option<(i64, String, Timestamp)> {
+    pub fn on_commit_accepted(
+        &mut self,
+        ts: Timestamp,
+        group: &str,
+        member_id: &str,
+        tp: &Tp,
+        offset: i64,
+    ) -> Option<(i64, String, Timestamp)> {
         let g = self.group_mut(group)?;
         if let Some(m) = g.members.get_mut(member_id) {
             m.committed.insert(tp.clone(), offset);
         }
-        g.committed.insert(tp.clone(), (offset, member_id.to_string(), ts))
+        g.committed
+            .insert(tp.clone(), (offset, member_id.to_string(), ts))
     }
 }

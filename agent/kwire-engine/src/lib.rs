@@ -20,9 +20,9 @@ pub mod stats;
 mod testutil;
 pub mod timeline;
 
+pub use alert::{Alert, AlertKind, Severity};
 pub use config::EngineConfig;
 pub use engine::Engine;
-pub use alert::{Alert, AlertKind, Severity};
 pub use output::{ExchangeRecord, NoticeRecord, Output};
-pub use timeline::TimelineRecord;
 pub use stats::Summary;
+pub use timeline::TimelineRecord;

@@ -25,7 +25,10 @@ pub struct Tp {
 
 impl Tp {
     pub fn new(topic: &str, partition: i32) -> Tp {
-        Tp { topic: topic.to_string(), partition }
+        Tp {
+            topic: topic.to_string(),
+            partition,
+        }
     }
 }
 

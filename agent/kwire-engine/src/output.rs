@@ -53,7 +53,10 @@ impl ExchangeRecord {
     }
 
     pub fn latency_us(&self) -> Option<i64> {
-        self.exchange.response.as_ref().map(|r| r.ts.nanos_since(self.exchange.request_ts) / 1000)
+        self.exchange
+            .response
+            .as_ref()
+            .map(|r| r.ts.nanos_since(self.exchange.request_ts) / 1000)
     }
 }
 
@@ -80,7 +83,10 @@ impl Serialize for ExchangeRecord {
         m.serialize_entry("api", api::api_name(e.api_key))?;
         m.serialize_entry("api_version", &e.api_version)?;
         m.serialize_entry("correlation_id", &e.correlation_id)?;
-        m.serialize_entry("response_ts", &e.response.as_ref().map(|r| r.ts.to_rfc3339()))?;
+        m.serialize_entry(
+            "response_ts",
+            &e.response.as_ref().map(|r| r.ts.to_rfc3339()),
+        )?;
         m.serialize_entry("latency_us", &self.latency_us())?;
         let codes = self.error_codes();
         let names: Vec<&str> = codes.iter().map(|&c| error_name(c)).collect();

@@ -169,7 +169,11 @@ impl Serialize for Summary {
         m.serialize_entry("apis", &self.apis.values().collect::<Vec<_>>())?;
         m.serialize_entry("clients", &self.clients.values().collect::<Vec<_>>())?;
         m.serialize_entry("errors", &self.errors.values().collect::<Vec<_>>())?;
-        let acks: BTreeMap<String, u64> = self.produce_acks.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let acks: BTreeMap<String, u64> = self
+            .produce_acks
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
         m.serialize_entry("produce_acks", &acks)?;
         let alerts: Vec<serde_json::Value> = self
             .alerts

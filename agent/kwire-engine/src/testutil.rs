@@ -16,7 +16,11 @@ pub fn broker_ep() -> Endpoint {
 }
 
 pub fn ctx() -> ConnCtx {
-    ConnCtx { id: 1, client: client_ep(), broker: broker_ep() }
+    ConnCtx {
+        id: 1,
+        client: client_ep(),
+        broker: broker_ep(),
+    }
 }
 
 /// Seconds → timestamp.
@@ -25,5 +29,12 @@ pub fn t(secs: i64) -> Timestamp {
 }
 
 pub fn obs(offset: i64, secs: i64, source: Source) -> Obs {
-    Obs { offset, ts: t(secs), source, broker: broker_ep(), conn: 1, epoch: None }
+    Obs {
+        offset,
+        ts: t(secs),
+        source,
+        broker: broker_ep(),
+        conn: 1,
+        epoch: None,
+    }
 }

@@ -114,7 +114,14 @@ pub struct TimelineRecord {
 }
 
 impl TimelineRecord {
-    pub fn new(ts: Timestamp, client_id: &str, ctx: &ConnCtx, tp: &Tp, what: &'static str, offset: i64) -> Self {
+    pub fn new(
+        ts: Timestamp,
+        client_id: &str,
+        ctx: &ConnCtx,
+        tp: &Tp,
+        what: &'static str,
+        offset: i64,
+    ) -> Self {
         TimelineRecord {
             kind_type: "timeline",
             ts: ts.to_rfc3339(),
@@ -145,7 +152,12 @@ pub struct Timelines {
 
 impl Timelines {
     pub fn new(max_clients: usize, max_partitions_per_client: usize) -> Self {
-        Timelines { clients: FxHashMap::default(), max_clients, max_partitions_per_client, dropped: 0 }
+        Timelines {
+            clients: FxHashMap::default(),
+            max_clients,
+            max_partitions_per_client,
+            dropped: 0,
+        }
     }
 
     pub fn get(&self, c: &ClientKey, tp: &Tp) -> Option<&PartState> {

@@ -31,8 +31,15 @@ use proptest::prelude::*;
 use support::{tcp_frame, Ep, KafkaApi, Pair, Rng, ACK, FIN, PSH, SYN};
 
 fn cases(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 /// A conversation and how it is put on the wire.
@@ -57,19 +64,37 @@ fn conv_strategy() -> impl Strategy<Value = Conv> {
         0i32..1_000_000,
         (any::<bool>(), 32768u16..61000, 1024u16..32768),
         (any::<u32>(), any::<u32>(), any::<bool>(), any::<bool>()),
-        (any::<u64>(), prop::sample::select(vec![1usize, 3, 16, 64, 200, 1460])),
+        (
+            any::<u64>(),
+            prop::sample::select(vec![1usize, 3, 16, 64, 200, 1460]),
+        ),
     )
         .prop_map(
-            |(spec, client_id, corr0, (kafka_port, cport, bport), (cisn, bisn, handshake, fin), (seed, max_seg))| {
+            |(
+                spec,
+                client_id,
+                corr0,
+                (kafka_port, cport, bport),
+                (cisn, bisn, handshake, fin),
+                (seed, max_seg),
+            )| {
                 let pairs = spec
                     .iter()
                     .enumerate()
-                    .map(|(i, (api, n))| Pair::new(KafkaApi::ALL[*api], corr0 + i as i32, client_id, *n))
+                    .map(|(i, (api, n))| {
+                        Pair::new(KafkaApi::ALL[*api], corr0 + i as i32, client_id, *n)
+                    })
                     .collect();
                 Conv {
                     pairs,
-                    client: Ep { ip: Ipv4Addr::new(10, 0, 0, 1), port: cport },
-                    broker: Ep { ip: Ipv4Addr::new(10, 0, 0, 2), port: if kafka_port { 9092 } else { bport } },
+                    client: Ep {
+                        ip: Ipv4Addr::new(10, 0, 0, 1),
+                        port: cport,
+                    },
+                    broker: Ep {
+                        ip: Ipv4Addr::new(10, 0, 0, 2),
+                        port: if kafka_port { 9092 } else { bport },
+                    },
                     client_isn: cisn,
                     broker_isn: bisn,
                     handshake,
@@ -93,8 +118,16 @@ struct Wire {
 /// ACKs, FINs.
 fn wire(c: &Conv) -> Vec<Wire> {
     let mut rng = Rng(c.seed);
-    let up: Vec<u8> = c.pairs.iter().flat_map(|p| p.request.iter().copied()).collect();
-    let down: Vec<u8> = c.pairs.iter().flat_map(|p| p.response.iter().copied()).collect();
+    let up: Vec<u8> = c
+        .pairs
+        .iter()
+        .flat_map(|p| p.request.iter().copied())
+        .collect();
+    let down: Vec<u8> = c
+        .pairs
+        .iter()
+        .flat_map(|p| p.response.iter().copied())
+        .collect();
     let mut req_end = Vec::new();
     let mut resp_end = Vec::new();
     let (mut a, mut b) = (0, 0);
@@ -110,8 +143,15 @@ fn wire(c: &Conv) -> Vec<Wire> {
     let bbase = c.broker_isn.wrapping_add(hs);
     let mut out = Vec::new();
     let mut push = |from_client: bool, seq: u32, ack: u32, flags: u8, payload: &[u8]| {
-        let (s, d) = if from_client { (c.client, c.broker) } else { (c.broker, c.client) };
-        out.push(Wire { frame: tcp_frame(s, d, seq, ack, flags, payload), data: !payload.is_empty() });
+        let (s, d) = if from_client {
+            (c.client, c.broker)
+        } else {
+            (c.broker, c.client)
+        };
+        out.push(Wire {
+            frame: tcp_frame(s, d, seq, ack, flags, payload),
+            data: !payload.is_empty(),
+        });
     };
     if c.handshake {
         push(true, c.client_isn, 0, SYN, &[]);
@@ -133,21 +173,39 @@ fn wire(c: &Conv) -> Vec<Wire> {
         if client_turn {
             let n = seg.min(up.len() - sent_up);
             let seq = cbase.wrapping_add(sent_up as u32);
-            push(true, seq, bbase.wrapping_add(sent_down as u32), ACK | PSH, &up[sent_up..sent_up + n]);
+            push(
+                true,
+                seq,
+                bbase.wrapping_add(sent_down as u32),
+                ACK | PSH,
+                &up[sent_up..sent_up + n],
+            );
             sent_up += n;
         } else {
             let n = seg.min(allowed - sent_down);
             let seq = bbase.wrapping_add(sent_down as u32);
-            push(false, seq, cbase.wrapping_add(sent_up as u32), ACK | PSH, &down[sent_down..sent_down + n]);
+            push(
+                false,
+                seq,
+                cbase.wrapping_add(sent_up as u32),
+                ACK | PSH,
+                &down[sent_down..sent_down + n],
+            );
             sent_down += n;
         }
         // Now and then a bare ACK from the receiver.
         if rng.below(4) == 0 {
             let from_client = !client_turn;
             let (seq, ack) = if from_client {
-                (cbase.wrapping_add(sent_up as u32), bbase.wrapping_add(sent_down as u32))
+                (
+                    cbase.wrapping_add(sent_up as u32),
+                    bbase.wrapping_add(sent_down as u32),
+                )
             } else {
-                (bbase.wrapping_add(sent_down as u32), cbase.wrapping_add(sent_up as u32))
+                (
+                    bbase.wrapping_add(sent_down as u32),
+                    cbase.wrapping_add(sent_up as u32),
+                )
             };
             push(from_client, seq, ack, ACK, &[]);
         }
@@ -181,7 +239,9 @@ fn run(frames: impl IntoIterator<Item = Vec<u8>>, link: LinkType) -> Run {
     let mut outs = Vec::new();
     let t0 = Timestamp::from_secs_nanos(1_700_000_000, 0);
     for (i, f) in frames.into_iter().enumerate() {
-        engine.on_packet(t0.add_nanos(i as i64 * 1_000), link, &f, &mut |o| outs.push(o));
+        engine.on_packet(t0.add_nanos(i as i64 * 1_000), link, &f, &mut |o| {
+            outs.push(o)
+        });
     }
     engine.finish(&mut |o| outs.push(o));
     for o in outs {
@@ -194,7 +254,9 @@ fn run(frames: impl IntoIterator<Item = Vec<u8>>, link: LinkType) -> Run {
                     x.correlation_id,
                     x.request.client_id.clone(),
                     matches!(x.request.body, Decoded::Full(_)),
-                    x.response.as_ref().map(|resp| matches!(resp.body, Decoded::Full(_))),
+                    x.response
+                        .as_ref()
+                        .map(|resp| matches!(resp.body, Decoded::Full(_))),
                 ));
             }
             Output::Notice(n) if n.notice == "orphan" => r.orphans += 1,
@@ -212,7 +274,14 @@ fn expected(c: &Conv) -> Vec<Ex> {
         .iter()
         .map(|p| {
             let (k, v) = p.api.key_version();
-            (k, v, p.correlation_id, Some(p.client_id.clone()), true, Some(true))
+            (
+                k,
+                v,
+                p.correlation_id,
+                Some(p.client_id.clone()),
+                true,
+                Some(true),
+            )
         })
         .collect()
 }
@@ -220,10 +289,18 @@ fn expected(c: &Conv) -> Vec<Ex> {
 /// Counters agree with the outputs, whatever the input.
 fn consistent(r: &Run) -> Result<(), TestCaseError> {
     let k = &r.summary.kafka;
-    prop_assert_eq!(k.requests as usize, r.exchanges.len(), "one exchange per request counted");
+    prop_assert_eq!(
+        k.requests as usize,
+        r.exchanges.len(),
+        "one exchange per request counted"
+    );
     let unanswered = r.exchanges.iter().filter(|e| e.5.is_none()).count();
     prop_assert_eq!(k.unanswered as usize, unanswered, "unanswered counter");
-    prop_assert_eq!(k.responses as usize, r.exchanges.len() - unanswered, "responses counter");
+    prop_assert_eq!(
+        k.responses as usize,
+        r.exchanges.len() - unanswered,
+        "responses counter"
+    );
     prop_assert_eq!(k.orphans as usize, r.orphans, "orphan counter");
     Ok(())
 }
@@ -416,7 +493,11 @@ fn damage(c: &Conv, ops: &[u8]) -> (Vec<Vec<u8>>, usize, usize) {
             i += 1;
         }
     }
-    (pkts.into_iter().map(|p| p.0.frame).collect(), dropped, swapped)
+    (
+        pkts.into_iter().map(|p| p.0.frame).collect(),
+        dropped,
+        swapped,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -435,7 +516,14 @@ fn mid_stream(client: Ep, broker: Ep, up: &[&[u8]], down: &[&[u8]]) -> Vec<Vec<u
     }
     let mut off = 0u32;
     for ch in down {
-        out.push(tcp_frame(broker, client, bisn + off, cisn + up_len as u32, ACK | PSH, ch));
+        out.push(tcp_frame(
+            broker,
+            client,
+            bisn + off,
+            cisn + up_len as u32,
+            ACK | PSH,
+            ch,
+        ));
         off += ch.len() as u32;
     }
     out
@@ -450,9 +538,20 @@ fn header_in_one_byte_segments_without_handshake() {
         let p = Pair::new(KafkaApi::Metadata, 7, "c", 2);
         let up: Vec<&[u8]> = p.request.chunks(1).collect();
         let down: Vec<&[u8]> = p.response.chunks(1).collect();
-        let r =
-            run(mid_stream(Ep::new(10, 0, 0, 1, 40000), Ep::new(10, 0, 0, 2, port), &up, &down), LinkType::Ethernet);
-        assert_eq!(r.exchanges, vec![(3, 1, 7, Some("c".to_string()), true, Some(true))], "port {port}");
+        let r = run(
+            mid_stream(
+                Ep::new(10, 0, 0, 1, 40000),
+                Ep::new(10, 0, 0, 2, port),
+                &up,
+                &down,
+            ),
+            LinkType::Ethernet,
+        );
+        assert_eq!(
+            r.exchanges,
+            vec![(3, 1, 7, Some("c".to_string()), true, Some(true))],
+            "port {port}"
+        );
     }
 }
 
@@ -467,10 +566,19 @@ fn later_segment_that_looks_like_tls_or_text_is_not_a_verdict() {
         // First segment: length, api key and version (8 bytes: not enough to judge); then the rest.
         let up: [&[u8]; 2] = [&p.request[..8], &p.request[8..]];
         let r = run(
-            mid_stream(Ep::new(10, 0, 0, 1, 40000), Ep::new(10, 0, 0, 2, 1024), &up, &[&p.response]),
+            mid_stream(
+                Ep::new(10, 0, 0, 1, 40000),
+                Ep::new(10, 0, 0, 2, 1024),
+                &up,
+                &[&p.response],
+            ),
             LinkType::Ethernet,
         );
-        assert_eq!(r.exchanges, vec![(18, 0, corr, Some("c".to_string()), true, Some(true))], "corr {corr:#x}");
+        assert_eq!(
+            r.exchanges,
+            vec![(18, 0, corr, Some("c".to_string()), true, Some(true))],
+            "corr {corr:#x}"
+        );
         assert_eq!(r.summary.flows.tls, 0);
     }
 }
@@ -492,12 +600,17 @@ fn response_first_is_an_orphan_not_a_request() {
         let mut notices = Vec::new();
         let mut exchanges = 0;
         for (i, f) in frames.iter().enumerate() {
-            engine.on_packet(Timestamp(i as i64), LinkType::Ethernet, f, &mut |o| match o {
-                Output::Notice(n) => notices.push((n.notice, n.client_addr, n.correlation_id)),
-                Output::Exchange(_) => exchanges += 1,
-                #[allow(unreachable_patterns)]
-                _ => {}
-            });
+            engine.on_packet(
+                Timestamp(i as i64),
+                LinkType::Ethernet,
+                f,
+                &mut |o| match o {
+                    Output::Notice(n) => notices.push((n.notice, n.client_addr, n.correlation_id)),
+                    Output::Exchange(_) => exchanges += 1,
+                    #[allow(unreachable_patterns)]
+                    _ => {}
+                },
+            );
         }
         engine.finish(&mut |o| match o {
             Output::Notice(n) => notices.push((n.notice, n.client_addr, n.correlation_id)),
@@ -506,7 +619,11 @@ fn response_first_is_an_orphan_not_a_request() {
             _ => {}
         });
         assert_eq!(exchanges, 0, "corr {corr}: no request was captured");
-        assert_eq!(notices, vec![("orphan", Some("10.0.0.1:40000".to_string()), Some(corr))], "corr {corr}");
+        assert_eq!(
+            notices,
+            vec![("orphan", Some("10.0.0.1:40000".to_string()), Some(corr))],
+            "corr {corr}"
+        );
     }
 }
 
@@ -521,7 +638,10 @@ fn response_first_on_an_unknown_port_reverses_roles() {
     let p = Pair::new(KafkaApi::Metadata, 0, "", 1);
     let client = Ep::new(10, 0, 0, 1, 40000);
     let broker = Ep::new(10, 0, 0, 2, 1024);
-    let r = run(mid_stream(client, broker, &[], &[&p.response]), LinkType::Ethernet);
+    let r = run(
+        mid_stream(client, broker, &[], &[&p.response]),
+        LinkType::Ethernet,
+    );
     assert_eq!(r.exchanges, vec![], "no request was captured");
     assert_eq!(r.orphans, 1);
 }

@@ -14,7 +14,7 @@
 
 use crate::flow_key::{Direction, FlowKey, Side};
 use crate::packet::TcpSegment;
-use crate::reassembly::{Chunk, ReassemblyLimits, Reassembler};
+use crate::reassembly::{Chunk, Reassembler, ReassemblyLimits};
 use crate::table::FlowState;
 use crate::time::Timestamp;
 
@@ -55,7 +55,13 @@ impl TcpConnection {
 
     /// Direction of data sent by `side`, if the client is known.
     pub fn direction(&self, side: Side) -> Option<Direction> {
-        self.client.map(|c| if c == side { Direction::ToServer } else { Direction::ToClient })
+        self.client.map(|c| {
+            if c == side {
+                Direction::ToServer
+            } else {
+                Direction::ToClient
+            }
+        })
     }
 
     /// True if `seg` (sent by `side`) is a SYN that starts a new connection on this key: that direction
@@ -92,7 +98,9 @@ impl TcpConnection {
             let peer = side.other();
             other.on_peer_ack(seg.ack, &mut |c| out(peer, c));
         }
-        this.push(seg.seq, seg.flags, seg.payload, seg.payload_len, &mut |c| out(side, c));
+        this.push(seg.seq, seg.flags, seg.payload, seg.payload_len, &mut |c| {
+            out(side, c)
+        });
     }
 
     /// End of input or eviction: flush both directions (A first, then B: deterministic).

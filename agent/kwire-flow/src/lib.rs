@@ -19,7 +19,7 @@ pub mod time;
 pub use connection::TcpConnection;
 pub use flow_key::{Direction, FlowKey, Side};
 pub use packet::{decode_tcp, Endpoint, LinkType, PacketError, TcpFlags, TcpSegment};
-pub use reassembly::{Chunk, ReassemblyLimits, ReassemblyStats, Reassembler};
+pub use reassembly::{Chunk, Reassembler, ReassemblyLimits, ReassemblyStats};
 pub use table::{FlowState, FlowTable, FlowTableConfig, FlowTableStats, TableFull};
 pub use time::Timestamp;
 

@@ -235,7 +235,11 @@ pub fn decode_tcp(link: LinkType, data: &[u8]) -> Result<TcpSegment<'_>, PacketE
             let fam = [fam[0], fam[1], fam[2], fam[3]];
             // The family is a small number: whichever byte order gives one is the writer's.
             let le = u32::from_le_bytes(fam);
-            let family = if le <= 0xFFFF { le } else { u32::from_be_bytes(fam) };
+            let family = if le <= 0xFFFF {
+                le
+            } else {
+                u32::from_be_bytes(fam)
+            };
             match family {
                 // AF_INET everywhere; AF_INET6 on Linux (10), Windows (23), NetBSD/OpenBSD (24),
                 // FreeBSD (28), macOS (30).

@@ -55,7 +55,10 @@ pub struct ReassemblyLimits {
 
 impl Default for ReassemblyLimits {
     fn default() -> Self {
-        ReassemblyLimits { max_ooo_bytes: 1 << 20, max_ooo_segments: 256 }
+        ReassemblyLimits {
+            max_ooo_bytes: 1 << 20,
+            max_ooo_segments: 256,
+        }
     }
 }
 
@@ -258,7 +261,9 @@ impl Reassembler {
                 let cut_lost = cut.min(i64::from(lost));
                 lost -= cut_lost as u32;
                 let cut_data = (cut - cut_lost) as usize;
-                data = data.get(..data.len().saturating_sub(cut_data)).unwrap_or(&[]);
+                data = data
+                    .get(..data.len().saturating_sub(cut_data))
+                    .unwrap_or(&[]);
                 payload_len -= cut as u32;
             }
         }
@@ -456,7 +461,9 @@ impl Reassembler {
             if r > 0 {
                 break;
             }
-            let Some(seg) = self.buf.pop_front() else { break };
+            let Some(seg) = self.buf.pop_front() else {
+                break;
+            };
             self.buffered_bytes -= seg.data.len();
             let total = seg.len();
             let t = (-r).min(total);
@@ -559,7 +566,11 @@ impl Reassembler {
         v.clear();
         v.extend_from_slice(bytes);
         self.buffered_bytes += v.len();
-        let seg = OooSeg { seq: seg_seq.wrapping_add(oa as u32), data: v, lost };
+        let seg = OooSeg {
+            seq: seg_seq.wrapping_add(oa as u32),
+            data: v,
+            lost,
+        };
         if idx >= self.buf.len() {
             self.buf.push_back(seg);
         } else {

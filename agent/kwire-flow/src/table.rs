@@ -190,7 +190,12 @@ impl<T: FlowState> FlowTable<T> {
     }
 
     fn insert_new(&mut self, key: FlowKey, ts: Timestamp, value: T) -> u32 {
-        let slot = Slot { key, value, order: self.next_order, last_ts: ts };
+        let slot = Slot {
+            key,
+            value,
+            order: self.next_order,
+            last_ts: ts,
+        };
         self.next_order += 1;
         self.stats.inserted += 1;
         let idx = match self.free.pop() {

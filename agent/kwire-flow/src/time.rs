@@ -90,7 +90,10 @@ mod tests {
         let t = Timestamp::from_secs_nanos(951_782_400, 0); // 2000-02-29
         assert_eq!(t.to_rfc3339(), "2000-02-29T00:00:00.000000Z");
         // one microsecond before the epoch
-        assert_eq!(Timestamp(-1_000).to_rfc3339(), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(
+            Timestamp(-1_000).to_rfc3339(),
+            "1969-12-31T23:59:59.999999Z"
+        );
         // end of a year
         let t = Timestamp::from_secs_nanos(1_704_067_199, 999_999_999); // 2023-12-31T23:59:59
         assert_eq!(t.to_rfc3339(), "2023-12-31T23:59:59.999999Z");
@@ -98,7 +101,10 @@ mod tests {
 
     #[test]
     fn serializes_as_i64() {
-        assert_eq!(serde_json::to_string(&Timestamp(1_479_549_801_123_456_789)).unwrap(), "1479549801123456789");
+        assert_eq!(
+            serde_json::to_string(&Timestamp(1_479_549_801_123_456_789)).unwrap(),
+            "1479549801123456789"
+        );
         assert_eq!(serde_json::to_string(&Timestamp(-5)).unwrap(), "-5");
         assert_eq!(Timestamp(5).secs(), 0);
         assert_eq!(Timestamp(-1).secs(), -1);

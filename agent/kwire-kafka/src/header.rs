@@ -53,12 +53,25 @@ pub fn parse_request_header(frame: &[u8]) -> Result<(RequestHeader, usize), Head
     if header_version >= 2 {
         pos = skip_tagged_fields(frame, pos)?;
     }
-    Ok((RequestHeader { api_key, api_version, correlation_id, client_id, header_version }, pos))
+    Ok((
+        RequestHeader {
+            api_key,
+            api_version,
+            correlation_id,
+            client_id,
+            header_version,
+        },
+        pos,
+    ))
 }
 
 /// Parses a response header for a request of (`api_key`, `api_version`) at the start of `frame`.
 /// Returns the correlation id and the offset at which the body starts.
-pub fn parse_response_header(frame: &[u8], api_key: i16, api_version: i16) -> Result<(i32, usize), HeaderError> {
+pub fn parse_response_header(
+    frame: &[u8],
+    api_key: i16,
+    api_version: i16,
+) -> Result<(i32, usize), HeaderError> {
     let correlation_id = be_i32(frame, 0)?;
     let mut pos = 4;
     if api::response_header_version(api_key, api_version) >= 1 {
@@ -149,10 +162,15 @@ mod tests {
 
     #[test]
     fn truncated_and_malformed() {
-        assert_eq!(parse_request_header(&[0, 3, 0, 2, 0, 0]), Err(HeaderError::Truncated));
+        assert_eq!(
+            parse_request_header(&[0, 3, 0, 2, 0, 0]),
+            Err(HeaderError::Truncated)
+        );
         let bad = [0, 3, 0, 2, 0, 0, 0, 1, 0xFF, 0xF0];
         assert_eq!(parse_request_header(&bad), Err(HeaderError::Malformed));
-        let big_tag = [0, 0, 0, 9, 0, 0, 0, 1, 0xFF, 0xFF, 1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F];
+        let big_tag = [
+            0, 0, 0, 9, 0, 0, 0, 1, 0xFF, 0xFF, 1, 1, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F,
+        ];
         assert_eq!(parse_request_header(&big_tag), Err(HeaderError::Truncated));
     }
 

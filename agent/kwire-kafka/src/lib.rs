@@ -5,19 +5,19 @@
 //! request we remember), the response header version follows the API (ApiVersions always v0), and a
 //! connection may be joined in the middle of a frame.
 
+pub mod api;
 pub mod assignment;
 pub mod body;
-pub mod legacy;
-pub mod records;
-pub mod wire;
-pub mod api;
 pub mod header;
+pub mod legacy;
 pub mod pending;
 pub mod probe;
+pub mod records;
 pub mod skeleton;
 pub mod stream;
+pub mod wire;
 
 pub use stream::{
-    Decoded, DesyncReason, Exchange, KafkaConfig, KafkaConnection, KafkaEvent, KafkaStats, NoticeKind, RequestInfo, RequestSent,
-    ResponseInfo, SkipReason, StreamStart,
+    Decoded, DesyncReason, Exchange, KafkaConfig, KafkaConnection, KafkaEvent, KafkaStats,
+    NoticeKind, RequestInfo, RequestSent, ResponseInfo, SkipReason, StreamStart,
 };

@@ -43,7 +43,11 @@ pub struct PendingQueue<R> {
 
 impl<R> PendingQueue<R> {
     pub fn new(max: usize) -> Self {
-        PendingQueue { queue: VecDeque::new(), max: max.max(1), evicted: 0 }
+        PendingQueue {
+            queue: VecDeque::new(),
+            max: max.max(1),
+            evicted: 0,
+        }
     }
 
     /// Adds a request; returns the oldest request if the queue was full (it is then unanswered).
@@ -61,7 +65,9 @@ impl<R> PendingQueue<R> {
 
     /// Is a request with this correlation id waiting?
     pub fn contains(&self, correlation_id: i32) -> bool {
-        self.queue.iter().any(|p| p.correlation_id == correlation_id)
+        self.queue
+            .iter()
+            .any(|p| p.correlation_id == correlation_id)
     }
 
     /// Correlation id of the oldest waiting request.
@@ -79,14 +85,25 @@ impl<R> PendingQueue<R> {
 
     /// Takes the request answered by `correlation_id` and every older one (which will never be answered).
     pub fn take(&mut self, correlation_id: i32) -> Option<Matched<R>> {
-        let idx = self.queue.iter().position(|p| p.correlation_id == correlation_id)?;
+        let idx = self
+            .queue
+            .iter()
+            .position(|p| p.correlation_id == correlation_id)?;
         let unanswered: Vec<_> = self.queue.drain(..idx).collect();
         let request = self.queue.pop_front()?;
-        Some(Matched { unanswered, request })
+        Some(Matched {
+            unanswered,
+            request,
+        })
     }
 
     /// Removes requests older than `max_age_ns` relative to `now` (oldest first).
-    pub fn expire(&mut self, now: Timestamp, max_age_ns: i64, mut out: impl FnMut(PendingRequest<R>)) {
+    pub fn expire(
+        &mut self,
+        now: Timestamp,
+        max_age_ns: i64,
+        mut out: impl FnMut(PendingRequest<R>),
+    ) {
         while let Some(front) = self.queue.front() {
             if now.0.saturating_sub(front.ts.0) <= max_age_ns {
                 break;
@@ -116,7 +133,14 @@ mod tests {
     use super::*;
 
     fn req(c: i32, expects: bool) -> PendingRequest<()> {
-        PendingRequest { correlation_id: c, api_key: 0, api_version: 3, ts: Timestamp(c as i64), expects_response: expects, data: () }
+        PendingRequest {
+            correlation_id: c,
+            api_key: 0,
+            api_version: 3,
+            ts: Timestamp(c as i64),
+            expects_response: expects,
+            data: (),
+        }
     }
 
     #[test]
@@ -126,7 +150,13 @@ mod tests {
         assert!(q.push(req(2, true)).is_none());
         assert!(q.push(req(3, true)).is_none());
         let m = q.take(2).unwrap();
-        assert_eq!(m.unanswered.iter().map(|p| p.correlation_id).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            m.unanswered
+                .iter()
+                .map(|p| p.correlation_id)
+                .collect::<Vec<_>>(),
+            vec![1]
+        );
         assert_eq!(m.request.correlation_id, 2);
         assert!(q.take(7).is_none());
         assert_eq!(q.len(), 1);

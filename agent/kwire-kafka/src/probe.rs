@@ -42,7 +42,9 @@ pub struct ProbeLimits {
 impl Default for ProbeLimits {
     fn default() -> Self {
         // Kafka's default socket.request.max.bytes is 100 MiB; fetch responses can exceed it, so allow more.
-        ProbeLimits { max_frame_len: 512 * 1024 * 1024 }
+        ProbeLimits {
+            max_frame_len: 512 * 1024 * 1024,
+        }
     }
 }
 
@@ -77,7 +79,9 @@ pub enum Probe {
 
 /// Does `data` start with a plausible Kafka request frame (length prefix included)?
 pub fn probe_request(data: &[u8], limits: &ProbeLimits) -> Probe {
-    let Ok(len) = be_i32(data, 0) else { return Probe::NeedMore };
+    let Ok(len) = be_i32(data, 0) else {
+        return Probe::NeedMore;
+    };
     if !(MIN_REQUEST_LEN..=limits.max_frame_len).contains(&len) {
         return Probe::No;
     }
@@ -92,19 +96,27 @@ pub fn probe_request_frame(frame: &[u8]) -> bool {
 
 /// Checks the request header at the start of `h`, for a frame of `len` bytes.
 fn probe_request_header(h: &[u8], len: i32) -> Probe {
-    let Ok(key) = be_i16(h, 0) else { return Probe::NeedMore };
-    let Ok(version) = be_i16(h, 2) else { return Probe::NeedMore };
+    let Ok(key) = be_i16(h, 0) else {
+        return Probe::NeedMore;
+    };
+    let Ok(version) = be_i16(h, 2) else {
+        return Probe::NeedMore;
+    };
     if !api::is_plausible(key, version) {
         return Probe::No;
     }
-    let Ok(corr) = be_i32(h, 4) else { return Probe::NeedMore };
+    let Ok(corr) = be_i32(h, 4) else {
+        return Probe::NeedMore;
+    };
     if corr < 0 {
         return Probe::No;
     }
     if api::request_header_version(key, version) == 0 {
         return Probe::Yes;
     }
-    let Ok(id_len) = be_i16(h, 8) else { return Probe::NeedMore };
+    let Ok(id_len) = be_i16(h, 8) else {
+        return Probe::NeedMore;
+    };
     if id_len < -1 || i32::from(id_len) > len - 10 {
         return Probe::No;
     }
@@ -129,20 +141,29 @@ fn probe_request_header(h: &[u8], len: i32) -> Probe {
 pub fn confirm_request(data: &[u8]) -> Option<bool> {
     let len = usize::try_from(be_i32(data, 0).ok()?).ok()?;
     let frame = data.get(4..4 + len)?;
-    let Ok((hdr, at)) = crate::header::parse_request_header(frame) else { return Some(false) };
+    let Ok((hdr, at)) = crate::header::parse_request_header(frame) else {
+        return Some(false);
+    };
     if !api::is_known_version(hdr.api_key, hdr.api_version) {
         return Some(true);
     }
-    Some(crate::body::decode_request(hdr.api_key, hdr.api_version, frame.get(at..).unwrap_or(&[])).is_ok())
+    Some(
+        crate::body::decode_request(hdr.api_key, hdr.api_version, frame.get(at..).unwrap_or(&[]))
+            .is_ok(),
+    )
 }
 
 /// Does `data` start with a plausible response frame whose correlation id satisfies `known`?
 pub fn probe_response(data: &[u8], limits: &ProbeLimits, known: impl Fn(i32) -> bool) -> Probe {
-    let Ok(len) = be_i32(data, 0) else { return Probe::NeedMore };
+    let Ok(len) = be_i32(data, 0) else {
+        return Probe::NeedMore;
+    };
     if !(MIN_RESPONSE_LEN..=limits.max_frame_len).contains(&len) {
         return Probe::No;
     }
-    let Ok(corr) = be_i32(data, 4) else { return Probe::NeedMore };
+    let Ok(corr) = be_i32(data, 4) else {
+        return Probe::NeedMore;
+    };
     if corr >= 0 && known(corr) {
         Probe::Yes
     } else {
@@ -161,8 +182,9 @@ pub fn is_tls_record(data: &[u8]) -> bool {
 }
 
 fn looks_like_text_protocol(data: &[u8]) -> bool {
-    const PREFIXES: [&[u8]; 10] =
-        [b"GET ", b"POST", b"PUT ", b"HEAD", b"HTTP", b"SSH-", b"PRI ", b"*", b"+OK", b"220 "];
+    const PREFIXES: [&[u8]; 10] = [
+        b"GET ", b"POST", b"PUT ", b"HEAD", b"HTTP", b"SSH-", b"PRI ", b"*", b"+OK", b"220 ",
+    ];
     PREFIXES.iter().any(|p| data.starts_with(p))
 }
 

@@ -176,7 +176,8 @@ impl RecordSetWalker {
                 if self.head.len() < 12 {
                     return;
                 }
-                let len = i32::from_be_bytes([self.head[8], self.head[9], self.head[10], self.head[11]]);
+                let len =
+                    i32::from_be_bytes([self.head[8], self.head[9], self.head[10], self.head[11]]);
                 if len < 0 {
                     self.summary.malformed = true;
                     return;
@@ -186,7 +187,8 @@ impl RecordSetWalker {
             let total = self.total.unwrap_or(0);
             // Keep the header part, skip the rest by count.
             if self.head.len() < BATCH_V2_HEADER && (self.head.len() as u64) < total {
-                let want = (BATCH_V2_HEADER - self.head.len()).min((total - self.head.len() as u64) as usize);
+                let want = (BATCH_V2_HEADER - self.head.len())
+                    .min((total - self.head.len() as u64) as usize);
                 let n = want.min(bytes.len());
                 self.head.extend_from_slice(&bytes[..n]);
                 self.seen += n as u64;

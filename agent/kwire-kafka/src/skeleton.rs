@@ -81,7 +81,11 @@ enum Rec {
     /// Null or empty: nothing to skip; the skeleton continues at this position.
     Empty(usize),
     /// `len` record bytes follow the prefix at `start..after`.
-    Start { start: usize, after: usize, len: u64 },
+    Start {
+        start: usize,
+        after: usize,
+        len: u64,
+    },
 }
 
 /// A cursor over the skeleton that says `None` when a field is not wholly there yet.
@@ -103,7 +107,8 @@ impl<'a> Cur<'a> {
         self.take(2).map(|s| i16::from_be_bytes([s[0], s[1]]))
     }
     fn i32(&mut self) -> Option<i32> {
-        self.take(4).map(|s| i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        self.take(4)
+            .map(|s| i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
     }
     fn uvarint(&mut self) -> Option<Result<u32, ()>> {
         let mut v: u32 = 0;
@@ -219,7 +224,11 @@ impl Skeleton {
     }
 
     fn end_records(&mut self, real: u64) {
-        let s = self.rs.take().map(RecordSetWalker::finish).unwrap_or_default();
+        let s = self
+            .rs
+            .take()
+            .map(RecordSetWalker::finish)
+            .unwrap_or_default();
         self.sets.push((real, s));
         self.records_left = None;
         self.stage = Stage::PartTags;
@@ -234,7 +243,10 @@ impl Skeleton {
             }
             // The skeleton is moved out while a unit is parsed so that the parsers may update counters.
             let skel = std::mem::take(&mut self.skel);
-            let mut c = Cur { b: &skel, p: self.pos };
+            let mut c = Cur {
+                b: &skel,
+                p: self.pos,
+            };
             let r = match self.stage {
                 Stage::Header => self.header(&mut c),
                 Stage::Top => self.top(&mut c),
@@ -451,7 +463,11 @@ impl Skeleton {
         if len <= 0 {
             return Rec::Empty(c.p);
         }
-        Rec::Start { start, after: c.p, len: len as u64 }
+        Rec::Start {
+            start,
+            after: c.p,
+            len: len as u64,
+        }
     }
 
     fn array_len(&self, c: &mut Cur<'_>) -> Option<Result<u32, ()>> {
@@ -581,7 +597,11 @@ mod tests {
             for p in 0..3 {
                 let mut pd = PartitionProduceData::default();
                 pd.index = p;
-                pd.records = if p == 1 { None } else { Some(records(100 * t as i64 + p as i64)) };
+                pd.records = if p == 1 {
+                    None
+                } else {
+                    Some(records(100 * t as i64 + p as i64))
+                };
                 parts.push(pd);
             }
             let mut td = TopicProduceData::default();
@@ -628,7 +648,11 @@ mod tests {
                 at.first_offset = 50;
                 pd.aborted_transactions = Some(vec![at.clone(), at]);
                 pd.preferred_read_replica = km::BrokerId(-1);
-                pd.records = if p == 2 { None } else { Some(records(1000 * t as i64 + p as i64)) };
+                pd.records = if p == 2 {
+                    None
+                } else {
+                    Some(records(1000 * t as i64 + p as i64))
+                };
                 parts.push(pd);
             }
             let mut tr = FetchableTopicResponse::default();
@@ -668,11 +692,20 @@ mod tests {
         for v in 3..=13i16 {
             let frame = produce(v);
             let hdr = crate::header::parse_request_header(&frame).unwrap().1;
-            let RequestBody::Produce(want) = decode_request(0, v, &frame[hdr..]).unwrap() else { panic!() };
+            let RequestBody::Produce(want) = decode_request(0, v, &frame[hdr..]).unwrap() else {
+                panic!()
+            };
             for chunk in [1, 7, 100, 1448, 65536] {
                 let w = walk(Shape::ProduceRequest, v, v >= 9, &frame, chunk);
-                assert!(w.skel.len() < 600, "skeleton keeps no record bytes: {}", w.skel.len());
-                let RequestBody::Produce(mut got) = decode_request(0, v, &w.skel[hdr..]).unwrap() else { panic!() };
+                assert!(
+                    w.skel.len() < 600,
+                    "skeleton keeps no record bytes: {}",
+                    w.skel.len()
+                );
+                let RequestBody::Produce(mut got) = decode_request(0, v, &w.skel[hdr..]).unwrap()
+                else {
+                    panic!()
+                };
                 w.patch_request(&mut got);
                 assert_eq!(got, want, "Produce v{v} in chunks of {chunk}");
             }
@@ -686,10 +719,15 @@ mod tests {
         for v in 4..=18i16 {
             let frame = fetch(v);
             let hdr = if v >= 12 { 5 } else { 4 };
-            let ResponseBody::Fetch(want) = decode_response(1, v, &frame[hdr..]).unwrap() else { panic!() };
+            let ResponseBody::Fetch(want) = decode_response(1, v, &frame[hdr..]).unwrap() else {
+                panic!()
+            };
             for chunk in [1, 13, 1448, 65536] {
                 let w = walk(Shape::FetchResponse, v, v >= 12, &frame, chunk);
-                let ResponseBody::Fetch(mut got) = decode_response(1, v, &w.skel[hdr..]).unwrap() else { panic!() };
+                let ResponseBody::Fetch(mut got) = decode_response(1, v, &w.skel[hdr..]).unwrap()
+                else {
+                    panic!()
+                };
                 w.patch_response(&mut got);
                 assert_eq!(got, want, "Fetch v{v} in chunks of {chunk}");
             }

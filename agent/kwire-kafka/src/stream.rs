@@ -205,8 +205,16 @@ pub enum KafkaEvent {
     Exchange(Box<Exchange>),
     RequestSent(Box<RequestSent>),
     /// A response whose request was never seen (mid-stream join, or a request lost in a gap).
-    Orphan { ts: Timestamp, correlation_id: i32, bytes: u32 },
-    Notice { ts: Timestamp, dir: Direction, kind: NoticeKind },
+    Orphan {
+        ts: Timestamp,
+        correlation_id: i32,
+        bytes: u32,
+    },
+    Notice {
+        ts: Timestamp,
+        dir: Direction,
+        kind: NoticeKind,
+    },
 }
 
 /// Counters for one connection (summed by the engine).
@@ -341,7 +349,11 @@ impl KafkaConnection {
             if probe::is_tls_record(data) {
                 self.tls = true;
                 self.stats.tls_bytes += data.len() as u64;
-                out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::Tls });
+                out(KafkaEvent::Notice {
+                    ts,
+                    dir,
+                    kind: NoticeKind::Tls,
+                });
                 return;
             }
         }
@@ -357,7 +369,13 @@ impl KafkaConnection {
     }
 
     /// The capture lost `len` bytes of this direction (0 = unknown amount).
-    pub fn on_gap(&mut self, dir: Direction, ts: Timestamp, len: u64, out: &mut impl FnMut(KafkaEvent)) {
+    pub fn on_gap(
+        &mut self,
+        dir: Direction,
+        ts: Timestamp,
+        len: u64,
+        out: &mut impl FnMut(KafkaEvent),
+    ) {
         if self.tls {
             return;
         }
@@ -386,7 +404,11 @@ impl KafkaConnection {
                         }
                         d.partial.skip = remaining - len;
                         self.stats.damaged_frames += 1;
-                        out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::FrameDamaged { len } });
+                        out(KafkaEvent::Notice {
+                            ts,
+                            dir,
+                            kind: NoticeKind::FrameDamaged { len },
+                        });
                         if !was_skipping && buffered.len() >= 4 {
                             // We still have the header: report the exchange with its body lost (its size
                             // is `partial.total`, so that is reset only after).
@@ -434,7 +456,8 @@ impl KafkaConnection {
             return;
         }
         let mut expired = Vec::new();
-        self.pending.expire(now, cfg.pending_max_age_ns, |p| expired.push(p));
+        self.pending
+            .expire(now, cfg.pending_max_age_ns, |p| expired.push(p));
         for p in expired {
             self.complete(p, None, out);
         }
@@ -454,7 +477,13 @@ impl KafkaConnection {
         }
     }
 
-    fn lose_sync(&mut self, dir: Direction, ts: Timestamp, reason: DesyncReason, out: &mut impl FnMut(KafkaEvent)) {
+    fn lose_sync(
+        &mut self,
+        dir: Direction,
+        ts: Timestamp,
+        reason: DesyncReason,
+        out: &mut impl FnMut(KafkaEvent),
+    ) {
         let d = self.dir_mut(dir);
         d.resync_skipped += d.buf.len() as u64 + d.partial.skip + d.walked;
         d.buf.clear();
@@ -463,11 +492,22 @@ impl KafkaConnection {
         d.partial = Partial::default();
         d.mode = Mode::Resync;
         self.stats.desyncs += 1;
-        out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::Desync { reason } });
+        out(KafkaEvent::Notice {
+            ts,
+            dir,
+            kind: NoticeKind::Desync { reason },
+        });
     }
 
     /// First bytes of a direction of a connection joined mid-stream.
-    fn on_start(&mut self, cfg: &KafkaConfig, dir: Direction, ts: Timestamp, data: &[u8], out: &mut impl FnMut(KafkaEvent)) -> usize {
+    fn on_start(
+        &mut self,
+        cfg: &KafkaConfig,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+        out: &mut impl FnMut(KafkaEvent),
+    ) -> usize {
         // Accumulate up to 16 bytes to judge the first frame header.
         let d = self.dir_mut(dir);
         let take = data.len().min(16usize.saturating_sub(d.buf.len()));
@@ -508,7 +548,13 @@ impl KafkaConnection {
                 let d = self.dir_mut(dir);
                 d.mode = Mode::Resync;
                 self.stats.desyncs += 1;
-                out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::Desync { reason: DesyncReason::MidStream } });
+                out(KafkaEvent::Notice {
+                    ts,
+                    dir,
+                    kind: NoticeKind::Desync {
+                        reason: DesyncReason::MidStream,
+                    },
+                });
                 // The collected bytes stay in `buf` for the scanner.
                 take
             }
@@ -516,7 +562,14 @@ impl KafkaConnection {
     }
 
     /// Framing known. Returns how many bytes of `data` were consumed.
-    fn in_sync(&mut self, cfg: &KafkaConfig, dir: Direction, ts: Timestamp, data: &[u8], out: &mut impl FnMut(KafkaEvent)) -> usize {
+    fn in_sync(
+        &mut self,
+        cfg: &KafkaConfig,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+        out: &mut impl FnMut(KafkaEvent),
+    ) -> usize {
         // 1. Skipping the tail of an oversized or damaged frame.
         {
             let d = self.dir_mut(dir);
@@ -534,7 +587,10 @@ impl KafkaConnection {
         }
         // 2. Fast path: at a frame boundary (nothing buffered, no frame being walked) and the whole frame is
         // in `data`: decode in place.
-        if self.dir(dir).buf.is_empty() && self.dir(dir).walker.is_none() && self.dir(dir).partial.total == 0 {
+        if self.dir(dir).buf.is_empty()
+            && self.dir(dir).walker.is_none()
+            && self.dir(dir).partial.total == 0
+        {
             if data.len() >= 4 {
                 let len = i32::from_be_bytes([data[0], data[1], data[2], data[3]]);
                 if !self.length_ok(dir, len) {
@@ -595,7 +651,11 @@ impl KafkaConnection {
         }
         let d = self.dir_mut(dir);
         let oversized = total > cfg.max_frame_bytes as u64;
-        let target = if oversized { (cfg.oversized_peek_bytes as u64 + 4).min(total) } else { total } as usize;
+        let target = if oversized {
+            (cfg.oversized_peek_bytes as u64 + 4).min(total)
+        } else {
+            total
+        } as usize;
         let n = (target - d.buf.len()).min(data.len());
         d.buf.extend_from_slice(&data[..n]);
         if d.buf.len() < target {
@@ -605,7 +665,11 @@ impl KafkaConnection {
         if oversized {
             d.partial.skip = total - target as u64;
             self.stats.oversized_frames += 1;
-            out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::OversizedFrame { len: total - 4 } });
+            out(KafkaEvent::Notice {
+                ts,
+                dir,
+                kind: NoticeKind::OversizedFrame { len: total - 4 },
+            });
             self.frame_lost(dir, ts, &frame[4..], SkipReason::Oversized, out);
             if self.dir(dir).partial.skip == 0 {
                 self.dir_mut(dir).partial.total = 0;
@@ -630,16 +694,24 @@ impl KafkaConnection {
         let d = self.dir(dir);
         let (key, ver, header_flex) = match dir {
             Direction::ToServer => {
-                let (Ok(k), Ok(v)) = (be_i16(&d.buf, 4), be_i16(&d.buf, 6)) else { return false };
+                let (Ok(k), Ok(v)) = (be_i16(&d.buf, 4), be_i16(&d.buf, 6)) else {
+                    return false;
+                };
                 (k, v, crate::api::request_header_version(k, v) >= 2)
             }
             Direction::ToClient => {
-                let Ok(corr) = be_i32(&d.buf, 4) else { return false };
-                let Some((k, v)) = self.pending.peek(corr) else { return false };
+                let Ok(corr) = be_i32(&d.buf, 4) else {
+                    return false;
+                };
+                let Some((k, v)) = self.pending.peek(corr) else {
+                    return false;
+                };
                 (k, v, crate::api::response_header_version(k, v) >= 1)
             }
         };
-        let Some(shape) = Shape::of(key, ver, dir == Direction::ToServer) else { return false };
+        let Some(shape) = Shape::of(key, ver, dir == Direction::ToServer) else {
+            return false;
+        };
         let mut w = Box::new(Skeleton::new(shape, ver, header_flex, cfg.max_frame_bytes));
         let d = self.dir_mut(dir);
         w.feed(&d.buf[4..]);
@@ -650,7 +722,14 @@ impl KafkaConnection {
     }
 
     /// Bytes of a frame being walked. Returns bytes consumed.
-    fn feed_walker(&mut self, cfg: &KafkaConfig, dir: Direction, ts: Timestamp, data: &[u8], out: &mut impl FnMut(KafkaEvent)) -> usize {
+    fn feed_walker(
+        &mut self,
+        cfg: &KafkaConfig,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+        out: &mut impl FnMut(KafkaEvent),
+    ) -> usize {
         let d = self.dir_mut(dir);
         let left = d.partial.total.saturating_sub(4).saturating_sub(d.walked);
         let n = (left.min(data.len() as u64)) as usize;
@@ -671,11 +750,29 @@ impl KafkaConnection {
     }
 
     /// A walked frame is complete: decode its skeleton, give partitions their record sets back.
-    fn on_walked(&mut self, cfg: &KafkaConfig, dir: Direction, ts: Timestamp, w: &Skeleton, total: u64, out: &mut impl FnMut(KafkaEvent)) {
+    fn on_walked(
+        &mut self,
+        cfg: &KafkaConfig,
+        dir: Direction,
+        ts: Timestamp,
+        w: &Skeleton,
+        total: u64,
+        out: &mut impl FnMut(KafkaEvent),
+    ) {
         if w.failed || !w.complete() {
             // The structure did not parse: report the frame by header, body not decoded.
             self.stats.decode_errors += 1;
-            self.frame_lost_sized(dir, ts, &w.skel, total, Lost::Failed(BodyError::Malformed { at: 0, what: "record set structure" }), out);
+            self.frame_lost_sized(
+                dir,
+                ts,
+                &w.skel,
+                total,
+                Lost::Failed(BodyError::Malformed {
+                    at: 0,
+                    what: "record set structure",
+                }),
+                out,
+            );
             return;
         }
         let _ = cfg;
@@ -696,7 +793,14 @@ impl KafkaConnection {
     }
 
     /// Scanning for a frame start. Returns bytes consumed.
-    fn resync(&mut self, cfg: &KafkaConfig, dir: Direction, ts: Timestamp, data: &[u8], out: &mut impl FnMut(KafkaEvent)) -> usize {
+    fn resync(
+        &mut self,
+        cfg: &KafkaConfig,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+        out: &mut impl FnMut(KafkaEvent),
+    ) -> usize {
         let d = self.dir_mut(dir);
         let room = cfg.resync_window.saturating_sub(d.buf.len()).max(1);
         let n = room.min(data.len());
@@ -751,7 +855,13 @@ impl KafkaConnection {
             Some(i) => {
                 let skipped = self.dir(dir).resync_skipped + i as u64;
                 self.stats.resync_skipped_bytes += skipped;
-                out(KafkaEvent::Notice { ts, dir, kind: NoticeKind::Resync { skipped_bytes: skipped } });
+                out(KafkaEvent::Notice {
+                    ts,
+                    dir,
+                    kind: NoticeKind::Resync {
+                        skipped_bytes: skipped,
+                    },
+                });
                 let d = self.dir_mut(dir);
                 d.resync_skipped = 0;
                 d.mode = Mode::InSync;
@@ -780,7 +890,14 @@ impl KafkaConnection {
     }
 
     /// A complete frame (without its length prefix).
-    fn on_frame(&mut self, _cfg: &KafkaConfig, dir: Direction, ts: Timestamp, frame: &[u8], out: &mut impl FnMut(KafkaEvent)) {
+    fn on_frame(
+        &mut self,
+        _cfg: &KafkaConfig,
+        dir: Direction,
+        ts: Timestamp,
+        frame: &[u8],
+        out: &mut impl FnMut(KafkaEvent),
+    ) {
         match dir {
             Direction::ToServer => self.on_request(ts, frame, out),
             Direction::ToClient => self.on_response(ts, frame, out),
@@ -792,7 +909,14 @@ impl KafkaConnection {
     }
 
     /// A request frame (or a walked frame's skeleton, `total` being the real size).
-    fn on_request_with(&mut self, ts: Timestamp, frame: &[u8], total: u64, walked: Option<&Skeleton>, out: &mut impl FnMut(KafkaEvent)) {
+    fn on_request_with(
+        &mut self,
+        ts: Timestamp,
+        frame: &[u8],
+        total: u64,
+        walked: Option<&Skeleton>,
+        out: &mut impl FnMut(KafkaEvent),
+    ) {
         let bytes = total.min(u64::from(u32::MAX)) as u32;
         if self.to_server.sasl_raw {
             if probe::probe_request_frame(frame) {
@@ -806,7 +930,11 @@ impl KafkaConnection {
             Ok(h) => h,
             Err(_) => {
                 self.stats.malformed_headers += 1;
-                out(KafkaEvent::Notice { ts, dir: Direction::ToServer, kind: NoticeKind::MalformedHeader });
+                out(KafkaEvent::Notice {
+                    ts,
+                    dir: Direction::ToServer,
+                    kind: NoticeKind::MalformedHeader,
+                });
                 return;
             }
         };
@@ -846,7 +974,11 @@ impl KafkaConnection {
             api_version: hdr.api_version,
             ts,
             expects_response,
-            data: RequestInfo { client_id: hdr.client_id, bytes, body },
+            data: RequestInfo {
+                client_id: hdr.client_id,
+                bytes,
+                body,
+            },
         };
         if let Some(old) = self.pending.push(p) {
             self.complete(old, None, out);
@@ -858,7 +990,14 @@ impl KafkaConnection {
     }
 
     /// A response frame (or a walked frame's skeleton, `total` being the real size).
-    fn on_response_with(&mut self, ts: Timestamp, frame: &[u8], total: u64, walked: Option<&Skeleton>, out: &mut impl FnMut(KafkaEvent)) {
+    fn on_response_with(
+        &mut self,
+        ts: Timestamp,
+        frame: &[u8],
+        total: u64,
+        walked: Option<&Skeleton>,
+        out: &mut impl FnMut(KafkaEvent),
+    ) {
         let bytes = total.min(u64::from(u32::MAX)) as u32;
         let Ok(corr) = be_i32(frame, 0) else {
             if self.to_client.sasl_raw {
@@ -874,7 +1013,11 @@ impl KafkaConnection {
                 return;
             }
             self.stats.orphans += 1;
-            out(KafkaEvent::Orphan { ts, correlation_id: corr, bytes });
+            out(KafkaEvent::Orphan {
+                ts,
+                correlation_id: corr,
+                bytes,
+            });
             return;
         };
         self.to_client.sasl_raw = false;
@@ -886,7 +1029,11 @@ impl KafkaConnection {
                     // SaslHandshake v0 accepted: raw SASL tokens follow in both directions.
                     self.to_server.sasl_raw = true;
                     self.to_client.sasl_raw = true;
-                    out(KafkaEvent::Notice { ts, dir: Direction::ToServer, kind: NoticeKind::SaslRawStart });
+                    out(KafkaEvent::Notice {
+                        ts,
+                        dir: Direction::ToServer,
+                        kind: NoticeKind::SaslRawStart,
+                    });
                 }
                 if crate::api::is_known_version(api_key, api_version) {
                     match body::decode_response(api_key, api_version, body_bytes) {
@@ -910,14 +1057,29 @@ impl KafkaConnection {
     }
 
     /// Header of a frame whose body is lost (oversized, or a capture gap inside it).
-    fn frame_lost(&mut self, dir: Direction, ts: Timestamp, head: &[u8], reason: SkipReason, out: &mut impl FnMut(KafkaEvent)) {
+    fn frame_lost(
+        &mut self,
+        dir: Direction,
+        ts: Timestamp,
+        head: &[u8],
+        reason: SkipReason,
+        out: &mut impl FnMut(KafkaEvent),
+    ) {
         let total = self.dir(dir).partial.total;
         self.frame_lost_sized(dir, ts, head, total, Lost::Skipped(reason), out);
     }
 
     /// A frame of `total` bytes whose body is not decoded (`status` says why); `head` holds its first
     /// bytes (after the length prefix), enough for the header.
-    fn frame_lost_sized(&mut self, dir: Direction, ts: Timestamp, head: &[u8], total: u64, status: Lost, out: &mut impl FnMut(KafkaEvent)) {
+    fn frame_lost_sized(
+        &mut self,
+        dir: Direction,
+        ts: Timestamp,
+        head: &[u8],
+        total: u64,
+        status: Lost,
+        out: &mut impl FnMut(KafkaEvent),
+    ) {
         let bytes = total.min(u64::from(u32::MAX)) as u32;
         match dir {
             Direction::ToServer => {
@@ -935,7 +1097,11 @@ impl KafkaConnection {
                     api_version: hdr.api_version,
                     ts,
                     expects_response: true,
-                    data: RequestInfo { client_id: hdr.client_id, bytes, body: status.decoded() },
+                    data: RequestInfo {
+                        client_id: hdr.client_id,
+                        bytes,
+                        body: status.decoded(),
+                    },
                 };
                 if let Some(old) = self.pending.push(p) {
                     self.complete(old, None, out);
@@ -944,10 +1110,22 @@ impl KafkaConnection {
             Direction::ToClient => {
                 let Ok(corr) = be_i32(head, 0) else { return };
                 if self.pending.contains(corr) {
-                    self.pair(corr, ResponseInfo { ts, bytes, body: status.decoded() }, out);
+                    self.pair(
+                        corr,
+                        ResponseInfo {
+                            ts,
+                            bytes,
+                            body: status.decoded(),
+                        },
+                        out,
+                    );
                 } else if !self.to_client.sasl_raw {
                     self.stats.orphans += 1;
-                    out(KafkaEvent::Orphan { ts, correlation_id: corr, bytes });
+                    out(KafkaEvent::Orphan {
+                        ts,
+                        correlation_id: corr,
+                        bytes,
+                    });
                 }
             }
         }
@@ -963,7 +1141,12 @@ impl KafkaConnection {
         }
     }
 
-    fn complete(&mut self, p: PendingRequest<RequestInfo>, resp: Option<ResponseInfo>, out: &mut impl FnMut(KafkaEvent)) {
+    fn complete(
+        &mut self,
+        p: PendingRequest<RequestInfo>,
+        resp: Option<ResponseInfo>,
+        out: &mut impl FnMut(KafkaEvent),
+    ) {
         if resp.is_none() && p.expects_response {
             self.stats.unanswered += 1;
         }
@@ -1071,11 +1254,22 @@ mod tests {
         both.extend(req(18, 0, 8, &[]));
         let mut answers = resp(7, &AV_RESP);
         answers.extend(resp(8, &AV_RESP));
-        let (ev, st) = run(StreamStart::Handshake, &[(Direction::ToServer, both), (Direction::ToClient, answers)]);
+        let (ev, st) = run(
+            StreamStart::Handshake,
+            &[(Direction::ToServer, both), (Direction::ToClient, answers)],
+        );
         let x = exchanges(&ev);
-        assert_eq!(x.iter().map(|e| e.correlation_id).collect::<Vec<_>>(), vec![7, 8]);
-        assert!(x.iter().all(|e| e.response.is_some() && e.request.client_id.as_deref() == Some("c")));
-        assert_eq!((st.requests, st.responses, st.orphans, st.unanswered), (2, 2, 0, 0));
+        assert_eq!(
+            x.iter().map(|e| e.correlation_id).collect::<Vec<_>>(),
+            vec![7, 8]
+        );
+        assert!(x
+            .iter()
+            .all(|e| e.response.is_some() && e.request.client_id.as_deref() == Some("c")));
+        assert_eq!(
+            (st.requests, st.responses, st.orphans, st.unanswered),
+            (2, 2, 0, 0)
+        );
     }
 
     #[test]
@@ -1092,16 +1286,24 @@ mod tests {
         let x = exchanges(&ev);
         assert_eq!(x[0].correlation_id, 1);
         assert!(x[0].response.is_none() && x[0].response_optional);
-        assert_eq!(st.unanswered, 0, "acks=0 without a response is not 'unanswered'");
+        assert_eq!(
+            st.unanswered, 0,
+            "acks=0 without a response is not 'unanswered'"
+        );
         // The librdkafka mock and tansu do answer acks=0: matched like any other.
         let (ev, _) = run(
             StreamStart::Handshake,
-            &[(Direction::ToServer, req(0, 3, 1, &produce_v3(0))), (Direction::ToClient, resp(1, &produce_v3_resp()))],
+            &[
+                (Direction::ToServer, req(0, 3, 1, &produce_v3(0))),
+                (Direction::ToClient, resp(1, &produce_v3_resp())),
+            ],
         );
         let x = exchanges(&ev);
         assert!(x[0].response.is_some());
         match &x[0].response.as_ref().unwrap().body {
-            Decoded::Full(ResponseBody::Produce(p)) => assert_eq!(p.topics[0].partitions[0].base_offset, 42),
+            Decoded::Full(ResponseBody::Produce(p)) => {
+                assert_eq!(p.topics[0].partitions[0].base_offset, 42)
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -1110,7 +1312,8 @@ mod tests {
     fn one_byte_segments_give_the_same_exchange() {
         let r = req(0, 3, 5, &produce_v3(1));
         let a = resp(5, &produce_v3_resp());
-        let mut steps: Vec<(Direction, Vec<u8>)> = r.iter().map(|b| (Direction::ToServer, vec![*b])).collect();
+        let mut steps: Vec<(Direction, Vec<u8>)> =
+            r.iter().map(|b| (Direction::ToServer, vec![*b])).collect();
         steps.extend(a.iter().map(|b| (Direction::ToClient, vec![*b])));
         let (ev, st) = run(StreamStart::Handshake, &steps);
         assert_eq!(exchanges(&ev).len(), 1);
@@ -1120,8 +1323,20 @@ mod tests {
     #[test]
     fn tls_is_detected_and_not_decoded() {
         let hello = vec![0x16, 0x03, 0x01, 0x00, 0x30, 1, 0, 0, 0x2c, 3, 3];
-        let (ev, st) = run(StreamStart::Handshake, &[(Direction::ToServer, hello), (Direction::ToClient, vec![0x16, 3, 3, 0, 10, 2])]);
-        assert!(ev.iter().any(|e| matches!(e, KafkaEvent::Notice { kind: NoticeKind::Tls, .. })));
+        let (ev, st) = run(
+            StreamStart::Handshake,
+            &[
+                (Direction::ToServer, hello),
+                (Direction::ToClient, vec![0x16, 3, 3, 0, 10, 2]),
+            ],
+        );
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            KafkaEvent::Notice {
+                kind: NoticeKind::Tls,
+                ..
+            }
+        )));
         assert!(exchanges(&ev).is_empty());
         assert_eq!(st.requests, 0);
         assert!(st.tls_bytes > 0);
@@ -1148,12 +1363,25 @@ mod tests {
                 (Direction::ToClient, resp(2, &AV_RESP)),
             ],
         );
-        assert!(ev.iter().any(|e| matches!(e, KafkaEvent::Notice { kind: NoticeKind::SaslRawStart, .. })));
+        assert!(ev.iter().any(|e| matches!(
+            e,
+            KafkaEvent::Notice {
+                kind: NoticeKind::SaslRawStart,
+                ..
+            }
+        )));
         let x = exchanges(&ev);
-        assert_eq!(x.iter().map(|e| e.api_key).collect::<Vec<_>>(), vec![17, 18], "Kafka resumes after the tokens");
+        assert_eq!(
+            x.iter().map(|e| e.api_key).collect::<Vec<_>>(),
+            vec![17, 18],
+            "Kafka resumes after the tokens"
+        );
         assert_eq!(st.sasl_raw_bytes, tok.len() as u64 + 4);
         assert_eq!((st.orphans, st.malformed_headers, st.desyncs), (0, 0, 0));
-        assert!(!format!("{ev:?}").contains("s3cret"), "SASL secrets must never reach an event");
+        assert!(
+            !format!("{ev:?}").contains("s3cret"),
+            "SASL secrets must never reach an event"
+        );
     }
 
     #[test]
@@ -1163,23 +1391,47 @@ mod tests {
         let mut ev = Vec::new();
         let big = req(0, 3, 1, &produce_v3(1));
         // First 20 bytes arrive, then 5 bytes are lost, then the rest and another request.
-        k.on_data(&cfg, Direction::ToServer, T, &big[..20], &mut |e| ev.push(e));
+        k.on_data(&cfg, Direction::ToServer, T, &big[..20], &mut |e| {
+            ev.push(e)
+        });
         k.on_gap(Direction::ToServer, T, 5, &mut |e| ev.push(e));
-        k.on_data(&cfg, Direction::ToServer, T, &big[25..], &mut |e| ev.push(e));
-        k.on_data(&cfg, Direction::ToServer, T, &req(18, 0, 2, &[]), &mut |e| ev.push(e));
-        k.on_data(&cfg, Direction::ToClient, T, &resp(1, &produce_v3_resp()), &mut |e| ev.push(e));
-        k.on_data(&cfg, Direction::ToClient, T, &resp(2, &AV_RESP), &mut |e| ev.push(e));
+        k.on_data(&cfg, Direction::ToServer, T, &big[25..], &mut |e| {
+            ev.push(e)
+        });
+        k.on_data(
+            &cfg,
+            Direction::ToServer,
+            T,
+            &req(18, 0, 2, &[]),
+            &mut |e| ev.push(e),
+        );
+        k.on_data(
+            &cfg,
+            Direction::ToClient,
+            T,
+            &resp(1, &produce_v3_resp()),
+            &mut |e| ev.push(e),
+        );
+        k.on_data(&cfg, Direction::ToClient, T, &resp(2, &AV_RESP), &mut |e| {
+            ev.push(e)
+        });
         let x = exchanges(&ev);
         assert_eq!(x.len(), 2);
         assert_eq!(x[0].request.body, Decoded::Skipped(SkipReason::CaptureGap));
-        assert!(x[0].response.is_some(), "the damaged request's response still pairs");
+        assert!(
+            x[0].response.is_some(),
+            "the damaged request's response still pairs"
+        );
         assert_eq!(k.stats().desyncs, 0);
         assert_eq!(k.stats().damaged_frames, 1);
     }
 
     #[test]
     fn oversized_frames_are_decoded_by_header_and_skipped() {
-        let cfg = KafkaConfig { max_frame_bytes: 64, ..KafkaConfig::default() };
+        let cfg = KafkaConfig {
+            max_frame_bytes: 64,
+            ..KafkaConfig::default()
+        };
         let mut k = KafkaConnection::new(&cfg, StreamStart::Handshake);
         let mut ev = Vec::new();
         let mut body = produce_v3(1);
@@ -1188,7 +1440,13 @@ mod tests {
         for chunk in big.chunks(100) {
             k.on_data(&cfg, Direction::ToServer, T, chunk, &mut |e| ev.push(e));
         }
-        k.on_data(&cfg, Direction::ToServer, T, &req(18, 0, 10, &[]), &mut |e| ev.push(e));
+        k.on_data(
+            &cfg,
+            Direction::ToServer,
+            T,
+            &req(18, 0, 10, &[]),
+            &mut |e| ev.push(e),
+        );
         let mut answers = resp(9, &produce_v3_resp());
         answers.extend(resp(10, &AV_RESP));
         k.on_data(&cfg, Direction::ToClient, T, &answers, &mut |e| ev.push(e));
@@ -1207,15 +1465,24 @@ mod tests {
         let (ev, st) = run(
             StreamStart::MidStream,
             &[
-                (Direction::ToServer, [&first[7..], &req(18, 0, 2, &[])[..]].concat()),
-                (Direction::ToClient, [resp(1, &produce_v3_resp()), resp(2, &AV_RESP)].concat()),
+                (
+                    Direction::ToServer,
+                    [&first[7..], &req(18, 0, 2, &[])[..]].concat(),
+                ),
+                (
+                    Direction::ToClient,
+                    [resp(1, &produce_v3_resp()), resp(2, &AV_RESP)].concat(),
+                ),
             ],
         );
         let x = exchanges(&ev);
         assert_eq!(x.len(), 1, "{ev:?}");
         assert_eq!(x[0].correlation_id, 2);
         assert!(x[0].response.is_some());
-        assert_eq!(st.orphans, 1, "the response to the request we joined in the middle of: {ev:?}");
+        assert_eq!(
+            st.orphans, 1,
+            "the response to the request we joined in the middle of: {ev:?}"
+        );
         assert!(st.resync_skipped_bytes >= (first.len() - 7) as u64);
     }
 }

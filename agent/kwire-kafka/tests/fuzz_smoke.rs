@@ -33,7 +33,10 @@ impl Rng {
 }
 
 fn scale() -> usize {
-    std::env::var("KWIRE_FUZZ_SMOKE_ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
+    std::env::var("KWIRE_FUZZ_SMOKE_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
 }
 
 fn put_str(b: &mut Vec<u8>, s: &str) {
@@ -117,7 +120,13 @@ fn structured(rng: &mut Rng) -> Vec<u8> {
                 (rng.below(2) == 1, rng.bytes(n))
             }
             17 => {
-                record(&mut p, rng.below(2) == 1, OP_GAP, rng.below(32) as u8, &[rng.next() as u8]);
+                record(
+                    &mut p,
+                    rng.below(2) == 1,
+                    OP_GAP,
+                    rng.below(32) as u8,
+                    &[rng.next() as u8],
+                );
                 continue;
             }
             18 => {
@@ -137,9 +146,19 @@ fn structured(rng: &mut Rng) -> Vec<u8> {
         // Cut into 1..=4 chunks, each a data record.
         let mut at = 0;
         while at < bytes.len() {
-            let n = if rng.below(3) == 0 { bytes.len() - at } else { 1 + rng.below(bytes.len() - at) };
+            let n = if rng.below(3) == 0 {
+                bytes.len() - at
+            } else {
+                1 + rng.below(bytes.len() - at)
+            };
             let op = if n > 255 { OP_DATA_LONG } else { OP_DATA };
-            record(&mut p, to_client, op, rng.below(4) as u8, &bytes[at..at + n]);
+            record(
+                &mut p,
+                to_client,
+                op,
+                rng.below(4) as u8,
+                &bytes[at..at + n],
+            );
             at += n;
         }
     }
@@ -229,16 +248,26 @@ fn start_mode_gap_does_not_glue_bytes_across_it() {
         // The next 3 bytes (0, 0, 1) are lost.
         (ToServer, None, 3),
         // After the gap: 'c', then the next request (correlation id 1).
-        (ToServer, Some(&[99, 0, 0, 0, 11, 0, 18, 0, 0, 0, 0, 0, 1, 0, 1, 99]), 0),
+        (
+            ToServer,
+            Some(&[99, 0, 0, 0, 11, 0, 18, 0, 0, 0, 0, 0, 1, 0, 1, 99]),
+            0,
+        ),
     ]);
     let ex: Vec<(i16, i32, Option<String>)> = ev
         .iter()
         .filter_map(|e| match e {
-            KafkaEvent::Exchange(x) => Some((x.api_key, x.correlation_id, x.request.client_id.clone())),
+            KafkaEvent::Exchange(x) => {
+                Some((x.api_key, x.correlation_id, x.request.client_id.clone()))
+            }
             _ => None,
         })
         .collect();
-    assert_eq!(ex, vec![(18, 1, Some("c".to_string()))], "only the request after the gap; {ev:?}");
+    assert_eq!(
+        ex,
+        vec![(18, 1, Some("c".to_string()))],
+        "only the request after the gap; {ev:?}"
+    );
 }
 
 /// Found by kwire/tests/robustness.rs `snaplen_truncated_packets`: a frame whose tail the capture lost
@@ -250,18 +279,28 @@ fn frame_lost_in_a_gap_keeps_its_size() {
     let mut k = KafkaConnection::new(&cfg, StreamStart::Handshake);
     let mut out = Vec::new();
     // Metadata v1 request (header v1, client id "c", topics: null) = 4 + 15 bytes, then its response.
-    let req: &[u8] = &[0, 0, 0, 15, 0, 3, 0, 1, 0, 0, 0, 9, 0, 1, b'c', 0xff, 0xff, 0xff, 0xff];
+    let req: &[u8] = &[
+        0, 0, 0, 15, 0, 3, 0, 1, 0, 0, 0, 9, 0, 1, b'c', 0xff, 0xff, 0xff, 0xff,
+    ];
     let resp: &[u8] = &[0, 0, 0, 16, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
     // The header (15 bytes with the length) arrives; the 4 bytes of the body are lost.
-    k.on_data(&cfg, ToServer, Timestamp(1), &req[..15], &mut |e| out.push(e));
+    k.on_data(&cfg, ToServer, Timestamp(1), &req[..15], &mut |e| {
+        out.push(e)
+    });
     k.on_gap(ToServer, Timestamp(1), 4, &mut |e| out.push(e));
-    k.on_data(&cfg, ToClient, Timestamp(2), &resp[..10], &mut |e| out.push(e));
+    k.on_data(&cfg, ToClient, Timestamp(2), &resp[..10], &mut |e| {
+        out.push(e)
+    });
     k.on_gap(ToClient, Timestamp(2), 10, &mut |e| out.push(e));
     k.on_close(Timestamp(3), &mut |e| out.push(e));
     let ex: Vec<_> = out
         .iter()
         .filter_map(|e| match e {
-            KafkaEvent::Exchange(x) => Some((x.correlation_id, x.request.bytes, x.response.as_ref().map(|r| r.bytes))),
+            KafkaEvent::Exchange(x) => Some((
+                x.correlation_id,
+                x.request.bytes,
+                x.response.as_ref().map(|r| r.bytes),
+            )),
             _ => None,
         })
         .collect();
@@ -281,7 +320,11 @@ fn resync_probe_false_positive() {
     let next: &[u8] = &[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 15, 129, 0, 0]; // ApiVersions v0, corr 3969, id ""
     let mut input = tail_of_lost.to_vec();
     input.extend_from_slice(next);
-    let ev = events(&[(ToServer, None, 39), (ToServer, Some(&input), 0), (ToServer, None, 1)]);
+    let ev = events(&[
+        (ToServer, None, 39),
+        (ToServer, Some(&input), 0),
+        (ToServer, None, 1),
+    ]);
     let ex: Vec<(i16, i32)> = ev
         .iter()
         .filter_map(|e| match e {

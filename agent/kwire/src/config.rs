@@ -35,8 +35,15 @@ pub struct FileConfig {
 }
 
 pub fn load(path: &Path) -> Result<FileConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read config: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| format!("{}: invalid config: {}", path.display(), e.to_string().trim()))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read config: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| {
+        format!(
+            "{}: invalid config: {}",
+            path.display(),
+            e.to_string().trim()
+        )
+    })
 }
 
 /// The engine configuration from defaults, the config file, then flags/env.
@@ -46,7 +53,11 @@ pub fn engine_config(args: &InputArgs) -> Result<EngineConfig, String> {
         None => FileConfig::default(),
     };
     let mut cfg = EngineConfig::default();
-    cfg.ports = if args.ports.is_empty() { file.ports } else { args.ports.clone() };
+    cfg.ports = if args.ports.is_empty() {
+        file.ports
+    } else {
+        args.ports.clone()
+    };
     if let Some(m) = args.max_frame_bytes.or(file.max_frame_bytes) {
         cfg.kafka.max_frame_bytes = m;
     }

@@ -86,7 +86,8 @@ pub fn print(
         )?;
     }
     let p = &s.packets;
-    let not_decoded = p.not_ip + p.not_tcp + p.truncated + p.ip_fragments + p.unsupported_link + p.malformed;
+    let not_decoded =
+        p.not_ip + p.not_tcp + p.truncated + p.ip_fragments + p.unsupported_link + p.malformed;
     writeln!(
         w,
         "  packets    {} TCP segments; {} not decoded (not IP {}, not TCP {}, truncated {}, fragments {}, unsupported link {}, malformed {}); {} filtered by --ports",
@@ -100,9 +101,16 @@ pub fn print(
         f.kafka,
         f.tls,
         f.not_kafka,
-        if f.port_reuse > 0 { format!(", {} port reuses", f.port_reuse) } else { String::new() },
+        if f.port_reuse > 0 {
+            format!(", {} port reuses", f.port_reuse)
+        } else {
+            String::new()
+        },
         if f.evicted_full + f.refused_table_full > 0 {
-            format!(", flow table full: {} evicted, {} refused", f.evicted_full, f.refused_table_full)
+            format!(
+                ", flow table full: {} evicted, {} refused",
+                f.evicted_full, f.refused_table_full
+            )
         } else {
             String::new()
         }
@@ -119,7 +127,13 @@ pub fn print(
         "  kafka      {} requests, {} responses matched, {} orphan responses, {} unanswered, {} desyncs ({} bytes skipped)",
         k.requests, k.responses, k.orphans, k.unanswered, k.desyncs, k.resync_skipped_bytes
     )?;
-    if k.decode_errors + k.unknown_versions + k.oversized_frames + k.damaged_frames + k.malformed_headers > 0 {
+    if k.decode_errors
+        + k.unknown_versions
+        + k.oversized_frames
+        + k.damaged_frames
+        + k.malformed_headers
+        > 0
+    {
         writeln!(
             w,
             "             {} bodies not decoded, {} unknown versions, {} oversized frames, {} frames damaged by gaps, {} malformed headers",
@@ -127,33 +141,69 @@ pub fn print(
         )?;
     }
     if k.tls_bytes + k.sasl_raw_bytes > 0 {
-        writeln!(w, "             {} TLS bytes, {} raw SASL bytes (not decoded)", k.tls_bytes, k.sasl_raw_bytes)?;
+        writeln!(
+            w,
+            "             {} TLS bytes, {} raw SASL bytes (not decoded)",
+            k.tls_bytes, k.sasl_raw_bytes
+        )?;
     }
     if !c.brokers.is_empty() {
-        let b: Vec<String> = c.brokers.iter().map(|(b, n)| format!("{b} ({n})")).collect();
+        let b: Vec<String> = c
+            .brokers
+            .iter()
+            .map(|(b, n)| format!("{b} ({n})"))
+            .collect();
         writeln!(w, "  brokers    {}", b.join(", "))?;
     }
     let mut first = true;
     for cl in s.clients.values() {
-        let label = if first { "  clients   " } else { "            " };
+        let label = if first {
+            "  clients   "
+        } else {
+            "            "
+        };
         first = false;
-        let name = if cl.client_id.is_empty() { "(no client id)" } else { &cl.client_id };
-        writeln!(w, "{label} {name}: {} exchanges on {} connections", cl.exchanges, cl.connections)?;
+        let name = if cl.client_id.is_empty() {
+            "(no client id)"
+        } else {
+            &cl.client_id
+        };
+        writeln!(
+            w,
+            "{label} {name}: {} exchanges on {} connections",
+            cl.exchanges, cl.connections
+        )?;
     }
     let mut first = true;
     for a in s.apis.values() {
-        let label = if first { "  apis      " } else { "            " };
+        let label = if first {
+            "  apis      "
+        } else {
+            "            "
+        };
         first = false;
-        writeln!(w, "{label} {:<24} v{:<3} {:>8} requests {:>8} responses", a.api, a.api_version, a.requests, a.responses)?;
+        writeln!(
+            w,
+            "{label} {:<24} v{:<3} {:>8} requests {:>8} responses",
+            a.api, a.api_version, a.requests, a.responses
+        )?;
     }
     if !s.produce_acks.is_empty() {
-        let a: Vec<String> = s.produce_acks.iter().map(|(acks, n)| format!("acks={acks}: {n}")).collect();
+        let a: Vec<String> = s
+            .produce_acks
+            .iter()
+            .map(|(acks, n)| format!("acks={acks}: {n}"))
+            .collect();
         writeln!(w, "  produce    {}", a.join(", "))?;
     }
     if s.errors.is_empty() {
         writeln!(w, "  errors     none")?;
     } else {
-        let e: Vec<String> = s.errors.values().map(|e| format!("{} ({}) x{}", e.error, e.error_code, e.count)).collect();
+        let e: Vec<String> = s
+            .errors
+            .values()
+            .map(|e| format!("{} ({}) x{}", e.error, e.error_code, e.count))
+            .collect();
         writeln!(w, "  errors     {}", e.join(", "))?;
     }
     if !c.notices.is_empty() {
@@ -163,8 +213,17 @@ pub fn print(
     if c.alerts.is_empty() {
         writeln!(w, "  alerts     none")?;
     } else {
-        let crit = c.alerts.iter().filter(|a| a.severity == Severity::Critical).count();
-        writeln!(w, "  alerts     {} ({} critical)", c.alerts.len() as u64 + c.alerts_omitted, crit)?;
+        let crit = c
+            .alerts
+            .iter()
+            .filter(|a| a.severity == Severity::Critical)
+            .count();
+        writeln!(
+            w,
+            "  alerts     {} ({} critical)",
+            c.alerts.len() as u64 + c.alerts_omitted,
+            crit
+        )?;
         for a in &c.alerts {
             writeln!(
                 w,
@@ -177,13 +236,22 @@ pub fn print(
             )?;
         }
         if c.alerts_omitted > 0 {
-            writeln!(w, "    ... and {} more (use --json for all)", c.alerts_omitted)?;
+            writeln!(
+                w,
+                "    ... and {} more (use --json for all)",
+                c.alerts_omitted
+            )?;
         }
     }
     if let Some(d) = damage {
         writeln!(w, "  DAMAGED    {d}")?;
     }
     let secs = took.as_secs_f64();
-    writeln!(w, "  decoded in {:.3} s ({:.0} MB/s)", secs, mb / secs.max(1e-9))?;
+    writeln!(
+        w,
+        "  decoded in {:.3} s ({:.0} MB/s)",
+        secs,
+        mb / secs.max(1e-9)
+    )?;
     Ok(())
 }

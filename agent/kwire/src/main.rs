@@ -30,10 +30,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Decode a pcap/pcapng capture into Kafka exchanges, notices and alerts.
-    #[command(after_help = "Examples:\n  kwire replay tests/fixtures/harness/produce-acks-librdkafka-mock.pcap\n  kwire replay big.pcapng --json > exchanges.jsonl\n  kwire replay capture.pcap --ports 36333 --json --no-notices\n\nJSON lines: {\"type\":\"exchange\"|\"notice\"|\"alert\"|\"summary\",...}; the summary is the last line.\nExit status: 0 ok, 2 unusable or damaged input (what was read before the damage is still reported).")]
+    #[command(
+        after_help = "Examples:\n  kwire replay tests/fixtures/harness/produce-acks-librdkafka-mock.pcap\n  kwire replay big.pcapng --json > exchanges.jsonl\n  kwire replay capture.pcap --ports 36333 --json --no-notices\n\nJSON lines: {\"type\":\"exchange\"|\"notice\"|\"alert\"|\"summary\",...}; the summary is the last line.\nExit status: 0 ok, 2 unusable or damaged input (what was read before the damage is still reported)."
+    )]
     Replay(ReplayArgs),
     /// Show what clients were told, served and committed per partition over time, with alerts in place.
-    #[command(after_help = "Examples:\n  kwire timeline capture.pcap\n  kwire timeline capture.pcap --client kw-coop-1 --topic orders --partition 1\n  kwire timeline capture.pcap --json | jq 'select(.what==\"fetch_hwm\")'\n\nRows: listoffsets_latest/earliest/time, fetch_request, fetch_hwm, fetch_lso, fetched (end of the\nbatches served), fetch_error, produced, committed, commit_rejected, offset_fetch; alerts appear inline.")]
+    #[command(
+        after_help = "Examples:\n  kwire timeline capture.pcap\n  kwire timeline capture.pcap --client kw-coop-1 --topic orders --partition 1\n  kwire timeline capture.pcap --json | jq 'select(.what==\"fetch_hwm\")'\n\nRows: listoffsets_latest/earliest/time, fetch_request, fetch_hwm, fetch_lso, fetched (end of the\nbatches served), fetch_error, produced, committed, commit_rejected, offset_fetch; alerts appear inline."
+    )]
     Timeline(TimelineArgs),
 }
 

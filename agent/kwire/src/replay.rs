@@ -19,7 +19,11 @@ pub struct FileRun {
 
 /// Opens the capture and runs every packet through a new engine; outputs go to `emit` (the capture-damage
 /// notice included). `Err` is a one-line message for stderr (exit status 2).
-pub fn run_file(input: &InputArgs, cfg: EngineConfig, emit: &mut dyn FnMut(&Output) -> bool) -> Result<FileRun, String> {
+pub fn run_file(
+    input: &InputArgs,
+    cfg: EngineConfig,
+    emit: &mut dyn FnMut(&Output) -> bool,
+) -> Result<FileRun, String> {
     let mut file = PcapFile::open(&input.file).map_err(|e| e.to_string())?;
     let mut engine = Engine::new(cfg);
     let total = file.len().unwrap_or(0);
@@ -71,9 +75,18 @@ pub fn run_file(input: &InputArgs, cfg: EngineConfig, emit: &mut dyn FnMut(&Outp
     }
     engine.finish(&mut out);
     if let Some(d) = &damage {
-        out(Output::Notice(NoticeRecord::new(engine.last_ts(), "capture_damaged", d.to_string())));
+        out(Output::Notice(NoticeRecord::new(
+            engine.last_ts(),
+            "capture_damaged",
+            d.to_string(),
+        )));
     }
-    Ok(FileRun { engine, stats: file.stats().clone(), damage, took: started.elapsed() })
+    Ok(FileRun {
+        engine,
+        stats: file.stats().clone(),
+        damage,
+        took: started.elapsed(),
+    })
 }
 
 pub fn run(args: &ReplayArgs) -> ExitCode {
@@ -102,21 +115,39 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let Sink { mut w, err: mut write_err, human: human_sum, .. } = sink;
+    let Sink {
+        mut w,
+        err: mut write_err,
+        human: human_sum,
+        ..
+    } = sink;
     let summary = run.engine.summary();
     if args.json {
         let mut v = serde_json::to_value(summary).unwrap_or_default();
         if let Some(m) = v.as_object_mut() {
-            m.insert("file".into(), human::file_json(&args.input.file, &run.stats, run.damage.as_ref()));
+            m.insert(
+                "file".into(),
+                human::file_json(&args.input.file, &run.stats, run.damage.as_ref()),
+            );
         }
         if write_err.is_none() {
-            let r = serde_json::to_writer(&mut w, &v).map_err(io::Error::from).and_then(|_| w.write_all(b"\n"));
+            let r = serde_json::to_writer(&mut w, &v)
+                .map_err(io::Error::from)
+                .and_then(|_| w.write_all(b"\n"));
             if let Err(e) = r {
                 write_err = Some(e);
             }
         }
     } else {
-        let _ = human::print(&mut w, &args.input.file, &run.stats, summary, &human_sum, run.damage.as_ref(), run.took);
+        let _ = human::print(
+            &mut w,
+            &args.input.file,
+            &run.stats,
+            summary,
+            &human_sum,
+            run.damage.as_ref(),
+            run.took,
+        );
     }
     if let Err(e) = w.flush() {
         write_err.get_or_insert(e);
@@ -156,7 +187,9 @@ impl<W: Write> Sink<W> {
         if matches!(o, Output::Exchange(_)) && !self.exchanges {
             return true;
         }
-        let r = serde_json::to_writer(&mut self.w, o).map_err(io::Error::from).and_then(|_| self.w.write_all(b"\n"));
+        let r = serde_json::to_writer(&mut self.w, o)
+            .map_err(io::Error::from)
+            .and_then(|_| self.w.write_all(b"\n"));
         if let Err(e) = r {
             self.err = Some(e);
             return false;

@@ -1,4 +1,9 @@
 //! `kwire timeline FILE`: per-client offset timelines as a table (or JSON lines), with alerts in place.
+//!
+//! Easy to get wrong: rows are produced when an exchange completes (its response), but carry the time of
+//! what they describe (a fetch request's offset at request time): they are sorted by time before printing,
+//! held in memory up to [`MAX_HELD_ROWS`] (then printed sorted in batches, which may break the order
+//! across batches: narrow with --client/--topic/--partition).
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
@@ -6,6 +11,9 @@ use std::process::ExitCode;
 use kwire_engine::Output;
 
 use crate::{config, replay, TimelineArgs};
+
+/// Rows held for sorting before printing.
+const MAX_HELD_ROWS: usize = 2_000_000;
 
 pub fn run(args: &TimelineArgs) -> ExitCode {
     let mut cfg = match config::engine_config(&args.input) {
@@ -20,6 +28,20 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
     let stdout = io::stdout();
     let mut w = BufWriter::new(stdout.lock());
     let mut rows = 0u64;
+    // (RFC 3339 time, arrival order, line): RFC 3339 with fixed-width fractions sorts as text.
+    let mut held: Vec<(String, u64, String)> = Vec::new();
+    let flush =
+        |held: &mut Vec<(String, u64, String)>, w: &mut BufWriter<io::StdoutLock<'_>>| -> bool {
+            held.sort();
+            let mut ok = true;
+            for (_, _, l) in held.drain(..) {
+                if writeln!(w, "{l}").is_err() {
+                    ok = false;
+                    break;
+                }
+            }
+            ok
+        };
     if !args.json {
         let _ = writeln!(
             w,
@@ -34,11 +56,12 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
         }
         let line = match o {
             Output::Timeline(t) => {
+                let ts = t.ts.clone();
                 if !matches_filter(args, Some(&t.client_id), Some(&t.topic), Some(t.partition)) {
                     return true;
                 }
                 if args.json {
-                    serde_json::to_string(t).ok()
+                    serde_json::to_string(t).ok().map(|l| (ts, l))
                 } else {
                     let mut note = Vec::new();
                     if let Some(e) = t.leader_epoch {
@@ -50,46 +73,60 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
                     if let Some(g) = &t.group {
                         note.push(format!("group {g}"));
                     }
-                    Some(format!(
-                        "{:<27} {:<24} {:<22} {:<20} {:>12}  {:<21} {:>4}  {}",
-                        t.ts,
-                        t.client_id,
-                        t.what,
-                        format!("{}-{}", t.topic, t.partition),
-                        t.offset,
-                        t.broker_addr,
-                        t.conn,
-                        note.join(", ")
+                    Some((
+                        ts,
+                        format!(
+                            "{:<27} {:<24} {:<22} {:<20} {:>12}  {:<21} {:>4}  {}",
+                            t.ts,
+                            t.client_id,
+                            t.what,
+                            format!("{}-{}", t.topic, t.partition),
+                            t.offset,
+                            t.broker_addr,
+                            t.conn,
+                            note.join(", ")
+                        ),
                     ))
                 }
             }
             Output::Alert(a) => {
-                if !matches_filter(args, a.client_id.as_deref(), a.topic.as_deref(), a.partition) {
+                if !matches_filter(
+                    args,
+                    a.client_id.as_deref(),
+                    a.topic.as_deref(),
+                    a.partition,
+                ) {
                     return true;
                 }
+                let ts = a.ts.to_rfc3339();
                 if args.json {
-                    serde_json::to_string(a).ok()
+                    serde_json::to_string(a).ok().map(|l| (ts, l))
                 } else {
-                    Some(format!(
-                        "{:<27} {:<24} !! {} {}: {}",
-                        a.ts.to_rfc3339(),
-                        a.client_id.as_deref().unwrap_or("-"),
-                        a.severity.as_str().to_uppercase(),
-                        a.kind.as_str(),
-                        a.explanation
+                    Some((
+                        ts,
+                        format!(
+                            "{:<27} {:<24} !! {} {}: {}",
+                            a.ts.to_rfc3339(),
+                            a.client_id.as_deref().unwrap_or("-"),
+                            a.severity.as_str().to_uppercase(),
+                            a.kind.as_str(),
+                            a.explanation
+                        ),
                     ))
                 }
             }
             _ => None,
         };
-        if let Some(l) = line {
+        if let Some((ts, l)) = line {
             rows += 1;
-            if writeln!(w, "{l}").is_err() {
+            held.push((ts, rows, l));
+            if held.len() >= MAX_HELD_ROWS && !flush(&mut held, &mut w) {
                 ok = false;
             }
         }
         ok
     });
+    flush(&mut held, &mut w);
     let _ = w.flush();
     match result {
         Err(e) => {
@@ -109,14 +146,22 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
     }
 }
 
-fn matches_filter(args: &TimelineArgs, client: Option<&str>, topic: Option<&str>, partition: Option<i32>) -> bool {
+fn matches_filter(
+    args: &TimelineArgs,
+    client: Option<&str>,
+    topic: Option<&str>,
+    partition: Option<i32>,
+) -> bool {
     if args.client.as_deref().is_some_and(|c| client != Some(c)) {
         return false;
     }
     if args.topic.as_deref().is_some_and(|t| topic != Some(t)) {
         return false;
     }
-    if args.partition.is_some_and(|p| partition.is_some_and(|x| x != p)) {
+    if args
+        .partition
+        .is_some_and(|p| partition.is_some_and(|x| x != p))
+    {
         return false;
     }
     true

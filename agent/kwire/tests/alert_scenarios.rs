@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{repo, replay, Run};
+use common::{replay, repo, Run};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -28,24 +28,43 @@ use serde_json::Value;
 // ---------------------------------------------------------------------------------------------------------
 
 fn fixture(name: &str) -> PathBuf {
-    let p = repo().join("tests/fixtures/harness").join(format!("{name}.pcap"));
-    assert!(p.exists(), "missing fixture {} (made by `cargo xtask fixtures {name}`)", p.display());
+    let p = repo()
+        .join("tests/fixtures/harness")
+        .join(format!("{name}.pcap"));
+    assert!(
+        p.exists(),
+        "missing fixture {} (made by `cargo xtask fixtures {name}`)",
+        p.display()
+    );
     p
 }
 
 fn facts(name: &str) -> Value {
-    let p = repo().join("tests/fixtures/harness").join(format!("{name}.facts.json"));
-    serde_json::from_str(&std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).expect("facts JSON")
+    let p = repo()
+        .join("tests/fixtures/harness")
+        .join(format!("{name}.facts.json"));
+    serde_json::from_str(
+        &std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+    )
+    .expect("facts JSON")
 }
 
 /// Every FACT line of every step, in order.
 fn story(f: &Value) -> Vec<&Value> {
-    f["steps"].as_array().unwrap().iter().flat_map(|s| s["facts"].as_array().unwrap().iter()).collect()
+    f["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["facts"].as_array().unwrap().iter())
+        .collect()
 }
 
 /// The facts of one kind, optionally of one client id.
 fn facts_of<'a>(f: &'a Value, kind: &str, client: Option<&str>) -> Vec<&'a Value> {
-    story(f).into_iter().filter(|x| x["fact"] == kind && client.is_none_or(|c| x["client_id"] == c)).collect()
+    story(f)
+        .into_iter()
+        .filter(|x| x["fact"] == kind && client.is_none_or(|c| x["client_id"] == c))
+        .collect()
 }
 
 /// "127.0.0.1:<port>" of mock broker `id` (1-based; the bootstrap list is in broker id order) or of tansu.
@@ -72,21 +91,41 @@ fn assert_alert_counts(name: &str, r: &Run, expected: &[(&str, &str, u64)]) {
     }
     let mut got: BTreeMap<(String, String), u64> = BTreeMap::new();
     for a in alerts(r) {
-        *got.entry((a["alert"].as_str().unwrap().to_string(), a["severity"].as_str().unwrap().to_string())).or_default() += 1;
+        *got.entry((
+            a["alert"].as_str().unwrap().to_string(),
+            a["severity"].as_str().unwrap().to_string(),
+        ))
+        .or_default() += 1;
     }
-    assert_eq!(got, want, "{name}: alerts by kind and severity: {:#?}", alerts(r));
+    assert_eq!(
+        got,
+        want,
+        "{name}: alerts by kind and severity: {:#?}",
+        alerts(r)
+    );
     let summary: BTreeMap<(String, String), u64> = r.summary()["alerts"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| ((a["alert"].as_str().unwrap().to_string(), a["severity"].as_str().unwrap().to_string()), a["count"].as_u64().unwrap()))
+        .map(|a| {
+            (
+                (
+                    a["alert"].as_str().unwrap().to_string(),
+                    a["severity"].as_str().unwrap().to_string(),
+                ),
+                a["count"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(summary, want, "{name}: the summary's alert counts");
 }
 
 /// The alerts of one kind, for one client id, ordered by partition.
 fn alerts_of<'a>(r: &'a Run, kind: &str, client: &str) -> Vec<&'a Value> {
-    let mut v: Vec<&Value> = alerts(r).into_iter().filter(|a| a["alert"] == kind && a["client_id"] == client).collect();
+    let mut v: Vec<&Value> = alerts(r)
+        .into_iter()
+        .filter(|a| a["alert"] == kind && a["client_id"] == client)
+        .collect();
     v.sort_by_key(|a| a["partition"].as_i64());
     v
 }
@@ -103,7 +142,13 @@ fn ts(v: &Value) -> &str {
 
 /// The exchange of `api` sent by `client` at `at` (request time).
 fn exchange_at<'a>(r: &'a Run, api: &str, client: &str, at: &str) -> &'a Value {
-    the(r.exchanges().into_iter().filter(|x| x["api"] == api && x["client_id"] == client && x["ts"] == at).collect(), &format!("{api} of {client} at {at}"))
+    the(
+        r.exchanges()
+            .into_iter()
+            .filter(|x| x["api"] == api && x["client_id"] == client && x["ts"] == at)
+            .collect(),
+        &format!("{api} of {client} at {at}"),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -117,19 +162,31 @@ fn assert_weak_acks_of(name: &str, topic: &str, prefix: &str) {
     assert_alert_counts(name, &r, &[("weak_acks", "warning", 2)]);
     for acks in [0, 1] {
         let client = format!("{prefix}{acks}");
-        let a = the(alerts_of(&r, "weak_acks", &client), &format!("weak_acks of {client}"));
+        let a = the(
+            alerts_of(&r, "weak_acks", &client),
+            &format!("weak_acks of {client}"),
+        );
         assert_eq!(a["topic"], topic, "{name}");
-        assert_eq!(a["partition"], Value::Null, "{name}: one alert per client, topic and acks");
+        assert_eq!(
+            a["partition"],
+            Value::Null,
+            "{name}: one alert per client, topic and acks"
+        );
         assert_eq!(a["acks"], acks, "{name}");
         assert_eq!(a["requests"], 6, "{name}");
         assert_eq!(a["records"], 6, "{name}");
         assert_eq!(a["partitions"], serde_json::json!([0, 1, 2]), "{name}");
         assert_eq!(a["idempotent"], false, "{name}");
         assert_eq!(a["transactional"], false, "{name}");
-        assert!(a.get("leader_change_ts").is_none(), "{name}: no leader change");
+        assert!(
+            a.get("leader_change_ts").is_none(),
+            "{name}: no leader change"
+        );
     }
     // acks=all producers (kw-...-acksall) raise nothing.
-    assert!(alerts(&r).iter().all(|a| !a["client_id"].as_str().unwrap().ends_with("acksall")));
+    assert!(alerts(&r)
+        .iter()
+        .all(|a| !a["client_id"].as_str().unwrap().ends_with("acksall")));
 }
 
 #[test]
@@ -172,41 +229,94 @@ fn follower_fetch_hwm_regression() {
     let name = "follower-fetch-hwm-regression-mock";
     let f = facts(name);
     let r = run(name);
-    assert_alert_counts(name, &r, &[("listoffsets_regression", "critical", 1), ("listoffsets_regression", "warning", 1)]);
+    assert_alert_counts(
+        name,
+        &r,
+        &[
+            ("listoffsets_regression", "critical", 1),
+            ("listoffsets_regression", "warning", 1),
+        ],
+    );
 
     // What the clients reported: 10 records per partition; the reader consumed 0..9 from the leader with a
     // cached high watermark of 10, then its cached high watermark became 4; the tail's too.
     let produced = the(facts_of(&f, "produced", Some("kw-ff-producer")), "produced");
-    assert_eq!(produced["offsets"]["0"], serde_json::json!((0..10).collect::<Vec<_>>()));
+    assert_eq!(
+        produced["offsets"]["0"],
+        serde_json::json!((0..10).collect::<Vec<_>>())
+    );
     let consumed = the(facts_of(&f, "consumed", Some("kw-ff-reader")), "consumed");
-    assert_eq!((consumed["cached_high"].as_i64(), consumed["offsets"].as_array().unwrap().len()), (Some(10), 10));
-    let wm = the(facts_of(&f, "watermarks", Some("kw-ff-reader")), "reader watermarks");
-    assert_eq!((wm["cached_high"].as_i64(), wm["position"].as_i64()), (Some(4), Some(10)));
-    let wm = the(facts_of(&f, "watermarks", Some("kw-ff-tail")), "tail watermarks");
+    assert_eq!(
+        (
+            consumed["cached_high"].as_i64(),
+            consumed["offsets"].as_array().unwrap().len()
+        ),
+        (Some(10), 10)
+    );
+    let wm = the(
+        facts_of(&f, "watermarks", Some("kw-ff-reader")),
+        "reader watermarks",
+    );
+    assert_eq!(
+        (wm["cached_high"].as_i64(), wm["position"].as_i64()),
+        (Some(4), Some(10))
+    );
+    let wm = the(
+        facts_of(&f, "watermarks", Some("kw-ff-tail")),
+        "tail watermarks",
+    );
     assert_eq!(wm["cached_high"], 4);
     let (leader, follower) = (broker(&f, 1), broker(&f, 3));
 
     // The reader had consumed up to 10 when the follower told it 4: critical.
-    let a = the(alerts_of(&r, "listoffsets_regression", "kw-ff-reader"), "reader regression");
+    let a = the(
+        alerts_of(&r, "listoffsets_regression", "kw-ff-reader"),
+        "reader regression",
+    );
     assert_eq!(a["severity"], "critical");
-    assert_eq!((a["topic"].as_str(), a["partition"].as_i64()), (Some("kw-ff"), Some(0)));
+    assert_eq!(
+        (a["topic"].as_str(), a["partition"].as_i64()),
+        (Some("kw-ff"), Some(0))
+    );
     assert_eq!(a["broker_addr"], follower.as_str());
     assert_eq!(a["previous_broker"], leader.as_str());
-    assert_eq!((a["previous_offset"].as_i64(), a["previous_source"].as_str()), (Some(10), Some("fetch_hwm")));
-    assert_eq!((a["new_offset"].as_i64(), a["new_source"].as_str()), (Some(4), Some("fetch_hwm")));
+    assert_eq!(
+        (a["previous_offset"].as_i64(), a["previous_source"].as_str()),
+        (Some(10), Some("fetch_hwm"))
+    );
+    assert_eq!(
+        (a["new_offset"].as_i64(), a["new_source"].as_str()),
+        (Some(4), Some("fetch_hwm"))
+    );
     assert_eq!(a["delta"], 6);
     assert_eq!(a["consumed_offset"], 10);
-    assert_eq!(a["isolation"], "read_uncommitted");
-    assert!(a.get("committed_offset").is_none(), "the reader never committed");
+    assert_eq!(a["end_of_log"], "high_watermark");
+    assert!(
+        a.get("committed_offset").is_none(),
+        "the reader never committed"
+    );
     assert!(ts(&a["previous_ts"]) < ts(&a["ts"]));
 
     // The tail consumer was only told 10 (by the leader) before 4 (by the follower): warning.
-    let a = the(alerts_of(&r, "listoffsets_regression", "kw-ff-tail"), "tail regression");
+    let a = the(
+        alerts_of(&r, "listoffsets_regression", "kw-ff-tail"),
+        "tail regression",
+    );
     assert_eq!(a["severity"], "warning");
-    assert_eq!((a["topic"].as_str(), a["partition"].as_i64()), (Some("kw-ff"), Some(1)));
+    assert_eq!(
+        (a["topic"].as_str(), a["partition"].as_i64()),
+        (Some("kw-ff"), Some(1))
+    );
     assert_eq!(a["broker_addr"], follower.as_str());
     assert_eq!(a["previous_broker"], leader.as_str());
-    assert_eq!((a["previous_offset"].as_i64(), a["new_offset"].as_i64(), a["delta"].as_i64()), (Some(10), Some(4), Some(6)));
+    assert_eq!(
+        (
+            a["previous_offset"].as_i64(),
+            a["new_offset"].as_i64(),
+            a["delta"].as_i64()
+        ),
+        (Some(10), Some(4), Some(6))
+    );
     assert_eq!(a["previous_source"], "fetch_hwm");
     assert!(a.get("consumed_offset").is_none() && a.get("committed_offset").is_none());
 
@@ -214,7 +324,11 @@ fn follower_fetch_hwm_regression() {
     let fetches: Vec<&Value> = r
         .exchanges()
         .into_iter()
-        .filter(|x| x["api"] == "Fetch" && x["client_id"] == "kw-ff-reader" && x["response"]["topics"].is_array())
+        .filter(|x| {
+            x["api"] == "Fetch"
+                && x["client_id"] == "kw-ff-reader"
+                && x["response"]["topics"].is_array()
+        })
         .collect();
     let preferred: Vec<i64> = fetches
         .iter()
@@ -223,7 +337,10 @@ fn follower_fetch_hwm_regression() {
         .filter_map(|p| p["preferred_read_replica"].as_i64())
         .filter(|r| *r >= 0)
         .collect();
-    assert!(!preferred.is_empty() && preferred.iter().all(|r| *r == 3), "the leader named replica 3: {preferred:?}");
+    assert!(
+        !preferred.is_empty() && preferred.iter().all(|r| *r == 3),
+        "the leader named replica 3: {preferred:?}"
+    );
 }
 
 /// `kwire timeline` around the regression: the reader's rows for kw-ff-0, in time order, end with the
@@ -234,46 +351,118 @@ fn timeline_around_the_follower_regression() {
     let f = facts(name);
     let (leader, follower) = (broker(&f, 1), broker(&f, 3));
     let file = fixture(name);
-    let args = ["--client", "kw-ff-reader", "--topic", "kw-ff", "--partition", "0"];
-    let out = Command::new(env!("CARGO_BIN_EXE_kwire")).arg("timeline").arg(&file).args(args).arg("--json").output().unwrap();
+    let args = [
+        "--client",
+        "kw-ff-reader",
+        "--topic",
+        "kw-ff",
+        "--partition",
+        "0",
+    ];
+    let out = Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .arg("timeline")
+        .arg(&file)
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(!lines.is_empty());
     for l in &lines {
-        assert_eq!((l["client_id"].as_str(), l["topic"].as_str(), l["partition"].as_i64()), (Some("kw-ff-reader"), Some("kw-ff"), Some(0)), "filtered: {l}");
+        assert_eq!(
+            (
+                l["client_id"].as_str(),
+                l["topic"].as_str(),
+                l["partition"].as_i64()
+            ),
+            (Some("kw-ff-reader"), Some("kw-ff"), Some(0)),
+            "filtered: {l}"
+        );
     }
     for w in lines.windows(2) {
-        assert!(ts(&w[0]["ts"]) <= ts(&w[1]["ts"]), "rows in time order: {} then {}", w[0], w[1]);
+        assert!(
+            ts(&w[0]["ts"]) <= ts(&w[1]["ts"]),
+            "rows in time order: {} then {}",
+            w[0],
+            w[1]
+        );
     }
     let rows: Vec<&Value> = lines.iter().filter(|l| l["type"] == "timeline").collect();
-    let alert_at = lines.iter().position(|l| l["type"] == "alert").expect("the alert is in the timeline");
+    let alert_at = lines
+        .iter()
+        .position(|l| l["type"] == "alert")
+        .expect("the alert is in the timeline");
     assert_eq!(lines.iter().filter(|l| l["type"] == "alert").count(), 1);
     assert_eq!(lines[alert_at]["alert"], "listoffsets_regression");
     assert_eq!(lines[alert_at]["severity"], "critical");
 
     // Served: 10 records from the leader, one batch per Fetch (the mock returns one batch per response).
-    let fetched: Vec<i64> = rows.iter().filter(|l| l["what"] == "fetched").map(|l| l["offset"].as_i64().unwrap()).collect();
+    let fetched: Vec<i64> = rows
+        .iter()
+        .filter(|l| l["what"] == "fetched")
+        .map(|l| l["offset"].as_i64().unwrap())
+        .collect();
     assert_eq!(fetched, (1..=10).collect::<Vec<_>>());
-    assert!(rows.iter().filter(|l| l["what"] == "fetched").all(|l| l["broker_addr"] == leader.as_str()));
+    assert!(rows
+        .iter()
+        .filter(|l| l["what"] == "fetched")
+        .all(|l| l["broker_addr"] == leader.as_str()));
     // Right before the alert: the follower's fetch_hwm 4 (its LSO row shares the timestamp), after the
     // leader's last fetch_hwm 10; every high watermark before was 10 from the leader.
-    let before: Vec<&Value> = lines[..alert_at].iter().filter(|l| l["what"] == "fetch_hwm").collect();
+    let before: Vec<&Value> = lines[..alert_at]
+        .iter()
+        .filter(|l| l["what"] == "fetch_hwm")
+        .collect();
     let (last, earlier) = before.split_last().unwrap();
-    assert_eq!((last["offset"].as_i64(), last["broker_addr"].as_str()), (Some(4), Some(follower.as_str())));
+    assert_eq!(
+        (last["offset"].as_i64(), last["broker_addr"].as_str()),
+        (Some(4), Some(follower.as_str()))
+    );
     assert_eq!(last["ts"], lines[alert_at]["ts"]);
-    assert!(earlier.iter().all(|l| l["offset"] == 10 && l["broker_addr"] == leader.as_str()));
+    assert!(earlier
+        .iter()
+        .all(|l| l["offset"] == 10 && l["broker_addr"] == leader.as_str()));
     // The fetch that got 4 asked for offset 10 on the follower.
-    let asked: Vec<&Value> = lines[..alert_at].iter().filter(|l| l["what"] == "fetch_request" && l["broker_addr"] == follower.as_str()).collect();
-    assert!(!asked.is_empty() && asked.iter().all(|l| l["offset"] == 10), "{asked:?}");
+    let asked: Vec<&Value> = lines[..alert_at]
+        .iter()
+        .filter(|l| l["what"] == "fetch_request" && l["broker_addr"] == follower.as_str())
+        .collect();
+    assert!(
+        !asked.is_empty() && asked.iter().all(|l| l["offset"] == 10),
+        "{asked:?}"
+    );
     // Later follower answers repeat 4: no second alert (the baseline moved to 4).
-    assert!(lines[alert_at + 1..].iter().filter(|l| l["what"] == "fetch_hwm").all(|l| l["offset"] == 4));
+    assert!(lines[alert_at + 1..]
+        .iter()
+        .filter(|l| l["what"] == "fetch_hwm")
+        .all(|l| l["offset"] == 4));
 
     // The table shows the same alert inline.
-    let out = Command::new(env!("CARGO_BIN_EXE_kwire")).arg("timeline").arg(&file).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .arg("timeline")
+        .arg(&file)
+        .args(args)
+        .output()
+        .unwrap();
     let table = String::from_utf8(out.stdout).unwrap();
     assert!(table.lines().next().unwrap().starts_with("ts "));
-    assert_eq!(table.lines().filter(|l| l.contains("!! CRITICAL listoffsets_regression")).count(), 1);
-    assert_eq!(table.lines().count(), lines.len() + 1, "one table line per JSON line, plus the header");
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.contains("!! CRITICAL listoffsets_regression"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        table.lines().count(),
+        lines.len() + 1,
+        "one table line per JSON line, plus the header"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -285,39 +474,108 @@ fn listoffsets_regression_after_topic_recreate() {
     let name = "listoffsets-recreate-tansu";
     let f = facts(name);
     let r = run(name);
-    assert_alert_counts(name, &r, &[("listoffsets_regression", "warning", 1), ("listoffsets_regression", "critical", 1)]);
+    assert_alert_counts(
+        name,
+        &r,
+        &[
+            ("listoffsets_regression", "warning", 1),
+            ("listoffsets_regression", "critical", 1),
+        ],
+    );
 
-    let highs = |c: &str| facts_of(&f, "watermarks", Some(c)).iter().map(|w| w["high"].as_i64().unwrap()).collect::<Vec<_>>();
+    let highs = |c: &str| {
+        facts_of(&f, "watermarks", Some(c))
+            .iter()
+            .map(|w| w["high"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(highs("kw-rc-watch"), [5, 2]);
     assert_eq!(highs("kw-rc-consumer"), [2]);
     let commit = the(facts_of(&f, "committed", Some("kw-rc-consumer")), "commit");
-    assert_eq!((commit["offsets"]["0"].as_i64(), commit["errors"]["0"].as_i64()), (Some(5), Some(0)));
+    assert_eq!(
+        (
+            commit["offsets"]["0"].as_i64(),
+            commit["errors"]["0"].as_i64()
+        ),
+        (Some(5), Some(0))
+    );
     assert_eq!(facts_of(&f, "deleted", Some("kw-rc-admin")).len(), 1);
     assert_eq!(facts_of(&f, "created", Some("kw-rc-admin")).len(), 1);
     let tansu = broker(&f, 1);
 
     // Only asked before (5), told 2 now: warning. librdkafka asks with isolation read_committed.
-    let a = the(alerts_of(&r, "listoffsets_regression", "kw-rc-watch"), "watch regression");
+    let a = the(
+        alerts_of(&r, "listoffsets_regression", "kw-rc-watch"),
+        "watch regression",
+    );
     assert_eq!(a["severity"], "warning");
-    assert_eq!((a["topic"].as_str(), a["partition"].as_i64(), a["broker_addr"].as_str()), (Some("kw-rc"), Some(0), Some(tansu.as_str())));
-    assert_eq!((a["previous_offset"].as_i64(), a["previous_source"].as_str()), (Some(5), Some("listoffsets")));
-    assert_eq!((a["new_offset"].as_i64(), a["new_source"].as_str(), a["delta"].as_i64()), (Some(2), Some("listoffsets"), Some(3)));
-    assert_eq!(a["isolation"], "read_committed");
+    assert_eq!(
+        (
+            a["topic"].as_str(),
+            a["partition"].as_i64(),
+            a["broker_addr"].as_str()
+        ),
+        (Some("kw-rc"), Some(0), Some(tansu.as_str()))
+    );
+    assert_eq!(
+        (a["previous_offset"].as_i64(), a["previous_source"].as_str()),
+        (Some(5), Some("listoffsets"))
+    );
+    assert_eq!(
+        (
+            a["new_offset"].as_i64(),
+            a["new_source"].as_str(),
+            a["delta"].as_i64()
+        ),
+        (Some(2), Some("listoffsets"), Some(3))
+    );
+    assert_eq!(a["end_of_log"], "last_stable_offset");
     assert!(a.get("consumed_offset").is_none() && a.get("committed_offset").is_none());
 
     // Consumed and committed 5 before, told 2 now: critical. Its last read_committed end before was the
     // Fetch LSO 5 (same series as ListOffsets isolation 1).
-    let a = the(alerts_of(&r, "listoffsets_regression", "kw-rc-consumer"), "consumer regression");
+    let a = the(
+        alerts_of(&r, "listoffsets_regression", "kw-rc-consumer"),
+        "consumer regression",
+    );
     assert_eq!(a["severity"], "critical");
-    assert_eq!((a["topic"].as_str(), a["partition"].as_i64()), (Some("kw-rc"), Some(0)));
-    assert_eq!((a["previous_offset"].as_i64(), a["previous_source"].as_str()), (Some(5), Some("fetch_lso")));
-    assert_eq!((a["new_offset"].as_i64(), a["new_source"].as_str(), a["delta"].as_i64()), (Some(2), Some("listoffsets"), Some(3)));
-    assert_eq!((a["committed_offset"].as_i64(), a["consumed_offset"].as_i64()), (Some(5), Some(5)));
+    assert_eq!(
+        (a["topic"].as_str(), a["partition"].as_i64()),
+        (Some("kw-rc"), Some(0))
+    );
+    assert_eq!(
+        (a["previous_offset"].as_i64(), a["previous_source"].as_str()),
+        (Some(5), Some("fetch_lso"))
+    );
+    assert_eq!(
+        (
+            a["new_offset"].as_i64(),
+            a["new_source"].as_str(),
+            a["delta"].as_i64()
+        ),
+        (Some(2), Some("listoffsets"), Some(3))
+    );
+    assert_eq!(
+        (
+            a["committed_offset"].as_i64(),
+            a["consumed_offset"].as_i64()
+        ),
+        (Some(5), Some(5))
+    );
     // The consumer's ListOffsets came on a new connection (a new process): the timeline is per client.id +
     // host, not per connection.
-    let last_lo = r.exchanges().into_iter().filter(|x| x["api"] == "ListOffsets" && x["client_id"] == "kw-rc-consumer").last().unwrap();
+    let last_lo = r
+        .exchanges()
+        .into_iter()
+        .filter(|x| x["api"] == "ListOffsets" && x["client_id"] == "kw-rc-consumer")
+        .last()
+        .unwrap();
     assert_eq!(last_lo["response_ts"], a["ts"]);
-    let commit_x = r.exchanges().into_iter().find(|x| x["api"] == "OffsetCommit" && x["client_id"] == "kw-rc-consumer").unwrap();
+    let commit_x = r
+        .exchanges()
+        .into_iter()
+        .find(|x| x["api"] == "OffsetCommit" && x["client_id"] == "kw-rc-consumer")
+        .unwrap();
     assert_ne!(last_lo["conn"], commit_x["conn"]);
 }
 
@@ -331,23 +589,52 @@ fn listoffsets_regression_after_topic_recreate() {
 fn assert_stale_commit(name: &str, g: &str, lost: [i64; 2], protocol_generations: (i64, i64)) {
     let f = facts(name);
     let r = run(name);
-    assert_alert_counts(name, &r, &[("commit_after_revoke", "critical", 2), ("committed_offset_regression", "info", 2)]);
+    assert_alert_counts(
+        name,
+        &r,
+        &[
+            ("commit_after_revoke", "critical", 2),
+            ("committed_offset_regression", "info", 2),
+        ],
+    );
     let (c1, c2) = (format!("{g}-1"), format!("{g}-2"));
 
     // The facts: member 1 lost `lost`, member 2 got them; both committed 7; member 1 then committed 6
     // for them, accepted (error 0).
     let rb = the(facts_of(&f, "rebalanced", None), "rebalanced");
     let lost_v = serde_json::json!(lost);
-    assert_eq!(rb["member1_lost"], lost_v, "{name}: which partitions moved (see the facts)");
+    assert_eq!(
+        rb["member1_lost"], lost_v,
+        "{name}: which partitions moved (see the facts)"
+    );
     assert_eq!(rb["member2_owns"], lost_v);
-    let (m1, m2) = (rb["member1_id"].as_str().unwrap(), rb["member2_id"].as_str().unwrap());
-    let commits = |c: &str, why: &str| facts_of(&f, "committed", Some(c)).into_iter().filter(|x| x["why"] == why).collect::<Vec<_>>();
+    let (m1, m2) = (
+        rb["member1_id"].as_str().unwrap(),
+        rb["member2_id"].as_str().unwrap(),
+    );
+    let commits = |c: &str, why: &str| {
+        facts_of(&f, "committed", Some(c))
+            .into_iter()
+            .filter(|x| x["why"] == why)
+            .collect::<Vec<_>>()
+    };
     let stale = the(commits(&c1, "stale"), "stale commit");
     let m2_commit = the(commits(&c2, "step4"), "member 2's commit");
     for p in lost {
         let k = p.to_string();
-        assert_eq!((stale["offsets"][&k].as_i64(), stale["errors"][&k].as_i64()), (Some(6), Some(0)), "{name}");
-        assert_eq!((m2_commit["offsets"][&k].as_i64(), m2_commit["errors"][&k].as_i64()), (Some(7), Some(0)), "{name}");
+        assert_eq!(
+            (stale["offsets"][&k].as_i64(), stale["errors"][&k].as_i64()),
+            (Some(6), Some(0)),
+            "{name}"
+        );
+        assert_eq!(
+            (
+                m2_commit["offsets"][&k].as_i64(),
+                m2_commit["errors"][&k].as_i64()
+            ),
+            (Some(7), Some(0)),
+            "{name}"
+        );
     }
     assert_eq!(stale["member_id"], m1);
 
@@ -357,26 +644,67 @@ fn assert_stale_commit(name: &str, g: &str, lost: [i64; 2], protocol_generations
     for (i, p) in lost.iter().enumerate() {
         let a = car[i];
         assert_eq!(a["severity"], "critical");
-        assert_eq!((a["topic"].as_str(), a["partition"].as_i64()), (Some(g), Some(*p)));
-        assert_eq!((a["group"].as_str(), a["member_id"].as_str()), (Some(g), Some(m1)));
+        assert_eq!(
+            (a["topic"].as_str(), a["partition"].as_i64()),
+            (Some(g), Some(*p))
+        );
+        assert_eq!(
+            (a["group"].as_str(), a["member_id"].as_str()),
+            (Some(g), Some(m1))
+        );
         assert_eq!(a["committed_offset"], 6);
-        assert_eq!((a["accepted"].as_bool(), a["broker_error_code"].as_i64()), (Some(true), Some(0)));
+        assert_eq!(
+            (a["accepted"].as_bool(), a["broker_error_code"].as_i64()),
+            (Some(true), Some(0))
+        );
         assert_eq!(a["new_owner"], m2);
-        assert_eq!((a["new_owner_committed_offset"].as_i64(), a["new_owner_served_offset"].as_i64()), (Some(7), Some(7)));
+        assert_eq!(
+            (
+                a["new_owner_committed_offset"].as_i64(),
+                a["new_owner_served_offset"].as_i64()
+            ),
+            (Some(7), Some(7))
+        );
         // generation: the member's generation / epoch at the stale commit; revoked in the one before.
-        assert_eq!((a["generation"].as_i64(), a["revoked_generation"].as_i64()), (Some(protocol_generations.1), Some(protocol_generations.0)));
-        assert!(ts(&a["revoked_ts"]) <= ts(&a["revocation_complete_ts"]) && ts(&a["revocation_complete_ts"]) <= ts(&a["ts"]));
+        assert_eq!(
+            (a["generation"].as_i64(), a["revoked_generation"].as_i64()),
+            (Some(protocol_generations.1), Some(protocol_generations.0))
+        );
+        assert!(
+            ts(&a["revoked_ts"]) <= ts(&a["revocation_complete_ts"])
+                && ts(&a["revocation_complete_ts"]) <= ts(&a["ts"])
+        );
         // It is the OffsetCommit the facts call "stale", accepted by the broker.
         let x = exchange_at(&r, "OffsetCommit", &c1, ts(&a["ts"]));
         assert_eq!(x["request"]["member_id"], m1);
-        assert_eq!(x["request"]["generation_id_or_member_epoch"], a["generation"]);
+        assert_eq!(
+            x["request"]["generation_id_or_member_epoch"],
+            a["generation"]
+        );
         assert_eq!(x["error_codes"], serde_json::json!([]));
 
         let b = reg[i];
         assert_eq!(b["severity"], "info");
-        assert_eq!((b["topic"].as_str(), b["partition"].as_i64(), b["ts"].as_str()), (Some(g), Some(*p), a["ts"].as_str()));
-        assert_eq!((b["previous_offset"].as_i64(), b["committed_offset"].as_i64(), b["delta"].as_i64()), (Some(7), Some(6), Some(1)));
-        assert_eq!((b["member_id"].as_str(), b["previous_member_id"].as_str()), (Some(m1), Some(m2)));
+        assert_eq!(
+            (
+                b["topic"].as_str(),
+                b["partition"].as_i64(),
+                b["ts"].as_str()
+            ),
+            (Some(g), Some(*p), a["ts"].as_str())
+        );
+        assert_eq!(
+            (
+                b["previous_offset"].as_i64(),
+                b["committed_offset"].as_i64(),
+                b["delta"].as_i64()
+            ),
+            (Some(7), Some(6), Some(1))
+        );
+        assert_eq!(
+            (b["member_id"].as_str(), b["previous_member_id"].as_str()),
+            (Some(m1), Some(m2))
+        );
     }
 }
 
@@ -387,9 +715,144 @@ fn assert_stale_commit(name: &str, g: &str, lost: [i64; 2], protocol_generations
 fn commit_after_revoke_cooperative() {
     let name = "commit-after-revoke-cooperative-mock";
     let f = facts(name);
-    let hand_off = the(facts_of(&f, "committed", Some("kw-carc-1")).into_iter().filter(|x| x["why"] == "on_revoke" && x["offsets"]["0"] == 6).collect(), "hand-off");
+    let hand_off = the(
+        facts_of(&f, "committed", Some("kw-carc-1"))
+            .into_iter()
+            .filter(|x| x["why"] == "on_revoke" && x["offsets"]["0"] == 6)
+            .collect(),
+        "hand-off",
+    );
     assert_eq!(hand_off["errors"], serde_json::json!({"0": 0, "1": 0}));
     assert_stale_commit(name, "kw-carc", [0, 1], (3, 4));
+}
+
+/// `kwire timeline --json` of kw-carc-1 on kw-carc-0: its commits (4; the hand-off 6; the stale 6 with
+/// both alerts right after it, at the same timestamp) and, at its final rejoin, the 7 kw-carc-2
+/// committed, read back.
+#[test]
+fn timeline_around_the_stale_commit() {
+    let name = "commit-after-revoke-cooperative-mock";
+    let out = Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .arg("timeline")
+        .arg(fixture(name))
+        .args([
+            "--client",
+            "kw-carc-1",
+            "--topic",
+            "kw-carc",
+            "--partition",
+            "0",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for w in lines.windows(2) {
+        assert!(
+            ts(&w[0]["ts"]) <= ts(&w[1]["ts"]),
+            "rows in time order: {} then {}",
+            w[0],
+            w[1]
+        );
+    }
+    let story: Vec<(String, i64)> = lines
+        .iter()
+        .filter(|l| {
+            l["type"] == "alert"
+                || [
+                    "committed",
+                    "commit_rejected",
+                    "offset_fetch",
+                    "listoffsets_earliest",
+                ]
+                .contains(&l["what"].as_str().unwrap_or(""))
+        })
+        .map(|l| match l["type"].as_str() {
+            Some("alert") => (
+                format!(
+                    "{} {}",
+                    l["alert"].as_str().unwrap(),
+                    l["severity"].as_str().unwrap()
+                ),
+                l["committed_offset"].as_i64().unwrap(),
+            ),
+            _ => (
+                l["what"].as_str().unwrap().to_string(),
+                l["offset"].as_i64().unwrap(),
+            ),
+        })
+        .collect();
+    let want: Vec<(String, i64)> = [
+        ("listoffsets_earliest", 0),
+        ("committed", 4),
+        ("committed", 6),
+        ("committed", 6),
+        ("commit_after_revoke critical", 6),
+        ("committed_offset_regression info", 6),
+        ("offset_fetch", 7),
+    ]
+    .iter()
+    .map(|(w, o)| (w.to_string(), *o))
+    .collect();
+    assert_eq!(story, want);
+    let stale = lines.iter().position(|l| l["type"] == "alert").unwrap();
+    assert_eq!(lines[stale - 1]["what"], "committed");
+    assert_eq!(lines[stale - 1]["ts"], lines[stale]["ts"]);
+    assert_eq!(lines[stale - 1]["group"], "kw-carc");
+    // Served before the rebalance: 6 (records 0-5), never more on this partition.
+    let fetched: Vec<i64> = lines
+        .iter()
+        .filter(|l| l["what"] == "fetched")
+        .map(|l| l["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(fetched.last(), Some(&6));
+}
+
+/// Rows in time order, per client and partition, over whole files. A bug these captures found: rows are
+/// produced when an exchange completes but carry the request's time, so a long-polling Fetch (librdkafka's
+/// 500 ms fetch.wait.max.ms) printed its `fetch_request` row after rows of exchanges that completed
+/// meanwhile (kw-carc-1's OffsetCommit of 4 at 00.693563 before the fetch_request of 00.693333).
+#[test]
+fn timeline_rows_in_time_order() {
+    for name in [
+        "commit-after-revoke-cooperative-mock",
+        "follower-fetch-hwm-regression-mock",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_kwire"))
+            .arg("timeline")
+            .arg(fixture(name))
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let lines: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        // Per client and partition (what one `--client --topic --partition` view shows).
+        let mut last: BTreeMap<(String, String, i64), String> = BTreeMap::new();
+        for l in &lines {
+            let key = (
+                l["client_id"].as_str().unwrap_or("").to_string(),
+                l["topic"].as_str().unwrap_or("").to_string(),
+                l["partition"].as_i64().unwrap_or(-1),
+            );
+            let t = ts(&l["ts"]).to_string();
+            if let Some(prev) = last.get(&key) {
+                assert!(
+                    prev.as_str() <= t.as_str(),
+                    "{name}: {key:?}: {prev} then {l}"
+                );
+            }
+            last.insert(key, t);
+        }
+    }
 }
 
 /// Range (eager): kw-care-1 gives up everything at its rejoin (generation 3) and gets [0, 1] back; it then
@@ -406,8 +869,16 @@ fn commit_after_revoke_eager() {
 fn commit_after_revoke_kip848() {
     let name = "commit-after-revoke-kip848-mock";
     let r = run(name);
-    assert!(r.exchanges().iter().any(|x| x["api"] == "ConsumerGroupHeartbeat"), "a KIP-848 group");
-    assert!(!r.exchanges().iter().any(|x| x["api"] == "JoinGroup"), "no classic JoinGroup");
+    assert!(
+        r.exchanges()
+            .iter()
+            .any(|x| x["api"] == "ConsumerGroupHeartbeat"),
+        "a KIP-848 group"
+    );
+    assert!(
+        !r.exchanges().iter().any(|x| x["api"] == "JoinGroup"),
+        "no classic JoinGroup"
+    );
     assert_stale_commit(name, "kw-cark", [2, 3], (2, 3));
 }
 
@@ -415,45 +886,139 @@ fn commit_after_revoke_kip848() {
 // 6. Transactions: TxnOffsetCommit, clean then stale.
 // ---------------------------------------------------------------------------------------------------------
 
-#[test]
-fn txn_offset_commit() {
-    let name = "txn-offset-commit-mock";
-    let f = facts(name);
-    let r = run(name);
-    assert_alert_counts(name, &r, &[("commit_after_revoke", "critical", 1)]);
-
-    let rb = the(facts_of(&f, "rebalanced", None), "rebalanced");
-    assert_eq!((rb["member1_owns"].clone(), rb["member2_owns"].clone()), (serde_json::json!([0]), serde_json::json!([1])));
-    let (m1, m2) = (rb["member1_id"].as_str().unwrap(), rb["member2_id"].as_str().unwrap());
-    let txns = facts_of(&f, "transaction", Some("kw-tx-producer"));
-    let got: Vec<(String, Value)> = txns.iter().map(|t| (t["why"].as_str().unwrap().to_string(), t["offsets"].clone())).collect();
+/// The facts of txn-offset-commit-mock, checked: (member 1 id, member 2 id, TxnOffsetCommit exchanges).
+fn txn_story<'a>(f: &'a Value, r: &'a Run) -> (&'a str, &'a str, Vec<&'a Value>) {
+    let rb = the(facts_of(f, "rebalanced", None), "rebalanced");
+    assert_eq!(
+        (rb["member1_owns"].clone(), rb["member2_owns"].clone()),
+        (serde_json::json!([0]), serde_json::json!([1]))
+    );
+    let (m1, m2) = (
+        rb["member1_id"].as_str().unwrap(),
+        rb["member2_id"].as_str().unwrap(),
+    );
+    let txns = facts_of(f, "transaction", Some("kw-tx-producer"));
+    let got: Vec<(String, Value)> = txns
+        .iter()
+        .map(|t| (t["why"].as_str().unwrap().to_string(), t["offsets"].clone()))
+        .collect();
     assert_eq!(
         got,
         [
             ("clean".to_string(), serde_json::json!({"0": 4, "1": 4})),
             ("clean".to_string(), serde_json::json!({"0": 6, "1": 6})),
             ("stale".to_string(), serde_json::json!({"0": 7, "1": 7})),
+            ("ahead".to_string(), serde_json::json!({"0": 9})),
         ]
     );
     assert!(txns.iter().all(|t| t["member_id"] == m1));
-    let c2 = the(facts_of(&f, "committed", Some("kw-tx-2")), "kw-tx-2's commit");
+    let c2 = the(
+        facts_of(f, "committed", Some("kw-tx-2")),
+        "kw-tx-2's commit",
+    );
     assert_eq!(c2["offsets"], serde_json::json!({"1": 7}));
+    // Four TxnOffsetCommits on the wire, all accepted (the mock, like Apache Kafka, checks no ownership).
+    let tocs: Vec<&Value> = r
+        .exchanges()
+        .into_iter()
+        .filter(|x| x["api"] == "TxnOffsetCommit")
+        .collect();
+    assert_eq!(tocs.len(), 4);
+    assert!(tocs
+        .iter()
+        .all(|x| x["client_id"] == "kw-tx-producer" && x["error_codes"] == serde_json::json!([])));
+    (m1, m2, tocs)
+}
 
-    // Three TxnOffsetCommits on the wire, all accepted; only the third one's partition 1 is stale.
-    let tocs: Vec<&Value> = r.exchanges().into_iter().filter(|x| x["api"] == "TxnOffsetCommit").collect();
-    assert_eq!(tocs.len(), 3);
-    assert!(tocs.iter().all(|x| x["client_id"] == "kw-tx-producer" && x["error_codes"] == serde_json::json!([])));
+/// Transactions 1 and 2 (clean) raise nothing; transaction 3's TxnOffsetCommit for the input partition
+/// kw-tx-1 lost is a critical commit_after_revoke (sent by the producer, on behalf of member kw-tx-1);
+/// transaction 4 commits 9 for kw-txin-0 where kw-tx-1 was served only up to 7: commit_ahead_of_fetch.
+///
+/// A detector gap this capture found: kwire used to look for "served" in the committing client's timeline
+/// (kw-tx-producer, which never fetched) instead of the group member's consumer (kw-tx-1), and raised no
+/// commit_ahead_of_fetch for transaction 4. Expected: one warning, client kw-tx-producer (the sender),
+/// member kw-tx-1, consumer kw-tx-1, served 7 (kw-tx-1's), skipped 2.
+#[test]
+fn txn_offset_commit() {
+    let name = "txn-offset-commit-mock";
+    let f = facts(name);
+    let r = run(name);
+    let (m1, m2, tocs) = txn_story(&f, &r);
 
-    let a = the(alerts_of(&r, "commit_after_revoke", "kw-tx-producer"), "stale TxnOffsetCommit");
+    let a = the(
+        alerts_of(&r, "commit_after_revoke", "kw-tx-producer"),
+        "stale TxnOffsetCommit",
+    );
     assert_eq!(a["severity"], "critical");
-    assert_eq!((a["topic"].as_str(), a["partition"].as_i64()), (Some("kw-txin"), Some(1)));
-    assert_eq!((a["group"].as_str(), a["member_id"].as_str()), (Some("kw-tx"), Some(m1)));
+    assert_eq!(
+        (a["topic"].as_str(), a["partition"].as_i64()),
+        (Some("kw-txin"), Some(1))
+    );
+    assert_eq!(
+        (a["group"].as_str(), a["member_id"].as_str()),
+        (Some("kw-tx"), Some(m1))
+    );
     assert_eq!(a["committed_offset"], 7);
-    assert_eq!((a["accepted"].as_bool(), a["broker_error_code"].as_i64()), (Some(true), Some(0)));
+    assert_eq!(
+        (a["accepted"].as_bool(), a["broker_error_code"].as_i64()),
+        (Some(true), Some(0))
+    );
     assert_eq!(a["new_owner"], m2);
-    assert_eq!((a["new_owner_committed_offset"].as_i64(), a["new_owner_served_offset"].as_i64()), (Some(7), Some(7)));
-    assert_eq!((a["generation"].as_i64(), a["revoked_generation"].as_i64()), (Some(3), Some(2)));
+    assert_eq!(
+        (
+            a["new_owner_committed_offset"].as_i64(),
+            a["new_owner_served_offset"].as_i64()
+        ),
+        (Some(7), Some(7))
+    );
+    assert_eq!(
+        (a["generation"].as_i64(), a["revoked_generation"].as_i64()),
+        (Some(3), Some(2))
+    );
     assert_eq!(a["ts"], tocs[2]["ts"]);
+    assert_eq!(tocs[2]["request"]["member_id"], m1);
+
+    let ahead: Vec<&Value> = alerts(&r)
+        .into_iter()
+        .filter(|a| a["alert"] == "commit_ahead_of_fetch")
+        .collect();
+    let a = the(
+        ahead,
+        "commit_ahead_of_fetch for transaction 4 (see the doc above)",
+    );
+    assert_eq!(
+        (a["severity"].as_str(), a["client_id"].as_str()),
+        (Some("warning"), Some("kw-tx-producer"))
+    );
+    assert_eq!(
+        a["consumer_client_id"], "kw-tx-1",
+        "whose consumer was served"
+    );
+    assert_eq!(
+        (a["topic"].as_str(), a["partition"].as_i64()),
+        (Some("kw-txin"), Some(0))
+    );
+    assert_eq!(
+        (a["group"].as_str(), a["member_id"].as_str()),
+        (Some("kw-tx"), Some(m1))
+    );
+    assert_eq!(
+        (
+            a["committed_offset"].as_i64(),
+            a["served_offset"].as_i64(),
+            a["skipped"].as_i64()
+        ),
+        (Some(9), Some(7), Some(2))
+    );
+    assert_eq!(a["ts"], tocs[3]["ts"]);
+    assert_alert_counts(
+        name,
+        &r,
+        &[
+            ("commit_after_revoke", "critical", 1),
+            ("commit_ahead_of_fetch", "warning", 1),
+        ],
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -466,34 +1031,70 @@ fn weak_acks_critical_across_a_leader_change() {
     let f = facts(name);
     let r = run(name);
     assert_alert_counts(name, &r, &[("weak_acks", "critical", 1)]);
-    let moves: Vec<&str> = facts_of(&f, "mock", None).iter().map(|m| m["command"].as_str().unwrap()).collect();
-    assert_eq!(moves, ["partition_leader kw-lc 0 1", "partition_leader kw-lc 0 2"]);
+    let moves: Vec<&str> = facts_of(&f, "mock", None)
+        .iter()
+        .map(|m| m["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        moves,
+        ["partition_leader kw-lc 0 1", "partition_leader kw-lc 0 2"]
+    );
     for c in ["kw-lc-acks1", "kw-lc-acksall"] {
         let p = the(facts_of(&f, "produced", Some(c)), "produced");
-        assert_eq!(p["offsets"].as_array().unwrap().len(), 10, "{c}: 10 records delivered");
+        assert_eq!(
+            p["offsets"].as_array().unwrap().len(),
+            10,
+            "{c}: 10 records delivered"
+        );
     }
 
     // Each producer's 6th record went to the old leader (broker 1) and got NOT_LEADER_OR_FOLLOWER, then was
     // retried on broker 2: 11 Produce requests each, one error 6.
     for c in ["kw-lc-acks1", "kw-lc-acksall"] {
-        let produce: Vec<&Value> = r.exchanges().into_iter().filter(|x| x["api"] == "Produce" && x["client_id"] == c).collect();
+        let produce: Vec<&Value> = r
+            .exchanges()
+            .into_iter()
+            .filter(|x| x["api"] == "Produce" && x["client_id"] == c)
+            .collect();
         assert_eq!(produce.len(), 11, "{c}");
-        let failed: Vec<&&Value> = produce.iter().filter(|x| x["error_codes"] == serde_json::json!([6])).collect();
+        let failed: Vec<&&Value> = produce
+            .iter()
+            .filter(|x| x["error_codes"] == serde_json::json!([6]))
+            .collect();
         assert_eq!(failed.len(), 1, "{c}");
         assert_eq!(failed[0]["broker_addr"], broker(&f, 1).as_str());
     }
-    let first_error = r.exchanges().into_iter().filter(|x| x["api"] == "Produce" && x["error_codes"] == serde_json::json!([6])).map(|x| x["response_ts"].as_str().unwrap().to_string()).min().unwrap();
+    let first_error = r
+        .exchanges()
+        .into_iter()
+        .filter(|x| x["api"] == "Produce" && x["error_codes"] == serde_json::json!([6]))
+        .map(|x| x["response_ts"].as_str().unwrap().to_string())
+        .min()
+        .unwrap();
 
     let a = the(alerts_of(&r, "weak_acks", "kw-lc-acks1"), "weak_acks");
     assert_eq!(a["severity"], "critical");
-    assert_eq!((a["topic"].as_str(), a["partition"].clone()), (Some("kw-lc"), Value::Null));
+    assert_eq!(
+        (a["topic"].as_str(), a["partition"].clone()),
+        (Some("kw-lc"), Value::Null)
+    );
     assert_eq!(a["acks"], 1);
     // Requests and records as sent: the retried record is counted twice (10 delivered, 11 sent).
-    assert_eq!((a["requests"].as_i64(), a["records"].as_i64()), (Some(11), Some(11)));
+    assert_eq!(
+        (a["requests"].as_i64(), a["records"].as_i64()),
+        (Some(11), Some(11))
+    );
     assert_eq!(a["partitions"], serde_json::json!([0]));
     assert_eq!(a["leader_change_partition"], 0);
-    assert_eq!(a["leader_change_ts"].as_str().unwrap(), first_error, "the first response that showed the move");
-    assert!(ts(&a["first_ts"]) < ts(&a["leader_change_ts"]) && ts(&a["leader_change_ts"]) < ts(&a["last_ts"]));
+    assert_eq!(
+        a["leader_change_ts"].as_str().unwrap(),
+        first_error,
+        "the first response that showed the move"
+    );
+    assert!(
+        ts(&a["first_ts"]) < ts(&a["leader_change_ts"])
+            && ts(&a["leader_change_ts"]) < ts(&a["last_ts"])
+    );
     // The acks=all producer raises nothing.
     assert!(alerts_of(&r, "weak_acks", "kw-lc-acksall").is_empty());
 }
@@ -507,29 +1108,91 @@ fn commit_ahead_of_fetch_then_regression() {
     let name = "commit-ahead-and-regression-mock";
     let f = facts(name);
     let r = run(name);
-    assert_alert_counts(name, &r, &[("commit_ahead_of_fetch", "warning", 1), ("committed_offset_regression", "info", 1)]);
+    assert_alert_counts(
+        name,
+        &r,
+        &[
+            ("commit_ahead_of_fetch", "warning", 1),
+            ("committed_offset_regression", "info", 1),
+        ],
+    );
     let commits: Vec<(String, i64, i64)> = facts_of(&f, "committed", Some("kw-ca-consumer"))
         .iter()
-        .map(|c| (c["why"].as_str().unwrap().to_string(), c["offsets"]["0"].as_i64().unwrap(), c["errors"]["0"].as_i64().unwrap()))
+        .map(|c| {
+            (
+                c["why"].as_str().unwrap().to_string(),
+                c["offsets"]["0"].as_i64().unwrap(),
+                c["errors"]["0"].as_i64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(commits, [("consumed".into(), 6, 0), ("skip_to_end".into(), 10, 0), ("rewind".into(), 6, 0)]);
-    let wm = the(facts_of(&f, "watermarks", Some("kw-ca-consumer")), "watermarks");
+    assert_eq!(
+        commits,
+        [
+            ("consumed".into(), 6, 0),
+            ("skip_to_end".into(), 10, 0),
+            ("rewind".into(), 6, 0)
+        ]
+    );
+    let wm = the(
+        facts_of(&f, "watermarks", Some("kw-ca-consumer")),
+        "watermarks",
+    );
     assert_eq!(wm["high"], 10);
-    let member = the(facts_of(&f, "assigned", Some("kw-ca-consumer")), "assigned")["member_id"].as_str().unwrap().to_string();
+    let member = the(facts_of(&f, "assigned", Some("kw-ca-consumer")), "assigned")["member_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
-    let a = the(alerts_of(&r, "commit_ahead_of_fetch", "kw-ca-consumer"), "commit ahead");
+    let a = the(
+        alerts_of(&r, "commit_ahead_of_fetch", "kw-ca-consumer"),
+        "commit ahead",
+    );
     assert_eq!(a["severity"], "warning");
-    assert_eq!((a["topic"].as_str(), a["partition"].as_i64()), (Some("kw-ca"), Some(0)));
-    assert_eq!((a["group"].as_str(), a["member_id"].as_str()), (Some("kw-ca"), Some(member.as_str())));
-    assert_eq!((a["committed_offset"].as_i64(), a["served_offset"].as_i64(), a["skipped"].as_i64()), (Some(10), Some(6), Some(4)));
+    assert_eq!(
+        (a["topic"].as_str(), a["partition"].as_i64()),
+        (Some("kw-ca"), Some(0))
+    );
+    assert_eq!(
+        (a["group"].as_str(), a["member_id"].as_str()),
+        (Some("kw-ca"), Some(member.as_str()))
+    );
+    assert_eq!(
+        (
+            a["committed_offset"].as_i64(),
+            a["served_offset"].as_i64(),
+            a["skipped"].as_i64()
+        ),
+        (Some(10), Some(6), Some(4))
+    );
     assert_eq!(a["accepted"], true);
     assert!(ts(&a["served_ts"]) < ts(&a["ts"]));
 
-    let b = the(alerts_of(&r, "committed_offset_regression", "kw-ca-consumer"), "regression");
+    let b = the(
+        alerts_of(&r, "committed_offset_regression", "kw-ca-consumer"),
+        "regression",
+    );
     assert_eq!(b["severity"], "info");
-    assert_eq!((b["topic"].as_str(), b["partition"].as_i64(), b["group"].as_str()), (Some("kw-ca"), Some(0), Some("kw-ca")));
-    assert_eq!((b["previous_offset"].as_i64(), b["committed_offset"].as_i64(), b["delta"].as_i64()), (Some(10), Some(6), Some(4)));
-    assert_eq!((b["member_id"].as_str(), b["previous_member_id"].as_str()), (Some(member.as_str()), Some(member.as_str())));
+    assert_eq!(
+        (
+            b["topic"].as_str(),
+            b["partition"].as_i64(),
+            b["group"].as_str()
+        ),
+        (Some("kw-ca"), Some(0), Some("kw-ca"))
+    );
+    assert_eq!(
+        (
+            b["previous_offset"].as_i64(),
+            b["committed_offset"].as_i64(),
+            b["delta"].as_i64()
+        ),
+        (Some(10), Some(6), Some(4))
+    );
+    assert_eq!(
+        (b["member_id"].as_str(), b["previous_member_id"].as_str()),
+        (Some(member.as_str()), Some(member.as_str()))
+    );
     assert_eq!(b["previous_ts"], a["ts"]);
 }
 
@@ -544,20 +1207,186 @@ fn offset_reset_jump_to_latest() {
     let r = run(name);
     assert_alert_counts(name, &r, &[("offset_reset_jump", "warning", 1)]);
     let reset = the(facts_of(&f, "reset", Some("kw-orj-consumer")), "reset");
-    assert_eq!((reset["assigned_at"].as_i64(), reset["partition_eof_at"].as_i64(), reset["cached_low"].as_i64()), (Some(0), Some(10), Some(4)));
-    assert!(reset["librdkafka_log"][0].as_str().unwrap().contains("offset reset (at offset 0"));
+    assert_eq!(
+        (
+            reset["assigned_at"].as_i64(),
+            reset["partition_eof_at"].as_i64(),
+            reset["cached_low"].as_i64()
+        ),
+        (Some(0), Some(10), Some(4))
+    );
+    assert!(reset["librdkafka_log"][0]
+        .as_str()
+        .unwrap()
+        .contains("offset reset (at offset 0"));
 
-    let a = the(alerts_of(&r, "offset_reset_jump", "kw-orj-consumer"), "offset_reset_jump");
+    let a = the(
+        alerts_of(&r, "offset_reset_jump", "kw-orj-consumer"),
+        "offset_reset_jump",
+    );
     assert_eq!(a["severity"], "warning");
-    assert_eq!((a["topic"].as_str(), a["partition"].as_i64()), (Some("kw-orj"), Some(0)));
-    assert_eq!((a["out_of_range_offset"].as_i64(), a["resumed_offset"].as_i64(), a["skipped"].as_i64()), (Some(0), Some(10), Some(10)));
-    assert_eq!(a["broker_addr"], broker(&f, 3).as_str(), "resumed on the follower");
+    assert_eq!(
+        (a["topic"].as_str(), a["partition"].as_i64()),
+        (Some("kw-orj"), Some(0))
+    );
+    assert_eq!(
+        (
+            a["out_of_range_offset"].as_i64(),
+            a["resumed_offset"].as_i64(),
+            a["skipped"].as_i64()
+        ),
+        (Some(0), Some(10), Some(10))
+    );
+    assert_eq!(
+        a["broker_addr"],
+        broker(&f, 3).as_str(),
+        "resumed on the follower"
+    );
     assert!(ts(&a["out_of_range_ts"]) < ts(&a["ts"]));
     // The OFFSET_OUT_OF_RANGE came from the follower (broker 3), the reset's ListOffsets from the leader.
-    let oor: Vec<&Value> = r.exchanges().into_iter().filter(|x| x["api"] == "Fetch" && x["error_codes"] == serde_json::json!([1])).collect();
+    let oor: Vec<&Value> = r
+        .exchanges()
+        .into_iter()
+        .filter(|x| x["api"] == "Fetch" && x["error_codes"] == serde_json::json!([1]))
+        .collect();
     assert_eq!(oor.len(), 1);
     assert_eq!(oor[0]["broker_addr"], broker(&f, 3).as_str());
-    let lo: Vec<&Value> = r.exchanges().into_iter().filter(|x| x["api"] == "ListOffsets" && x["client_id"] == "kw-orj-consumer").collect();
+    let lo: Vec<&Value> = r
+        .exchanges()
+        .into_iter()
+        .filter(|x| x["api"] == "ListOffsets" && x["client_id"] == "kw-orj-consumer")
+        .collect();
     assert_eq!(lo.len(), 1);
     assert_eq!(lo[0]["broker_addr"], broker(&f, 1).as_str());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 10. Split brain: a stalled member commits after the group moved on.
+// ---------------------------------------------------------------------------------------------------------
+
+/// kw-so-1 (kafka-python) owned [0, 1] in generation 2, was stopped past its session timeout; kw-so-2 got
+/// [0, 1] in generation 3 and committed 6; woken, kw-so-1 commits 4 with its old member id and generation
+/// 2 — before any JoinGroup — and the broker rejects it (UNKNOWN_MEMBER_ID): `info`, one per partition.
+#[test]
+fn stale_owner_commit_after_a_stall() {
+    let name = "stale-owner-commit-mock";
+    let f = facts(name);
+    let r = run(name);
+    assert_alert_counts(name, &r, &[("stale_owner_commit", "info", 2)]);
+
+    let owned = the(
+        facts_of(&f, "committed", Some("kw-so-1"))
+            .into_iter()
+            .filter(|c| c["why"] == "owned")
+            .collect(),
+        "kw-so-1's commit",
+    );
+    assert_eq!(
+        (owned["owns"].clone(), owned["generation"].as_i64()),
+        (serde_json::json!([0, 1]), Some(2))
+    );
+    let m1 = owned["member_id"].as_str().unwrap();
+    let zombie = the(
+        facts_of(&f, "committed", Some("kw-so-1"))
+            .into_iter()
+            .filter(|c| c["why"] == "zombie")
+            .collect(),
+        "zombie commit",
+    );
+    assert_eq!(
+        (zombie["ok"].as_bool(), zombie["error"].as_str()),
+        (Some(false), Some("CommitFailedError"))
+    );
+    assert_eq!(zombie["offsets"], serde_json::json!({"0": 4, "1": 4}));
+    let m2 = the(
+        facts_of(&f, "assigned", Some("kw-so-2")),
+        "kw-so-2 assigned",
+    );
+    assert_eq!(m2["now_owns"], serde_json::json!([0, 1]));
+    let m2 = m2["member_id"].as_str().unwrap();
+    let c2 = the(
+        facts_of(&f, "committed", Some("kw-so-2")),
+        "kw-so-2's commit",
+    );
+    assert_eq!(
+        (c2["offsets"].clone(), c2["errors"].clone()),
+        (
+            serde_json::json!({"0": 6, "1": 6}),
+            serde_json::json!({"0": 0, "1": 0})
+        )
+    );
+    let story_order: Vec<String> = story(&f)
+        .iter()
+        .map(|x| {
+            format!(
+                "{}:{}",
+                x["fact"].as_str().unwrap(),
+                x["why"].as_str().or(x["signal"].as_str()).unwrap_or("")
+            )
+        })
+        .collect();
+    let at = |s: &str| {
+        story_order
+            .iter()
+            .position(|x| x == s)
+            .unwrap_or_else(|| panic!("{s} in {story_order:?}"))
+    };
+    assert!(
+        at("stopped:SIGSTOP") < at("continued:SIGCONT")
+            && at("continued:SIGCONT") < at("committed:zombie")
+    );
+
+    let v = alerts_of(&r, "stale_owner_commit", "kw-so-1");
+    assert_eq!(v.len(), 2);
+    for (a, p) in v.iter().zip([0, 1]) {
+        assert_eq!(a["severity"], "info");
+        assert_eq!(
+            (a["topic"].as_str(), a["partition"].as_i64()),
+            (Some("kw-so"), Some(p))
+        );
+        assert_eq!(
+            (a["group"].as_str(), a["member_id"].as_str()),
+            (Some("kw-so"), Some(m1))
+        );
+        assert_eq!(
+            (
+                a["member_generation"].as_i64(),
+                a["committed_offset"].as_i64()
+            ),
+            (Some(2), Some(4))
+        );
+        assert_eq!(
+            (
+                a["current_owner"].as_str(),
+                a["current_generation"].as_i64()
+            ),
+            (Some(m2), Some(3))
+        );
+        assert_eq!(
+            (a["accepted"].as_bool(), a["broker_error_code"].as_i64()),
+            (Some(false), Some(25))
+        );
+        assert_eq!(
+            a["broker_addr"],
+            broker(&f, 1).as_str(),
+            "the pinned coordinator"
+        );
+    }
+    // The rejected OffsetCommit carries the old identity, and kw-so-1 never rejoined before it.
+    let x = exchange_at(&r, "OffsetCommit", "kw-so-1", ts(&v[0]["ts"]));
+    assert_eq!(
+        (
+            x["request"]["member_id"].as_str(),
+            x["request"]["generation_id_or_member_epoch"].as_i64()
+        ),
+        (Some(m1), Some(2))
+    );
+    assert_eq!(x["errors"], serde_json::json!(["UNKNOWN_MEMBER_ID"]));
+    let joins: Vec<&Value> = r
+        .exchanges()
+        .into_iter()
+        .filter(|j| j["api"] == "JoinGroup" && j["client_id"] == "kw-so-1")
+        .collect();
+    assert_eq!(joins.len(), 1, "kw-so-1 joined once, at the start");
+    assert!(ts(&joins[0]["ts"]) < ts(&x["ts"]));
 }

@@ -14,18 +14,34 @@ fn check(file: &str, apis: Apis<'_>, orphans: i64, clients: &[&str]) -> Run {
     check_with(file, apis, orphans, clients, 0)
 }
 
-fn check_with(file: &str, apis: Apis<'_>, orphans: i64, clients: &[&str], decode_errors: i64) -> Run {
+fn check_with(
+    file: &str,
+    apis: Apis<'_>,
+    orphans: i64,
+    clients: &[&str],
+    decode_errors: i64,
+) -> Run {
     let run = replay(&public(file), &[]);
     assert_eq!(run.status, 0, "{file}: exit status, stderr: {}", run.stderr);
     let got = run.api_counts();
-    let want: Vec<(String, i64, i64, i64)> = apis.iter().map(|(a, v, q, r)| (a.to_string(), *v, *q, *r)).collect();
+    let want: Vec<(String, i64, i64, i64)> = apis
+        .iter()
+        .map(|(a, v, q, r)| (a.to_string(), *v, *q, *r))
+        .collect();
     let mut got_sorted = got.clone();
     got_sorted.sort();
     let mut want_sorted = want.clone();
     want_sorted.sort();
-    assert_eq!(got_sorted, want_sorted, "{file}: requests/responses per API version");
+    assert_eq!(
+        got_sorted, want_sorted,
+        "{file}: requests/responses per API version"
+    );
     assert_eq!(run.kafka("orphans"), orphans, "{file}: orphan responses");
-    assert_eq!(run.kafka("decode_errors"), decode_errors, "{file}: bodies that failed to decode");
+    assert_eq!(
+        run.kafka("decode_errors"),
+        decode_errors,
+        "{file}: bodies that failed to decode"
+    );
     assert_eq!(run.kafka("desyncs"), 0, "{file}: desyncs");
     let mut ids = run.client_ids();
     ids.sort();
@@ -34,12 +50,21 @@ fn check_with(file: &str, apis: Apis<'_>, orphans: i64, clients: &[&str], decode
     assert_eq!(ids, want_ids, "{file}: client ids");
     // Exchanges agree with the summary.
     let n: i64 = apis.iter().map(|a| a.2).sum();
-    assert_eq!(run.exchanges().len() as i64, n, "{file}: one exchange line per request");
+    assert_eq!(
+        run.exchanges().len() as i64,
+        n,
+        "{file}: one exchange line per request"
+    );
     run
 }
 
 fn acks(run: &Run) -> Vec<(String, i64)> {
-    run.summary()["produce_acks"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_i64().unwrap())).collect()
+    run.summary()["produce_acks"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_i64().unwrap()))
+        .collect()
 }
 
 fn find<'a>(run: &'a Run, api: &str, corr: i64) -> &'a Value {
@@ -51,46 +76,93 @@ fn find<'a>(run: &'a Run, api: &str, corr: i64) -> &'a Value {
 
 #[test]
 fn deepflow_produce() {
-    let r = check("deepflow/00-produce-v2.pcap", &[("Produce", 2, 1, 1)], 0, &["console-producer"]);
+    let r = check(
+        "deepflow/00-produce-v2.pcap",
+        &[("Produce", 2, 1, 1)],
+        0,
+        &["console-producer"],
+    );
     assert_eq!(acks(&r), vec![("1".into(), 1)]);
-    let r = check("deepflow/00-produce-v7-sw8.pcap", &[("Produce", 7, 1, 1)], 0, &["kafka-python-producer-1"]);
+    let r = check(
+        "deepflow/00-produce-v7-sw8.pcap",
+        &[("Produce", 7, 1, 1)],
+        0,
+        &["kafka-python-producer-1"],
+    );
     assert_eq!(acks(&r), vec![("1".into(), 1)]);
     let e = &r.exchanges()[0];
-    assert_eq!(e["broker_addr"].as_str().unwrap().rsplit(':').next(), Some("36333"), "Kafka found on a non-9092 port");
+    assert_eq!(
+        e["broker_addr"].as_str().unwrap().rsplit(':').next(),
+        Some("36333"),
+        "Kafka found on a non-9092 port"
+    );
     let b = &e["request"]["topics"][0]["partitions"][0]["batches"][0];
     assert_eq!(b["magic"], 2);
     assert_eq!(b["compression"], "none");
     // Record keys/values (and the sw8 tracing header inside the record) are never output.
     let line = serde_json::to_string(e).unwrap();
     assert!(!line.contains("sw8"), "record headers must not be exported");
-    let r = check("deepflow/00-produce-v9.pcap", &[("Produce", 9, 1, 1)], 0, &["console-producer"]);
+    let r = check(
+        "deepflow/00-produce-v9.pcap",
+        &[("Produce", 9, 1, 1)],
+        0,
+        &["console-producer"],
+    );
     assert_eq!(acks(&r), vec![("1".into(), 1)]);
     // Request only: no response in the file.
-    let r = check("deepflow/produce-v9-old-2024.pcap", &[("Produce", 9, 1, 0)], 0, &["console-producer"]);
+    let r = check(
+        "deepflow/produce-v9-old-2024.pcap",
+        &[("Produce", 9, 1, 0)],
+        0,
+        &["console-producer"],
+    );
     assert_eq!(r.kafka("unanswered"), 1);
     assert!(r.exchanges()[0]["response_ts"].is_null());
 }
 
 #[test]
 fn deepflow_fetch() {
-    let r = check("deepflow/01-fetch-v12-ok.pcap", &[("Fetch", 12, 1, 1)], 0, &["consumer-console-consumer-8919-1"]);
+    let r = check(
+        "deepflow/01-fetch-v12-ok.pcap",
+        &[("Fetch", 12, 1, 1)],
+        0,
+        &["consumer-console-consumer-8919-1"],
+    );
     let e = find(&r, "Fetch", 15603);
     let p = &e["request"]["topics"][0];
     assert_eq!(p["name"], "zqy-test");
     assert_eq!(p["partitions"][0]["fetch_offset"], 36);
     assert_eq!(e["request"]["session_id"], 791048645);
     assert_eq!(e["latency_us"], 499610);
-    check("deepflow/01-fetch-v12-perf.pcap", &[("Fetch", 12, 1, 1)], 0, &["consumer-console-consumer-84107-1"]);
+    check(
+        "deepflow/01-fetch-v12-perf.pcap",
+        &[("Fetch", 12, 1, 1)],
+        0,
+        &["consumer-console-consumer-84107-1"],
+    );
     // The oracle (deepflow's expected output) says status code 5120 for this response.
-    let r = check("deepflow/01-fetch-v12-unknown.pcap", &[("Fetch", 12, 1, 1)], 0, &["consumer-console-consumer-84107-1"]);
+    let r = check(
+        "deepflow/01-fetch-v12-unknown.pcap",
+        &[("Fetch", 12, 1, 1)],
+        0,
+        &["consumer-console-consumer-84107-1"],
+    );
     assert_eq!(r.exchanges()[0]["error_codes"], serde_json::json!([5120]));
     let r = check(
         "deepflow/mixed-with-unsupported.pcap",
-        &[("Fetch", 13, 1, 1), ("OffsetCommit", 8, 1, 1), ("Heartbeat", 4, 1, 1)],
+        &[
+            ("Fetch", 13, 1, 1),
+            ("OffsetCommit", 8, 1, 1),
+            ("Heartbeat", 4, 1, 1),
+        ],
         0,
         &["consumer-frauddetectionservice-1"],
     );
-    let f = r.exchanges().into_iter().find(|e| e["api"] == "Fetch").unwrap();
+    let f = r
+        .exchanges()
+        .into_iter()
+        .find(|e| e["api"] == "Fetch")
+        .unwrap();
     // An incremental fetch session: no partitions listed, session id and epoch carried.
     assert_eq!(f["request"]["session_id"], 1191256040);
     assert_eq!(f["request"]["session_epoch"], 3684);
@@ -100,29 +172,63 @@ fn deepflow_fetch() {
 #[test]
 fn deepflow_groups() {
     // deepflow's oracle: JoinGroup and SyncGroup responses carry error -1, group zzzz12.
-    let r = check("deepflow/11-join-group-v7.pcap", &[("JoinGroup", 7, 1, 1)], 0, &["consumer-zzzz12-1"]);
+    let r = check(
+        "deepflow/11-join-group-v7.pcap",
+        &[("JoinGroup", 7, 1, 1)],
+        0,
+        &["consumer-zzzz12-1"],
+    );
     let e = &r.exchanges()[0];
     assert_eq!(e["request"]["group_id"], "zzzz12");
     assert_eq!(e["request"]["protocol_type"], "consumer");
     assert_eq!(e["request"]["protocols"][1]["name"], "cooperative-sticky");
-    assert_eq!(e["request"]["protocols"][0]["subscription"]["topics"], serde_json::json!(["zqy-topic1"]));
+    assert_eq!(
+        e["request"]["protocols"][0]["subscription"]["topics"],
+        serde_json::json!(["zqy-topic1"])
+    );
     assert_eq!(e["error_codes"], serde_json::json!([-1]));
-    check("deepflow/13-leave-group-v4.pcap", &[("LeaveGroup", 4, 1, 1)], 0, &["consumer-zzzz12-1"]);
-    let r = check("deepflow/14-sync-group-v5.pcap", &[("SyncGroup", 5, 1, 1)], 0, &["consumer-zzzz12-1"]);
+    check(
+        "deepflow/13-leave-group-v4.pcap",
+        &[("LeaveGroup", 4, 1, 1)],
+        0,
+        &["consumer-zzzz12-1"],
+    );
+    let r = check(
+        "deepflow/14-sync-group-v5.pcap",
+        &[("SyncGroup", 5, 1, 1)],
+        0,
+        &["consumer-zzzz12-1"],
+    );
     let e = &r.exchanges()[0];
     assert_eq!(e["request"]["generation_id"], 7);
     let a = &e["response"]["assignment"]["partitions"][0];
     assert_eq!(a["topic"], "zqy-topic1");
     assert_eq!(a["partitions"], serde_json::json!([0, 1, 2]));
-    let r = check("deepflow/18-api-versions-v3.pcap", &[("ApiVersions", 3, 1, 1)], 0, &["adminclient-1"]);
-    assert!(r.exchanges()[0]["response"]["api_keys"].as_array().unwrap().len() > 40);
+    let r = check(
+        "deepflow/18-api-versions-v3.pcap",
+        &[("ApiVersions", 3, 1, 1)],
+        0,
+        &["adminclient-1"],
+    );
+    assert!(
+        r.exchanges()[0]["response"]["api_keys"]
+            .as_array()
+            .unwrap()
+            .len()
+            > 40
+    );
 }
 
 #[test]
 fn ndpi() {
     let r = check(
         "ndpi/kafka-2024-05.pcapng",
-        &[("Produce", 9, 1, 1), ("Metadata", 12, 1, 1), ("ApiVersions", 3, 1, 1), ("InitProducerId", 4, 1, 1)],
+        &[
+            ("Produce", 9, 1, 1),
+            ("Metadata", 12, 1, 1),
+            ("ApiVersions", 3, 1, 1),
+            ("InitProducerId", 4, 1, 1),
+        ],
         0,
         &["console-producer"],
     );
@@ -130,7 +236,11 @@ fn ndpi() {
     // kafka.pcap: librdkafka, and an asymmetric flow holding only responses (orphans).
     let r = check(
         "ndpi/kafka.pcap",
-        &[("Produce", 3, 2, 2), ("Metadata", 2, 4, 3), ("ApiVersions", 0, 4, 2)],
+        &[
+            ("Produce", 3, 2, 2),
+            ("Metadata", 2, 4, 3),
+            ("ApiVersions", 0, 4, 2),
+        ],
         3,
         &["rdkafka"],
     );
@@ -139,10 +249,19 @@ fn ndpi() {
         .exchanges()
         .into_iter()
         .filter(|e| e["api"] == "Produce")
-        .map(|e| e["response"]["topics"][0]["partitions"][0]["base_offset"].as_i64().unwrap())
+        .map(|e| {
+            e["response"]["topics"][0]["partitions"][0]["base_offset"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(offsets, vec![11222049, 11222050]);
-    let orphan_bytes: i64 = r.of_type("notice").iter().filter(|n| n["notice"] == "orphan").map(|n| n["bytes"].as_i64().unwrap()).sum();
+    let orphan_bytes: i64 = r
+        .of_type("notice")
+        .iter()
+        .filter(|n| n["notice"] == "orphan")
+        .map(|n| n["bytes"].as_i64().unwrap())
+        .sum();
     assert_eq!(orphan_bytes, 590, "SOURCES.md: 590 orphan response bytes");
     // kafka.pcapng is the union of the two.
     let r = check(
@@ -177,12 +296,31 @@ fn wireshark_simple_apis() {
     one("wireshark-wiki/leader-and-isr.pcapng", "LeaderAndIsr", 0);
     let r = one("wireshark-wiki/sync-group.pcapng", "SyncGroup", 0);
     assert_eq!(r.exchanges()[0]["error_codes"], serde_json::json!([25]));
-    check("wireshark-wiki/group-coordinator.pcapng", &[("FindCoordinator", 0, 2, 2)], 0, &["test"]);
-    check("wireshark-wiki/join-group.pcapng", &[("JoinGroup", 0, 1, 1), ("JoinGroup", 1, 1, 1)], 0, &["test"]);
-    check("wireshark-wiki/join-group.v1-2016-11-19.pcapng", &[("JoinGroup", 0, 1, 1), ("JoinGroup", 1, 1, 1)], 0, &["test"]);
+    check(
+        "wireshark-wiki/group-coordinator.pcapng",
+        &[("FindCoordinator", 0, 2, 2)],
+        0,
+        &["test"],
+    );
+    check(
+        "wireshark-wiki/join-group.pcapng",
+        &[("JoinGroup", 0, 1, 1), ("JoinGroup", 1, 1, 1)],
+        0,
+        &["test"],
+    );
+    check(
+        "wireshark-wiki/join-group.v1-2016-11-19.pcapng",
+        &[("JoinGroup", 0, 1, 1), ("JoinGroup", 1, 1, 1)],
+        0,
+        &["test"],
+    );
     check(
         "wireshark-wiki/update-metadata.pcapng",
-        &[("UpdateMetadata", 0, 1, 1), ("UpdateMetadata", 1, 1, 1), ("UpdateMetadata", 2, 1, 1)],
+        &[
+            ("UpdateMetadata", 0, 1, 1),
+            ("UpdateMetadata", 1, 1, 1),
+            ("UpdateMetadata", 2, 1, 1),
+        ],
         0,
         &["test"],
     );
@@ -190,7 +328,12 @@ fn wireshark_simple_apis() {
 
 #[test]
 fn wireshark_sasl_handshake_is_recognised() {
-    let r = check("wireshark-wiki/sasl-handshake.pcapng", &[("SaslHandshake", 0, 1, 1)], 0, &["test"]);
+    let r = check(
+        "wireshark-wiki/sasl-handshake.pcapng",
+        &[("SaslHandshake", 0, 1, 1)],
+        0,
+        &["test"],
+    );
     let e = &r.exchanges()[0];
     assert_eq!(e["request"]["mechanism"], "unknown_mechanism");
     assert_eq!(e["response"]["mechanisms"], serde_json::json!(["GSSAPI"]));
@@ -201,27 +344,58 @@ fn wireshark_sasl_handshake_is_recognised() {
 
 #[test]
 fn wireshark_offsets_commits_fetches() {
-    let r = check("wireshark-wiki/offsets.pcapng", &[("ListOffsets", 0, 2, 2), ("ListOffsets", 1, 2, 2)], 0, &["test"]);
+    let r = check(
+        "wireshark-wiki/offsets.pcapng",
+        &[("ListOffsets", 0, 2, 2), ("ListOffsets", 1, 2, 2)],
+        0,
+        &["test"],
+    );
     let e = find(&r, "ListOffsets", 0);
-    assert_eq!(e["request"]["topics"][0]["partitions"][0]["max_num_offsets"], 100);
+    assert_eq!(
+        e["request"]["topics"][0]["partitions"][0]["max_num_offsets"],
+        100
+    );
     let e = find(&r, "ListOffsets", 2);
     assert_eq!(e["response"]["topics"][1]["partitions"][1]["offset"], -1);
     let r = check(
         "wireshark-wiki/offset-commit.pcapng",
-        &[("OffsetCommit", 0, 1, 1), ("OffsetCommit", 1, 1, 1), ("OffsetCommit", 2, 1, 1)],
+        &[
+            ("OffsetCommit", 0, 1, 1),
+            ("OffsetCommit", 1, 1, 1),
+            ("OffsetCommit", 2, 1, 1),
+        ],
         0,
         &["test"],
     );
     let v1 = find(&r, "OffsetCommit", 1);
     assert_eq!(v1["request"]["group_id"], "group1");
     assert_eq!(v1["request"]["generation_id_or_member_epoch"], 10);
-    assert_eq!(v1["request"]["topics"][0]["partitions"][1]["committed_offset"], 10);
-    assert_eq!(v1["request"]["topics"][0]["partitions"][1]["commit_timestamp"], 1000);
-    assert_eq!(find(&r, "OffsetCommit", 2)["request"]["retention_time_ms"], 1000);
-    check("wireshark-wiki/offset-fetch.pcapng", &[("OffsetFetch", 0, 2, 2), ("OffsetFetch", 1, 2, 2)], 0, &["test"]);
+    assert_eq!(
+        v1["request"]["topics"][0]["partitions"][1]["committed_offset"],
+        10
+    );
+    assert_eq!(
+        v1["request"]["topics"][0]["partitions"][1]["commit_timestamp"],
+        1000
+    );
+    assert_eq!(
+        find(&r, "OffsetCommit", 2)["request"]["retention_time_ms"],
+        1000
+    );
+    check(
+        "wireshark-wiki/offset-fetch.pcapng",
+        &[("OffsetFetch", 0, 2, 2), ("OffsetFetch", 1, 2, 2)],
+        0,
+        &["test"],
+    );
     let r = check(
         "wireshark-wiki/fetch.pcapng",
-        &[("Fetch", 0, 2, 2), ("Fetch", 1, 2, 2), ("Fetch", 2, 2, 2), ("Fetch", 3, 2, 2)],
+        &[
+            ("Fetch", 0, 2, 2),
+            ("Fetch", 1, 2, 2),
+            ("Fetch", 2, 2, 2),
+            ("Fetch", 3, 2, 2),
+        ],
         0,
         &["test"],
     );
@@ -230,8 +404,15 @@ fn wireshark_offsets_commits_fetches() {
         if e["request"]["topics"][0]["name"] == "topic1" {
             assert_eq!(p["high_watermark"], 7, "HWM of topic1");
             let batches = p["batches"].as_array().unwrap();
-            let magic = if e["api_version"].as_i64().unwrap() < 2 { 0 } else { 1 };
-            assert!(batches.iter().all(|b| b["magic"] == magic), "message set magic {magic}");
+            let magic = if e["api_version"].as_i64().unwrap() < 2 {
+                0
+            } else {
+                1
+            };
+            assert!(
+                batches.iter().all(|b| b["magic"] == magic),
+                "message set magic {magic}"
+            );
             assert_eq!(batches[0]["base_offset"], 0);
             assert_eq!(batches[1]["base_offset"], 1);
         } else {
@@ -243,53 +424,111 @@ fn wireshark_offsets_commits_fetches() {
 
 #[test]
 fn wireshark_produce_legacy_codecs() {
-    let r = check("wireshark-wiki/produce.pcapng", &[("Produce", 2, 4, 4), ("Metadata", 2, 4, 4)], 0, &["console-producer"]);
+    let r = check(
+        "wireshark-wiki/produce.pcapng",
+        &[("Produce", 2, 4, 4), ("Metadata", 2, 4, 4)],
+        0,
+        &["console-producer"],
+    );
     assert_eq!(acks(&r), vec![("1".into(), 4)]);
     let codecs: Vec<String> = r
         .exchanges()
         .into_iter()
         .filter(|e| e["api"] == "Produce")
-        .map(|e| e["request"]["topics"][0]["partitions"][0]["batches"][0]["compression"].as_str().unwrap().to_string())
+        .map(|e| {
+            e["request"]["topics"][0]["partitions"][0]["batches"][0]["compression"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(codecs, vec!["none", "gzip", "snappy", "lz4"]);
-    let md = r.exchanges().into_iter().find(|e| e["api"] == "Metadata").unwrap();
+    let md = r
+        .exchanges()
+        .into_iter()
+        .find(|e| e["api"] == "Metadata")
+        .unwrap();
     assert_eq!(md["response"]["cluster_id"], "gwIFBTE2RWe3_E8_nJZHfQ");
 }
 
 #[test]
 fn wireshark_fake_servers_give_orphans() {
     // These files come from a fake in-process server whose responses carry the wrong correlation id.
-    let r = check("wireshark-wiki/controlled-shutdown.pcapng", &[("ControlledShutdown", 1, 1, 0)], 1, &["test"]);
+    let r = check(
+        "wireshark-wiki/controlled-shutdown.pcapng",
+        &[("ControlledShutdown", 1, 1, 0)],
+        1,
+        &["test"],
+    );
     assert_eq!(r.kafka("unanswered"), 1);
     // ControlledShutdown v0 uses request header v0: no client id at all.
-    check("wireshark-wiki/controlled-shutdown.v1-2016-11-22.pcapng", &[("ControlledShutdown", 0, 1, 0)], 1, &[""]);
+    check(
+        "wireshark-wiki/controlled-shutdown.v1-2016-11-22.pcapng",
+        &[("ControlledShutdown", 0, 1, 0)],
+        1,
+        &[""],
+    );
     let r = check(
         "wireshark-wiki/unsupported-version.pcapng",
-        &[("ControlledShutdown", 0, 1, 0), ("ControlledShutdown", 1000, 1, 0), ("ApiVersions", 0, 1, 0), ("Unknown", 0, 1, 0)],
+        &[
+            ("ControlledShutdown", 0, 1, 0),
+            ("ControlledShutdown", 1000, 1, 0),
+            ("ApiVersions", 0, 1, 0),
+            ("Unknown", 0, 1, 0),
+        ],
         4,
         &["", "test"],
     );
-    assert_eq!(r.kafka("unknown_versions"), 2, "key 10000 and ControlledShutdown v1000 reported by header");
-    let unknown = r.exchanges().into_iter().find(|e| e["api"] == "Unknown").unwrap();
+    assert_eq!(
+        r.kafka("unknown_versions"),
+        2,
+        "key 10000 and ControlledShutdown v1000 reported by header"
+    );
+    let unknown = r
+        .exchanges()
+        .into_iter()
+        .find(|e| e["api"] == "Unknown")
+        .unwrap();
     assert_eq!(unknown["api_key"], 10000);
     check(
         "wireshark-wiki/unsupported-version.v3-2016-12-10.pcapng",
-        &[("ControlledShutdown", 0, 1, 0), ("ControlledShutdown", 1000, 1, 0), ("Unknown", 0, 1, 0)],
+        &[
+            ("ControlledShutdown", 0, 1, 0),
+            ("ControlledShutdown", 1000, 1, 0),
+            ("Unknown", 0, 1, 0),
+        ],
         3,
         &["", "test"],
     );
     // Malformed string lengths: requests reported, never a panic.
     // One request has a string length that runs past the body (tshark flags it malformed too).
-    let r = check_with("wireshark-wiki/string-type.pcapng", &[("DeleteTopics", 0, 3, 0)], 0, &["test"], 1);
+    let r = check_with(
+        "wireshark-wiki/string-type.pcapng",
+        &[("DeleteTopics", 0, 3, 0)],
+        0,
+        &["test"],
+        1,
+    );
     assert_eq!(r.kafka("unanswered"), 3);
-    let bad: Vec<_> = r.exchanges().into_iter().filter(|e| e["request_status"].is_string()).collect();
+    let bad: Vec<_> = r
+        .exchanges()
+        .into_iter()
+        .filter(|e| e["request_status"].is_string())
+        .collect();
     assert_eq!(bad.len(), 1);
-    assert!(bad[0]["request_status"].as_str().unwrap().starts_with("decode_error"));
+    assert!(bad[0]["request_status"]
+        .as_str()
+        .unwrap()
+        .starts_with("decode_error"));
 }
 
 #[test]
 fn same_file_same_output_byte_for_byte() {
-    for f in ["ndpi/kafka.pcapng", "wireshark-wiki/produce.pcapng", "wireshark-wiki/fetch.pcapng"] {
+    for f in [
+        "ndpi/kafka.pcapng",
+        "wireshark-wiki/produce.pcapng",
+        "wireshark-wiki/fetch.pcapng",
+    ] {
         let a = common::replay_bytes(&public(f), &["--json"]);
         let b = common::replay_bytes(&public(f), &["--json"]);
         assert_eq!(a, b, "{f}");
@@ -298,10 +537,20 @@ fn same_file_same_output_byte_for_byte() {
 
 #[test]
 fn ports_narrow_the_search() {
-    let r = replay(&public("deepflow/00-produce-v7-sw8.pcap"), &["--ports", "9092"]);
-    assert_eq!(r.exchanges().len(), 0, "traffic on 36333 is outside --ports 9092");
+    let r = replay(
+        &public("deepflow/00-produce-v7-sw8.pcap"),
+        &["--ports", "9092"],
+    );
+    assert_eq!(
+        r.exchanges().len(),
+        0,
+        "traffic on 36333 is outside --ports 9092"
+    );
     assert!(r.summary()["packets"]["filtered_by_port"].as_i64().unwrap() > 0);
-    let r = replay(&public("deepflow/00-produce-v7-sw8.pcap"), &["--ports", "36333"]);
+    let r = replay(
+        &public("deepflow/00-produce-v7-sw8.pcap"),
+        &["--ports", "36333"],
+    );
     assert_eq!(r.exchanges().len(), 1);
 }
 
@@ -310,14 +559,32 @@ fn ports_narrow_the_search() {
 fn public_captures_raise_exactly_their_alerts() {
     // (file, [(client_id, topic, acks, requests)]) of weak_acks warnings; every other file: no alert.
     let weak: &[(&str, &[(&str, &str, i64, i64)])] = &[
-        ("deepflow/00-produce-v2.pcap", &[("console-producer", "topic2", 1, 1)]),
-        ("deepflow/00-produce-v7-sw8.pcap", &[("kafka-python-producer-1", "quickstart-events", 1, 1)]),
-        ("deepflow/00-produce-v9.pcap", &[("console-producer", "zqy-test", 1, 1)]),
-        ("deepflow/produce-v9-old-2024.pcap", &[("console-producer", "quickstart-events", 1, 1)]),
+        (
+            "deepflow/00-produce-v2.pcap",
+            &[("console-producer", "topic2", 1, 1)],
+        ),
+        (
+            "deepflow/00-produce-v7-sw8.pcap",
+            &[("kafka-python-producer-1", "quickstart-events", 1, 1)],
+        ),
+        (
+            "deepflow/00-produce-v9.pcap",
+            &[("console-producer", "zqy-test", 1, 1)],
+        ),
+        (
+            "deepflow/produce-v9-old-2024.pcap",
+            &[("console-producer", "quickstart-events", 1, 1)],
+        ),
         ("ndpi/kafka.pcap", &[("rdkafka", "LB_MAIN_LOG_INPUT", 1, 2)]),
         // The console-producer in this file uses acks=-1: no alert for it.
-        ("ndpi/kafka.pcapng", &[("rdkafka", "LB_MAIN_LOG_INPUT", 1, 2)]),
-        ("wireshark-wiki/produce.pcapng", &[("console-producer", "topic2", 1, 4)]),
+        (
+            "ndpi/kafka.pcapng",
+            &[("rdkafka", "LB_MAIN_LOG_INPUT", 1, 2)],
+        ),
+        (
+            "wireshark-wiki/produce.pcapng",
+            &[("console-producer", "topic2", 1, 4)],
+        ),
     ];
     let root = common::shared().join("pcaps/public");
     let mut files = Vec::new();
@@ -352,7 +619,16 @@ fn public_captures_raise_exactly_their_alerts() {
             .find(|(name, _)| *name == f)
             .map(|(_, w)| {
                 w.iter()
-                    .map(|(c, t, acks, n)| ("weak_acks".into(), "warning".into(), c.to_string(), t.to_string(), *acks, *n))
+                    .map(|(c, t, acks, n)| {
+                        (
+                            "weak_acks".into(),
+                            "warning".into(),
+                            c.to_string(),
+                            t.to_string(),
+                            *acks,
+                            *n,
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();

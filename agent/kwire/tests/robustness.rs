@@ -61,13 +61,26 @@ impl Capture {
         let mut f = PcapFile::open(path).unwrap_or_else(|e| panic!("{e}"));
         let mut link = None;
         let mut pkts = Vec::new();
-        while let Some(p) = f.next_packet().unwrap_or_else(|e| panic!("source must read cleanly: {e}")) {
+        while let Some(p) = f
+            .next_packet()
+            .unwrap_or_else(|e| panic!("source must read cleanly: {e}"))
+        {
             let l = p.link.to_dlt();
-            assert!(link.is_none_or(|x| x == l), "one link type per source capture");
+            assert!(
+                link.is_none_or(|x| x == l),
+                "one link type per source capture"
+            );
             link = Some(l);
-            pkts.push(Pkt { ts: p.ts.0, data: p.data.to_vec(), orig_len: p.orig_len });
+            pkts.push(Pkt {
+                ts: p.ts.0,
+                data: p.data.to_vec(),
+                orig_len: p.orig_len,
+            });
         }
-        Capture { link: link.expect("source has packets"), pkts }
+        Capture {
+            link: link.expect("source has packets"),
+            pkts,
+        }
     }
 
     fn public(rel: &str) -> Capture {
@@ -75,12 +88,24 @@ impl Capture {
     }
 
     fn keep(&self, kept: &[bool]) -> Capture {
-        let pkts = self.pkts.iter().zip(kept).filter(|(_, k)| **k).map(|(p, _)| p.clone()).collect();
-        Capture { link: self.link, pkts }
+        let pkts = self
+            .pkts
+            .iter()
+            .zip(kept)
+            .filter(|(_, k)| **k)
+            .map(|(p, _)| p.clone())
+            .collect();
+        Capture {
+            link: self.link,
+            pkts,
+        }
     }
 
     fn with_pkts(&self, pkts: Vec<Pkt>) -> Capture {
-        Capture { link: self.link, pkts }
+        Capture {
+            link: self.link,
+            pkts,
+        }
     }
 
     /// Classic pcap, little-endian, nanosecond timestamps (magic a1b23c4d) so no precision is lost.
@@ -113,7 +138,8 @@ struct Tmp(PathBuf);
 
 impl Tmp {
     fn new(name: &str) -> Tmp {
-        let d = std::env::temp_dir().join(format!("kwire-robustness-{}-{name}", std::process::id()));
+        let d =
+            std::env::temp_dir().join(format!("kwire-robustness-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).expect("create temp dir");
         Tmp(d)
@@ -180,12 +206,18 @@ fn counters(r: &Run, section: &str) -> Value {
 }
 
 fn n(r: &Run, section: &str, field: &str) -> i64 {
-    r.summary()[section][field].as_i64().unwrap_or_else(|| panic!("no {section}.{field}"))
+    r.summary()[section][field]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no {section}.{field}"))
 }
 
 /// "client_addr>broker_addr" of an output line.
 fn label(l: &Value) -> String {
-    format!("{}>{}", l["client_addr"].as_str().unwrap(), l["broker_addr"].as_str().unwrap())
+    format!(
+        "{}>{}",
+        l["client_addr"].as_str().unwrap(),
+        l["broker_addr"].as_str().unwrap()
+    )
 }
 
 /// (connection label, correlation id) -> answered, from the exchange lines.
@@ -212,7 +244,11 @@ fn orphans_by_conn(r: &Run) -> BTreeMap<String, usize> {
 
 fn assert_clean_exit(r: &Run, what: &str) {
     assert_eq!(r.status, 0, "{what}: exit status; stderr: {}", r.stderr);
-    assert!(r.stderr.is_empty(), "{what}: nothing on stderr, got {}", r.stderr);
+    assert!(
+        r.stderr.is_empty(),
+        "{what}: nothing on stderr, got {}",
+        r.stderr
+    );
     let _ = r.summary();
 }
 
@@ -261,7 +297,17 @@ fn segments(c: &Capture) -> Vec<Seg> {
             let (src, dst) = (ep(s.src), ep(s.dst));
             let to_broker = dst.port == 9092;
             assert!(to_broker || src.port == 9092, "one end on port 9092");
-            let conn = if to_broker { Conn { client: src, broker: dst } } else { Conn { client: dst, broker: src } };
+            let conn = if to_broker {
+                Conn {
+                    client: src,
+                    broker: dst,
+                }
+            } else {
+                Conn {
+                    client: dst,
+                    broker: src,
+                }
+            };
             Seg {
                 ts: p.ts,
                 conn,
@@ -304,7 +350,9 @@ impl Model {
         let mut data: BTreeMap<Dir, Vec<(i64, &[u8])>> = BTreeMap::new();
         for s in segs.iter().filter(|s| !s.payload.is_empty()) {
             let b = *base.entry((s.conn, s.to_broker)).or_insert(s.seq);
-            data.entry((s.conn, s.to_broker)).or_default().push((s.seq.wrapping_sub(b) as i32 as i64, &s.payload));
+            data.entry((s.conn, s.to_broker))
+                .or_default()
+                .push((s.seq.wrapping_sub(b) as i32 as i64, &s.payload));
         }
         let mut frames = Vec::new();
         for (dir, mut pieces) in data {
@@ -324,10 +372,19 @@ impl Model {
             while pos < stream.len() {
                 let len = i32::from_be_bytes(stream[pos..pos + 4].try_into().unwrap()) as usize;
                 let end = pos + 4 + len;
-                assert!(end <= stream.len(), "{dir:?}: the source ends inside a frame");
+                assert!(
+                    end <= stream.len(),
+                    "{dir:?}: the source ends inside a frame"
+                );
                 let at = if dir.1 { pos + 8 } else { pos + 4 };
                 let corr = i32::from_be_bytes(stream[at..at + 4].try_into().unwrap());
-                frames.push(Frame { conn: dir.0, to_broker: dir.1, start: pos as i64, end: end as i64, corr });
+                frames.push(Frame {
+                    conn: dir.0,
+                    to_broker: dir.1,
+                    start: pos as i64,
+                    end: end as i64,
+                    corr,
+                });
                 pos = end;
             }
         }
@@ -335,7 +392,11 @@ impl Model {
     }
 
     fn rel(&self, s: &Seg) -> i64 {
-        let b = self.base.get(&(s.conn, s.to_broker)).copied().unwrap_or(s.seq);
+        let b = self
+            .base
+            .get(&(s.conn, s.to_broker))
+            .copied()
+            .unwrap_or(s.seq);
         s.seq.wrapping_sub(b) as i32 as i64
     }
 
@@ -380,10 +441,14 @@ impl Model {
         let conns: BTreeSet<Conn> = self.segs.iter().map(|s| s.conn).collect();
         let life = self.lives(kept);
         for conn in conns {
-            let lives: BTreeSet<usize> =
-                (0..self.segs.len()).filter(|&i| kept[i] && self.segs[i].conn == conn).map(|i| life[i]).collect();
+            let lives: BTreeSet<usize> = (0..self.segs.len())
+                .filter(|&i| kept[i] && self.segs[i].conn == conn)
+                .map(|i| life[i])
+                .collect();
             for l in lives {
-                let kept: Vec<bool> = (0..self.segs.len()).map(|i| kept[i] && life[i] == l).collect();
+                let kept: Vec<bool> = (0..self.segs.len())
+                    .map(|i| kept[i] && life[i] == l)
+                    .collect();
                 if self.expect_instance(conn, &kept, &mut e).is_err() {
                     e.uncertain.insert(conn);
                 }
@@ -416,7 +481,12 @@ impl Model {
     /// One connection as the pipeline sees it (`kept`: its packets that reach it). Err when a frame is only
     /// partly kept (the outcome then depends on probing).
     fn expect_instance(&self, conn: Conn, kept: &[bool], e: &mut Expect) -> Result<(), ()> {
-        let kept_segs: Vec<(usize, &Seg)> = self.segs.iter().enumerate().filter(|(i, _)| kept[*i]).collect();
+        let kept_segs: Vec<(usize, &Seg)> = self
+            .segs
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| kept[*i])
+            .collect();
         let saw_syn = kept_segs.iter().any(|(_, s)| s.flags & 0x02 != 0);
         let mut events: Vec<(usize, &Frame)> = Vec::new();
         // Responses in stream order: (frame, kept whole, capture index at which it is complete).
@@ -443,7 +513,11 @@ impl Model {
                 lost.push(f);
                 continue;
             }
-            let known = |l: &Frame| kept_segs.iter().any(|(i, s)| !s.to_broker && *i < *at && self.rel(s) <= l.start);
+            let known = |l: &Frame| {
+                kept_segs
+                    .iter()
+                    .any(|(i, s)| !s.to_broker && *i < *at && self.rel(s) <= l.start)
+            };
             if lost.iter().any(|l| known(l)) {
                 gap_before.insert(f.start);
             }
@@ -492,7 +566,11 @@ impl Model {
 
     /// (connection label, correlation id) of every request of the source.
     fn requests(&self) -> BTreeSet<(String, i64)> {
-        self.frames.iter().filter(|f| f.to_broker).map(|f| (f.conn.label(), f.corr as i64)).collect()
+        self.frames
+            .iter()
+            .filter(|f| f.to_broker)
+            .map(|f| (f.conn.label(), f.corr as i64))
+            .collect()
     }
 }
 
@@ -527,16 +605,41 @@ fn check_model(what: &str, m: &Model, kept: &[bool], r: &Run) -> Expect {
         let k = (label(x), x["correlation_id"].as_i64().unwrap());
         assert!(all.contains(&k), "{what}: invented exchange {x}");
     }
-    let got_certain: BTreeMap<_, _> =
-        got.iter().filter(|(k, _)| !uncertain.contains(&k.0)).map(|(k, v)| (k.clone(), *v)).collect();
-    assert_eq!(got_certain, e.found, "{what}: exchanges found (client, correlation id) -> answered");
-    let orph: BTreeMap<_, _> = orphans_by_conn(r).into_iter().filter(|(c, _)| !uncertain.contains(c)).collect();
+    let got_certain: BTreeMap<_, _> = got
+        .iter()
+        .filter(|(k, _)| !uncertain.contains(&k.0))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    assert_eq!(
+        got_certain, e.found,
+        "{what}: exchanges found (client, correlation id) -> answered"
+    );
+    let orph: BTreeMap<_, _> = orphans_by_conn(r)
+        .into_iter()
+        .filter(|(c, _)| !uncertain.contains(c))
+        .collect();
     assert_eq!(orph, e.orphans, "{what}: orphan responses per connection");
     if e.uncertain.is_empty() {
-        assert_eq!(n(r, "kafka", "orphans") as usize, e.orphans(), "{what}: orphan counter");
-        assert_eq!(n(r, "kafka", "requests") as usize, e.found.len(), "{what}: request counter");
-        assert_eq!(n(r, "kafka", "responses") as usize, e.answered(), "{what}: response counter");
-        assert_eq!(n(r, "kafka", "unanswered") as usize, e.unanswered(), "{what}: unanswered counter");
+        assert_eq!(
+            n(r, "kafka", "orphans") as usize,
+            e.orphans(),
+            "{what}: orphan counter"
+        );
+        assert_eq!(
+            n(r, "kafka", "requests") as usize,
+            e.found.len(),
+            "{what}: request counter"
+        );
+        assert_eq!(
+            n(r, "kafka", "responses") as usize,
+            e.answered(),
+            "{what}: response counter"
+        );
+        assert_eq!(
+            n(r, "kafka", "unanswered") as usize,
+            e.unanswered(),
+            "{what}: unanswered counter"
+        );
     }
     e
 }
@@ -563,7 +666,11 @@ fn rewritten_sources_decode_identically() {
         let c = Capture::public(src);
         let r = tmp.replay_capture("copy.pcap", &c);
         assert_clean_exit(&r, src);
-        assert_eq!(event_lines(&r), event_lines(&orig), "{src}: same exchanges and notices");
+        assert_eq!(
+            event_lines(&r),
+            event_lines(&orig),
+            "{src}: same exchanges and notices"
+        );
         for s in ["packets", "flows", "tcp", "kafka", "apis", "clients"] {
             assert_eq!(counters(&r, s), counters(&orig, s), "{src}: summary.{s}");
         }
@@ -584,8 +691,9 @@ fn pcap_cut_short_at_many_offsets() {
     let (bytes, starts) = c.pcap();
     let total = bytes.len();
     // Reference outputs: the first k packets written cleanly.
-    let prefix: Vec<Run> =
-        (0..=c.pkts.len()).map(|k| tmp.replay_capture("prefix.pcap", &c.with_pkts(c.pkts[..k].to_vec()))).collect();
+    let prefix: Vec<Run> = (0..=c.pkts.len())
+        .map(|k| tmp.replay_capture("prefix.pcap", &c.with_pkts(c.pkts[..k].to_vec())))
+        .collect();
     let mut cuts: BTreeSet<usize> = (1..24).collect(); // inside the file header
     for (i, &s) in starts.iter().enumerate() {
         let len = c.pkts[i].data.len();
@@ -603,19 +711,43 @@ fn pcap_cut_short_at_many_offsets() {
         if cut < 24 {
             assert_eq!(r.status, 2, "{what}: exit status");
             assert!(r.lines.is_empty(), "{what}: nothing to report");
-            assert!(r.stderr.contains(&path.display().to_string()), "{what}: stderr names the file: {}", r.stderr);
-            let why = if cut < 4 { format!("only {cut} bytes long") } else { "damaged at byte 0".to_string() };
+            assert!(
+                r.stderr.contains(&path.display().to_string()),
+                "{what}: stderr names the file: {}",
+                r.stderr
+            );
+            let why = if cut < 4 {
+                format!("only {cut} bytes long")
+            } else {
+                "damaged at byte 0".to_string()
+            };
             assert!(r.stderr.contains(&why), "{what}: {}", r.stderr);
             continue;
         }
         let k = starts.iter().filter(|&&s| s < cut).count();
         // Records complete before the cut.
-        let complete = starts.iter().enumerate().filter(|(i, &s)| s + 16 + c.pkts[*i].data.len() <= cut).count();
+        let complete = starts
+            .iter()
+            .enumerate()
+            .filter(|(i, &s)| s + 16 + c.pkts[*i].data.len() <= cut)
+            .count();
         let boundary = starts.contains(&cut);
         let want = &prefix[complete];
-        assert_eq!(event_lines(&r), event_lines(want), "{what}: same lines as the first {complete} packets");
-        assert_eq!(counters(&r, "kafka"), counters(want, "kafka"), "{what}: same Kafka counters");
-        assert_eq!(r.summary()["file"]["packets"], complete as i64, "{what}: packets read");
+        assert_eq!(
+            event_lines(&r),
+            event_lines(want),
+            "{what}: same lines as the first {complete} packets"
+        );
+        assert_eq!(
+            counters(&r, "kafka"),
+            counters(want, "kafka"),
+            "{what}: same Kafka counters"
+        );
+        assert_eq!(
+            r.summary()["file"]["packets"],
+            complete as i64,
+            "{what}: packets read"
+        );
         let mut kept = vec![false; c.pkts.len()];
         kept[..complete].iter_mut().for_each(|k| *k = true);
         check_model(&what, &m, &kept, &r);
@@ -625,14 +757,40 @@ fn pcap_cut_short_at_many_offsets() {
         } else {
             let rec = starts[k - 1];
             assert_eq!(r.status, 2, "{what}: exit status");
-            assert_eq!(r.stderr.lines().count(), 1, "{what}: one line on stderr: {}", r.stderr);
-            assert!(r.stderr.contains(&path.display().to_string()), "{what}: stderr names the file: {}", r.stderr);
-            assert!(r.stderr.contains(&format!("damaged at byte {rec}")), "{what}: damage offset: {}", r.stderr);
-            assert!(r.stderr.contains(&format!("truncated at byte {cut}")), "{what}: cut offset: {}", r.stderr);
-            let dmg = r.summary()["file"]["damage"].as_str().expect("summary.file.damage");
-            assert!(dmg.contains(&format!("damaged at byte {rec}")), "{what}: {dmg}");
+            assert_eq!(
+                r.stderr.lines().count(),
+                1,
+                "{what}: one line on stderr: {}",
+                r.stderr
+            );
+            assert!(
+                r.stderr.contains(&path.display().to_string()),
+                "{what}: stderr names the file: {}",
+                r.stderr
+            );
+            assert!(
+                r.stderr.contains(&format!("damaged at byte {rec}")),
+                "{what}: damage offset: {}",
+                r.stderr
+            );
+            assert!(
+                r.stderr.contains(&format!("truncated at byte {cut}")),
+                "{what}: cut offset: {}",
+                r.stderr
+            );
+            let dmg = r.summary()["file"]["damage"]
+                .as_str()
+                .expect("summary.file.damage");
+            assert!(
+                dmg.contains(&format!("damaged at byte {rec}")),
+                "{what}: {dmg}"
+            );
             let last_notice = r.of_type("notice").last().map(|n| n["notice"].clone());
-            assert_eq!(last_notice, Some("capture_damaged".into()), "{what}: damage notice before the summary");
+            assert_eq!(
+                last_notice,
+                Some("capture_damaged".into()),
+                "{what}: damage notice before the summary"
+            );
         }
         checked += 1;
     }
@@ -642,11 +800,20 @@ fn pcap_cut_short_at_many_offsets() {
     // unanswered; a cut in the last packet loses nothing Kafka.
     let inside = |i: usize| replay(&tmp.write("x.pcap", &bytes[..starts[i] + 20]), &[]);
     let r = inside(5);
-    assert_eq!((r.status, r.exchanges().len(), n(&r, "kafka", "unanswered")), (2, 1, 1));
+    assert_eq!(
+        (r.status, r.exchanges().len(), n(&r, "kafka", "unanswered")),
+        (2, 1, 1)
+    );
     let r = inside(6);
-    assert_eq!((r.status, r.exchanges().len(), n(&r, "kafka", "responses")), (2, 1, 1));
+    assert_eq!(
+        (r.status, r.exchanges().len(), n(&r, "kafka", "responses")),
+        (2, 1, 1)
+    );
     let r = inside(c.pkts.len() - 1);
-    assert_eq!((r.status, r.exchanges().len(), n(&r, "kafka", "responses")), (2, 8, 8));
+    assert_eq!(
+        (r.status, r.exchanges().len(), n(&r, "kafka", "responses")),
+        (2, 8, 8)
+    );
 }
 
 /// pcapng cut at every block boundary, inside every block header and inside every block.
@@ -665,8 +832,9 @@ fn pcapng_cut_short_at_many_offsets() {
             blocks.push((at, l, t));
             at += l;
         }
-        let prefix: Vec<Run> =
-            (0..=c.pkts.len()).map(|k| tmp.replay_capture("prefix.pcap", &c.with_pkts(c.pkts[..k].to_vec()))).collect();
+        let prefix: Vec<Run> = (0..=c.pkts.len())
+            .map(|k| tmp.replay_capture("prefix.pcap", &c.with_pkts(c.pkts[..k].to_vec())))
+            .collect();
         let path = tmp.0.join("cut.pcapng");
         for &(start, len, _) in &blocks {
             for d in [0, 1, 4, 8, 11, 12, 13, len / 2, len - 4, len - 1] {
@@ -677,24 +845,48 @@ fn pcapng_cut_short_at_many_offsets() {
                 std::fs::write(&path, &bytes[..cut]).unwrap();
                 let r = replay(&path, &[]);
                 let what = format!("{src} cut at byte {cut}");
-                assert_eq!(r.status, if d == 0 { 0 } else { 2 }, "{what}: exit status, stderr {}", r.stderr);
+                assert_eq!(
+                    r.status,
+                    if d == 0 { 0 } else { 2 },
+                    "{what}: exit status, stderr {}",
+                    r.stderr
+                );
                 if start == 0 && d < 12 {
                     // Inside the first Section Header Block: nothing can be read.
                     assert!(r.lines.is_empty());
-                    let why = if cut < 4 { format!("only {cut} bytes long") } else { "damaged at byte 0".to_string() };
+                    let why = if cut < 4 {
+                        format!("only {cut} bytes long")
+                    } else {
+                        "damaged at byte 0".to_string()
+                    };
                     assert!(r.stderr.contains(&why), "{what}: {}", r.stderr);
                     continue;
                 }
-                let complete = blocks.iter().filter(|b| b.2 == 6 && b.0 + b.1 <= cut).count();
+                let complete = blocks
+                    .iter()
+                    .filter(|b| b.2 == 6 && b.0 + b.1 <= cut)
+                    .count();
                 assert_eq!(
                     event_lines(&r),
                     event_lines(&prefix[complete]),
                     "{what}: lines of the first {complete} packets"
                 );
                 if d != 0 {
-                    assert!(r.stderr.contains(&path.display().to_string()), "{what}: {}", r.stderr);
-                    assert!(r.stderr.contains(&format!("damaged at byte {start}")), "{what}: {}", r.stderr);
-                    assert!(r.stderr.contains(&format!("truncated at byte {cut}")), "{what}: {}", r.stderr);
+                    assert!(
+                        r.stderr.contains(&path.display().to_string()),
+                        "{what}: {}",
+                        r.stderr
+                    );
+                    assert!(
+                        r.stderr.contains(&format!("damaged at byte {start}")),
+                        "{what}: {}",
+                        r.stderr
+                    );
+                    assert!(
+                        r.stderr.contains(&format!("truncated at byte {cut}")),
+                        "{what}: {}",
+                        r.stderr
+                    );
                     assert!(r.summary()["file"]["damage"].is_string());
                 }
             }
@@ -718,10 +910,21 @@ fn not_a_capture_is_one_clear_line() {
         ("capture.pcap.gz", gzip, "gzip"),
         ("notes.txt", text, "text"),
         ("short.pcap", vec![0xd4, 0xc3], "only 2 bytes"),
-        ("header-only.pcap", vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0], "pcap file header truncated"),
-        ("bad-bom.pcapng", [0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 1, 2, 3, 4].to_vec(), "byte-order magic"),
+        (
+            "header-only.pcap",
+            vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0],
+            "pcap file header truncated",
+        ),
+        (
+            "bad-bom.pcapng",
+            [0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 1, 2, 3, 4].to_vec(),
+            "byte-order magic",
+        ),
     ];
-    let mut all: Vec<(PathBuf, &str)> = cases.iter().map(|(name, b, w)| (tmp.write(name, b), *w)).collect();
+    let mut all: Vec<(PathBuf, &str)> = cases
+        .iter()
+        .map(|(name, b, w)| (tmp.write(name, b), *w))
+        .collect();
     all.push((tmp.0.join("missing.pcap"), "No such file"));
     let dir = tmp.0.join("a-directory.pcap");
     std::fs::create_dir_all(&dir).unwrap();
@@ -731,10 +934,23 @@ fn not_a_capture_is_one_clear_line() {
         let what = path.display().to_string();
         assert_eq!(r.status, 2, "{what}: exit status");
         assert!(r.lines.is_empty(), "{what}: no output");
-        assert_eq!(r.stderr.lines().count(), 1, "{what}: one line: {}", r.stderr);
+        assert_eq!(
+            r.stderr.lines().count(),
+            1,
+            "{what}: one line: {}",
+            r.stderr
+        );
         assert!(r.stderr.starts_with("kwire: "), "{what}: {}", r.stderr);
-        assert!(r.stderr.contains(&what), "{what}: names the file: {}", r.stderr);
-        assert!(r.stderr.contains(word), "{what}: says {word:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&what),
+            "{what}: names the file: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(word),
+            "{what}: says {word:?}: {}",
+            r.stderr
+        );
         assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
     }
     // A valid pcap of an unsupported link type is not an error: every packet is counted.
@@ -784,7 +1000,10 @@ fn dropped_packets() {
                         })
                 });
                 if lost {
-                    assert!(n(&r, "tcp", "gaps") > 0, "{what}: the loss is counted as a TCP gap");
+                    assert!(
+                        n(&r, "tcp", "gaps") > 0,
+                        "{what}: the loss is counted as a TCP gap"
+                    );
                 }
                 if src == "wireshark-wiki/produce.pcapng" && every == 3 && phase == 0 {
                     literal.push((e.answered(), e.unanswered(), e.orphans()));
@@ -803,7 +1022,10 @@ fn dropped_packets() {
     let m = Model::new(&c);
     let base = tmp.replay_capture("base.pcap", &c);
     for (idx, what) in [(10, "request"), (12, "response")] {
-        assert_eq!(c.pkts[idx].data.len(), if what == "request" { 187 } else { 116 });
+        assert_eq!(
+            c.pkts[idx].data.len(),
+            if what == "request" { 187 } else { 116 }
+        );
         let mut kept = vec![true; c.pkts.len()];
         kept[idx] = false;
         let r = tmp.replay_capture("drop1.pcap", &c.keep(&kept));
@@ -819,17 +1041,37 @@ fn dropped_packets() {
             )
         };
         if what == "request" {
-            assert_eq!(k(&r), (7, 7, 1, 0, 1), "{what}: requests, responses, orphans, unanswered, desyncs");
+            assert_eq!(
+                k(&r),
+                (7, 7, 1, 0, 1),
+                "{what}: requests, responses, orphans, unanswered, desyncs"
+            );
         } else {
-            assert_eq!(k(&r), (8, 7, 0, 1, 1), "{what}: requests, responses, orphans, unanswered, desyncs");
+            assert_eq!(
+                k(&r),
+                (8, 7, 0, 1, 1),
+                "{what}: requests, responses, orphans, unanswered, desyncs"
+            );
         }
         assert_eq!(n(&r, "tcp", "gaps"), 1, "{what}: one gap");
-        assert_eq!(n(&r, "tcp", "gap_bytes"), c.pkts[idx].data.len() as i64 - 66, "{what}: the lost payload");
+        assert_eq!(
+            n(&r, "tcp", "gap_bytes"),
+            c.pkts[idx].data.len() as i64 - 66,
+            "{what}: the lost payload"
+        );
         // Every other exchange is reported exactly as before.
         let others = |r: &Run| -> Vec<String> {
-            r.exchanges().iter().filter(|e| e["client_addr"] != "127.0.0.1:34128").map(|e| e.to_string()).collect()
+            r.exchanges()
+                .iter()
+                .filter(|e| e["client_addr"] != "127.0.0.1:34128")
+                .map(|e| e.to_string())
+                .collect()
         };
-        assert_eq!(others(&r), others(&base), "{what}: the other exchanges are untouched");
+        assert_eq!(
+            others(&r),
+            others(&base),
+            "{what}: the other exchanges are untouched"
+        );
     }
 }
 
@@ -874,8 +1116,16 @@ fn reordered_and_duplicated_packets_change_nothing() {
             let what = format!("{src}: {swaps} adjacent swaps (phase {phase})");
             assert_clean_exit(&r, &what);
             total_swaps += swaps;
-            assert_eq!(exchanges_without(&r, &moved), exchanges_without(&orig, &moved), "{what}");
-            assert_eq!(counters(&r, "kafka"), counters(&orig, "kafka"), "{what}: Kafka counters");
+            assert_eq!(
+                exchanges_without(&r, &moved),
+                exchanges_without(&orig, &moved),
+                "{what}"
+            );
+            assert_eq!(
+                counters(&r, "kafka"),
+                counters(&orig, "kafka"),
+                "{what}: Kafka counters"
+            );
             assert_eq!(n(&r, "tcp", "gaps"), 0, "{what}: no gap");
         }
         assert!(total_swaps >= 3, "{src}: {total_swaps} swaps");
@@ -883,12 +1133,24 @@ fn reordered_and_duplicated_packets_change_nothing() {
         let r = tmp.replay_capture("doubled.pcap", &c.with_pkts(doubled));
         let what = format!("{src}: every packet twice");
         assert_clean_exit(&r, &what);
-        assert_eq!(event_lines(&r), event_lines(&orig), "{what}: same lines, same order");
+        assert_eq!(
+            event_lines(&r),
+            event_lines(&orig),
+            "{what}: same lines, same order"
+        );
         assert_eq!(counters(&r, "kafka"), counters(&orig, "kafka"), "{what}");
         let payload: i64 = m.segs.iter().map(|s| s.payload.len() as i64).sum();
         let dup_in_source = n(&orig, "tcp", "retransmitted_bytes");
-        assert_eq!(n(&r, "tcp", "retransmitted_bytes"), payload + dup_in_source, "{what}: every copy counted");
-        assert_eq!(n(&r, "tcp", "bytes_delivered"), n(&orig, "tcp", "bytes_delivered"), "{what}");
+        assert_eq!(
+            n(&r, "tcp", "retransmitted_bytes"),
+            payload + dup_in_source,
+            "{what}: every copy counted"
+        );
+        assert_eq!(
+            n(&r, "tcp", "bytes_delivered"),
+            n(&orig, "tcp", "bytes_delivered"),
+            "{what}"
+        );
     }
 }
 
@@ -905,9 +1167,16 @@ fn ack_before_data_is_a_counted_loss() {
     let r = tmp.replay_capture("ack-first.pcap", &c.with_pkts(pkts));
     assert_clean_exit(&r, "ack first");
     assert_eq!(r.exchanges().len(), 7);
-    assert_eq!((n(&r, "kafka", "orphans"), n(&r, "kafka", "requests")), (1, 7));
+    assert_eq!(
+        (n(&r, "kafka", "orphans"), n(&r, "kafka", "requests")),
+        (1, 7)
+    );
     assert_eq!(n(&r, "tcp", "gaps"), 1);
-    assert_eq!(n(&r, "tcp", "retransmitted_bytes"), 121, "the late request is trimmed as already covered");
+    assert_eq!(
+        n(&r, "tcp", "retransmitted_bytes"),
+        121,
+        "the late request is trimmed as already covered"
+    );
 }
 
 /// Joined mid-stream: the first K packets of every connection are missing (SYN, handshake, first
@@ -944,13 +1213,21 @@ fn mid_stream_join() {
     // its ApiVersions response is an orphan; of the librdkafka connections (1-5 packets each, no
     // handshake) three keep one last response each: 131 (already an orphan), 142 (a copy of its
     // retransmitted response) and 3 (the second Produce): 4 orphans.
-    assert_eq!(literal[&4], (3, 0, 4), "answered, unanswered, orphans with 4 packets missing");
+    assert_eq!(
+        literal[&4],
+        (3, 0, 4),
+        "answered, unanswered, orphans with 4 packets missing"
+    );
     let c = Capture::public("ndpi/kafka.pcapng");
     let m = Model::new(&c);
     let kept: Vec<bool> = (0..c.pkts.len()).map(|i| i >= 26).collect(); // from packet 27 on
     let r = tmp.replay_capture("producer.pcap", &c.keep(&kept));
     check_model("console-producer from its 2nd request", &m, &kept, &r);
-    let apis: Vec<&str> = r.exchanges().iter().map(|e| e["api"].as_str().unwrap()).collect();
+    let apis: Vec<&str> = r
+        .exchanges()
+        .iter()
+        .map(|e| e["api"].as_str().unwrap())
+        .collect();
     assert_eq!(apis, ["InitProducerId", "Metadata", "Produce"]);
     assert!(r.exchanges().iter().all(|e| !e["response_ts"].is_null()));
     assert_eq!(n(&r, "kafka", "orphans"), 1, "the ApiVersions response");
@@ -981,7 +1258,11 @@ fn snaplen_truncated_packets() {
     let r = tmp.replay_capture("snap60.pcap", &cut);
     assert_clean_exit(&r, "snaplen 60");
     assert_eq!(r.summary()["file"]["truncated_packets"], 8);
-    assert_eq!(n(&r, "packets", "truncated"), 8, "cut inside the TCP header: counted as truncated");
+    assert_eq!(
+        n(&r, "packets", "truncated"),
+        8,
+        "cut inside the TCP header: counted as truncated"
+    );
     check_model("snaplen 60", &m, &kept, &r);
     // 110 bytes: every packet.
     let mut cut = c.clone();
@@ -1001,12 +1282,36 @@ fn snaplen_truncated_packets() {
     assert_eq!(n(&r, "tcp", "truncated_bytes"), lost);
     assert_eq!(n(&r, "kafka", "damaged_frames"), damaged);
     assert_eq!(r.exchanges().len(), 8);
-    assert_eq!(n(&r, "kafka", "responses"), 8, "responses matched by correlation id from their header");
-    let skipped = r.exchanges().iter().filter(|e| e["request_status"] == "skipped: capture_gap").count()
-        + r.exchanges().iter().filter(|e| e["response_status"] == "skipped: capture_gap").count();
-    assert_eq!(skipped as i64, damaged, "every cut frame is reported as skipped");
+    assert_eq!(
+        n(&r, "kafka", "responses"),
+        8,
+        "responses matched by correlation id from their header"
+    );
+    let skipped = r
+        .exchanges()
+        .iter()
+        .filter(|e| e["request_status"] == "skipped: capture_gap")
+        .count()
+        + r.exchanges()
+            .iter()
+            .filter(|e| e["response_status"] == "skipped: capture_gap")
+            .count();
+    assert_eq!(
+        skipped as i64, damaged,
+        "every cut frame is reported as skipped"
+    );
     let ids = |r: &Run| {
-        exchanges_without(r, &["request", "response", "request_status", "response_status", "error_codes", "errors"])
+        exchanges_without(
+            r,
+            &[
+                "request",
+                "response",
+                "request_status",
+                "response_status",
+                "error_codes",
+                "errors",
+            ],
+        )
     };
     assert_eq!(ids(&r), ids(&base), "same exchanges, bodies aside");
 }
@@ -1037,8 +1342,16 @@ fn odd_record_headers() {
         let r = tmp.replay("absurd.pcap", &b);
         let what = format!("caplen {caplen} on record {i}");
         assert_eq!(r.status, 2, "{what}");
-        assert!(r.stderr.contains(&format!("damaged at byte {}", starts[i])), "{what}: {}", r.stderr);
-        assert!(r.stderr.contains(&format!("caplen {caplen}")), "{what}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("damaged at byte {}", starts[i])),
+            "{what}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(&format!("caplen {caplen}")),
+            "{what}: {}",
+            r.stderr
+        );
         let want = tmp.replay_capture("prefix.pcap", &c.with_pkts(c.pkts[..i].to_vec()));
         assert_eq!(event_lines(&r), event_lines(&want), "{what}");
         assert_eq!(r.summary()["file"]["packets"], i as i64);
@@ -1070,18 +1383,37 @@ fn unknown_api_versions_are_reported_by_header() {
         let what = format!("Produce v{version}");
         assert_clean_exit(&r, &what);
         assert_eq!(n(&r, "kafka", "unknown_versions"), 4, "{what}");
-        assert_eq!((n(&r, "kafka", "requests"), n(&r, "kafka", "responses")), (8, 8), "{what}");
-        assert_eq!((n(&r, "kafka", "desyncs"), n(&r, "kafka", "decode_errors")), (0, 0), "{what}");
-        let produce: Vec<&Value> = r.exchanges().into_iter().filter(|e| e["api"] == "Produce").collect();
+        assert_eq!(
+            (n(&r, "kafka", "requests"), n(&r, "kafka", "responses")),
+            (8, 8),
+            "{what}"
+        );
+        assert_eq!(
+            (n(&r, "kafka", "desyncs"), n(&r, "kafka", "decode_errors")),
+            (0, 0),
+            "{what}"
+        );
+        let produce: Vec<&Value> = r
+            .exchanges()
+            .into_iter()
+            .filter(|e| e["api"] == "Produce")
+            .collect();
         assert_eq!(produce.len(), 4);
         for e in produce {
             assert_eq!(e["api_version"], version, "{what}");
             assert_eq!(e["request_status"], "unknown_version", "{what}");
             assert_eq!(e["response_status"], "unknown_version", "{what}");
-            assert!(e["response_bytes"].as_i64().unwrap() > 8, "{what}: the response is matched");
+            assert!(
+                e["response_bytes"].as_i64().unwrap() > 8,
+                "{what}: the response is matched"
+            );
         }
         let metadata = |r: &Run| -> Vec<String> {
-            r.exchanges().iter().filter(|e| e["api"] == "Metadata").map(|e| e.to_string()).collect()
+            r.exchanges()
+                .iter()
+                .filter(|e| e["api"] == "Metadata")
+                .map(|e| e.to_string())
+                .collect()
         };
         assert_eq!(metadata(&r), metadata(&base), "{what}");
     }
@@ -1100,21 +1432,38 @@ fn rebuild(c: &Capture, seg: usize, wrap: bool) -> Capture {
     let mut delta: BTreeMap<Dir, u32> = BTreeMap::new();
     if wrap {
         for (dir, base) in &m.base {
-            let f = m.frames.iter().filter(|f| (f.conn, f.to_broker) == *dir).max_by_key(|f| f.end - f.start).unwrap();
+            let f = m
+                .frames
+                .iter()
+                .filter(|f| (f.conn, f.to_broker) == *dir)
+                .max_by_key(|f| f.end - f.start)
+                .unwrap();
             let mid = base.wrapping_add(((f.start + f.end) / 2) as u32);
             delta.insert(*dir, 0u32.wrapping_sub(mid));
         }
     }
     let mut pkts = Vec::new();
     for (p, s) in c.pkts.iter().zip(&m.segs) {
-        let (src, dst) = if s.to_broker { (s.conn.client, s.conn.broker) } else { (s.conn.broker, s.conn.client) };
+        let (src, dst) = if s.to_broker {
+            (s.conn.client, s.conn.broker)
+        } else {
+            (s.conn.broker, s.conn.client)
+        };
         let d_seq = delta.get(&(s.conn, s.to_broker)).copied().unwrap_or(0);
         let d_ack = delta.get(&(s.conn, !s.to_broker)).copied().unwrap_or(0);
-        let ack = if s.flags & support::ACK != 0 { s.ack.wrapping_add(d_ack) } else { s.ack };
+        let ack = if s.flags & support::ACK != 0 {
+            s.ack.wrapping_add(d_ack)
+        } else {
+            s.ack
+        };
         let seq = s.seq.wrapping_add(d_seq);
         let mut push = |seq: u32, flags: u8, payload: &[u8]| {
             let data = support::tcp_frame(src, dst, seq, ack, flags, payload);
-            pkts.push(Pkt { ts: p.ts, orig_len: data.len() as u32, data });
+            pkts.push(Pkt {
+                ts: p.ts,
+                orig_len: data.len() as u32,
+                data,
+            });
         };
         if s.payload.is_empty() {
             push(seq, s.flags, &[]);
@@ -1125,7 +1474,11 @@ fn rebuild(c: &Capture, seg: usize, wrap: bool) -> Capture {
         for (i, ch) in chunks.iter().enumerate() {
             let last = i + 1 == chunks.len();
             // FIN and PSH belong to the last piece.
-            let flags = if last { s.flags } else { s.flags & !(support::FIN | support::PSH) };
+            let flags = if last {
+                s.flags
+            } else {
+                s.flags & !(support::FIN | support::PSH)
+            };
             push(seq.wrapping_add(off), flags, ch);
             off += ch.len() as u32;
         }
@@ -1136,16 +1489,38 @@ fn rebuild(c: &Capture, seg: usize, wrap: bool) -> Capture {
 #[test]
 fn one_byte_segments_and_sequence_wrap() {
     let tmp = Tmp::new("rebuilt");
-    for src in ["ndpi/kafka.pcapng", "wireshark-wiki/metadata.pcapng", "wireshark-wiki/fetch.pcapng"] {
+    for src in [
+        "ndpi/kafka.pcapng",
+        "wireshark-wiki/metadata.pcapng",
+        "wireshark-wiki/fetch.pcapng",
+    ] {
         let orig = replay(&public(src), &[]);
         let c = Capture::public(src);
-        for (seg, wrap) in [(usize::MAX, false), (1, false), (7, false), (usize::MAX, true), (1, true), (3, true)] {
+        for (seg, wrap) in [
+            (usize::MAX, false),
+            (1, false),
+            (7, false),
+            (usize::MAX, true),
+            (1, true),
+            (3, true),
+        ] {
             let rc = rebuild(&c, seg, wrap);
             let r = tmp.replay_capture("rebuilt.pcap", &rc);
-            let what = format!("{src}: rebuilt in {seg}-byte segments, wrap {wrap} ({} packets)", rc.pkts.len());
+            let what = format!(
+                "{src}: rebuilt in {seg}-byte segments, wrap {wrap} ({} packets)",
+                rc.pkts.len()
+            );
             assert_clean_exit(&r, &what);
-            assert_eq!(exchange_lines(&r), exchange_lines(&orig), "{what}: identical exchanges");
-            assert_eq!(counters(&r, "kafka"), counters(&orig, "kafka"), "{what}: Kafka counters");
+            assert_eq!(
+                exchange_lines(&r),
+                exchange_lines(&orig),
+                "{what}: identical exchanges"
+            );
+            assert_eq!(
+                counters(&r, "kafka"),
+                counters(&orig, "kafka"),
+                "{what}: Kafka counters"
+            );
             assert_eq!(n(&r, "tcp", "gaps"), 0, "{what}");
             assert_eq!(n(&r, "tcp", "resyncs"), 0, "{what}");
         }

@@ -58,7 +58,8 @@ fn main() -> Result<()> {
     let (tx, rx) = mpsc::channel::<Request>();
     let control = control_path(&bootstrap)?;
     let _ = std::fs::remove_file(&control);
-    let listener = UnixListener::bind(&control).with_context(|| format!("binding {}", control.display()))?;
+    let listener =
+        UnixListener::bind(&control).with_context(|| format!("binding {}", control.display()))?;
     eprintln!("kwire-mockbroker: control socket {}", control.display());
     {
         let tx = tx.clone();

@@ -27,7 +27,13 @@ pub struct Commit<'a> {
 /// The new owner's progress, looked up by the caller: (last committed, last served end).
 pub type OwnerProgress = (Option<i64>, Option<i64>);
 
-pub fn check(g: &Group, c: &Commit<'_>, ctx: &ConnCtx, client_id: Option<&str>, owner_progress: impl Fn(&str, &Tp) -> OwnerProgress) -> Option<Alert> {
+pub fn check(
+    g: &Group,
+    c: &Commit<'_>,
+    ctx: &ConnCtx,
+    client_id: Option<&str>,
+    owner_progress: impl Fn(&str, &Tp) -> OwnerProgress,
+) -> Option<Alert> {
     let m = g.members.get(c.member_id)?;
     if m.owned.contains(c.tp) {
         return None;
@@ -35,13 +41,25 @@ pub fn check(g: &Group, c: &Commit<'_>, ctx: &ConnCtx, client_id: Option<&str>, 
     let r = m.revoked.get(c.tp)?;
     let complete = r.complete_ts.filter(|t| *t <= c.ts)?;
     let accepted = c.error_code == Some(0);
-    let sev = if accepted { Severity::Critical } else { Severity::Info };
+    let sev = if accepted {
+        Severity::Critical
+    } else {
+        Severity::Info
+    };
     let next = r.next_owner.clone().or_else(|| {
-        g.owners.get(c.tp).filter(|o| o.member_id != c.member_id).map(|o| o.member_id.clone())
+        g.owners
+            .get(c.tp)
+            .filter(|o| o.member_id != c.member_id)
+            .map(|o| o.member_id.clone())
     });
     let verdict = match c.error_code {
-        Some(0) => "the broker ACCEPTED it (brokers check the generation, not ownership)".to_string(),
-        Some(e) => format!("the broker rejected it ({})", kwire_kafka::body::error_name(e)),
+        Some(0) => {
+            "the broker ACCEPTED it (brokers check the generation, not ownership)".to_string()
+        }
+        Some(e) => format!(
+            "the broker rejected it ({})",
+            kwire_kafka::body::error_name(e)
+        ),
         None => "no response was seen".to_string(),
     };
     let mut a = Alert::new(
@@ -72,8 +90,18 @@ pub fn check(g: &Group, c: &Commit<'_>, ctx: &ConnCtx, client_id: Option<&str>, 
     .field("accepted", accepted);
     if let Some(n) = &next {
         let (committed, served) = owner_progress(n, c.tp);
-        a = a.field("new_owner_committed_offset", committed.map(serde_json::Value::from).unwrap_or(serde_json::Value::Null));
-        a = a.field("new_owner_served_offset", served.map(serde_json::Value::from).unwrap_or(serde_json::Value::Null));
+        a = a.field(
+            "new_owner_committed_offset",
+            committed
+                .map(serde_json::Value::from)
+                .unwrap_or(serde_json::Value::Null),
+        );
+        a = a.field(
+            "new_owner_served_offset",
+            served
+                .map(serde_json::Value::from)
+                .unwrap_or(serde_json::Value::Null),
+        );
     }
     Some(a)
 }
@@ -94,14 +122,30 @@ mod tests {
         let mut gs = Groups::new(10, 10);
         let c = ctx();
         gs.on_join_response("g", 1, Some("cooperative-sticky"), "m1", &c, Some("c1"));
-        gs.on_assignment(t(1), "g", "m1", 1, set(&[("t", 0), ("t", 1)]), &c, Some("c1"));
+        gs.on_assignment(
+            t(1),
+            "g",
+            "m1",
+            1,
+            set(&[("t", 0), ("t", 1)]),
+            &c,
+            Some("c1"),
+        );
         // Rebalance: m1 keeps only t-0.
         gs.on_assignment(t(10), "g", "m1", 2, set(&[("t", 0)]), &c, Some("c1"));
         gs
     }
 
     fn commit<'a>(tp: &'a Tp, ts: i64, err: i16) -> Commit<'a> {
-        Commit { ts: t(ts), group: "g", member_id: "m1", generation: Some(2), tp, offset: 42, error_code: Some(err) }
+        Commit {
+            ts: t(ts),
+            group: "g",
+            member_id: "m1",
+            generation: Some(2),
+            tp,
+            offset: 42,
+            error_code: Some(err),
+        }
     }
 
     #[test]
@@ -109,10 +153,24 @@ mod tests {
         let gs = coop_group();
         let tp = Tp::new("t", 1);
         // Revoke callback commit: after the SyncGroup that dropped t-1, before rejoining.
-        assert!(check(gs.get("g").unwrap(), &commit(&tp, 11, 0), &ctx(), Some("c1"), |_, _| (None, None)).is_none());
+        assert!(check(
+            gs.get("g").unwrap(),
+            &commit(&tp, 11, 0),
+            &ctx(),
+            Some("c1"),
+            |_, _| (None, None)
+        )
+        .is_none());
         // And commits of partitions it still owns are quiet.
         let tp0 = Tp::new("t", 0);
-        assert!(check(gs.get("g").unwrap(), &commit(&tp0, 30, 0), &ctx(), Some("c1"), |_, _| (None, None)).is_none());
+        assert!(check(
+            gs.get("g").unwrap(),
+            &commit(&tp0, 30, 0),
+            &ctx(),
+            Some("c1"),
+            |_, _| (None, None)
+        )
+        .is_none());
     }
 
     #[test]
@@ -120,17 +178,38 @@ mod tests {
         let mut gs = coop_group();
         gs.on_join_request(t(12), "g", "m1", "consumer");
         let tp = Tp::new("t", 1);
-        let a = check(gs.get("g").unwrap(), &commit(&tp, 13, 0), &ctx(), Some("c1"), |_, _| (None, None)).unwrap();
+        let a = check(
+            gs.get("g").unwrap(),
+            &commit(&tp, 13, 0),
+            &ctx(),
+            Some("c1"),
+            |_, _| (None, None),
+        )
+        .unwrap();
         assert_eq!(a.severity, Severity::Critical);
         assert_eq!(a.fields["committed_offset"], 42);
         assert_eq!(a.fields["accepted"], true);
         // The broker rejecting it makes it info.
-        let a = check(gs.get("g").unwrap(), &commit(&tp, 13, 22), &ctx(), Some("c1"), |_, _| (None, None)).unwrap();
+        let a = check(
+            gs.get("g").unwrap(),
+            &commit(&tp, 13, 22),
+            &ctx(),
+            Some("c1"),
+            |_, _| (None, None),
+        )
+        .unwrap();
         assert_eq!(a.severity, Severity::Info);
 
         let mut gs = coop_group();
         gs.on_assignment(t(11), "g", "m2", 2, set(&[("t", 1)]), &ctx(), Some("c2"));
-        let a = check(gs.get("g").unwrap(), &commit(&tp, 12, 0), &ctx(), Some("c1"), |_, _| (Some(7), Some(9))).unwrap();
+        let a = check(
+            gs.get("g").unwrap(),
+            &commit(&tp, 12, 0),
+            &ctx(),
+            Some("c1"),
+            |_, _| (Some(7), Some(9)),
+        )
+        .unwrap();
         assert_eq!(a.fields["new_owner"], "m2");
         assert_eq!(a.fields["new_owner_committed_offset"], 7);
         assert_eq!(a.fields["new_owner_served_offset"], 9);
@@ -144,8 +223,22 @@ mod tests {
         gs.on_assignment(t(1), "g", "m1", 1, set(&[("t", 0)]), &c, Some("c1"));
         let tp = Tp::new("t", 0);
         // Commit in onPartitionsRevoked, before JoinGroup: quiet.
-        assert!(check(gs.get("g").unwrap(), &commit(&tp, 5, 0), &c, None, |_, _| (None, None)).is_none());
+        assert!(check(
+            gs.get("g").unwrap(),
+            &commit(&tp, 5, 0),
+            &c,
+            None,
+            |_, _| (None, None)
+        )
+        .is_none());
         gs.on_join_request(t(6), "g", "m1", "consumer");
-        assert!(check(gs.get("g").unwrap(), &commit(&tp, 7, 27), &c, None, |_, _| (None, None)).is_some());
+        assert!(check(
+            gs.get("g").unwrap(),
+            &commit(&tp, 7, 27),
+            &c,
+            None,
+            |_, _| (None, None)
+        )
+        .is_some());
     }
 }

@@ -9,7 +9,13 @@ use crate::detectors::commit_after_revoke::Commit;
 use crate::detectors::Threshold;
 use crate::timeline::PartState;
 
-pub fn check(cfg: &Threshold, st: Option<&PartState>, c: &Commit<'_>, ctx: &ConnCtx, client_id: Option<&str>) -> Option<Alert> {
+pub fn check(
+    cfg: &Threshold,
+    st: Option<&PartState>,
+    c: &Commit<'_>,
+    ctx: &ConnCtx,
+    client_id: Option<&str>,
+) -> Option<Alert> {
     let served = st?.served?;
     let skipped = c.offset - served.offset;
     if !cfg.enabled || skipped < cfg.min_delta.max(1) {
@@ -54,7 +60,15 @@ mod tests {
         let tp = Tp::new("t", 0);
         let mut st = PartState::default();
         st.raise_served(obs(100, 1, Source::Fetched));
-        let c = |off| Commit { ts: t(2), group: "g", member_id: "m", generation: Some(1), tp: &tp, offset: off, error_code: Some(0) };
+        let c = |off| Commit {
+            ts: t(2),
+            group: "g",
+            member_id: "m",
+            generation: Some(1),
+            tp: &tp,
+            offset: off,
+            error_code: Some(0),
+        };
         assert!(check(&Threshold::default(), Some(&st), &c(100), &ctx(), None).is_none());
         assert!(check(&Threshold::default(), Some(&st), &c(90), &ctx(), None).is_none());
         let a = check(&Threshold::default(), Some(&st), &c(150), &ctx(), None).unwrap();

@@ -8,7 +8,13 @@ use crate::detectors::commit_after_revoke::Commit;
 use crate::detectors::Threshold;
 use kwire_flow::Timestamp;
 
-pub fn check(cfg: &Threshold, previous: Option<&(i64, String, Timestamp)>, c: &Commit<'_>, ctx: &ConnCtx, client_id: Option<&str>) -> Option<Alert> {
+pub fn check(
+    cfg: &Threshold,
+    previous: Option<&(i64, String, Timestamp)>,
+    c: &Commit<'_>,
+    ctx: &ConnCtx,
+    client_id: Option<&str>,
+) -> Option<Alert> {
     let (prev, prev_member, prev_ts) = previous?;
     let delta = prev - c.offset;
     if !cfg.enabled || delta < cfg.min_delta.max(1) || c.offset < 0 {
@@ -45,7 +51,15 @@ mod tests {
     #[test]
     fn fires_backwards_quiet_forwards() {
         let tp = Tp::new("t", 0);
-        let c = |off| Commit { ts: t(2), group: "g", member_id: "m", generation: Some(1), tp: &tp, offset: off, error_code: Some(0) };
+        let c = |off| Commit {
+            ts: t(2),
+            group: "g",
+            member_id: "m",
+            generation: Some(1),
+            tp: &tp,
+            offset: off,
+            error_code: Some(0),
+        };
         let prev = (100, "m0".to_string(), t(1));
         assert!(check(&Threshold::default(), Some(&prev), &c(100), &ctx(), None).is_none());
         assert!(check(&Threshold::default(), Some(&prev), &c(120), &ctx(), None).is_none());

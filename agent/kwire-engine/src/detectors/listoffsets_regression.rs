@@ -34,9 +34,17 @@ pub fn observe(
     }
     let alert = match prev {
         Some(p) if cfg.enabled && p.offset - new.offset >= cfg.min_delta.max(1) => {
-            let consumed = [st.served_cmp, st.committed_cmp].into_iter().flatten().map(|o| o.offset).max();
+            let consumed = [st.served_cmp, st.committed_cmp]
+                .into_iter()
+                .flatten()
+                .map(|o| o.offset)
+                .max();
             let critical = consumed.is_some_and(|c| new.offset < c);
-            let sev = if critical { Severity::Critical } else { Severity::Warning };
+            let sev = if critical {
+                Severity::Critical
+            } else {
+                Severity::Warning
+            };
             let what = match new.source {
                 crate::timeline::Source::Listoffsets => "ListOffsets(latest) answered",
                 crate::timeline::Source::FetchLso => "a Fetch response gave last stable offset",
@@ -45,13 +53,22 @@ pub fn observe(
             let tail = if critical {
                 format!("below the {} offset {} the client already had: records it saw are gone from this broker's view", p.source.as_str(), consumed.unwrap_or(p.offset))
             } else {
-                format!("lower than the {} {} it saw before", p.source.as_str(), p.offset)
+                format!(
+                    "lower than the {} {} it saw before",
+                    p.source.as_str(),
+                    p.offset
+                )
             };
             let mut a = Alert::new(
                 AlertKind::ListOffsetsRegression,
                 sev,
                 new.ts,
-                format!("{tp}: {what} {} from broker {}, {tail} (end of log went backwards by {})", new.offset, new.broker, p.offset - new.offset),
+                format!(
+                    "{tp}: {what} {} from broker {}, {tail} (end of log went backwards by {})",
+                    new.offset,
+                    new.broker,
+                    p.offset - new.offset
+                ),
             )
             .on(ctx, client_id)
             .tp(tp)
@@ -62,7 +79,16 @@ pub fn observe(
             .field("new_offset", new.offset)
             .field("new_source", new.source.as_str())
             .field("delta", p.offset - new.offset)
-            .field("isolation", if series == Series::Committed { "read_committed" } else { "read_uncommitted" });
+            // Which end of log was compared: the high watermark (what read_uncommitted consumers see) or the
+            // last stable offset (read_committed).
+            .field(
+                "end_of_log",
+                if series == Series::Committed {
+                    "last_stable_offset"
+                } else {
+                    "high_watermark"
+                },
+            );
             if let Some(e) = p.epoch {
                 a = a.field("previous_leader_epoch", e);
             }
@@ -102,25 +128,61 @@ pub fn observe(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::timeline::Source;
     use crate::testutil::{ctx, obs};
+    use crate::timeline::Source;
 
     #[test]
     fn fires_when_hwm_drops_below_consumed_and_is_critical() {
         let mut st = PartState::default();
         let tp = Tp::new("orders", 0);
         let c = ctx();
-        assert!(observe(&Threshold::default(), &mut st, Series::Uncommitted, obs(10, 1, Source::FetchHwm), &tp, &c, Some("app")).is_none());
+        assert!(observe(
+            &Threshold::default(),
+            &mut st,
+            Series::Uncommitted,
+            obs(10, 1, Source::FetchHwm),
+            &tp,
+            &c,
+            Some("app")
+        )
+        .is_none());
         st.raise_served(obs(10, 2, Source::Fetched));
-        let a = observe(&Threshold::default(), &mut st, Series::Uncommitted, obs(5, 3, Source::FetchHwm), &tp, &c, Some("app")).unwrap();
+        let a = observe(
+            &Threshold::default(),
+            &mut st,
+            Series::Uncommitted,
+            obs(5, 3, Source::FetchHwm),
+            &tp,
+            &c,
+            Some("app"),
+        )
+        .unwrap();
         assert_eq!(a.severity, Severity::Critical);
         assert_eq!(a.fields["previous_offset"], 10);
         assert_eq!(a.fields["new_offset"], 5);
         assert_eq!(a.fields["delta"], 5);
         // The same lower value again: no second alert.
-        assert!(observe(&Threshold::default(), &mut st, Series::Uncommitted, obs(5, 4, Source::FetchHwm), &tp, &c, Some("app")).is_none());
+        assert!(observe(
+            &Threshold::default(),
+            &mut st,
+            Series::Uncommitted,
+            obs(5, 4, Source::FetchHwm),
+            &tp,
+            &c,
+            Some("app")
+        )
+        .is_none());
         // A further drop: alerts again.
-        assert!(observe(&Threshold::default(), &mut st, Series::Uncommitted, obs(3, 5, Source::Listoffsets), &tp, &c, Some("app")).is_some());
+        assert!(observe(
+            &Threshold::default(),
+            &mut st,
+            Series::Uncommitted,
+            obs(3, 5, Source::Listoffsets),
+            &tp,
+            &c,
+            Some("app")
+        )
+        .is_some());
     }
 
     #[test]
@@ -128,11 +190,47 @@ mod tests {
         let mut st = PartState::default();
         let tp = Tp::new("orders", 0);
         let c = ctx();
-        assert!(observe(&Threshold::default(), &mut st, Series::Uncommitted, obs(10, 1, Source::Listoffsets), &tp, &c, None).is_none());
-        assert!(observe(&Threshold::default(), &mut st, Series::Uncommitted, obs(12, 2, Source::FetchHwm), &tp, &c, None).is_none());
+        assert!(observe(
+            &Threshold::default(),
+            &mut st,
+            Series::Uncommitted,
+            obs(10, 1, Source::Listoffsets),
+            &tp,
+            &c,
+            None
+        )
+        .is_none());
+        assert!(observe(
+            &Threshold::default(),
+            &mut st,
+            Series::Uncommitted,
+            obs(12, 2, Source::FetchHwm),
+            &tp,
+            &c,
+            None
+        )
+        .is_none());
         // LSO below HWM is normal: a different series.
-        assert!(observe(&Threshold::default(), &mut st, Series::Committed, obs(8, 3, Source::FetchLso), &tp, &c, None).is_none());
-        let a = observe(&Threshold::default(), &mut st, Series::Uncommitted, obs(0, 4, Source::Listoffsets), &tp, &c, None).unwrap();
+        assert!(observe(
+            &Threshold::default(),
+            &mut st,
+            Series::Committed,
+            obs(8, 3, Source::FetchLso),
+            &tp,
+            &c,
+            None
+        )
+        .is_none());
+        let a = observe(
+            &Threshold::default(),
+            &mut st,
+            Series::Uncommitted,
+            obs(0, 4, Source::Listoffsets),
+            &tp,
+            &c,
+            None,
+        )
+        .unwrap();
         assert_eq!(a.severity, Severity::Warning);
         assert_eq!(a.fields["previous_source"], "fetch_hwm");
     }

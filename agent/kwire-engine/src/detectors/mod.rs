@@ -78,7 +78,10 @@ pub struct Threshold {
 
 impl Default for Threshold {
     fn default() -> Self {
-        Threshold { enabled: true, min_delta: 1 }
+        Threshold {
+            enabled: true,
+            min_delta: 1,
+        }
     }
 }
 
@@ -97,6 +100,11 @@ pub struct WeakAcksConfig {
 
 impl Default for WeakAcksConfig {
     fn default() -> Self {
-        WeakAcksConfig { enabled: true, acks0: true, acks1: true, leader_change_window_s: 30 }
+        WeakAcksConfig {
+            enabled: true,
+            acks0: true,
+            acks1: true,
+            leader_change_window_s: 30,
+        }
     }
 }

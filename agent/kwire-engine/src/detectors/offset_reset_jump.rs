@@ -10,7 +10,16 @@ use crate::conn::ConnCtx;
 use crate::detectors::Threshold;
 use crate::model::Tp;
 
-pub fn check(cfg: &Threshold, wanted: i64, wanted_ts: Timestamp, resumed: i64, ts: Timestamp, tp: &Tp, ctx: &ConnCtx, client_id: Option<&str>) -> Option<Alert> {
+pub fn check(
+    cfg: &Threshold,
+    wanted: i64,
+    wanted_ts: Timestamp,
+    resumed: i64,
+    ts: Timestamp,
+    tp: &Tp,
+    ctx: &ConnCtx,
+    client_id: Option<&str>,
+) -> Option<Alert> {
     let skipped = resumed - wanted;
     if !cfg.enabled || skipped < cfg.min_delta.max(1) {
         return None;
@@ -41,9 +50,39 @@ mod tests {
     #[test]
     fn fires_forward_quiet_backward() {
         let tp = Tp::new("t", 0);
-        let a = check(&Threshold::default(), 100, t(1), 250, t(2), &tp, &ctx(), Some("c")).unwrap();
+        let a = check(
+            &Threshold::default(),
+            100,
+            t(1),
+            250,
+            t(2),
+            &tp,
+            &ctx(),
+            Some("c"),
+        )
+        .unwrap();
         assert_eq!(a.fields["skipped"], 150);
-        assert!(check(&Threshold::default(), 100, t(1), 0, t(2), &tp, &ctx(), Some("c")).is_none());
-        assert!(check(&Threshold::default(), 100, t(1), 100, t(2), &tp, &ctx(), Some("c")).is_none());
+        assert!(check(
+            &Threshold::default(),
+            100,
+            t(1),
+            0,
+            t(2),
+            &tp,
+            &ctx(),
+            Some("c")
+        )
+        .is_none());
+        assert!(check(
+            &Threshold::default(),
+            100,
+            t(1),
+            100,
+            t(2),
+            &tp,
+            &ctx(),
+            Some("c")
+        )
+        .is_none());
     }
 }

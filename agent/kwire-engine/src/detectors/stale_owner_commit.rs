@@ -17,7 +17,11 @@ pub fn check(g: &Group, c: &Commit<'_>, ctx: &ConnCtx, client_id: Option<&str>) 
         return None;
     }
     let accepted = c.error_code == Some(0);
-    let sev = if accepted { Severity::Critical } else { Severity::Info };
+    let sev = if accepted {
+        Severity::Critical
+    } else {
+        Severity::Info
+    };
     Some(
         Alert::new(
             AlertKind::StaleOwnerCommit,

@@ -1,4 +1,5 @@
-//! `weak_acks`: Produce with acks=0 or acks=1. One alert per (client, topic, acks) with counts, raised at
+//! `weak_acks`: Produce with acks=0 or acks=1. One alert per (client, topic, acks) with counts (`requests`,
+//! and `records` sent: a retried record counts again, as it crossed the wire again), raised at
 //! the end of a replay (and, live, when the stream is flushed). `critical` when the weak-acks traffic to a
 //! partition overlaps a leader change of that partition (within `leader_change_window_s`): the window in
 //! which acknowledged records are lost; `warning` otherwise.
@@ -37,9 +38,15 @@ pub fn finish(cfg: &WeakAcksConfig, p: &WeakProducer, cluster: &Cluster) -> Opti
     let window = (cfg.leader_change_window_s as i64).saturating_mul(1_000_000_000);
     let overlap = p.partitions.iter().find_map(|(part, (from, to))| {
         let tp = Tp::new(&p.topic, *part);
-        cluster.leader_change_near(&tp, *from, *to, window).map(|ts| (*part, ts))
+        cluster
+            .leader_change_near(&tp, *from, *to, window)
+            .map(|ts| (*part, ts))
     });
-    let sev = if overlap.is_some() { Severity::Critical } else { Severity::Warning };
+    let sev = if overlap.is_some() {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
     let risk = if p.acks == 0 {
         "acks=0: the producer never learns whether a record was written"
     } else {
@@ -53,7 +60,10 @@ pub fn finish(cfg: &WeakAcksConfig, p: &WeakProducer, cluster: &Cluster) -> Opti
         risk
     );
     if let Some((part, ts)) = overlap {
-        explanation.push_str(&format!("; partition {part} changed leader at {} while it was producing", ts.to_rfc3339()));
+        explanation.push_str(&format!(
+            "; partition {part} changed leader at {} while it was producing",
+            ts.to_rfc3339()
+        ));
     }
     let mut a = Alert::new(AlertKind::WeakAcks, sev, p.first_ts, explanation)
         .on(&p.ctx, p.client_id.as_deref())
@@ -64,10 +74,15 @@ pub fn finish(cfg: &WeakAcksConfig, p: &WeakProducer, cluster: &Cluster) -> Opti
         .field("records", p.records)
         .field("first_ts", p.first_ts.to_rfc3339())
         .field("last_ts", p.last_ts.to_rfc3339())
-        .field("partitions", p.partitions.keys().copied().collect::<Vec<i32>>());
+        .field(
+            "partitions",
+            p.partitions.keys().copied().collect::<Vec<i32>>(),
+        );
     a.topic = Some(p.topic.clone());
     if let Some((part, ts)) = overlap {
-        a = a.field("leader_change_partition", part).field("leader_change_ts", ts.to_rfc3339());
+        a = a
+            .field("leader_change_partition", part)
+            .field("leader_change_ts", ts.to_rfc3339());
     }
     Some(a)
 }
@@ -107,7 +122,10 @@ mod tests {
 
     #[test]
     fn quiet_when_disabled_for_that_acks() {
-        let cfg = WeakAcksConfig { acks0: false, ..WeakAcksConfig::default() };
+        let cfg = WeakAcksConfig {
+            acks0: false,
+            ..WeakAcksConfig::default()
+        };
         assert!(finish(&cfg, &producer(0), &Cluster::new(10)).is_none());
         assert!(finish(&cfg, &producer(1), &Cluster::new(10)).is_some());
     }

@@ -28,7 +28,10 @@ pub struct Ep {
 
 impl Ep {
     pub const fn new(a: u8, b: u8, c: u8, d: u8, port: u16) -> Ep {
-        Ep { ip: Ipv4Addr::new(a, b, c, d), port }
+        Ep {
+            ip: Ipv4Addr::new(a, b, c, d),
+            port,
+        }
     }
 }
 
@@ -116,7 +119,13 @@ fn put_str(b: &mut Vec<u8>, s: &str) {
 }
 
 /// Request frame with its 4-byte length prefix; header v1 (api key, version, correlation id, client id).
-pub fn request_frame(api_key: i16, api_version: i16, correlation_id: i32, client_id: &str, body: &[u8]) -> Vec<u8> {
+pub fn request_frame(
+    api_key: i16,
+    api_version: i16,
+    correlation_id: i32,
+    client_id: &str,
+    body: &[u8],
+) -> Vec<u8> {
     let mut f = vec![0; 4];
     f.extend_from_slice(&api_key.to_be_bytes());
     f.extend_from_slice(&api_version.to_be_bytes());
@@ -148,7 +157,11 @@ pub enum KafkaApi {
 }
 
 impl KafkaApi {
-    pub const ALL: [KafkaApi; 3] = [KafkaApi::ApiVersions, KafkaApi::Metadata, KafkaApi::Heartbeat];
+    pub const ALL: [KafkaApi; 3] = [
+        KafkaApi::ApiVersions,
+        KafkaApi::Metadata,
+        KafkaApi::Heartbeat,
+    ];
 
     pub fn key_version(self) -> (i16, i16) {
         match self {

@@ -11,8 +11,24 @@ fn ep(last: u8, port: u16) -> Endpoint {
     Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), port)
 }
 
-fn seg<'a>(src: Endpoint, dst: Endpoint, seq: u32, ack: u32, flags: TcpFlags, p: &'a [u8]) -> TcpSegment<'a> {
-    TcpSegment { src, dst, seq, ack, flags, window: 100, payload: p, payload_len: p.len() as u32 }
+fn seg<'a>(
+    src: Endpoint,
+    dst: Endpoint,
+    seq: u32,
+    ack: u32,
+    flags: TcpFlags,
+    p: &'a [u8],
+) -> TcpSegment<'a> {
+    TcpSegment {
+        src,
+        dst,
+        seq,
+        ack,
+        flags,
+        window: 100,
+        payload: p,
+        payload_len: p.len() as u32,
+    }
 }
 
 struct Rec(Vec<(Side, O)>);
@@ -38,17 +54,41 @@ fn handshake_exchange_close() {
     let mut c = TcpConnection::new(key, Timestamp(1), ReassemblyLimits::default());
     let mut r = Rec(Vec::new());
     r.feed(&mut c, 1, &seg(client, server, 100, 0, TcpFlags::SYN, b""));
-    r.feed(&mut c, 2, &seg(server, client, 500, 101, TcpFlags::SYN | TcpFlags::ACK, b""));
-    r.feed(&mut c, 3, &seg(client, server, 101, 501, TcpFlags::ACK, b""));
+    r.feed(
+        &mut c,
+        2,
+        &seg(server, client, 500, 101, TcpFlags::SYN | TcpFlags::ACK, b""),
+    );
+    r.feed(
+        &mut c,
+        3,
+        &seg(client, server, 101, 501, TcpFlags::ACK, b""),
+    );
     assert_eq!(c.client, Some(Side::B));
     assert_eq!(c.direction(Side::B), Some(Direction::ToServer));
     assert_eq!(c.direction(Side::A), Some(Direction::ToClient));
-    r.feed(&mut c, 4, &seg(client, server, 101, 501, TcpFlags::ACK, b"req"));
+    r.feed(
+        &mut c,
+        4,
+        &seg(client, server, 101, 501, TcpFlags::ACK, b"req"),
+    );
     // response acks 106: the client's bytes 104..106 were lost by the capture
-    r.feed(&mut c, 5, &seg(server, client, 501, 106, TcpFlags::ACK, b"resp"));
-    r.feed(&mut c, 6, &seg(client, server, 106, 505, TcpFlags::FIN | TcpFlags::ACK, b""));
+    r.feed(
+        &mut c,
+        5,
+        &seg(server, client, 501, 106, TcpFlags::ACK, b"resp"),
+    );
+    r.feed(
+        &mut c,
+        6,
+        &seg(client, server, 106, 505, TcpFlags::FIN | TcpFlags::ACK, b""),
+    );
     assert!(!c.is_closed());
-    r.feed(&mut c, 7, &seg(server, client, 505, 107, TcpFlags::FIN | TcpFlags::ACK, b""));
+    r.feed(
+        &mut c,
+        7,
+        &seg(server, client, 505, 107, TcpFlags::FIN | TcpFlags::ACK, b""),
+    );
     assert!(c.is_closed());
     assert_eq!(
         r.0,
@@ -73,9 +113,17 @@ fn syn_ack_names_server_and_port_reuse() {
     let mut c = TcpConnection::new(key, Timestamp(1), ReassemblyLimits::default());
     let mut r = Rec(Vec::new());
     // the capture missed the SYN
-    r.feed(&mut c, 1, &seg(server, client, 500, 101, TcpFlags::SYN | TcpFlags::ACK, b""));
+    r.feed(
+        &mut c,
+        1,
+        &seg(server, client, 500, 101, TcpFlags::SYN | TcpFlags::ACK, b""),
+    );
     assert_eq!(c.client, Some(Side::B));
-    r.feed(&mut c, 2, &seg(client, server, 101, 501, TcpFlags::ACK, b"x"));
+    r.feed(
+        &mut c,
+        2,
+        &seg(client, server, 101, 501, TcpFlags::ACK, b"x"),
+    );
     let same = seg(client, server, 100, 0, TcpFlags::SYN, b"");
     assert!(c.is_port_reuse(Side::B, &same));
     let rst = seg(client, server, 102, 0, TcpFlags::RST, b"");

@@ -33,8 +33,14 @@ fn v6_ip(payload: &[u8]) -> Vec<u8> {
 }
 
 fn check_v4(seg: &TcpSegment<'_>, payload: &[u8]) {
-    assert_eq!(seg.src, Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 40000));
-    assert_eq!(seg.dst, Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 9092));
+    assert_eq!(
+        seg.src,
+        Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 40000)
+    );
+    assert_eq!(
+        seg.dst,
+        Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 9092)
+    );
     assert_eq!(seg.seq, 1000);
     assert_eq!(seg.ack, 77);
     assert_eq!(seg.window, 512);
@@ -59,7 +65,10 @@ fn ethernet_ipv6() {
     let mut f = vec![2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 0x86, 0xdd]; // dst, src, EtherType IPv6
     f.extend(v6_ip(PAYLOAD));
     let seg = decode_tcp(LinkType::Ethernet, &f).unwrap();
-    assert_eq!(seg.src.ip, IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 2)));
+    assert_eq!(
+        seg.src.ip,
+        IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 2))
+    );
     assert_eq!(seg.src.to_string(), "[::2]:40000");
     assert_eq!(seg.payload, PAYLOAD);
     assert_eq!(seg.payload_len, PAYLOAD.len() as u32);
@@ -130,7 +139,10 @@ fn linux_sll() {
     f[14] = 0x08;
     f[15] = 0x06;
     assert_eq!(decode_tcp(LinkType::LinuxSll, &f), Err(PacketError::NotIp));
-    assert_eq!(decode_tcp(LinkType::LinuxSll, &f[..10]), Err(PacketError::Truncated));
+    assert_eq!(
+        decode_tcp(LinkType::LinuxSll, &f[..10]),
+        Err(PacketError::Truncated)
+    );
 }
 
 #[test]
@@ -148,7 +160,10 @@ fn linux_sll2() {
     let seg = decode_tcp(LinkType::from_dlt(276), &f).unwrap();
     assert_eq!(seg.dst.to_string(), "[::1]:9092");
     assert_eq!(seg.payload, PAYLOAD);
-    assert_eq!(decode_tcp(LinkType::LinuxSll2, &f[..19]), Err(PacketError::Truncated));
+    assert_eq!(
+        decode_tcp(LinkType::LinuxSll2, &f[..19]),
+        Err(PacketError::Truncated)
+    );
 }
 
 #[test]
@@ -164,7 +179,10 @@ fn null_and_loop() {
     // DLT_LOOP: big-endian, AF_INET6 = 24 (OpenBSD).
     let mut f = vec![0, 0, 0, 24];
     f.extend(v6_ip(PAYLOAD));
-    assert_eq!(decode_tcp(LinkType::from_dlt(108), &f).unwrap().payload, PAYLOAD);
+    assert_eq!(
+        decode_tcp(LinkType::from_dlt(108), &f).unwrap().payload,
+        PAYLOAD
+    );
     // unknown family
     let mut f = vec![0, 0, 0, 7];
     f.extend(v4_ip(PAYLOAD));
@@ -179,10 +197,16 @@ fn raw_ip() {
     }
     let f = v6_ip(PAYLOAD);
     for dlt in [101, 229] {
-        assert_eq!(decode_tcp(LinkType::from_dlt(dlt), &f).unwrap().payload, PAYLOAD);
+        assert_eq!(
+            decode_tcp(LinkType::from_dlt(dlt), &f).unwrap().payload,
+            PAYLOAD
+        );
     }
     assert_eq!(LinkType::from_dlt(147), LinkType::Unsupported(147));
-    assert_eq!(decode_tcp(LinkType::Unsupported(147), &f), Err(PacketError::UnsupportedLink(147)));
+    assert_eq!(
+        decode_tcp(LinkType::Unsupported(147), &f),
+        Err(PacketError::UnsupportedLink(147))
+    );
 }
 
 #[test]
@@ -204,10 +228,22 @@ fn snaplen_truncated() {
     assert_eq!(seg.payload.len(), 7);
     assert_eq!(seg.payload_len, 1000);
     // Inside the TCP header / IP header / Ethernet header
-    assert_eq!(decode_tcp(LinkType::Ethernet, &f[..40]), Err(PacketError::Truncated));
-    assert_eq!(decode_tcp(LinkType::Ethernet, &f[..20]), Err(PacketError::Truncated));
-    assert_eq!(decode_tcp(LinkType::Ethernet, &f[..10]), Err(PacketError::Truncated));
-    assert_eq!(decode_tcp(LinkType::Raw, &f6[..30]), Err(PacketError::Truncated));
+    assert_eq!(
+        decode_tcp(LinkType::Ethernet, &f[..40]),
+        Err(PacketError::Truncated)
+    );
+    assert_eq!(
+        decode_tcp(LinkType::Ethernet, &f[..20]),
+        Err(PacketError::Truncated)
+    );
+    assert_eq!(
+        decode_tcp(LinkType::Ethernet, &f[..10]),
+        Err(PacketError::Truncated)
+    );
+    assert_eq!(
+        decode_tcp(LinkType::Raw, &f6[..30]),
+        Err(PacketError::Truncated)
+    );
     assert_eq!(decode_tcp(LinkType::Raw, &[]), Err(PacketError::Truncated));
 }
 
@@ -222,7 +258,9 @@ fn tso_zero_total_length_uses_frame() {
 
 #[test]
 fn not_tcp_not_ip_fragment_malformed() {
-    let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64).udp(1, 2);
+    let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64)
+        .udp(1, 2);
     let mut f = Vec::new();
     b.write(&mut f, b"x").unwrap();
     assert_eq!(decode_tcp(LinkType::Ethernet, &f), Err(PacketError::NotTcp));
@@ -230,11 +268,17 @@ fn not_tcp_not_ip_fragment_malformed() {
     let mut arp = vec![0u8; 60];
     arp[12] = 0x08;
     arp[13] = 0x06;
-    assert_eq!(decode_tcp(LinkType::Ethernet, &arp), Err(PacketError::NotIp));
+    assert_eq!(
+        decode_tcp(LinkType::Ethernet, &arp),
+        Err(PacketError::NotIp)
+    );
     // LLDP EtherType
     arp[12] = 0x88;
     arp[13] = 0xcc;
-    assert_eq!(decode_tcp(LinkType::Ethernet, &arp), Err(PacketError::NotIp));
+    assert_eq!(
+        decode_tcp(LinkType::Ethernet, &arp),
+        Err(PacketError::NotIp)
+    );
     // fragment: set "more fragments"
     let mut f = v4_ip(PAYLOAD);
     f[6] = 0x20;
@@ -259,7 +303,10 @@ fn not_tcp_not_ip_fragment_malformed() {
 
 #[test]
 fn flags_debug() {
-    assert_eq!(format!("{:?}", TcpFlags::SYN | TcpFlags::ACK), "TcpFlags(SYN|ACK)");
+    assert_eq!(
+        format!("{:?}", TcpFlags::SYN | TcpFlags::ACK),
+        "TcpFlags(SYN|ACK)"
+    );
     assert_eq!(format!("{:?}", TcpFlags::NONE), "TcpFlags()");
 }
 

@@ -42,7 +42,9 @@ fn run(r: &mut Reassembler, f: impl FnOnce(&mut Reassembler, &mut dyn FnMut(Chun
 }
 
 fn push(r: &mut Reassembler, seq: u32, flags: TcpFlags, p: &[u8]) -> Vec<O> {
-    run(r, |r, out| r.push(seq, flags, p, p.len() as u32, &mut |c| out(c)))
+    run(r, |r, out| {
+        r.push(seq, flags, p, p.len() as u32, &mut |c| out(c))
+    })
 }
 
 fn d(s: &[u8]) -> O {
@@ -59,7 +61,11 @@ fn in_order_is_zero_copy_and_needs_no_syn() {
             ptrs.push(x.as_ptr());
         }
     });
-    assert_eq!(ptrs, vec![input.as_ptr()], "in-order data must be the input slice");
+    assert_eq!(
+        ptrs,
+        vec![input.as_ptr()],
+        "in-order data must be the input slice"
+    );
     assert_eq!(push(&mut r, 5005, N, b" world"), vec![d(b" world")]);
     assert_eq!(r.next_seq(), Some(5011));
     assert_eq!(r.stats().bytes_delivered, 11);
@@ -122,7 +128,10 @@ fn wraparound() {
     let isn = u32::MAX - 5;
     push(&mut r, isn, TcpFlags::SYN, b"");
     // stream starts at u32::MAX - 4: 10 bytes cross the wrap
-    assert_eq!(push(&mut r, isn.wrapping_add(1), N, b"abc"), vec![d(b"abc")]);
+    assert_eq!(
+        push(&mut r, isn.wrapping_add(1), N, b"abc"),
+        vec![d(b"abc")]
+    );
     // out of order across the wrap
     assert_eq!(push(&mut r, 3, N, b"ij"), vec![]);
     assert_eq!(push(&mut r, u32::MAX - 1, N, b"defgh"), vec![d(b"defghij")]);
@@ -131,7 +140,10 @@ fn wraparound() {
     assert_eq!(push(&mut r, u32::MAX - 3, N, b"bc"), vec![]);
     assert_eq!(r.stats().retransmitted_bytes, 2);
     // peer ack across the wrap
-    assert_eq!(run(&mut r, |r, o| r.on_peer_ack(10, &mut |c| o(c))), vec![O::G(5)]);
+    assert_eq!(
+        run(&mut r, |r, o| r.on_peer_ack(10, &mut |c| o(c))),
+        vec![O::G(5)]
+    );
 }
 
 #[test]
@@ -155,12 +167,18 @@ fn gap_by_peer_ack() {
     assert_eq!(push(&mut r, 7, N, b"gh"), vec![]);
     assert_eq!(push(&mut r, 9, N, b"i"), vec![d(b"i")]);
     // an absurd ack (> 1 GiB ahead) is ignored
-    assert_eq!(run(&mut r, |r, o| r.on_peer_ack(0x7000_0000, &mut |c| o(c))), vec![]);
+    assert_eq!(
+        run(&mut r, |r, o| r.on_peer_ack(0x7000_0000, &mut |c| o(c))),
+        vec![]
+    );
 }
 
 #[test]
 fn gap_by_bound() {
-    let mut r = Reassembler::new(ReassemblyLimits { max_ooo_bytes: 10, max_ooo_segments: 3 });
+    let mut r = Reassembler::new(ReassemblyLimits {
+        max_ooo_bytes: 10,
+        max_ooo_segments: 3,
+    });
     push(&mut r, 0, TcpFlags::SYN, b"");
     push(&mut r, 1, N, b"a");
     // hole at 2..4
@@ -180,7 +198,16 @@ fn gap_by_bound() {
     let big = [b'x'; 20];
     assert_eq!(
         push(&mut r, 30, N, &big),
-        vec![O::G(1), d(b"r"), O::G(1), d(b"t"), O::G(1), d(b"v"), O::G(7), d(&big)]
+        vec![
+            O::G(1),
+            d(b"r"),
+            O::G(1),
+            d(b"t"),
+            O::G(1),
+            d(b"v"),
+            O::G(7),
+            d(&big)
+        ]
     );
     assert_eq!(r.next_seq(), Some(50));
     assert_eq!(r.stats().gap_bytes, 2 + 1 + 10);
@@ -206,7 +233,10 @@ fn fin_after_data_and_after_close() {
     let mut r = Reassembler::default();
     push(&mut r, 10, N, b"ab");
     assert_eq!(push(&mut r, 15, TcpFlags::FIN | N, b""), vec![]);
-    assert_eq!(run(&mut r, |r, o| r.on_peer_ack(16, &mut |c| o(c))), vec![O::G(3), O::F]);
+    assert_eq!(
+        run(&mut r, |r, o| r.on_peer_ack(16, &mut |c| o(c))),
+        vec![O::G(3), O::F]
+    );
 }
 
 #[test]
@@ -214,7 +244,10 @@ fn rst_flushes_then_resets() {
     let mut r = Reassembler::default();
     push(&mut r, 1, N, b"ab");
     push(&mut r, 5, N, b"ef");
-    assert_eq!(push(&mut r, 7, TcpFlags::RST, b""), vec![O::G(2), d(b"ef"), O::R]);
+    assert_eq!(
+        push(&mut r, 7, TcpFlags::RST, b""),
+        vec![O::G(2), d(b"ef"), O::R]
+    );
     assert!(r.rst_delivered());
     assert_eq!(push(&mut r, 7, N, b"gh"), vec![]);
     assert_eq!(r.stats().after_close_bytes, 2);
@@ -231,17 +264,22 @@ fn truncated_segment() {
     assert_eq!(r.stats().truncated_bytes, 6);
     assert_eq!(r.next_seq(), Some(110));
     // truncated out-of-order segment, then the hole
-    assert_eq!(run(&mut r, |r, o| r.push(115, N, b"pq", 5, &mut |c| o(c))), vec![]);
+    assert_eq!(
+        run(&mut r, |r, o| r.push(115, N, b"pq", 5, &mut |c| o(c))),
+        vec![]
+    );
     assert_eq!(
         push(&mut r, 110, N, b"klmno"),
-        vec![d(b"klmno"), d(b"pq"), O::G(3)].into_iter().fold(Vec::new(), |mut v, x| {
-            if let (Some(O::D(a)), O::D(b)) = (v.last_mut(), &x) {
-                a.extend_from_slice(b);
-            } else {
-                v.push(x);
-            }
-            v
-        })
+        vec![d(b"klmno"), d(b"pq"), O::G(3)]
+            .into_iter()
+            .fold(Vec::new(), |mut v, x| {
+                if let (Some(O::D(a)), O::D(b)) = (v.last_mut(), &x) {
+                    a.extend_from_slice(b);
+                } else {
+                    v.push(x);
+                }
+                v
+            })
     );
     assert_eq!(r.stats().truncated_bytes, 9);
     assert_eq!(r.stats().gap_bytes, 9);
@@ -254,7 +292,10 @@ fn truncated_segment() {
 fn resync_on_wild_jump() {
     let mut r = Reassembler::default();
     push(&mut r, 1000, N, b"ab");
-    assert_eq!(push(&mut r, 1000 + (2 << 30), N, b"cd"), vec![O::G(0), d(b"cd")]);
+    assert_eq!(
+        push(&mut r, 1000 + (2 << 30), N, b"cd"),
+        vec![O::G(0), d(b"cd")]
+    );
     assert_eq!(r.stats().resyncs, 1);
     // new ISN on the same direction: resync as well
     assert_eq!(push(&mut r, 5, TcpFlags::SYN, b""), vec![O::G(0)]);
@@ -291,8 +332,16 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn check(isn: u32, stream: &[u8], cuts: &[usize], fates: &[(u8, u16)], shuffle: &[u16], fin: bool,
-         limits: ReassemblyLimits, strict: bool) -> Result<(), TestCaseError> {
+fn check(
+    isn: u32,
+    stream: &[u8],
+    cuts: &[usize],
+    fates: &[(u8, u16)],
+    shuffle: &[u16],
+    fin: bool,
+    limits: ReassemblyLimits,
+    strict: bool,
+) -> Result<(), TestCaseError> {
     // Cut the stream into segments.
     let mut segs: Vec<(usize, usize)> = Vec::new();
     let mut at = 0;
@@ -321,7 +370,11 @@ fn check(isn: u32, stream: &[u8], cuts: &[usize], fates: &[(u8, u16)], shuffle: 
             _ => sent.push((a, b, b)),
         }
         if fate != 0 {
-            let cap = if fate == 2 { a + (x as usize % (b - a + 1)) } else { b };
+            let cap = if fate == 2 {
+                a + (x as usize % (b - a + 1))
+            } else {
+                b
+            };
             for c in covered.iter_mut().take(cap).skip(a) {
                 *c = true;
             }
@@ -338,7 +391,9 @@ fn check(isn: u32, stream: &[u8], cuts: &[usize], fates: &[(u8, u16)], shuffle: 
     let base = isn.wrapping_add(1);
     for &(a, cap, b) in &sent {
         let seq = base.wrapping_add(a as u32);
-        r.push(seq, N, &stream[a..cap], (b - a) as u32, &mut |c| sink.take(c));
+        r.push(seq, N, &stream[a..cap], (b - a) as u32, &mut |c| {
+            sink.take(c)
+        });
     }
     let end = base.wrapping_add(stream.len() as u32);
     if fin {
@@ -367,7 +422,11 @@ fn check(isn: u32, stream: &[u8], cuts: &[usize], fates: &[(u8, u16)], shuffle: 
                 if strict {
                     let end = (pos + *n as usize).min(covered.len());
                     let bad = covered[pos.min(end)..end].iter().position(|c| *c);
-                    prop_assert!(bad.is_none(), "byte {:?} was captured but reported as gap", bad.map(|b| b + pos));
+                    prop_assert!(
+                        bad.is_none(),
+                        "byte {:?} was captured but reported as gap",
+                        bad.map(|b| b + pos)
+                    );
                 }
                 pos += *n as usize;
                 gap_bytes += n;

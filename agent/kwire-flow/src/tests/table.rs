@@ -27,8 +27,16 @@ fn key(n: u16) -> FlowKey {
 const S: i64 = 1_000_000_000;
 
 fn ins(t: &mut FlowTable<F>, n: u16, ts: i64, ev: &mut Vec<u32>) -> Result<u32, TableFull> {
-    t.lookup_or_insert(&key(n), Timestamp(ts), || F { id: n as u32, closed: false }, |_, v| ev.push(v.id))
-        .map(|f| f.id)
+    t.lookup_or_insert(
+        &key(n),
+        Timestamp(ts),
+        || F {
+            id: n as u32,
+            closed: false,
+        },
+        |_, v| ev.push(v.id),
+    )
+    .map(|f| f.id)
 }
 
 #[test]
@@ -42,7 +50,13 @@ fn insert_lookup_cache_remove() {
     assert_eq!(ins(&mut t, 1, 3, &mut ev), Ok(1));
     assert_eq!(t.len(), 2);
     assert_eq!(t.stats().inserted, 2);
-    assert_eq!(t.remove(&key(1)), Some(F { id: 1, closed: false }));
+    assert_eq!(
+        t.remove(&key(1)),
+        Some(F {
+            id: 1,
+            closed: false
+        })
+    );
     assert_eq!(t.remove(&key(1)), None);
     // the cache must not return the removed flow
     assert!(t.get_mut(&key(1), Timestamp(4)).is_none());
@@ -79,14 +93,17 @@ fn expire_idle_and_closed_in_first_seen_order() {
 
 #[test]
 fn full_table_evicts_lru_idle_or_refuses() {
-    let cfg = FlowTableConfig { max_flows: 3, ..FlowTableConfig::default() };
+    let cfg = FlowTableConfig {
+        max_flows: 3,
+        ..FlowTableConfig::default()
+    };
     let mut t = FlowTable::<F>::new(cfg);
     let mut ev = Vec::new();
     ins(&mut t, 1, 0, &mut ev).unwrap();
     ins(&mut t, 2, S, &mut ev).unwrap();
     ins(&mut t, 3, 2 * S, &mut ev).unwrap();
     ins(&mut t, 1, 3 * S, &mut ev).unwrap(); // 1 is now most recent; 2 is LRU
-    // nothing idle for 10 s yet: refused
+                                             // nothing idle for 10 s yet: refused
     assert_eq!(ins(&mut t, 4, 5 * S, &mut ev), Err(TableFull));
     assert_eq!(t.stats().refused_full, 1);
     // before 2 could have become idle, no rescan (still refused)

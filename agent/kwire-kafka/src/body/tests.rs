@@ -1409,4 +1409,3 @@ proptest::proptest! {
         let _ = crate::assignment::decode_assignment_exact(&bytes);
     }
 }
-

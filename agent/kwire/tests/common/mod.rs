@@ -8,7 +8,10 @@ use serde_json::Value;
 
 /// Repository root (two levels above this crate).
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// The shared folder beside the repo (`../shared`), or `$KWIRE_SHARED`.
@@ -44,7 +47,10 @@ impl Run {
         self.of_type("exchange")
     }
     pub fn summary(&self) -> &Value {
-        self.lines.last().filter(|l| l["type"] == "summary").expect("last line is the summary")
+        self.lines
+            .last()
+            .filter(|l| l["type"] == "summary")
+            .expect("last line is the summary")
     }
     /// (api name, version) -> (requests, responses) from the summary.
     pub fn api_counts(&self) -> Vec<(String, i64, i64, i64)> {
@@ -63,10 +69,17 @@ impl Run {
             .collect()
     }
     pub fn client_ids(&self) -> Vec<String> {
-        self.summary()["clients"].as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap().to_string()).collect()
+        self.summary()["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["client_id"].as_str().unwrap().to_string())
+            .collect()
     }
     pub fn kafka(&self, field: &str) -> i64 {
-        self.summary()["kafka"][field].as_i64().unwrap_or_else(|| panic!("no kafka.{field}"))
+        self.summary()["kafka"][field]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no kafka.{field}"))
     }
 }
 
@@ -84,11 +97,20 @@ pub fn replay(file: &Path, extra: &[&str]) -> Run {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    Run { status: out.status.code().unwrap_or(-1), stderr: String::from_utf8_lossy(&out.stderr).into_owned(), lines }
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        lines,
+    }
 }
 
 /// Raw stdout bytes of a replay (for byte-for-byte determinism checks).
 pub fn replay_bytes(file: &Path, extra: &[&str]) -> (i32, Vec<u8>) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kwire")).arg("replay").arg(file).args(extra).output().expect("run kwire");
+    let out = Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .arg("replay")
+        .arg(file)
+        .args(extra)
+        .output()
+        .expect("run kwire");
     (out.status.code().unwrap_or(-1), out.stdout)
 }
