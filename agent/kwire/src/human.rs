@@ -247,11 +247,10 @@ pub fn print(
         writeln!(w, "  DAMAGED    {d}")?;
     }
     let secs = took.as_secs_f64();
-    writeln!(
-        w,
-        "  decoded in {:.3} s ({:.0} MB/s)",
-        secs,
-        mb / secs.max(1e-9)
-    )?;
+    if secs >= 0.01 {
+        writeln!(w, "  decoded in {:.2} s ({:.0} MB/s)", secs, mb / secs)?;
+    } else {
+        writeln!(w, "  decoded in {:.1} ms", secs * 1000.0)?;
+    }
     Ok(())
 }

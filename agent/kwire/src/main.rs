@@ -94,6 +94,10 @@ pub struct TimelineArgs {
     /// `{"type":"timeline",...}` and `{"type":"alert",...}` lines instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Every row. By default a high watermark, last stable offset or log start offset row is shown only
+    /// when its value changed for that client and partition.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -50,6 +50,9 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
         );
     }
     let mut ok = true;
+    // Last value of the "told" rows per (client, topic, partition, what), to show changes only.
+    let mut last: std::collections::HashMap<(String, String, i32, &'static str), i64> =
+        std::collections::HashMap::new();
     let result = replay::run_file(&args.input, cfg, &mut |o| {
         if !ok {
             return false;
@@ -59,6 +62,12 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
                 let ts = t.ts.clone();
                 if !matches_filter(args, Some(&t.client_id), Some(&t.topic), Some(t.partition)) {
                     return true;
+                }
+                if !args.all && matches!(t.what, "fetch_hwm" | "fetch_lso" | "fetch_log_start") {
+                    let key = (t.client_id.clone(), t.topic.clone(), t.partition, t.what);
+                    if last.insert(key, t.offset) == Some(t.offset) {
+                        return true;
+                    }
                 }
                 if args.json {
                     serde_json::to_string(t).ok().map(|l| (ts, l))
