@@ -76,13 +76,23 @@ fn measure(cmd: &mut Command) -> Result<Measured> {
     let mut wrapped;
     let cmd = if gnu_time {
         wrapped = Command::new("/usr/bin/time");
-        wrapped.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(cmd.get_program()).args(cmd.get_args());
+        wrapped
+            .arg("-f")
+            .arg("%M")
+            .arg("-o")
+            .arg(&rss_file)
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
         &mut wrapped
     } else {
         cmd
     };
     let started = Instant::now();
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().with_context(|| format!("starting {cmd:?}"))?;
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data; wait4 fills it for the child we just spawned and reaps it.
@@ -94,7 +104,9 @@ fn measure(cmd: &mut Command) -> Result<Measured> {
     std::mem::forget(child);
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let max_rss_kb = if gnu_time {
-        let kb = fs::read_to_string(&rss_file).ok().and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
+        let kb = fs::read_to_string(&rss_file)
+            .ok()
+            .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
         let _ = fs::remove_file(&rss_file);
         kb.unwrap_or(ru.ru_maxrss)
     } else {
@@ -104,7 +116,11 @@ fn measure(cmd: &mut Command) -> Result<Measured> {
         wall: started.elapsed().as_secs_f64(),
         cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
         max_rss_kb,
-        status: if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 },
+        status: if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -1
+        },
     })
 }
 

@@ -1,0 +1,129 @@
+//! The command line as a user meets it: config file, environment, help, exit statuses.
+
+mod common;
+
+use std::process::Command;
+
+use common::{public, replay, repo};
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    repo().join("tests/fixtures/harness").join(name)
+}
+
+fn alert_kinds(r: &common::Run) -> Vec<String> {
+    r.of_type("alert")
+        .iter()
+        .map(|a| {
+            format!(
+                "{}/{}",
+                a["alert"].as_str().unwrap(),
+                a["client_id"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn example_config_parses_and_detectors_follow_the_config() {
+    let example = repo().join("deploy/kwire.example.toml");
+    let f = fixture("produce-acks-librdkafka-mock.pcap");
+    let with_example = replay(
+        &f,
+        &["--config", example.to_str().unwrap(), "--no-exchanges"],
+    );
+    assert_eq!(with_example.status, 0, "{}", with_example.stderr);
+    assert_eq!(
+        alert_kinds(&with_example),
+        vec!["weak_acks/kw-acks0", "weak_acks/kw-acks1"]
+    );
+
+    // acks=0 alerts off: only the acks=1 producer remains.
+    let dir = std::env::temp_dir().join(format!("kwire-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("no-acks0.toml");
+    std::fs::write(&cfg, "[detectors.weak_acks]\nacks0 = false\n").unwrap();
+    let r = replay(&f, &["--config", cfg.to_str().unwrap(), "--no-exchanges"]);
+    assert_eq!(alert_kinds(&r), vec!["weak_acks/kw-acks1"]);
+
+    // A threshold: the follower regression drops the end of log by 6; min_delta 7 silences it.
+    let cfg = dir.join("delta.toml");
+    std::fs::write(&cfg, "[detectors.listoffsets_regression]\nmin_delta = 7\n").unwrap();
+    let ff = fixture("follower-fetch-hwm-regression-mock.pcap");
+    let loud = replay(&ff, &["--no-exchanges"]);
+    assert_eq!(
+        loud.of_type("alert")
+            .iter()
+            .filter(|a| a["alert"] == "listoffsets_regression")
+            .count(),
+        2
+    );
+    let quiet = replay(&ff, &["--config", cfg.to_str().unwrap(), "--no-exchanges"]);
+    assert_eq!(
+        quiet
+            .of_type("alert")
+            .iter()
+            .filter(|a| a["alert"] == "listoffsets_regression")
+            .count(),
+        0
+    );
+
+    // A typo is an error that names the file and the key, exit 2.
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[detectors.weak_akcs]\nenabled = false\n").unwrap();
+    let r = replay(&f, &["--config", bad.to_str().unwrap()]);
+    assert_eq!(r.status, 2);
+    assert!(
+        r.stderr.contains("bad.toml") && r.stderr.contains("weak_akcs"),
+        "{}",
+        r.stderr
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn ports_from_the_environment() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .args(["replay", "--json", "--no-exchanges"])
+        .arg(public("deepflow/00-produce-v7-sw8.pcap"))
+        .env("KWIRE_PORTS", "9092")
+        .output()
+        .unwrap();
+    let last: serde_json::Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        last["kafka"]["requests"], 0,
+        "KWIRE_PORTS=9092 leaves the 36333 traffic out"
+    );
+}
+
+#[test]
+fn help_has_examples_and_readable_summary_names_what_it_found() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .args(["replay", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        help.contains("Examples:") && help.contains("--json"),
+        "{help}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .arg("replay")
+        .arg(fixture("acks1-leader-change-mock.pcap"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("kw-lc-acks1"), "{text}");
+    assert!(
+        text.contains("CRITICAL") && text.contains("weak_acks") && text.contains("changed leader"),
+        "{text}"
+    );
+    assert!(text.contains("acks=1: 11"), "{text}");
+}
