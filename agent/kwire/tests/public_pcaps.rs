@@ -635,3 +635,105 @@ fn public_captures_raise_exactly_their_alerts() {
         assert_eq!(alerts, want, "{f}");
     }
 }
+
+/// deepflow shipped its own expected parse of these captures (`oracle/*.result`, KafkaInfo dumps): every
+/// request and response it lists must be ours too — correlation id, API, version, client id, sizes, status
+/// code, topic and group where it names them.
+#[test]
+fn deepflow_oracle_agrees() {
+    let dir = common::shared().join("pcaps/public/deepflow");
+    let field = |line: &str, name: &str| -> Option<String> {
+        let at = line.find(&format!(" {name}: "))? + name.len() + 3;
+        let rest = &line[at..];
+        let v = if let Some(r) = rest.strip_prefix('"') {
+            r[..r.find('"')?].to_string()
+        } else {
+            rest[..rest.find([',', ' '])?].to_string()
+        };
+        Some(
+            v.trim_start_matches("Some(")
+                .trim_end_matches(')')
+                .to_string(),
+        )
+    };
+    let mut checked = 0;
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("oracle"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    for oracle in files {
+        let stem = oracle.file_stem().unwrap().to_string_lossy().to_string();
+        let run = replay(&dir.join(format!("{stem}.pcap")), &[]);
+        let text = std::fs::read_to_string(&oracle).unwrap();
+        for line in text.lines().filter(|l| l.starts_with("KafkaInfo")) {
+            let corr: i64 = field(line, "correlation_id").unwrap().parse().unwrap();
+            let x = run
+                .exchanges()
+                .into_iter()
+                .find(|e| e["correlation_id"] == corr)
+                .unwrap_or_else(|| panic!("{stem}: no exchange for correlation id {corr}"));
+            assert_eq!(
+                x["api"].as_str(),
+                field(line, "api_key").as_deref(),
+                "{stem}: api"
+            );
+            assert_eq!(
+                x["api_version"].to_string(),
+                field(line, "api_version").unwrap(),
+                "{stem}: version"
+            );
+            if line.contains("msg_type: Request") {
+                assert_eq!(
+                    x["client_id"].as_str(),
+                    field(line, "client_id").as_deref(),
+                    "{stem}: client id"
+                );
+                let size: i64 = field(line, "req_msg_size").unwrap().parse().unwrap();
+                assert_eq!(
+                    x["request_bytes"],
+                    size + 4,
+                    "{stem}: request size (theirs excludes the length prefix)"
+                );
+                if let Some(g) = field(line, "group_id").filter(|g| !g.is_empty()) {
+                    assert_eq!(
+                        x["request"]["group_id"].as_str(),
+                        Some(g.as_str()),
+                        "{stem}: group"
+                    );
+                }
+            } else {
+                let size: i64 = field(line, "resp_msg_size").unwrap().parse().unwrap();
+                assert_eq!(x["response_bytes"], size + 4, "{stem}: response size");
+                // Their verdict is `status` (Ok / ServerError / ClientError); `status_code` is only meaningful
+                // with an error (with Ok it is sometimes a stray value, e.g. -2 on flexible Heartbeat v4).
+                let status: i64 = field(line, "status_code").unwrap().parse().unwrap();
+                let codes: Vec<i64> = x["error_codes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_i64().unwrap())
+                    .collect();
+                if line.contains("status: Ok") {
+                    assert!(codes.is_empty(), "{stem}: status Ok but {codes:?}");
+                } else {
+                    assert!(
+                        codes.contains(&status),
+                        "{stem}: status {status} not in {codes:?}"
+                    );
+                }
+            }
+            if let Some(t) = field(line, "topic_name").filter(|t| !t.is_empty()) {
+                assert!(
+                    serde_json::to_string(x)
+                        .unwrap()
+                        .contains(&format!("\"{t}\"")),
+                    "{stem}: topic {t}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 24, "every KafkaInfo line of the 10 oracle files");
+}
