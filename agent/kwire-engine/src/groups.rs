@@ -55,6 +55,22 @@ pub struct Member {
 }
 
 impl Member {
+    /// The member gives up everything it owns now (eager rejoin, LeaveGroup, KIP-848 leave): each
+    /// revocation is told and complete at once.
+    fn give_up_all(&mut self, ts: Timestamp, generation: i32) {
+        for tp in std::mem::take(&mut self.owned) {
+            self.revoked.insert(
+                tp,
+                Revocation {
+                    told_ts: ts,
+                    generation,
+                    complete_ts: Some(ts),
+                    next_owner: None,
+                },
+            );
+        }
+    }
+
     fn new(member_id: &str) -> Self {
         Member {
             member_id: member_id.to_string(),
@@ -190,18 +206,7 @@ impl Groups {
             match proto {
                 RebalanceProtocol::Eager => {
                     // An eager member gives up everything before it rejoins: told and complete now.
-                    let owned = std::mem::take(&mut m.owned);
-                    for tp in owned {
-                        m.revoked.insert(
-                            tp,
-                            Revocation {
-                                told_ts: ts,
-                                generation,
-                                complete_ts: Some(ts),
-                                next_owner: None,
-                            },
-                        );
-                    }
+                    m.give_up_all(ts, generation);
                 }
                 RebalanceProtocol::Cooperative | RebalanceProtocol::Consumer => {
                     for r in m.revoked.values_mut() {
@@ -331,18 +336,7 @@ impl Groups {
         }
         if epoch < 0 {
             // Leaving the group: everything it owned is given up now.
-            let owned = std::mem::take(&mut m.owned);
-            for tp in owned {
-                m.revoked.insert(
-                    tp,
-                    Revocation {
-                        told_ts: ts,
-                        generation: epoch,
-                        complete_ts: Some(ts),
-                        next_owner: None,
-                    },
-                );
-            }
+            m.give_up_all(ts, epoch);
         }
     }
 
@@ -361,18 +355,7 @@ impl Groups {
         let Some(m) = g.members.get_mut(member_id) else {
             return;
         };
-        let owned = std::mem::take(&mut m.owned);
-        for tp in owned {
-            m.revoked.insert(
-                tp,
-                Revocation {
-                    told_ts: ts,
-                    generation,
-                    complete_ts: Some(ts),
-                    next_owner: None,
-                },
-            );
-        }
+        m.give_up_all(ts, generation);
     }
 
     /// Records an accepted commit; returns the group's previous committed offset for the partition.
