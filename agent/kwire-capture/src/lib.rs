@@ -5,8 +5,11 @@
 //! What is easy to get wrong: a source never interprets the bytes beyond its own framing; the link type
 //! travels with every packet (a pcapng file can mix link types across interfaces and sections).
 
+pub mod ebpf;
+pub mod live;
 pub mod pcap_file;
 
+pub use live::{LivePacket, LiveSource, SourceStats};
 pub use pcap_file::{CaptureError, FileStats, PcapFile, RawPacket, ReadMode};
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! [`time::Timestamp`] taken from packets, so the same input always gives the same output. Nothing in
 //! here may panic on input, allocate per packet on the hot path, or grow without a bound and a counter.
 
+pub mod attribution;
 pub mod connection;
 pub mod flow_key;
 pub mod packet;
@@ -16,6 +17,7 @@ pub mod reassembly;
 pub mod table;
 pub mod time;
 
+pub use attribution::{Attribution, LocalEnd};
 pub use connection::TcpConnection;
 pub use flow_key::{Direction, FlowKey, Side};
 pub use packet::{decode_tcp, Endpoint, LinkType, PacketError, TcpFlags, TcpSegment};
