@@ -102,6 +102,9 @@ impl Alert {
         self.client_id = client_id.map(str::to_string);
         self.client_addr = Some(ctx.client.to_string());
         self.broker_addr = Some(ctx.broker.to_string());
+        for (k, v) in crate::output::owner_fields(ctx) {
+            self.fields.insert(k, v);
+        }
         self
     }
 

@@ -367,7 +367,7 @@ impl Analyzer {
             }
             let w = self.weak.entry(key).or_insert_with(|| WeakProducer {
                 client_id: cid.map(str::to_string),
-                ctx: *ctx,
+                ctx: ctx.clone(),
                 topic: topic.clone(),
                 acks: p.acks,
                 requests: 0,
@@ -677,7 +677,7 @@ impl Analyzer {
                         .and_then(|m| {
                             Some(ClientKey {
                                 client_id: m.client_id.clone()?,
-                                host: m.ctx?.client.ip,
+                                host: m.ctx.as_ref()?.client.ip,
                             })
                         })
                         .and_then(|k| {
@@ -717,7 +717,7 @@ impl Analyzer {
                 .and_then(|m| {
                     Some(ClientKey {
                         client_id: m.client_id.clone()?,
-                        host: m.ctx?.client.ip,
+                        host: m.ctx.as_ref()?.client.ip,
                     })
                 });
             let (served_by, st) = match member_client.as_ref().and_then(|k| {

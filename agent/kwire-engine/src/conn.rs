@@ -13,7 +13,9 @@
 //! response with a small correlation id reads as a Produce request header: the side on a well-known Kafka
 //! port is never taken for the client on the probe's word.
 
-use kwire_flow::{Chunk, Direction, Endpoint, FlowKey, Side, Timestamp};
+use std::sync::Arc;
+
+use kwire_flow::{Attribution, Chunk, Direction, Endpoint, FlowKey, Side, Timestamp};
 use kwire_kafka::probe::{self, Guess, Probe};
 use kwire_kafka::{KafkaConnection, KafkaEvent, StreamStart};
 
@@ -45,11 +47,14 @@ enum Held {
 }
 
 /// Identity of a connection as outputs name it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnCtx {
     pub id: u64,
     pub client: Endpoint,
     pub broker: Endpoint,
+    /// Who owns the client's / the broker's socket, when a live source could tell (eBPF cgroup hooks).
+    pub client_owner: Option<Arc<Attribution>>,
+    pub broker_owner: Option<Arc<Attribution>>,
 }
 
 pub struct AppState {
@@ -65,6 +70,8 @@ pub struct AppState {
     held_bytes: usize,
     /// Bytes dropped because the connection was undecided too long or not Kafka.
     pub ignored_bytes: u64,
+    /// Socket owners of endpoint A and B (live eBPF sources), first seen wins.
+    owners: [Option<Arc<Attribution>>; 2],
 }
 
 impl AppState {
@@ -79,6 +86,7 @@ impl AppState {
             held: Vec::new(),
             held_bytes: 0,
             ignored_bytes: 0,
+            owners: [None, None],
         }
     }
 
@@ -88,7 +96,21 @@ impl AppState {
             id: self.id,
             client: self.key.endpoint(c),
             broker: self.key.endpoint(c.other()),
+            client_owner: self.owner(c).cloned(),
+            broker_owner: self.owner(c.other()).cloned(),
         })
+    }
+
+    fn owner(&self, side: Side) -> Option<&Arc<Attribution>> {
+        self.owners[side as usize].as_ref()
+    }
+
+    /// The socket of `side` belongs to `who` (kept from the first packet that said so).
+    pub fn set_owner(&mut self, side: Side, who: &Arc<Attribution>) {
+        let slot = &mut self.owners[side as usize];
+        if slot.is_none() {
+            *slot = Some(Arc::clone(who));
+        }
     }
 
     /// A SYN was seen from `side` (`ack` = it was a SYN+ACK).
@@ -151,7 +173,7 @@ impl AppState {
         } else {
             Direction::ToClient
         };
-        let mut emit = |ev| out(ctx, ev);
+        let mut emit = |ev| out(ctx.clone(), ev);
         match chunk {
             Chunk::Data(d) => k.on_data(&cfg.kafka, dir, ts, d, &mut emit),
             Chunk::Gap { len } => k.on_gap(dir, ts, len, &mut emit),
@@ -348,7 +370,7 @@ impl AppState {
             }
         }
         if let (Some(ctx), Some(k)) = (self.ctx(), self.kafka.as_mut()) {
-            k.on_close(ts, &mut |ev| out(ctx, ev));
+            k.on_close(ts, &mut |ev| out(ctx.clone(), ev));
         }
     }
 }

@@ -5,8 +5,11 @@
 //! Easy to get wrong: everything is driven by packet time (expiry sweeps included), and connections are
 //! finished in first-seen order at the end so that the same capture gives the same output byte for byte.
 
+use std::sync::Arc;
+
 use kwire_flow::{
-    decode_tcp, Chunk, FlowKey, FlowState, FlowTable, LinkType, Side, TcpConnection, Timestamp,
+    decode_tcp, Attribution, Chunk, FlowKey, FlowState, FlowTable, LinkType, LocalEnd, Side,
+    TcpConnection, Timestamp,
 };
 use kwire_kafka::body::{error_name, RequestBody};
 use kwire_kafka::{api, Decoded, KafkaEvent, NoticeKind};
@@ -93,6 +96,18 @@ impl Engine {
         data: &[u8],
         out: &mut impl FnMut(Output),
     ) {
+        self.on_packet_owned(ts, link, data, None, out)
+    }
+
+    /// One captured packet whose local socket's owner a live source knows (eBPF cgroup hooks).
+    pub fn on_packet_owned(
+        &mut self,
+        ts: Timestamp,
+        link: LinkType,
+        data: &[u8],
+        owner: Option<(LocalEnd, &Arc<Attribution>)>,
+        out: &mut impl FnMut(Output),
+    ) {
         self.summary.packets.packets += 1;
         self.summary.packets.bytes += data.len() as u64;
         if ts > self.last_ts {
@@ -171,6 +186,14 @@ impl Engine {
         }
         if seg.flags.syn() {
             st.app.on_syn(side, seg.flags.ack());
+        }
+        if let Some((end, who)) = owner {
+            // The sender's socket on egress, the receiver's on ingress.
+            let owner_side = match end {
+                LocalEnd::Src => side,
+                LocalEnd::Dst => side.other(),
+            };
+            st.app.set_owner(owner_side, who);
         }
         let ConnState {
             tcp,

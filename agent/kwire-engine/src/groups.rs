@@ -239,7 +239,7 @@ impl Groups {
             g.protocol_name = Some(p.to_string());
         }
         if let Some(m) = Self::member_mut(g, max, &mut dropped, member_id) {
-            m.ctx = Some(*ctx);
+            m.ctx = Some(ctx.clone());
             m.client_id = client_id.map(str::to_string);
         }
         self.dropped += dropped;
@@ -267,7 +267,7 @@ impl Groups {
             self.dropped += dropped;
             return;
         };
-        m.ctx = Some(*ctx);
+        m.ctx = Some(ctx.clone());
         if client_id.is_some() {
             m.client_id = client_id.map(str::to_string);
         }

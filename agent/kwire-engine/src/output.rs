@@ -78,6 +78,9 @@ impl Serialize for ExchangeRecord {
         m.serialize_entry("conn", &self.conn.id)?;
         m.serialize_entry("client_addr", &self.conn.client.to_string())?;
         m.serialize_entry("broker_addr", &self.conn.broker.to_string())?;
+        for (k, v) in owner_fields(&self.conn) {
+            m.serialize_entry(&k, &v)?;
+        }
         m.serialize_entry("client_id", &e.request.client_id)?;
         m.serialize_entry("api_key", &e.api_key)?;
         m.serialize_entry("api", api::api_name(e.api_key))?;
@@ -167,4 +170,19 @@ impl NoticeRecord {
         });
         self
     }
+}
+
+/// `client_pod`, `client_container`, `client_cgroup`, ... and `broker_*` of a connection whose socket
+/// owners a live source resolved (nothing for replays).
+pub fn owner_fields(c: &ConnCtx) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for (prefix, who) in [("client", &c.client_owner), ("broker", &c.broker_owner)] {
+        let Some(who) = who else { continue };
+        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&**who) {
+            for (k, v) in m {
+                out.push((format!("{prefix}_{k}"), v));
+            }
+        }
+    }
+    out
 }
