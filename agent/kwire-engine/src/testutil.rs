@@ -20,6 +20,8 @@ pub fn ctx() -> ConnCtx {
         id: 1,
         client: client_ep(),
         broker: broker_ep(),
+        client_owner: None,
+        broker_owner: None,
     }
 }
 
