@@ -44,7 +44,8 @@ enum Command {
 /// Options shared by every command that reads a capture.
 #[derive(Args, Clone)]
 pub struct InputArgs {
-    /// Capture file (pcap or pcapng; Ethernet, VLAN, Linux cooked SLL/SLL2, raw IP, BSD loopback).
+    /// Capture file (pcap or pcapng; Ethernet, VLAN, Linux cooked SLL/SLL2, raw IP, BSD loopback); `-` reads
+    /// standard input.
     pub file: PathBuf,
     /// Broker ports to decode (comma-separated). Default: every TCP port, Kafka found by probing.
     #[arg(long, value_delimiter = ',', env = "KWIRE_PORTS")]

@@ -24,7 +24,13 @@ pub fn run_file(
     cfg: EngineConfig,
     emit: &mut dyn FnMut(&Output) -> bool,
 ) -> Result<FileRun, String> {
-    let mut file = PcapFile::open(&input.file).map_err(|e| e.to_string())?;
+    // `-` reads standard input (e.g. `tcpdump -w - | kwire replay -`).
+    let path = if input.file.as_os_str() == "-" {
+        std::path::Path::new("/dev/stdin")
+    } else {
+        input.file.as_path()
+    };
+    let mut file = PcapFile::open(path).map_err(|e| e.to_string())?;
     let mut engine = Engine::new(cfg);
     let total = file.len().unwrap_or(0);
     let show_progress = match input.progress {

@@ -127,3 +127,27 @@ fn help_has_examples_and_readable_summary_names_what_it_found() {
     );
     assert!(text.contains("acks=1: 11"), "{text}");
 }
+
+#[test]
+fn reads_standard_input() {
+    use std::io::Write;
+    let bytes = std::fs::read(public("ndpi/kafka.pcapng")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .args(["replay", "-", "--json", "--no-exchanges"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let last: serde_json::Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(last["kafka"]["requests"], 14);
+}
