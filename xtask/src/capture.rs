@@ -250,7 +250,9 @@ pub fn capture(paths: &Paths, sc: &Scenario, out: &Path) -> Result<Captured> {
     })
 }
 
-fn run_steps(
+/// Runs the scenario's client scripts in order against `broker`; returns each step's facts. Shared
+/// with `cargo xtask live`, which captures with `kwire run` instead of tcpdump.
+pub fn run_steps(
     paths: &Paths,
     python: &Path,
     sc: &Scenario,

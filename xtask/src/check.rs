@@ -60,6 +60,8 @@ pub fn test(paths: &Paths) -> Result<()> {
     )?;
     eprintln!("==> e2e: real brokers + real clients captured live, replayed through kwire");
     e2e::e2e(paths, false)?;
+    crate::ebpf_check::ebpf_check(paths, &["--megabytes".into(), "20".into()])?; // eBPF source: attribution, detach on kill
+    crate::live::live(paths, &[])?; // `kwire run` live on lo vs replay of the pcap it wrote
     eprintln!("==> crosscheck: kwire vs an independent decoder on every fixture");
     e2e::crosscheck(paths)?;
     eprintln!(

@@ -8,6 +8,8 @@
 //! cargo xtask fixtures [scenario...]        regenerate the committed captures in tests/fixtures/harness/
 //! cargo xtask e2e [--reuse]                 fresh captures replayed through `kwire replay --json`, checked
 //! cargo xtask crosscheck                    committed fixtures: kwire vs tests/harness/wire_summary.py
+//! cargo xtask ebpf-check [--no-measure]     the eBPF source on real Kafka traffic in a child cgroup
+//! cargo xtask live [check...]               `kwire run` live on lo vs `kwire replay` of the pcap it wrote
 //! ```
 //!
 //! Easy to get wrong: xtask must stay light (anyhow, serde_json, std only: no tokio); every wait
@@ -18,6 +20,8 @@ mod broker;
 mod capture;
 mod check;
 mod e2e;
+mod ebpf_check;
+mod live;
 mod proc;
 mod scenarios;
 mod setup;
@@ -43,7 +47,15 @@ const USAGE: &str = "usage: cargo xtask <command>
   e2e [--reuse]                  capture 2 scenarios into tests/out/e2e and check `kwire replay --json`
                                  (--reuse: replay existing captures there instead of capturing)
   crosscheck                     replay every committed fixture through kwire and through
-                                 tests/harness/wire_summary.py; requests per client id and API must agree";
+                                 tests/harness/wire_summary.py; requests per client id and API must agree
+  ebpf-check [--megabytes N] [--no-measure]
+                                 load the eBPF programs at a child cgroup, decode real clients' traffic
+                                 there (attribution checked), kill holders (SIGTERM, SIGKILL: nothing
+                                 stays attached), then eBPF vs libpcap on an N MB load (default 50)
+  live [check...]                `kwire run --source pcap` on lo during real scenarios, stopped by SIGTERM;
+                                 its exchanges and alerts must equal `kwire replay` of the pcap it wrote and
+                                 the fixtures' alerts; plus health, SIGINT, --duration, CAP_NET_RAW checks
+                                 (checks: agent, or scenario names; default all)";
 
 fn main() -> ExitCode {
     match run() {
@@ -144,6 +156,8 @@ fn run() -> Result<()> {
             Ok(())
         }
         "crosscheck" => e2e::crosscheck(&paths),
+        "ebpf-check" => ebpf_check::ebpf_check(&paths, &args[1..]),
+        "live" => live::live(&paths, &args[1..]),
         "e2e" => {
             let reuse = args[1..].iter().any(|a| a == "--reuse");
             e2e::e2e(&paths, reuse)

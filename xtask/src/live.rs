@@ -1,0 +1,915 @@
+//! `cargo xtask live`: the live path checked against replay, with real brokers and real clients.
+//!
+//! For each scenario below: the broker starts, `kwire run --source pcap --interface lo --ports <broker
+//! ports> --json --write-pcap tests/out/live/<scenario>.pcap --health ...` starts and is waited for until
+//! `/readyz` answers 200, the scenario's client scripts run (the same steps as `cargo xtask capture`),
+//! `/healthz` is asked mid-run, kwire is stopped with SIGTERM, then `kwire replay` reads the pcap it wrote.
+//! Checked: exit status 0 and a summary last; the source's counters show packets and 0 kernel/interface
+//! drops; every packet seen was written; the live exchanges and alerts are the replay's (as multisets
+//! of (client_id, api_key, api_version, correlation_id, ts, response_ts, error_codes, request, response)
+//! and (alert, severity, client_id, topic, partition, the kind's offsets)); the whole outputs are byte
+//! identical; the alerts are exactly those `agent/kwire/tests/alert_scenarios.rs` asserts for the
+//! scenario's committed fixture (and the committed fixture, replayed, raises them too).
+//! Then the agent's hygiene without a broker: /healthz, /readyz and an unknown path; SIGINT ends the run
+//! with status 0 and a summary; `--duration` ends it alone; `--source auto` says which source is in use
+//! and why; without CAP_NET_RAW (setpriv) the error names the capability.
+//!
+//! Easy to get wrong: kwire must be capturing before the first client connects (readiness = the source
+//! is open and polled once), and stopped only after the last FIN was seen (a short pause before SIGTERM,
+//! as `capture.rs` does for tcpdump). The kwire binary is run directly (not through `cargo run`, which
+//! would receive the signals instead).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::broker::{self, Broker};
+use crate::capture;
+use crate::proc::{self, Out, Proc};
+use crate::scenarios::{self, Scenario};
+use crate::tools::{self, Paths};
+
+/// One expected alert: kind, severity, client id, topic, partition, and the kind's offsets.
+struct Want {
+    kind: &'static str,
+    severity: &'static str,
+    client: &'static str,
+    topic: &'static str,
+    partition: Option<i64>,
+    fields: &'static [(&'static str, i64)],
+}
+
+const fn want(
+    kind: &'static str,
+    severity: &'static str,
+    client: &'static str,
+    topic: &'static str,
+    partition: Option<i64>,
+    fields: &'static [(&'static str, i64)],
+) -> Want {
+    Want {
+        kind,
+        severity,
+        client,
+        topic,
+        partition,
+        fields,
+    }
+}
+
+/// Fields compared between live and replay alerts (where present): the kind's offsets and counts.
+const ALERT_FIELDS: &[&str] = &[
+    "previous_offset",
+    "new_offset",
+    "delta",
+    "consumed_offset",
+    "committed_offset",
+    "new_owner_committed_offset",
+    "new_owner_served_offset",
+    "acks",
+    "requests",
+    "records",
+    "generation",
+];
+
+/// The alerts of each scenario, as agent/kwire/tests/alert_scenarios.rs asserts them for the committed
+/// fixture. Partitions marked `None` in a `commit_after_revoke` story come from the run's facts.
+fn expected(name: &str, facts: &[Value]) -> Result<Vec<Want>> {
+    Ok(match name {
+        // weak_acks_librdkafka
+        "produce-acks-librdkafka-mock" => vec![
+            want(
+                "weak_acks",
+                "warning",
+                "kw-acks0",
+                "kw-acks",
+                None,
+                &[("acks", 0), ("requests", 6), ("records", 6)],
+            ),
+            want(
+                "weak_acks",
+                "warning",
+                "kw-acks1",
+                "kw-acks",
+                None,
+                &[("acks", 1), ("requests", 6), ("records", 6)],
+            ),
+        ],
+        // follower_fetch_hwm_regression
+        "follower-fetch-hwm-regression-mock" => vec![
+            want(
+                "listoffsets_regression",
+                "critical",
+                "kw-ff-reader",
+                "kw-ff",
+                Some(0),
+                &[
+                    ("previous_offset", 10),
+                    ("new_offset", 4),
+                    ("delta", 6),
+                    ("consumed_offset", 10),
+                ],
+            ),
+            want(
+                "listoffsets_regression",
+                "warning",
+                "kw-ff-tail",
+                "kw-ff",
+                Some(1),
+                &[("previous_offset", 10), ("new_offset", 4), ("delta", 6)],
+            ),
+        ],
+        // listoffsets_regression_after_topic_recreate
+        "listoffsets-recreate-tansu" => vec![
+            want(
+                "listoffsets_regression",
+                "warning",
+                "kw-rc-watch",
+                "kw-rc",
+                Some(0),
+                &[("previous_offset", 5), ("new_offset", 2), ("delta", 3)],
+            ),
+            want(
+                "listoffsets_regression",
+                "critical",
+                "kw-rc-consumer",
+                "kw-rc",
+                Some(0),
+                &[
+                    ("previous_offset", 5),
+                    ("new_offset", 2),
+                    ("delta", 3),
+                    ("committed_offset", 5),
+                    ("consumed_offset", 5),
+                ],
+            ),
+        ],
+        // commit_after_revoke_cooperative (assert_stale_commit): the two partitions member 1 lost
+        "commit-after-revoke-cooperative-mock" => {
+            let lost: Vec<i64> = facts
+                .iter()
+                .find(|f| f["fact"] == "rebalanced")
+                .and_then(|f| f["member1_lost"].as_array())
+                .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default();
+            if lost.len() != 2 {
+                bail!("{name}: the facts name no two lost partitions (rebalanced.member1_lost)");
+            }
+            let mut v = Vec::new();
+            for p in lost {
+                v.push(want(
+                    "commit_after_revoke",
+                    "critical",
+                    "kw-carc-1",
+                    "kw-carc",
+                    Some(p),
+                    &[
+                        ("committed_offset", 6),
+                        ("new_owner_committed_offset", 7),
+                        ("new_owner_served_offset", 7),
+                    ],
+                ));
+                v.push(want(
+                    "committed_offset_regression",
+                    "info",
+                    "kw-carc-1",
+                    "kw-carc",
+                    Some(p),
+                    &[
+                        ("previous_offset", 7),
+                        ("committed_offset", 6),
+                        ("delta", 1),
+                    ],
+                ));
+            }
+            v
+        }
+        other => bail!("no expected alerts for {other}"),
+    })
+}
+
+/// One per broker kind; three raise alerts (weak acks, a high watermark going back on a follower, a
+/// topic re-created on tansu, a commit after revoke in a cooperative group).
+const LIVE: &[&str] = &[
+    "produce-acks-librdkafka-mock",
+    "follower-fetch-hwm-regression-mock",
+    "listoffsets-recreate-tansu",
+    "commit-after-revoke-cooperative-mock",
+];
+
+type Report = Vec<(String, Result<()>)>;
+
+fn check(report: &mut Report, what: &str, f: impl FnOnce() -> Result<()>) {
+    report.push((what.to_string(), f()));
+}
+
+pub fn live(paths: &Paths, only: &[String]) -> Result<()> {
+    let started = Instant::now();
+    for o in only {
+        if !LIVE.contains(&o.as_str()) && o != "agent" {
+            bail!(
+                "unknown live check {o:?}; known: agent, {}",
+                LIVE.join(", ")
+            );
+        }
+    }
+    let dir = paths.out().join("live");
+    fs::create_dir_all(&dir)?;
+    let kwire = build_kwire(paths)?;
+    let mut failures = Vec::new();
+    let mut passed = 0;
+    let mut run_report = |name: &str, report: Report| {
+        for (check, res) in report {
+            match res {
+                Ok(()) => {
+                    passed += 1;
+                    println!("ok    {name}: {check}");
+                }
+                Err(e) => {
+                    println!("FAIL  {name}: {check}: {e:#}");
+                    failures.push(format!("{name}: {check}"));
+                }
+            }
+        }
+    };
+    if only.is_empty() || only.iter().any(|o| o == "agent") {
+        let t = Instant::now();
+        let report = agent_checks(paths, &kwire, &dir)?;
+        run_report("agent", report);
+        println!("      agent checks in {:.1}s", t.elapsed().as_secs_f64());
+    }
+    for name in LIVE {
+        if !only.is_empty() && !only.iter().any(|o| o == name) {
+            continue;
+        }
+        let t = Instant::now();
+        let sc = scenarios::find(name).expect("known scenario");
+        let report = scenario_checks(paths, &kwire, sc, &dir)
+            .with_context(|| format!("live {name} (files in {})", dir.display()))?;
+        run_report(name, report);
+        println!("      {name} in {:.1}s", t.elapsed().as_secs_f64());
+    }
+    println!(
+        "live: {passed} passed, {} failed ({:.0}s)",
+        failures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if !failures.is_empty() {
+        bail!("live failed: {}", failures.join("; "));
+    }
+    Ok(())
+}
+
+fn build_kwire(paths: &Paths) -> Result<PathBuf> {
+    let st = Command::new(tools::cargo())
+        .current_dir(&paths.root)
+        .args(["build", "--quiet", "-p", "kwire"])
+        .status()
+        .context("cargo build -p kwire")?;
+    if !st.success() {
+        bail!("`cargo build -p kwire` failed");
+    }
+    Ok(paths.target_dir().join("debug/kwire"))
+}
+
+/// Status code and body of `GET path` on 127.0.0.1:port (None when nothing answers).
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Some((code, body))
+}
+
+/// A running `kwire run`, its outputs in files.
+struct Agent {
+    proc: Proc,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    health: u16,
+}
+
+impl Agent {
+    fn start(kwire: &Path, args: &[String], dir: &Path, stem: &str) -> Result<Agent> {
+        let health = broker::free_port()?;
+        let stdout = dir.join(format!("{stem}.live.jsonl"));
+        let stderr = dir.join(format!("{stem}.live.stderr.txt"));
+        let _ = fs::remove_file(&stdout);
+        let _ = fs::remove_file(&stderr);
+        let mut cmd = Command::new(kwire);
+        cmd.arg("run")
+            .args(args)
+            .arg("--health")
+            .arg(format!("127.0.0.1:{health}"));
+        let proc = Proc::spawn(
+            "kwire run",
+            &mut cmd,
+            false,
+            Out::File(&stdout),
+            Out::File(&stderr),
+        )?;
+        Ok(Agent {
+            proc,
+            stdout,
+            stderr,
+            health,
+        })
+    }
+
+    /// Waits until /readyz says 200 (or the agent exits, or 20 s pass).
+    fn wait_ready(&mut self) -> Result<Duration> {
+        let t = Instant::now();
+        loop {
+            if let Some((200, _)) = http_get(self.health, "/readyz") {
+                return Ok(t.elapsed());
+            }
+            if let Some(st) = self.proc.try_wait()? {
+                bail!(
+                    "kwire run exited ({st}) before it was ready:\n{}",
+                    proc::tail(&self.stderr, 20)
+                );
+            }
+            if t.elapsed() > Duration::from_secs(20) {
+                bail!(
+                    "/readyz not 200 within 20s:\n{}",
+                    proc::tail(&self.stderr, 20)
+                );
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `sig`, waits for the exit; returns (exit code, stdout lines parsed, stderr text).
+    fn stop(mut self, sig: &str) -> Result<(Option<i32>, Vec<Value>, String, Duration)> {
+        let t = Instant::now();
+        self.proc.signal(sig)?;
+        let st = self.proc.wait_timeout(Duration::from_secs(20))?;
+        let took = t.elapsed();
+        let (code, lines, err) = self.outputs(st.code())?;
+        Ok((code, lines, err, took))
+    }
+
+    fn outputs(&self, code: Option<i32>) -> Result<(Option<i32>, Vec<Value>, String)> {
+        let out = fs::read_to_string(&self.stdout).unwrap_or_default();
+        let err = fs::read_to_string(&self.stderr).unwrap_or_default();
+        let lines = parse_lines(&out).with_context(|| format!("{}", self.stdout.display()))?;
+        Ok((code, lines, err))
+    }
+}
+
+fn parse_lines(out: &str) -> Result<Vec<Value>> {
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("line {} is not JSON: {l}", i + 1))
+        })
+        .collect()
+}
+
+fn replay(kwire: &Path, pcap: &Path, ports: &[u16]) -> Result<(Vec<Value>, String)> {
+    let mut cmd = Command::new(kwire);
+    cmd.arg("replay").arg(pcap).arg("--json");
+    if !ports.is_empty() {
+        cmd.arg("--ports").arg(join(ports));
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("kwire replay {}", pcap.display()))?;
+    if !out.status.success() {
+        bail!(
+            "kwire replay {} failed ({}): {}",
+            pcap.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    Ok((parse_lines(&text)?, text))
+}
+
+fn join(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn of_type<'a>(lines: &'a [Value], t: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["type"] == t).collect()
+}
+
+fn summary(lines: &[Value]) -> Result<&Value> {
+    lines
+        .last()
+        .filter(|l| l["type"] == "summary")
+        .ok_or_else(|| anyhow::anyhow!("the last line is not the summary"))
+}
+
+/// An exchange without what depends on the connection (addresses, connection number).
+fn exchange_key(x: &Value) -> String {
+    let k = [
+        "client_id",
+        "api_key",
+        "api_version",
+        "correlation_id",
+        "ts",
+        "response_ts",
+        "error_codes",
+        "request",
+        "response",
+    ];
+    let v: Vec<String> = k.iter().map(|f| x[*f].to_string()).collect();
+    v.join("|")
+}
+
+fn alert_key(a: &Value) -> String {
+    let mut s = format!(
+        "{} {} client={} topic={} partition={}",
+        a["alert"], a["severity"], a["client_id"], a["topic"], a["partition"]
+    );
+    for f in ALERT_FIELDS {
+        if let Some(v) = a.get(*f) {
+            s.push_str(&format!(" {f}={v}"));
+        }
+    }
+    s
+}
+
+fn multiset<'a>(
+    items: impl Iterator<Item = &'a Value>,
+    key: fn(&Value) -> String,
+) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for i in items {
+        *m.entry(key(i)).or_insert(0) += 1;
+    }
+    m
+}
+
+fn same_multiset(what: &str, a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>) -> Result<()> {
+    if a == b {
+        return Ok(());
+    }
+    let mut diffs = Vec::new();
+    for k in a.keys().chain(b.keys()) {
+        let (x, y) = (
+            a.get(k).copied().unwrap_or(0),
+            b.get(k).copied().unwrap_or(0),
+        );
+        if x != y && diffs.len() < 6 {
+            diffs.push(format!("live {x} × replay {y}: {k}"));
+        }
+    }
+    diffs.dedup();
+    bail!("{what} differ: {}", diffs.join("\n    "))
+}
+
+/// Alerts projected on what `Want` names.
+fn matches_want(a: &Value, w: &Want) -> bool {
+    a["alert"] == w.kind
+        && a["severity"] == w.severity
+        && a["client_id"] == w.client
+        && a["topic"] == w.topic
+        && a["partition"].as_i64() == w.partition
+        && w.fields.iter().all(|(f, v)| a[*f].as_i64() == Some(*v))
+}
+
+fn alerts_are(alerts: &[&Value], wants: &[Want], project_fields: bool) -> Result<()> {
+    let mut left: Vec<&Value> = alerts.to_vec();
+    let mut missing = Vec::new();
+    for w in wants {
+        let hit = left.iter().position(|a| {
+            if project_fields {
+                matches_want(a, w)
+            } else {
+                a["alert"] == w.kind
+                    && a["severity"] == w.severity
+                    && a["client_id"] == w.client
+                    && a["topic"] == w.topic
+                    && a["partition"].as_i64() == w.partition
+            }
+        });
+        match hit {
+            Some(i) => {
+                left.remove(i);
+            }
+            None => missing.push(format!(
+                "{} {} {} {}/{:?} {:?}",
+                w.kind, w.severity, w.client, w.topic, w.partition, w.fields
+            )),
+        }
+    }
+    if missing.is_empty() && left.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "missing: [{}]; unexpected: [{}]",
+        missing.join("; "),
+        left.iter()
+            .map(|a| alert_key(a))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
+}
+
+fn scenario_checks(paths: &Paths, kwire: &Path, sc: &Scenario, dir: &Path) -> Result<Report> {
+    let python = paths.require_python()?;
+    let logs = paths.out().join("logs").join(format!("live-{}", sc.name));
+    let _ = fs::remove_dir_all(&logs);
+    fs::create_dir_all(&logs)?;
+    let pcap = dir.join(format!("{}.pcap", sc.name));
+    for n in 0..8 {
+        let p = if n == 0 {
+            pcap.clone()
+        } else {
+            PathBuf::from(format!("{}.{n}", pcap.display()))
+        };
+        let _ = fs::remove_file(p);
+    }
+
+    let mut broker = Broker::start(sc.broker, paths, &logs)?;
+    for (topic, parts) in sc.topics {
+        broker.create_topic(topic, *parts)?;
+    }
+    let ports = broker.ports.clone();
+    let args: Vec<String> = [
+        "--source",
+        "pcap",
+        "--interface",
+        "lo",
+        "--ports",
+        &join(&ports),
+        "--json",
+        "--log-format",
+        "json",
+        "--write-pcap",
+        &pcap.display().to_string(),
+        "--write-pcap-max-mb",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut agent = Agent::start(kwire, &args, dir, sc.name)?;
+    let mut report = Report::new();
+    let ready = agent.wait_ready();
+    let ready_ok = ready.is_ok();
+    check(&mut report, "/readyz answers 200 once capturing", || {
+        ready.map(|_| ())
+    });
+    if !ready_ok {
+        let _ = broker.stop();
+        return Ok(report);
+    }
+    let steps = capture::run_steps(paths, &python, sc, &mut broker, &logs);
+    let healthz = http_get(agent.health, "/healthz");
+    check(
+        &mut report,
+        "/healthz answers 200 while running",
+        || match &healthz {
+            Some((200, _)) => Ok(()),
+            other => bail!("got {other:?}"),
+        },
+    );
+    thread::sleep(Duration::from_millis(300)); // the last FIN/ACKs
+    let stopped = agent.stop("TERM");
+    let _ = broker.stop();
+    let steps =
+        steps.with_context(|| format!("the scenario's steps (logs in {})", logs.display()))?;
+    let (code, live, stderr, took) = stopped?;
+    let facts: Vec<Value> = steps
+        .iter()
+        .flat_map(|s| s["facts"].as_array().cloned().unwrap_or_default())
+        .collect();
+
+    check(&mut report, "SIGTERM: exit status 0, summary last", || {
+        if code != Some(0) {
+            bail!("exit {code:?}; stderr:\n{stderr}");
+        }
+        let s = summary(&live)?;
+        if s["run"]["stopped_by"] != "SIGTERM" {
+            bail!("stopped_by {}", s["run"]["stopped_by"]);
+        }
+        if took > Duration::from_secs(5) {
+            bail!("took {took:?} to stop");
+        }
+        Ok(())
+    });
+    check(
+        &mut report,
+        "stderr: JSON log lines with level and msg",
+        || {
+            for l in stderr.lines() {
+                let v: Value = serde_json::from_str(l).with_context(|| format!("not JSON: {l}"))?;
+                if !v["level"].is_string() || !v["msg"].is_string() {
+                    bail!("no level/msg: {l}");
+                }
+            }
+            if !stderr.contains("capturing with pcap") {
+                bail!("no \"capturing with pcap\" line: {stderr}");
+            }
+            Ok(())
+        },
+    );
+    let sum = summary(&live).cloned().unwrap_or(Value::Null);
+    check(
+        &mut report,
+        "capture stats: packets seen, 0 kernel and interface drops, all written",
+        || {
+            let c = &sum["capture"];
+            let packets = c["packets"].as_u64().unwrap_or(0);
+            if packets == 0 {
+                bail!("no packets: {c}");
+            }
+            if c["kernel_drops"] != 0 || c["interface_drops"] != 0 {
+                bail!("drops: {c}");
+            }
+            if sum["write_pcap"]["packets"].as_u64() != Some(packets) {
+                bail!("written {} of {packets}", sum["write_pcap"]["packets"]);
+            }
+            if sum["packets"]["packets"].as_u64() != Some(packets) {
+                bail!("engine saw {} of {packets}", sum["packets"]["packets"]);
+            }
+            Ok(())
+        },
+    );
+    let replayed = replay(kwire, &pcap, &ports);
+    let (rep, _) = match replayed {
+        Ok(r) => r,
+        Err(e) => {
+            check(&mut report, "kwire replay of the written pcap", || Err(e));
+            return Ok(report);
+        }
+    };
+    check(
+        &mut report,
+        "exchanges: live = replay (multiset, connection-independent fields)",
+        || {
+            let a = multiset(of_type(&live, "exchange").into_iter(), exchange_key);
+            let b = multiset(of_type(&rep, "exchange").into_iter(), exchange_key);
+            if a.is_empty() {
+                bail!("no exchanges");
+            }
+            same_multiset("exchanges", &a, &b)
+        },
+    );
+    check(
+        &mut report,
+        "alerts: live = replay (kind, severity, client, topic, partition, offsets)",
+        || {
+            let a = multiset(of_type(&live, "alert").into_iter(), alert_key);
+            let b = multiset(of_type(&rep, "alert").into_iter(), alert_key);
+            same_multiset("alerts", &a, &b)
+        },
+    );
+    check(
+        &mut report,
+        "every line but the summary byte-identical to the replay's; same counters",
+        || {
+            let strip = |v: &[Value]| -> Vec<String> {
+                v.iter()
+                    .filter(|l| l["type"] != "summary")
+                    .map(|l| l.to_string())
+                    .collect()
+            };
+            let (a, b) = (strip(&live), strip(&rep));
+            if a != b {
+                let i = a
+                    .iter()
+                    .zip(&b)
+                    .position(|(x, y)| x != y)
+                    .unwrap_or(a.len().min(b.len()));
+                bail!(
+                    "{} vs {} lines; first difference at line {}: {:?} vs {:?}",
+                    a.len(),
+                    b.len(),
+                    i + 1,
+                    a.get(i),
+                    b.get(i)
+                );
+            }
+            let mut ls = sum.clone();
+            let mut rs = summary(&rep)?.clone();
+            for k in ["capture", "write_pcap", "run"] {
+                ls.as_object_mut().map(|m| m.remove(k));
+            }
+            rs.as_object_mut().map(|m| m.remove("file"));
+            if ls != rs {
+                bail!("summaries differ:\nlive   {ls}\nreplay {rs}");
+            }
+            Ok(())
+        },
+    );
+    let wants = expected(sc.name, &facts)?;
+    check(
+        &mut report,
+        "alerts are exactly the ones alert_scenarios.rs asserts",
+        || alerts_are(&of_type(&live, "alert"), &wants, true),
+    );
+    check(
+        &mut report,
+        "the committed fixture raises the same alerts (kind, severity, client, partition)",
+        || {
+            let fixture = paths.fixtures().join(format!("{}.pcap", sc.name));
+            let ffacts: Value =
+                serde_json::from_str(&fs::read_to_string(capture::facts_path(&fixture))?)?;
+            let fports: Vec<u16> = ffacts["broker"]["ports"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_u64().map(|p| p as u16))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let story: Vec<Value> = ffacts["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|s| s["facts"].as_array().cloned().unwrap_or_default())
+                .collect();
+            let (fl, _) = replay(kwire, &fixture, &fports)?;
+            alerts_are(&of_type(&fl, "alert"), &expected(sc.name, &story)?, true)
+        },
+    );
+    Ok(report)
+}
+
+/// Health endpoints, SIGINT, --duration, --source auto, and the missing-capability message.
+fn agent_checks(paths: &Paths, kwire: &Path, dir: &Path) -> Result<Report> {
+    let _ = paths;
+    let mut report = Report::new();
+    let port = broker::free_port()?;
+    let base: Vec<String> = [
+        "--source",
+        "pcap",
+        "--interface",
+        "lo",
+        "--ports",
+        &port.to_string(),
+        "--json",
+        "--log-format",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+
+    // SIGINT, health.
+    let mut agent = Agent::start(kwire, &base, dir, "agent-sigint")?;
+    let ready = agent.wait_ready();
+    check(
+        &mut report,
+        "/readyz 200 once the source is open and polled",
+        || ready.map(|_| ()),
+    );
+    let health = agent.health;
+    check(
+        &mut report,
+        "/healthz 200 while running",
+        || match http_get(health, "/healthz") {
+            Some((200, b)) if b.starts_with("ok") => Ok(()),
+            other => bail!("got {other:?}"),
+        },
+    );
+    check(&mut report, "/readyz names the source", || {
+        match http_get(health, "/readyz") {
+            Some((200, b)) if b.contains("pcap") && b.contains("lo") => Ok(()),
+            other => bail!("got {other:?}"),
+        }
+    });
+    check(&mut report, "unknown path: 404", || {
+        match http_get(health, "/metrics-nope") {
+            Some((404, _)) => Ok(()),
+            other => bail!("got {other:?}"),
+        }
+    });
+    let (code, lines, stderr, took) = agent.stop("INT")?;
+    check(
+        &mut report,
+        "SIGINT: exit 0 within 5 s, summary last with capture counters",
+        || {
+            if code != Some(0) {
+                bail!("exit {code:?}: {stderr}");
+            }
+            if took > Duration::from_secs(5) {
+                bail!("took {took:?}");
+            }
+            let s = summary(&lines)?;
+            if s["run"]["stopped_by"] != "SIGINT"
+                || s["capture"]["source"] != "pcap"
+                || !s["capture"]["kernel_drops"].is_u64()
+            {
+                bail!("summary: {s}");
+            }
+            Ok(())
+        },
+    );
+    check(
+        &mut report,
+        "/healthz no longer answers after exit",
+        || match http_get(health, "/healthz") {
+            None => Ok(()),
+            Some(x) => bail!("still answering {x:?}"),
+        },
+    );
+
+    // --duration, --source auto.
+    let mut args = base.clone();
+    args[1] = "auto".into();
+    args.extend(["--duration".to_string(), "1".to_string()]);
+    let mut agent = Agent::start(kwire, &args, dir, "agent-duration")?;
+    let t = Instant::now();
+    let st = agent.proc.wait_timeout(Duration::from_secs(20))?;
+    let took = t.elapsed();
+    let (code, lines, stderr) = agent.outputs(st.code())?;
+    check(
+        &mut report,
+        "--duration 1: exits alone with 0 and a summary",
+        || {
+            if code != Some(0) || took > Duration::from_secs(8) {
+                bail!("exit {code:?} after {took:?}: {stderr}");
+            }
+            let s = summary(&lines)?;
+            if s["run"]["stopped_by"] != "duration" {
+                bail!("summary: {s}");
+            }
+            Ok(())
+        },
+    );
+    check(
+        &mut report,
+        "--source auto says which source is in use and why",
+        || {
+            let msgs: Vec<String> = stderr
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter_map(|v| v["msg"].as_str().map(String::from))
+                .collect();
+            let using_ebpf = msgs.iter().any(|m| m.starts_with("capturing with ebpf"));
+            let fallback = msgs
+                .iter()
+                .any(|m| m.starts_with("eBPF unavailable: ") && m.contains("using libpcap on lo"))
+                && msgs.iter().any(|m| m.starts_with("capturing with pcap"));
+            if !(using_ebpf || fallback) {
+                bail!("stderr: {stderr}");
+            }
+            Ok(())
+        },
+    );
+
+    // Without CAP_NET_RAW: the error names it. setpriv drops it from the bounding and inheritable sets.
+    match proc::which("setpriv") {
+        None => check(
+            &mut report,
+            "without CAP_NET_RAW: the error names it",
+            || bail!("setpriv (util-linux) not found"),
+        ),
+        Some(setpriv) => {
+            let out = Command::new(setpriv)
+                .args(["--inh-caps=-net_raw", "--bounding-set=-net_raw"])
+                .arg(kwire)
+                .args([
+                    "run",
+                    "--source",
+                    "pcap",
+                    "--interface",
+                    "lo",
+                    "--duration",
+                    "1",
+                ])
+                .output()?;
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            check(
+                &mut report,
+                "without CAP_NET_RAW: exit 2, the error names CAP_NET_RAW and what to do",
+                || {
+                    if out.status.code() != Some(2)
+                        || !err.contains("CAP_NET_RAW")
+                        || !err.contains("setcap")
+                    {
+                        bail!("{}: {err}", out.status);
+                    }
+                    Ok(())
+                },
+            );
+        }
+    }
+    Ok(report)
+}
