@@ -913,3 +913,56 @@ fn agent_checks(paths: &Paths, kwire: &Path, dir: &Path) -> Result<Report> {
     }
     Ok(report)
 }
+
+/// `cargo xtask demo`, live part: real clients against a real broker make alerts happen while
+/// `kwire run --source auto` watches loopback and prints each alert as it fires (eBPF when it loads here,
+/// libpcap otherwise; kwire says which on stderr).
+pub fn demo_live(paths: &Paths, kwire: &Path, names: &[&str]) -> Result<()> {
+    let python = paths.require_python()?;
+    for name in names {
+        let Some(sc) = scenarios::find(name) else {
+            bail!("unknown scenario {name}")
+        };
+        let logs = paths.out().join("logs").join(format!("demo-{}", sc.name));
+        let _ = fs::remove_dir_all(&logs);
+        fs::create_dir_all(&logs)?;
+        println!(
+            "\n=== live: {} ===\n{}",
+            sc.name,
+            sc.summary.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        let mut broker = Broker::start(sc.broker, paths, &logs)?;
+        for (topic, parts) in sc.topics {
+            broker.create_topic(topic, *parts)?;
+        }
+        let health = broker::free_port()?;
+        let mut cmd = Command::new(kwire);
+        cmd.args([
+            "run",
+            "--source",
+            "auto",
+            "--interface",
+            "lo",
+            "--ports",
+            &join(&broker.ports),
+        ])
+        .arg("--health")
+        .arg(format!("127.0.0.1:{health}"));
+        let mut agent = Proc::spawn("kwire run", &mut cmd, false, Out::Inherit, Out::Inherit)?;
+        let t = Instant::now();
+        while !matches!(http_get(health, "/readyz"), Some((200, _))) {
+            if agent.try_wait()?.is_some() || t.elapsed() > Duration::from_secs(20) {
+                let _ = broker.stop();
+                bail!("kwire run did not become ready (see its messages above)");
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let steps = capture::run_steps(paths, &python, sc, &mut broker, &logs);
+        thread::sleep(Duration::from_millis(300));
+        agent.signal("INT")?;
+        agent.wait_timeout(Duration::from_secs(20))?;
+        let _ = broker.stop();
+        steps.with_context(|| format!("the scenario's clients (logs in {})", logs.display()))?;
+    }
+    Ok(())
+}

@@ -32,6 +32,8 @@ pub enum Out<'a> {
     /// Appended to a log file.
     File(&'a Path),
     Null,
+    /// The parent's own stream (the user sees it).
+    Inherit,
 }
 
 impl Proc {
@@ -115,6 +117,7 @@ fn stdio(o: &Out) -> Result<Stdio> {
     Ok(match o {
         Out::Lines => Stdio::piped(),
         Out::Null => Stdio::null(),
+        Out::Inherit => Stdio::inherit(),
         Out::File(p) => Stdio::from(
             std::fs::OpenOptions::new()
                 .create(true)
