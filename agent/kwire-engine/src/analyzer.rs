@@ -377,6 +377,7 @@ impl Analyzer {
                 first_ts: x.request_ts,
                 last_ts: x.request_ts,
                 partitions: BTreeMap::new(),
+                reported: None,
             });
             w.requests += 1;
             w.last_ts = x.request_ts;
@@ -785,11 +786,36 @@ impl Analyzer {
 
     /// End of input: alerts that summarise traffic (weak acks).
     pub fn finish(&mut self, out: Out<'_>) {
-        let weak = std::mem::take(&mut self.weak);
-        for w in weak.values() {
-            if let Some(a) = weak_acks::finish(&self.detectors.weak_acks, w, &self.cluster) {
-                self.alert(a, out);
+        self.report_weak(None, out);
+    }
+
+    /// Packet time advanced to `now` (called about once a second): weak-acks producers first seen more than
+    /// `report_after_s` ago are reported with their counts so far, so a long-running agent raises them.
+    pub fn tick(&mut self, now: Timestamp, out: Out<'_>) {
+        self.report_weak(Some(now), out);
+    }
+
+    /// Raises the weak-acks alerts that are due (all of them at the end: `now` None): a producer not yet
+    /// reported, or reported as a warning and now critical.
+    fn report_weak(&mut self, now: Option<Timestamp>, out: Out<'_>) {
+        let after = (self.detectors.weak_acks.report_after_s as i64).saturating_mul(1_000_000_000);
+        let mut due = Vec::new();
+        for (k, w) in self.weak.iter_mut() {
+            if now.is_some_and(|t| t.nanos_since(w.first_ts) < after) {
+                continue;
             }
+            if w.reported == Some(crate::alert::Severity::Critical) {
+                continue;
+            }
+            if let Some(a) = weak_acks::finish(&self.detectors.weak_acks, w, &self.cluster) {
+                if w.reported.is_none() || a.severity > w.reported.unwrap_or(a.severity) {
+                    w.reported = Some(a.severity);
+                    due.push((k.clone(), a));
+                }
+            }
+        }
+        for (_, a) in due {
+            self.alert(a, out);
         }
     }
 }

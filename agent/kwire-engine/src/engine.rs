@@ -213,6 +213,10 @@ impl Engine {
             _ => {}
         }
         self.last_sweep = Some(ts);
+        {
+            let mut emit = |f: Finding| out(finding_output(f));
+            self.analyzer.tick(ts, &mut emit);
+        }
         let Engine {
             cfg,
             flows,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use kwire_engine::{Engine, EngineConfig, Output};
 use kwire_flow::{Attribution, LinkType, LocalEnd, Timestamp};
-use support::{tcp_frame, Ep, KafkaApi, Pair, ACK};
+use support::{request_frame, response_frame, tcp_frame, Ep, KafkaApi, Pair, ACK};
 
 #[test]
 fn owners_reach_exchange_lines() {
@@ -78,4 +78,84 @@ fn owners_reach_exchange_lines() {
     engine.finish(&mut out);
     let x = lines.iter().find(|l| l["type"] == "exchange").unwrap();
     assert!(x.get("client_pod").is_none() && x.get("client_cgroup_id").is_none());
+}
+
+/// A long-running agent must not wait for the end: a weak-acks producer is reported `report_after_s` of
+/// packet time after its first request, once, with the counts so far; nothing more while it goes on.
+#[test]
+fn weak_acks_reported_while_running_once() {
+    let client = Ep::new(10, 0, 0, 1, 40000);
+    let broker = Ep::new(10, 0, 0, 2, 9092);
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut alerts = Vec::new();
+    let mut seq_c = 1000u32;
+    let mut seq_b = 1u32;
+    let sec = 1_000_000_000i64;
+    for i in 0..200i64 {
+        let (request, response) = produce_v3_acks1(i as i32);
+        let req = tcp_frame(client, broker, seq_c, seq_b, ACK, &request);
+        let resp = tcp_frame(
+            broker,
+            client,
+            seq_b,
+            seq_c + request.len() as u32,
+            ACK,
+            &response,
+        );
+        seq_c += request.len() as u32;
+        seq_b += response.len() as u32;
+        let mut out = |o: Output| {
+            if let Output::Alert(a) = o {
+                alerts.push((i, a.fields["requests"].as_u64().unwrap()));
+            }
+        };
+        engine.on_packet(Timestamp(i * sec), LinkType::Ethernet, &req, &mut out);
+        engine.on_packet(
+            Timestamp(i * sec + 1000),
+            LinkType::Ethernet,
+            &resp,
+            &mut out,
+        );
+    }
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let (when, requests) = alerts[0];
+    assert!(
+        (60..=62).contains(&when),
+        "reported after 60 s of packet time, at {when}"
+    );
+    assert!(
+        (60..=62).contains(&requests),
+        "with the counts so far: {requests}"
+    );
+    let mut more = Vec::new();
+    engine.finish(&mut |o| {
+        if let Output::Alert(a) = o {
+            more.push(a);
+        }
+    });
+    assert!(more.is_empty(), "not again at the end");
+}
+
+/// Produce v3, acks=1, topic "t" partition 0, null records; and its response (base offset = correlation id).
+fn produce_v3_acks1(corr: i32) -> (Vec<u8>, Vec<u8>) {
+    let mut b = vec![0xFF, 0xFF]; // transactional id: null
+    b.extend_from_slice(&1i16.to_be_bytes()); // acks
+    b.extend_from_slice(&1000i32.to_be_bytes()); // timeout
+    b.extend_from_slice(&1i32.to_be_bytes()); // topics
+    b.extend_from_slice(&[0, 1, b't']);
+    b.extend_from_slice(&1i32.to_be_bytes()); // partitions
+    b.extend_from_slice(&0i32.to_be_bytes()); // partition 0
+    b.extend_from_slice(&(-1i32).to_be_bytes()); // records: null
+    let mut r = 1i32.to_be_bytes().to_vec(); // topics
+    r.extend_from_slice(&[0, 1, b't']);
+    r.extend_from_slice(&1i32.to_be_bytes()); // partitions
+    r.extend_from_slice(&0i32.to_be_bytes()); // partition 0
+    r.extend_from_slice(&0i16.to_be_bytes()); // error
+    r.extend_from_slice(&i64::from(corr).to_be_bytes()); // base offset
+    r.extend_from_slice(&(-1i64).to_be_bytes()); // log append time
+    r.extend_from_slice(&0i32.to_be_bytes()); // throttle
+    (
+        request_frame(0, 3, corr, "p1", &b),
+        response_frame(corr, &r),
+    )
 }

@@ -96,6 +96,10 @@ pub struct WeakAcksConfig {
     /// A leader change of a partition within this many seconds of weak-acks traffic to it makes the alert
     /// critical. Default 30.
     pub leader_change_window_s: u64,
+    /// A producer's alert is raised this long (packet time) after its first weak-acks request, with the
+    /// counts so far, or at the end of a replay if that comes first; raised again only if it later becomes
+    /// critical. Default 60.
+    pub report_after_s: u64,
 }
 
 impl Default for WeakAcksConfig {
@@ -105,6 +109,7 @@ impl Default for WeakAcksConfig {
             acks0: true,
             acks1: true,
             leader_change_window_s: 30,
+            report_after_s: 60,
         }
     }
 }

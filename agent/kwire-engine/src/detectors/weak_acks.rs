@@ -1,6 +1,8 @@
 //! `weak_acks`: Produce with acks=0 or acks=1. One alert per (client, topic, acks) with counts (`requests`,
-//! and `records` sent: a retried record counts again, as it crossed the wire again), raised at
-//! the end of a replay (and, live, when the stream is flushed). `critical` when the weak-acks traffic to a
+//! and `records` sent: a retried record counts again, as it crossed the wire again), raised
+//! `report_after_s` of packet time after the producer's first weak-acks request (counts so far) or at the
+//! end of a replay, whichever comes first — the same in replay and live — and raised again only if it later
+//! becomes critical. `critical` when the weak-acks traffic to a
 //! partition overlaps a leader change of that partition (within `leader_change_window_s`): the window in
 //! which acknowledged records are lost; `warning` otherwise.
 
@@ -29,6 +31,9 @@ pub struct WeakProducer {
     pub last_ts: Timestamp,
     /// First and last produce time per partition.
     pub partitions: BTreeMap<i32, (Timestamp, Timestamp)>,
+    /// Severity of the alert already raised for this producer (a long-running agent raises it after
+    /// `report_after_s` of packet time, then again only if it becomes critical).
+    pub reported: Option<Severity>,
 }
 
 pub fn finish(cfg: &WeakAcksConfig, p: &WeakProducer, cluster: &Cluster) -> Option<Alert> {
@@ -105,6 +110,7 @@ mod tests {
             first_ts: t(10),
             last_ts: t(20),
             partitions: [(0, (t(10), t(20)))].into_iter().collect(),
+            reported: None,
         }
     }
 
