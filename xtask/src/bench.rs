@@ -7,6 +7,8 @@
 //! 2. Times, on each file: `kwire replay` (readable summary, every exchange decoded), `kwire replay --json`
 //!    into /dev/null, tshark's Kafka decode (`-d tcp.port==P,kafka -T fields -e kafka.api_key`) and a plain
 //!    libpcap read loop; wall time, CPU time and peak RSS of each process (wait4 rusage).
+//! 3. Live (bench_live.rs; `--no-live` skips it, `--live-only` runs only it): `kwire run` on lo, pcap
+//!    and eBPF, under rate-limited produce+fetch loads: highest zero-loss rate and CPU s/GB.
 //!
 //! Easy to get wrong: this is a benchmark, not a test: it prints numbers and never fails on them. Files are
 //! read from the page cache after a warm-up read, so the numbers are CPU, not disk.
@@ -231,13 +233,22 @@ fn packets_in(path: &Path) -> Result<u64> {
 pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
     let mut megabytes = 300u32;
     let mut skip_tshark = false;
+    let mut live = true;
+    let mut live_only = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--megabytes" => megabytes = it.next().context("--megabytes N")?.parse()?,
             "--no-tshark" => skip_tshark = true,
-            other => bail!("unknown bench option {other} (--megabytes N, --no-tshark)"),
+            "--no-live" => live = false,
+            "--live-only" => live_only = true,
+            other => bail!(
+                "unknown bench option {other} (--megabytes N, --no-tshark, --no-live, --live-only)"
+            ),
         }
+    }
+    if live_only {
+        return crate::bench_live::bench_live(paths);
     }
     let dir = paths.out().join("bench");
     fs::create_dir_all(&dir)?;
@@ -360,6 +371,9 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
             (None, _) => println!("  tshark: not installed (cargo xtask setup installs it)"),
             (_, true) => println!("  tshark: skipped (--no-tshark)"),
         }
+    }
+    if live {
+        crate::bench_live::bench_live(paths)?;
     }
     Ok(())
 }

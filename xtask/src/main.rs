@@ -16,6 +16,7 @@
 //! has a timeout and every process it starts is stopped, on errors too (see proc.rs).
 
 mod bench;
+mod bench_live;
 mod broker;
 mod capture;
 mod check;
@@ -39,7 +40,9 @@ const USAGE: &str = "usage: cargo xtask <command>
   demo                           build kwire and replay bundled captures of real clients (the README's first command)
   test                           everything CI runs: setup, tidy, fmt, cargo test, e2e, crosscheck
   tidy                           house rules: core crates do no IO, module docs, no #[ignore]
-  bench [--megabytes N]          replay speed beside tshark and a libpcap loop (builds a capture once)
+  bench [--megabytes N] [--no-live|--live-only]
+                                 replay speed beside tshark and a libpcap loop (builds a capture once);
+                                 live: highest zero-loss produce+fetch rate, pcap vs eBPF, CPU s/GB
   setup                          install the harness's tools (apt needs root), build the mock broker
   list                           list the capture scenarios
   capture <scenario> [--out F]   capture one scenario (default tests/out/<scenario>.pcap)
