@@ -205,6 +205,12 @@ const LIVE: &[&str] = &[
     "commit-after-revoke-cooperative-mock",
 ];
 
+/// Scenarios also watched with the eBPF source.
+const LIVE_EBPF: &[&str] = &[
+    "follower-fetch-hwm-regression-mock",
+    "commit-after-revoke-cooperative-mock",
+];
+
 type Report = Vec<(String, Result<()>)>;
 
 fn check(report: &mut Report, what: &str, f: impl FnOnce() -> Result<()>) {
@@ -214,7 +220,7 @@ fn check(report: &mut Report, what: &str, f: impl FnOnce() -> Result<()>) {
 pub fn live(paths: &Paths, only: &[String]) -> Result<()> {
     let started = Instant::now();
     for o in only {
-        if !LIVE.contains(&o.as_str()) && o != "agent" {
+        if !LIVE.contains(&o.as_str()) && o != "agent" && o != "ebpf" {
             bail!(
                 "unknown live check {o:?}; known: agent, {}",
                 LIVE.join(", ")
@@ -252,10 +258,24 @@ pub fn live(paths: &Paths, only: &[String]) -> Result<()> {
         }
         let t = Instant::now();
         let sc = scenarios::find(name).expect("known scenario");
-        let report = scenario_checks(paths, &kwire, sc, &dir)
+        let report = scenario_checks(paths, &kwire, sc, &dir, "pcap")
             .with_context(|| format!("live {name} (files in {})", dir.display()))?;
         run_report(name, report);
         println!("      {name} in {:.1}s", t.elapsed().as_secs_f64());
+    }
+    // The same with the eBPF source (cgroup_skb at the cgroup v2 root): same exchanges and alerts as the
+    // replay of what it wrote, and the connections' ends attributed to their cgroups.
+    for name in LIVE_EBPF {
+        if !only.is_empty() && !only.iter().any(|o| o == name || o == "ebpf") {
+            continue;
+        }
+        let t = Instant::now();
+        let sc = scenarios::find(name).expect("known scenario");
+        let report = scenario_checks(paths, &kwire, sc, &dir, "ebpf")
+            .with_context(|| format!("live ebpf {name} (files in {})", dir.display()))?;
+        let label = format!("{name} [ebpf]");
+        run_report(&label, report);
+        println!("      {label} in {:.1}s", t.elapsed().as_secs_f64());
     }
     println!(
         "live: {passed} passed, {} failed ({:.0}s)",
@@ -529,12 +549,23 @@ fn alerts_are(alerts: &[&Value], wants: &[Want], project_fields: bool) -> Result
     )
 }
 
-fn scenario_checks(paths: &Paths, kwire: &Path, sc: &Scenario, dir: &Path) -> Result<Report> {
+fn scenario_checks(
+    paths: &Paths,
+    kwire: &Path,
+    sc: &Scenario,
+    dir: &Path,
+    source: &str,
+) -> Result<Report> {
     let python = paths.require_python()?;
     let logs = paths.out().join("logs").join(format!("live-{}", sc.name));
     let _ = fs::remove_dir_all(&logs);
     fs::create_dir_all(&logs)?;
-    let pcap = dir.join(format!("{}.pcap", sc.name));
+    let stem = if source == "pcap" {
+        sc.name.to_string()
+    } else {
+        format!("{}.{source}", sc.name)
+    };
+    let pcap = dir.join(format!("{stem}.pcap"));
     for n in 0..8 {
         let p = if n == 0 {
             pcap.clone()
@@ -551,7 +582,7 @@ fn scenario_checks(paths: &Paths, kwire: &Path, sc: &Scenario, dir: &Path) -> Re
     let ports = broker.ports.clone();
     let args: Vec<String> = [
         "--source",
-        "pcap",
+        source,
         "--interface",
         "lo",
         "--ports",
@@ -567,7 +598,7 @@ fn scenario_checks(paths: &Paths, kwire: &Path, sc: &Scenario, dir: &Path) -> Re
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut agent = Agent::start(kwire, &args, dir, sc.name)?;
+    let mut agent = Agent::start(kwire, &args, dir, &stem)?;
     let mut report = Report::new();
     let ready = agent.wait_ready();
     let ready_ok = ready.is_ok();
@@ -622,8 +653,8 @@ fn scenario_checks(paths: &Paths, kwire: &Path, sc: &Scenario, dir: &Path) -> Re
                     bail!("no level/msg: {l}");
                 }
             }
-            if !stderr.contains("capturing with pcap") {
-                bail!("no \"capturing with pcap\" line: {stderr}");
+            if !stderr.contains(&format!("capturing with {source}")) {
+                bail!("no \"capturing with {source}\" line: {stderr}");
             }
             Ok(())
         },
@@ -638,7 +669,10 @@ fn scenario_checks(paths: &Paths, kwire: &Path, sc: &Scenario, dir: &Path) -> Re
             if packets == 0 {
                 bail!("no packets: {c}");
             }
-            if c["kernel_drops"] != 0 || c["interface_drops"] != 0 {
+            if c["kernel_drops"] != 0
+                || c["interface_drops"] != 0
+                || c["ring_drops"].as_u64().unwrap_or(0) != 0
+            {
                 bail!("drops: {c}");
             }
             if sum["write_pcap"]["packets"].as_u64() != Some(packets) {
@@ -683,10 +717,24 @@ fn scenario_checks(paths: &Paths, kwire: &Path, sc: &Scenario, dir: &Path) -> Re
         &mut report,
         "every line but the summary byte-identical to the replay's; same counters",
         || {
+            // Socket owners (eBPF: client_cgroup_id, client_pod, ... broker_*) exist only live: a pcap
+            // does not carry them.
             let strip = |v: &[Value]| -> Vec<String> {
                 v.iter()
                     .filter(|l| l["type"] != "summary")
-                    .map(|l| l.to_string())
+                    .map(|l| {
+                        let mut l = l.clone();
+                        if let Some(m) = l.as_object_mut() {
+                            m.retain(|k, _| {
+                                !((k.starts_with("client_") || k.starts_with("broker_"))
+                                    && !matches!(
+                                        k.as_str(),
+                                        "client_id" | "client_addr" | "broker_addr"
+                                    ))
+                            });
+                        }
+                        l.to_string()
+                    })
                     .collect()
             };
             let (a, b) = (strip(&live), strip(&rep));
@@ -717,6 +765,26 @@ fn scenario_checks(paths: &Paths, kwire: &Path, sc: &Scenario, dir: &Path) -> Re
             Ok(())
         },
     );
+    if source == "ebpf" {
+        check(
+            &mut report,
+            "eBPF: exchanges attributed to the client's and the broker's cgroups",
+            || {
+                let xs = of_type(&live, "exchange");
+                let owned = xs
+                    .iter()
+                    .filter(|x| x["client_cgroup_id"].is_u64() && x["broker_cgroup_id"].is_u64())
+                    .count();
+                if xs.is_empty() || owned != xs.len() {
+                    bail!(
+                        "{owned} of {} exchanges carry client_cgroup_id and broker_cgroup_id",
+                        xs.len()
+                    );
+                }
+                Ok(())
+            },
+        );
+    }
     let wants = expected(sc.name, &facts)?;
     check(
         &mut report,
