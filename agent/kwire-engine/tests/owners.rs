@@ -159,3 +159,47 @@ fn produce_v3_acks1(corr: i32) -> (Vec<u8>, Vec<u8>) {
         response_frame(corr, &r),
     )
 }
+
+/// Connection churn (what a node agent sees for hours): many short connections, never closed cleanly,
+/// with a small flow table. What the engine holds stays within its bound, and what it dropped is counted.
+#[test]
+fn memory_bounded_under_connection_churn() {
+    let broker = Ep::new(10, 0, 0, 2, 9092);
+    let mut cfg = EngineConfig::default();
+    cfg.flows.max_flows = 256;
+    let mut engine = Engine::new(cfg);
+    let mut exchanges = 0u64;
+    let sec = 1_000_000_000i64;
+    for i in 0..20_000u32 {
+        let client = Ep::new(10, 1, (i >> 8) as u8, i as u8, 40000 + (i % 20000) as u16);
+        let p = Pair::new(KafkaApi::Metadata, i as i32, "churn", 1);
+        // One request, no response, no FIN: the connection just goes quiet.
+        let req = tcp_frame(client, broker, 1000, 1, ACK, &p.request);
+        let ts = Timestamp(i64::from(i) * sec / 100); // 100 new connections per second
+        engine.on_packet(ts, LinkType::Ethernet, &req, &mut |o| {
+            if matches!(o, Output::Exchange(_)) {
+                exchanges += 1;
+            }
+        });
+        assert!(
+            engine.flows_tracked() <= 256,
+            "flow table over its bound at {i}"
+        );
+    }
+    engine.finish(&mut |o| {
+        if matches!(o, Output::Exchange(_)) {
+            exchanges += 1;
+        }
+    });
+    let s = engine.summary();
+    // Every connection is accounted for: finished after eviction, expiry or at the end, or refused.
+    assert_eq!(s.flows.tcp_connections + s.flows.refused_table_full, 20_000);
+    assert!(
+        s.flows.evicted_full + s.flows.refused_table_full > 0,
+        "the bound was hit and counted"
+    );
+    assert_eq!(
+        exchanges, s.flows.tcp_connections,
+        "each finished connection reports its unanswered request"
+    );
+}
