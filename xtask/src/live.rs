@@ -213,6 +213,21 @@ const LIVE_EBPF: &[&str] = &[
 
 type Report = Vec<(String, Result<()>)>;
 
+/// Runs a scenario's checks again once when the scenario itself could not be played (an `Err`: a client
+/// story failed, e.g. a commit refused with REBALANCE_IN_PROGRESS when the group rebalanced later than the
+/// story expected on a loaded machine). Failed *checks* of kwire are never retried: they are in the Report.
+fn with_one_retry(name: &str, mut f: impl FnMut() -> Result<Report>) -> Result<Report> {
+    match f() {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            println!(
+                "retry {name}: the scenario could not be played ({e:#}); playing it once more"
+            );
+            f()
+        }
+    }
+}
+
 fn check(report: &mut Report, what: &str, f: impl FnOnce() -> Result<()>) {
     report.push((what.to_string(), f()));
 }
@@ -258,7 +273,7 @@ pub fn live(paths: &Paths, only: &[String]) -> Result<()> {
         }
         let t = Instant::now();
         let sc = scenarios::find(name).expect("known scenario");
-        let report = scenario_checks(paths, &kwire, sc, &dir, "pcap")
+        let report = with_one_retry(name, || scenario_checks(paths, &kwire, sc, &dir, "pcap"))
             .with_context(|| format!("live {name} (files in {})", dir.display()))?;
         run_report(name, report);
         println!("      {name} in {:.1}s", t.elapsed().as_secs_f64());
@@ -271,7 +286,7 @@ pub fn live(paths: &Paths, only: &[String]) -> Result<()> {
         }
         let t = Instant::now();
         let sc = scenarios::find(name).expect("known scenario");
-        let report = scenario_checks(paths, &kwire, sc, &dir, "ebpf")
+        let report = with_one_retry(name, || scenario_checks(paths, &kwire, sc, &dir, "ebpf"))
             .with_context(|| format!("live ebpf {name} (files in {})", dir.display()))?;
         let label = format!("{name} [ebpf]");
         run_report(&label, report);
