@@ -80,6 +80,9 @@ pub struct Alert {
     pub explanation: String,
     /// The kind's own fields.
     pub fields: Map<String, Value>,
+    /// The exchange that raised it (connection id, correlation id, request time), when one did; set by
+    /// the engine. Not in the JSON line: exporters use it to link the alert to the exchange's span.
+    pub exchange: Option<(u64, i32, Timestamp)>,
 }
 
 impl Alert {
@@ -95,6 +98,7 @@ impl Alert {
             partition: None,
             explanation,
             fields: Map::new(),
+            exchange: None,
         }
     }
 

@@ -165,7 +165,12 @@ impl Analyzer {
         };
         let cid = x.request.client_id.as_deref();
         match (req, resp) {
-            (_, Some(ResponseBody::Metadata(m))) => self.cluster.on_metadata(rts, m),
+            (_, Some(ResponseBody::Metadata(m))) => {
+                if let Some(id) = m.cluster_id.as_deref() {
+                    self.cluster.note_cluster_id(ctx.broker, id);
+                }
+                self.cluster.on_metadata(rts, m)
+            }
             (RequestBody::Produce(p), resp) => self.on_produce(ctx, x, p, resp, cid, rts, out),
             (RequestBody::Fetch(f), Some(ResponseBody::Fetch(r))) => {
                 self.on_fetch(ctx, x, f, r, &client, cid, rts, out)

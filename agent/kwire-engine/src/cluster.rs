@@ -34,6 +34,8 @@ pub struct Cluster {
     leaders: BTreeMap<Tp, Leader>,
     changes: BTreeMap<Tp, Vec<Timestamp>>,
     max_partitions: usize,
+    /// Cluster id per broker endpoint (from Metadata responses on connections to it), bounded.
+    cluster_ids: BTreeMap<kwire_flow::Endpoint, String>,
     /// Partitions not tracked because the table was full.
     pub dropped: u64,
 }
@@ -57,6 +59,22 @@ impl Cluster {
                 .unwrap_or_else(|| format!("id:{id}")),
             _ => String::new(),
         }
+    }
+
+    /// A Metadata response on a connection to `broker` named the cluster.
+    pub fn note_cluster_id(&mut self, broker: kwire_flow::Endpoint, id: &str) {
+        const MAX_BROKERS: usize = 4096;
+        if self.cluster_ids.get(&broker).is_some_and(|c| c == id) {
+            return;
+        }
+        if self.cluster_ids.len() < MAX_BROKERS || self.cluster_ids.contains_key(&broker) {
+            self.cluster_ids.insert(broker, id.to_string());
+        }
+    }
+
+    /// The cluster id of the broker at `broker`, when known.
+    pub fn cluster_id_of(&self, broker: &kwire_flow::Endpoint) -> Option<&str> {
+        self.cluster_ids.get(broker).map(String::as_str)
     }
 
     pub fn leader(&self, tp: &Tp) -> Option<Leader> {

@@ -20,6 +20,9 @@ pub struct EngineConfig {
     pub notices: bool,
     /// Emit `timeline` outputs (offset observations per client and partition). Default false.
     pub timeline: bool,
+    /// Resolve each exchange's messaging facts (`ExchangeRecord::facts`: operation, group, topic
+    /// names, offsets, records) for exporters. Default false (costs a few allocations per exchange).
+    pub exchange_facts: bool,
     pub detectors: DetectorConfig,
     pub limits: AnalysisLimits,
 }
@@ -34,6 +37,7 @@ impl Default for EngineConfig {
             max_undecided_bytes: 64 * 1024,
             notices: true,
             timeline: false,
+            exchange_facts: false,
             detectors: DetectorConfig::default(),
             limits: AnalysisLimits::default(),
         }

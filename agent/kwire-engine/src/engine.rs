@@ -52,7 +52,25 @@ struct Sink<'a, F: FnMut(Output)> {
     summary: &'a mut Summary,
     analyzer: &'a mut Analyzer,
     notices: bool,
+    exchange_facts: bool,
     out: &'a mut F,
+}
+
+impl<'a, F: FnMut(Output)> Sink<'a, F> {
+    fn new(
+        cfg: &EngineConfig,
+        summary: &'a mut Summary,
+        analyzer: &'a mut Analyzer,
+        out: &'a mut F,
+    ) -> Self {
+        Sink {
+            summary,
+            analyzer,
+            notices: cfg.notices,
+            exchange_facts: cfg.exchange_facts,
+            out,
+        }
+    }
 }
 
 impl Engine {
@@ -81,6 +99,22 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    /// The counters so far including open connections' own (the summary adds a connection's TCP and
+    /// Kafka counters only when it ends; a live agent's connections last for hours). For periodic
+    /// metrics: costs one pass over the flow table.
+    pub fn live_summary(&self) -> Summary {
+        let mut s = self.summary.clone();
+        for st in self.flows.values() {
+            s.tcp.add(st.tcp.reassembler(Side::A).stats());
+            s.tcp.add(st.tcp.reassembler(Side::B).stats());
+            if let Some(k) = &st.app.kafka {
+                s.kafka.add(&k.stats());
+            }
+        }
+        s.alerts = self.analyzer.alert_counts.clone();
+        s
     }
 
     /// Flows currently tracked.
@@ -138,12 +172,7 @@ impl Engine {
             analyzer,
             ..
         } = self;
-        let mut sink = Sink {
-            summary,
-            analyzer,
-            notices: cfg.notices,
-            out,
-        };
+        let mut sink = Sink::new(cfg, summary, analyzer, out);
 
         // Port reuse: a new SYN on a known key ends the old connection first.
         if seg.flags.syn() {
@@ -224,12 +253,7 @@ impl Engine {
             analyzer,
             ..
         } = self;
-        let mut sink = Sink {
-            summary,
-            analyzer,
-            notices: cfg.notices,
-            out,
-        };
+        let mut sink = Sink::new(cfg, summary, analyzer, out);
         flows.expire(ts, |_k, st| {
             sink.summary.flows.expired += 1;
             finish_conn(cfg, st, ts, &mut sink);
@@ -246,12 +270,7 @@ impl Engine {
             analyzer,
             ..
         } = self;
-        let mut sink = Sink {
-            summary,
-            analyzer,
-            notices: cfg.notices,
-            out,
-        };
+        let mut sink = Sink::new(cfg, summary, analyzer, out);
         flows.drain(|_k, st| finish_conn(cfg, st, ts, &mut sink));
         let mut emit = |f: Finding| (sink.out)(finding_output(f));
         sink.analyzer.finish(&mut emit);
@@ -336,9 +355,18 @@ fn on_event<F: FnMut(Output)>(
             let mut findings = Vec::new();
             sink.analyzer
                 .on_exchange(&ctx, &e, &mut |f| findings.push(f));
+            let facts = sink.exchange_facts.then(|| {
+                let cid = sink.analyzer.cluster.cluster_id_of(&ctx.broker);
+                Box::new(crate::facts::exchange_facts(
+                    &e,
+                    &sink.analyzer.cluster,
+                    cid,
+                ))
+            });
             let rec = ExchangeRecord {
                 conn: ctx,
                 exchange: *e,
+                facts,
             };
             for code in rec.error_codes() {
                 s.errors
@@ -350,8 +378,16 @@ fn on_event<F: FnMut(Output)>(
                     })
                     .count += 1;
             }
+            let key = (
+                rec.conn.id,
+                rec.exchange.correlation_id,
+                rec.exchange.request_ts,
+            );
             (sink.out)(Output::Exchange(Box::new(rec)));
-            for f in findings {
+            for mut f in findings {
+                if let Finding::Alert(a) = &mut f {
+                    a.exchange.get_or_insert(key);
+                }
                 (sink.out)(finding_output(f));
             }
         }

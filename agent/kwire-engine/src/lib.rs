@@ -12,6 +12,7 @@ pub mod config;
 pub mod conn;
 pub mod detectors;
 pub mod engine;
+pub mod facts;
 pub mod groups;
 pub mod model;
 pub mod output;

@@ -41,6 +41,9 @@ impl Serialize for Output {
 pub struct ExchangeRecord {
     pub conn: ConnCtx,
     pub exchange: Exchange,
+    /// Messaging facts resolved against the cluster view; only with `EngineConfig::exchange_facts`.
+    /// Not part of the JSON line (its fields are there already, unresolved).
+    pub facts: Option<Box<crate::facts::ExchangeFacts>>,
 }
 
 impl ExchangeRecord {

@@ -283,6 +283,13 @@ impl<T: FlowState> FlowTable<T> {
     }
 
     /// Removes one flow.
+    /// Every flow tracked now (order unspecified: callers only aggregate).
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.as_ref().map(|s| &s.value))
+    }
+
     pub fn remove(&mut self, key: &FlowKey) -> Option<T> {
         let idx = *self.map.get(key)?;
         self.take(idx).map(|(_, v)| v)

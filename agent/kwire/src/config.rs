@@ -32,6 +32,16 @@ pub struct FileConfig {
     pub max_flows: Option<usize>,
     pub limits: AnalysisLimits,
     pub detectors: DetectorConfig,
+    /// OpenTelemetry export (`kwire_export::OtlpFileConfig`).
+    pub otlp: kwire_export::OtlpFileConfig,
+}
+
+/// The `[otlp]` section of the config file (defaults without a file).
+pub fn otlp_config(path: Option<&Path>) -> Result<kwire_export::OtlpFileConfig, String> {
+    Ok(match path {
+        Some(p) => load(p)?.otlp,
+        None => Default::default(),
+    })
 }
 
 pub fn load(path: &Path) -> Result<FileConfig, String> {

@@ -7,6 +7,7 @@
 
 mod config;
 mod human;
+mod otlp;
 mod replay;
 mod run;
 mod timeline;
@@ -83,6 +84,8 @@ pub struct ReplayArgs {
     /// Leave out exchange lines from --json output (alerts, notices and the summary remain).
     #[arg(long)]
     pub no_exchanges: bool,
+    #[command(flatten)]
+    pub otlp: otlp::OtlpArgs,
 }
 
 #[derive(Args, Clone)]

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use kwire_capture::{CaptureError, FileStats, PcapFile};
 use kwire_engine::{Engine, EngineConfig, NoticeRecord, Output};
 
-use crate::{config, human, InputArgs, Progress, ReplayArgs};
+use crate::{config, human, otlp, InputArgs, Progress, ReplayArgs};
+
+/// How long the end of a replay waits for the OTLP backend to take what is queued.
+const EXPORT_FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What reading a whole file produced besides the outputs.
 pub struct FileRun {
@@ -19,10 +22,14 @@ pub struct FileRun {
 
 /// Opens the capture and runs every packet through a new engine; outputs go to `emit` (the capture-damage
 /// notice included). `Err` is a one-line message for stderr (exit status 2).
+/// Packets between two `tick` calls (the exporter's metrics clock is packet time).
+const TICK_PACKETS: u64 = 1024;
+
 pub fn run_file(
     input: &InputArgs,
     cfg: EngineConfig,
     emit: &mut dyn FnMut(&Output) -> bool,
+    tick: &mut dyn FnMut(&Engine),
 ) -> Result<FileRun, String> {
     // `-` reads standard input (e.g. `tcpdump -w - | kwire replay -`).
     let path = if input.file.as_os_str() == "-" {
@@ -53,6 +60,9 @@ pub fn run_file(
             Ok(Some(p)) => {
                 engine.on_packet(p.ts, p.link, p.data, &mut out);
                 n += 1;
+                if n % TICK_PACKETS == 0 {
+                    tick(&engine);
+                }
                 if show_progress && n % 65536 == 0 && last_report.elapsed().as_millis() >= 500 {
                     last_report = Instant::now();
                     let pos = file.position();
@@ -96,9 +106,19 @@ pub fn run_file(
 }
 
 pub fn run(args: &ReplayArgs) -> ExitCode {
+    let otlp_file = config::otlp_config(args.input.config.as_deref());
+    let mut exporter =
+        match otlp_file.and_then(|f| otlp::start(&args.otlp, &f, true, otlp::stderr_log())) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("kwire: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let cfg = match config::engine_config(&args.input) {
         Ok(mut c) => {
             c.notices = !args.no_notices;
+            c.exchange_facts = exporter.is_some();
             c
         }
         Err(e) => {
@@ -114,13 +134,44 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
         err: None,
         human: human::Collector::default(),
     };
-    let run = match run_file(&args.input, cfg, &mut |o| sink.emit(o)) {
+    // Both callbacks reach the exporter; they never run at the same time.
+    let shared = std::cell::RefCell::new(exporter.take());
+    let emitted = run_file(
+        &args.input,
+        cfg,
+        &mut |o| {
+            if let Some(x) = shared.borrow_mut().as_mut() {
+                x.on_output(o);
+            }
+            sink.emit(o)
+        },
+        &mut |engine| {
+            if let Some(x) = shared.borrow_mut().as_mut() {
+                if x.tick(engine.last_ts()) {
+                    x.export_metrics(engine.last_ts(), &otlp::health(engine, None));
+                }
+            }
+        },
+    );
+    exporter = shared.into_inner();
+    let run = match emitted {
         Ok(r) => r,
         Err(e) => {
             eprintln!("kwire: {e}");
             return ExitCode::from(2);
         }
     };
+    let mut export_failed = false;
+    if let Some(x) = exporter.take() {
+        let report = x.finish(
+            run.engine.last_ts(),
+            &otlp::health(&run.engine, None),
+            EXPORT_FINISH_TIMEOUT,
+        );
+        let (msg, failed) = otlp::describe(&report, args.otlp.otlp_spool.is_some());
+        eprintln!("kwire: {msg}");
+        export_failed = failed;
+    }
     let Sink {
         mut w,
         err: mut write_err,
@@ -167,6 +218,9 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
     if let Some(d) = run.damage {
         eprintln!("kwire: {d} (everything before it was processed and reported)");
         return ExitCode::from(2);
+    }
+    if export_failed {
+        return ExitCode::from(1);
     }
     ExitCode::SUCCESS
 }

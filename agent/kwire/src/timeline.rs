@@ -53,88 +53,95 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
     // Last value of the "told" rows per (client, topic, partition, what), to show changes only.
     let mut last: std::collections::HashMap<(String, String, i32, &'static str), i64> =
         std::collections::HashMap::new();
-    let result = replay::run_file(&args.input, cfg, &mut |o| {
-        if !ok {
-            return false;
-        }
-        let line = match o {
-            Output::Timeline(t) => {
-                let ts = t.ts.clone();
-                if !matches_filter(args, Some(&t.client_id), Some(&t.topic), Some(t.partition)) {
-                    return true;
-                }
-                if !args.all && matches!(t.what, "fetch_hwm" | "fetch_lso" | "fetch_log_start") {
-                    let key = (t.client_id.clone(), t.topic.clone(), t.partition, t.what);
-                    if last.insert(key, t.offset) == Some(t.offset) {
+    let result = replay::run_file(
+        &args.input,
+        cfg,
+        &mut |o| {
+            if !ok {
+                return false;
+            }
+            let line = match o {
+                Output::Timeline(t) => {
+                    let ts = t.ts.clone();
+                    if !matches_filter(args, Some(&t.client_id), Some(&t.topic), Some(t.partition))
+                    {
                         return true;
                     }
+                    if !args.all && matches!(t.what, "fetch_hwm" | "fetch_lso" | "fetch_log_start")
+                    {
+                        let key = (t.client_id.clone(), t.topic.clone(), t.partition, t.what);
+                        if last.insert(key, t.offset) == Some(t.offset) {
+                            return true;
+                        }
+                    }
+                    if args.json {
+                        serde_json::to_string(t).ok().map(|l| (ts, l))
+                    } else {
+                        let mut note = Vec::new();
+                        if let Some(e) = t.leader_epoch {
+                            note.push(format!("epoch {e}"));
+                        }
+                        if let Some(e) = t.error {
+                            note.push(e.to_string());
+                        }
+                        if let Some(g) = &t.group {
+                            note.push(format!("group {g}"));
+                        }
+                        Some((
+                            ts,
+                            format!(
+                                "{:<27} {:<24} {:<22} {:<20} {:>12}  {:<21} {:>4}  {}",
+                                t.ts,
+                                t.client_id,
+                                t.what,
+                                format!("{}-{}", t.topic, t.partition),
+                                t.offset,
+                                t.broker_addr,
+                                t.conn,
+                                note.join(", ")
+                            ),
+                        ))
+                    }
                 }
-                if args.json {
-                    serde_json::to_string(t).ok().map(|l| (ts, l))
-                } else {
-                    let mut note = Vec::new();
-                    if let Some(e) = t.leader_epoch {
-                        note.push(format!("epoch {e}"));
+                Output::Alert(a) => {
+                    if !matches_filter(
+                        args,
+                        a.client_id.as_deref(),
+                        a.topic.as_deref(),
+                        a.partition,
+                    ) {
+                        return true;
                     }
-                    if let Some(e) = t.error {
-                        note.push(e.to_string());
+                    let ts = a.ts.to_rfc3339();
+                    if args.json {
+                        serde_json::to_string(a).ok().map(|l| (ts, l))
+                    } else {
+                        Some((
+                            ts,
+                            format!(
+                                "{:<27} {:<24} !! {} {}: {}",
+                                a.ts.to_rfc3339(),
+                                a.client_id.as_deref().unwrap_or("-"),
+                                a.severity.as_str().to_uppercase(),
+                                a.kind.as_str(),
+                                a.explanation
+                            ),
+                        ))
                     }
-                    if let Some(g) = &t.group {
-                        note.push(format!("group {g}"));
-                    }
-                    Some((
-                        ts,
-                        format!(
-                            "{:<27} {:<24} {:<22} {:<20} {:>12}  {:<21} {:>4}  {}",
-                            t.ts,
-                            t.client_id,
-                            t.what,
-                            format!("{}-{}", t.topic, t.partition),
-                            t.offset,
-                            t.broker_addr,
-                            t.conn,
-                            note.join(", ")
-                        ),
-                    ))
+                }
+                _ => None,
+            };
+            if let Some((ts, l)) = line {
+                rows += 1;
+                held.push((ts, rows, l));
+                if held.len() >= MAX_HELD_ROWS && !flush(&mut held, &mut w) {
+                    ok = false;
                 }
             }
-            Output::Alert(a) => {
-                if !matches_filter(
-                    args,
-                    a.client_id.as_deref(),
-                    a.topic.as_deref(),
-                    a.partition,
-                ) {
-                    return true;
-                }
-                let ts = a.ts.to_rfc3339();
-                if args.json {
-                    serde_json::to_string(a).ok().map(|l| (ts, l))
-                } else {
-                    Some((
-                        ts,
-                        format!(
-                            "{:<27} {:<24} !! {} {}: {}",
-                            a.ts.to_rfc3339(),
-                            a.client_id.as_deref().unwrap_or("-"),
-                            a.severity.as_str().to_uppercase(),
-                            a.kind.as_str(),
-                            a.explanation
-                        ),
-                    ))
-                }
-            }
-            _ => None,
-        };
-        if let Some((ts, l)) = line {
-            rows += 1;
-            held.push((ts, rows, l));
-            if held.len() >= MAX_HELD_ROWS && !flush(&mut held, &mut w) {
-                ok = false;
-            }
-        }
-        ok
-    });
+            ok
+        },
+        &mut |_| {},
+    );
     flush(&mut held, &mut w);
     let _ = w.flush();
     match result {

@@ -1,0 +1,271 @@
+//! What an exchange means in messaging terms, resolved against the cluster view: the operation (send,
+//! receive, commit), the consumer group, and per topic-partition the offset, records, bytes, high watermark
+//! and error. Exporters (OpenTelemetry spans and metrics) read these facts instead of walking each API's
+//! body themselves. Computed only when `EngineConfig::exchange_facts` is on.
+//!
+//! Easy to get wrong:
+//! - topics are named by id in newer versions (Produce v13, Fetch v13+, OffsetCommit v10): names come
+//!   from the cluster view (Metadata responses seen earlier); an unknown id stays as its UUID text;
+//! - a follower's Fetch (replica id >= 0) is replication, not consumption: it keeps its facts (its high
+//!   watermarks are real) but its operation is `Other`, so consumed-record counters skip it;
+//! - records and bytes come from record batch headers (control batches are not records); offsets are the
+//!   response's (Produce base offset, ListOffsets offset) or the request's (Fetch position, commit).
+
+use kwire_kafka::body::{RequestBody, ResponseBody};
+use kwire_kafka::records::BatchInfo;
+use kwire_kafka::{Decoded, Exchange};
+
+use crate::cluster::Cluster;
+
+/// The messaging operation of an exchange (OpenTelemetry `messaging.operation.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// Produce.
+    Send,
+    /// A consumer's Fetch.
+    Receive,
+    /// OffsetCommit, TxnOffsetCommit.
+    Settle,
+    /// Everything else (metadata, group membership, follower fetches, admin).
+    Other,
+}
+
+impl Operation {
+    /// `messaging.operation.type`, when the exchange has one.
+    pub fn type_str(self) -> Option<&'static str> {
+        match self {
+            Operation::Send => Some("send"),
+            Operation::Receive => Some("receive"),
+            Operation::Settle => Some("settle"),
+            Operation::Other => None,
+        }
+    }
+}
+
+/// One topic-partition of an exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartFact {
+    pub topic: String,
+    pub partition: i32,
+    /// Produce: base offset assigned; Fetch: position asked for; commit: offset committed; ListOffsets:
+    /// offset returned.
+    pub offset: Option<i64>,
+    /// Records in the partition's record batches (data batches only).
+    pub records: u64,
+    /// Bytes of the partition's record set.
+    pub bytes: u64,
+    /// Fetch responses without error.
+    pub high_watermark: Option<i64>,
+    /// The partition's error code in the response (0 = none or no response).
+    pub error: i16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeFacts {
+    pub operation: Operation,
+    pub group: Option<String>,
+    pub parts: Vec<PartFact>,
+    /// The Kafka cluster id of the broker, when a Metadata response on a connection to it said so.
+    pub cluster_id: Option<String>,
+}
+
+impl ExchangeFacts {
+    /// The one topic of the exchange, if all its partitions are in the same topic.
+    pub fn single_topic(&self) -> Option<&str> {
+        let first = self.parts.first()?;
+        self.parts
+            .iter()
+            .all(|p| p.topic == first.topic)
+            .then_some(first.topic.as_str())
+    }
+}
+
+fn records_of(batches: &[BatchInfo]) -> u64 {
+    batches
+        .iter()
+        .filter(|b| !b.control)
+        .map(|b| u64::try_from(b.record_count).unwrap_or(0))
+        .sum()
+}
+
+fn part(topic: &str, partition: i32) -> PartFact {
+    PartFact {
+        topic: topic.to_string(),
+        partition,
+        offset: None,
+        records: 0,
+        bytes: 0,
+        high_watermark: None,
+        error: 0,
+    }
+}
+
+fn find<'a>(parts: &'a mut [PartFact], topic: &str, partition: i32) -> Option<&'a mut PartFact> {
+    parts
+        .iter_mut()
+        .find(|p| p.partition == partition && p.topic == topic)
+}
+
+/// The facts of one exchange; `cluster_id` is the broker's, if known.
+pub fn exchange_facts(x: &Exchange, cluster: &Cluster, cluster_id: Option<&str>) -> ExchangeFacts {
+    let req = x.request.body.full();
+    let resp = x.response.as_ref().and_then(|r| match &r.body {
+        Decoded::Full(b) => Some(b),
+        _ => None,
+    });
+    let mut f = ExchangeFacts {
+        operation: Operation::Other,
+        group: None,
+        parts: Vec::new(),
+        cluster_id: cluster_id.map(str::to_string),
+    };
+    let name = |n: Option<&str>, id| cluster.topic(n, id);
+    match req {
+        Some(RequestBody::Produce(p)) => {
+            f.operation = Operation::Send;
+            for t in &p.topics {
+                let topic = name(t.name.as_deref(), t.topic_id.as_ref());
+                for pp in &t.partitions {
+                    let mut pf = part(&topic, pp.partition);
+                    pf.records = records_of(&pp.batches);
+                    pf.bytes = pp.record_bytes as u64;
+                    f.parts.push(pf);
+                }
+            }
+            if let Some(ResponseBody::Produce(r)) = resp {
+                for t in &r.topics {
+                    let topic = name(t.name.as_deref(), t.topic_id.as_ref());
+                    for rp in &t.partitions {
+                        if let Some(pf) = find(&mut f.parts, &topic, rp.partition) {
+                            pf.error = rp.error_code;
+                            if rp.error_code == 0 && rp.base_offset >= 0 {
+                                pf.offset = Some(rp.base_offset);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Some(RequestBody::Fetch(q)) => {
+            let follower = q.replica_id.is_some_and(|r| r >= 0);
+            f.operation = if follower {
+                Operation::Other
+            } else {
+                Operation::Receive
+            };
+            for t in &q.topics {
+                let topic = name(t.name.as_deref(), t.topic_id.as_ref());
+                for qp in &t.partitions {
+                    let mut pf = part(&topic, qp.partition);
+                    pf.offset = Some(qp.fetch_offset);
+                    f.parts.push(pf);
+                }
+            }
+            if let Some(ResponseBody::Fetch(r)) = resp {
+                for t in &r.topics {
+                    let topic = name(t.name.as_deref(), t.topic_id.as_ref());
+                    for rp in &t.partitions {
+                        // Incremental fetch sessions answer for partitions the request did not list.
+                        if find(&mut f.parts, &topic, rp.partition).is_none() {
+                            f.parts.push(part(&topic, rp.partition));
+                        }
+                        let Some(pf) = find(&mut f.parts, &topic, rp.partition) else {
+                            continue;
+                        };
+                        pf.error = rp.error_code;
+                        pf.records = records_of(&rp.batches);
+                        pf.bytes = rp.record_bytes as u64;
+                        if rp.error_code == 0 && rp.high_watermark >= 0 {
+                            pf.high_watermark = Some(rp.high_watermark);
+                        }
+                    }
+                }
+            }
+        }
+        Some(RequestBody::OffsetCommit(c)) => {
+            f.operation = Operation::Settle;
+            f.group = Some(c.group_id.clone());
+            for t in &c.topics {
+                let topic = name(t.name.as_deref(), t.topic_id.as_ref());
+                for cp in &t.partitions {
+                    let mut pf = part(&topic, cp.partition);
+                    pf.offset = Some(cp.committed_offset);
+                    f.parts.push(pf);
+                }
+            }
+            if let Some(ResponseBody::OffsetCommit(r)) = resp {
+                set_errors(&mut f.parts, &r.topics, cluster);
+            }
+        }
+        Some(RequestBody::TxnOffsetCommit(c)) => {
+            f.operation = Operation::Settle;
+            f.group = Some(c.group_id.clone());
+            for t in &c.topics {
+                for cp in &t.partitions {
+                    let mut pf = part(&t.name, cp.partition);
+                    pf.offset = Some(cp.committed_offset);
+                    f.parts.push(pf);
+                }
+            }
+            if let Some(ResponseBody::TxnOffsetCommit(r)) = resp {
+                set_errors(&mut f.parts, &r.topics, cluster);
+            }
+        }
+        Some(RequestBody::ListOffsets(l)) => {
+            for t in &l.topics {
+                for lp in &t.partitions {
+                    f.parts.push(part(&t.name, lp.partition));
+                }
+            }
+            if let Some(ResponseBody::ListOffsets(r)) = resp {
+                for t in &r.topics {
+                    for rp in &t.partitions {
+                        if let Some(pf) = find(&mut f.parts, &t.name, rp.partition) {
+                            pf.error = rp.error_code;
+                            if rp.error_code == 0 {
+                                pf.offset = rp.offset.or_else(|| {
+                                    rp.old_style_offsets
+                                        .as_ref()
+                                        .and_then(|o| o.first().copied())
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Some(RequestBody::OffsetFetch(o)) => {
+            if let [g] = o.groups.as_slice() {
+                f.group = Some(g.group_id.clone());
+            }
+        }
+        Some(RequestBody::JoinGroup(j)) => f.group = Some(j.group_id.clone()),
+        Some(RequestBody::SyncGroup(s)) => f.group = Some(s.group_id.clone()),
+        Some(RequestBody::Heartbeat(h)) => f.group = Some(h.group_id.clone()),
+        Some(RequestBody::LeaveGroup(l)) => f.group = Some(l.group_id.clone()),
+        Some(RequestBody::ConsumerGroupHeartbeat(h)) => f.group = Some(h.group_id.clone()),
+        Some(RequestBody::AddOffsetsToTxn(a)) => f.group = Some(a.group_id.clone()),
+        Some(RequestBody::DescribeGroups(d)) => {
+            if let [g] = d.groups.as_slice() {
+                f.group = Some(g.clone());
+            }
+        }
+        _ => {}
+    }
+    f
+}
+
+fn set_errors(
+    parts: &mut [PartFact],
+    topics: &[kwire_kafka::body::TopicPartitionErrors],
+    cluster: &Cluster,
+) {
+    for t in topics {
+        let topic = cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+        for pe in &t.partitions {
+            if let Some(pf) = find(parts, &topic, pe.partition) {
+                pf.error = pe.error_code;
+            }
+        }
+    }
+}

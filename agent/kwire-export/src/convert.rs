@@ -1,0 +1,323 @@
+//! kwire outputs as OTLP records: an alert becomes a log record, an exchange a span. Pure functions of
+//! the output (no clock, no IO), so the same capture gives the same records.
+//!
+//! Easy to get wrong:
+//! - timestamps are packet time (request and response as seen on the wire), never the export time;
+//! - ids are deterministic (a hash of the connection, correlation id and request time), so replaying a
+//!   capture twice gives the same trace ids, and an alert's log record carries the trace and span id of
+//!   the exchange that raised it;
+//! - spans carry no record keys or values and no SASL bytes (the decoders never keep them) and no
+//!   client id on metrics; span names stay low-cardinality: `{operation} {topic}`, else `{operation}
+//!   {group}`, else `{operation}`.
+
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, SeverityNumber};
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span, Status};
+use serde_json::Value;
+
+use kwire_engine::facts::{ExchangeFacts, Operation};
+use kwire_engine::{Alert, ExchangeRecord, Severity};
+use kwire_flow::Timestamp;
+use kwire_kafka::api;
+use kwire_kafka::body::error_name;
+
+use crate::catalog as c;
+
+fn kv(k: &str, v: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: k.to_string(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+pub fn kv_str(k: &str, v: impl Into<String>) -> KeyValue {
+    kv(k, any_value::Value::StringValue(v.into()))
+}
+
+pub fn kv_int(k: &str, v: i64) -> KeyValue {
+    kv(k, any_value::Value::IntValue(v))
+}
+
+pub fn kv_bool(k: &str, v: bool) -> KeyValue {
+    kv(k, any_value::Value::BoolValue(v))
+}
+
+fn kv_json(k: &str, v: &Value) -> Option<KeyValue> {
+    let value = match v {
+        Value::Null => return None,
+        Value::Bool(b) => any_value::Value::BoolValue(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => any_value::Value::IntValue(i),
+            None => any_value::Value::DoubleValue(n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => any_value::Value::StringValue(s.clone()),
+        other => any_value::Value::StringValue(other.to_string()),
+    };
+    Some(kv(k, value))
+}
+
+fn ts_nanos(t: Timestamp) -> u64 {
+    u64::try_from(t.0).unwrap_or(0)
+}
+
+/// splitmix64: a fixed, well-mixed hash step (ids must be stable across runs and builds, which
+/// std's hashers do not promise).
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Which exchange a span or alert belongs to: connection, correlation id, request time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExchangeKey {
+    pub conn: u64,
+    pub correlation_id: i32,
+    pub request_ts: Timestamp,
+}
+
+impl ExchangeKey {
+    pub fn of(x: &ExchangeRecord) -> Self {
+        ExchangeKey {
+            conn: x.conn.id,
+            correlation_id: x.exchange.correlation_id,
+            request_ts: x.exchange.request_ts,
+        }
+    }
+
+    /// (trace id, span id): 16 and 8 bytes, never all zero.
+    pub fn ids(&self) -> ([u8; 16], [u8; 8]) {
+        let a = mix(self.conn ^ 0x6b77_6972_6500_0001);
+        let b = mix(a ^ (self.correlation_id as u32 as u64));
+        let c = mix(b ^ (self.request_ts.0 as u64));
+        let d = mix(c ^ 0x6b77_6972_6500_0002);
+        let mut t = [0u8; 16];
+        t[..8].copy_from_slice(&(c | 1).to_be_bytes());
+        t[8..].copy_from_slice(&d.to_be_bytes());
+        let s = mix(d ^ 0x6b77_6972_6500_0003) | 1;
+        (t, s.to_be_bytes())
+    }
+
+    /// A number in [0, 1) from the trace id: the sampling decision (like the TraceIdRatio sampler).
+    pub fn sample_point(&self) -> f64 {
+        let (t, _) = self.ids();
+        let mut low = [0u8; 8];
+        low.copy_from_slice(&t[8..]);
+        (u64::from_be_bytes(low) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn split_addr(a: &str) -> (&str, Option<i64>) {
+    match a.rsplit_once(':') {
+        Some((h, p)) => (
+            h.trim_start_matches('[').trim_end_matches(']'),
+            p.parse().ok(),
+        ),
+        None => (a, None),
+    }
+}
+
+fn push_addr(attrs: &mut Vec<KeyValue>, host_key: &str, port_key: &str, addr: &str) {
+    let (h, p) = split_addr(addr);
+    attrs.push(kv_str(host_key, h));
+    if let Some(p) = p {
+        attrs.push(kv_int(port_key, p));
+    }
+}
+
+/// `messaging.operation.name` of an exchange (see the catalog).
+pub fn operation_name(api_key: i16, facts: Option<&ExchangeFacts>) -> &'static str {
+    match facts.map(|f| f.operation) {
+        Some(Operation::Send) => "send",
+        Some(Operation::Receive) => "receive",
+        Some(Operation::Settle) => "commit",
+        _ => api::api_name(api_key),
+    }
+}
+
+/// The span of one exchange.
+pub fn exchange_span(x: &ExchangeRecord) -> Span {
+    let e = &x.exchange;
+    let facts = x.facts.as_deref();
+    let key = ExchangeKey::of(x);
+    let (trace_id, span_id) = key.ids();
+    let op = operation_name(e.api_key, facts);
+    let topic = facts.and_then(|f| f.single_topic());
+    let group = facts.and_then(|f| f.group.as_deref());
+    let name = match (topic, group) {
+        (Some(t), _) => format!("{op} {t}"),
+        (None, Some(g)) => format!("{op} {g}"),
+        _ => op.to_string(),
+    };
+    let kind = match facts.map(|f| f.operation) {
+        Some(Operation::Send) => SpanKind::Producer,
+        Some(Operation::Receive) => SpanKind::Consumer,
+        _ => SpanKind::Client,
+    };
+    let mut attrs = vec![
+        kv_str(c::MESSAGING_SYSTEM, "kafka"),
+        kv_str(c::OPERATION_NAME, op),
+        kv_str(c::KAFKA_API, api::api_name(e.api_key)),
+    ];
+    if let Some(t) = facts.and_then(|f| f.operation.type_str()) {
+        attrs.push(kv_str(c::OPERATION_TYPE, t));
+    }
+    if let Some(f) = facts {
+        if let Some(t) = topic {
+            attrs.push(kv_str(c::DESTINATION, t));
+        }
+        if let [p] = f.parts.as_slice() {
+            attrs.push(kv_str(c::PARTITION, p.partition.to_string()));
+            if let Some(o) = p.offset {
+                attrs.push(kv_int(c::KAFKA_OFFSET, o));
+            }
+        }
+        if f.operation == Operation::Send || f.operation == Operation::Receive {
+            let n: u64 = f.parts.iter().map(|p| p.records).sum();
+            if f.operation == Operation::Send || e.response.is_some() {
+                attrs.push(kv_int(c::BATCH_COUNT, n as i64));
+            }
+        }
+        if let Some(g) = group {
+            attrs.push(kv_str(c::CONSUMER_GROUP, g));
+        }
+        if let Some(id) = &f.cluster_id {
+            attrs.push(kv_str(c::CLUSTER_ID, id.clone()));
+        }
+    }
+    if let Some(cid) = &e.request.client_id {
+        attrs.push(kv_str(c::CLIENT_ID, cid.clone()));
+    }
+    push_addr(
+        &mut attrs,
+        c::SERVER_ADDRESS,
+        c::SERVER_PORT,
+        &x.conn.broker.to_string(),
+    );
+    push_addr(
+        &mut attrs,
+        c::CLIENT_ADDRESS,
+        c::CLIENT_PORT,
+        &x.conn.client.to_string(),
+    );
+    attrs.push(kv_int("kwire.api_version", e.api_version.into()));
+    attrs.push(kv_int("kwire.correlation_id", e.correlation_id.into()));
+    attrs.push(kv_int("kwire.request.bytes", e.request.bytes.into()));
+    if let Some(r) = &e.response {
+        attrs.push(kv_int("kwire.response.bytes", r.bytes.into()));
+    } else {
+        attrs.push(kv_bool("kwire.no_response", true));
+    }
+    for (k, v) in kwire_engine::output::owner_fields(&x.conn) {
+        // client_pod → kwire.client.pod, broker_namespace → kwire.broker.namespace
+        if let Some((who, what)) = k.split_once('_') {
+            let what = match what {
+                "pod_name" => "pod",
+                other => other,
+            };
+            if let Some(kv) = kv_json(&format!("kwire.{who}.{what}"), &v) {
+                attrs.push(kv);
+            }
+        }
+    }
+    let codes = x.error_codes();
+    let status = match codes.first() {
+        Some(&code) => {
+            attrs.push(kv_str(c::ERROR_TYPE, error_name(code)));
+            Some(Status {
+                message: codes
+                    .iter()
+                    .map(|&c| error_name(c))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                code: StatusCode::Error as i32,
+            })
+        }
+        None => None,
+    };
+    let start = ts_nanos(e.request_ts);
+    let end = e.response.as_ref().map_or(start, |r| ts_nanos(r.ts));
+    Span {
+        trace_id: trace_id.to_vec(),
+        span_id: span_id.to_vec(),
+        name,
+        kind: kind as i32,
+        start_time_unix_nano: start,
+        end_time_unix_nano: end.max(start),
+        attributes: attrs,
+        status,
+        ..Default::default()
+    }
+}
+
+/// OTel severity of an alert: info → INFO, warning → WARN, critical → ERROR (data loss is an error of
+/// the system watched, not a fatal error of kwire).
+pub fn severity_number(s: Severity) -> SeverityNumber {
+    match s {
+        Severity::Info => SeverityNumber::Info,
+        Severity::Warning => SeverityNumber::Warn,
+        Severity::Critical => SeverityNumber::Error,
+    }
+}
+
+/// The log record of one alert; `exchange` links it to the span of the exchange that raised it.
+pub fn alert_log(a: &Alert) -> LogRecord {
+    let mut attrs = vec![
+        kv_str(c::ALERT_KIND, a.kind.as_str()),
+        kv_str(c::ALERT_SEVERITY, a.severity.as_str()),
+        kv_str(c::MESSAGING_SYSTEM, "kafka"),
+    ];
+    if let Some(cid) = &a.client_id {
+        attrs.push(kv_str(c::CLIENT_ID, cid.clone()));
+    }
+    if let Some(t) = &a.topic {
+        attrs.push(kv_str(c::DESTINATION, t.clone()));
+    }
+    if let Some(p) = a.partition {
+        attrs.push(kv_str(c::PARTITION, p.to_string()));
+    }
+    if let Some(Value::String(g)) = a.fields.get("group") {
+        attrs.push(kv_str(c::CONSUMER_GROUP, g.clone()));
+    }
+    if let Some(b) = &a.broker_addr {
+        push_addr(&mut attrs, c::SERVER_ADDRESS, c::SERVER_PORT, b);
+    }
+    if let Some(cl) = &a.client_addr {
+        push_addr(&mut attrs, c::CLIENT_ADDRESS, c::CLIENT_PORT, cl);
+    }
+    for (k, v) in &a.fields {
+        if let Some(kv) = kv_json(&format!("{}{k}", c::ALERT_FIELD_PREFIX), v) {
+            attrs.push(kv);
+        }
+    }
+    let (trace_id, span_id) = match a.exchange {
+        Some((conn, correlation_id, request_ts)) => {
+            let (t, s) = ExchangeKey {
+                conn,
+                correlation_id,
+                request_ts,
+            }
+            .ids();
+            (t.to_vec(), s.to_vec())
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    let t = ts_nanos(a.ts);
+    LogRecord {
+        time_unix_nano: t,
+        observed_time_unix_nano: t,
+        severity_number: severity_number(a.severity) as i32,
+        severity_text: a.severity.as_str().to_uppercase(),
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(a.explanation.clone())),
+        }),
+        attributes: attrs,
+        trace_id,
+        span_id,
+        event_name: "kwire.alert".to_string(),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,397 @@
+//! Metric state kept between exports and turned into one OTLP metrics request per export: operation
+//! durations (HdrHistogram per API and broker, exported as explicit buckets), alerts by kind and
+//! severity, offsets and consumer lag per group and partition, records and bytes per topic, and the
+//! agent's own health. Cumulative temporality throughout: a lost export loses nothing, the next one
+//! carries the totals.
+//!
+//! Easy to get wrong:
+//! - every table here is bounded (series per metric, `MAX_SERIES`); what does not fit is counted in
+//!   `series_dropped` and the exporter logs it, never grows without limit;
+//! - HdrHistogram gives counts at bucket bounds; OTLP wants per-bucket counts (not cumulative), one more
+//!   than the bounds (the last is +Inf), and our own exact sum/min/max;
+//! - consumer lag is high watermark − committed offset for the same partition; either can be unknown
+//!   (no Fetch seen for that partition yet): then no lag point, rather than a made-up one.
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram as Hdr;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric::Data, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
+    Metric as OtlpMetric, NumberDataPoint, Sum,
+};
+
+use kwire_engine::facts::Operation;
+use kwire_engine::{Alert, ExchangeRecord};
+use kwire_kafka::api;
+use kwire_kafka::body::error_name;
+
+use crate::catalog::{self as c, Instrument, Metric};
+use crate::convert::{kv_int, kv_str, operation_name};
+
+/// Series kept per metric at most; more are counted and dropped.
+pub const MAX_SERIES: usize = 10_000;
+
+/// Attribute values of one series, in the catalog's attribute order (None = absent).
+type Key = Vec<Option<String>>;
+
+#[derive(Default)]
+struct DurationSeries {
+    hdr: Option<Hdr<u64>>,
+    sum_s: f64,
+    min_s: f64,
+    max_s: f64,
+}
+
+/// The agent's own counters, set before each export (they come from the engine and the source).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub packets: u64,
+    pub bytes: u64,
+    pub tcp_gaps: u64,
+    pub desyncs: u64,
+    pub orphans: u64,
+    pub flows_tracked: u64,
+    pub flows_evicted_full: u64,
+    pub flows_refused: u64,
+    pub kernel_drops: u64,
+    pub interface_drops: u64,
+    pub ring_drops: u64,
+}
+
+/// Export pipeline counters, set by the exporter before each export.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExportHealth {
+    /// Per signal: items queued now.
+    pub queue_depth: BTreeMap<&'static str, u64>,
+    /// Per (signal, reason): items not delivered.
+    pub dropped: BTreeMap<(&'static str, &'static str), u64>,
+    pub spooled_alerts: u64,
+}
+
+#[derive(Default)]
+pub struct MetricState {
+    durations: BTreeMap<Key, DurationSeries>,
+    counters: BTreeMap<(Metric, Key), u64>,
+    high_watermarks: BTreeMap<(String, i32), i64>,
+    committed: BTreeMap<(String, String, i32), i64>,
+    pub health: Health,
+    pub export: ExportHealth,
+    /// Series not kept because a table was full.
+    pub series_dropped: u64,
+    /// First packet time seen (start of the cumulative series), ns.
+    start_ns: Option<u64>,
+}
+
+fn attrs_of(m: Metric, key: &[Option<String>]) -> Vec<KeyValue> {
+    m.def()
+        .attributes
+        .iter()
+        .zip(key)
+        .filter_map(|(k, v)| {
+            let v = v.as_ref()?;
+            Some(if *k == c::SERVER_PORT {
+                kv_int(k, v.parse().unwrap_or(0))
+            } else {
+                kv_str(k, v.clone())
+            })
+        })
+        .collect()
+}
+
+impl MetricState {
+    fn count(&mut self, m: Metric, key: Key, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let k = (m, key);
+        if let Some(v) = self.counters.get_mut(&k) {
+            *v += n;
+        } else if self.counters.len() < MAX_SERIES * 4 {
+            self.counters.insert(k, n);
+        } else {
+            self.series_dropped += 1;
+        }
+    }
+
+    fn seen(&mut self, ts_ns: u64) {
+        self.start_ns.get_or_insert(ts_ns);
+    }
+
+    pub fn on_exchange(&mut self, x: &ExchangeRecord) {
+        let e = &x.exchange;
+        self.seen(u64::try_from(e.request_ts.0).unwrap_or(0));
+        let facts = x.facts.as_deref();
+        if let Some(r) = &e.response {
+            let latency_ns = r.ts.nanos_since(e.request_ts).max(0) as u64;
+            let broker = x.conn.broker;
+            let err = x.error_codes().first().map(|&c| error_name(c).to_string());
+            let key: Key = vec![
+                Some("kafka".into()),
+                Some(operation_name(e.api_key, facts).into()),
+                Some(api::api_name(e.api_key).into()),
+                Some(broker.ip.to_string()),
+                Some(broker.port.to_string()),
+                err,
+            ];
+            let full = self.durations.len() >= MAX_SERIES;
+            match self.durations.get_mut(&key) {
+                Some(s) => s.record(latency_ns),
+                None if full => self.series_dropped += 1,
+                None => {
+                    let mut s = DurationSeries::default();
+                    s.record(latency_ns);
+                    self.durations.insert(key, s);
+                }
+            }
+        }
+        let Some(f) = facts else { return };
+        for p in &f.parts {
+            if let Some(hwm) = p.high_watermark {
+                let k = (p.topic.clone(), p.partition);
+                if self.high_watermarks.len() < MAX_SERIES || self.high_watermarks.contains_key(&k)
+                {
+                    self.high_watermarks.insert(k, hwm);
+                } else {
+                    self.series_dropped += 1;
+                }
+            }
+        }
+        match f.operation {
+            Operation::Send => {
+                for p in &f.parts {
+                    let key = vec![Some("kafka".into()), Some(p.topic.clone())];
+                    self.count(Metric::SentMessages, key.clone(), p.records);
+                    self.count(Metric::ProducedBytes, key, p.bytes);
+                }
+            }
+            Operation::Receive if e.response.is_some() => {
+                for p in f.parts.iter().filter(|p| p.error == 0) {
+                    let key = vec![Some("kafka".into()), Some(p.topic.clone())];
+                    self.count(Metric::ConsumedMessages, key.clone(), p.records);
+                    self.count(Metric::FetchedBytes, key, p.bytes);
+                }
+            }
+            Operation::Settle if e.response.is_some() => {
+                let Some(g) = &f.group else { return };
+                for p in f.parts.iter().filter(|p| p.error == 0) {
+                    let Some(o) = p.offset else { continue };
+                    let k = (g.clone(), p.topic.clone(), p.partition);
+                    if self.committed.len() < MAX_SERIES || self.committed.contains_key(&k) {
+                        self.committed.insert(k, o);
+                    } else {
+                        self.series_dropped += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_alert(&mut self, a: &Alert) {
+        self.seen(u64::try_from(a.ts.0).unwrap_or(0));
+        self.count(
+            Metric::Alerts,
+            vec![
+                Some(a.kind.as_str().into()),
+                Some(a.severity.as_str().into()),
+            ],
+            1,
+        );
+    }
+
+    /// Every metric as of `now_ns` (packet time for a replay, wall time live).
+    pub fn snapshot(&self, now_ns: u64) -> Vec<OtlpMetric> {
+        let start = self.start_ns.unwrap_or(now_ns).min(now_ns);
+        let point = |attributes: Vec<KeyValue>, v: number_data_point::Value| NumberDataPoint {
+            attributes,
+            start_time_unix_nano: start,
+            time_unix_nano: now_ns,
+            value: Some(v),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        for m in Metric::ALL {
+            let def = m.def();
+            let mut points: Vec<NumberDataPoint> = Vec::new();
+            let int = |attributes, n: u64| {
+                point(
+                    attributes,
+                    number_data_point::Value::AsInt(i64::try_from(n).unwrap_or(i64::MAX)),
+                )
+            };
+            match m {
+                Metric::OperationDuration => {
+                    let hps: Vec<HistogramDataPoint> = self
+                        .durations
+                        .iter()
+                        .map(|(k, s)| s.point(attrs_of(m, k), start, now_ns))
+                        .collect();
+                    if !hps.is_empty() {
+                        out.push(metric(
+                            m,
+                            Data::Histogram(Histogram {
+                                data_points: hps,
+                                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                            }),
+                        ));
+                    }
+                    continue;
+                }
+                Metric::Alerts
+                | Metric::SentMessages
+                | Metric::ConsumedMessages
+                | Metric::ProducedBytes
+                | Metric::FetchedBytes => {
+                    for ((cm, k), n) in self.counters.range((m, Vec::new())..) {
+                        if *cm != m {
+                            break;
+                        }
+                        points.push(int(attrs_of(m, k), *n));
+                    }
+                }
+                Metric::HighWatermark => {
+                    for ((t, p), v) in &self.high_watermarks {
+                        points.push(point(
+                            vec![
+                                kv_str(c::DESTINATION, t.clone()),
+                                kv_str(c::PARTITION, p.to_string()),
+                            ],
+                            number_data_point::Value::AsInt(*v),
+                        ));
+                    }
+                }
+                Metric::CommittedOffset | Metric::ConsumerLag => {
+                    for ((g, t, p), o) in &self.committed {
+                        let v = if m == Metric::CommittedOffset {
+                            *o
+                        } else {
+                            match self.high_watermarks.get(&(t.clone(), *p)) {
+                                Some(h) => (h - o).max(0),
+                                None => continue,
+                            }
+                        };
+                        points.push(point(
+                            vec![
+                                kv_str(c::CONSUMER_GROUP, g.clone()),
+                                kv_str(c::DESTINATION, t.clone()),
+                                kv_str(c::PARTITION, p.to_string()),
+                            ],
+                            number_data_point::Value::AsInt(v),
+                        ));
+                    }
+                }
+                Metric::Packets => points.push(int(vec![], self.health.packets)),
+                Metric::Bytes => points.push(int(vec![], self.health.bytes)),
+                Metric::TcpGaps => points.push(int(vec![], self.health.tcp_gaps)),
+                Metric::KafkaDesyncs => points.push(int(vec![], self.health.desyncs)),
+                Metric::KafkaOrphans => points.push(int(vec![], self.health.orphans)),
+                Metric::FlowsTracked => points.push(int(vec![], self.health.flows_tracked)),
+                Metric::CaptureDrops => {
+                    for (reason, n) in [
+                        ("kernel", self.health.kernel_drops),
+                        ("interface", self.health.interface_drops),
+                        ("ring_buffer", self.health.ring_drops),
+                    ] {
+                        points.push(int(vec![kv_str(c::DROP_REASON, reason)], n));
+                    }
+                }
+                Metric::FlowsEvicted => {
+                    for (reason, n) in [
+                        ("table_full", self.health.flows_evicted_full),
+                        ("refused", self.health.flows_refused),
+                    ] {
+                        points.push(int(vec![kv_str(c::DROP_REASON, reason)], n));
+                    }
+                }
+                Metric::ExportQueueDepth => {
+                    for (signal, n) in &self.export.queue_depth {
+                        points.push(int(vec![kv_str(c::SIGNAL, *signal)], *n));
+                    }
+                }
+                Metric::ExportDropped => {
+                    for ((signal, reason), n) in &self.export.dropped {
+                        points.push(int(
+                            vec![kv_str(c::SIGNAL, *signal), kv_str(c::DROP_REASON, *reason)],
+                            *n,
+                        ));
+                    }
+                }
+                Metric::ExportSpooled => points.push(int(vec![], self.export.spooled_alerts)),
+            }
+            if points.is_empty() {
+                continue;
+            }
+            let data = match def.instrument {
+                Instrument::Counter => Data::Sum(Sum {
+                    data_points: points,
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                    is_monotonic: true,
+                }),
+                Instrument::Gauge | Instrument::Histogram => Data::Gauge(Gauge {
+                    data_points: points,
+                }),
+            };
+            out.push(metric(m, data));
+        }
+        out
+    }
+}
+
+fn metric(m: Metric, data: Data) -> OtlpMetric {
+    let def = m.def();
+    OtlpMetric {
+        name: def.name.to_string(),
+        description: def.description.to_string(),
+        unit: def.unit.to_string(),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+impl DurationSeries {
+    fn record(&mut self, ns: u64) {
+        let hdr = self.hdr.get_or_insert_with(|| {
+            // 1 µs .. 1 h at 3 significant digits: ~30 KiB per series.
+            Hdr::new_with_bounds(1, 3_600_000_000, 3).expect("valid HdrHistogram bounds")
+        });
+        let us = (ns / 1000).clamp(1, 3_600_000_000);
+        // Saturating: a value above the bound is clamped, never an error.
+        hdr.saturating_record(us);
+        let s = ns as f64 / 1e9;
+        if hdr.len() == 1 {
+            self.min_s = s;
+            self.max_s = s;
+        } else {
+            self.min_s = self.min_s.min(s);
+            self.max_s = self.max_s.max(s);
+        }
+        self.sum_s += s;
+    }
+
+    fn point(&self, attributes: Vec<KeyValue>, start: u64, now: u64) -> HistogramDataPoint {
+        let Some(hdr) = &self.hdr else {
+            return HistogramDataPoint::default();
+        };
+        let mut bucket_counts = Vec::with_capacity(c::DURATION_BOUNDS_S.len() + 1);
+        let mut below = 0u64;
+        for b in c::DURATION_BOUNDS_S {
+            let upto = hdr.count_between(0, (b * 1e6).round() as u64);
+            bucket_counts.push(upto.saturating_sub(below));
+            below = upto;
+        }
+        bucket_counts.push(hdr.len().saturating_sub(below));
+        HistogramDataPoint {
+            attributes,
+            start_time_unix_nano: start,
+            time_unix_nano: now,
+            count: hdr.len(),
+            sum: Some(self.sum_s),
+            bucket_counts,
+            explicit_bounds: c::DURATION_BOUNDS_S.to_vec(),
+            min: Some(self.min_s),
+            max: Some(self.max_s),
+            ..Default::default()
+        }
+    }
+}
