@@ -62,6 +62,7 @@ pub fn test(paths: &Paths) -> Result<()> {
     e2e::e2e(paths, false)?;
     crate::ebpf_check::ebpf_check(paths, &["--megabytes".into(), "20".into()])?; // eBPF source: attribution, detach on kill
     crate::live::live(paths, &[])?; // `kwire run` live on lo vs replay of the pcap it wrote
+    crate::deploy::deploy_check(paths)?; // deploy/: helm lint/template, k8s schemas, caps, non-root start
     eprintln!("==> crosscheck: kwire vs an independent decoder on every fixture");
     e2e::crosscheck(paths)?;
     eprintln!(

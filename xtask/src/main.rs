@@ -20,6 +20,7 @@ mod bench_live;
 mod broker;
 mod capture;
 mod check;
+mod deploy;
 mod e2e;
 mod ebpf_check;
 mod live;
@@ -58,7 +59,11 @@ const USAGE: &str = "usage: cargo xtask <command>
   live [check...]                `kwire run --source pcap` on lo during real scenarios, stopped by SIGTERM;
                                  its exchanges and alerts must equal `kwire replay` of the pcap it wrote and
                                  the fixtures' alerts; plus health, SIGINT, --duration, CAP_NET_RAW checks
-                                 (checks: agent, or scenario names; default all)";
+                                 (checks: agent, or scenario names; default all)
+  deploy-check [--build] [--docker]
+                                 validate deploy/: helm lint/template, Kubernetes schemas, privileges vs the
+                                 Dockerfile's setcap, the binary started as uid 65532 with file capabilities only
+                                 (--build: the Dockerfile's release build first; --docker: docker build if a daemon answers)";
 
 fn main() -> ExitCode {
     match run() {
@@ -161,6 +166,7 @@ fn run() -> Result<()> {
         "crosscheck" => e2e::crosscheck(&paths),
         "ebpf-check" => ebpf_check::ebpf_check(&paths, &args[1..]),
         "live" => live::live(&paths, &args[1..]),
+        "deploy-check" => deploy::deploy_check_args(&paths, &args[1..]),
         "e2e" => {
             let reuse = args[1..].iter().any(|a| a == "--reuse");
             e2e::e2e(&paths, reuse)

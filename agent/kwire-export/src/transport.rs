@@ -411,12 +411,10 @@ fn grpc_error(url: &str, status: &tonic::Status, timeout: Duration) -> SendError
     if let Some(source) = std::error::Error::source(status) {
         // Transport errors (connection refused, TLS) carry the reason in the source chain.
         let why = chain(source);
-        if !why.is_empty() && !said.contains(&why) {
-            said = if said.is_empty() {
-                why
-            } else {
-                format!("{said}: {why}")
-            };
+        if said.is_empty() || why.contains(&said) {
+            said = why;
+        } else if !said.contains(&why) {
+            said = format!("{said}: {why}");
         }
     }
     SendError {

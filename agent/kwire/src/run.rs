@@ -35,6 +35,18 @@ use kwire_flow::Timestamp;
 
 use crate::{config, InputArgs, Progress};
 
+/// How long a stopping agent waits for the OTLP backend to take what is queued.
+const EXPORT_FINISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn wall_clock() -> Timestamp {
+    Timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0),
+    )
+}
+
 /// Longest wait in the source before the loop looks at signals and timers again.
 const POLL_MS: u64 = 100;
 /// Packets handed over per poll at most.
@@ -118,6 +130,8 @@ pub struct RunArgs {
     /// Seconds between "capture stats" log lines (0 = never).
     #[arg(long, default_value_t = 60)]
     pub stats_interval: u64,
+    #[command(flatten)]
+    pub otlp: crate::otlp::OtlpArgs,
 }
 
 /// Structured logs on stderr.
@@ -359,6 +373,27 @@ pub fn run(args: &RunArgs) -> ExitCode {
     };
     cfg.notices = !args.no_notices;
     let ports = cfg.ports.clone();
+    let export_log: kwire_export::LogFn = {
+        let json = log.json;
+        Arc::new(move |level, msg| {
+            let l = Log { json };
+            match level {
+                kwire_export::LogLevel::Info => l.info(&msg, json!({})),
+                kwire_export::LogLevel::Warn => l.warn(&msg, json!({})),
+                kwire_export::LogLevel::Error => l.error(&msg),
+            }
+        })
+    };
+    let mut exporter = match config::otlp_config(args.config.as_deref())
+        .and_then(|f| crate::otlp::start(&args.otlp, &f, false, export_log))
+    {
+        Ok(x) => x,
+        Err(e) => {
+            log.error(&e);
+            return ExitCode::from(2);
+        }
+    };
+    cfg.exchange_facts = exporter.is_some();
 
     // Signals first, so that a SIGTERM while the source opens still stops cleanly. A second one while
     // shutting down exits at once.
@@ -480,7 +515,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
                     write_err = Some(e);
                 }
             }
-            engine.on_packet_owned(p.ts, p.link, p.data, p.owner, &mut |o| sink.emit(&o));
+            engine.on_packet_owned(p.ts, p.link, p.data, p.owner, &mut |o| {
+                if let Some(x) = exporter.as_mut() {
+                    x.on_output(&o);
+                }
+                sink.emit(&o)
+            });
         });
         if let Some(e) = write_err {
             if !writer_warned {
@@ -504,6 +544,14 @@ pub fn run(args: &RunArgs) -> ExitCode {
         if sink.err.is_some() {
             stopped_by = "stdout closed";
             break;
+        }
+        if let Some(x) = exporter.as_mut() {
+            // Live metrics follow the wall clock (an idle network still reports its health).
+            let now = wall_clock();
+            if x.tick(now) {
+                let st = source.stats();
+                x.export_metrics(now, &crate::otlp::health(&engine, Some(&st)));
+            }
         }
         if last_flush.elapsed() >= Duration::from_secs(1) {
             last_flush = Instant::now();
@@ -552,8 +600,29 @@ pub fn run(args: &RunArgs) -> ExitCode {
     health.alive.store(false, Ordering::SeqCst);
     log.info(&format!("stopping ({stopped_by})"), json!({}));
 
-    engine.finish(&mut |o| sink.emit(&o));
+    engine.finish(&mut |o| {
+        if let Some(x) = exporter.as_mut() {
+            x.on_output(&o);
+        }
+        sink.emit(&o)
+    });
     let st = source.stats();
+    let mut export_failed = false;
+    if let Some(x) = exporter.take() {
+        let report = x.finish(
+            wall_clock(),
+            &crate::otlp::health(&engine, Some(&st)),
+            EXPORT_FINISH_TIMEOUT,
+        );
+        let spool = args.otlp.otlp_spool.is_some();
+        let (msg, failed) = crate::otlp::describe(&report, spool);
+        if failed {
+            log.error(&msg);
+        } else {
+            log.info(&msg, json!({"alerts_delivered": report.alerts_delivered, "alerts_spooled": report.alerts_spooled}));
+        }
+        export_failed = failed;
+    }
     let (wstats, wres) = match writer.take() {
         Some(w) => {
             let files = w.current_files();
@@ -634,6 +703,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     if let Some(f) = failure {
         log.error(&f);
+        return ExitCode::from(1);
+    }
+    if export_failed {
         return ExitCode::from(1);
     }
     if let Some(e) = &sink.err {
