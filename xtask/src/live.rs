@@ -9,7 +9,9 @@
 //! of (client_id, api_key, api_version, correlation_id, ts, response_ts, error_codes, request, response)
 //! and (alert, severity, client_id, topic, partition, the kind's offsets)); the whole outputs are byte
 //! identical; the alerts are exactly those `agent/kwire/tests/alert_scenarios.rs` asserts for the
-//! scenario's committed fixture (and the committed fixture, replayed, raises them too).
+//! scenario's committed fixture (and the committed fixture, replayed, raises them too). The agent also
+//! runs with `--otlp` to a real collector (rotel, gRPC): it must receive every alert (by kind), one span
+//! per exchange and the metrics.
 //! Then the agent's hygiene without a broker: /healthz, /readyz and an unknown path; SIGINT ends the run
 //! with status 0 and a summary; `--duration` ends it alone; `--source auto` says which source is in use
 //! and why; without CAP_NET_RAW (setpriv) the error names the capability.
@@ -24,7 +26,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -316,6 +318,99 @@ fn build_kwire(paths: &Paths) -> Result<PathBuf> {
 }
 
 /// Status code and body of `GET path` on 127.0.0.1:port (None when nothing answers).
+/// rotel (`cargo xtask setup` installs it into .tools/venv), printing what it receives to a file.
+struct Collector {
+    child: Child,
+    out: PathBuf,
+    grpc_port: u16,
+}
+
+impl Collector {
+    fn start(paths: &Paths, logs: &Path) -> Result<Collector> {
+        let bin = fs::read_dir(paths.venv().join("lib"))
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|d| d.path().join("site-packages/rotel/rotel-agent"))
+            .find(|p| p.exists())
+            .ok_or_else(|| anyhow::anyhow!("rotel not installed: run `cargo xtask setup`"))?;
+        let grpc_port = broker::free_port()?;
+        let http_port = broker::free_port()?;
+        let out = logs.join("rotel.out");
+        let child = Command::new(bin)
+            .args(["start", "--otlp-grpc-endpoint"])
+            .arg(format!("127.0.0.1:{grpc_port}"))
+            .arg("--otlp-http-endpoint")
+            .arg(format!("127.0.0.1:{http_port}"))
+            .args(["--exporter", "blackhole", "--disable-batching"])
+            .args([
+                "--debug-log",
+                "traces",
+                "--debug-log",
+                "logs",
+                "--debug-log",
+                "metrics",
+            ])
+            .args(["--debug-log-verbosity", "detailed", "--pid-file"])
+            .arg(logs.join("rotel.pid"))
+            .arg("--log-file")
+            .arg(logs.join("rotel.log"))
+            .current_dir(logs)
+            .stdout(fs::File::create(&out)?)
+            .stderr(fs::File::create(logs.join("rotel.stderr"))?)
+            .spawn()
+            .context("starting rotel")?;
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", grpc_port)).is_err() {
+            if t.elapsed() > Duration::from_secs(10) {
+                bail!(
+                    "rotel did not listen on {grpc_port} (see {})",
+                    logs.display()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Collector {
+            child,
+            out,
+            grpc_port,
+        })
+    }
+
+    /// Alerts by kind, spans, and whether the kwire.packets metric arrived.
+    fn received(&self) -> Result<(BTreeMap<String, u64>, usize, bool)> {
+        let text = fs::read_to_string(&self.out).unwrap_or_default();
+        let mut alerts: BTreeMap<String, u64> = BTreeMap::new();
+        let mut spans = 0;
+        let mut metrics = false;
+        for l in text.lines() {
+            let l = l.trim();
+            if let Some(k) = l.strip_prefix("-> kwire.alert.kind: Str(") {
+                *alerts
+                    .entry(k.trim_end_matches(')').to_string())
+                    .or_default() += 1;
+            } else if l.starts_with("Span #") {
+                spans += 1;
+            } else if l == "-> Name: kwire.packets" {
+                metrics = true;
+            }
+        }
+        Ok((alerts, spans, metrics))
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect_timeout(
         &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
@@ -595,7 +690,15 @@ fn scenario_checks(
         broker.create_topic(topic, *parts)?;
     }
     let ports = broker.ports.clone();
+    // A real OpenTelemetry collector receives what the live agent exports (--otlp).
+    let mut collector = Collector::start(paths, &logs)?;
+    let otlp_endpoint = format!("http://127.0.0.1:{}", collector.grpc_port);
     let args: Vec<String> = [
+        "--otlp",
+        "--otlp-endpoint",
+        &otlp_endpoint,
+        "--otlp-protocol",
+        "grpc",
         "--source",
         source,
         "--interface",
@@ -699,6 +802,33 @@ fn scenario_checks(
             Ok(())
         },
     );
+    check(
+        &mut report,
+        "OTLP: the collector received every alert (by kind), a span per exchange, the metrics",
+        || {
+            let mut want: BTreeMap<String, u64> = BTreeMap::new();
+            for a in of_type(&live, "alert") {
+                *want
+                    .entry(a["alert"].as_str().unwrap_or("?").to_string())
+                    .or_default() += 1;
+            }
+            let exchanges = of_type(&live, "exchange").len();
+            let t = Instant::now();
+            loop {
+                let (got, spans, metrics) = collector.received()?;
+                if got == want && spans == exchanges && metrics {
+                    return Ok(());
+                }
+                if t.elapsed() > Duration::from_secs(10) {
+                    bail!(
+                        "collector has alerts {got:?} (want {want:?}), {spans} spans (want {exchanges}), kwire.packets metric: {metrics}"
+                    );
+                }
+                thread::sleep(Duration::from_millis(100));
+            }
+        },
+    );
+    collector.stop();
     let replayed = replay(kwire, &pcap, &ports);
     let (rep, _) = match replayed {
         Ok(r) => r,

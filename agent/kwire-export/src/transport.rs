@@ -103,6 +103,36 @@ enum Sender {
     },
 }
 
+/// One `send_*` method per signal: the generated gRPC clients and messages differ only in their types
+/// and in the name of the partial-success count.
+macro_rules! send_fn {
+    ($(#[$doc:meta])* $name:ident, $field:ident, $Req:ty, $Resp:ty, $Client:ident, $rejected:ident) => {
+        $(#[$doc])*
+        pub fn $name(&mut self, req: &$Req) -> Result<Sent, SendError> {
+            let resp: $Resp = match &self.$field {
+                Sender::Grpc {
+                    channel,
+                    url,
+                    metadata,
+                    timeout,
+                    gzip,
+                } => {
+                    let mut client = $Client::new(channel.clone());
+                    if *gzip {
+                        client = client.send_compressed(CompressionEncoding::Gzip);
+                    }
+                    let request = grpc_request(req.clone(), metadata, *timeout);
+                    grpc_call(&self.rt, url, *timeout, client.export(request))?
+                }
+                Sender::Http { .. } => http_call(&self.$field, req)?,
+            };
+            Ok(partial(
+                resp.partial_success.map(|p| (p.$rejected, p.error_message)),
+            ))
+        }
+    };
+}
+
 /// Sends OTLP requests; one per process is enough. Not for use inside an async context.
 pub struct Transport {
     // Field order matters for Drop: the senders (tonic channels spawned on `rt`) go before the runtime.
@@ -198,98 +228,21 @@ impl Transport {
         })
     }
 
-    /// Sends one logs request; `rejected` counts log records.
-    pub fn send_logs(&mut self, req: &ExportLogsServiceRequest) -> Result<Sent, SendError> {
-        match &self.logs {
-            Sender::Grpc {
-                channel,
-                url,
-                metadata,
-                timeout,
-                gzip,
-            } => {
-                let mut client = LogsServiceClient::new(channel.clone());
-                if *gzip {
-                    client = client.send_compressed(CompressionEncoding::Gzip);
-                }
-                let request = grpc_request(req.clone(), metadata, *timeout);
-                let resp = grpc_call(&self.rt, url, *timeout, client.export(request))?;
-                Ok(partial(
-                    resp.partial_success
-                        .map(|p| (p.rejected_log_records, p.error_message)),
-                ))
-            }
-            Sender::Http { .. } => {
-                let resp: ExportLogsServiceResponse = http_call(&self.logs, req)?;
-                Ok(partial(
-                    resp.partial_success
-                        .map(|p| (p.rejected_log_records, p.error_message)),
-                ))
-            }
-        }
-    }
-
-    /// Sends one traces request; `rejected` counts spans.
-    pub fn send_traces(&mut self, req: &ExportTraceServiceRequest) -> Result<Sent, SendError> {
-        match &self.traces {
-            Sender::Grpc {
-                channel,
-                url,
-                metadata,
-                timeout,
-                gzip,
-            } => {
-                let mut client = TraceServiceClient::new(channel.clone());
-                if *gzip {
-                    client = client.send_compressed(CompressionEncoding::Gzip);
-                }
-                let request = grpc_request(req.clone(), metadata, *timeout);
-                let resp = grpc_call(&self.rt, url, *timeout, client.export(request))?;
-                Ok(partial(
-                    resp.partial_success
-                        .map(|p| (p.rejected_spans, p.error_message)),
-                ))
-            }
-            Sender::Http { .. } => {
-                let resp: ExportTraceServiceResponse = http_call(&self.traces, req)?;
-                Ok(partial(
-                    resp.partial_success
-                        .map(|p| (p.rejected_spans, p.error_message)),
-                ))
-            }
-        }
-    }
-
-    /// Sends one metrics request; `rejected` counts data points.
-    pub fn send_metrics(&mut self, req: &ExportMetricsServiceRequest) -> Result<Sent, SendError> {
-        match &self.metrics {
-            Sender::Grpc {
-                channel,
-                url,
-                metadata,
-                timeout,
-                gzip,
-            } => {
-                let mut client = MetricsServiceClient::new(channel.clone());
-                if *gzip {
-                    client = client.send_compressed(CompressionEncoding::Gzip);
-                }
-                let request = grpc_request(req.clone(), metadata, *timeout);
-                let resp = grpc_call(&self.rt, url, *timeout, client.export(request))?;
-                Ok(partial(
-                    resp.partial_success
-                        .map(|p| (p.rejected_data_points, p.error_message)),
-                ))
-            }
-            Sender::Http { .. } => {
-                let resp: ExportMetricsServiceResponse = http_call(&self.metrics, req)?;
-                Ok(partial(
-                    resp.partial_success
-                        .map(|p| (p.rejected_data_points, p.error_message)),
-                ))
-            }
-        }
-    }
+    send_fn!(
+        /// Sends one logs request; `rejected` counts log records.
+        send_logs, logs, ExportLogsServiceRequest, ExportLogsServiceResponse, LogsServiceClient,
+        rejected_log_records
+    );
+    send_fn!(
+        /// Sends one traces request; `rejected` counts spans.
+        send_traces, traces, ExportTraceServiceRequest, ExportTraceServiceResponse,
+        TraceServiceClient, rejected_spans
+    );
+    send_fn!(
+        /// Sends one metrics request; `rejected` counts data points.
+        send_metrics, metrics, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+        MetricsServiceClient, rejected_data_points
+    );
 }
 
 fn partial(p: Option<(i64, String)>) -> Sent {

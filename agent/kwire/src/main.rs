@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// Decode a pcap/pcapng capture into Kafka exchanges, notices and alerts.
     #[command(
-        after_help = "Examples:\n  kwire replay tests/fixtures/harness/produce-acks-librdkafka-mock.pcap\n  kwire replay big.pcapng --json > exchanges.jsonl\n  kwire replay capture.pcap --ports 36333 --json --no-notices\n\nJSON lines: {\"type\":\"exchange\"|\"notice\"|\"alert\"|\"summary\",...}; the summary is the last line.\nExit status: 0 ok, 2 unusable or damaged input (what was read before the damage is still reported)."
+        after_help = "Examples:\n  kwire replay tests/fixtures/harness/produce-acks-librdkafka-mock.pcap\n  kwire replay big.pcapng --json > exchanges.jsonl\n  kwire replay capture.pcap --ports 36333 --json --no-notices\n  kwire replay capture.pcap --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc\n  OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 kwire replay capture.pcap --otlp --otlp-spool /var/lib/kwire/spool\n\nJSON lines: {\"type\":\"exchange\"|\"notice\"|\"alert\"|\"summary\",...}; the summary is the last line.\nExit status: 0 ok, 2 unusable or damaged input (what was read before the damage is still reported),\n1 --otlp alerts that could be neither delivered nor spooled."
     )]
     Replay(ReplayArgs),
     /// Show what clients were told, served and committed per partition over time, with alerts in place.
@@ -43,7 +43,7 @@ enum Command {
     Timeline(TimelineArgs),
     /// Watch live traffic (eBPF or libpcap) and print exchanges and alerts as they happen.
     #[command(
-        after_help = "Examples:\n  kwire run --interface lo --ports 9092                      one readable line per alert\n  kwire run --source pcap --interface any --json | jq 'select(.type==\"alert\")'\n  kwire run --ports 9092 --write-pcap /var/lib/kwire/kafka.pcap --write-pcap-max-mb 100 --write-pcap-files 5\n  kwire run --health 127.0.0.1:9464 --log-format json --duration 60\n\nNeeds CAP_NET_RAW for libpcap (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN for eBPF). Stops on SIGINT/SIGTERM or\nafter --duration: prints the summary (JSON: last line, source counters under \"capture\"), exit status 0.\nExit status 2: cannot start (config, source, health address); 1: the source failed while running."
+        after_help = "Examples:\n  kwire run --interface lo --ports 9092                      one readable line per alert\n  kwire run --source pcap --interface any --json | jq 'select(.type==\"alert\")'\n  kwire run --ports 9092 --write-pcap /var/lib/kwire/kafka.pcap --write-pcap-max-mb 100 --write-pcap-files 5\n  kwire run --health 127.0.0.1:9464 --log-format json --duration 60\n  kwire run --ports 9092 --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc --otlp-spool /var/lib/kwire/spool\n\nNeeds CAP_NET_RAW for libpcap (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN for eBPF). Stops on SIGINT/SIGTERM or\nafter --duration: prints the summary (JSON: last line, source counters under \"capture\"), exit status 0.\nExit status 2: cannot start (config, source, health address); 1: the source failed while running."
     )]
     Run(run::RunArgs),
 }
