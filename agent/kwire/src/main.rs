@@ -84,6 +84,9 @@ pub struct ReplayArgs {
     /// Leave out exchange lines from --json output (alerts, notices and the summary remain).
     #[arg(long)]
     pub no_exchanges: bool,
+    /// Write the output (JSON lines or the readable summary) to this file instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
     #[command(flatten)]
     pub otlp: otlp::OtlpArgs,
 }
@@ -115,6 +118,16 @@ pub enum Progress {
     Auto,
     Always,
     Never,
+}
+
+/// Where the output goes: `--output FILE` (created, truncated), else stdout.
+pub fn output(path: Option<&std::path::Path>) -> Result<Box<dyn std::io::Write>, String> {
+    match path {
+        None => Ok(Box::new(std::io::stdout().lock())),
+        Some(p) => std::fs::File::create(p)
+            .map(|f| Box::new(f) as Box<dyn std::io::Write>)
+            .map_err(|e| format!("--output {}: {e}", p.display())),
+    }
 }
 
 fn main() -> ExitCode {

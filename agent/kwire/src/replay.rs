@@ -126,9 +126,15 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let stdout = io::stdout();
+    let out = match crate::output(args.output.as_deref()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("kwire: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut sink = Sink {
-        w: BufWriter::with_capacity(1 << 16, stdout.lock()),
+        w: BufWriter::with_capacity(1 << 16, out),
         json: args.json,
         exchanges: !args.no_exchanges,
         err: None,

@@ -100,6 +100,10 @@ pub struct RunArgs {
     /// Leave out exchange lines from --json output.
     #[arg(long)]
     pub no_exchanges: bool,
+    /// Write the output (JSON lines or alert lines, then the summary) to this file instead of stdout;
+    /// flushed like stdout (after every batch and every alert).
+    #[arg(long, short = 'o', value_name = "FILE", env = "KWIRE_OUTPUT")]
+    pub output: Option<PathBuf>,
     /// Record the packets the agent saw as pcap (ns) for a later `kwire replay`; rotated and bounded.
     #[arg(long, env = "KWIRE_WRITE_PCAP")]
     pub write_pcap: Option<PathBuf>,
@@ -471,9 +475,15 @@ pub fn run(args: &RunArgs) -> ExitCode {
     health.alive.store(true, Ordering::SeqCst);
 
     let mut engine = Engine::new(cfg);
-    let stdout = io::stdout();
+    let out = match crate::output(args.output.as_deref()) {
+        Ok(o) => o,
+        Err(e) => {
+            log.error(&e);
+            return ExitCode::from(2);
+        }
+    };
     let mut sink = LiveSink {
-        w: io::BufWriter::with_capacity(1 << 16, stdout.lock()),
+        w: io::BufWriter::with_capacity(1 << 16, out),
         json: args.json,
         exchanges: !args.no_exchanges,
         err: None,

@@ -151,3 +151,26 @@ fn reads_standard_input() {
     .unwrap();
     assert_eq!(last["kafka"]["requests"], 14);
 }
+
+#[test]
+fn output_to_a_file() {
+    let f = fixture("commit-after-revoke-cooperative-mock.pcap");
+    let dir = std::env::temp_dir().join(format!("kwire-cli-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("out.jsonl");
+    let (code, stdout) = common::replay_bytes(&f, &["--json", "-o", path.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(stdout.is_empty(), "nothing on stdout with --output");
+    let (_, direct) = common::replay_bytes(&f, &["--json"]);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        direct,
+        "same lines as stdout"
+    );
+    let (code, _) = common::replay_bytes(&f, &["--json", "-o", "/nonexistent/dir/x.jsonl"]);
+    assert_eq!(
+        code, 2,
+        "an output file that cannot be created is a start error"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
