@@ -645,3 +645,70 @@ fn response_first_on_an_unknown_port_reverses_roles() {
     assert_eq!(r.exchanges, vec![], "no request was captured");
     assert_eq!(r.orphans, 1);
 }
+
+/// Found by `loss_never_invents_and_is_counted`: joined mid-stream (no SYN), 1-3 byte segments, the first
+/// two reordered, so the client stream starts at byte 2 of an ApiVersions request, whose bytes
+/// `0,10,0,18 | 0,0 | 0,3 | 0,0,0,0 | 0,0` read as a Produce v3 header of 655 KB; a gap followed. That
+/// guess must not become an exchange (it did, with `request_status: skipped: capture_gap`).
+#[test]
+fn mid_stream_guess_cut_by_a_gap_is_not_an_exchange() {
+    let metadata_response: Vec<u8> = {
+        let mut v = vec![0, 0, 0, 204, 0, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 8];
+        v.extend_from_slice(b"broker-1");
+        v.extend_from_slice(&[0, 0, 35, 132, 255, 255, 0, 0, 0, 1, 0, 0, 0, 4]);
+        for t in 0..4u8 {
+            v.extend_from_slice(&[0, 0, 0, 7]);
+            v.extend_from_slice(b"topic-");
+            v.push(b'0' + t);
+            v.extend_from_slice(&[
+                0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1,
+            ]);
+            v.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+        }
+        v.truncate(208);
+        v
+    };
+    let c = Conv {
+        pairs: vec![
+            Pair {
+                api: KafkaApi::ApiVersions,
+                correlation_id: 196_608,
+                client_id: String::new(),
+                request: vec![0, 0, 0, 10, 0, 18, 0, 0, 0, 3, 0, 0, 0, 0],
+                response: vec![0, 0, 0, 16, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 3],
+            },
+            Pair {
+                api: KafkaApi::Metadata,
+                correlation_id: 196_609,
+                client_id: String::new(),
+                request: {
+                    let mut v = vec![0, 0, 0, 23, 0, 3, 0, 1, 0, 3, 0, 1, 0, 0, 0, 0, 0, 1, 0, 7];
+                    v.extend_from_slice(b"topic-0");
+                    v
+                },
+                response: metadata_response,
+            },
+        ],
+        client: Ep::new(10, 0, 0, 1, 32768),
+        broker: Ep::new(10, 0, 0, 2, 9092),
+        client_isn: 0,
+        broker_isn: 0,
+        handshake: false,
+        fin: false,
+        seed: 13_383_959_023_260_068_108,
+        max_seg: 3,
+    };
+    let mut ops = vec![2u8, 1, 3, 1, 3, 1, 3];
+    ops.resize(25, 0);
+    let (pkts, _, _) = damage(&c, &ops);
+    let r = run(pkts, LinkType::Ethernet);
+    let want = expected(&c);
+    for e in &r.exchanges {
+        assert!(
+            want.iter()
+                .any(|w| (w.0, w.1, w.2, &w.3) == (e.0, e.1, e.2, &e.3)),
+            "invented exchange {e:?}"
+        );
+    }
+    assert!(r.summary.kafka.desyncs >= 1, "the gap lost sync instead");
+}
