@@ -318,6 +318,34 @@ fn alerts_spans_and_metrics_over_grpc() {
         }
     }
     assert!(!lag.is_empty(), "lag points");
+
+    // What arrives is exactly the catalog the dashboards are checked against (names, units, kinds);
+    // only the export-drop counter has no point when nothing was dropped.
+    use kwire_export::catalog::{Instrument, Metric};
+    let received: std::collections::BTreeSet<&str> =
+        got.metrics.iter().map(|m| m.name.as_str()).collect();
+    for m in Metric::ALL {
+        let def = m.def();
+        if m == Metric::ExportDropped {
+            continue;
+        }
+        let Some(r) = got.metric(def.name) else {
+            panic!("{} not exported (received {received:?})", def.name)
+        };
+        assert_eq!(r.unit, def.unit, "{}", def.name);
+        let kind = match def.instrument {
+            Instrument::Counter => "sum",
+            Instrument::Gauge => "gauge",
+            Instrument::Histogram => "histogram",
+        };
+        assert_eq!(r.kind, kind, "{}", def.name);
+    }
+    for name in &received {
+        assert!(
+            Metric::ALL.iter().any(|m| m.def().name == *name),
+            "{name} is exported but not in the catalog"
+        );
+    }
 }
 
 #[test]
