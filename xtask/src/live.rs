@@ -384,14 +384,23 @@ impl Collector {
         let mut alerts: BTreeMap<String, u64> = BTreeMap::new();
         let mut spans = 0;
         let mut metrics = false;
+        // Only inside log records: metric points of kwire.alerts carry kwire.alert.kind too.
+        let mut in_log = false;
         for l in text.lines() {
             let l = l.trim();
-            if let Some(k) = l.strip_prefix("-> kwire.alert.kind: Str(") {
-                *alerts
-                    .entry(k.trim_end_matches(')').to_string())
-                    .or_default() += 1;
+            if l.starts_with("LogRecord #") {
+                in_log = true;
             } else if l.starts_with("Span #") {
+                in_log = false;
                 spans += 1;
+            } else if l.starts_with("Metric #") || l.starts_with("Resource") {
+                in_log = false;
+            } else if let Some(k) = l.strip_prefix("-> kwire.alert.kind: Str(") {
+                if in_log {
+                    *alerts
+                        .entry(k.trim_end_matches(')').to_string())
+                        .or_default() += 1;
+                }
             } else if l == "-> Name: kwire.packets" {
                 metrics = true;
             }
