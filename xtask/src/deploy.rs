@@ -19,7 +19,8 @@
 //! - Dockerfile: two or more stages, the runtime stage ends as a numeric non-root USER, the builder's
 //!   bpf-linker version and LLVM prefix match xtask/src/setup.rs. Its steps are then run on the host as
 //!   far as this machine allows (no container engine): `--build` runs the builder's `cargo build` line
-//!   (a release build: minutes), otherwise target/debug/kwire is used (built if missing); a copy gets the
+//!   (a release build: minutes), otherwise that same line in the debug profile (`--locked` checked,
+//!   target/debug/kwire brought up to date); a copy gets the
 //!   runtime stage's `setcap` string, `getcap` must print the same set, its dynamic libraries must be
 //!   ones the runtime image installs, and it is started the way runc starts the pod's process (bounding,
 //!   permitted and effective sets = capabilities.add, uid/gid 65532, then execve; a small Python
@@ -777,16 +778,29 @@ fn binary(paths: &Paths, dockerfile: &Dockerfile, build: bool) -> Result<PathBuf
         eprintln!("    built in {:.0}s", t.elapsed().as_secs_f64());
         return Ok(paths.target_dir().join("release/kwire"));
     }
+    // The Dockerfile's builder step as it is (flags, `--locked`, package), in the debug profile: a
+    // release build takes minutes (`--build` runs it as written). Also brings target/debug/kwire up to date.
     let bin = paths.target_dir().join("debug/kwire");
-    if !bin.is_file() {
-        let st = Command::new(tools::cargo())
-            .args(["build", "--quiet", "-p", "kwire"])
-            .current_dir(&paths.root)
-            .status()
-            .context("cargo build -p kwire")?;
-        if !st.success() {
-            bail!("cargo build -p kwire failed ({st})");
-        }
+    let args: Vec<&String> = dockerfile
+        .cargo_build
+        .iter()
+        .skip(1)
+        .filter(|a| a.as_str() != "--release")
+        .collect();
+    let st = Command::new(tools::cargo())
+        .args(&args)
+        .arg("--quiet")
+        .current_dir(&paths.root)
+        .status()
+        .context("cargo build")?;
+    if !st.success() {
+        bail!(
+            "the Dockerfile's builder step (`cargo {}`, debug profile) failed on the host ({st})",
+            args.iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
     let age = fs::metadata(&bin)?
         .modified()?
@@ -794,7 +808,7 @@ fn binary(paths: &Paths, dockerfile: &Dockerfile, build: bool) -> Result<PathBuf
         .unwrap_or_default()
         .as_secs();
     eprintln!(
-        "    binary: {} (built {} min ago; --build checks the Dockerfile's release build instead)",
+        "    binary: {} (the Dockerfile's build step in the debug profile, built {} min ago; --build: release)",
         bin.display(),
         age / 60
     );
