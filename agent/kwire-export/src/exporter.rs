@@ -47,8 +47,12 @@ use crate::settings::OtlpSettings;
 use crate::spool::Spool;
 use crate::transport::{SendError, Transport};
 
-/// Records per OTLP request at most.
+/// Alerts per OTLP request at most.
 const BATCH: usize = 512;
+/// Spans per OTLP request at most (~1 MB encoded, under gRPC's 4 MB default): one request at a time is in
+/// flight, so throughput is batch / round trip (measured with examples/export_rate: 512 spans per request
+/// gave 13k spans/s against a collector answering in ~40 ms).
+const SPAN_BATCH: usize = 2048;
 /// How long a record may wait for its batch to fill.
 const LINGER: Duration = Duration::from_millis(200);
 /// Alerts kept on the engine side while the queue is full (then dropped, counted and logged).
@@ -546,7 +550,7 @@ impl SenderThread {
                     self.dequeued(TRACES);
                     self.spans_since.get_or_insert_with(Instant::now);
                     self.spans.push(s);
-                    if self.spans.len() >= BATCH {
+                    if self.spans.len() >= SPAN_BATCH {
                         self.flush_spans();
                     }
                 }
