@@ -438,14 +438,19 @@ os.replace(dest + ".tmp", dest)
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
+    /// kubernetes-validate --strict against one Kubernetes version: (valid, what it printed).
+    fn run_validate(&self, file: &Path, k: &str) -> Result<(bool, String)> {
+        status(
+            &mut Command::new(&self.kubernetes_validate)
+                .args(["--strict", "--quiet", "-k", k])
+                .arg(file),
+            Duration::from_secs(60),
+        )
+    }
+
     fn validate_ok(&self, file: &Path) -> Result<bool> {
         for k in K8S_VERSIONS {
-            let (ok, _) = status(
-                &mut Command::new(&self.kubernetes_validate)
-                    .args(["--strict", "--quiet", "-k", k])
-                    .arg(file),
-                Duration::from_secs(60),
-            )?;
+            let (ok, _) = self.run_validate(file, k)?;
             if !ok {
                 return Ok(false);
             }
@@ -455,12 +460,7 @@ os.replace(dest + ".tmp", dest)
 
     fn validate(&self, file: &Path, c: &mut Checks, what: &str) -> Result<()> {
         for k in K8S_VERSIONS {
-            let (ok, text) = status(
-                &mut Command::new(&self.kubernetes_validate)
-                    .args(["--strict", "--quiet", "-k", k])
-                    .arg(file),
-                Duration::from_secs(60),
-            )?;
+            let (ok, text) = self.run_validate(file, k)?;
             c.check(
                 ok,
                 &format!("{what}: Kubernetes {k} schemas (strict)"),
