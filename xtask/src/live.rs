@@ -380,9 +380,17 @@ impl Collector {
 
     /// Alerts by kind, spans, and whether the kwire.packets metric arrived.
     fn received(&self) -> Result<(BTreeMap<String, u64>, usize, bool)> {
+        let (a, s, _, m) = self.received_with_owners()?;
+        Ok((a, s, m))
+    }
+
+    /// Also: spans carrying the client's socket owner (`kwire.client.cgroup_id`, eBPF source).
+    fn received_with_owners(&self) -> Result<(BTreeMap<String, u64>, usize, usize, bool)> {
         let text = fs::read_to_string(&self.out).unwrap_or_default();
         let mut alerts: BTreeMap<String, u64> = BTreeMap::new();
         let mut spans = 0;
+        let mut owned = 0;
+        let mut in_span = false;
         let mut metrics = false;
         // Only inside log records: metric points of kwire.alerts carry kwire.alert.kind too.
         let mut in_log = false;
@@ -390,11 +398,16 @@ impl Collector {
             let l = l.trim();
             if l.starts_with("LogRecord #") {
                 in_log = true;
+                in_span = false;
             } else if l.starts_with("Span #") {
                 in_log = false;
+                in_span = true;
                 spans += 1;
             } else if l.starts_with("Metric #") || l.starts_with("Resource") {
                 in_log = false;
+                in_span = false;
+            } else if in_span && l.starts_with("-> kwire.client.cgroup_id: Int(") {
+                owned += 1;
             } else if let Some(k) = l.strip_prefix("-> kwire.alert.kind: Str(") {
                 if in_log {
                     *alerts
@@ -405,7 +418,7 @@ impl Collector {
                 metrics = true;
             }
         }
-        Ok((alerts, spans, metrics))
+        Ok((alerts, spans, owned, metrics))
     }
 
     fn stop(&mut self) {
@@ -837,6 +850,19 @@ fn scenario_checks(
             }
         },
     );
+    if source == "ebpf" {
+        check(
+            &mut report,
+            "OTLP (eBPF): every span carries the client's socket owner (kwire.client.cgroup_id)",
+            || {
+                let (_, spans, owned, _) = collector.received_with_owners()?;
+                if spans == 0 || owned != spans {
+                    bail!("{owned} of {spans} spans carry kwire.client.cgroup_id");
+                }
+                Ok(())
+            },
+        );
+    }
     collector.stop();
     let replayed = replay(kwire, &pcap, &ports);
     let (rep, _) = match replayed {

@@ -721,3 +721,38 @@ fn collector_stopped_midway_every_alert_delivered_once() {
     assert!(said.contains("reachable again"), "{said}");
     let _ = std::fs::remove_dir_all(&spool);
 }
+
+#[test]
+fn bad_settings_stop_kwire_before_it_reads_and_say_what_to_fix() {
+    let r = replay(
+        "produce-acks-librdkafka-mock",
+        &["--otlp"],
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(
+        r.lines.is_empty(),
+        "nothing decoded before the settings are right"
+    );
+    assert!(r.stderr.contains("http/json"), "{}", r.stderr);
+    assert!(r.stderr.contains("grpc or http/protobuf"), "{}", r.stderr);
+    let r = replay(
+        "produce-acks-librdkafka-mock",
+        &["--otlp", "--otlp-sample-ratio", "1.5"],
+        &[],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("from 0 to 1"), "{}", r.stderr);
+    // Header values are secrets: an invalid one is reported by name, never by value.
+    let r = replay(
+        "produce-acks-librdkafka-mock",
+        &["--otlp"],
+        &[(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "authorization=Bearer s3cret\u{7f}",
+        )],
+    );
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("\"authorization\""), "{}", r.stderr);
+    assert!(!r.stderr.contains("s3cret"), "{}", r.stderr);
+}
