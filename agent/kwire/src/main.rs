@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// Decode a pcap/pcapng capture into Kafka exchanges, notices and alerts.
     #[command(
-        after_help = "Examples:\n  kwire replay tests/fixtures/harness/produce-acks-librdkafka-mock.pcap\n  kwire replay big.pcapng --json > exchanges.jsonl\n  kwire replay capture.pcap --ports 36333 --json --no-notices\n  kwire replay capture.pcap --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc\n  OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 kwire replay capture.pcap --otlp --otlp-spool /var/lib/kwire/spool\n\nJSON lines: {\"type\":\"exchange\"|\"notice\"|\"alert\"|\"summary\",...}; the summary is the last line.\nExit status: 0 ok, 2 unusable or damaged input (what was read before the damage is still reported),\n1 --otlp alerts that could be neither delivered nor spooled."
+        after_help = "Examples:\n  kwire replay tests/fixtures/harness/produce-acks-librdkafka-mock.pcap\n  kwire replay big.pcapng --json > exchanges.jsonl\n  kwire replay capture.pcap --ports 36333 --json --no-notices\n  kwire replay capture.pcap --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc\n  OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 kwire replay capture.pcap --otlp --otlp-spool /var/lib/kwire/spool\n\nJSON lines: {\"type\":\"exchange\"|\"notice\"|\"alert\"|\"summary\",...}; the summary is the last line.\nExit status: 0 ok, 2 unusable or damaged input (what was read before the damage is still reported),\n1 --otlp alerts that could be neither delivered nor spooled, or were dropped (spool full, rejected)."
     )]
     Replay(ReplayArgs),
     /// Show what clients were told, served and committed per partition over time, with alerts in place.

@@ -185,8 +185,16 @@ pub fn describe(r: &ExportReport, spool: bool) -> (String, bool) {
             .collect();
         msg.push_str(&format!("; not delivered: {}", parts.join(", ")));
     }
-    let failed = r.alerts_undelivered > 0;
-    if failed {
+    // Alerts dropped by policy (spool full, rejected by the backend) are counted and logged as they
+    // go; at the end they also make the run fail, like alerts that could not be kept at all.
+    let alerts_dropped: u64 = r
+        .dropped
+        .iter()
+        .filter(|((signal, _), _)| *signal == "logs")
+        .map(|(_, n)| n)
+        .sum();
+    let failed = r.alerts_undelivered > 0 || alerts_dropped > 0;
+    if r.alerts_undelivered > 0 {
         msg.push_str(&format!(
             "; {} alerts could NOT be delivered{}",
             r.alerts_undelivered,

@@ -515,6 +515,33 @@ fn alerts_wait_in_the_spool_for_the_next_run() {
         "{}",
         lost.stderr
     );
+    // Spans are best effort: the ones that could not be sent are counted, not kept.
+    let spans = lost.of("exchange").len();
+    assert!(
+        lost.stderr.contains(&format!("traces send_failed {spans}")),
+        "{}",
+        lost.stderr
+    );
+
+    // A spool too small for one batch: the alerts are dropped by policy, counted, logged, and the run
+    // fails.
+    let tiny = tempdir("spool-tiny");
+    let mut tiny_args = base.to_vec();
+    tiny_args.extend([
+        "--otlp-spool",
+        tiny.to_str().unwrap(),
+        "--otlp-spool-max-mb",
+        "0",
+    ]);
+    let full = replay("commit-after-revoke-cooperative-mock", &tiny_args, &[]);
+    assert_eq!(full.code, Some(1), "{}", full.stderr);
+    assert!(full.stderr.contains("logs spool_full 4"), "{}", full.stderr);
+    assert!(
+        full.stderr.contains("could not keep a batch of 4 alerts"),
+        "{}",
+        full.stderr
+    );
+    let _ = std::fs::remove_dir_all(&tiny);
 
     // Collector down, with a spool: kept on disk, exit 0.
     let mut args = base.to_vec();
