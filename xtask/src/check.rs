@@ -242,5 +242,6 @@ pub fn demo(paths: &Paths) -> Result<()> {
         ],
     )?;
     println!("\nMore: kwire replay FILE --json | jq 'select(.type==\"alert\")'; kwire timeline FILE --client ID; kwire run --help; cargo xtask bench");
+    println!("To an OpenTelemetry backend: kwire replay FILE --otlp --otlp-endpoint http://COLLECTOR:4317 --otlp-protocol grpc (deploy/, dashboards/)");
     Ok(())
 }
