@@ -214,10 +214,6 @@ pub fn exchange_span(x: &ExchangeRecord) -> Span {
     for (k, v) in kwire_engine::output::owner_fields(&x.conn) {
         // client_pod → kwire.client.pod, broker_namespace → kwire.broker.namespace
         if let Some((who, what)) = k.split_once('_') {
-            let what = match what {
-                "pod_name" => "pod",
-                other => other,
-            };
             if let Some(kv) = kv_json(&format!("kwire.{who}.{what}"), &v) {
                 attrs.push(kv);
             }

@@ -43,7 +43,7 @@ use kwire_flow::Timestamp;
 
 use crate::convert::{alert_log, exchange_span, kv_str, ExchangeKey};
 use crate::metrics::{ExportHealth, Health, MetricState};
-use crate::settings::OtlpSettings;
+use crate::settings::{percent_decode, OtlpSettings};
 use crate::spool::Spool;
 use crate::transport::{SendError, Transport};
 
@@ -829,7 +829,12 @@ pub fn resource_attributes(
     if let Some(list) = env("OTEL_RESOURCE_ATTRIBUTES") {
         for item in list.split(',') {
             if let Some((k, v)) = item.split_once('=') {
-                let (k, v) = (k.trim(), percent_decode(v.trim()));
+                // A value with a bad escape is kept as written.
+                let v = v.trim();
+                let (k, v) = (
+                    k.trim(),
+                    percent_decode(v).unwrap_or_else(|_| v.to_string()),
+                );
                 if !k.is_empty() {
                     m.insert(k.to_string(), v);
                 }
@@ -849,25 +854,4 @@ pub fn resource_attributes(
         m.insert("service.name".into(), s);
     }
     m.into_iter().collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

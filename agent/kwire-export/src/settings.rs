@@ -619,7 +619,7 @@ fn check_header(name: &str, value: &str, source: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn percent_decode(s: &str) -> Result<String, &'static str> {
+pub(crate) fn percent_decode(s: &str) -> Result<String, &'static str> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
