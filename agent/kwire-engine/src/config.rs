@@ -3,8 +3,9 @@
 use kwire_flow::{FlowTableConfig, ReassemblyLimits};
 use kwire_kafka::KafkaConfig;
 
-use crate::analyzer::AnalysisLimits;
-use crate::detectors::DetectorConfig;
+use serde::Deserialize;
+
+use crate::analysis::detectors::DetectorConfig;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -40,6 +41,37 @@ impl Default for EngineConfig {
             exchange_facts: false,
             detectors: DetectorConfig::default(),
             limits: AnalysisLimits::default(),
+        }
+    }
+}
+
+/// Bounds of the analysis state (the `[limits]` table of the config file).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalysisLimits {
+    /// Clients (client.id + host) with a timeline. Default 10000.
+    pub max_clients: usize,
+    /// Partitions per client timeline. Default 10000.
+    pub max_partitions_per_client: usize,
+    /// Consumer groups tracked. Default 10000.
+    pub max_groups: usize,
+    /// Members per group. Default 1000.
+    pub max_members_per_group: usize,
+    /// Partitions in the cluster view (leaders, topic ids). Default 100000.
+    pub max_partitions: usize,
+    /// (client, topic, acks) weak-acks producers tracked. Default 10000.
+    pub max_weak_producers: usize,
+}
+
+impl Default for AnalysisLimits {
+    fn default() -> Self {
+        AnalysisLimits {
+            max_clients: 10_000,
+            max_partitions_per_client: 10_000,
+            max_groups: 10_000,
+            max_members_per_group: 1000,
+            max_partitions: 100_000,
+            max_weak_producers: 10_000,
         }
     }
 }

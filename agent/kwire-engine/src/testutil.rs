@@ -4,8 +4,8 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use kwire_flow::{Endpoint, Timestamp};
 
-use crate::conn::ConnCtx;
-use crate::timeline::{Obs, Source};
+use crate::analysis::timeline::{Obs, Source};
+use crate::model::ConnCtx;
 
 pub fn client_ep() -> Endpoint {
     Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 40000)

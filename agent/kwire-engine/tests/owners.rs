@@ -106,7 +106,7 @@ fn weak_acks_reported_while_running_once() {
         seq_b += response.len() as u32;
         let mut out = |o: Output| {
             if let Output::Alert(a) = o {
-                alerts.push((i, a.fields["requests"].as_u64().unwrap()));
+                alerts.push((i, a.fields["requests"].as_i64().unwrap()));
             }
         };
         engine.on_packet(Timestamp(i * sec), LinkType::Ethernet, &req, &mut out);

@@ -259,7 +259,7 @@ fn run(frames: impl IntoIterator<Item = Vec<u8>>, link: LinkType) -> Run {
                         .map(|resp| matches!(resp.body, Decoded::Full(_))),
                 ));
             }
-            Output::Notice(n) if n.notice == "orphan" => r.orphans += 1,
+            Output::Notice(n) if n.notice.name() == "orphan" => r.orphans += 1,
             // Other notices, alerts, timelines, ...: judged by their own tests.
             #[allow(unreachable_patterns)]
             _ => {}
@@ -605,7 +605,11 @@ fn response_first_is_an_orphan_not_a_request() {
                 LinkType::Ethernet,
                 f,
                 &mut |o| match o {
-                    Output::Notice(n) => notices.push((n.notice, n.client_addr, n.correlation_id)),
+                    Output::Notice(n) => notices.push((
+                        n.notice.name(),
+                        n.conn.map(|c| c.1.to_string()),
+                        n.correlation_id,
+                    )),
                     Output::Exchange(_) => exchanges += 1,
                     #[allow(unreachable_patterns)]
                     _ => {}
@@ -613,7 +617,11 @@ fn response_first_is_an_orphan_not_a_request() {
             );
         }
         engine.finish(&mut |o| match o {
-            Output::Notice(n) => notices.push((n.notice, n.client_addr, n.correlation_id)),
+            Output::Notice(n) => notices.push((
+                n.notice.name(),
+                n.conn.map(|c| c.1.to_string()),
+                n.correlation_id,
+            )),
             Output::Exchange(_) => exchanges += 1,
             #[allow(unreachable_patterns)]
             _ => {}

@@ -16,9 +16,10 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span, Status};
 use serde_json::Value;
 
+use kwire_engine::alert::FieldValue;
 use kwire_engine::facts::{ExchangeFacts, Operation};
 use kwire_engine::{Alert, ExchangeRecord, Severity};
-use kwire_flow::Timestamp;
+use kwire_flow::{Attribution, Endpoint, Timestamp};
 use kwire_kafka::api;
 use kwire_kafka::body::error_name;
 
@@ -44,7 +45,7 @@ pub fn kv_bool(k: &str, v: bool) -> KeyValue {
     kv(k, any_value::Value::BoolValue(v))
 }
 
-fn kv_json(k: &str, v: &Value) -> Option<KeyValue> {
+fn json_any(v: &Value) -> Option<AnyValue> {
     let value = match v {
         Value::Null => return None,
         Value::Bool(b) => any_value::Value::BoolValue(*b),
@@ -55,7 +56,7 @@ fn kv_json(k: &str, v: &Value) -> Option<KeyValue> {
         Value::String(s) => any_value::Value::StringValue(s.clone()),
         other => any_value::Value::StringValue(other.to_string()),
     };
-    Some(kv(k, value))
+    Some(AnyValue { value: Some(value) })
 }
 
 fn ts_nanos(t: Timestamp) -> u64 {
@@ -110,22 +111,49 @@ impl ExchangeKey {
     }
 }
 
-fn split_addr(a: &str) -> (&str, Option<i64>) {
-    match a.rsplit_once(':') {
-        Some((h, p)) => (
-            h.trim_start_matches('[').trim_end_matches(']'),
-            p.parse().ok(),
-        ),
-        None => (a, None),
+/// A socket address as the `*.address` / `*.port` pair (the address without brackets for IPv6).
+fn push_addr(attrs: &mut Vec<KeyValue>, host_key: &str, port_key: &str, addr: Endpoint) {
+    attrs.push(kv_str(host_key, addr.ip.to_string()));
+    attrs.push(kv_int(port_key, addr.port.into()));
+}
+
+/// `kwire.client.pod`, `kwire.broker.namespace`, ...: the socket owners a live source resolved.
+fn push_owners(attrs: &mut Vec<KeyValue>, who: &str, owner: Option<&Attribution>) {
+    let Some(o) = owner else { return };
+    let key = |what: &str| format!("kwire.{who}.{what}");
+    attrs.push(kv_int(&key("cgroup_id"), o.cgroup_id as i64));
+    let strings = [
+        ("cgroup", &o.cgroup),
+        ("container", &o.container),
+        ("pod_uid", &o.pod_uid),
+        ("pod", &o.pod),
+        ("namespace", &o.namespace),
+    ];
+    for (what, v) in strings {
+        if let Some(v) = v {
+            attrs.push(kv_str(&key(what), v.clone()));
+        }
+    }
+    if let Some(pid) = o.pid {
+        attrs.push(kv_int(&key("pid"), pid.into()));
+    }
+    if let Some(comm) = &o.comm {
+        attrs.push(kv_str(&key("comm"), comm.clone()));
     }
 }
 
-fn push_addr(attrs: &mut Vec<KeyValue>, host_key: &str, port_key: &str, addr: &str) {
-    let (h, p) = split_addr(addr);
-    attrs.push(kv_str(host_key, h));
-    if let Some(p) = p {
-        attrs.push(kv_int(port_key, p));
-    }
+/// An alert field as an OTLP value.
+fn field_value(v: &FieldValue) -> Option<AnyValue> {
+    let value = match v {
+        FieldValue::Null => return None,
+        FieldValue::Bool(b) => any_value::Value::BoolValue(*b),
+        FieldValue::Int(i) => any_value::Value::IntValue(*i),
+        FieldValue::Str(s) => any_value::Value::StringValue(s.to_string()),
+        FieldValue::Static(s) => any_value::Value::StringValue(s.to_string()),
+        FieldValue::Ts(t) => any_value::Value::StringValue(t.to_rfc3339()),
+        FieldValue::Json(j) => return json_any(j),
+    };
+    Some(AnyValue { value: Some(value) })
 }
 
 /// `messaging.operation.name` of an exchange (see the catalog).
@@ -191,18 +219,8 @@ pub fn exchange_span(x: &ExchangeRecord) -> Span {
     if let Some(cid) = &e.request.client_id {
         attrs.push(kv_str(c::CLIENT_ID, cid.clone()));
     }
-    push_addr(
-        &mut attrs,
-        c::SERVER_ADDRESS,
-        c::SERVER_PORT,
-        &x.conn.broker.to_string(),
-    );
-    push_addr(
-        &mut attrs,
-        c::CLIENT_ADDRESS,
-        c::CLIENT_PORT,
-        &x.conn.client.to_string(),
-    );
+    push_addr(&mut attrs, c::SERVER_ADDRESS, c::SERVER_PORT, x.conn.broker);
+    push_addr(&mut attrs, c::CLIENT_ADDRESS, c::CLIENT_PORT, x.conn.client);
     attrs.push(kv_int("kwire.api_version", e.api_version.into()));
     attrs.push(kv_int("kwire.correlation_id", e.correlation_id.into()));
     attrs.push(kv_int("kwire.request.bytes", e.request.bytes.into()));
@@ -211,14 +229,8 @@ pub fn exchange_span(x: &ExchangeRecord) -> Span {
     } else {
         attrs.push(kv_bool("kwire.no_response", true));
     }
-    for (k, v) in kwire_engine::output::owner_fields(&x.conn) {
-        // client_pod → kwire.client.pod, broker_namespace → kwire.broker.namespace
-        if let Some((who, what)) = k.split_once('_') {
-            if let Some(kv) = kv_json(&format!("kwire.{who}.{what}"), &v) {
-                attrs.push(kv);
-            }
-        }
-    }
+    push_owners(&mut attrs, "client", x.conn.client_owner.as_deref());
+    push_owners(&mut attrs, "broker", x.conn.broker_owner.as_deref());
     let codes = x.error_codes();
     let status = match codes.first() {
         Some(&code) => {
@@ -267,26 +279,32 @@ pub fn alert_log(a: &Alert) -> LogRecord {
         kv_str(c::MESSAGING_SYSTEM, "kafka"),
     ];
     if let Some(cid) = &a.client_id {
-        attrs.push(kv_str(c::CLIENT_ID, cid.clone()));
+        attrs.push(kv_str(c::CLIENT_ID, cid.to_string()));
     }
     if let Some(t) = &a.topic {
-        attrs.push(kv_str(c::DESTINATION, t.clone()));
+        attrs.push(kv_str(c::DESTINATION, t.to_string()));
     }
     if let Some(p) = a.partition {
         attrs.push(kv_str(c::PARTITION, p.to_string()));
     }
-    if let Some(Value::String(g)) = a.fields.get("group") {
-        attrs.push(kv_str(c::CONSUMER_GROUP, g.clone()));
+    if let Some(g) = a.fields.get("group").and_then(FieldValue::as_str) {
+        attrs.push(kv_str(c::CONSUMER_GROUP, g.to_string()));
     }
-    if let Some(b) = &a.broker_addr {
+    if let Some(b) = a.broker {
         push_addr(&mut attrs, c::SERVER_ADDRESS, c::SERVER_PORT, b);
     }
-    if let Some(cl) = &a.client_addr {
+    if let Some(cl) = a.client {
         push_addr(&mut attrs, c::CLIENT_ADDRESS, c::CLIENT_PORT, cl);
     }
-    for (k, v) in &a.fields {
-        if let Some(kv) = kv_json(&format!("{}{k}", c::ALERT_FIELD_PREFIX), v) {
-            attrs.push(kv);
+    push_owners(&mut attrs, "client", a.client_owner.as_deref());
+    push_owners(&mut attrs, "broker", a.broker_owner.as_deref());
+    for (k, v) in a.fields.iter() {
+        if let Some(value) = field_value(v) {
+            attrs.push(KeyValue {
+                key: format!("{}{k}", c::ALERT_FIELD_PREFIX),
+                value: Some(value),
+                ..Default::default()
+            });
         }
     }
     let (trace_id, span_id) = match a.exchange {

@@ -46,19 +46,23 @@ impl Timestamp {
 
     /// RFC 3339, UTC, microsecond precision (truncated), e.g. `2016-11-19T10:03:21.123456Z`.
     pub fn to_rfc3339(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for Timestamp {
+    /// RFC 3339 (see [`Timestamp::to_rfc3339`]), written without an intermediate string.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let secs = self.secs();
         let micros = self.subsec_nanos() / 1_000;
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
         let (hh, mm, ss) = (sod / 3600, (sod % 3600) / 60, sod % 60);
-        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{micros:06}Z")
-    }
-}
-
-impl std::fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{micros:06}Z"
+        )
     }
 }
 

@@ -18,8 +18,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use kwire_engine::analyzer::AnalysisLimits;
 use kwire_engine::detectors::DetectorConfig;
+use kwire_engine::AnalysisLimits;
 use kwire_engine::EngineConfig;
 
 use crate::InputArgs;

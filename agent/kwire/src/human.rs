@@ -7,14 +7,16 @@ use std::time::Duration;
 
 use kwire_capture::{CaptureError, FileStats};
 use kwire_engine::{Alert, Output, Severity, Summary};
+use kwire_flow::{Endpoint, Timestamp};
 
 /// What the readable summary needs beyond the engine's counters.
 #[derive(Default)]
 pub struct Collector {
-    first_ts: Option<String>,
-    last_ts: Option<String>,
+    first_ts: Option<Timestamp>,
+    last_ts: Option<Timestamp>,
     notices: BTreeMap<&'static str, u64>,
-    brokers: BTreeMap<String, u64>,
+    /// Exchanges per broker endpoint (bounded by the flow table); listed sorted by their text.
+    brokers: BTreeMap<Endpoint, u64>,
     alerts: Vec<Alert>,
     alerts_omitted: u64,
 }
@@ -26,16 +28,16 @@ impl Collector {
     pub fn add(&mut self, o: &Output) {
         match o {
             Output::Exchange(e) => {
-                let ts = e.exchange.request_ts.to_rfc3339();
-                if self.first_ts.as_ref().is_none_or(|f| &ts < f) {
-                    self.first_ts = Some(ts.clone());
+                let ts = e.exchange.request_ts;
+                if self.first_ts.is_none_or(|f| ts < f) {
+                    self.first_ts = Some(ts);
                 }
-                if self.last_ts.as_ref().is_none_or(|l| &ts > l) {
+                if self.last_ts.is_none_or(|l| ts > l) {
                     self.last_ts = Some(ts);
                 }
-                *self.brokers.entry(e.conn.broker.to_string()).or_insert(0) += 1;
+                *self.brokers.entry(e.conn.broker).or_insert(0) += 1;
             }
-            Output::Notice(n) => *self.notices.entry(n.notice).or_insert(0) += 1,
+            Output::Notice(n) => *self.notices.entry(n.notice.name()).or_insert(0) += 1,
             Output::Alert(a) => {
                 if self.alerts.len() < MAX_LISTED_ALERTS {
                     self.alerts.push((**a).clone());
@@ -148,11 +150,12 @@ pub fn print(
         )?;
     }
     if !c.brokers.is_empty() {
-        let b: Vec<String> = c
+        let mut b: Vec<String> = c
             .brokers
             .iter()
             .map(|(b, n)| format!("{b} ({n})"))
             .collect();
+        b.sort();
         writeln!(w, "  brokers    {}", b.join(", "))?;
     }
     let mut first = true;

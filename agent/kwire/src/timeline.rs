@@ -8,6 +8,7 @@
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
+use kwire_engine::model::Name;
 use kwire_engine::Output;
 
 use crate::{config, replay, TimelineArgs};
@@ -51,7 +52,7 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
     }
     let mut ok = true;
     // Last value of the "told" rows per (client, topic, partition, what), to show changes only.
-    let mut last: std::collections::HashMap<(String, String, i32, &'static str), i64> =
+    let mut last: std::collections::HashMap<(Name, Name, i32, &'static str), i64> =
         std::collections::HashMap::new();
     let result = replay::run_file(
         &args.input,
@@ -62,7 +63,7 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
             }
             let line = match o {
                 Output::Timeline(t) => {
-                    let ts = t.ts.clone();
+                    let ts = t.ts.to_rfc3339();
                     if !matches_filter(args, Some(&t.client_id), Some(&t.topic), Some(t.partition))
                     {
                         return true;
@@ -96,7 +97,7 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
                                 t.what,
                                 format!("{}-{}", t.topic, t.partition),
                                 t.offset,
-                                t.broker_addr,
+                                t.broker.to_string(),
                                 t.conn,
                                 note.join(", ")
                             ),

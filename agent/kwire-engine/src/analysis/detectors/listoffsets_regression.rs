@@ -8,11 +8,11 @@
 //! read_committed series (LSO, ListOffsets isolation 1) are separate. After an alert the baselines drop to
 //! the new value, so one regression alerts once, and a further drop alerts again.
 
-use crate::alert::{Alert, AlertKind, Severity};
-use crate::conn::ConnCtx;
-use crate::detectors::Threshold;
+use crate::analysis::detectors::Threshold;
+use crate::analysis::timeline::{Obs, PartState, Series};
+use crate::model::ConnCtx;
 use crate::model::Tp;
-use crate::timeline::{Obs, PartState, Series};
+use crate::output::alert::{Alert, AlertKind, Severity};
 
 /// Checks a newly told end of log `new` against what the client knew; updates the baselines either way.
 pub fn observe(
@@ -46,8 +46,10 @@ pub fn observe(
                 Severity::Warning
             };
             let what = match new.source {
-                crate::timeline::Source::Listoffsets => "ListOffsets(latest) answered",
-                crate::timeline::Source::FetchLso => "a Fetch response gave last stable offset",
+                crate::analysis::timeline::Source::Listoffsets => "ListOffsets(latest) answered",
+                crate::analysis::timeline::Source::FetchLso => {
+                    "a Fetch response gave last stable offset"
+                }
                 _ => "a Fetch response gave high watermark",
             };
             let tail = if critical {
@@ -128,8 +130,8 @@ pub fn observe(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::timeline::Source;
     use crate::testutil::{ctx, obs};
-    use crate::timeline::Source;
 
     #[test]
     fn fires_when_hwm_drops_below_consumed_and_is_critical() {

@@ -10,18 +10,18 @@ use std::collections::BTreeMap;
 
 use kwire_flow::Timestamp;
 
-use crate::alert::{Alert, AlertKind, Severity};
-use crate::cluster::Cluster;
-use crate::conn::ConnCtx;
-use crate::detectors::WeakAcksConfig;
+use crate::analysis::cluster::Cluster;
+use crate::analysis::detectors::WeakAcksConfig;
+use crate::model::ConnCtx;
 use crate::model::Tp;
+use crate::output::alert::{Alert, AlertKind, Severity};
 
 /// Produce traffic of one (client, topic, acks).
 #[derive(Debug, Clone)]
 pub struct WeakProducer {
     pub client_id: Option<String>,
     pub ctx: ConnCtx,
-    pub topic: String,
+    pub topic: crate::model::Name,
     pub acks: i16,
     pub requests: u64,
     pub records: u64,

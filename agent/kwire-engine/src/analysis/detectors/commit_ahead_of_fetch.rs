@@ -3,11 +3,11 @@
 //! Quiet when the client was never seen fetching the partition (we cannot know what it consumed), and when
 //! the commit is at or below the served end. `warning`.
 
-use crate::alert::{Alert, AlertKind, Severity};
-use crate::conn::ConnCtx;
-use crate::detectors::commit_after_revoke::Commit;
-use crate::detectors::Threshold;
-use crate::timeline::PartState;
+use crate::analysis::detectors::Threshold;
+use crate::analysis::timeline::PartState;
+use crate::model::Commit;
+use crate::model::ConnCtx;
+use crate::output::alert::{Alert, AlertKind, Severity};
 
 pub fn check(
     cfg: &Threshold,
@@ -51,9 +51,9 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::timeline::Source;
     use crate::model::Tp;
     use crate::testutil::{ctx, obs, t};
-    use crate::timeline::Source;
 
     #[test]
     fn fires_beyond_served_and_quiet_at_served() {

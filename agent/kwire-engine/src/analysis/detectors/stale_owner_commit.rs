@@ -2,10 +2,10 @@
 //! it, no revoke ever reached it — e.g. its SyncGroups failed) while the group's current assignment gives it
 //! to another member from a later generation: split brain. `critical` when the broker accepted it.
 
-use crate::alert::{Alert, AlertKind, Severity};
-use crate::conn::ConnCtx;
-use crate::detectors::commit_after_revoke::Commit;
-use crate::groups::Group;
+use crate::analysis::groups::Group;
+use crate::model::Commit;
+use crate::model::ConnCtx;
+use crate::output::alert::{Alert, AlertKind, Severity};
 
 pub fn check(g: &Group, c: &Commit<'_>, ctx: &ConnCtx, client_id: Option<&str>) -> Option<Alert> {
     let m = g.members.get(c.member_id)?;
@@ -57,7 +57,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::groups::Groups;
+    use crate::analysis::groups::Groups;
     use crate::model::Tp;
     use crate::testutil::{ctx, t};
 

@@ -15,11 +15,12 @@
 
 use std::sync::Arc;
 
-use kwire_flow::{Attribution, Chunk, Direction, Endpoint, FlowKey, Side, Timestamp};
+use kwire_flow::{Attribution, Chunk, Direction, FlowKey, Side, Timestamp};
 use kwire_kafka::probe::{self, Guess, Probe};
 use kwire_kafka::{KafkaConnection, KafkaEvent, StreamStart};
 
 use crate::config::EngineConfig;
+use crate::model::ConnCtx;
 
 /// Ports Kafka brokers commonly listen on (used only as a last resort to tell the broker side).
 const KAFKA_PORTS: [u16; 6] = [9092, 9093, 9094, 9095, 19092, 29092];
@@ -44,17 +45,6 @@ pub enum AppKind {
 enum Held {
     Data(Vec<u8>),
     Gap(u64),
-}
-
-/// Identity of a connection as outputs name it.
-#[derive(Debug, Clone)]
-pub struct ConnCtx {
-    pub id: u64,
-    pub client: Endpoint,
-    pub broker: Endpoint,
-    /// Who owns the client's / the broker's socket, when a live source could tell (eBPF cgroup hooks).
-    pub client_owner: Option<Arc<Attribution>>,
-    pub broker_owner: Option<Arc<Attribution>>,
 }
 
 pub struct AppState {

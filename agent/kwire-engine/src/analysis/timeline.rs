@@ -8,16 +8,13 @@
 //! of complete batches only (a batch cut at max_bytes was not delivered). Tables are bounded.
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
 
 use kwire_flow::{Endpoint, Timestamp};
 
-use crate::conn::ConnCtx;
 use crate::model::{ClientKey, Tp};
 
 /// Where an offset observation came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Listoffsets,
     FetchHwm,
@@ -85,58 +82,6 @@ impl PartState {
     pub fn set_committed(&mut self, o: Obs) {
         self.committed = Some(o);
         self.committed_cmp = Some(o);
-    }
-}
-
-/// One row of `kwire timeline`.
-#[derive(Debug, Clone, Serialize)]
-pub struct TimelineRecord {
-    #[serde(rename = "type")]
-    pub kind_type: &'static str,
-    pub ts: String,
-    pub client_id: String,
-    pub client_addr: String,
-    pub broker_addr: String,
-    pub conn: u64,
-    pub topic: String,
-    pub partition: i32,
-    /// `listoffsets_latest`, `listoffsets_earliest`, `listoffsets_time`, `fetch_request`, `fetch_hwm`,
-    /// `fetch_lso`, `fetch_log_start`, `fetched`, `fetch_error`, `produced`, `committed`, `commit_rejected`,
-    /// `offset_fetch`.
-    pub what: &'static str,
-    pub offset: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub leader_epoch: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-}
-
-impl TimelineRecord {
-    pub fn new(
-        ts: Timestamp,
-        client_id: &str,
-        ctx: &ConnCtx,
-        tp: &Tp,
-        what: &'static str,
-        offset: i64,
-    ) -> Self {
-        TimelineRecord {
-            kind_type: "timeline",
-            ts: ts.to_rfc3339(),
-            client_id: client_id.to_string(),
-            client_addr: ctx.client.to_string(),
-            broker_addr: ctx.broker.to_string(),
-            conn: ctx.id,
-            topic: tp.topic.clone(),
-            partition: tp.partition,
-            what,
-            offset,
-            leader_epoch: None,
-            error: None,
-            group: None,
-        }
     }
 }
 

@@ -5,10 +5,10 @@
 
 use kwire_flow::Timestamp;
 
-use crate::alert::{Alert, AlertKind, Severity};
-use crate::conn::ConnCtx;
-use crate::detectors::Threshold;
+use crate::analysis::detectors::Threshold;
+use crate::model::ConnCtx;
 use crate::model::Tp;
+use crate::output::alert::{Alert, AlertKind, Severity};
 
 pub fn check(
     cfg: &Threshold,

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kwire_flow::Timestamp;
 
-use crate::conn::ConnCtx;
+use crate::model::ConnCtx;
 use crate::model::Tp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,56 +6,33 @@
 //! revocation's time), never the order in which exchanges complete; broker-to-broker traffic (Fetch with a
 //! replica id) is not a client's timeline; topic ids are resolved through the cluster view.
 
+pub mod cluster;
+pub mod detectors;
+pub mod facts;
+pub mod groups;
+pub mod timeline;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use kwire_flow::Timestamp;
 use kwire_kafka::body::{RequestBody, ResponseBody};
 use kwire_kafka::{Decoded, Exchange, RequestSent};
-use serde::Deserialize;
 
-use crate::alert::{Alert, AlertKind};
-use crate::cluster::{Cluster, Leader, LEADER_ERRORS};
-use crate::conn::ConnCtx;
-use crate::detectors::commit_after_revoke::{self, Commit};
-use crate::detectors::weak_acks::{self, WeakProducer};
-use crate::detectors::{
+use crate::analysis::cluster::{Cluster, Leader, LEADER_ERRORS};
+use crate::analysis::detectors::commit_after_revoke;
+use crate::analysis::detectors::weak_acks::{self, WeakProducer};
+use crate::analysis::detectors::{
     commit_ahead_of_fetch, committed_offset_regression, listoffsets_regression, offset_reset_jump,
     stale_owner_commit, DetectorConfig,
 };
-use crate::groups::Groups;
-use crate::model::{ClientKey, Tp};
-use crate::timeline::{Obs, Series, Source, TimelineRecord, Timelines};
-
-/// Bounds of the analysis state (the `[limits]` table of the config file).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct AnalysisLimits {
-    /// Clients (client.id + host) with a timeline. Default 10000.
-    pub max_clients: usize,
-    /// Partitions per client timeline. Default 10000.
-    pub max_partitions_per_client: usize,
-    /// Consumer groups tracked. Default 10000.
-    pub max_groups: usize,
-    /// Members per group. Default 1000.
-    pub max_members_per_group: usize,
-    /// Partitions in the cluster view (leaders, topic ids). Default 100000.
-    pub max_partitions: usize,
-    /// (client, topic, acks) weak-acks producers tracked. Default 10000.
-    pub max_weak_producers: usize,
-}
-
-impl Default for AnalysisLimits {
-    fn default() -> Self {
-        AnalysisLimits {
-            max_clients: 10_000,
-            max_partitions_per_client: 10_000,
-            max_groups: 10_000,
-            max_members_per_group: 1000,
-            max_partitions: 100_000,
-            max_weak_producers: 10_000,
-        }
-    }
-}
+use crate::analysis::groups::Groups;
+use crate::analysis::timeline::{Obs, Series, Source, Timelines};
+use crate::config::AnalysisLimits;
+use crate::model::Commit;
+use crate::model::ConnCtx;
+use crate::model::{ClientKey, Name, Tp};
+use crate::output::alert::{Alert, AlertKind};
+use crate::output::TimelineRecord;
 
 /// What the analysis produces besides exchanges.
 #[derive(Debug, Clone)]
@@ -70,10 +47,10 @@ pub struct Analyzer {
     pub cluster: Cluster,
     pub groups: Groups,
     pub timelines: Timelines,
-    weak: BTreeMap<(String, std::net::IpAddr, String, i16), WeakProducer>,
+    weak: BTreeMap<(Name, std::net::IpAddr, Name, i16), WeakProducer>,
     max_weak: usize,
     /// Alerts raised per (kind, severity), for the summary.
-    pub alert_counts: BTreeMap<(AlertKind, crate::alert::Severity), u64>,
+    pub alert_counts: BTreeMap<(AlertKind, crate::output::alert::Severity), u64>,
     /// Weak-acks producers not tracked because the table was full.
     pub weak_dropped: u64,
     /// (group, member, partition, revocation time) already reported: one alert per revocation.
@@ -106,9 +83,11 @@ impl Analyzer {
         out(Finding::Alert(a));
     }
 
-    fn row(&self, r: TimelineRecord, out: Out<'_>) {
+    /// A timeline row, built only when rows were asked for (`kwire timeline`): the hot path never
+    /// pays for a row nobody reads.
+    fn row(&self, out: Out<'_>, build: impl FnOnce() -> TimelineRecord) {
         if self.timeline_rows {
-            out(Finding::Timeline(r));
+            out(Finding::Timeline(build()));
         }
     }
 
@@ -160,7 +139,10 @@ impl Analyzer {
         let resp = x.response.as_ref().and_then(|r| r.body.full());
         let rts = x.response.as_ref().map(|r| r.ts).unwrap_or(x.request_ts);
         let client = ClientKey {
-            client_id: x.request.client_id.clone().unwrap_or_default(),
+            client_id: self
+                .cluster
+                .names
+                .get(x.request.client_id.as_deref().unwrap_or_default()),
             host: ctx.client.ip,
         };
         let cid = x.request.client_id.as_deref();
@@ -230,20 +212,20 @@ impl Analyzer {
                         let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
                         for p in &t.partitions {
                             if p.error_code == 0 && p.committed_offset >= 0 {
-                                let tp = Tp {
-                                    topic: topic.clone(),
-                                    partition: p.partition,
-                                };
-                                let mut row = TimelineRecord::new(
-                                    rts,
-                                    &client.client_id,
-                                    ctx,
-                                    &tp,
-                                    "offset_fetch",
-                                    p.committed_offset,
-                                );
-                                row.group = g.group_id.clone();
-                                self.row(row, out);
+                                self.row(out, || {
+                                    let tp = Tp::of(&topic, p.partition);
+                                    let mut row = TimelineRecord::new(
+                                        rts,
+                                        &client.client_id,
+                                        ctx,
+                                        &tp,
+                                        "offset_fetch",
+                                        p.committed_offset,
+                                    );
+                                    row.group =
+                                        g.group_id.as_deref().map(|g| self.cluster.names.get(g));
+                                    row
+                                });
                             }
                         }
                     }
@@ -342,15 +324,17 @@ impl Analyzer {
                         });
                         self.cluster.on_leader_moved(&tp, rts, l);
                     } else if part.error_code == 0 && part.base_offset >= 0 {
-                        let row = TimelineRecord::new(
-                            rts,
-                            cid.unwrap_or_default(),
-                            ctx,
-                            &tp,
-                            "produced",
-                            part.base_offset,
-                        );
-                        self.row(row, out);
+                        self.row(out, || {
+                            let client_id = self.cluster.names.get(cid.unwrap_or_default());
+                            TimelineRecord::new(
+                                rts,
+                                &client_id,
+                                ctx,
+                                &tp,
+                                "produced",
+                                part.base_offset,
+                            )
+                        });
                     }
                 }
             }
@@ -361,7 +345,7 @@ impl Analyzer {
         for t in &p.topics {
             let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
             let key = (
-                cid.unwrap_or_default().to_string(),
+                self.cluster.names.get(cid.unwrap_or_default()),
                 ctx.client.ip,
                 topic.clone(),
                 p.acks,
@@ -439,15 +423,16 @@ impl Analyzer {
                         self.alert(a, out);
                     }
                 }
-                let row = TimelineRecord::new(
-                    x.request_ts,
-                    &client.client_id,
-                    ctx,
-                    &tp,
-                    "fetch_request",
-                    p.fetch_offset,
-                );
-                self.row(row, out);
+                self.row(out, || {
+                    TimelineRecord::new(
+                        x.request_ts,
+                        &client.client_id,
+                        ctx,
+                        &tp,
+                        "fetch_request",
+                        p.fetch_offset,
+                    )
+                });
             }
         }
     }
@@ -466,20 +451,6 @@ impl Analyzer {
     ) {
         self.on_fetch_request(ctx, x, f, client, cid, out);
         let replica = f.replica_id.is_some_and(|r| r >= 0);
-        // Requested offsets, to know where an OFFSET_OUT_OF_RANGE was.
-        let mut wanted: BTreeMap<Tp, i64> = BTreeMap::new();
-        for t in &f.topics {
-            let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
-            for p in &t.partitions {
-                wanted.insert(
-                    Tp {
-                        topic: topic.clone(),
-                        partition: p.partition,
-                    },
-                    p.fetch_offset,
-                );
-            }
-        }
         for t in &r.topics {
             let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
             for p in &t.partitions {
@@ -507,14 +478,32 @@ impl Analyzer {
                     epoch,
                 };
                 if p.error_code == 1 {
-                    if let Some(w) = wanted.get(&tp).copied() {
+                    // Where the OFFSET_OUT_OF_RANGE was: the offset the request asked for.
+                    let wanted = f
+                        .topics
+                        .iter()
+                        .filter(|rt| {
+                            self.cluster.topic(rt.name.as_deref(), rt.topic_id.as_ref()) == tp.topic
+                        })
+                        .flat_map(|rt| rt.partitions.iter())
+                        .find(|rp| rp.partition == tp.partition)
+                        .map(|rp| rp.fetch_offset);
+                    if let Some(w) = wanted {
                         if let Some(st) = self.timelines.entry(client, &tp) {
                             st.out_of_range = Some((w, rts));
                         }
-                        let mut row =
-                            TimelineRecord::new(rts, &client.client_id, ctx, &tp, "fetch_error", w);
-                        row.error = Some("OFFSET_OUT_OF_RANGE");
-                        self.row(row, out);
+                        self.row(out, || {
+                            let mut row = TimelineRecord::new(
+                                rts,
+                                &client.client_id,
+                                ctx,
+                                &tp,
+                                "fetch_error",
+                                w,
+                            );
+                            row.error = Some("OFFSET_OUT_OF_RANGE");
+                            row
+                        });
                     }
                     continue;
                 }
@@ -533,14 +522,14 @@ impl Analyzer {
                     })
                     .max();
                 let mut alerts = Vec::new();
-                let mut rows = Vec::new();
+                let mut rows: [Option<(&'static str, i64)>; 4] = [None; 4];
                 if let Some(st) = self.timelines.entry(client, &tp) {
                     if let Some(end) = served_end {
                         st.raise_served(obs(end, Source::Fetched));
-                        rows.push(("fetched", end));
+                        rows[0] = Some(("fetched", end));
                     }
                     if p.high_watermark >= 0 {
-                        rows.push(("fetch_hwm", p.high_watermark));
+                        rows[1] = Some(("fetch_hwm", p.high_watermark));
                         if let Some(a) = listoffsets_regression::observe(
                             &self.detectors.listoffsets_regression,
                             st,
@@ -557,10 +546,10 @@ impl Analyzer {
                         }
                     }
                     if let Some(ls) = p.log_start_offset.filter(|l| *l >= 0) {
-                        rows.push(("fetch_log_start", ls));
+                        rows[2] = Some(("fetch_log_start", ls));
                     }
                     if let Some(lso) = p.last_stable_offset.filter(|l| *l >= 0) {
-                        rows.push(("fetch_lso", lso));
+                        rows[3] = Some(("fetch_lso", lso));
                         if let Some(a) = listoffsets_regression::observe(
                             &self.detectors.listoffsets_regression,
                             st,
@@ -574,10 +563,13 @@ impl Analyzer {
                         }
                     }
                 }
-                for (what, off) in rows {
-                    let mut row = TimelineRecord::new(rts, &client.client_id, ctx, &tp, what, off);
-                    row.leader_epoch = epoch;
-                    self.row(row, out);
+                for (what, off) in rows.into_iter().flatten() {
+                    self.row(out, || {
+                        let mut row =
+                            TimelineRecord::new(rts, &client.client_id, ctx, &tp, what, off);
+                        row.leader_epoch = epoch;
+                        row
+                    });
                 }
                 for a in alerts {
                     self.alert(a, out);
@@ -605,15 +597,10 @@ impl Analyzer {
         } else {
             Series::Uncommitted
         };
-        let mut asked: BTreeMap<Tp, i64> = BTreeMap::new();
-        for t in &l.topics {
-            for p in &t.partitions {
-                asked.insert(Tp::new(&t.name, p.partition), p.timestamp);
-            }
-        }
         for t in &r.topics {
+            let topic = self.cluster.names.get(&t.name);
             for p in &t.partitions {
-                let tp = Tp::new(&t.name, p.partition);
+                let tp = Tp::of(&topic, p.partition);
                 if p.error_code != 0 {
                     continue;
                 }
@@ -625,14 +612,25 @@ impl Analyzer {
                 let Some(offset) = offset.filter(|o| *o >= 0) else {
                     continue;
                 };
-                let what = match asked.get(&tp).copied() {
+                // What the request asked for this partition: latest (-1), earliest (-2) or a time.
+                let asked = l
+                    .topics
+                    .iter()
+                    .filter(|lt| lt.name == t.name)
+                    .flat_map(|lt| lt.partitions.iter())
+                    .find(|lp| lp.partition == p.partition)
+                    .map(|lp| lp.timestamp);
+                let what = match asked {
                     Some(-1) => "listoffsets_latest",
                     Some(-2) => "listoffsets_earliest",
                     _ => "listoffsets_time",
                 };
-                let mut row = TimelineRecord::new(rts, &client.client_id, ctx, &tp, what, offset);
-                row.leader_epoch = p.leader_epoch.filter(|e| *e >= 0);
-                self.row(row, out);
+                self.row(out, || {
+                    let mut row =
+                        TimelineRecord::new(rts, &client.client_id, ctx, &tp, what, offset);
+                    row.leader_epoch = p.leader_epoch.filter(|e| *e >= 0);
+                    row
+                });
                 if what != "listoffsets_latest" {
                     continue;
                 }
@@ -682,7 +680,7 @@ impl Analyzer {
                     let served = m
                         .and_then(|m| {
                             Some(ClientKey {
-                                client_id: m.client_id.clone()?,
+                                client_id: Name::from(m.client_id.as_deref()?),
                                 host: m.ctx.as_ref()?.client.ip,
                             })
                         })
@@ -722,7 +720,7 @@ impl Analyzer {
                 .and_then(|g| g.members.get(c.member_id))
                 .and_then(|m| {
                     Some(ClientKey {
-                        client_id: m.client_id.clone()?,
+                        client_id: Name::from(m.client_id.as_deref()?),
                         host: m.ctx.as_ref()?.client.ip,
                     })
                 });
@@ -766,24 +764,26 @@ impl Analyzer {
                 });
             }
         }
-        let mut row = TimelineRecord::new(
-            c.ts,
-            &client.client_id,
-            ctx,
-            c.tp,
-            if accepted {
-                "committed"
-            } else {
-                "commit_rejected"
-            },
-            c.offset,
-        );
-        row.group = Some(c.group.to_string());
-        row.error = c
-            .error_code
-            .filter(|e| *e != 0)
-            .map(kwire_kafka::body::error_name);
-        self.row(row, out);
+        self.row(out, || {
+            let mut row = TimelineRecord::new(
+                c.ts,
+                &client.client_id,
+                ctx,
+                c.tp,
+                if accepted {
+                    "committed"
+                } else {
+                    "commit_rejected"
+                },
+                c.offset,
+            );
+            row.group = Some(self.cluster.names.get(c.group));
+            row.error = c
+                .error_code
+                .filter(|e| *e != 0)
+                .map(kwire_kafka::body::error_name);
+            row
+        });
         for a in alerts {
             self.alert(a, out);
         }
@@ -809,7 +809,7 @@ impl Analyzer {
             if now.is_some_and(|t| t.nanos_since(w.first_ts) < after) {
                 continue;
             }
-            if w.reported == Some(crate::alert::Severity::Critical) {
+            if w.reported == Some(crate::output::alert::Severity::Critical) {
                 continue;
             }
             if let Some(a) = weak_acks::finish(&self.detectors.weak_acks, w, &self.cluster) {

@@ -6,23 +6,9 @@
 //! generation, never ownership, so a stale commit silently rewinds or skips the new owner's progress);
 //! `info` when the broker rejected it.
 
-use kwire_flow::Timestamp;
-
-use crate::alert::{ts_value, Alert, AlertKind, Severity};
-use crate::conn::ConnCtx;
-use crate::groups::Group;
-use crate::model::Tp;
-
-/// What a commit of one partition looked like.
-pub struct Commit<'a> {
-    pub ts: Timestamp,
-    pub group: &'a str,
-    pub member_id: &'a str,
-    pub generation: Option<i32>,
-    pub tp: &'a Tp,
-    pub offset: i64,
-    pub error_code: Option<i16>,
-}
+use crate::analysis::groups::Group;
+use crate::model::{Commit, ConnCtx, Tp};
+use crate::output::alert::{ts_value, Alert, AlertKind, Severity};
 
 /// The new owner's progress, looked up by the caller: (last committed, last served end).
 pub type OwnerProgress = (Option<i64>, Option<i64>);
@@ -111,7 +97,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::groups::Groups;
+    use crate::analysis::groups::Groups;
     use crate::testutil::{ctx, t};
 
     fn set(tps: &[(&str, i32)]) -> BTreeSet<Tp> {

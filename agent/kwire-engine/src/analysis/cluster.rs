@@ -13,7 +13,7 @@ use kwire_flow::Timestamp;
 use kwire_kafka::body::MetadataResponse;
 use kwire_kafka::wire::Uuid;
 
-use crate::model::Tp;
+use crate::model::{Interner, Name, Tp};
 
 /// Error codes that say the partition's leadership moved.
 pub const LEADER_ERRORS: [i16; 3] = [5, 6, 74];
@@ -30,7 +30,9 @@ pub struct Leader {
 #[derive(Debug, Default)]
 pub struct Cluster {
     pub brokers: BTreeMap<i32, String>,
-    topic_names: FxHashMap<Uuid, String>,
+    topic_names: FxHashMap<Uuid, Name>,
+    /// Every name the analysis keeps (topics, client ids, groups), shared.
+    pub names: Interner,
     leaders: BTreeMap<Tp, Leader>,
     changes: BTreeMap<Tp, Vec<Timestamp>>,
     max_partitions: usize,
@@ -49,15 +51,15 @@ impl Cluster {
     }
 
     /// The topic's name, from the name itself or its id; `id:<uuid>` when the id was never resolved.
-    pub fn topic(&self, name: Option<&str>, id: Option<&Uuid>) -> String {
+    pub fn topic(&self, name: Option<&str>, id: Option<&Uuid>) -> Name {
         match (name, id) {
-            (Some(n), _) if !n.is_empty() => n.to_string(),
+            (Some(n), _) if !n.is_empty() => self.names.get(n),
             (_, Some(id)) => self
                 .topic_names
                 .get(id)
                 .cloned()
-                .unwrap_or_else(|| format!("id:{id}")),
-            _ => String::new(),
+                .unwrap_or_else(|| self.names.get(&format!("id:{id}"))),
+            _ => self.names.get(""),
         }
     }
 
@@ -95,7 +97,7 @@ impl Cluster {
                 continue;
             };
             if self.topic_names.len() < self.max_partitions || self.topic_names.contains_key(id) {
-                self.topic_names.insert(*id, name.to_string());
+                self.topic_names.insert(*id, self.names.get(name));
             }
             self.on_topic_partitions(ts, name, &t.partitions);
         }
@@ -111,7 +113,7 @@ impl Cluster {
             if p.error_code != 0 || p.leader_id < 0 {
                 continue;
             }
-            let tp = Tp::new(name, p.partition_index);
+            let tp = Tp::of(&self.names.get(name), p.partition_index);
             let new = Leader {
                 id: p.leader_id,
                 epoch: p.leader_epoch.filter(|e| *e >= 0),

@@ -154,7 +154,13 @@ pub struct Summary {
     /// Produce requests per acks value.
     pub produce_acks: BTreeMap<i16, u64>,
     /// Alerts raised per kind and severity.
-    pub alerts: BTreeMap<(crate::alert::AlertKind, crate::alert::Severity), u64>,
+    pub alerts: BTreeMap<
+        (
+            crate::output::alert::AlertKind,
+            crate::output::alert::Severity,
+        ),
+        u64,
+    >,
 }
 
 impl Serialize for Summary {

@@ -15,7 +15,7 @@ use kwire_kafka::body::{RequestBody, ResponseBody};
 use kwire_kafka::records::BatchInfo;
 use kwire_kafka::{Decoded, Exchange};
 
-use crate::cluster::Cluster;
+use crate::analysis::cluster::Cluster;
 
 /// The messaging operation of an exchange (OpenTelemetry `messaging.operation.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

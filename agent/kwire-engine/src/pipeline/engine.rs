@@ -14,11 +14,12 @@ use kwire_flow::{
 use kwire_kafka::body::{error_name, RequestBody};
 use kwire_kafka::{api, Decoded, KafkaEvent, NoticeKind};
 
-use crate::analyzer::{Analyzer, Finding};
+use crate::analysis::{Analyzer, Finding};
 use crate::config::EngineConfig;
-use crate::conn::{AppKind, AppState, ConnCtx};
-use crate::output::{ExchangeRecord, NoticeRecord, Output};
-use crate::stats::{ApiCount, ClientCount, ErrorCount, Summary};
+use crate::model::ConnCtx;
+use crate::output::{ExchangeRecord, Notice, NoticeRecord, Output};
+use crate::pipeline::conn::{AppKind, AppState};
+use crate::pipeline::stats::{ApiCount, ClientCount, ErrorCount, Summary};
 
 /// How often (in packet time) idle flows are swept.
 const SWEEP_INTERVAL_NS: i64 = 1_000_000_000;
@@ -357,7 +358,7 @@ fn on_event<F: FnMut(Output)>(
                 .on_exchange(&ctx, &e, &mut |f| findings.push(f));
             let facts = sink.exchange_facts.then(|| {
                 let cid = sink.analyzer.cluster.cluster_id_of(&ctx.broker);
-                Box::new(crate::facts::exchange_facts(
+                Box::new(crate::analysis::facts::exchange_facts(
                     &e,
                     &sink.analyzer.cluster,
                     cid,
@@ -398,12 +399,7 @@ fn on_event<F: FnMut(Output)>(
             bytes,
         } => {
             if sink.notices {
-                let mut n = NoticeRecord::new(
-                    ts,
-                    "orphan",
-                    format!("response to correlation id {correlation_id} whose request was not captured"),
-                )
-                .on_conn(&ctx);
+                let mut n = NoticeRecord::of(ts, Notice::Orphan).on_conn(&ctx);
                 n.correlation_id = Some(correlation_id);
                 n.bytes = Some(u64::from(bytes));
                 (sink.out)(Output::Notice(n));
@@ -413,48 +409,14 @@ fn on_event<F: FnMut(Output)>(
             if !sink.notices {
                 return;
             }
-            let (name, msg, bytes) = match kind {
-                NoticeKind::Desync { reason } => (
-                    "desync",
-                    format!(
-                        "lost Kafka framing ({}); scanning for the next frame",
-                        reason.as_str()
-                    ),
-                    None,
-                ),
-                NoticeKind::Resync { skipped_bytes } => (
-                    "resync",
-                    format!("found Kafka framing again after skipping {skipped_bytes} bytes"),
-                    Some(skipped_bytes),
-                ),
-                NoticeKind::FrameDamaged { len } => (
-                    "frame_damaged",
-                    format!("capture lost {len} bytes inside a frame; that frame is not decoded"),
-                    Some(len),
-                ),
-                NoticeKind::OversizedFrame { len } => (
-                    "oversized_frame",
-                    format!("frame of {len} bytes exceeds max_frame_bytes; decoded by header only"),
-                    Some(len),
-                ),
-                NoticeKind::Tls => (
-                    "tls",
-                    "connection uses TLS: it cannot be decoded from packets".to_string(),
-                    None,
-                ),
-                NoticeKind::SaslRawStart => (
-                    "sasl_raw",
-                    "SaslHandshake v0 accepted: raw SASL tokens follow (counted, never decoded)"
-                        .to_string(),
-                    None,
-                ),
-                NoticeKind::MalformedHeader => (
-                    "malformed_header",
-                    "request header did not parse; frame skipped by length".to_string(),
-                    None,
-                ),
+            let bytes = match kind {
+                NoticeKind::Resync { skipped_bytes } => Some(skipped_bytes),
+                NoticeKind::FrameDamaged { len } | NoticeKind::OversizedFrame { len } => Some(len),
+                _ => None,
             };
-            let mut n = NoticeRecord::new(ts, name, msg).on_conn(&ctx).dir(dir);
+            let mut n = NoticeRecord::of(ts, Notice::Stream(kind))
+                .on_conn(&ctx)
+                .dir(dir);
             n.bytes = bytes;
             (sink.out)(Output::Notice(n));
         }

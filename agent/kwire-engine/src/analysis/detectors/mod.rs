@@ -12,7 +12,7 @@ pub mod weak_acks;
 
 use serde::Deserialize;
 
-use crate::alert::AlertKind;
+use crate::output::alert::AlertKind;
 
 /// On/off and thresholds for every detector (the `[detectors]` table of the config file).
 #[derive(Debug, Clone, Deserialize, PartialEq)]

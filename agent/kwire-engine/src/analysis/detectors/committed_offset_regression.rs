@@ -2,10 +2,10 @@
 //! accepted commit lower than the previous accepted one). The group will re-process those records: `info`
 //! (a deliberate seek back does this too).
 
-use crate::alert::{Alert, AlertKind, Severity};
-use crate::conn::ConnCtx;
-use crate::detectors::commit_after_revoke::Commit;
-use crate::detectors::Threshold;
+use crate::analysis::detectors::Threshold;
+use crate::model::Commit;
+use crate::model::ConnCtx;
+use crate::output::alert::{Alert, AlertKind, Severity};
 use kwire_flow::Timestamp;
 
 pub fn check(

@@ -1,0 +1,301 @@
+//! Alerts: what kwire exists to say. One closed set of kinds, three severities, the common fields of the
+//! output contract, plus each kind's own fields, typed ([`Fields`]): numbers, booleans, shared names,
+//! timestamps; encoders render them.
+//!
+//! Easy to get wrong: `ts` is packet time; `explanation` is one line an operator understands without
+//! knowing kwire; kind-specific fields are snake_case, never change meaning, and keep the order in which
+//! the detector set them (setting a field again replaces its value in place).
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use kwire_flow::{Attribution, Endpoint, Timestamp};
+
+use crate::model::{ConnCtx, Name, Tp};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl serde::Serialize for Severity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The alert kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertKind {
+    ListOffsetsRegression,
+    CommitAfterRevoke,
+    WeakAcks,
+    StaleOwnerCommit,
+    CommitAheadOfFetch,
+    OffsetResetJump,
+    CommittedOffsetRegression,
+}
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 7] = [
+        AlertKind::ListOffsetsRegression,
+        AlertKind::CommitAfterRevoke,
+        AlertKind::WeakAcks,
+        AlertKind::StaleOwnerCommit,
+        AlertKind::CommitAheadOfFetch,
+        AlertKind::OffsetResetJump,
+        AlertKind::CommittedOffsetRegression,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::ListOffsetsRegression => "listoffsets_regression",
+            AlertKind::CommitAfterRevoke => "commit_after_revoke",
+            AlertKind::WeakAcks => "weak_acks",
+            AlertKind::StaleOwnerCommit => "stale_owner_commit",
+            AlertKind::CommitAheadOfFetch => "commit_ahead_of_fetch",
+            AlertKind::OffsetResetJump => "offset_reset_jump",
+            AlertKind::CommittedOffsetRegression => "committed_offset_regression",
+        }
+    }
+}
+
+/// The value of one kind-specific alert field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Str(Name),
+    Static(&'static str),
+    /// Packet time (rendered RFC 3339).
+    Ts(Timestamp),
+    /// A structured value (lists of partitions, members): rare, built only when an alert fires.
+    Json(Value),
+}
+
+impl FieldValue {
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            FieldValue::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            FieldValue::Str(s) => Some(s),
+            FieldValue::Static(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as JSON (for encoders that want a tree).
+    pub fn to_json(&self) -> Value {
+        match self {
+            FieldValue::Null => Value::Null,
+            FieldValue::Bool(b) => Value::Bool(*b),
+            FieldValue::Int(i) => Value::from(*i),
+            FieldValue::Str(s) => Value::String(s.to_string()),
+            FieldValue::Static(s) => Value::String(s.to_string()),
+            FieldValue::Ts(t) => Value::String(t.to_rfc3339()),
+            FieldValue::Json(v) => v.clone(),
+        }
+    }
+}
+
+macro_rules! from_int {
+    ($($t:ty),*) => {$(
+        impl From<$t> for FieldValue {
+            fn from(v: $t) -> Self {
+                FieldValue::Int(v as i64)
+            }
+        }
+        impl PartialEq<$t> for FieldValue {
+            fn eq(&self, o: &$t) -> bool {
+                self.as_i64() == Some(*o as i64)
+            }
+        }
+    )*};
+}
+from_int!(i16, i32, i64, u32, u64, usize);
+
+impl From<bool> for FieldValue {
+    fn from(v: bool) -> Self {
+        FieldValue::Bool(v)
+    }
+}
+impl PartialEq<bool> for FieldValue {
+    fn eq(&self, o: &bool) -> bool {
+        *self == FieldValue::Bool(*o)
+    }
+}
+impl From<&str> for FieldValue {
+    fn from(v: &str) -> Self {
+        FieldValue::Str(Arc::from(v))
+    }
+}
+impl<T: Into<Value>> From<Vec<T>> for FieldValue {
+    fn from(v: Vec<T>) -> Self {
+        FieldValue::Json(Value::from(v))
+    }
+}
+impl PartialEq<&str> for FieldValue {
+    fn eq(&self, o: &&str) -> bool {
+        self.as_str() == Some(*o)
+    }
+}
+impl From<String> for FieldValue {
+    fn from(v: String) -> Self {
+        FieldValue::Str(Arc::from(v))
+    }
+}
+impl From<Name> for FieldValue {
+    fn from(v: Name) -> Self {
+        FieldValue::Str(v)
+    }
+}
+impl From<&Name> for FieldValue {
+    fn from(v: &Name) -> Self {
+        FieldValue::Str(v.clone())
+    }
+}
+impl From<Timestamp> for FieldValue {
+    fn from(v: Timestamp) -> Self {
+        FieldValue::Ts(v)
+    }
+}
+impl From<Value> for FieldValue {
+    /// Scalars become typed values; only lists and objects stay JSON.
+    fn from(v: Value) -> Self {
+        match v {
+            Value::Null => FieldValue::Null,
+            Value::Bool(b) => FieldValue::Bool(b),
+            Value::String(s) => FieldValue::Str(Arc::from(s)),
+            Value::Number(n) if n.is_i64() => FieldValue::Int(n.as_i64().unwrap_or_default()),
+            other => FieldValue::Json(other),
+        }
+    }
+}
+impl<T: Into<FieldValue>> From<Option<T>> for FieldValue {
+    fn from(v: Option<T>) -> Self {
+        v.map(Into::into).unwrap_or(FieldValue::Null)
+    }
+}
+
+/// An alert's own fields, in the order the detector set them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Fields(Vec<(&'static str, FieldValue)>);
+
+impl Fields {
+    /// Sets `k`: replaces its value in place when present, appends otherwise.
+    pub fn set(&mut self, k: &'static str, v: FieldValue) {
+        match self.0.iter_mut().find(|(n, _)| *n == k) {
+            Some(slot) => slot.1 = v,
+            None => self.0.push((k, v)),
+        }
+    }
+
+    pub fn get(&self, k: &str) -> Option<&FieldValue> {
+        self.0.iter().find(|(n, _)| *n == k).map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &FieldValue)> {
+        self.0.iter().map(|(k, v)| (*k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::ops::Index<&str> for Fields {
+    type Output = FieldValue;
+    fn index(&self, k: &str) -> &FieldValue {
+        static NULL: FieldValue = FieldValue::Null;
+        self.get(k).unwrap_or(&NULL)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub ts: Timestamp,
+    pub client_id: Option<Name>,
+    pub client: Option<Endpoint>,
+    pub broker: Option<Endpoint>,
+    /// Who owns the client's / the broker's socket (live eBPF sources only).
+    pub client_owner: Option<Arc<Attribution>>,
+    pub broker_owner: Option<Arc<Attribution>>,
+    pub topic: Option<Name>,
+    pub partition: Option<i32>,
+    pub explanation: String,
+    /// The kind's own fields.
+    pub fields: Fields,
+    /// The exchange that raised it (connection id, correlation id, request time), when one did; set by
+    /// the engine. Not in the JSON line: exporters use it to link the alert to the exchange's span.
+    pub exchange: Option<(u64, i32, Timestamp)>,
+}
+
+impl Alert {
+    pub fn new(kind: AlertKind, severity: Severity, ts: Timestamp, explanation: String) -> Alert {
+        Alert {
+            kind,
+            severity,
+            ts,
+            client_id: None,
+            client: None,
+            broker: None,
+            client_owner: None,
+            broker_owner: None,
+            topic: None,
+            partition: None,
+            explanation,
+            fields: Fields::default(),
+            exchange: None,
+        }
+    }
+
+    pub fn on(mut self, ctx: &ConnCtx, client_id: Option<&str>) -> Alert {
+        self.client_id = client_id.map(Arc::from);
+        self.client = Some(ctx.client);
+        self.broker = Some(ctx.broker);
+        self.client_owner = ctx.client_owner.clone();
+        self.broker_owner = ctx.broker_owner.clone();
+        self
+    }
+
+    pub fn tp(mut self, tp: &Tp) -> Alert {
+        self.topic = Some(tp.topic.clone());
+        self.partition = Some(tp.partition);
+        self
+    }
+
+    pub fn field(mut self, k: &'static str, v: impl Into<FieldValue>) -> Alert {
+        self.fields.set(k, v.into());
+        self
+    }
+}
+
+/// Optional timestamp as a field (null when absent).
+pub fn ts_value(ts: Option<Timestamp>) -> FieldValue {
+    ts.map(FieldValue::Ts).unwrap_or(FieldValue::Null)
+}

@@ -1,0 +1,257 @@
+//! The JSON-lines encoder: each [`Output`] as one JSON object (the output contract in ARCHITECTURE.md).
+//! A sibling of the readable summary and timeline table (the `kwire` binary) and of OTLP
+//! (`kwire-export`): the only place where findings become JSON text.
+//!
+//! Easy to get wrong: field names and their order are the contract (golden outputs pin them byte for
+//! byte); timestamps and socket addresses are written straight into the output through `Display`
+//! (`collect_str`), never through an intermediate `String`; map-like fields serialise in a
+//! deterministic order.
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use kwire_flow::{Attribution, Direction};
+use kwire_kafka::body::error_name;
+use kwire_kafka::{api, Decoded, NoticeKind};
+
+use crate::model::ConnCtx;
+use crate::output::alert::{Alert, FieldValue};
+use crate::output::{ExchangeRecord, Notice, NoticeRecord, Output, TimelineRecord};
+
+/// Writes `v` through its `Display` impl as a JSON string, with no intermediate allocation.
+struct Str<T>(T);
+
+impl<T: std::fmt::Display> Serialize for Str<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl Serialize for Output {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Output::Exchange(e) => e.serialize(s),
+            Output::Notice(n) => n.serialize(s),
+            Output::Alert(a) => a.serialize(s),
+            Output::Timeline(t) => t.serialize(s),
+        }
+    }
+}
+
+/// Appends `o` as one JSON line (with its newline) to `buf`.
+pub fn write_line(buf: &mut Vec<u8>, o: &Output) -> serde_json::Result<()> {
+    serde_json::to_writer(&mut *buf, o)?;
+    buf.push(b'\n');
+    Ok(())
+}
+
+fn status<T>(d: &Decoded<T>) -> Option<String> {
+    match d {
+        Decoded::Full(_) => None,
+        Decoded::Failed(e) => Some(format!("decode_error: {e}")),
+        Decoded::UnknownVersion => Some("unknown_version".to_string()),
+        Decoded::Skipped(r) => Some(format!("skipped: {}", r.as_str())),
+    }
+}
+
+impl Serialize for ExchangeRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let e = &self.exchange;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", "exchange")?;
+        m.serialize_entry("ts", &Str(e.request_ts))?;
+        m.serialize_entry("conn", &self.conn.id)?;
+        m.serialize_entry("client_addr", &Str(self.conn.client))?;
+        m.serialize_entry("broker_addr", &Str(self.conn.broker))?;
+        serialize_owners(&mut m, &self.conn.client_owner, &self.conn.broker_owner)?;
+        m.serialize_entry("client_id", &e.request.client_id)?;
+        m.serialize_entry("api_key", &e.api_key)?;
+        m.serialize_entry("api", api::api_name(e.api_key))?;
+        m.serialize_entry("api_version", &e.api_version)?;
+        m.serialize_entry("correlation_id", &e.correlation_id)?;
+        m.serialize_entry("response_ts", &e.response.as_ref().map(|r| Str(r.ts)))?;
+        m.serialize_entry("latency_us", &self.latency_us())?;
+        let codes = self.error_codes();
+        let names: Vec<&str> = codes.iter().map(|&c| error_name(c)).collect();
+        m.serialize_entry("error_codes", &codes)?;
+        m.serialize_entry("errors", &names)?;
+        m.serialize_entry("request_bytes", &e.request.bytes)?;
+        m.serialize_entry("response_bytes", &e.response.as_ref().map(|r| r.bytes))?;
+        if e.response_optional {
+            m.serialize_entry("response_optional", &true)?;
+        }
+        m.serialize_entry("request", &e.request.body.full())?;
+        if let Some(st) = status(&e.request.body) {
+            m.serialize_entry("request_status", &st)?;
+        }
+        if let Some(r) = &e.response {
+            m.serialize_entry("response", &r.body.full())?;
+            if let Some(st) = status(&r.body) {
+                m.serialize_entry("response_status", &st)?;
+            }
+        } else {
+            m.serialize_entry("response", &None::<()>)?;
+        }
+        m.end()
+    }
+}
+
+/// `client_pod`, `client_container`, `client_cgroup`, ... and `broker_*` of a connection whose socket
+/// owners a live source resolved (nothing for replays).
+fn serialize_owners<M: SerializeMap>(
+    m: &mut M,
+    client: &Option<std::sync::Arc<Attribution>>,
+    broker: &Option<std::sync::Arc<Attribution>>,
+) -> Result<(), M::Error> {
+    for (k, v) in owner_pairs(client, broker) {
+        m.serialize_entry(&k, &v)?;
+    }
+    Ok(())
+}
+
+fn owner_pairs(
+    client: &Option<std::sync::Arc<Attribution>>,
+    broker: &Option<std::sync::Arc<Attribution>>,
+) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for (prefix, who) in [("client", client), ("broker", broker)] {
+        let Some(who) = who else { continue };
+        if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(&**who) {
+            for (k, v) in m {
+                out.push((format!("{prefix}_{k}"), v));
+            }
+        }
+    }
+    out
+}
+
+/// The owner fields of a connection (`client_pod`, ...) as (name, value) pairs, for other encoders.
+pub fn owner_fields(c: &ConnCtx) -> Vec<(String, serde_json::Value)> {
+    owner_pairs(&c.client_owner, &c.broker_owner)
+}
+
+/// The one-line message of a notice, as the JSON line and the logs show it.
+pub fn notice_message(n: &NoticeRecord) -> String {
+    match &n.notice {
+        Notice::Orphan => format!(
+            "response to correlation id {} whose request was not captured",
+            n.correlation_id.unwrap_or(-1)
+        ),
+        Notice::Stream(k) => match k {
+            NoticeKind::Desync { reason } => format!(
+                "lost Kafka framing ({}); scanning for the next frame",
+                reason.as_str()
+            ),
+            NoticeKind::Resync { skipped_bytes } => {
+                format!("found Kafka framing again after skipping {skipped_bytes} bytes")
+            }
+            NoticeKind::FrameDamaged { len } => {
+                format!("capture lost {len} bytes inside a frame; that frame is not decoded")
+            }
+            NoticeKind::OversizedFrame { len } => {
+                format!("frame of {len} bytes exceeds max_frame_bytes; decoded by header only")
+            }
+            NoticeKind::Tls => "connection uses TLS: it cannot be decoded from packets".to_string(),
+            NoticeKind::SaslRawStart => {
+                "SaslHandshake v0 accepted: raw SASL tokens follow (counted, never decoded)"
+                    .to_string()
+            }
+            NoticeKind::MalformedHeader => {
+                "request header did not parse; frame skipped by length".to_string()
+            }
+        },
+        Notice::Other { message, .. } => message.clone(),
+    }
+}
+
+impl Serialize for NoticeRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", "notice")?;
+        m.serialize_entry("ts", &Str(self.ts))?;
+        m.serialize_entry("notice", self.notice.name())?;
+        m.serialize_entry("message", &notice_message(self))?;
+        if let Some((id, client, broker)) = &self.conn {
+            m.serialize_entry("conn", id)?;
+            m.serialize_entry("client_addr", &Str(client))?;
+            m.serialize_entry("broker_addr", &Str(broker))?;
+        }
+        if let Some(d) = self.direction {
+            m.serialize_entry(
+                "direction",
+                match d {
+                    Direction::ToServer => "to_broker",
+                    Direction::ToClient => "to_client",
+                },
+            )?;
+        }
+        if let Some(c) = self.correlation_id {
+            m.serialize_entry("correlation_id", &c)?;
+        }
+        if let Some(b) = self.bytes {
+            m.serialize_entry("bytes", &b)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for FieldValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FieldValue::Null => s.serialize_unit(),
+            FieldValue::Bool(b) => s.serialize_bool(*b),
+            FieldValue::Int(i) => s.serialize_i64(*i),
+            FieldValue::Str(n) => s.serialize_str(n),
+            FieldValue::Static(n) => s.serialize_str(n),
+            FieldValue::Ts(t) => s.collect_str(t),
+            FieldValue::Json(v) => v.serialize(s),
+        }
+    }
+}
+
+impl Serialize for Alert {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", "alert")?;
+        m.serialize_entry("alert", self.kind.as_str())?;
+        m.serialize_entry("severity", self.severity.as_str())?;
+        m.serialize_entry("ts", &Str(self.ts))?;
+        m.serialize_entry("client_id", &self.client_id.as_deref())?;
+        m.serialize_entry("client_addr", &self.client.map(Str))?;
+        m.serialize_entry("broker_addr", &self.broker.map(Str))?;
+        m.serialize_entry("topic", &self.topic.as_deref())?;
+        m.serialize_entry("partition", &self.partition)?;
+        m.serialize_entry("explanation", &self.explanation)?;
+        serialize_owners(&mut m, &self.client_owner, &self.broker_owner)?;
+        for (k, v) in self.fields.iter() {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for TimelineRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", "timeline")?;
+        m.serialize_entry("ts", &Str(self.ts))?;
+        m.serialize_entry("client_id", &*self.client_id)?;
+        m.serialize_entry("client_addr", &Str(self.client))?;
+        m.serialize_entry("broker_addr", &Str(self.broker))?;
+        m.serialize_entry("conn", &self.conn)?;
+        m.serialize_entry("topic", &*self.topic)?;
+        m.serialize_entry("partition", &self.partition)?;
+        m.serialize_entry("what", self.what)?;
+        m.serialize_entry("offset", &self.offset)?;
+        if let Some(e) = self.leader_epoch {
+            m.serialize_entry("leader_epoch", &e)?;
+        }
+        if let Some(e) = self.error {
+            m.serialize_entry("error", e)?;
+        }
+        if let Some(g) = &self.group {
+            m.serialize_entry("group", &**g)?;
+        }
+        m.end()
+    }
+}

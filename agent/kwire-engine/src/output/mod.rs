@@ -1,0 +1,172 @@
+//! What the engine hands to the edge: a closed set of typed findings ([`Output`]): exchanges, notices,
+//! alerts and timeline rows. They carry timestamps, socket addresses, numbers and shared names; nothing
+//! here is formatted. The encoders are siblings at the edge: [`json`] (one JSON object per line, the
+//! output contract of ARCHITECTURE.md), the readable summary and the timeline table (the `kwire`
+//! binary), OTLP (`kwire-export`).
+//!
+//! Easy to get wrong: record keys/values and SASL bytes never reach these types (the decoders keep only
+//! batch headers and lengths); timestamps are packet time; a finding is built only when someone will
+//! read it (timeline rows only with `EngineConfig::timeline`).
+
+pub mod alert;
+pub mod json;
+
+use kwire_flow::{Direction, Endpoint, Timestamp};
+use kwire_kafka::{Decoded, Exchange, NoticeKind};
+
+use crate::model::{ConnCtx, Name, Tp};
+use crate::output::alert::Alert;
+
+#[derive(Debug, Clone)]
+pub enum Output {
+    Exchange(Box<ExchangeRecord>),
+    Notice(NoticeRecord),
+    Alert(Box<Alert>),
+    Timeline(Box<TimelineRecord>),
+}
+
+/// One request and its response, on one connection.
+#[derive(Debug, Clone)]
+pub struct ExchangeRecord {
+    pub conn: ConnCtx,
+    pub exchange: Exchange,
+    /// Messaging facts resolved against the cluster view; only with `EngineConfig::exchange_facts`.
+    /// Not part of the JSON line (its fields are there already, unresolved).
+    pub facts: Option<Box<crate::analysis::facts::ExchangeFacts>>,
+}
+
+impl ExchangeRecord {
+    /// Distinct non-zero error codes of the response (empty when none or no response).
+    pub fn error_codes(&self) -> Vec<i16> {
+        match self.exchange.response.as_ref().map(|r| &r.body) {
+            Some(Decoded::Full(b)) => b.error_codes(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn latency_us(&self) -> Option<i64> {
+        self.exchange
+            .response
+            .as_ref()
+            .map(|r| r.ts.nanos_since(self.exchange.request_ts) / 1000)
+    }
+}
+
+/// Something about the capture or a stream worth telling: gaps, desyncs, orphans, drops.
+#[derive(Debug, Clone)]
+pub struct NoticeRecord {
+    pub ts: Timestamp,
+    pub notice: Notice,
+    /// The connection it happened on (id, client, broker), when it is about one.
+    pub conn: Option<(u64, Endpoint, Endpoint)>,
+    pub direction: Option<Direction>,
+    pub correlation_id: Option<i32>,
+    pub bytes: Option<u64>,
+}
+
+/// The kinds of notice. Their snake-case names and messages are rendered by the encoders.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// A response whose request was not captured.
+    Orphan,
+    /// Something the Kafka stream reported (desync, resync, damaged or oversized frame, TLS, raw SASL,
+    /// malformed header).
+    Stream(NoticeKind),
+    /// Raised outside the engine (the capture layer: `capture_damaged`, `capture_drops`, ...), with its
+    /// message already written.
+    Other { name: &'static str, message: String },
+}
+
+impl Notice {
+    /// Snake-case kind: `orphan`, `desync`, `resync`, `frame_damaged`, `oversized_frame`, `tls`,
+    /// `sasl_raw`, `malformed_header`, or the capture layer's own.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Notice::Orphan => "orphan",
+            Notice::Stream(k) => match k {
+                NoticeKind::Desync { .. } => "desync",
+                NoticeKind::Resync { .. } => "resync",
+                NoticeKind::FrameDamaged { .. } => "frame_damaged",
+                NoticeKind::OversizedFrame { .. } => "oversized_frame",
+                NoticeKind::Tls => "tls",
+                NoticeKind::SaslRawStart => "sasl_raw",
+                NoticeKind::MalformedHeader => "malformed_header",
+            },
+            Notice::Other { name, .. } => name,
+        }
+    }
+}
+
+impl NoticeRecord {
+    /// A notice of the capture layer, with its message.
+    pub fn new(ts: Timestamp, name: &'static str, message: String) -> Self {
+        NoticeRecord::of(ts, Notice::Other { name, message })
+    }
+
+    pub fn of(ts: Timestamp, notice: Notice) -> Self {
+        NoticeRecord {
+            ts,
+            notice,
+            conn: None,
+            direction: None,
+            correlation_id: None,
+            bytes: None,
+        }
+    }
+
+    pub fn on_conn(mut self, c: &ConnCtx) -> Self {
+        self.conn = Some((c.id, c.client, c.broker));
+        self
+    }
+
+    pub fn dir(mut self, d: Direction) -> Self {
+        self.direction = Some(d);
+        self
+    }
+}
+
+/// One row of `kwire timeline`: one offset a client was told, served, committed or read back.
+#[derive(Debug, Clone)]
+pub struct TimelineRecord {
+    pub ts: Timestamp,
+    pub client_id: Name,
+    pub client: Endpoint,
+    pub broker: Endpoint,
+    pub conn: u64,
+    pub topic: Name,
+    pub partition: i32,
+    /// `listoffsets_latest`, `listoffsets_earliest`, `listoffsets_time`, `fetch_request`, `fetch_hwm`,
+    /// `fetch_lso`, `fetch_log_start`, `fetched`, `fetch_error`, `produced`, `committed`, `commit_rejected`,
+    /// `offset_fetch`.
+    pub what: &'static str,
+    pub offset: i64,
+    pub leader_epoch: Option<i32>,
+    pub error: Option<&'static str>,
+    pub group: Option<Name>,
+}
+
+impl TimelineRecord {
+    pub fn new(
+        ts: Timestamp,
+        client_id: &Name,
+        ctx: &ConnCtx,
+        tp: &Tp,
+        what: &'static str,
+        offset: i64,
+    ) -> Self {
+        TimelineRecord {
+            ts,
+            client_id: client_id.clone(),
+            client: ctx.client,
+            broker: ctx.broker,
+            conn: ctx.id,
+            topic: tp.topic.clone(),
+            partition: tp.partition,
+            what,
+            offset,
+            leader_epoch: None,
+            error: None,
+            group: None,
+        }
+    }
+}
