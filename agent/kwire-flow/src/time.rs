@@ -51,18 +51,36 @@ impl Timestamp {
 }
 
 impl std::fmt::Display for Timestamp {
-    /// RFC 3339 (see [`Timestamp::to_rfc3339`]), written without an intermediate string.
+    /// RFC 3339 (see [`Timestamp::to_rfc3339`]), written in one piece without an intermediate string
+    /// (JSON lines write two per exchange).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let secs = self.secs();
         let micros = self.subsec_nanos() / 1_000;
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        let (hh, mm, ss) = (sod / 3600, (sod % 3600) / 60, sod % 60);
-        write!(
-            f,
-            "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{micros:06}Z"
-        )
+        if !(0..=9999).contains(&y) {
+            let (hh, mm, ss) = (sod / 3600, (sod % 3600) / 60, sod % 60);
+            return write!(
+                f,
+                "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{micros:06}Z"
+            );
+        }
+        let mut b = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for k in (0..width).rev() {
+                b[at + k] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, y as u64);
+        put(5, 2, u64::from(m));
+        put(8, 2, u64::from(d));
+        put(11, 2, (sod / 3600) as u64);
+        put(14, 2, ((sod % 3600) / 60) as u64);
+        put(17, 2, (sod % 60) as u64);
+        put(20, 6, u64::from(micros));
+        f.write_str(std::str::from_utf8(&b).unwrap_or_default())
     }
 }
 

@@ -31,14 +31,21 @@ impl Uuid {
 }
 
 impl std::fmt::Display for Uuid {
+    /// `8-4-4-4-12` lowercase hex, written in one piece (JSON lines format one per topic per exchange).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 36];
+        let mut j = 0;
         for (i, b) in self.0.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
+                out[j] = b'-';
+                j += 1;
             }
-            write!(f, "{b:02x}")?;
+            out[j] = HEX[usize::from(b >> 4)];
+            out[j + 1] = HEX[usize::from(b & 0xf)];
+            j += 2;
         }
-        Ok(())
+        f.write_str(std::str::from_utf8(&out).unwrap_or_default())
     }
 }
 

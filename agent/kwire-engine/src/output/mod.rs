@@ -29,7 +29,7 @@ pub enum Output {
 #[derive(Debug, Clone)]
 pub struct ExchangeRecord {
     pub conn: ConnCtx,
-    pub exchange: Exchange,
+    pub exchange: Box<Exchange>,
     /// Messaging facts resolved against the cluster view; only with `EngineConfig::exchange_facts`.
     /// Not part of the JSON line (its fields are there already, unresolved).
     pub facts: Option<Box<crate::analysis::facts::ExchangeFacts>>,

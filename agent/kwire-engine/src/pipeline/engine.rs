@@ -340,15 +340,25 @@ fn on_event<F: FnMut(Output)>(
             if e.response.is_some() {
                 a.responses += 1;
             }
-            let cid = e.request.client_id.clone().unwrap_or_default();
-            let c = s.clients.entry(cid.clone()).or_insert_with(|| ClientCount {
-                client_id: cid.clone(),
-                ..Default::default()
-            });
-            c.exchanges += 1;
-            if !client_ids.contains(&cid) && client_ids.len() < MAX_CLIENT_IDS_PER_CONN {
-                c.connections += 1;
-                client_ids.push(cid);
+            // Looked up by &str first: a known client costs no allocation.
+            let cid = e.request.client_id.as_deref().unwrap_or_default();
+            if !s.clients.contains_key(cid) {
+                s.clients.insert(
+                    cid.to_string(),
+                    ClientCount {
+                        client_id: cid.to_string(),
+                        ..Default::default()
+                    },
+                );
+            }
+            if let Some(c) = s.clients.get_mut(cid) {
+                c.exchanges += 1;
+                if !client_ids.iter().any(|k| k == cid)
+                    && client_ids.len() < MAX_CLIENT_IDS_PER_CONN
+                {
+                    c.connections += 1;
+                    client_ids.push(cid.to_string());
+                }
             }
             if let Decoded::Full(RequestBody::Produce(p)) = &e.request.body {
                 *s.produce_acks.entry(p.acks).or_insert(0) += 1;
@@ -366,7 +376,7 @@ fn on_event<F: FnMut(Output)>(
             });
             let rec = ExchangeRecord {
                 conn: ctx,
-                exchange: *e,
+                exchange: e,
                 facts,
             };
             for code in rec.error_codes() {
