@@ -14,23 +14,6 @@
 //!   read `base_offset` of a legacy compressed wrapper as the first offset;
 //! - there is no producer id / epoch / sequence / transactional / control bit before magic 2 (-1 / false).
 
-use crate::records::{BatchInfo, Compression};
-use crate::wire::Reader;
-
-/// Fill a legacy (magic 0/1) message's fields. `r` is positioned right after `offset` and `message_size`;
-/// `info` already has `base_offset`, `batch_length`, `magic` and `truncated`.
-pub fn fill_message_header(r: &mut Reader<'_>, info: &mut BatchInfo) {
-    info.record_count = 1;
-    info.last_offset_delta = 0;
-    // crc u32, magic i8, then attributes i8
-    if r.skip(4 + 1).is_err() {
-        return;
-    }
-    if let Ok(attributes) = r.i8() {
-        info.compression = Compression::from_attributes(i16::from(attributes as u8));
-    }
-}
-
 /// Kafka's minimum version per API in kafka-protocol 0.18, for the APIs where older versions are still
 /// seen on the wire from 0.10+ peers. `None` = the crate has no such API at all (removed from Kafka 4).
 pub fn crate_min_version(api_key: i16) -> Option<i16> {

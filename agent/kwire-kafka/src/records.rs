@@ -282,9 +282,23 @@ fn read_one(b: &[u8]) -> One {
         };
         let _ = fill(&mut r, &mut info);
     } else {
-        crate::legacy::fill_message_header(&mut r, &mut info);
+        fill_message_header(&mut r, &mut info);
     }
     One::Batch(info, if complete { span } else { b.len() })
+}
+
+/// Fill a legacy (magic 0/1) message's fields. `r` is positioned right after `offset` and `message_size`;
+/// `info` already has `base_offset`, `batch_length`, `magic` and `truncated`.
+pub fn fill_message_header(r: &mut Reader<'_>, info: &mut BatchInfo) {
+    info.record_count = 1;
+    info.last_offset_delta = 0;
+    // crc u32, magic i8, then attributes i8
+    if r.skip(4 + 1).is_err() {
+        return;
+    }
+    if let Ok(attributes) = r.i8() {
+        info.compression = Compression::from_attributes(i16::from(attributes as u8));
+    }
 }
 
 #[cfg(test)]

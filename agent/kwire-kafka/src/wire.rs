@@ -14,7 +14,7 @@
 //! - names that are not UTF-8 are kept lossily (we observe, we do not validate);
 //! - an all-zero UUID means "no topic id" (older versions, or a name-based topic) and becomes `None`.
 
-use crate::body::BodyError;
+use serde::Serialize;
 
 /// Result of a wire read.
 pub type WireResult<T> = Result<T, BodyError>;
@@ -60,6 +60,33 @@ impl serde::Serialize for Uuid {
         s.collect_str(self)
     }
 }
+
+/// Why a body did not decode. Positions are byte offsets in the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BodyError {
+    /// The body ended before the structure did.
+    Truncated { at: usize },
+    /// A value that cannot be right (negative length, overlong varint, array longer than the body...).
+    Malformed { at: usize, what: &'static str },
+    /// A version of a summarised API that we do not know.
+    UnsupportedVersion,
+    /// The structure parsed but bytes were left over (only from the `*_strict` entry points).
+    Trailing { bytes: usize },
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Truncated { at } => write!(f, "body truncated at byte {at}"),
+            BodyError::Malformed { at, what } => write!(f, "malformed body at byte {at}: {what}"),
+            BodyError::UnsupportedVersion => f.write_str("unsupported api version"),
+            BodyError::Trailing { bytes } => write!(f, "{bytes} trailing bytes after the body"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
 
 /// A cursor over `buf[pos..end]`; `pos` is absolute in the body so errors point at the right byte.
 #[derive(Clone, Debug)]

@@ -20,7 +20,7 @@ use kwire_kafka::{Decoded, Exchange, RequestSent};
 
 use crate::analysis::cluster::{Cluster, Leader, LEADER_ERRORS};
 use crate::analysis::detectors::commit_after_revoke;
-use crate::analysis::detectors::weak_acks::{self, WeakProducer};
+use crate::analysis::detectors::weak_acks::WeakAcks;
 use crate::analysis::detectors::{
     commit_ahead_of_fetch, committed_offset_regression, listoffsets_regression, offset_reset_jump,
     stale_owner_commit, DetectorConfig,
@@ -47,12 +47,10 @@ pub struct Analyzer {
     pub cluster: Cluster,
     pub groups: Groups,
     pub timelines: Timelines,
-    weak: BTreeMap<(Name, std::net::IpAddr, Name, i16), WeakProducer>,
-    max_weak: usize,
+    /// The weak_acks detector's producers.
+    pub weak: WeakAcks,
     /// Alerts raised per (kind, severity), for the summary.
     pub alert_counts: BTreeMap<(AlertKind, crate::output::alert::Severity), u64>,
-    /// Weak-acks producers not tracked because the table was full.
-    pub weak_dropped: u64,
     /// (group, member, partition, revocation time) already reported: one alert per revocation.
     reported_revocations: BTreeSet<(String, String, Tp, i64)>,
 }
@@ -67,10 +65,8 @@ impl Analyzer {
             cluster: Cluster::new(limits.max_partitions),
             groups: Groups::new(limits.max_groups, limits.max_members_per_group),
             timelines: Timelines::new(limits.max_clients, limits.max_partitions_per_client),
-            weak: BTreeMap::new(),
-            max_weak: limits.max_weak_producers,
+            weak: WeakAcks::new(limits.max_weak_producers),
             alert_counts: BTreeMap::new(),
-            weak_dropped: 0,
             reported_revocations: BTreeSet::new(),
         }
     }
@@ -342,47 +338,11 @@ impl Analyzer {
         if p.acks != 0 && p.acks != 1 {
             return;
         }
+        let client_id = self.cluster.names.get(cid.unwrap_or_default());
         for t in &p.topics {
             let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
-            let key = (
-                self.cluster.names.get(cid.unwrap_or_default()),
-                ctx.client.ip,
-                topic.clone(),
-                p.acks,
-            );
-            if !self.weak.contains_key(&key) && self.weak.len() >= self.max_weak {
-                self.weak_dropped += 1;
-                continue;
-            }
-            let w = self.weak.entry(key).or_insert_with(|| WeakProducer {
-                client_id: cid.map(str::to_string),
-                ctx: ctx.clone(),
-                topic: topic.clone(),
-                acks: p.acks,
-                requests: 0,
-                records: 0,
-                idempotent: false,
-                transactional: false,
-                first_ts: x.request_ts,
-                last_ts: x.request_ts,
-                partitions: BTreeMap::new(),
-                reported: None,
-            });
-            w.requests += 1;
-            w.last_ts = x.request_ts;
-            w.transactional |= p.transactional_id.is_some();
-            for part in &t.partitions {
-                let e = w
-                    .partitions
-                    .entry(part.partition)
-                    .or_insert((x.request_ts, x.request_ts));
-                e.1 = x.request_ts;
-                for b in &part.batches {
-                    w.records += b.record_count.max(0) as u64;
-                    w.idempotent |= b.producer_id >= 0;
-                    w.transactional |= b.transactional;
-                }
-            }
+            self.weak
+                .observe(ctx, cid, &client_id, topic, p, t, x.request_ts);
         }
     }
 
@@ -800,26 +760,9 @@ impl Analyzer {
         self.report_weak(Some(now), out);
     }
 
-    /// Raises the weak-acks alerts that are due (all of them at the end: `now` None): a producer not yet
-    /// reported, or reported as a warning and now critical.
+    /// Raises the weak-acks alerts that are due (all of them at the end: `now` None).
     fn report_weak(&mut self, now: Option<Timestamp>, out: Out<'_>) {
-        let after = (self.detectors.weak_acks.report_after_s as i64).saturating_mul(1_000_000_000);
-        let mut due = Vec::new();
-        for (k, w) in self.weak.iter_mut() {
-            if now.is_some_and(|t| t.nanos_since(w.first_ts) < after) {
-                continue;
-            }
-            if w.reported == Some(crate::output::alert::Severity::Critical) {
-                continue;
-            }
-            if let Some(a) = weak_acks::finish(&self.detectors.weak_acks, w, &self.cluster) {
-                if w.reported.is_none() || a.severity > w.reported.unwrap_or(a.severity) {
-                    w.reported = Some(a.severity);
-                    due.push((k.clone(), a));
-                }
-            }
-        }
-        for (_, a) in due {
+        for a in self.weak.due(&self.detectors.weak_acks, &self.cluster, now) {
             self.alert(a, out);
         }
     }

@@ -49,35 +49,9 @@ pub use produce::*;
 pub use session::*;
 pub use txn::*;
 
+pub use crate::wire::BodyError;
 use crate::wire::Reader;
 use serde::Serialize;
-
-/// Why a body did not decode. Positions are byte offsets in the body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum BodyError {
-    /// The body ended before the structure did.
-    Truncated { at: usize },
-    /// A value that cannot be right (negative length, overlong varint, array longer than the body...).
-    Malformed { at: usize, what: &'static str },
-    /// A version of a summarised API that we do not know.
-    UnsupportedVersion,
-    /// The structure parsed but bytes were left over (only from the `*_strict` entry points).
-    Trailing { bytes: usize },
-}
-
-impl std::fmt::Display for BodyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BodyError::Truncated { at } => write!(f, "body truncated at byte {at}"),
-            BodyError::Malformed { at, what } => write!(f, "malformed body at byte {at}: {what}"),
-            BodyError::UnsupportedVersion => f.write_str("unsupported api version"),
-            BodyError::Trailing { bytes } => write!(f, "{bytes} trailing bytes after the body"),
-        }
-    }
-}
-
-impl std::error::Error for BodyError {}
 
 /// A request we do not summarise: nothing but its existence (the header says which API).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

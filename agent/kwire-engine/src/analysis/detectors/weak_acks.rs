@@ -7,14 +7,107 @@
 //! which acknowledged records are lost; `warning` otherwise.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use kwire_flow::Timestamp;
+use kwire_kafka::body::{ProduceRequest, ProduceTopic};
 
 use crate::analysis::cluster::Cluster;
 use crate::analysis::detectors::WeakAcksConfig;
-use crate::model::ConnCtx;
-use crate::model::Tp;
+use crate::model::{ConnCtx, Name, Tp};
 use crate::output::alert::{Alert, AlertKind, Severity};
+
+/// The detector's state: weak-acks producers by (client id, host, topic, acks), bounded
+/// (`max_weak_producers`, default 10,000; producers past it are counted in `dropped`, never tracked).
+#[derive(Debug, Default)]
+pub struct WeakAcks {
+    producers: BTreeMap<(Name, IpAddr, Name, i16), WeakProducer>,
+    max: usize,
+    /// Weak-acks producers not tracked because the table was full.
+    pub dropped: u64,
+}
+
+impl WeakAcks {
+    pub fn new(max: usize) -> Self {
+        WeakAcks {
+            producers: BTreeMap::new(),
+            max,
+            dropped: 0,
+        }
+    }
+
+    /// One acks=0/1 Produce request's traffic to one topic.
+    #[allow(clippy::too_many_arguments)]
+    pub fn observe(
+        &mut self,
+        ctx: &ConnCtx,
+        cid: Option<&str>,
+        client_id: &Name,
+        topic: Name,
+        p: &ProduceRequest,
+        t: &ProduceTopic,
+        ts: Timestamp,
+    ) {
+        let key = (client_id.clone(), ctx.client.ip, topic.clone(), p.acks);
+        if !self.producers.contains_key(&key) && self.producers.len() >= self.max {
+            self.dropped += 1;
+            return;
+        }
+        let w = self.producers.entry(key).or_insert_with(|| WeakProducer {
+            client_id: cid.map(str::to_string),
+            ctx: ctx.clone(),
+            topic,
+            acks: p.acks,
+            requests: 0,
+            records: 0,
+            idempotent: false,
+            transactional: false,
+            first_ts: ts,
+            last_ts: ts,
+            partitions: BTreeMap::new(),
+            reported: None,
+        });
+        w.requests += 1;
+        w.last_ts = ts;
+        w.transactional |= p.transactional_id.is_some();
+        for part in &t.partitions {
+            let e = w.partitions.entry(part.partition).or_insert((ts, ts));
+            e.1 = ts;
+            for b in &part.batches {
+                w.records += b.record_count.max(0) as u64;
+                w.idempotent |= b.producer_id >= 0;
+                w.transactional |= b.transactional;
+            }
+        }
+    }
+
+    /// The alerts due at packet time `now` (all of them at the end: `now` None): producers first seen
+    /// more than `report_after_s` ago not yet reported, or reported as a warning and now critical.
+    pub fn due(
+        &mut self,
+        cfg: &WeakAcksConfig,
+        cluster: &Cluster,
+        now: Option<Timestamp>,
+    ) -> Vec<Alert> {
+        let after = (cfg.report_after_s as i64).saturating_mul(1_000_000_000);
+        let mut due = Vec::new();
+        for w in self.producers.values_mut() {
+            if now.is_some_and(|t| t.nanos_since(w.first_ts) < after) {
+                continue;
+            }
+            if w.reported == Some(Severity::Critical) {
+                continue;
+            }
+            if let Some(a) = finish(cfg, w, cluster) {
+                if w.reported.is_none() || a.severity > w.reported.unwrap_or(a.severity) {
+                    w.reported = Some(a.severity);
+                    due.push(a);
+                }
+            }
+        }
+        due
+    }
+}
 
 /// Produce traffic of one (client, topic, acks).
 #[derive(Debug, Clone)]
