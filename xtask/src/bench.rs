@@ -252,7 +252,7 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
         });
     }
     if o.big_batch && o.replay {
-        let (lo, eth, port) = cap::big_batch(paths, o.megabytes)?;
+        let (lo, eth, port) = cap::big_batch(paths, o.megabytes, o.recapture)?;
         for (shape, file) in [(Shape::Eth1500, eth), (Shape::Loopback, lo)] {
             benches.push(Bench {
                 label: format!(
@@ -260,9 +260,14 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
                     if shape == Shape::Eth1500 { "1500-byte" } else { "loopback-sized" }
                 ),
                 file,
-                about: "one producer (acks=1, 1 MB batches) and one consumer, 1000-byte records, one mock broker; \
-                        the 1500-byte file is cut from the loopback capture"
-                    .into(),
+                about: format!(
+                    "one producer (acks=1, 1 MB batches) and one consumer, 1000-byte records, one mock broker{}",
+                    if shape == Shape::Eth1500 {
+                        "; cut from the loopback capture into 1500-byte packets"
+                    } else {
+                        ""
+                    }
+                ),
                 ports: vec![port],
                 realistic: false,
                 shape,
@@ -337,8 +342,17 @@ fn replay_block(
     );
     println!("  {}", b.about);
     println!(
-        "  {:<40} {:>7} {:>7} {:>8} {:>8} {:>7} {:>8} {:>7} {:>8}",
-        "tool", "wall s", "MB/s", "kpkt/s", "kexch/s", "ns/pkt", "ns/exch", "RSS MB", "x libpcap"
+        "  {:<40} {:>7} {:>6} {:>7} {:>8} {:>8} {:>7} {:>8} {:>7} {:>9}",
+        "tool",
+        "wall s",
+        "cpu s",
+        "MB/s",
+        "kpkt/s",
+        "kexch/s",
+        "ns/pkt",
+        "ns/exch",
+        "RSS MB",
+        "x libpcap"
     );
     let best = |cmd: &mut Command, runs: usize, err: Option<&Path>| -> Result<Measured> {
         let mut best: Option<Measured> = None;
@@ -403,7 +417,7 @@ fn replay_block(
             }
             c.args(["-T", "fields", "-e", "kafka.api_key"]);
             rows.push(Row {
-                tool: "tshark -d tcp.port==P,kafka -e kafka.api_key".into(),
+                tool: "tshark Kafka decode (-e kafka.api_key)".into(),
                 m: best(&mut c, 1, None)?,
                 note: String::new(),
             });
@@ -425,9 +439,10 @@ fn replay_block(
             String::new()
         };
         println!(
-            "  {:<40} {:>7.2} {:>7.0} {:>8.0} {:>8.1} {:>7.0} {:>8.0} {:>7.1} {:>8.2}x{status}",
+            "  {:<40} {:>7.2} {:>6.2} {:>7.0} {:>8.0} {:>8.1} {:>7.0} {:>8.0} {:>7.1} {:>8.2}x{status}",
             r.tool,
             m.wall,
+            m.cpu,
             mb / m.wall,
             pkts as f64 / m.wall / 1e3,
             exch as f64 / m.wall / 1e3,

@@ -613,13 +613,18 @@ fn big_batch_scenario(megabytes: u32) -> Scenario {
 }
 
 /// Today's big-batch files (one producer, one consumer, ~3 exchanges per MB): (loopback, 1500, port).
-pub fn big_batch(paths: &Paths, megabytes: u32) -> Result<(PathBuf, PathBuf, u16)> {
+pub fn big_batch(
+    paths: &Paths,
+    megabytes: u32,
+    recapture: bool,
+) -> Result<(PathBuf, PathBuf, u16)> {
     let dir = paths.out().join("bench");
     fs::create_dir_all(&dir)?;
     let lo = dir.join(format!("bench-loopback-{megabytes}mb.pcap"));
     let eth = dir.join(format!("bench-1500-{megabytes}mb.pcap"));
     let facts = capture::facts_path(&lo);
-    if !lo.exists() || !facts.exists() {
+    if recapture || !lo.exists() || !facts.exists() {
+        let _ = fs::remove_file(&eth);
         eprintln!("bench: capturing {megabytes} MB of big batches produced and consumed through the mock broker (once; cached in {})", dir.display());
         std::env::set_var("KWIRE_TCPDUMP_BULK", "1");
         capture::capture(paths, &big_batch_scenario(megabytes), &lo)?;
