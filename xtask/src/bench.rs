@@ -35,7 +35,7 @@ use crate::tools::{self, Paths};
 
 const USAGE: &str = "cargo xtask bench [--megabytes N] [--recapture] [--no-tshark] [--no-otlp] [--no-big-batch]
                    [--no-live] [--live-only] [--no-ladder] [--live-seconds S] [--ladder-mbps R,R,...]
-                   [--live-big-batch]";
+                   [--live-big-batch] [--run-args \"ARGS\"]";
 
 pub struct Options {
     pub megabytes: u32,
@@ -50,6 +50,8 @@ pub struct Options {
     /// tcpreplay rates in Mbit/s; 0 = as fast as it goes
     pub ladder_mbps: Vec<u32>,
     pub live_big_batch: bool,
+    /// extra arguments for every `kwire run` of the live section (e.g. `--snaplen 2048`)
+    pub run_args: Vec<String>,
 }
 
 fn options(args: &[String]) -> Result<Options> {
@@ -65,6 +67,7 @@ fn options(args: &[String]) -> Result<Options> {
         live_seconds: 30,
         ladder_mbps: vec![500, 1000, 1500, 2000, 0],
         live_big_batch: false,
+        run_args: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -86,6 +89,12 @@ fn options(args: &[String]) -> Result<Options> {
                     .collect::<Result<_, _>>()?
             }
             "--live-big-batch" => o.live_big_batch = true,
+            "--run-args" => {
+                o.run_args = val("\"ARGS\"")?
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            }
             other => bail!("unknown bench option {other}\nusage: {USAGE}"),
         }
     }

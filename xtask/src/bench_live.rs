@@ -12,6 +12,9 @@
 //! 3. `--live-big-batch`: the old ladder: a producer and a consumer moving 200 MB of 10 kB records on the
 //!    host's `lo` at rising target rates, libpcap and eBPF: the highest zero-loss rate.
 //!
+//! `--run-args "ARGS"` adds arguments to every `kwire run` (e.g. `--snaplen 2048` to see what the
+//! libpcap ring's slot size does).
+//!
 //! CPU is utime+stime from /proc/<pid>/stat, from ready to exit (read while the exited agent is a
 //! zombie, before it is reaped); peak RSS is VmHWM read just before SIGTERM.
 //!
@@ -55,6 +58,12 @@ pub fn bench_live(
     realistic_1500: &Path,
     facts: &Value,
 ) -> Result<()> {
+    if !o.run_args.is_empty() {
+        println!(
+            "\n(every kwire run below also gets: {})",
+            o.run_args.join(" ")
+        );
+    }
     let dir = paths.out().join("bench").join("live");
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
@@ -190,7 +199,8 @@ fn realistic_one(
         "--ports",
         &ports,
     ])
-    .args(["--json", "--no-exchanges", "--no-notices"]);
+    .args(["--json", "--no-exchanges", "--no-notices"])
+    .args(&o.run_args);
     let mut agent = Agent::start(cmd, agent_ns, &logs, src)?;
     agent.wait_ready()?;
     let mut td = ns.command(tools::require_tcpdump()?);
@@ -347,7 +357,8 @@ fn ladder(
             let mut cmd = pinned(1, kwire);
             cmd.args(["run", "--source", "pcap", "--interface", "kwv-rx"])
                 .args(["--ports", &ports.join(",")])
-                .args(["--json", "--no-exchanges", "--no-notices"]);
+                .args(["--json", "--no-exchanges", "--no-notices"])
+                .args(&o.run_args);
             let mut agent = Agent::start(cmd, Some(&ns.name), dir, &format!("ladder-{label}"))?;
             agent.wait_ready()?;
             let cpu0 = agent.cpu_ticks().unwrap_or(0);

@@ -43,7 +43,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   test                           everything CI runs: setup, tidy, fmt, cargo test, e2e, crosscheck
   tidy                           house rules: core crates do no IO, module docs, no #[ignore]
   bench [--megabytes N] [--recapture] [--no-tshark] [--no-otlp] [--no-big-batch] [--no-live|--live-only]
-        [--no-ladder] [--live-seconds S] [--ladder-mbps R,R,..] [--live-big-batch]
+        [--no-ladder] [--live-seconds S] [--ladder-mbps R,R,..] [--live-big-batch] [--run-args ARGS]
                                  replay speed of kwire (plain, --json, --otlp) beside a libpcap loop and tshark
                                  on production-like captures (nine clients, 1500-byte and loopback packets, built
                                  once) and the big-batch one; live: the agent on that load (CPU s/GB, per M
