@@ -1,78 +1,117 @@
-//! `cargo xtask bench`: replay speed of kwire beside its peers, measured in the same run on the same file.
+//! `cargo xtask bench`: replay speed of kwire beside its peers, measured in the same run on the same files,
+//! then the live agent (bench_live.rs).
 //!
-//! 1. Builds (once, cached under tests/out/bench/) a capture of real client traffic: the librdkafka mock
-//!    broker and a confluent-kafka producer + consumer moving `--megabytes` of records, captured on
-//!    loopback (64 KiB segments: "loopback-sized"), then the same traffic cut into 1500-byte Ethernet
-//!    packets (MSS 1448, sequence numbers and IP lengths rewritten) as it would look on a real NIC.
-//! 2. Times, on each file: `kwire replay` (readable summary, every exchange decoded), `kwire replay --json`
-//!    into /dev/null, tshark's Kafka decode (`-d tcp.port==P,kafka -T fields -e kafka.api_key`) and a plain
-//!    libpcap read loop; wall time, CPU time and peak RSS of each process (wait4 rusage).
-//! 3. Live (bench_live.rs; `--no-live` skips it, `--live-only` runs only it): `kwire run` on lo, pcap
-//!    and eBPF, under rate-limited produce+fetch loads: highest zero-loss rate and CPU s/GB.
+//! 1. Captures (bench_capture.rs, once, cached under tests/out/bench/): production-like traffic of nine
+//!    real clients against a 3-broker mock cluster, in 1500-byte packets (captured natively in a network
+//!    namespace at MTU 1500) and loopback-sized packets; and today's big-batch load (one producer, one
+//!    consumer, ~3 exchanges per MB: it measures the packet path, not exchange handling), both shapes.
+//! 2. Times, on each file, as whole processes: `kwire replay` (readable summary, every exchange decoded),
+//!    `kwire replay --json` into /dev/null, `kwire replay --otlp` to a local rotel collector (gRPC,
+//!    blackhole exporter), a plain libpcap read loop (xtask/pcap-loop) and tshark's Kafka decode. Prints
+//!    MB/s, packets/s, exchanges/s, ns per packet and per exchange, peak RSS, the ratio to the libpcap
+//!    loop, and the issue's targets beside what was measured. Also written to tests/out/bench/results.json.
+//! 3. Live (bench_live.rs): the agent on the realistic load, and the veth ladder (tcpreplay at rising
+//!    rates, kwire and `tcpdump -w /dev/null` each on the receiving end).
 //!
-//! Easy to get wrong: this is a benchmark, not a test: it prints numbers and never fails on them. Files are
-//! read from the page cache after a warm-up read, so the numbers are CPU, not disk.
+//! Easy to get wrong: this is a benchmark, not a test: it prints numbers and never fails on them (the
+//! targets are printed, not asserted). Files are read from the page cache after a warm-up read, so the
+//! numbers are CPU, not disk. Rates use wall time of the best of several runs: the machine is shared.
+//! Peak RSS comes from GNU time: a child's `ru_maxrss` from wait4 starts at the RSS of this xtask.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Read, Write};
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use kwire_capture::PcapFile;
-use kwire_flow::LinkType;
+use serde_json::{json, Value};
 
-use crate::broker::BrokerKind;
-use crate::capture;
-use crate::scenarios::{Scenario, Step};
+use crate::bench_capture::{self as cap, Shape};
+use crate::broker;
 use crate::tools::{self, Paths};
 
-const MSS: usize = 1448;
+const USAGE: &str = "cargo xtask bench [--megabytes N] [--recapture] [--no-tshark] [--no-otlp] [--no-big-batch]
+                   [--no-live] [--live-only] [--no-ladder] [--live-seconds S] [--ladder-mbps R,R,...]
+                   [--live-big-batch] [--run-args \"ARGS\"]";
 
-fn scenario(megabytes: u32) -> Scenario {
-    let mb: &'static str = Box::leak(megabytes.to_string().into_boxed_str());
-    let args: &'static [&'static str] = Box::leak(
-        vec![
-            "--topic",
-            "kw-bench",
-            "--partitions",
-            "96",
-            "--megabytes",
-            mb,
-        ]
-        .into_boxed_slice(),
-    );
-    let steps: &'static [Step] = Box::leak(
-        vec![Step {
-            script: "bench_load.py",
-            args,
-            timeout_s: 1200,
-        }]
-        .into_boxed_slice(),
-    );
-    Scenario {
-        name: "bench-load",
-        broker: BrokerKind::Mock(1),
-        // The mock keeps about 5 MB per partition (older segments are deleted): spread the load so that
-        // everything produced can still be consumed afterwards.
-        topics: &[("kw-bench", 96)],
-        steps,
-        summary: "benchmark load: confluent-kafka producer (acks=1, large batches) and consumer group moving 1000-byte records through the librdkafka mock",
+pub struct Options {
+    pub megabytes: u32,
+    pub recapture: bool,
+    pub tshark: bool,
+    pub otlp: bool,
+    pub big_batch: bool,
+    pub replay: bool,
+    pub live: bool,
+    pub ladder: bool,
+    pub live_seconds: u32,
+    /// tcpreplay rates in Mbit/s; 0 = as fast as it goes
+    pub ladder_mbps: Vec<u32>,
+    pub live_big_batch: bool,
+    /// extra arguments for every `kwire run` of the live section (e.g. `--snaplen 2048`)
+    pub run_args: Vec<String>,
+}
+
+fn options(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        megabytes: 300,
+        recapture: false,
+        tshark: true,
+        otlp: true,
+        big_batch: true,
+        replay: true,
+        live: true,
+        ladder: true,
+        live_seconds: 30,
+        ladder_mbps: vec![500, 1000, 1500, 2000, 0],
+        live_big_batch: false,
+        run_args: Vec::new(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = |what: &str| it.next().with_context(|| format!("{a} needs {what}"));
+        match a.as_str() {
+            "--megabytes" => o.megabytes = val("N")?.parse()?,
+            "--recapture" => o.recapture = true,
+            "--no-tshark" => o.tshark = false,
+            "--no-otlp" => o.otlp = false,
+            "--no-big-batch" => o.big_batch = false,
+            "--no-live" => o.live = false,
+            "--live-only" => o.replay = false,
+            "--no-ladder" => o.ladder = false,
+            "--live-seconds" => o.live_seconds = val("S")?.parse()?,
+            "--ladder-mbps" => {
+                o.ladder_mbps = val("R,R,...")?
+                    .split(',')
+                    .map(|r| r.trim().parse())
+                    .collect::<Result<_, _>>()?
+            }
+            "--live-big-batch" => o.live_big_batch = true,
+            "--run-args" => {
+                o.run_args = val("\"ARGS\"")?
+                    .split_whitespace()
+                    .map(str::to_string)
+                    .collect()
+            }
+            other => bail!("unknown bench option {other}\nusage: {USAGE}"),
+        }
     }
+    Ok(o)
 }
 
-struct Measured {
-    wall: f64,
-    cpu: f64,
-    max_rss_kb: i64,
-    status: i32,
+pub struct Measured {
+    pub wall: f64,
+    pub cpu: f64,
+    pub max_rss_kb: i64,
+    pub status: i32,
 }
 
-/// Runs a command to completion with stdout to /dev/null and returns its own resource usage. Peak RSS
-/// comes from GNU time when installed: a child's `ru_maxrss` from wait4 starts at the RSS of the parent
-/// it was forked from (this xtask), which would hide a small tool's real peak.
-fn measure(cmd: &mut Command) -> Result<Measured> {
+/// Runs a command to completion with stdout to /dev/null (stderr to `stderr` or /dev/null) and returns
+/// its own resource usage. Peak RSS comes from GNU time when installed: a child's `ru_maxrss` from wait4
+/// starts at the RSS of the parent it was forked from (this xtask), which would hide a small tool's peak.
+pub fn measure(cmd: &mut Command, stderr: Option<&Path>) -> Result<Measured> {
     let rss_file = std::env::temp_dir().join(format!("kwire-bench-rss-{}", std::process::id()));
     let gnu_time = Path::new("/usr/bin/time").exists();
     let mut wrapped;
@@ -89,10 +128,14 @@ fn measure(cmd: &mut Command) -> Result<Measured> {
     } else {
         cmd
     };
+    let err = match stderr {
+        Some(p) => Stdio::from(File::create(p)?),
+        None => Stdio::null(),
+    };
     let started = Instant::now();
     let child = cmd
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(err)
         .spawn()
         .with_context(|| format!("starting {cmd:?}"))?;
     let pid = child.id() as libc::pid_t;
@@ -126,84 +169,6 @@ fn measure(cmd: &mut Command) -> Result<Measured> {
     })
 }
 
-/// Rewrites a capture's TCP segments into packets of at most `MSS` payload bytes (IPv4 only; other
-/// packets are copied as they are).
-fn resegment(src: &Path, dst: &Path) -> Result<(u64, u64)> {
-    let mut r = PcapFile::open(src).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut w = BufWriter::with_capacity(1 << 20, File::create(dst)?);
-    // pcap header, nanosecond timestamps, Ethernet.
-    w.write_all(&0xa1b23c4du32.to_le_bytes())?;
-    w.write_all(&2u16.to_le_bytes())?;
-    w.write_all(&4u16.to_le_bytes())?;
-    w.write_all(&[0u8; 8])?;
-    w.write_all(&262144u32.to_le_bytes())?;
-    w.write_all(&1u32.to_le_bytes())?;
-    let (mut packets, mut bytes) = (0u64, 0u64);
-    let mut buf = Vec::with_capacity(2048);
-    let mut write = |w: &mut BufWriter<File>, ts: i64, data: &[u8]| -> Result<()> {
-        w.write_all(&((ts / 1_000_000_000) as u32).to_le_bytes())?;
-        w.write_all(&((ts % 1_000_000_000) as u32).to_le_bytes())?;
-        w.write_all(&(data.len() as u32).to_le_bytes())?;
-        w.write_all(&(data.len() as u32).to_le_bytes())?;
-        w.write_all(data)?;
-        packets += 1;
-        bytes += data.len() as u64 + 16;
-        Ok(())
-    };
-    while let Some(p) = r.next_packet().map_err(|e| anyhow::anyhow!("{e}"))? {
-        let d = p.data;
-        let ipv4 = p.link == LinkType::Ethernet
-            && d.len() > 34
-            && d[12] == 8
-            && d[13] == 0
-            && d[14] >> 4 == 4;
-        if !ipv4 || d[23] != 6 {
-            write(&mut w, p.ts.0, d)?;
-            continue;
-        }
-        let ihl = usize::from(d[14] & 0x0f) * 4;
-        let tcp = 14 + ihl;
-        if d.len() < tcp + 20 {
-            write(&mut w, p.ts.0, d)?;
-            continue;
-        }
-        let thl = usize::from(d[tcp + 12] >> 4) * 4;
-        let hdr = tcp + thl;
-        let total = usize::from(u16::from_be_bytes([d[16], d[17]]));
-        let end = (14 + total).min(d.len());
-        if end <= hdr + MSS {
-            write(&mut w, p.ts.0, d)?;
-            continue;
-        }
-        let seq = u32::from_be_bytes([d[tcp + 4], d[tcp + 5], d[tcp + 6], d[tcp + 7]]);
-        let mut off = hdr;
-        while off < end {
-            let n = MSS.min(end - off);
-            buf.clear();
-            buf.extend_from_slice(&d[..hdr]);
-            buf.extend_from_slice(&d[off..off + n]);
-            let ip_len = (ihl + thl + n) as u16;
-            buf[16..18].copy_from_slice(&ip_len.to_be_bytes());
-            buf[24] = 0;
-            buf[25] = 0;
-            let mut sum = 0u32;
-            for c in buf[14..14 + ihl].chunks(2) {
-                sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-            }
-            while sum > 0xffff {
-                sum = (sum & 0xffff) + (sum >> 16);
-            }
-            buf[24..26].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-            let s = seq.wrapping_add((off - hdr) as u32);
-            buf[tcp + 4..tcp + 8].copy_from_slice(&s.to_be_bytes());
-            write(&mut w, p.ts.0, &buf)?;
-            off += n;
-        }
-    }
-    w.flush()?;
-    Ok((packets, bytes))
-}
-
 fn warm(path: &Path) -> Result<u64> {
     let mut f = File::open(path)?;
     let mut buf = vec![0u8; 1 << 20];
@@ -217,60 +182,26 @@ fn warm(path: &Path) -> Result<u64> {
     }
 }
 
-fn packets_in(path: &Path) -> Result<u64> {
-    let mut r = PcapFile::open(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut n = 0;
-    while r
-        .next_packet()
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .is_some()
-    {
-        n += 1;
-    }
-    Ok(n)
+/// One file of the table.
+struct Bench {
+    label: String,
+    file: PathBuf,
+    /// what the capture holds, one line
+    about: String,
+    ports: Vec<u16>,
+    realistic: bool,
+    shape: Shape,
+}
+
+/// One tool on one file.
+struct Row {
+    tool: String,
+    m: Measured,
+    note: String,
 }
 
 pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
-    let mut megabytes = 300u32;
-    let mut skip_tshark = false;
-    let mut live = true;
-    let mut live_only = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--megabytes" => megabytes = it.next().context("--megabytes N")?.parse()?,
-            "--no-tshark" => skip_tshark = true,
-            "--no-live" => live = false,
-            "--live-only" => live_only = true,
-            other => bail!(
-                "unknown bench option {other} (--megabytes N, --no-tshark, --no-live, --live-only)"
-            ),
-        }
-    }
-    if live_only {
-        return crate::bench_live::bench_live(paths);
-    }
-    let dir = paths.out().join("bench");
-    fs::create_dir_all(&dir)?;
-    let lo = dir.join(format!("bench-loopback-{megabytes}mb.pcap"));
-    let eth = dir.join(format!("bench-1500-{megabytes}mb.pcap"));
-    let facts = capture::facts_path(&lo);
-    if !lo.exists() || !facts.exists() {
-        eprintln!("bench: capturing {megabytes} MB of records produced and consumed through the mock broker (once; cached in {})", dir.display());
-        std::env::set_var("KWIRE_TCPDUMP_BULK", "1");
-        capture::capture(paths, &scenario(megabytes), &lo)?;
-    }
-    let facts: serde_json::Value = serde_json::from_str(&fs::read_to_string(&facts)?)?;
-    let port = facts["broker"]["ports"][0]
-        .as_u64()
-        .context("broker port in the facts file")?;
-    if !eth.exists() {
-        eprintln!("bench: cutting the capture into 1500-byte packets");
-        let tmp = eth.with_extension("pcap.partial");
-        resegment(&lo, &tmp)?;
-        fs::rename(&tmp, &eth)?;
-    }
-
+    let o = options(args)?;
     eprintln!("bench: building kwire and the libpcap loop (release)");
     let st = Command::new(tools::cargo())
         .args([
@@ -290,90 +221,348 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
     let rel = paths.target_dir().join("release");
     let kwire = rel.join("kwire");
     let pcap_loop = rel.join("pcap-loop");
-    let tshark = crate::proc::which("tshark");
 
-    println!(
-        "kwire replay benchmark (one core per process; file in page cache; same run, same files)"
-    );
-    for (label, file) in [("1500-byte packets", &eth), ("loopback-sized packets", &lo)] {
-        let size = warm(file)?;
-        let pkts = packets_in(file)?;
-        println!(
-            "\n{label}: {} ({:.0} MB, {} packets, {:.0} B/packet)",
-            file.display(),
-            size as f64 / 1e6,
-            pkts,
-            size as f64 / pkts.max(1) as f64
-        );
-        println!(
-            "  {:<44} {:>9} {:>9} {:>11} {:>10} {:>9}",
-            "tool", "wall s", "cpu s", "MB/s", "Mpkt/s", "RSS MB"
-        );
-        let row = |name: &str, cmd: &mut Command, runs: usize| -> Result<()> {
-            let mut best: Option<Measured> = None;
-            for _ in 0..runs {
-                let m = measure(cmd)?;
-                if best.as_ref().is_none_or(|b| m.wall < b.wall) {
-                    best = Some(m);
+    let mut benches = Vec::new();
+    let mut realistic_1500 = None;
+    for shape in [Shape::Eth1500, Shape::Loopback] {
+        let (file, f) = cap::realistic(paths, &kwire, shape, o.megabytes, o.recapture)?;
+        if shape == Shape::Eth1500 {
+            realistic_1500 = Some((file.clone(), f.clone()));
+        }
+        let ports = f["broker"]["ports"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| p.as_u64())
+                    .map(|p| p as u16)
+                    .collect()
+            })
+            .unwrap_or_default();
+        benches.push(Bench {
+            label: format!(
+                "realistic, {} packets",
+                if shape == Shape::Eth1500 {
+                    "1500-byte"
+                } else {
+                    "loopback-sized"
                 }
-            }
-            let m = best.expect("ran");
-            let note = if m.status != 0 {
-                format!("  (exit {})", m.status)
-            } else {
-                String::new()
-            };
-            println!(
-                "  {:<44} {:>9.2} {:>9.2} {:>11.0} {:>10.2} {:>9.1}{note}",
-                name,
-                m.wall,
-                m.cpu,
-                size as f64 / m.wall / 1e6,
-                pkts as f64 / m.wall / 1e6,
-                m.max_rss_kb as f64 / 1024.0
-            );
-            Ok(())
-        };
-        row(
-            "kwire replay (decode all, summary)",
-            Command::new(&kwire)
-                .arg("replay")
-                .arg(file)
-                .args(["--progress", "never"]),
-            3,
-        )?;
-        row(
-            "kwire replay --json > /dev/null",
-            Command::new(&kwire)
-                .arg("replay")
-                .arg(file)
-                .args(["--json", "--progress", "never"]),
-            1,
-        )?;
-        row(
-            "libpcap read loop (pcap_next_ex)",
-            Command::new(&pcap_loop).arg(file),
-            3,
-        )?;
-        match (&tshark, skip_tshark) {
-            (Some(t), false) => row(
-                &format!("tshark -d tcp.port=={port},kafka -e kafka.api_key"),
-                Command::new(t).arg("-n").arg("-r").arg(file).args([
-                    "-d",
-                    &format!("tcp.port=={port},kafka"),
-                    "-T",
-                    "fields",
-                    "-e",
-                    "kafka.api_key",
-                ]),
-                1,
-            )?,
-            (None, _) => println!("  tshark: not installed (cargo xtask setup installs it)"),
-            (_, true) => println!("  tshark: skipped (--no-tshark)"),
+            ),
+            file,
+            about: format!(
+                "{} clients, {} connections, {} s of load; {}",
+                f["clients"].as_array().map_or(0, |c| c.len()),
+                f["tcp_connections"],
+                f["load_seconds"],
+                f["how"].as_str().unwrap_or("")
+            ),
+            ports,
+            realistic: true,
+            shape,
+        });
+    }
+    if o.big_batch && o.replay {
+        let (lo, eth, port) = cap::big_batch(paths, o.megabytes, o.recapture)?;
+        for (shape, file) in [(Shape::Eth1500, eth), (Shape::Loopback, lo)] {
+            benches.push(Bench {
+                label: format!(
+                    "big batches, {} packets",
+                    if shape == Shape::Eth1500 { "1500-byte" } else { "loopback-sized" }
+                ),
+                file,
+                about: format!(
+                    "one producer (acks=1, 1 MB batches) and one consumer, 1000-byte records, one mock broker{}",
+                    if shape == Shape::Eth1500 {
+                        "; cut from the loopback capture into 1500-byte packets"
+                    } else {
+                        ""
+                    }
+                ),
+                ports: vec![port],
+                realistic: false,
+                shape,
+            });
         }
     }
-    if live {
-        crate::bench_live::bench_live(paths)?;
+
+    let mut results = Vec::new();
+    if o.replay {
+        let collector = if o.otlp {
+            match Collector::start(paths) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    println!("(no OTLP row: {e:#})");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        println!(
+            "kwire replay benchmark: whole processes, one core each, file in the page cache, same run, same files"
+        );
+        for b in &benches {
+            results.push(replay_block(
+                paths,
+                &kwire,
+                &pcap_loop,
+                b,
+                &o,
+                collector.as_ref(),
+            )?);
+        }
+        let out = paths.out().join("bench").join("results.json");
+        fs::write(
+            &out,
+            serde_json::to_string_pretty(&json!({"replay": results}))? + "\n",
+        )?;
+        println!("\n(written to {})", out.display());
+    }
+    if o.live {
+        let (file, facts) = match realistic_1500 {
+            Some(v) => v,
+            None => unreachable!("the realistic capture is always made"),
+        };
+        crate::bench_live::bench_live(paths, &kwire, &o, &file, &facts)?;
     }
     Ok(())
+}
+
+fn replay_block(
+    paths: &Paths,
+    kwire: &Path,
+    pcap_loop: &Path,
+    b: &Bench,
+    o: &Options,
+    collector: Option<&Collector>,
+) -> Result<Value> {
+    let size = warm(&b.file)?;
+    let s = cap::kwire_summary(kwire, &b.file)?;
+    let pkts = s["packets"]["packets"].as_u64().unwrap_or(0);
+    let exch = s["kafka"]["requests"].as_u64().unwrap_or(0);
+    let mb = size as f64 / 1e6;
+    println!("\n{}: {}", b.label, b.file.display());
+    println!(
+        "  {:.0} MB, {} packets ({:.0} B/packet), {} exchanges ({:.0} per MB)",
+        mb,
+        pkts,
+        size as f64 / pkts.max(1) as f64,
+        exch,
+        exch as f64 / mb
+    );
+    println!("  {}", b.about);
+    println!(
+        "  {:<40} {:>7} {:>6} {:>7} {:>8} {:>8} {:>7} {:>8} {:>7} {:>9}",
+        "tool",
+        "wall s",
+        "cpu s",
+        "MB/s",
+        "kpkt/s",
+        "kexch/s",
+        "ns/pkt",
+        "ns/exch",
+        "RSS MB",
+        "x libpcap"
+    );
+    let best = |cmd: &mut Command, runs: usize, err: Option<&Path>| -> Result<Measured> {
+        let mut best: Option<Measured> = None;
+        for _ in 0..runs {
+            let m = measure(cmd, err)?;
+            if best.as_ref().is_none_or(|b| m.wall < b.wall) {
+                best = Some(m);
+            }
+        }
+        Ok(best.expect("ran"))
+    };
+    let replay = |extra: &[&str]| {
+        let mut c = Command::new(kwire);
+        c.arg("replay")
+            .arg(&b.file)
+            .args(["--progress", "never"])
+            .args(extra);
+        c
+    };
+    let mut rows = Vec::new();
+    rows.push(Row {
+        tool: "kwire replay (every exchange decoded)".into(),
+        m: best(&mut replay(&[]), 3, None)?,
+        note: String::new(),
+    });
+    rows.push(Row {
+        tool: "kwire replay --json > /dev/null".into(),
+        m: best(&mut replay(&["--json"]), 2, None)?,
+        note: String::new(),
+    });
+    if let Some(c) = collector {
+        let err = paths.out().join("bench").join("otlp-row.stderr.txt");
+        let ep = format!("http://127.0.0.1:{}", c.grpc_port);
+        let m = best(
+            &mut replay(&["--otlp", "--otlp-endpoint", &ep, "--otlp-protocol", "grpc"]),
+            1,
+            Some(&err),
+        )?;
+        let text = fs::read_to_string(&err).unwrap_or_default();
+        let note = text
+            .lines()
+            .find(|l| l.contains("OTLP:"))
+            .map(|l| l.trim_start_matches("kwire: ").to_string())
+            .unwrap_or_else(|| "no OTLP line on stderr".into());
+        rows.push(Row {
+            tool: "kwire replay --otlp (gRPC, local rotel)".into(),
+            m,
+            note,
+        });
+    }
+    rows.push(Row {
+        tool: "libpcap read loop (pcap_next_ex)".into(),
+        m: best(Command::new(pcap_loop).arg(&b.file), 3, None)?,
+        note: String::new(),
+    });
+    match (crate::proc::which("tshark"), o.tshark) {
+        (Some(t), true) => {
+            let mut c = Command::new(t);
+            c.arg("-n").arg("-r").arg(&b.file);
+            for p in &b.ports {
+                c.args(["-d", &format!("tcp.port=={p},kafka")]);
+            }
+            c.args(["-T", "fields", "-e", "kafka.api_key"]);
+            rows.push(Row {
+                tool: "tshark Kafka decode (-e kafka.api_key)".into(),
+                m: best(&mut c, 1, None)?,
+                note: String::new(),
+            });
+        }
+        (None, _) => println!("  (tshark: not installed; cargo xtask setup installs it)"),
+        (_, false) => {}
+    }
+    let libpcap_wall = rows
+        .iter()
+        .find(|r| r.tool.starts_with("libpcap"))
+        .map(|r| r.m.wall)
+        .unwrap_or(f64::NAN);
+    let mut out = Vec::new();
+    for r in &rows {
+        let m = &r.m;
+        let status = if m.status != 0 {
+            format!(" (exit {})", m.status)
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:<40} {:>7.2} {:>6.2} {:>7.0} {:>8.0} {:>8.1} {:>7.0} {:>8.0} {:>7.1} {:>8.2}x{status}",
+            r.tool,
+            m.wall,
+            m.cpu,
+            mb / m.wall,
+            pkts as f64 / m.wall / 1e3,
+            exch as f64 / m.wall / 1e3,
+            m.wall * 1e9 / pkts.max(1) as f64,
+            m.wall * 1e9 / exch.max(1) as f64,
+            m.max_rss_kb as f64 / 1024.0,
+            libpcap_wall / m.wall,
+        );
+        if !r.note.is_empty() {
+            println!("  {:<40} {}", "", r.note);
+        }
+        out.push(json!({
+            "tool": r.tool, "wall_s": m.wall, "cpu_s": m.cpu, "peak_rss_mb": m.max_rss_kb as f64 / 1024.0,
+            "exit": m.status, "mb_per_s": mb / m.wall, "packets_per_s": pkts as f64 / m.wall,
+            "exchanges_per_s": exch as f64 / m.wall, "note": r.note,
+        }));
+    }
+    let find = |p: &str| rows.iter().find(|r| r.tool.starts_with(p)).map(|r| &r.m);
+    if let (Some(k), Some(j), Some(l)) = (
+        find("kwire replay ("),
+        find("kwire replay --json"),
+        find("libpcap"),
+    ) {
+        let yes = |ok: bool| if ok { "met" } else { "NOT met" };
+        let rss = k.max_rss_kb.max(j.max_rss_kb) as f64 / 1024.0;
+        match (b.realistic, b.shape) {
+            (true, Shape::Eth1500) => {
+                let ratio = l.wall / k.wall;
+                let eps = exch as f64 / k.wall;
+                let json_ratio = j.wall / k.wall;
+                println!(
+                    "  targets: kwire {ratio:.2}x the libpcap loop (>= 0.9x: {}; by CPU time {:.2}x); {:.0}k exchanges/s (>= 1,000k: {}); \
+                     peak RSS {rss:.0} MB (<= 64: {}); --json {json_ratio:.2}x the plain replay's time (<= 1.5x: {})",
+                    yes(ratio >= 0.9),
+                    l.cpu / k.cpu,
+                    eps / 1e3,
+                    yes(eps >= 1e6),
+                    yes(rss <= 64.0),
+                    yes(json_ratio <= 1.5)
+                );
+            }
+            (true, Shape::Loopback) => {
+                let ratio = l.wall / k.wall;
+                println!(
+                    "  target: kwire {ratio:.2}x the libpcap loop (>= 1x: {}; by CPU time {:.2}x)",
+                    yes(ratio >= 1.0),
+                    l.cpu / k.cpu
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(json!({
+        "file": b.file.display().to_string(), "label": b.label, "bytes": size, "packets": pkts,
+        "exchanges": exch, "rows": out,
+    }))
+}
+
+/// rotel (`cargo xtask setup` installs it into .tools/venv) on two free loopback ports, exporting
+/// nothing (blackhole): the OTLP row's collector. Killed on drop.
+pub struct Collector {
+    child: Child,
+    pub grpc_port: u16,
+}
+
+impl Collector {
+    pub fn start(paths: &Paths) -> Result<Collector> {
+        let bin = fs::read_dir(paths.venv().join("lib"))
+            .ok()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|d| d.path().join("site-packages/rotel/rotel-agent"))
+            .find(|p| p.exists())
+            .ok_or_else(|| anyhow::anyhow!("rotel not installed: run `cargo xtask setup`"))?;
+        let grpc_port = broker::free_port()?;
+        let http_port = broker::free_port()?;
+        let logs = paths.out().join("bench");
+        fs::create_dir_all(&logs)?;
+        let child = Command::new(bin)
+            .args(["start", "--otlp-grpc-endpoint"])
+            .arg(format!("127.0.0.1:{grpc_port}"))
+            .arg("--otlp-http-endpoint")
+            .arg(format!("127.0.0.1:{http_port}"))
+            .args(["--exporter", "blackhole", "--pid-file"])
+            .arg(logs.join("rotel.pid"))
+            .arg("--log-file")
+            .arg(logs.join("rotel.log"))
+            .current_dir(&logs)
+            .stdout(Stdio::null())
+            .stderr(File::create(logs.join("rotel.stderr.txt"))?)
+            .spawn()
+            .context("starting rotel")?;
+        let c = Collector { child, grpc_port };
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", grpc_port)).is_err() {
+            if t.elapsed() > Duration::from_secs(10) {
+                bail!(
+                    "rotel did not listen on {grpc_port} (see {})",
+                    logs.display()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        Ok(c)
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -16,6 +16,7 @@
 //! has a timeout and every process it starts is stopped, on errors too (see proc.rs).
 
 mod bench;
+mod bench_capture;
 mod bench_live;
 mod broker;
 mod capture;
@@ -41,9 +42,12 @@ const USAGE: &str = "usage: cargo xtask <command>
   demo                           build kwire and replay bundled captures of real clients (the README's first command)
   test                           everything CI runs: setup, tidy, fmt, cargo test, e2e, crosscheck
   tidy                           house rules: core crates do no IO, module docs, no #[ignore]
-  bench [--megabytes N] [--no-live|--live-only]
-                                 replay speed beside tshark and a libpcap loop (builds a capture once);
-                                 live: highest zero-loss produce+fetch rate, pcap vs eBPF, CPU s/GB
+  bench [--megabytes N] [--recapture] [--no-tshark] [--no-otlp] [--no-big-batch] [--no-live|--live-only]
+        [--no-ladder] [--live-seconds S] [--ladder-mbps R,R,..] [--live-big-batch] [--run-args ARGS]
+                                 replay speed of kwire (plain, --json, --otlp) beside a libpcap loop and tshark
+                                 on production-like captures (nine clients, 1500-byte and loopback packets, built
+                                 once) and the big-batch one; live: the agent on that load (CPU s/GB, per M
+                                 exchanges, RSS) and a tcpreplay ladder onto a veth pair, kwire vs tcpdump
   setup                          install the harness's tools (apt needs root), build the mock broker
   list                           list the capture scenarios
   capture <scenario> [--out F]   capture one scenario (default tests/out/<scenario>.pcap)

