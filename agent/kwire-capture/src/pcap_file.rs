@@ -199,6 +199,8 @@ pub enum ReadMode {
 
 /// Files at least this large are mapped in [`ReadMode::Auto`] (64 MiB).
 pub const MMAP_MIN_LEN: u64 = 64 << 20;
+/// Mapped pages are populated this far ahead of the cursor, in one call each (8 MiB).
+pub const MMAP_POPULATE_STEP: usize = 8 << 20;
 /// Mapped pages further than this behind the cursor are released (16 MiB).
 pub const MMAP_RELEASE_STEP: usize = 16 << 20;
 
@@ -227,6 +229,8 @@ pub struct PcapFile {
     buf: Buf,
     /// With a map: offset up to which pages were released.
     released: usize,
+    /// With a map: offset up to which pages were populated ahead of the cursor.
+    populated: usize,
     /// Offset in `buf` of the next unread byte.
     start: usize,
     /// End of valid data in `buf`.
@@ -345,6 +349,7 @@ impl PcapFile {
             path: path.to_path_buf(),
             file,
             released: 0,
+            populated: 0,
             buf,
             start: 0,
             end: 0,
@@ -535,10 +540,34 @@ impl PcapFile {
         }
     }
 
+    /// With a map: maps the next [`MMAP_POPULATE_STEP`] bytes in one call (`MADV_POPULATE_READ`,
+    /// Linux 5.14+), so reading them takes no page fault per 4 KiB page: faults were a fifth of a
+    /// replay's time. Older kernels refuse the advice; the pages then fault in as before.
+    fn populate_ahead(&mut self) {
+        let Buf::Map(m) = &self.buf else {
+            self.populated = usize::MAX;
+            return;
+        };
+        let from = self.populated.max(self.start & !0xfff);
+        if from >= m.len() {
+            self.populated = usize::MAX;
+            return;
+        }
+        let len = MMAP_POPULATE_STEP.min(m.len() - from);
+        if m.advise_range(memmap2::Advice::PopulateRead, from, len).is_err() {
+            self.populated = usize::MAX; // not supported here: stop asking
+            return;
+        }
+        self.populated = from + len;
+    }
+
     /// Next packet, `Ok(None)` at a clean end of file (and after any error).
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
         if self.done {
             return Ok(None);
+        }
+        if self.start + MMAP_POPULATE_STEP / 2 > self.populated {
+            self.populate_ahead();
         }
         if self.start > self.released + MMAP_RELEASE_STEP + (1 << 20)
             && matches!(self.buf, Buf::Map(_))
