@@ -14,6 +14,7 @@ pub mod detectors;
 pub mod engine;
 pub mod facts;
 pub mod groups;
+pub mod incident;
 pub mod model;
 pub mod output;
 pub mod stats;

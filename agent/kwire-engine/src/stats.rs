@@ -155,6 +155,8 @@ pub struct Summary {
     pub produce_acks: BTreeMap<i16, u64>,
     /// Alerts raised per kind and severity.
     pub alerts: BTreeMap<(crate::alert::AlertKind, crate::alert::Severity), u64>,
+    /// Incidents: repeated observations of one condition, with their counts and first/last times.
+    pub incidents: crate::incident::IncidentReport,
 }
 
 impl Serialize for Summary {
@@ -181,6 +183,7 @@ impl Serialize for Summary {
             .map(|((k, s), n)| serde_json::json!({"alert": k.as_str(), "severity": s.as_str(), "count": n}))
             .collect();
         m.serialize_entry("alerts", &alerts)?;
+        m.serialize_entry("incidents", &self.incidents)?;
         m.end()
     }
 }

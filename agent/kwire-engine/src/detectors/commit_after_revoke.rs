@@ -5,12 +5,24 @@
 //! recommended hand-off and stays quiet. `critical` when the broker accepted it (brokers check the
 //! generation, never ownership, so a stale commit silently rewinds or skips the new owner's progress);
 //! `info` when the broker rejected it.
+//!
+//! Every late commit is an occurrence of one incident per (group, member, partition, revocation): an
+//! alert line of its own when it does new harm — it moved the group's committed offset, or committed
+//! another offset, or the broker answered differently — and counted only when it repeats the last line
+//! (the same offset again, nothing changed since). A commit below the new owner's committed offset (or,
+//! before it committed, its served end) says by how many records it rewinds it (`records_reread`); one
+//! beyond everything the new owner was served says how many it skips (`records_skipped`).
+//!
+//! Easy to get wrong: the harm is judged against the group's committed offset *before* this commit
+//! (the caller records the commit afterwards); a rejected commit changes nothing, so it rewinds and
+//! skips nothing.
 
 use kwire_flow::Timestamp;
 
 use crate::alert::{ts_value, Alert, AlertKind, Severity};
 use crate::conn::ConnCtx;
 use crate::groups::Group;
+use crate::incident::{Condition, Harm, IncidentKey};
 use crate::model::Tp;
 
 /// What a commit of one partition looked like.
@@ -62,12 +74,36 @@ pub fn check(
         ),
         None => "no response was seen".to_string(),
     };
+    let progress = next.as_deref().map(|n| (n, owner_progress(n, c.tp)));
+    // What the accepted commit does to the new owner's progress: rewinds its committed offset (or, before
+    // it committed, its served end), or skips beyond everything it was served.
+    let (mut reread, mut skipped) = (None, None);
+    let mut effect = String::new();
+    if let (true, Some((n, (committed, served)))) = (accepted, progress) {
+        if let Some((what, p)) = committed
+            .map(|p| ("committed offset", p))
+            .or(served.map(|p| ("served end", p)))
+            .filter(|(_, p)| c.offset < *p)
+        {
+            reread = Some(p - c.offset);
+            effect = format!(
+                ": it rewinds the new owner {n}'s {what} {p}, {} records will be processed again",
+                p - c.offset
+            );
+        } else if let Some(p) = committed.max(served).filter(|p| c.offset > *p) {
+            skipped = Some(c.offset - p);
+            effect = format!(
+                ": it is {} beyond everything the new owner {n} was served or committed ({p}), those records will be skipped",
+                c.offset - p
+            );
+        }
+    }
     let mut a = Alert::new(
         AlertKind::CommitAfterRevoke,
         sev,
         c.ts,
         format!(
-            "group {}: member {} committed offset {} for {} which a rebalance had taken from it (revoked {}), {}",
+            "group {}: member {} committed offset {} for {} which a rebalance had taken from it (revoked {}), {}{effect}",
             c.group,
             c.member_id,
             c.offset,
@@ -88,8 +124,7 @@ pub fn check(
     .field("new_owner", next.clone().map(serde_json::Value::from).unwrap_or(serde_json::Value::Null))
     .field("broker_error_code", c.error_code.map(serde_json::Value::from).unwrap_or(serde_json::Value::Null))
     .field("accepted", accepted);
-    if let Some(n) = &next {
-        let (committed, served) = owner_progress(n, c.tp);
+    if let Some((_, (committed, served))) = progress {
         a = a.field(
             "new_owner_committed_offset",
             committed
@@ -103,7 +138,44 @@ pub fn check(
                 .unwrap_or(serde_json::Value::Null),
         );
     }
+    if let Some(n) = reread {
+        a = a.field("records_reread", n);
+    }
+    if let Some(n) = skipped {
+        a = a.field("records_skipped", n);
+    }
     Some(a)
+}
+
+/// The incident of a late commit: one per (group, member, partition, revocation).
+pub fn condition(g: &Group, c: &Commit<'_>) -> Condition {
+    let revoked = g
+        .members
+        .get(c.member_id)
+        .and_then(|m| m.revoked.get(c.tp))
+        .map(|r| r.told_ts.to_rfc3339())
+        .unwrap_or_default();
+    Condition {
+        key: IncidentKey::new(
+            AlertKind::CommitAfterRevoke,
+            format!(
+                "group={:?} member={:?} topic={:?} partition={} revoked_ts={revoked}",
+                c.group, c.member_id, c.tp.topic, c.tp.partition
+            ),
+        ),
+        harm: commit_harm(g, c),
+    }
+}
+
+/// A late commit's harm: its offset, and whether the broker accepted it and it moved the group's
+/// committed offset (compared before the commit is recorded). The same offset again, answered the same
+/// way, moving nothing, is a repeat.
+pub fn commit_harm(g: &Group, c: &Commit<'_>) -> Harm {
+    let before = g.committed.get(c.tp).map(|(o, _, _)| *o);
+    Harm::Commit {
+        offset: c.offset,
+        moved: c.error_code == Some(0) && before != Some(c.offset),
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
 //! `commit_ahead_of_fetch`: a consumer commits an offset beyond the end of what it was served for that
 //! partition: the records in between were never delivered to it and are now skipped for the group.
 //! Quiet when the client was never seen fetching the partition (we cannot know what it consumed), and when
-//! the commit is at or below the served end. `warning`.
+//! the commit is at or below the served end. `warning`. One incident per (group, member, partition): the
+//! same offset committed again is counted, another offset is a line of its own.
 
 use crate::alert::{Alert, AlertKind, Severity};
 use crate::conn::ConnCtx;
 use crate::detectors::commit_after_revoke::Commit;
 use crate::detectors::Threshold;
+use crate::incident::{Condition, Harm, IncidentKey};
 use crate::timeline::PartState;
 
 pub fn check(
@@ -46,6 +48,23 @@ pub fn check(
         .field("skipped", skipped)
         .field("accepted", c.error_code == Some(0)),
     )
+}
+
+/// The incident: one member committing ahead of what it was served on one partition.
+pub fn condition(c: &Commit<'_>) -> Condition {
+    Condition {
+        key: IncidentKey::new(
+            AlertKind::CommitAheadOfFetch,
+            format!(
+                "group={:?} member={:?} topic={:?} partition={}",
+                c.group, c.member_id, c.tp.topic, c.tp.partition
+            ),
+        ),
+        harm: Harm::Commit {
+            offset: c.offset,
+            moved: false,
+        },
+    }
 }
 
 #[cfg(test)]

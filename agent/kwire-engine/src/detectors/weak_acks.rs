@@ -4,7 +4,8 @@
 //! end of a replay, whichever comes first — the same in replay and live — and raised again only if it later
 //! becomes critical. `critical` when the weak-acks traffic to a
 //! partition overlaps a leader change of that partition (within `leader_change_window_s`): the window in
-//! which acknowledged records are lost; `warning` otherwise.
+//! which acknowledged records are lost; `warning` otherwise. The critical line that follows a warning for
+//! the same producer is a line of the same incident.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,7 @@ use crate::alert::{Alert, AlertKind, Severity};
 use crate::cluster::Cluster;
 use crate::conn::ConnCtx;
 use crate::detectors::WeakAcksConfig;
+use crate::incident::{Condition, Harm, IncidentKey};
 use crate::model::Tp;
 
 /// Produce traffic of one (client, topic, acks).
@@ -90,6 +92,23 @@ pub fn finish(cfg: &WeakAcksConfig, p: &WeakProducer, cluster: &Cluster) -> Opti
             .field("leader_change_ts", ts.to_rfc3339());
     }
     Some(a)
+}
+
+/// The incident: one producer (client id, host) writing one topic with one weak acks value.
+pub fn condition(p: &WeakProducer) -> Condition {
+    Condition {
+        key: IncidentKey::new(
+            AlertKind::WeakAcks,
+            format!(
+                "client={:?}@{} topic={:?} acks={}",
+                p.client_id.as_deref().unwrap_or_default(),
+                p.ctx.client.ip,
+                p.topic,
+                p.acks
+            ),
+        ),
+        harm: Harm::New,
+    }
 }
 
 #[cfg(test)]
