@@ -219,15 +219,17 @@ def run_follower_bounce(a):
          offsets=[o for _, o in got], cached_low=lo, cached_high=hi)
 
     def bounce(seconds, what):
-        """Polls for `seconds` (no record can come); returns the follower reverts logged meanwhile."""
-        reverts.clear()
+        """Polls for `seconds` (no record can come); a fact with the follower reverts logged since the
+        last one (the first may come before the first poll here)."""
+        since = len(reverts)
         d = time.monotonic() + seconds
         while time.monotonic() < d:
             m = r.poll(0.05)
             if m is not None and not m.error():
                 raise RuntimeError(f"kw-fb-reader: unexpected record at {m.offset()} ({what})")
+        got = reverts[since:] if since else reverts[:]
         fact("reverted", client_id="kw-fb-reader", topic=t, partition=0, what=what,
-             high_watermarks=[h for h, _ in reverts], brokers=sorted({b for _, b in reverts}),
+             high_watermarks=[h for h, _ in got], brokers=sorted({b for _, b in got}),
              position=r.position([TopicPartition(t, 0)])[0].offset)
 
     mock(a.bootstrap, f"partition_follower {t} 0 3", f"follower_watermarks {t} 0 - 4")
@@ -242,6 +244,9 @@ def run_follower_bounce(a):
     fact("consumed", client_id="kw-fb-reader", topic=t, partition=0,
          offsets=[o for _, o in got], cached_low=lo, cached_high=hi)
     r.close()
+    # Every revert librdkafka logged, in order (one per OFFSET_OUT_OF_RANGE answer of the follower).
+    fact("reverts", client_id="kw-fb-reader", topic=t, partition=0,
+         high_watermarks=[h for h, _ in reverts], brokers=sorted({b for _, b in reverts}))
 
 
 # ----------------------------------------------------------------------------------------------
