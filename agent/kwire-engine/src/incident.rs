@@ -101,6 +101,17 @@ pub enum Closed {
     EndOfInput,
 }
 
+impl Closed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Closed::Recovered => "recovered",
+            Closed::Quiet => "quiet",
+            Closed::Evicted => "evicted",
+            Closed::EndOfInput => "end_of_input",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Incident {
     id: String,

@@ -62,8 +62,9 @@ pub enum Series {
 pub struct PartState {
     /// Highest end of log told, per series.
     pub told: [Option<Obs>; 2],
-    /// The open drop of the end of log per series (`listoffsets_regression`'s incident state).
-    pub drop: [Option<EndDrop>; 2],
+    /// The open drop of the end of log per series (`listoffsets_regression`'s incident state; boxed: rare,
+    /// and every client partition has the field).
+    pub drop: [Option<Box<EndDrop>>; 2],
     /// Highest end of complete batches served to the client.
     pub served: Option<Obs>,
     /// Last commit the broker accepted from this client.

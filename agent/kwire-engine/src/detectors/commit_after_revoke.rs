@@ -184,7 +184,7 @@ mod tests {
 
     use super::*;
     use crate::groups::Groups;
-    use crate::testutil::{ctx, t};
+    use crate::testutil::{alert_json, ctx, t};
 
     fn set(tps: &[(&str, i32)]) -> BTreeSet<Tp> {
         tps.iter().map(|(t, p)| Tp::new(t, *p)).collect()
@@ -312,5 +312,88 @@ mod tests {
             |_, _| (None, None)
         )
         .is_some());
+    }
+
+    /// The story: after the hand-over, m1 commits 6 (rewinding m2's 7), 6 again (nothing moves),
+    /// then 5 after m2 committed 9, and a refused 5; and 12, beyond all m2 was served.
+    #[test]
+    fn each_late_commit_says_what_it_rewinds_or_skips_and_repeats_are_the_same_harm() {
+        let mut gs = coop_group();
+        gs.on_assignment(t(11), "g", "m2", 2, set(&[("t", 1)]), &ctx(), Some("c2"));
+        let tp = Tp::new("t", 1);
+        gs.on_commit_accepted(t(12), "g", "m2", &tp, 7);
+        let late = |offset, err| Commit {
+            offset,
+            ..commit(&tp, 13, err)
+        };
+        let g = gs.get("g").unwrap();
+        let a = check(g, &late(6, 0), &ctx(), Some("c1"), |_, _| {
+            (Some(7), Some(7))
+        })
+        .unwrap();
+        let j = alert_json(&a);
+        assert_eq!(
+            (&j["records_reread"], &j["new_owner_committed_offset"]),
+            (&1.into(), &7.into())
+        );
+        assert!(j.get("records_skipped").is_none());
+        assert!(j["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("1 records will be processed again"));
+        assert_eq!(
+            commit_harm(g, &late(6, 0)),
+            Harm::Commit {
+                offset: 6,
+                moved: true
+            }
+        );
+        // Recorded: the same 6 again moves nothing (a repeat for the incident).
+        gs.on_commit_accepted(t(13), "g", "m1", &tp, 6);
+        let g = gs.get("g").unwrap();
+        assert_eq!(
+            commit_harm(g, &late(6, 0)),
+            Harm::Commit {
+                offset: 6,
+                moved: false
+            }
+        );
+        // m2 moves on to 9; m1 commits 5: rewinds 9 by 4, and moves the committed offset.
+        gs.on_commit_accepted(t(14), "g", "m2", &tp, 9);
+        let g = gs.get("g").unwrap();
+        let j =
+            alert_json(&check(g, &late(5, 0), &ctx(), None, |_, _| (Some(9), Some(9))).unwrap());
+        assert_eq!(j["records_reread"], 4);
+        assert_eq!(
+            commit_harm(g, &late(5, 0)),
+            Harm::Commit {
+                offset: 5,
+                moved: true
+            }
+        );
+        // Refused: info, nothing rewound, nothing moved.
+        let a = check(g, &late(5, 22), &ctx(), None, |_, _| (Some(9), Some(9))).unwrap();
+        assert_eq!(a.severity, Severity::Info);
+        assert!(alert_json(&a).get("records_reread").is_none());
+        assert_eq!(
+            commit_harm(g, &late(5, 22)),
+            Harm::Commit {
+                offset: 5,
+                moved: false
+            }
+        );
+        // Beyond everything m2 was served or committed: skips.
+        let j =
+            alert_json(&check(g, &late(12, 0), &ctx(), None, |_, _| (Some(9), Some(10))).unwrap());
+        assert_eq!(j["records_skipped"], 2);
+        assert!(j.get("records_reread").is_none());
+        // Before m2 committed anything, its served end is what is rewound.
+        let j = alert_json(&check(g, &late(3, 0), &ctx(), None, |_, _| (None, Some(8))).unwrap());
+        assert_eq!(j["records_reread"], 5);
+        // One incident per revocation: the condition names the member, the partition and when it was told.
+        let c = condition(g, &late(5, 0));
+        assert_eq!(c.key.kind, AlertKind::CommitAfterRevoke);
+        assert!(c.key.scope.contains("member=\"m1\"") && c.key.scope.contains("partition=1"));
+        assert!(c.key.scope.contains(&t(10).to_rfc3339()));
     }
 }

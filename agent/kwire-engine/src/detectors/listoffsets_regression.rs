@@ -150,7 +150,7 @@ pub fn observe(
                     ctx,
                     client_id,
                 );
-                st.drop[i] = Some(d);
+                st.drop[i] = Some(Box::new(d));
                 Outcome::Alert(Box::new(a), Harm::New)
             }
             _ => Outcome::Quiet,
