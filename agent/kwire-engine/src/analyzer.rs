@@ -739,7 +739,8 @@ impl Analyzer {
                 if served_by != client {
                     a = a.field("consumer_client_id", served_by.client_id.clone());
                 }
-                alerts.push((a, commit_ahead_of_fetch::condition(c)));
+                let cond = commit_ahead_of_fetch::condition(self.groups.get(c.group), c);
+                alerts.push((a, cond));
             }
             let previous =
                 self.groups

@@ -1,13 +1,15 @@
 //! `commit_ahead_of_fetch`: a consumer commits an offset beyond the end of what it was served for that
 //! partition: the records in between were never delivered to it and are now skipped for the group.
 //! Quiet when the client was never seen fetching the partition (we cannot know what it consumed), and when
-//! the commit is at or below the served end. `warning`. One incident per (group, member, partition): the
-//! same offset committed again is counted, another offset is a line of its own.
+//! the commit is at or below the served end. `warning`. One incident per (group, member, partition): a
+//! commit that moved the group's committed offset or committed another offset is a line of its own, the
+//! same offset again with nothing moved is counted.
 
 use crate::alert::{Alert, AlertKind, Severity};
 use crate::conn::ConnCtx;
-use crate::detectors::commit_after_revoke::Commit;
+use crate::detectors::commit_after_revoke::{commit_harm, Commit};
 use crate::detectors::Threshold;
+use crate::groups::Group;
 use crate::incident::{Condition, Harm, IncidentKey};
 use crate::timeline::PartState;
 
@@ -50,8 +52,9 @@ pub fn check(
     )
 }
 
-/// The incident: one member committing ahead of what it was served on one partition.
-pub fn condition(c: &Commit<'_>) -> Condition {
+/// The incident: one member committing ahead of what it was served on one partition (the group's state
+/// before the commit is recorded; a group not tracked makes every commit a line).
+pub fn condition(g: Option<&Group>, c: &Commit<'_>) -> Condition {
     Condition {
         key: IncidentKey::new(
             AlertKind::CommitAheadOfFetch,
@@ -60,10 +63,7 @@ pub fn condition(c: &Commit<'_>) -> Condition {
                 c.group, c.member_id, c.tp.topic, c.tp.partition
             ),
         ),
-        harm: Harm::Commit {
-            offset: c.offset,
-            moved: false,
-        },
+        harm: g.map(|g| commit_harm(g, c)).unwrap_or(Harm::New),
     }
 }
 
