@@ -10,9 +10,12 @@ harness.mock; the others run against tansu). Usage (xtask passes --bootstrap):
       KIP-392 follower fetching from a lagging replica: the consumer is told a lower high watermark.
   alert_stories.py acks1-leader-change --bootstrap B --topic T
       acks=1 and acks=all producers while the partition leader moves.
+  alert_stories.py follower-bounce  --bootstrap B --topic T
+      The consumer bounces between the leader and a lagging follower, told 12, 4, 12, 4, ...
   alert_stories.py stale-commit --bootstrap B --topic T --group G --prefix X
-                   --protocol range|cooperative-sticky|consumer [--commit-on-revoke]
-      Two group members; after a rebalance member 1 commits offsets for partitions it lost.
+                   --protocol range|cooperative-sticky|consumer [--commit-on-revoke] [--twice]
+      Two group members; after a rebalance member 1 commits offsets for partitions it lost
+      (with --twice: again at once, and later with another offset).
   alert_stories.py commit-ahead --bootstrap B --topic T
       A consumer commits beyond what it was served, then moves its committed offset back.
   alert_stories.py txn --bootstrap B --topic IN --out-topic OUT
@@ -37,6 +40,7 @@ assumed. A fact's `elapsed` counts from the script's start (a child's from its p
 """
 
 import argparse
+import re
 import time
 
 from confluent_kafka import (OFFSET_END, Consumer, KafkaError, Producer, TopicPartition,
@@ -172,6 +176,80 @@ def run_follower_fetch(a):
 
 
 # ----------------------------------------------------------------------------------------------
+# follower-fetch-bounce-mock
+
+def run_follower_bounce(a):
+    """A consumer bouncing between the leader and a lagging follower (KIP-392 on the mock). Broker 1
+    leads partition 0 of T; broker 3 becomes the preferred read replica for client.rack=rack-c.
+
+    1. kw-fb-producer (acks=all) writes 10 records, one per request.
+    2. kw-fb-reader (client.rack=rack-c) assigns partition 0 from offset 0 and reads the 10 records
+       from the leader (no follower yet): high watermark 10.
+    3. Partition 0 gets follower 3, whose high watermark lags at 4; 2 more records (leader end 12).
+    4. The leader answers the reader's Fetch at 10 with high watermark 12, no records and preferred
+       read replica 3; broker 3 answers the same Fetch with OFFSET_OUT_OF_RANGE and high watermark
+       4 (10 is beyond its end); librdkafka reverts to the leader, which names replica 3 again: told
+       12, 4, 12, 4, ... every backoff (about 0.5 s) for 5 s. librdkafka logs each revert with the
+       high watermark it was told: the `reverted` fact.
+    5. The follower lags further (high watermark 3) for 3 s: told 12, 3, 12, 3, ...
+    6. The follower catches up (follows the leader again): the reader reads records 10 and 11 from
+       broker 3, high watermark 12, and closes.
+    """
+    t = a.topic
+    mock(a.bootstrap, "broker_rack 1 rack-a", "broker_rack 2 rack-b", "broker_rack 3 rack-c",
+         f"partition_leader {t} 0 1")
+    p = producer(a, "kw-fb-producer")
+    offs = produce_one_by_one(p, "kw-fb-producer", t, 0, 10)
+    fact("produced", client_id="kw-fb-producer", topic=t, partition=0, offsets=offs)
+
+    reverts = []
+
+    class Log:  # librdkafka's own log lines: each revert from the follower says what it was told
+        def log(self, level, fmt, *args):
+            line = fmt % args if args else fmt
+            m = re.search(r"out of range \(HighwaterMark (-?\d+) fetching from broker (\d+)", line)
+            if m and "reverting to leader" in line:
+                reverts.append((int(m.group(1)), int(m.group(2))))
+
+    r = consumer(a, "kw-fb-reader", logger=Log(), **{"client.rack": "rack-c"})
+    r.assign([TopicPartition(t, 0, 0)])
+    got = read(r, "kw-fb-reader", 10, "10 records from the leader")
+    lo, hi = r.get_watermark_offsets(TopicPartition(t, 0), cached=True)
+    fact("consumed", client_id="kw-fb-reader", topic=t, partition=0,
+         offsets=[o for _, o in got], cached_low=lo, cached_high=hi)
+
+    def bounce(seconds, what):
+        """Polls for `seconds` (no record can come); a fact with the follower reverts logged since the
+        last one (the first may come before the first poll here)."""
+        since = len(reverts)
+        d = time.monotonic() + seconds
+        while time.monotonic() < d:
+            m = r.poll(0.05)
+            if m is not None and not m.error():
+                raise RuntimeError(f"kw-fb-reader: unexpected record at {m.offset()} ({what})")
+        got = reverts[since:] if since else reverts[:]
+        fact("reverted", client_id="kw-fb-reader", topic=t, partition=0, what=what,
+             high_watermarks=[h for h, _ in got], brokers=sorted({b for _, b in got}),
+             position=r.position([TopicPartition(t, 0)])[0].offset)
+
+    mock(a.bootstrap, f"partition_follower {t} 0 3", f"follower_watermarks {t} 0 - 4")
+    offs = produce_one_by_one(p, "kw-fb-producer", t, 0, 2, first=10)
+    fact("produced", client_id="kw-fb-producer", topic=t, partition=0, offsets=offs)
+    bounce(5.0, "follower at 4")
+    mock(a.bootstrap, f"follower_watermarks {t} 0 - 3")
+    bounce(3.0, "follower at 3")
+    mock(a.bootstrap, f"follower_watermarks {t} 0 - -")
+    got = read(r, "kw-fb-reader", 2, "records 10 and 11 from the caught-up follower")
+    lo, hi = r.get_watermark_offsets(TopicPartition(t, 0), cached=True)
+    fact("consumed", client_id="kw-fb-reader", topic=t, partition=0,
+         offsets=[o for _, o in got], cached_low=lo, cached_high=hi)
+    r.close()
+    # Every revert librdkafka logged, in order (one per OFFSET_OUT_OF_RANGE answer of the follower).
+    fact("reverts", client_id="kw-fb-reader", topic=t, partition=0,
+         high_watermarks=[h for h, _ in reverts], brokers=sorted({b for _, b in reverts}))
+
+
+# ----------------------------------------------------------------------------------------------
 # acks1-leader-change-mock
 
 def run_acks1_leader_change(a):
@@ -292,6 +370,11 @@ def run_stale_commit(a):
        (commit(offsets=[...])). librdkafka sends them with its current generation / member epoch
        and the broker accepts them: member 2's committed 7 is rewound to 6.
     6. member 2 closes (leaves); member 1 gets every partition back (reading nothing new), closes.
+
+    With --twice, between 5 and 6: member 1 commits 6 for them once more at once (nothing changed
+    since: a repeat); 2 more records per partition, both read to 9, member 2 commits 9; member 1
+    commits 5 for the partitions it lost (a different offset, deliberately): accepted, member 2's 9
+    is rewound to 5.
     """
     pre = a.prefix
     everything = set(range(4))
@@ -333,6 +416,20 @@ def run_stale_commit(a):
     errors = m1.commit(lost, "stale")
     if any(e != 0 for e in errors.values()):
         raise RuntimeError(f"the stale commit was rejected: {errors}")
+
+    if a.twice:
+        # The same late commit again at once (nothing changed since: a repeat, no new harm), then,
+        # after member 2 has moved on (9) and committed, one more late commit with a different offset
+        # (5): accepted, it rewinds member 2's committed 9.
+        errors = m1.commit(lost, "stale_again")
+        produce_round(2)
+        pump([m1, m2], lambda: m1.caught_up(9) and m2.caught_up(9), "both members: offset 9")
+        m2.commit(sorted(m2.assigned), "owned_9")
+        for p in lost:
+            m1.position[p] = 5
+        errors.update(m1.commit(lost, "stale_later"))
+        if any(e != 0 for e in errors.values()):
+            raise RuntimeError(f"a later stale commit was rejected: {errors}")
 
     m2.close()
     pump([m1], lambda: m1.assigned == everything, "member 1 owns everything again", slow)
@@ -694,7 +791,7 @@ def run_stale_owner(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("action", choices=["follower-fetch", "acks1-leader-change", "stale-commit",
+    ap.add_argument("action", choices=["follower-fetch", "follower-bounce", "acks1-leader-change", "stale-commit",
                                        "commit-ahead", "txn", "offset-reset", "recreate", "stale-owner",
                                        "zombie-member"])
     ap.add_argument("--out-topic")
@@ -704,6 +801,8 @@ def main():
     ap.add_argument("--prefix", help="client id prefix")
     ap.add_argument("--protocol", choices=["range", "cooperative-sticky", "consumer"])
     ap.add_argument("--commit-on-revoke", action="store_true")
+    ap.add_argument("--twice", action="store_true",
+                    help="stale-commit: commit the lost partitions again, at once and later")
     a = ap.parse_args()
     if a.action == "zombie-member":
         import kafka
@@ -712,7 +811,7 @@ def main():
         v = version()
         fact("client", library="confluent-kafka", version=v if isinstance(v, str) else v[0],
              librdkafka=libversion()[0])
-    {"follower-fetch": run_follower_fetch,
+    {"follower-fetch": run_follower_fetch, "follower-bounce": run_follower_bounce,
      "acks1-leader-change": run_acks1_leader_change,
      "stale-commit": run_stale_commit, "commit-ahead": run_commit_ahead, "txn": run_txn,
      "offset-reset": run_offset_reset, "recreate": run_recreate, "stale-owner": run_stale_owner,

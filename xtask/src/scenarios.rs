@@ -134,6 +134,17 @@ pub const SCENARIOS: &[Scenario] = &[
                   (critical); kw-ff-tail starting at the end is told 10 then 4 (warning)",
     },
     Scenario {
+        name: "follower-fetch-bounce-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-fb", 1)],
+        steps: &[step!(STORIES, 90; "follower-bounce", "--topic", "kw-fb")],
+        summary: "KIP-392 bounce on the librdkafka mock: kw-fb-reader consumed 10 records from leader 1; \
+                  follower 3 lags at 4 while the leader's end is 12; the leader names replica 3, the \
+                  follower answers OFFSET_OUT_OF_RANGE with high watermark 4, librdkafka reverts to the \
+                  leader: told 12, 4, 12, 4, ... for 5 s, then 12, 3, ... for 3 s; the follower catches \
+                  up and serves records 10 and 11",
+    },
+    Scenario {
         name: "acks1-leader-change-mock",
         broker: BrokerKind::Mock(3),
         topics: &[("kw-lc", 1)],
@@ -166,6 +177,23 @@ pub const SCENARIOS: &[Scenario] = &[
         steps: &[step!(STORIES, 180; "stale-commit", "--topic", "kw-cark", "--group", "kw-cark", "--prefix", "kw-cark", "--protocol", "consumer", "--commit-on-revoke")],
         summary: "the same story in a KIP-848 group (group.protocol=consumer, ConsumerGroupHeartbeat, the \
                   mock's range target assignment) kw-cark: kw-cark-1 commits 6 for the two partitions it lost",
+    },
+    Scenario {
+        name: "commit-after-revoke-twice-eager-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-c2e", 4)],
+        steps: &[step!(STORIES, 120; "stale-commit", "--topic", "kw-c2e", "--group", "kw-c2e", "--prefix", "kw-c2e", "--protocol", "range", "--twice")],
+        summary: "the eager (range) stale-commit story in group kw-c2e, with kw-c2e-1 committing the two \
+                  partitions it lost three times: 6 (rewinds kw-c2e-2's 7), 6 again at once (a repeat), then, \
+                  after kw-c2e-2 committed 9, 5 (rewinds 9): all accepted",
+    },
+    Scenario {
+        name: "commit-after-revoke-twice-cooperative-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-c2c", 4)],
+        steps: &[step!(STORIES, 150; "stale-commit", "--topic", "kw-c2c", "--group", "kw-c2c", "--prefix", "kw-c2c", "--protocol", "cooperative-sticky", "--commit-on-revoke", "--twice")],
+        summary: "the same in cooperative-sticky group kw-c2c, with the hand-off commit in on_revoke (quiet): \
+                  kw-c2c-1 commits its two lost partitions 6, 6 again, then 5 after kw-c2c-2 committed 9",
     },
     Scenario {
         name: "commit-ahead-and-regression-mock",

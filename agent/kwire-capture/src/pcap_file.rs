@@ -554,7 +554,9 @@ impl PcapFile {
             return;
         }
         let len = MMAP_POPULATE_STEP.min(m.len() - from);
-        if m.advise_range(memmap2::Advice::PopulateRead, from, len).is_err() {
+        if m.advise_range(memmap2::Advice::PopulateRead, from, len)
+            .is_err()
+        {
             self.populated = usize::MAX; // not supported here: stop asking
             return;
         }

@@ -26,7 +26,7 @@ pub mod pipeline;
 #[cfg(test)]
 mod testutil;
 
-pub use analysis::{cluster, detectors, facts, groups, timeline, Analyzer};
+pub use analysis::{cluster, detectors, facts, groups, incident, timeline, Analyzer};
 pub use config::{AnalysisLimits, EngineConfig};
 pub use output::alert::{self, Alert, AlertKind, Severity};
 pub use output::{ExchangeRecord, NoticeRecord, Output, TimelineRecord};

@@ -40,3 +40,8 @@ pub fn obs(offset: i64, secs: i64, source: Source) -> Obs {
         epoch: None,
     }
 }
+
+/// An alert as its JSON line (what the output contract promises), for assertions on its fields.
+pub fn alert_json(a: &crate::output::alert::Alert) -> serde_json::Value {
+    serde_json::to_value(a).expect("alert serialises")
+}

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use kwire_capture::{CaptureError, FileStats};
+use kwire_engine::incident::IncidentReport;
 use kwire_engine::{Alert, Output, Severity, Summary};
 use kwire_flow::{Endpoint, Timestamp};
 
@@ -23,6 +24,8 @@ pub struct Collector {
 
 /// Alerts listed one by one in the readable summary (the rest are counted).
 const MAX_LISTED_ALERTS: usize = 50;
+/// Incidents with folded repeats listed in the readable summary.
+const MAX_LISTED_INCIDENTS: usize = 20;
 
 impl Collector {
     pub fn add(&mut self, o: &Output) {
@@ -246,6 +249,7 @@ pub fn print(
             )?;
         }
     }
+    print_incidents(w, &s.incidents)?;
     if let Some(d) = damage {
         writeln!(w, "  DAMAGED    {d}")?;
     }
@@ -254,6 +258,52 @@ pub fn print(
         writeln!(w, "  decoded in {:.2} s ({:.0} MB/s)", secs, mb / secs)?;
     } else {
         writeln!(w, "  decoded in {:.1} ms", secs * 1000.0)?;
+    }
+    Ok(())
+}
+
+/// Incidents whose repeats were folded (no line of their own), with their counts: the rest of the story
+/// of the alerts above.
+fn print_incidents(w: &mut impl Write, r: &IncidentReport) -> io::Result<()> {
+    if r.repeats == 0 {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "  incidents  {} ({} repeated observations folded into their alerts)",
+        r.opened, r.repeats
+    )?;
+    let repeated: Vec<_> = r
+        .list
+        .iter()
+        .filter(|i| i.occurrences > i.alert_lines)
+        .collect();
+    for i in repeated.iter().take(MAX_LISTED_INCIDENTS) {
+        let place = match (&i.topic, i.partition) {
+            (Some(t), Some(p)) => format!(" {t}-{p}"),
+            (Some(t), None) => format!(" {t}"),
+            _ => String::new(),
+        };
+        writeln!(
+            w,
+            "    {} [{}]{place}: {} occurrences in {} alert lines, {} to {}{}",
+            i.alert,
+            i.client_id.as_deref().unwrap_or("-"),
+            i.occurrences,
+            i.alert_lines,
+            i.first_ts,
+            i.last_ts,
+            i.closed
+                .map(|c| format!(", {}", c.as_str()))
+                .unwrap_or_default()
+        )?;
+    }
+    if repeated.len() > MAX_LISTED_INCIDENTS {
+        writeln!(
+            w,
+            "    ... and {} more (the JSON summary lists them)",
+            repeated.len() - MAX_LISTED_INCIDENTS
+        )?;
     }
     Ok(())
 }

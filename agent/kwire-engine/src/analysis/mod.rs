@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod detectors;
 pub mod facts;
 pub mod groups;
+pub mod incident;
 pub mod timeline;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,7 +27,8 @@ use crate::analysis::detectors::{
     stale_owner_commit, DetectorConfig,
 };
 use crate::analysis::groups::Groups;
-use crate::analysis::timeline::{Obs, Series, Source, Timelines};
+use crate::analysis::incident::{Closed, Condition, Incidents};
+use crate::analysis::timeline::{Obs, PartState, Series, Source, Timelines};
 use crate::config::AnalysisLimits;
 use crate::model::Commit;
 use crate::model::ConnCtx;
@@ -51,8 +53,8 @@ pub struct Analyzer {
     pub weak: WeakAcks,
     /// Alerts raised per (kind, severity), for the summary.
     pub alert_counts: BTreeMap<(AlertKind, crate::output::alert::Severity), u64>,
-    /// (group, member, partition, revocation time) already reported: one alert per revocation.
-    reported_revocations: BTreeSet<(String, String, Tp, i64)>,
+    /// Repeated observations of one condition, told as one incident.
+    pub incidents: Incidents,
 }
 
 type Out<'a> = &'a mut dyn FnMut(Finding);
@@ -60,6 +62,7 @@ type Out<'a> = &'a mut dyn FnMut(Finding);
 impl Analyzer {
     pub fn new(detectors: DetectorConfig, limits: &AnalysisLimits, timeline_rows: bool) -> Self {
         Analyzer {
+            incidents: Incidents::new(detectors.incidents.clone()),
             detectors,
             timeline_rows,
             cluster: Cluster::new(limits.max_partitions),
@@ -67,14 +70,17 @@ impl Analyzer {
             timelines: Timelines::new(limits.max_clients, limits.max_partitions_per_client),
             weak: WeakAcks::new(limits.max_weak_producers),
             alert_counts: BTreeMap::new(),
-            reported_revocations: BTreeSet::new(),
         }
     }
 
-    fn alert(&mut self, a: Alert, out: Out<'_>) {
+    /// An observation of `cond`: an alert line unless it repeats what its incident already said.
+    fn alert(&mut self, a: Alert, cond: Condition, out: Out<'_>) {
         if !self.detectors.enabled(a.kind) {
             return;
         }
+        let Some(a) = self.incidents.observe(a, cond) else {
+            return;
+        };
         *self.alert_counts.entry((a.kind, a.severity)).or_insert(0) += 1;
         out(Finding::Alert(a));
     }
@@ -380,7 +386,7 @@ impl Analyzer {
                         ctx,
                         cid,
                     ) {
-                        self.alert(a, out);
+                        self.alert(a, offset_reset_jump::condition(client, &tp), out);
                     }
                 }
                 self.row(out, || {
@@ -437,7 +443,8 @@ impl Analyzer {
                     conn: ctx.id,
                     epoch,
                 };
-                if p.error_code == 1 {
+                let out_of_range = p.error_code == 1;
+                if out_of_range {
                     // Where the OFFSET_OUT_OF_RANGE was: the offset the request asked for.
                     let wanted = f
                         .topics
@@ -465,16 +472,16 @@ impl Analyzer {
                             row
                         });
                     }
+                } else if p.error_code != 0 {
                     continue;
                 }
-                if p.error_code != 0 {
-                    continue;
-                }
-                // Served first (records delivered), then the end of log the same response tells.
+                // Served first (records delivered), then the end of log the same response tells. An
+                // OFFSET_OUT_OF_RANGE answer delivers nothing, but a high watermark it carries is told
+                // (librdkafka keeps it and, from a follower, reverts to the leader).
                 let served_end = p
                     .batches
                     .iter()
-                    .filter(|b| !b.truncated)
+                    .filter(|b| !b.truncated && !out_of_range)
                     .map(|b| {
                         b.base_offset
                             .saturating_add(i64::from(b.last_offset_delta))
@@ -490,37 +497,40 @@ impl Analyzer {
                     }
                     if p.high_watermark >= 0 {
                         rows[1] = Some(("fetch_hwm", p.high_watermark));
-                        if let Some(a) = listoffsets_regression::observe(
-                            &self.detectors.listoffsets_regression,
+                        let o = obs(p.high_watermark, Source::FetchHwm);
+                        let told = end_of_log(
+                            &self.detectors,
+                            &mut self.incidents,
                             st,
+                            client,
                             Series::Uncommitted,
-                            obs(p.high_watermark, Source::FetchHwm),
+                            o,
                             &tp,
                             ctx,
                             cid,
-                        ) {
-                            alerts.push(a.field(
-                                "preferred_read_replica",
-                                p.preferred_read_replica.unwrap_or(-1),
-                            ));
+                        );
+                        if let Some((a, cond)) = told {
+                            let r = p.preferred_read_replica.unwrap_or(-1);
+                            alerts.push((a.field("preferred_read_replica", r), cond));
                         }
                     }
-                    if let Some(ls) = p.log_start_offset.filter(|l| *l >= 0) {
+                    if let Some(ls) = p.log_start_offset.filter(|l| *l >= 0 && !out_of_range) {
                         rows[2] = Some(("fetch_log_start", ls));
                     }
-                    if let Some(lso) = p.last_stable_offset.filter(|l| *l >= 0) {
+                    if let Some(lso) = p.last_stable_offset.filter(|l| *l >= 0 && !out_of_range) {
                         rows[3] = Some(("fetch_lso", lso));
-                        if let Some(a) = listoffsets_regression::observe(
-                            &self.detectors.listoffsets_regression,
+                        let o = obs(lso, Source::FetchLso);
+                        alerts.extend(end_of_log(
+                            &self.detectors,
+                            &mut self.incidents,
                             st,
+                            client,
                             Series::Committed,
-                            obs(lso, Source::FetchLso),
+                            o,
                             &tp,
                             ctx,
                             cid,
-                        ) {
-                            alerts.push(a);
-                        }
+                        ));
                     }
                 }
                 for (what, off) in rows.into_iter().flatten() {
@@ -531,8 +541,8 @@ impl Analyzer {
                         row
                     });
                 }
-                for a in alerts {
-                    self.alert(a, out);
+                for (a, cond) in alerts {
+                    self.alert(a, cond, out);
                 }
             }
         }
@@ -603,9 +613,11 @@ impl Analyzer {
                     epoch: p.leader_epoch.filter(|e| *e >= 0),
                 };
                 let alert = match self.timelines.entry(client, &tp) {
-                    Some(st) => listoffsets_regression::observe(
-                        &self.detectors.listoffsets_regression,
+                    Some(st) => end_of_log(
+                        &self.detectors,
+                        &mut self.incidents,
                         st,
+                        client,
                         series,
                         o,
                         &tp,
@@ -614,8 +626,8 @@ impl Analyzer {
                     ),
                     None => None,
                 };
-                if let Some(a) = alert {
-                    self.alert(a, out);
+                if let Some((a, cond)) = alert {
+                    self.alert(a, cond, out);
                 }
             }
         }
@@ -652,22 +664,9 @@ impl Analyzer {
                     (committed, served)
                 };
                 if let Some(a) = commit_after_revoke::check(g, c, ctx, cid, progress) {
-                    let m = g.members.get(c.member_id);
-                    let told = m
-                        .and_then(|m| m.revoked.get(c.tp))
-                        .map(|r| r.told_ts.0)
-                        .unwrap_or(0);
-                    let key = (
-                        c.group.to_string(),
-                        c.member_id.to_string(),
-                        c.tp.clone(),
-                        told,
-                    );
-                    if self.reported_revocations.insert(key) {
-                        alerts.push(a);
-                    }
+                    alerts.push((a, commit_after_revoke::condition(g, c)));
                 } else if let Some(a) = stale_owner_commit::check(g, c, ctx, cid) {
-                    alerts.push(a);
+                    alerts.push((a, stale_owner_commit::condition(g, c)));
                 }
             }
         }
@@ -699,7 +698,8 @@ impl Analyzer {
                 if served_by != client {
                     a = a.field("consumer_client_id", served_by.client_id.clone());
                 }
-                alerts.push(a);
+                let cond = commit_ahead_of_fetch::condition(self.groups.get(c.group), c);
+                alerts.push((a, cond));
             }
             let previous =
                 self.groups
@@ -711,7 +711,7 @@ impl Analyzer {
                 ctx,
                 cid,
             ) {
-                alerts.push(a);
+                alerts.push((a, committed_offset_regression::condition(c)));
             }
             if let Some(st) = self.timelines.entry(client, c.tp) {
                 st.set_committed(Obs {
@@ -744,26 +744,62 @@ impl Analyzer {
                 .map(kwire_kafka::body::error_name);
             row
         });
-        for a in alerts {
-            self.alert(a, out);
+        for (a, cond) in alerts {
+            self.alert(a, cond, out);
         }
     }
 
-    /// End of input: alerts that summarise traffic (weak acks).
+    /// End of input: alerts that summarise traffic (weak acks); every incident closes.
     pub fn finish(&mut self, out: Out<'_>) {
         self.report_weak(None, out);
+        self.incidents.finish();
     }
 
     /// Packet time advanced to `now` (called about once a second): weak-acks producers first seen more than
     /// `report_after_s` ago are reported with their counts so far, so a long-running agent raises them.
     pub fn tick(&mut self, now: Timestamp, out: Out<'_>) {
         self.report_weak(Some(now), out);
+        self.incidents.expire(now);
     }
 
     /// Raises the weak-acks alerts that are due (all of them at the end: `now` None).
     fn report_weak(&mut self, now: Option<Timestamp>, out: Out<'_>) {
-        for a in self.weak.due(&self.detectors.weak_acks, &self.cluster, now) {
-            self.alert(a, out);
+        for (a, cond) in self.weak.due(&self.detectors.weak_acks, &self.cluster, now) {
+            self.alert(a, cond, out);
+        }
+    }
+}
+
+/// `listoffsets_regression` on one told end of log: the alert and its incident, or the end of a drop.
+#[allow(clippy::too_many_arguments)]
+fn end_of_log(
+    det: &DetectorConfig,
+    incidents: &mut Incidents,
+    st: &mut PartState,
+    client: &ClientKey,
+    series: Series,
+    o: Obs,
+    tp: &Tp,
+    ctx: &ConnCtx,
+    cid: Option<&str>,
+) -> Option<(Alert, Condition)> {
+    let quiet = incidents.config().quiet_ns();
+    let cfg = &det.listoffsets_regression;
+    match listoffsets_regression::observe(cfg, quiet, st, series, o, tp, ctx, cid) {
+        listoffsets_regression::Outcome::Quiet => None,
+        listoffsets_regression::Outcome::Alert(a, harm) => Some((
+            *a,
+            Condition {
+                key: listoffsets_regression::key(client, tp, series),
+                harm,
+            },
+        )),
+        listoffsets_regression::Outcome::Recovered => {
+            incidents.close(
+                &listoffsets_regression::key(client, tp, series),
+                Closed::Recovered,
+            );
+            None
         }
     }
 }

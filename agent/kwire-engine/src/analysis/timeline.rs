@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 
 use kwire_flow::{Endpoint, Timestamp};
 
+use crate::analysis::detectors::listoffsets_regression::EndDrop;
 use crate::model::{ClientKey, Tp};
 
 /// Where an offset observation came from.
@@ -56,15 +57,15 @@ pub enum Series {
 /// What one client knows of one partition.
 #[derive(Debug, Default, Clone)]
 pub struct PartState {
-    /// Highest end of log told, per series, since the last regression alert.
+    /// Highest end of log told, per series.
     pub told: [Option<Obs>; 2],
+    /// The open drop of the end of log per series (`listoffsets_regression`'s incident state; boxed: rare,
+    /// and every client partition has the field).
+    pub drop: [Option<Box<EndDrop>>; 2],
     /// Highest end of complete batches served to the client.
     pub served: Option<Obs>,
-    /// `served` as a regression baseline (lowered after an alert so one drop alerts once).
-    pub served_cmp: Option<Obs>,
     /// Last commit the broker accepted from this client.
     pub committed: Option<Obs>,
-    pub committed_cmp: Option<Obs>,
     /// A Fetch that got OFFSET_OUT_OF_RANGE, waiting to see where the consumer goes next.
     pub out_of_range: Option<(i64, Timestamp)>,
 }
@@ -74,14 +75,10 @@ impl PartState {
         if self.served.is_none_or(|s| o.offset > s.offset) {
             self.served = Some(o);
         }
-        if self.served_cmp.is_none_or(|s| o.offset > s.offset) {
-            self.served_cmp = Some(o);
-        }
     }
 
     pub fn set_committed(&mut self, o: Obs) {
         self.committed = Some(o);
-        self.committed_cmp = Some(o);
     }
 }
 

@@ -115,6 +115,7 @@ impl Engine {
             }
         }
         s.alerts = self.analyzer.alert_counts.clone();
+        s.incidents = self.analyzer.incidents.report();
         s
     }
 
@@ -276,6 +277,7 @@ impl Engine {
         let mut emit = |f: Finding| (sink.out)(finding_output(f));
         sink.analyzer.finish(&mut emit);
         sink.summary.alerts = sink.analyzer.alert_counts.clone();
+        sink.summary.incidents = sink.analyzer.incidents.report();
     }
 
     /// The analysis state (cluster, groups, timelines).

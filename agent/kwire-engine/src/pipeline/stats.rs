@@ -161,6 +161,8 @@ pub struct Summary {
         ),
         u64,
     >,
+    /// Incidents: repeated observations of one condition, with their counts and first/last times.
+    pub incidents: crate::analysis::incident::IncidentReport,
 }
 
 impl Serialize for Summary {
@@ -187,6 +189,7 @@ impl Serialize for Summary {
             .map(|((k, s), n)| serde_json::json!({"alert": k.as_str(), "severity": s.as_str(), "count": n}))
             .collect();
         m.serialize_entry("alerts", &alerts)?;
+        m.serialize_entry("incidents", &self.incidents)?;
         m.end()
     }
 }

@@ -5,9 +5,22 @@
 //! recommended hand-off and stays quiet. `critical` when the broker accepted it (brokers check the
 //! generation, never ownership, so a stale commit silently rewinds or skips the new owner's progress);
 //! `info` when the broker rejected it.
+//!
+//! Every late commit is an occurrence of one incident per (group, member, partition, revocation): an
+//! alert line of its own when it does new harm — it moved the group's committed offset, or committed
+//! another offset, or the broker answered differently — and counted only when it repeats the last line
+//! (the same offset again, nothing changed since). A commit below the new owner's committed offset (or,
+//! before it committed, its served end) says by how many records it rewinds it (`records_reread`); one
+//! beyond everything the new owner was served says how many it skips (`records_skipped`).
+//!
+//! Easy to get wrong: the harm is judged against the group's committed offset *before* this commit
+//! (the caller records the commit afterwards); a rejected commit changes nothing, so it rewinds and
+//! skips nothing.
 
 use crate::analysis::groups::Group;
-use crate::model::{Commit, ConnCtx, Tp};
+use crate::analysis::incident::{Condition, Harm, IncidentKey};
+use crate::model::ConnCtx;
+use crate::model::{Commit, Tp};
 use crate::output::alert::{ts_value, Alert, AlertKind, Severity};
 
 /// The new owner's progress, looked up by the caller: (last committed, last served end).
@@ -48,12 +61,36 @@ pub fn check(
         ),
         None => "no response was seen".to_string(),
     };
+    let progress = next.as_deref().map(|n| (n, owner_progress(n, c.tp)));
+    // What the accepted commit does to the new owner's progress: rewinds its committed offset (or, before
+    // it committed, its served end), or skips beyond everything it was served.
+    let (mut reread, mut skipped) = (None, None);
+    let mut effect = String::new();
+    if let (true, Some((n, (committed, served)))) = (accepted, progress) {
+        if let Some((what, p)) = committed
+            .map(|p| ("committed offset", p))
+            .or(served.map(|p| ("served end", p)))
+            .filter(|(_, p)| c.offset < *p)
+        {
+            reread = Some(p - c.offset);
+            effect = format!(
+                ": it rewinds the new owner {n}'s {what} {p}, {} records will be processed again",
+                p - c.offset
+            );
+        } else if let Some(p) = committed.max(served).filter(|p| c.offset > *p) {
+            skipped = Some(c.offset - p);
+            effect = format!(
+                ": it is {} beyond everything the new owner {n} was served or committed ({p}), those records will be skipped",
+                c.offset - p
+            );
+        }
+    }
     let mut a = Alert::new(
         AlertKind::CommitAfterRevoke,
         sev,
         c.ts,
         format!(
-            "group {}: member {} committed offset {} for {} which a rebalance had taken from it (revoked {}), {}",
+            "group {}: member {} committed offset {} for {} which a rebalance had taken from it (revoked {}), {}{effect}",
             c.group,
             c.member_id,
             c.offset,
@@ -74,8 +111,7 @@ pub fn check(
     .field("new_owner", next.clone().map(serde_json::Value::from).unwrap_or(serde_json::Value::Null))
     .field("broker_error_code", c.error_code.map(serde_json::Value::from).unwrap_or(serde_json::Value::Null))
     .field("accepted", accepted);
-    if let Some(n) = &next {
-        let (committed, served) = owner_progress(n, c.tp);
+    if let Some((_, (committed, served))) = progress {
         a = a.field(
             "new_owner_committed_offset",
             committed
@@ -89,7 +125,44 @@ pub fn check(
                 .unwrap_or(serde_json::Value::Null),
         );
     }
+    if let Some(n) = reread {
+        a = a.field("records_reread", n);
+    }
+    if let Some(n) = skipped {
+        a = a.field("records_skipped", n);
+    }
     Some(a)
+}
+
+/// The incident of a late commit: one per (group, member, partition, revocation).
+pub fn condition(g: &Group, c: &Commit<'_>) -> Condition {
+    let revoked = g
+        .members
+        .get(c.member_id)
+        .and_then(|m| m.revoked.get(c.tp))
+        .map(|r| r.told_ts.to_rfc3339())
+        .unwrap_or_default();
+    Condition {
+        key: IncidentKey::new(
+            AlertKind::CommitAfterRevoke,
+            format!(
+                "group={:?} member={:?} topic={:?} partition={} revoked_ts={revoked}",
+                c.group, c.member_id, c.tp.topic, c.tp.partition
+            ),
+        ),
+        harm: commit_harm(g, c),
+    }
+}
+
+/// A late commit's harm: its offset, and whether the broker accepted it and it moved the group's
+/// committed offset (compared before the commit is recorded). The same offset again, answered the same
+/// way, moving nothing, is a repeat.
+pub fn commit_harm(g: &Group, c: &Commit<'_>) -> Harm {
+    let before = g.committed.get(c.tp).map(|(o, _, _)| *o);
+    Harm::Commit {
+        offset: c.offset,
+        moved: c.error_code == Some(0) && before != Some(c.offset),
+    }
 }
 
 #[cfg(test)]
@@ -98,7 +171,7 @@ mod tests {
 
     use super::*;
     use crate::analysis::groups::Groups;
-    use crate::testutil::{ctx, t};
+    use crate::testutil::{alert_json, ctx, t};
 
     fn set(tps: &[(&str, i32)]) -> BTreeSet<Tp> {
         tps.iter().map(|(t, p)| Tp::new(t, *p)).collect()
@@ -226,5 +299,88 @@ mod tests {
             |_, _| (None, None)
         )
         .is_some());
+    }
+
+    /// The story: after the hand-over, m1 commits 6 (rewinding m2's 7), 6 again (nothing moves),
+    /// then 5 after m2 committed 9, and a refused 5; and 12, beyond all m2 was served.
+    #[test]
+    fn each_late_commit_says_what_it_rewinds_or_skips_and_repeats_are_the_same_harm() {
+        let mut gs = coop_group();
+        gs.on_assignment(t(11), "g", "m2", 2, set(&[("t", 1)]), &ctx(), Some("c2"));
+        let tp = Tp::new("t", 1);
+        gs.on_commit_accepted(t(12), "g", "m2", &tp, 7);
+        let late = |offset, err| Commit {
+            offset,
+            ..commit(&tp, 13, err)
+        };
+        let g = gs.get("g").unwrap();
+        let a = check(g, &late(6, 0), &ctx(), Some("c1"), |_, _| {
+            (Some(7), Some(7))
+        })
+        .unwrap();
+        let j = alert_json(&a);
+        assert_eq!(
+            (&j["records_reread"], &j["new_owner_committed_offset"]),
+            (&1.into(), &7.into())
+        );
+        assert!(j.get("records_skipped").is_none());
+        assert!(j["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("1 records will be processed again"));
+        assert_eq!(
+            commit_harm(g, &late(6, 0)),
+            Harm::Commit {
+                offset: 6,
+                moved: true
+            }
+        );
+        // Recorded: the same 6 again moves nothing (a repeat for the incident).
+        gs.on_commit_accepted(t(13), "g", "m1", &tp, 6);
+        let g = gs.get("g").unwrap();
+        assert_eq!(
+            commit_harm(g, &late(6, 0)),
+            Harm::Commit {
+                offset: 6,
+                moved: false
+            }
+        );
+        // m2 moves on to 9; m1 commits 5: rewinds 9 by 4, and moves the committed offset.
+        gs.on_commit_accepted(t(14), "g", "m2", &tp, 9);
+        let g = gs.get("g").unwrap();
+        let j =
+            alert_json(&check(g, &late(5, 0), &ctx(), None, |_, _| (Some(9), Some(9))).unwrap());
+        assert_eq!(j["records_reread"], 4);
+        assert_eq!(
+            commit_harm(g, &late(5, 0)),
+            Harm::Commit {
+                offset: 5,
+                moved: true
+            }
+        );
+        // Refused: info, nothing rewound, nothing moved.
+        let a = check(g, &late(5, 22), &ctx(), None, |_, _| (Some(9), Some(9))).unwrap();
+        assert_eq!(a.severity, Severity::Info);
+        assert!(alert_json(&a).get("records_reread").is_none());
+        assert_eq!(
+            commit_harm(g, &late(5, 22)),
+            Harm::Commit {
+                offset: 5,
+                moved: false
+            }
+        );
+        // Beyond everything m2 was served or committed: skips.
+        let j =
+            alert_json(&check(g, &late(12, 0), &ctx(), None, |_, _| (Some(9), Some(10))).unwrap());
+        assert_eq!(j["records_skipped"], 2);
+        assert!(j.get("records_reread").is_none());
+        // Before m2 committed anything, its served end is what is rewound.
+        let j = alert_json(&check(g, &late(3, 0), &ctx(), None, |_, _| (None, Some(8))).unwrap());
+        assert_eq!(j["records_reread"], 5);
+        // One incident per revocation: the condition names the member, the partition and when it was told.
+        let c = condition(g, &late(5, 0));
+        assert_eq!(c.key.kind, AlertKind::CommitAfterRevoke);
+        assert!(c.key.scope.contains("member=\"m1\"") && c.key.scope.contains("partition=1"));
+        assert!(c.key.scope.contains(&t(10).to_rfc3339()));
     }
 }

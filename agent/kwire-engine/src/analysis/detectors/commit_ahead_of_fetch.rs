@@ -1,9 +1,14 @@
 //! `commit_ahead_of_fetch`: a consumer commits an offset beyond the end of what it was served for that
 //! partition: the records in between were never delivered to it and are now skipped for the group.
 //! Quiet when the client was never seen fetching the partition (we cannot know what it consumed), and when
-//! the commit is at or below the served end. `warning`.
+//! the commit is at or below the served end. `warning`. One incident per (group, member, partition): a
+//! commit that moved the group's committed offset or committed another offset is a line of its own, the
+//! same offset again with nothing moved is counted.
 
+use crate::analysis::detectors::commit_after_revoke::commit_harm;
 use crate::analysis::detectors::Threshold;
+use crate::analysis::groups::Group;
+use crate::analysis::incident::{Condition, Harm, IncidentKey};
 use crate::analysis::timeline::PartState;
 use crate::model::Commit;
 use crate::model::ConnCtx;
@@ -46,6 +51,21 @@ pub fn check(
         .field("skipped", skipped)
         .field("accepted", c.error_code == Some(0)),
     )
+}
+
+/// The incident: one member committing ahead of what it was served on one partition (the group's state
+/// before the commit is recorded; a group not tracked makes every commit a line).
+pub fn condition(g: Option<&Group>, c: &Commit<'_>) -> Condition {
+    Condition {
+        key: IncidentKey::new(
+            AlertKind::CommitAheadOfFetch,
+            format!(
+                "group={:?} member={:?} topic={:?} partition={}",
+                c.group, c.member_id, c.tp.topic, c.tp.partition
+            ),
+        ),
+        harm: g.map(|g| commit_harm(g, c)).unwrap_or(Harm::New),
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! `committed_offset_regression`: the group's committed offset for a partition moves backwards (an
 //! accepted commit lower than the previous accepted one). The group will re-process those records: `info`
-//! (a deliberate seek back does this too).
+//! (a deliberate seek back does this too). One incident per (group, partition) while regressions keep
+//! coming; every regression moved the committed offset, so each is a line of its own.
 
 use crate::analysis::detectors::Threshold;
+use crate::analysis::incident::{Condition, Harm, IncidentKey};
 use crate::model::Commit;
 use crate::model::ConnCtx;
 use crate::output::alert::{Alert, AlertKind, Severity};
@@ -40,6 +42,20 @@ pub fn check(
         .field("committed_offset", c.offset)
         .field("delta", delta),
     )
+}
+
+/// The incident: the committed offset of one partition of one group going back.
+pub fn condition(c: &Commit<'_>) -> Condition {
+    Condition {
+        key: IncidentKey::new(
+            AlertKind::CommittedOffsetRegression,
+            format!(
+                "group={:?} topic={:?} partition={}",
+                c.group, c.tp.topic, c.tp.partition
+            ),
+        ),
+        harm: Harm::New,
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod weak_acks;
 
 use serde::Deserialize;
 
+use crate::analysis::incident::IncidentConfig;
 use crate::output::alert::AlertKind;
 
 /// On/off and thresholds for every detector (the `[detectors]` table of the config file).
@@ -25,6 +26,8 @@ pub struct DetectorConfig {
     pub commit_ahead_of_fetch: Threshold,
     pub offset_reset_jump: Threshold,
     pub committed_offset_regression: Threshold,
+    /// How repeated observations of one condition become one incident (`[detectors.incidents]`).
+    pub incidents: IncidentConfig,
 }
 
 impl Default for DetectorConfig {
@@ -37,6 +40,7 @@ impl Default for DetectorConfig {
             commit_ahead_of_fetch: Threshold::default(),
             offset_reset_jump: Threshold::default(),
             committed_offset_regression: Threshold::default(),
+            incidents: IncidentConfig::default(),
         }
     }
 }

@@ -1,13 +1,14 @@
 //! `offset_reset_jump`: after OFFSET_OUT_OF_RANGE a consumer resumes fetching further ahead
 //! (auto.offset.reset=latest, or to a log start that moved): the records between the offset it wanted and
 //! where it resumed are skipped. Quiet when it resumes at or before the offset it wanted (reprocessing, not
-//! loss). `warning`.
+//! loss). `warning`. One incident per (client, partition) while resets keep coming; each reset is a line.
 
 use kwire_flow::Timestamp;
 
 use crate::analysis::detectors::Threshold;
+use crate::analysis::incident::{Condition, Harm, IncidentKey};
 use crate::model::ConnCtx;
-use crate::model::Tp;
+use crate::model::{ClientKey, Tp};
 use crate::output::alert::{Alert, AlertKind, Severity};
 
 pub fn check(
@@ -40,6 +41,20 @@ pub fn check(
         .field("resumed_offset", resumed)
         .field("skipped", skipped),
     )
+}
+
+/// The incident: one client's resets on one partition.
+pub fn condition(client: &ClientKey, tp: &Tp) -> Condition {
+    Condition {
+        key: IncidentKey::new(
+            AlertKind::OffsetResetJump,
+            format!(
+                "client={:?}@{} topic={:?} partition={}",
+                client.client_id, client.host, tp.topic, tp.partition
+            ),
+        ),
+        harm: Harm::New,
+    }
 }
 
 #[cfg(test)]

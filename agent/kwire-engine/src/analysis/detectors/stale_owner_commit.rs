@@ -1,8 +1,12 @@
 //! `stale_owner_commit`: a member commits a partition it still believes it owns (its last assignment has
 //! it, no revoke ever reached it — e.g. its SyncGroups failed) while the group's current assignment gives it
 //! to another member from a later generation: split brain. `critical` when the broker accepted it.
+//! One incident per (group, member, partition, owner's generation); a commit is a line of its own when it
+//! does new harm, as for `commit_after_revoke` (a zombie's auto-commit of the same offset is counted).
 
+use crate::analysis::detectors::commit_after_revoke::commit_harm;
 use crate::analysis::groups::Group;
+use crate::analysis::incident::{Condition, IncidentKey};
 use crate::model::Commit;
 use crate::model::ConnCtx;
 use crate::output::alert::{Alert, AlertKind, Severity};
@@ -50,6 +54,21 @@ pub fn check(g: &Group, c: &Commit<'_>, ctx: &ConnCtx, client_id: Option<&str>) 
         .field("broker_error_code", c.error_code.map(serde_json::Value::from).unwrap_or(serde_json::Value::Null))
         .field("accepted", accepted),
     )
+}
+
+/// The incident: one member committing one partition that another member's generation owns.
+pub fn condition(g: &Group, c: &Commit<'_>) -> Condition {
+    let owner = g.owners.get(c.tp).map(|o| o.generation).unwrap_or(-1);
+    Condition {
+        key: IncidentKey::new(
+            AlertKind::StaleOwnerCommit,
+            format!(
+                "group={:?} member={:?} topic={:?} partition={} owner_generation={owner}",
+                c.group, c.member_id, c.tp.topic, c.tp.partition
+            ),
+        ),
+        harm: commit_harm(g, c),
+    }
 }
 
 #[cfg(test)]

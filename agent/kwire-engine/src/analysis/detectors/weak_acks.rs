@@ -4,7 +4,8 @@
 //! end of a replay, whichever comes first — the same in replay and live — and raised again only if it later
 //! becomes critical. `critical` when the weak-acks traffic to a
 //! partition overlaps a leader change of that partition (within `leader_change_window_s`): the window in
-//! which acknowledged records are lost; `warning` otherwise.
+//! which acknowledged records are lost; `warning` otherwise. The critical line that follows a warning for
+//! the same producer is a line of the same incident.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -14,7 +15,9 @@ use kwire_kafka::body::{ProduceRequest, ProduceTopic};
 
 use crate::analysis::cluster::Cluster;
 use crate::analysis::detectors::WeakAcksConfig;
-use crate::model::{ConnCtx, Name, Tp};
+use crate::analysis::incident::{Condition, Harm, IncidentKey};
+use crate::model::ConnCtx;
+use crate::model::{Name, Tp};
 use crate::output::alert::{Alert, AlertKind, Severity};
 
 /// The detector's state: weak-acks producers by (client id, host, topic, acks), bounded
@@ -81,14 +84,15 @@ impl WeakAcks {
         }
     }
 
-    /// The alerts due at packet time `now` (all of them at the end: `now` None): producers first seen
-    /// more than `report_after_s` ago not yet reported, or reported as a warning and now critical.
+    /// The alerts due at packet time `now` (all of them at the end: `now` None), each with its
+    /// incident: producers first seen more than `report_after_s` ago not yet reported, or reported as
+    /// a warning and now critical.
     pub fn due(
         &mut self,
         cfg: &WeakAcksConfig,
         cluster: &Cluster,
         now: Option<Timestamp>,
-    ) -> Vec<Alert> {
+    ) -> Vec<(Alert, Condition)> {
         let after = (cfg.report_after_s as i64).saturating_mul(1_000_000_000);
         let mut due = Vec::new();
         for w in self.producers.values_mut() {
@@ -101,7 +105,7 @@ impl WeakAcks {
             if let Some(a) = finish(cfg, w, cluster) {
                 if w.reported.is_none() || a.severity > w.reported.unwrap_or(a.severity) {
                     w.reported = Some(a.severity);
-                    due.push(a);
+                    due.push((a, condition(w)));
                 }
             }
         }
@@ -114,7 +118,7 @@ impl WeakAcks {
 pub struct WeakProducer {
     pub client_id: Option<String>,
     pub ctx: ConnCtx,
-    pub topic: crate::model::Name,
+    pub topic: Name,
     pub acks: i16,
     pub requests: u64,
     pub records: u64,
@@ -183,6 +187,23 @@ pub fn finish(cfg: &WeakAcksConfig, p: &WeakProducer, cluster: &Cluster) -> Opti
             .field("leader_change_ts", ts.to_rfc3339());
     }
     Some(a)
+}
+
+/// The incident: one producer (client id, host) writing one topic with one weak acks value.
+pub fn condition(p: &WeakProducer) -> Condition {
+    Condition {
+        key: IncidentKey::new(
+            AlertKind::WeakAcks,
+            format!(
+                "client={:?}@{} topic={:?} acks={}",
+                p.client_id.as_deref().unwrap_or_default(),
+                p.ctx.client.ip,
+                p.topic,
+                p.acks
+            ),
+        ),
+        harm: Harm::New,
+    }
 }
 
 #[cfg(test)]
