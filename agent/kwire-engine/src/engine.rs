@@ -114,6 +114,7 @@ impl Engine {
             }
         }
         s.alerts = self.analyzer.alert_counts.clone();
+        s.flows.set_table(self.flows.stats());
         s
     }
 
@@ -155,6 +156,9 @@ impl Engine {
             }
         };
         self.summary.packets.tcp_segments += 1;
+        if seg.encap > 0 {
+            self.summary.packets.decapsulated += 1;
+        }
         if !self.cfg.ports.is_empty()
             && !self.cfg.ports.contains(&seg.src.port)
             && !self.cfg.ports.contains(&seg.dst.port)
@@ -272,6 +276,7 @@ impl Engine {
         } = self;
         let mut sink = Sink::new(cfg, summary, analyzer, out);
         flows.drain(|_k, st| finish_conn(cfg, st, ts, &mut sink));
+        sink.summary.flows.set_table(flows.stats());
         let mut emit = |f: Finding| (sink.out)(finding_output(f));
         sink.analyzer.finish(&mut emit);
         sink.summary.alerts = sink.analyzer.alert_counts.clone();

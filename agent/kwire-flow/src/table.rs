@@ -204,6 +204,13 @@ impl<T: FlowState> FlowTable<T> {
         self.now
     }
 
+    /// The table's time for a packet stamped `ts` without counting anything: `ts` if it is an ordinary
+    /// step forward (the clock takes it), else the clock (a step back, or a jump not yet confirmed). For
+    /// callers that schedule work on packet time (sweeps) and must not follow a lone outlier.
+    pub fn clock(&mut self, ts: Timestamp) -> Timestamp {
+        self.observe(ts, false)
+    }
+
     /// Moves the clock for a packet stamped `ts` and returns the time the table uses for it. `count`:
     /// this is the once-per-packet call (anomalies counted, jumps confirmed or held).
     fn observe(&mut self, ts: Timestamp, count: bool) -> Timestamp {
