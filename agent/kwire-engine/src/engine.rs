@@ -241,6 +241,8 @@ impl Engine {
     }
 
     fn maybe_sweep(&mut self, ts: Timestamp, out: &mut impl FnMut(Output)) {
+        // The flow table's clock: monotonic, and deaf to a lone timestamp years ahead.
+        let ts = self.flows.clock(ts);
         match self.last_sweep {
             Some(last) if ts.nanos_since(last) < SWEEP_INTERVAL_NS => return,
             _ => {}
