@@ -59,7 +59,7 @@ pub struct ReassemblyLimits {
     /// Buffered pieces held out of order before giving up the earliest hole (default 256).
     pub max_ooo_segments: usize,
     /// Bytes delivered last kept to compare retransmissions with (default 4096; 0 turns the check off).
-    /// Allocated at the first delivery.
+    /// Allocated as data is delivered, up to this bound.
     pub overlap_check_bytes: usize,
 }
 
@@ -141,7 +141,7 @@ pub struct Reassembler {
     buffered_bytes: usize,
     pool: Vec<Vec<u8>>,
     /// Ring of the last bytes delivered (`recent_len` valid bytes ending at `next`, the next write at
-    /// `recent_pos`); empty until the first delivery.
+    /// `recent_pos` modulo its length); grows with the first bytes delivered up to its bound.
     recent: Vec<u8>,
     recent_len: usize,
     recent_pos: usize,
@@ -228,30 +228,40 @@ impl Reassembler {
         }
     }
 
-    /// Remembers bytes just delivered (the tail of the ring of recent bytes).
+    /// Remembers bytes just delivered (the tail of the ring of recent bytes). The ring grows with the data
+    /// up to `overlap_check_bytes` (a connection that delivers 16 bytes holds 16), then wraps.
     fn remember(&mut self, data: &[u8]) {
         let cap = self.limits.overlap_check_bytes;
         if cap == 0 || data.is_empty() {
             return;
         }
-        if self.recent.len() != cap {
-            self.recent = vec![0; cap];
-            self.recent_len = 0;
-            self.recent_pos = 0;
-        }
         let data = data.get(data.len().saturating_sub(cap)..).unwrap_or(data);
-        let first = data.len().min(cap - self.recent_pos);
-        let (a, b) = data.split_at(first);
-        if let Some(dst) = self
-            .recent
-            .get_mut(self.recent_pos..self.recent_pos + a.len())
-        {
-            dst.copy_from_slice(a);
+        let mut rest = data;
+        let len = self.recent.len();
+        if len < cap {
+            // Growing: linear, the next write is at the end.
+            let (a, b) = rest.split_at(rest.len().min(cap - len));
+            let want = (len + a.len()).max(self.recent.capacity() * 2).min(cap);
+            self.recent.reserve_exact(want - len);
+            self.recent.extend_from_slice(a);
+            self.recent_pos = self.recent.len() % cap;
+            rest = b;
         }
-        if let Some(dst) = self.recent.get_mut(..b.len()) {
-            dst.copy_from_slice(b);
+        if !rest.is_empty() {
+            // Full: write at recent_pos, wrapping.
+            let first = rest.len().min(cap - self.recent_pos);
+            let (a, b) = rest.split_at(first);
+            if let Some(dst) = self
+                .recent
+                .get_mut(self.recent_pos..self.recent_pos + a.len())
+            {
+                dst.copy_from_slice(a);
+            }
+            if let Some(dst) = self.recent.get_mut(..b.len()) {
+                dst.copy_from_slice(b);
+            }
+            self.recent_pos = (self.recent_pos + rest.len()) % cap;
         }
-        self.recent_pos = (self.recent_pos + data.len()) % cap;
         self.recent_len = (self.recent_len + data.len()).min(cap);
     }
 
