@@ -17,6 +17,7 @@
 
 mod bench;
 mod bench_capture;
+mod bench_hostile;
 mod bench_live;
 mod broker;
 mod capture;
@@ -41,6 +42,7 @@ use crate::tools::Paths;
 const USAGE: &str = "usage: cargo xtask <command>
   demo                           build kwire and replay bundled captures of real clients (the README's first command)
   test                           everything CI runs: setup, tidy, fmt, cargo test, e2e, crosscheck
+  bench-hostile                  flow churn at a full 65,536-flow table (synthetic capture): packets/s
   tidy                           house rules: core crates do no IO, module docs, no #[ignore]
   bench [--megabytes N] [--recapture] [--no-tshark] [--no-otlp] [--no-big-batch] [--no-live|--live-only]
         [--no-ladder] [--live-seconds S] [--ladder-mbps R,R,..] [--live-big-batch] [--run-args ARGS]
@@ -92,6 +94,7 @@ fn run() -> Result<()> {
         "tidy" => check::tidy(&paths),
         "demo" => check::demo(&paths),
         "bench" => bench::bench(&paths, &args[1..]),
+        "bench-hostile" => bench_hostile::bench_hostile(&paths),
         "list" => {
             for s in scenarios::SCENARIOS {
                 println!(

@@ -20,7 +20,9 @@ pub mod time;
 pub use attribution::{Attribution, LocalEnd};
 pub use connection::TcpConnection;
 pub use flow_key::{Direction, FlowKey, Side};
-pub use packet::{decode_tcp, Endpoint, LinkType, PacketError, TcpFlags, TcpSegment};
+pub use packet::{
+    decode_tcp, Endpoint, LinkType, PacketError, TcpFlags, TcpSegment, MAX_ENCAP_DEPTH,
+};
 pub use reassembly::{Chunk, Reassembler, ReassemblyLimits, ReassemblyStats};
 pub use table::{FlowState, FlowTable, FlowTableConfig, FlowTableStats, TableFull};
 pub use time::Timestamp;

@@ -18,7 +18,24 @@
 //! * SLL/SLL2 are parsed by hand (etherparse 0.21 has no lax SLL entry point): the protocol field is an
 //!   EtherType for IP; anything else is `NotIp`.
 //! * IP fragments are reported as [`PacketError::Fragment`] (the caller counts them); we do not reassemble
-//!   IP fragments (Kafka traffic over TCP with PMTU discovery practically never fragments).
+//!   IP fragments (Kafka traffic over TCP with PMTU discovery practically never fragments). That holds for
+//!   tunnels too: a fragmented outer packet (an overlay whose MTU was not lowered) is counted, not decoded.
+//!
+//! Overlays (pod networks, cloud fabrics) are decapsulated, hand-parsed with bounds checks because
+//! etherparse 0.21 knows none of them: VXLAN (UDP destination port 4789, and 8472 as Flannel and the Linux
+//! default use), Geneve (UDP 6081; options skipped by their length), IP-in-IP (IP protocol 4: IPv4
+//! inside, 41: IPv6 inside, under either IP version), and GRE version 0 (protocol 47; checksum, key and
+//! sequence fields skipped; Ethernet (0x6558, transparent bridging) or IP payloads; ERSPAN and the other
+//! payload types are "not TCP"). At most [`MAX_ENCAP_DEPTH`] tunnel headers are removed; a packet nested
+//! deeper is [`PacketError::TunnelTooDeep`]. The segment says how many it went through
+//! ([`TcpSegment::encap`]). What is easy to get wrong there:
+//! * The flow key is the inner 5-tuple: the tunnel id (VNI, GRE key) is not part of it, so two tenants
+//!   with the same inner addresses and ports would share a flow (overlays in one capture rarely overlap).
+//! * Ports are how VXLAN and Geneve are recognised: a tunnel on another port stays "not TCP". A UDP packet
+//!   to those ports that is not a tunnel (VXLAN without the I flag, Geneve version != 0) is "not TCP";
+//!   an inner packet that is not IP is "not TCP" too (the outer one was IP).
+//! * The inner packet's lengths bound its payload (like any IP packet), not the outer packet's: a VXLAN
+//!   frame's inner Ethernet padding is excluded the same way.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -184,6 +201,10 @@ pub struct TcpSegment<'a> {
     pub payload: &'a [u8],
     /// What the IP header says the payload is: `>= payload.len()`, larger when snaplen cut the frame.
     pub payload_len: u32,
+    /// Window-scale option (shift count) of a SYN segment; None otherwise or when absent.
+    pub wscale: Option<u8>,
+    /// Tunnel headers removed to reach this segment (0: not tunnelled).
+    pub encap: u8,
 }
 
 /// Why a frame did not yield a TCP segment. The caller counts these; none of them is fatal.
@@ -201,7 +222,18 @@ pub enum PacketError {
     UnsupportedLink(u32),
     /// Header content is invalid (bad IP version/IHL, TCP data offset < 5, ...).
     Malformed,
+    /// Tunnels nested deeper than [`MAX_ENCAP_DEPTH`].
+    TunnelTooDeep,
 }
+
+/// Tunnel headers (VXLAN, Geneve, IP-in-IP, GRE) removed at most from one packet.
+pub const MAX_ENCAP_DEPTH: u8 = 2;
+/// UDP destination ports of VXLAN: IANA's, and Linux's / Flannel's.
+const VXLAN_PORTS: [u16; 2] = [4789, 8472];
+/// UDP destination port of Geneve.
+const GENEVE_PORT: u16 = 6081;
+/// EtherType of transparent Ethernet bridging (an Ethernet frame inside GRE or Geneve).
+const ETHER_BRIDGING: u16 = 0x6558;
 
 impl fmt::Display for PacketError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -212,6 +244,7 @@ impl fmt::Display for PacketError {
             PacketError::Fragment => f.write_str("IP fragment"),
             PacketError::UnsupportedLink(v) => write!(f, "unsupported link type {v}"),
             PacketError::Malformed => f.write_str("malformed header"),
+            PacketError::TunnelTooDeep => write!(f, "more than {MAX_ENCAP_DEPTH} tunnels deep"),
         }
     }
 }
@@ -220,8 +253,14 @@ impl std::error::Error for PacketError {}
 
 /// Decodes one captured frame of link type `link` into a TCP segment.
 pub fn decode_tcp(link: LinkType, data: &[u8]) -> Result<TcpSegment<'_>, PacketError> {
+    decode_at(link, data, 0)
+}
+
+/// `depth`: tunnel headers already removed.
+fn decode_at(link: LinkType, data: &[u8], depth: u8) -> Result<TcpSegment<'_>, PacketError> {
     if link == LinkType::Ethernet {
-        if let Some(seg) = fast_ethernet_ipv4_tcp(data) {
+        if let Some(mut seg) = fast_ethernet_ipv4_tcp(data) {
+            seg.encap = depth;
             return Ok(seg);
         }
     }
@@ -264,7 +303,100 @@ pub fn decode_tcp(link: LinkType, data: &[u8]) -> Result<TcpSegment<'_>, PacketE
         }
         LinkType::Unsupported(v) => return Err(PacketError::UnsupportedLink(v)),
     };
-    from_sliced(&sliced)
+    from_sliced(&sliced, depth)
+}
+
+/// What a tunnel header says follows it.
+#[derive(Clone, Copy)]
+enum Inner {
+    Ethernet,
+    EtherType(u16),
+    Ip,
+}
+
+/// Decodes the packet inside a tunnel (one more level deep).
+fn decode_inner(inner: Inner, data: &[u8], depth: u8) -> Result<TcpSegment<'_>, PacketError> {
+    if depth >= MAX_ENCAP_DEPTH {
+        return Err(PacketError::TunnelTooDeep);
+    }
+    let depth = depth + 1;
+    let r = match inner {
+        Inner::Ethernet => decode_at(LinkType::Ethernet, data, depth),
+        Inner::Ip => decode_at(LinkType::Raw, data, depth),
+        Inner::EtherType(et) => match from_ether_type(et, data) {
+            Ok(p) => from_sliced(&p, depth),
+            Err(e) => Err(e),
+        },
+    };
+    // The outer packet was IP: whatever it carried that is not IP is "not TCP".
+    r.map_err(|e| match e {
+        PacketError::NotIp | PacketError::UnsupportedLink(_) => PacketError::NotTcp,
+        e => e,
+    })
+}
+
+/// A UDP datagram to a VXLAN or Geneve port: the tunnelled packet.
+fn decap_udp(dst_port: u16, p: &[u8], depth: u8) -> Result<TcpSegment<'_>, PacketError> {
+    if VXLAN_PORTS.contains(&dst_port) {
+        // flags(1: I = 0x08, VNI valid) reserved(3) VNI(3) reserved(1), then an Ethernet frame.
+        let h = p.get(..8).ok_or(PacketError::Truncated)?;
+        if h[0] & 0x08 == 0 {
+            return Err(PacketError::NotTcp);
+        }
+        return decode_inner(Inner::Ethernet, p.get(8..).unwrap_or(&[]), depth);
+    }
+    if dst_port == GENEVE_PORT {
+        // ver(2 bits) opt len(6 bits, 4-byte words) | O C flags | protocol type(2) | VNI(3) reserved(1).
+        let h = p.get(..8).ok_or(PacketError::Truncated)?;
+        if h[0] >> 6 != 0 {
+            return Err(PacketError::NotTcp);
+        }
+        let len = 8 + usize::from(h[0] & 0x3F) * 4;
+        let inner = p.get(len..).ok_or(PacketError::Truncated)?;
+        let proto = u16::from_be_bytes([h[2], h[3]]);
+        let kind = if proto == ETHER_BRIDGING {
+            Inner::Ethernet
+        } else {
+            Inner::EtherType(proto)
+        };
+        return decode_inner(kind, inner, depth);
+    }
+    Err(PacketError::NotTcp)
+}
+
+/// GRE (RFC 2784 / 2890), version 0: flags and version(2) protocol type(2), then checksum + reserved
+/// (if C), key (if K), sequence number (if S), each 4 bytes.
+fn decap_gre(p: &[u8], depth: u8) -> Result<TcpSegment<'_>, PacketError> {
+    let h = p.get(..4).ok_or(PacketError::Truncated)?;
+    let flags = u16::from_be_bytes([h[0], h[1]]);
+    // Version 1 is PPTP's enhanced GRE; the routing bit (RFC 1701) is obsolete: neither carries Kafka.
+    if flags & 0x0007 != 0 || flags & 0x4000 != 0 {
+        return Err(PacketError::NotTcp);
+    }
+    let len = 4 + [0x8000u16, 0x2000, 0x1000]
+        .iter()
+        .filter(|&&bit| flags & bit != 0)
+        .count()
+        * 4;
+    let inner = p.get(len..).ok_or(PacketError::Truncated)?;
+    let proto = u16::from_be_bytes([h[2], h[3]]);
+    let kind = if proto == ETHER_BRIDGING {
+        Inner::Ethernet
+    } else {
+        Inner::EtherType(proto)
+    };
+    decode_inner(kind, inner, depth)
+}
+
+/// The window-scale option of a SYN's options (kind 3).
+fn window_scale(options: &[u8]) -> Option<u8> {
+    use etherparse::TcpOptionElement;
+    etherparse::TcpOptionsIterator::from_slice(options)
+        .map_while(Result::ok)
+        .find_map(|o| match o {
+            TcpOptionElement::WindowScale(s) => Some(s),
+            _ => None,
+        })
 }
 
 /// The common case — Ethernet, IPv4 without fragmentation, a complete TCP header, IP total length
@@ -289,6 +421,11 @@ fn fast_ethernet_ipv4_tcp(data: &[u8]) -> Option<TcpSegment<'_>> {
     }
     let tcp = etherparse::TcpHeaderSlice::from_slice(&data[14 + ihl..ip_end]).ok()?;
     let payload = &data[14 + ihl + tcp.slice().len()..ip_end];
+    let wscale = if tcp.syn() {
+        window_scale(tcp.options())
+    } else {
+        None
+    };
     Some(TcpSegment {
         src: Endpoint::new(IpAddr::V4(ip.source_addr()), tcp.source_port()),
         dst: Endpoint::new(IpAddr::V4(ip.destination_addr()), tcp.destination_port()),
@@ -298,6 +435,8 @@ fn fast_ethernet_ipv4_tcp(data: &[u8]) -> Option<TcpSegment<'_>> {
         window: tcp.window_size(),
         payload,
         payload_len: payload.len() as u32,
+        wscale,
+        encap: 0,
     })
 }
 
@@ -334,7 +473,7 @@ fn stop_error(p: &LaxSlicedPacket<'_>) -> PacketError {
     }
 }
 
-fn from_sliced<'a>(p: &LaxSlicedPacket<'a>) -> Result<TcpSegment<'a>, PacketError> {
+fn from_sliced<'a>(p: &LaxSlicedPacket<'a>, depth: u8) -> Result<TcpSegment<'a>, PacketError> {
     let (ip_start, claimed_ip_len, src_ip, dst_ip, ip_payload) = match &p.net {
         Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
@@ -369,15 +508,22 @@ fn from_sliced<'a>(p: &LaxSlicedPacket<'a>) -> Result<TcpSegment<'a>, PacketErro
     }
     let tcp = match &p.transport {
         Some(TransportSlice::Tcp(tcp)) => tcp,
+        Some(TransportSlice::Udp(udp)) => {
+            return decap_udp(udp.destination_port(), udp.payload(), depth)
+        }
         Some(_) => return Err(PacketError::NotTcp),
         None => {
             if p.stop_err.is_some() {
                 return Err(stop_error(p));
             }
-            if ip_payload.ip_number != ip_number::TCP {
-                return Err(PacketError::NotTcp);
-            }
-            return Err(PacketError::Truncated);
+            return match ip_payload.ip_number {
+                ip_number::TCP => Err(PacketError::Truncated),
+                ip_number::IPV4 | ip_number::IPV6 => {
+                    decode_inner(Inner::Ip, ip_payload.payload, depth)
+                }
+                ip_number::GRE => decap_gre(ip_payload.payload, depth),
+                _ => Err(PacketError::NotTcp),
+            };
         }
     };
     let payload = tcp.payload();
@@ -398,5 +544,11 @@ fn from_sliced<'a>(p: &LaxSlicedPacket<'a>) -> Result<TcpSegment<'a>, PacketErro
         window: tcp.window_size(),
         payload,
         payload_len: u32::try_from(payload_len).unwrap_or(u32::MAX),
+        wscale: if tcp.syn() {
+            window_scale(tcp.options())
+        } else {
+            None
+        },
+        encap: depth,
     })
 }

@@ -16,6 +16,13 @@
 //! * First copy wins: bytes already delivered or already buffered are trimmed from later copies (counted
 //!   in `retransmitted_bytes` when the whole segment is old, `overlap_bytes` when only part of it is). An
 //!   in-order segment that reaches into buffered data stops where the buffered (earlier) copy starts.
+//! * Overlaps with different data (a garbage copy first, the real one later, or the reverse: an evasion
+//!   or a broken middlebox) are compared, not just trimmed: against the buffered copy, and against the
+//!   last `overlap_check_bytes` delivered (default 4 KiB, a ring filled as data is delivered, emptied at
+//!   a gap or resync: it always ends at `next`). Differing bytes are counted in `overlap_mismatch_bytes`,
+//!   the pushes that carried them in `overlap_mismatch_segments` (Suricata's
+//!   `stream.reassembly_overlap_different_data`); the first copy still wins. Older overlaps are trimmed
+//!   unchecked.
 //! * Snaplen truncation: `payload.len() < payload_len`; the captured bytes are delivered and the rest is
 //!   a `Gap` (counted in `truncated_bytes` too), so the stream never shifts.
 //! * A FIN occupies one sequence number after the data: a peer ACK of `fin + 1` must not create a gap.
@@ -51,6 +58,9 @@ pub struct ReassemblyLimits {
     pub max_ooo_bytes: usize,
     /// Buffered pieces held out of order before giving up the earliest hole (default 256).
     pub max_ooo_segments: usize,
+    /// Bytes delivered last kept to compare retransmissions with (default 4096; 0 turns the check off).
+    /// Allocated as data is delivered, up to this bound.
+    pub overlap_check_bytes: usize,
 }
 
 impl Default for ReassemblyLimits {
@@ -58,6 +68,7 @@ impl Default for ReassemblyLimits {
         ReassemblyLimits {
             max_ooo_bytes: 1 << 20,
             max_ooo_segments: 256,
+            overlap_check_bytes: 4096,
         }
     }
 }
@@ -87,6 +98,14 @@ pub struct ReassemblyStats {
     pub after_close_bytes: u64,
     /// Times the stream was restarted (sequence jump > 1 GiB or a SYN with a new ISN).
     pub resyncs: u64,
+    /// Overlapping copies whose bytes differ from the copy kept (delivered or buffered): differing bytes.
+    pub overlap_mismatch_bytes: u64,
+    /// Pushes (segments) that carried at least one such differing byte.
+    pub overlap_mismatch_segments: u64,
+    /// RSTs from this side ignored: sequence number outside the receiver's window (see `connection`).
+    pub rst_ignored: u64,
+    /// SYNs from this side with a new ISN on a live connection, ignored (see `connection`).
+    pub syn_ignored: u64,
 }
 
 /// Largest distance from `next` that is still believed to be the same stream.
@@ -121,6 +140,13 @@ pub struct Reassembler {
     buf: VecDeque<OooSeg>,
     buffered_bytes: usize,
     pool: Vec<Vec<u8>>,
+    /// Ring of the last bytes delivered (`recent_len` valid bytes ending at `next`, the next write at
+    /// `recent_pos` modulo its length); grows with the first bytes delivered up to its bound.
+    recent: Vec<u8>,
+    recent_len: usize,
+    recent_pos: usize,
+    /// Differing bytes found during the current call, committed to the stats at its end.
+    mismatch_pending: u64,
     stats: ReassemblyStats,
 }
 
@@ -142,6 +168,10 @@ impl Reassembler {
             buf: VecDeque::new(),
             buffered_bytes: 0,
             pool: Vec::new(),
+            recent: Vec::new(),
+            recent_len: 0,
+            recent_pos: 0,
+            mismatch_pending: 0,
             stats: ReassemblyStats::default(),
         }
     }
@@ -194,11 +224,109 @@ impl Reassembler {
             self.stats.gap_bytes += len as u64;
             out(Chunk::Gap { len: len as u64 });
             self.advance(len);
+            self.recent_len = 0;
         }
+    }
+
+    /// Remembers bytes just delivered (the tail of the ring of recent bytes). The ring grows with the data
+    /// up to `overlap_check_bytes` (a connection that delivers 16 bytes holds 16), then wraps.
+    fn remember(&mut self, data: &[u8]) {
+        let cap = self.limits.overlap_check_bytes;
+        if cap == 0 || data.is_empty() {
+            return;
+        }
+        let data = data.get(data.len().saturating_sub(cap)..).unwrap_or(data);
+        let mut rest = data;
+        let len = self.recent.len();
+        if len < cap {
+            // Growing: linear, the next write is at the end.
+            let (a, b) = rest.split_at(rest.len().min(cap - len));
+            let want = (len + a.len()).max(self.recent.capacity() * 2).min(cap);
+            self.recent.reserve_exact(want - len);
+            self.recent.extend_from_slice(a);
+            self.recent_pos = self.recent.len() % cap;
+            rest = b;
+        }
+        if !rest.is_empty() {
+            // Full: write at recent_pos, wrapping.
+            let first = rest.len().min(cap - self.recent_pos);
+            let (a, b) = rest.split_at(first);
+            if let Some(dst) = self
+                .recent
+                .get_mut(self.recent_pos..self.recent_pos + a.len())
+            {
+                dst.copy_from_slice(a);
+            }
+            if let Some(dst) = self.recent.get_mut(..b.len()) {
+                dst.copy_from_slice(b);
+            }
+            self.recent_pos = (self.recent_pos + rest.len()) % cap;
+        }
+        self.recent_len = (self.recent_len + data.len()).min(cap);
+    }
+
+    /// Compares `bytes`, a copy of the stream at `rel` (relative to `next`, before it), with what was
+    /// delivered there, where the ring still has it; differing bytes go to `mismatch_pending`.
+    fn check_delivered(&mut self, rel: i64, bytes: &[u8]) {
+        let cap = self.recent.len() as i64;
+        let kept = self.recent_len as i64;
+        // The part of [rel, rel + len) inside [-kept, 0).
+        let lo = rel.max(-kept);
+        let hi = (rel + bytes.len() as i64).min(0);
+        if lo >= hi || cap == 0 {
+            return;
+        }
+        let mut diff = 0u64;
+        let mut r = lo;
+        while r < hi {
+            // Ring index of stream position r (r < 0 is r bytes before `next`, written at recent_pos).
+            let at = (self.recent_pos as i64 + r).rem_euclid(cap);
+            let n = (hi - r).min(cap - at);
+            let ring = self
+                .recent
+                .get(at as usize..(at + n) as usize)
+                .unwrap_or(&[]);
+            let off = (r - rel) as usize;
+            let copy = bytes.get(off..off + n as usize).unwrap_or(&[]);
+            if ring != copy {
+                diff += count_diff(ring, copy);
+            }
+            r += n;
+        }
+        self.mismatch_pending += diff;
+    }
+
+    /// Commits the differing bytes found during this call (one segment if any).
+    fn commit_mismatch(&mut self) {
+        if self.mismatch_pending > 0 {
+            self.stats.overlap_mismatch_segments += 1;
+            self.stats.overlap_mismatch_bytes += self.mismatch_pending;
+            self.mismatch_pending = 0;
+        }
+    }
+
+    pub(crate) fn count_rst_ignored(&mut self) {
+        self.stats.rst_ignored += 1;
+    }
+
+    pub(crate) fn count_syn_ignored(&mut self) {
+        self.stats.syn_ignored += 1;
     }
 
     /// Feed one segment of this direction; in-order bytes (and gaps, FIN, RST) go to `out` in stream order.
     pub fn push<F: FnMut(Chunk<'_>)>(
+        &mut self,
+        seq: u32,
+        flags: TcpFlags,
+        payload: &[u8],
+        payload_len: u32,
+        out: &mut F,
+    ) {
+        self.push_inner(seq, flags, payload, payload_len, out);
+        self.commit_mismatch();
+    }
+
+    fn push_inner<F: FnMut(Chunk<'_>)>(
         &mut self,
         seq: u32,
         flags: TcpFlags,
@@ -304,6 +432,7 @@ impl Reassembler {
             self.drain_buffer(out);
         }
         self.check_fin(out);
+        self.commit_mismatch();
     }
 
     /// End of input or flow eviction: flush what is buffered (with Gaps for holes), and a pending FIN.
@@ -317,6 +446,7 @@ impl Reassembler {
             self.emit_gap(gap, out);
             self.check_fin(out);
         }
+        self.commit_mismatch();
     }
 
     /// Delivers every buffered piece, declaring the holes before them as gaps.
@@ -343,6 +473,7 @@ impl Reassembler {
         out(Chunk::Gap { len: 0 });
         self.next = Some(seq);
         self.fin_at = None;
+        self.recent_len = 0;
     }
 
     fn check_fin<F: FnMut(Chunk<'_>)>(&mut self, out: &mut F) {
@@ -363,6 +494,7 @@ impl Reassembler {
             if rel <= 0 {
                 if rel + len <= 0 {
                     self.stats.retransmitted_bytes += len as u64;
+                    self.check_delivered(rel, data);
                 } else {
                     self.deliver_current(seq, data, lost, out);
                 }
@@ -414,6 +546,7 @@ impl Reassembler {
                 let t = behind.min(total);
                 self.stats.overlap_bytes += t as u64;
                 let td = (t as usize).min(data.len());
+                self.check_delivered(-behind, data.get(..td).unwrap_or(&[]));
                 data = data.get(td..).unwrap_or(&[]);
                 lost -= (t - td as i64) as u32;
                 seq = seq.wrapping_add(t as u32);
@@ -433,6 +566,7 @@ impl Reassembler {
             if n > 0 {
                 let (now, rest) = data.split_at(n as usize);
                 out(Chunk::Data(now));
+                self.remember(now);
                 self.stats.bytes_delivered += n as u64;
                 self.advance(n);
                 data = rest;
@@ -469,9 +603,11 @@ impl Reassembler {
             let t = (-r).min(total);
             self.stats.overlap_bytes += t as u64;
             let td = (t as usize).min(seg.data.len());
+            self.check_delivered(r, seg.data.get(..td).unwrap_or(&[]));
             let rest = seg.data.get(td..).unwrap_or(&[]);
             if !rest.is_empty() {
                 out(Chunk::Data(rest));
+                self.remember(rest);
                 self.stats.bytes_delivered += rest.len() as u64;
                 self.advance(rest.len() as i64);
             }
@@ -515,6 +651,23 @@ impl Reassembler {
             if cur < end && s <= cur {
                 let ov = e.min(end);
                 covered += ov - cur;
+                if let Some(b) = self.buf.get(i) {
+                    // Captured bytes of both copies over [cur, ov).
+                    let mine = data.get(
+                        ((cur - start) as usize).min(data.len())
+                            ..((ov - start) as usize).min(data.len()),
+                    );
+                    let theirs = b.data.get(
+                        ((cur - s) as usize).min(b.data.len())
+                            ..((ov - s) as usize).min(b.data.len()),
+                    );
+                    if let (Some(m), Some(t)) = (mine, theirs) {
+                        let n = m.len().min(t.len());
+                        if m.get(..n) != t.get(..n) {
+                            self.mismatch_pending += count_diff(&m[..n], &t[..n]);
+                        }
+                    }
+                }
                 cur = ov;
             }
             i += 1;
@@ -584,4 +737,9 @@ impl Reassembler {
             self.pool.push(v);
         }
     }
+}
+
+/// Number of positions where `a` and `b` differ (over the shorter length).
+fn count_diff(a: &[u8], b: &[u8]) -> u64 {
+    a.iter().zip(b).filter(|(x, y)| x != y).count() as u64
 }

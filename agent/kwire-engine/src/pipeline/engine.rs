@@ -116,6 +116,7 @@ impl Engine {
         }
         s.alerts = self.analyzer.alert_counts.clone();
         s.incidents = self.analyzer.incidents.report();
+        s.flows.set_table(self.flows.stats());
         s
     }
 
@@ -157,6 +158,9 @@ impl Engine {
             }
         };
         self.summary.packets.tcp_segments += 1;
+        if seg.encap > 0 {
+            self.summary.packets.decapsulated += 1;
+        }
         if !self.cfg.ports.is_empty()
             && !self.cfg.ports.contains(&seg.src.port)
             && !self.cfg.ports.contains(&seg.dst.port)
@@ -239,6 +243,8 @@ impl Engine {
     }
 
     fn maybe_sweep(&mut self, ts: Timestamp, out: &mut impl FnMut(Output)) {
+        // The flow table's clock: monotonic, and deaf to a lone timestamp years ahead.
+        let ts = self.flows.clock(ts);
         match self.last_sweep {
             Some(last) if ts.nanos_since(last) < SWEEP_INTERVAL_NS => return,
             _ => {}
@@ -274,6 +280,7 @@ impl Engine {
         } = self;
         let mut sink = Sink::new(cfg, summary, analyzer, out);
         flows.drain(|_k, st| finish_conn(cfg, st, ts, &mut sink));
+        sink.summary.flows.set_table(flows.stats());
         let mut emit = |f: Finding| (sink.out)(finding_output(f));
         sink.analyzer.finish(&mut emit);
         sink.summary.alerts = sink.analyzer.alert_counts.clone();

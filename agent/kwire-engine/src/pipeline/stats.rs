@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use kwire_flow::{PacketError, ReassemblyStats};
+use kwire_flow::{FlowTableStats, PacketError, ReassemblyStats};
 use kwire_kafka::KafkaStats;
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -23,6 +23,10 @@ pub struct PacketCounts {
     pub unsupported_link: u64,
     pub malformed: u64,
     pub filtered_by_port: u64,
+    /// TCP segments found inside a tunnel (VXLAN, Geneve, IP-in-IP, GRE).
+    pub decapsulated: u64,
+    /// Packets with tunnels nested deeper than kwire_flow::MAX_ENCAP_DEPTH.
+    pub tunnel_too_deep: u64,
 }
 
 impl PacketCounts {
@@ -34,6 +38,7 @@ impl PacketCounts {
             PacketError::Fragment => self.ip_fragments += 1,
             PacketError::UnsupportedLink(_) => self.unsupported_link += 1,
             PacketError::Malformed => self.malformed += 1,
+            PacketError::TunnelTooDeep => self.tunnel_too_deep += 1,
         }
     }
 }
@@ -49,6 +54,18 @@ pub struct FlowCounts {
     pub refused_table_full: u64,
     pub port_reuse: u64,
     pub ignored_bytes: u64,
+    /// Packets stamped earlier than the flow table's clock (handled at the clock).
+    pub time_backwards: u64,
+    /// Forward jumps of packet time over the table's `max_time_jump` (held back one packet).
+    pub time_jumps: u64,
+}
+
+impl FlowCounts {
+    /// The flow table's own counters (cumulative: set, not added).
+    pub fn set_table(&mut self, t: &FlowTableStats) {
+        self.time_backwards = t.time_backwards;
+        self.time_jumps = t.time_jumps;
+    }
 }
 
 #[derive(Debug, Default, Clone, Serialize)]
@@ -63,6 +80,10 @@ pub struct TcpCounts {
     pub truncated_bytes: u64,
     pub after_close_bytes: u64,
     pub resyncs: u64,
+    pub overlap_mismatch_bytes: u64,
+    pub overlap_mismatch_segments: u64,
+    pub rst_ignored: u64,
+    pub syn_ignored: u64,
 }
 
 impl TcpCounts {
@@ -77,6 +98,10 @@ impl TcpCounts {
         self.truncated_bytes += r.truncated_bytes;
         self.after_close_bytes += r.after_close_bytes;
         self.resyncs += r.resyncs;
+        self.overlap_mismatch_bytes += r.overlap_mismatch_bytes;
+        self.overlap_mismatch_segments += r.overlap_mismatch_segments;
+        self.rst_ignored += r.rst_ignored;
+        self.syn_ignored += r.syn_ignored;
     }
 }
 

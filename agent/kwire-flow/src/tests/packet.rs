@@ -334,3 +334,294 @@ fn never_panics_on_garbage() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Overlays: outer headers written by hand, field by field; the inner packets by etherparse's builder.
+// ---------------------------------------------------------------------------------------------------------
+
+/// Ethernet II header with `ether_type`, then `payload`.
+fn eth(ether_type: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x0B, 0x02, 0, 0, 0, 0, 0x0A]; // dst MAC, src MAC
+    f.extend_from_slice(&ether_type.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// IPv4 header (no options, DF, checksum left 0: not verified) carrying `proto`, then `payload`.
+fn outer_v4(proto: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x45, 0]; // version 4 IHL 5, DSCP
+    f.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes()); // total length
+    f.extend_from_slice(&[0, 0, 0x40, 0]); // identification, DF
+    f.extend_from_slice(&[64, proto, 0, 0]); // TTL, protocol, checksum
+    f.extend_from_slice(&[192, 168, 0, 1, 192, 168, 0, 2]); // node addresses
+    f.extend_from_slice(payload);
+    f
+}
+
+/// IPv6 header carrying `next`, then `payload`.
+fn outer_v6(next: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x60, 0, 0, 0]; // version 6, traffic class, flow label
+    f.extend_from_slice(&(payload.len() as u16).to_be_bytes()); // payload length
+    f.extend_from_slice(&[next, 64]); // next header, hop limit
+    f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]); // source
+    f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]); // destination
+    f.extend_from_slice(payload);
+    f
+}
+
+/// UDP header (source port 51000: the tunnel's entropy; checksum 0) to `dst_port`, then `payload`.
+fn udp(dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = 51000u16.to_be_bytes().to_vec();
+    f.extend_from_slice(&dst_port.to_be_bytes());
+    f.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes()); // length
+    f.extend_from_slice(&[0, 0]); // checksum
+    f.extend_from_slice(payload);
+    f
+}
+
+/// VXLAN header (I flag, VNI 4096), then `inner` (an Ethernet frame).
+fn vxlan(inner: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x08, 0, 0, 0]; // flags: I; reserved
+    f.extend_from_slice(&[0x00, 0x10, 0x00, 0]); // VNI 4096; reserved
+    f.extend_from_slice(inner);
+    f
+}
+
+/// The Kafka segment of the other tests as an Ethernet frame.
+fn inner_eth() -> Vec<u8> {
+    let mut f = Vec::new();
+    b_clone().write(&mut f, PAYLOAD).unwrap();
+    f
+}
+
+#[test]
+fn vxlan_on_both_ports_is_decapsulated() {
+    for port in [4789, 8472] {
+        let f = eth(0x0800, &outer_v4(17, &udp(port, &vxlan(&inner_eth()))));
+        let seg = decode_tcp(LinkType::Ethernet, &f).unwrap();
+        check_v4(&seg, PAYLOAD);
+        assert_eq!(seg.encap, 1);
+        // Over IPv6 and a cooked capture too.
+        let f = outer_v6(17, &udp(port, &vxlan(&inner_eth())));
+        let seg = decode_tcp(LinkType::Raw, &f).unwrap();
+        check_v4(&seg, PAYLOAD);
+    }
+    // The inner frame's Ethernet padding is not payload: a bare ACK padded to 60 bytes.
+    let mut bare = Vec::new();
+    b_clone().write(&mut bare, &[]).unwrap();
+    bare.extend_from_slice(&[0xAA; 6]);
+    let f = eth(0x0800, &outer_v4(17, &udp(4789, &vxlan(&bare))));
+    let seg = decode_tcp(LinkType::Ethernet, &f).unwrap();
+    assert_eq!((seg.payload, seg.payload_len), (&b""[..], 0));
+    // Not VXLAN: the I flag clear, another port, a header cut short.
+    let mut no_i = vxlan(&inner_eth());
+    no_i[0] = 0;
+    let f = eth(0x0800, &outer_v4(17, &udp(4789, &no_i)));
+    assert_eq!(decode_tcp(LinkType::Ethernet, &f), Err(PacketError::NotTcp));
+    let f = eth(0x0800, &outer_v4(17, &udp(4790, &vxlan(&inner_eth()))));
+    assert_eq!(decode_tcp(LinkType::Ethernet, &f), Err(PacketError::NotTcp));
+    let f = eth(0x0800, &outer_v4(17, &udp(4789, &[0x08, 0, 0])));
+    assert_eq!(
+        decode_tcp(LinkType::Ethernet, &f),
+        Err(PacketError::Truncated)
+    );
+    // An inner ARP frame: the outer packet was IP, so "not TCP".
+    let mut arp = vec![0u8; 60];
+    arp[12] = 0x08;
+    arp[13] = 0x06;
+    let f = eth(0x0800, &outer_v4(17, &udp(4789, &vxlan(&arp))));
+    assert_eq!(decode_tcp(LinkType::Ethernet, &f), Err(PacketError::NotTcp));
+}
+
+#[test]
+fn vxlan_snaplen_cut_inside_the_inner_payload() {
+    let big = vec![0x5A; 1000];
+    let mut inner = Vec::new();
+    b_clone().write(&mut inner, &big).unwrap();
+    let f = eth(0x0800, &outer_v4(17, &udp(8472, &vxlan(&inner))));
+    // Outer 14 + 20 + 8 + 8, inner 14 + 20 + 20, then 10 payload bytes.
+    let cut = 50 + 54 + 10;
+    let seg = decode_tcp(LinkType::Ethernet, &f[..cut]).unwrap();
+    assert_eq!(seg.payload, &big[..10]);
+    assert_eq!(seg.payload_len, 1000);
+}
+
+#[test]
+fn geneve_with_options_and_either_payload() {
+    // ver 0, opt len 2 words; flags; protocol 0x6558 (Ethernet); VNI 7; one 8-byte option.
+    let mut g = vec![0x02, 0x00, 0x65, 0x58, 0, 0, 7, 0];
+    g.extend_from_slice(&[0x01, 0x02, 0x80, 0x01, 0xDE, 0xAD, 0xBE, 0xEF]); // class, type, len 1 word, data
+    let mut f = g.clone();
+    f.extend(inner_eth());
+    let pkt = outer_v4(17, &udp(6081, &f));
+    let seg = decode_tcp(LinkType::Raw, &pkt).unwrap();
+    check_v4(&seg, PAYLOAD);
+    assert_eq!(seg.encap, 1);
+    // Protocol 0x0800: an IPv4 packet right after the header.
+    let mut f = vec![0x00, 0x00, 0x08, 0x00, 0, 0, 7, 0];
+    f.extend(v4_ip(PAYLOAD));
+    check_v4(
+        &decode_tcp(LinkType::Raw, &outer_v4(17, &udp(6081, &f))).unwrap(),
+        PAYLOAD,
+    );
+    // Version 1 is not Geneve as we know it; options longer than the packet are a cut.
+    let mut v1 = g.clone();
+    v1[0] |= 0x40;
+    v1.extend(inner_eth());
+    assert_eq!(
+        decode_tcp(LinkType::Raw, &outer_v4(17, &udp(6081, &v1))),
+        Err(PacketError::NotTcp)
+    );
+    let long = [0x3F, 0, 0x65, 0x58, 0, 0, 7, 0];
+    assert_eq!(
+        decode_tcp(LinkType::Raw, &outer_v4(17, &udp(6081, &long))),
+        Err(PacketError::Truncated)
+    );
+}
+
+#[test]
+fn ip_in_ip_both_numbers_under_both_versions() {
+    let pkt = eth(0x0800, &outer_v4(4, &v4_ip(PAYLOAD)));
+    let seg = decode_tcp(LinkType::Ethernet, &pkt).unwrap();
+    check_v4(&seg, PAYLOAD);
+    assert_eq!(seg.encap, 1);
+    let pkt = outer_v6(4, &v4_ip(PAYLOAD));
+    let seg = decode_tcp(LinkType::Raw, &pkt).unwrap();
+    check_v4(&seg, PAYLOAD);
+    for outer in [outer_v4(41, &v6_ip(PAYLOAD)), outer_v6(41, &v6_ip(PAYLOAD))] {
+        let seg = decode_tcp(LinkType::Raw, &outer).unwrap();
+        assert_eq!(seg.src.to_string(), "[::2]:40000");
+        assert_eq!(seg.payload, PAYLOAD);
+        assert_eq!(seg.encap, 1);
+    }
+    // IPv4 inside, cut inside its header.
+    assert_eq!(
+        decode_tcp(LinkType::Raw, &outer_v4(4, &v4_ip(PAYLOAD)[..12])),
+        Err(PacketError::Truncated)
+    );
+}
+
+#[test]
+fn gre_with_ethernet_or_ip_payload() {
+    // Flags K and S (key 0x0000_2a2a, sequence 9), protocol 0x6558: an Ethernet frame.
+    let mut g = vec![0x30, 0x00, 0x65, 0x58];
+    g.extend_from_slice(&[0, 0, 0x2a, 0x2a, 0, 0, 0, 9]);
+    g.extend(inner_eth());
+    let pkt = eth(0x0800, &outer_v4(47, &g));
+    let seg = decode_tcp(LinkType::Ethernet, &pkt).unwrap();
+    check_v4(&seg, PAYLOAD);
+    assert_eq!(seg.encap, 1);
+    // Flag C (checksum + reserved), protocol 0x0800, over IPv6.
+    let mut g = vec![0x80, 0x00, 0x08, 0x00, 0xAB, 0xCD, 0, 0];
+    g.extend(v4_ip(PAYLOAD));
+    check_v4(
+        &decode_tcp(LinkType::Raw, &outer_v6(47, &g)).unwrap(),
+        PAYLOAD,
+    );
+    // Protocol 0x86DD: IPv6.
+    let mut g = vec![0x00, 0x00, 0x86, 0xDD];
+    g.extend(v6_ip(PAYLOAD));
+    assert_eq!(
+        decode_tcp(LinkType::Raw, &outer_v4(47, &g))
+            .unwrap()
+            .payload,
+        PAYLOAD
+    );
+    // Version 1 (PPTP), ERSPAN type II (0x88BE), a header cut short.
+    let mut v1 = vec![0x20, 0x01, 0x88, 0x0B, 0, 0, 0, 0];
+    v1.extend(v4_ip(PAYLOAD));
+    assert_eq!(
+        decode_tcp(LinkType::Raw, &outer_v4(47, &v1)),
+        Err(PacketError::NotTcp)
+    );
+    let mut erspan = vec![0x10, 0x00, 0x88, 0xBE, 0, 0, 0, 1];
+    erspan.extend(inner_eth());
+    assert_eq!(
+        decode_tcp(LinkType::Raw, &outer_v4(47, &erspan)),
+        Err(PacketError::NotTcp)
+    );
+    assert_eq!(
+        decode_tcp(LinkType::Raw, &outer_v4(47, &[0x30, 0, 0x65, 0x58, 0, 0])),
+        Err(PacketError::Truncated)
+    );
+}
+
+#[test]
+fn tunnels_nest_two_deep_at_most() {
+    // VXLAN inside GRE (two levels): decoded.
+    let vx = eth(0x0800, &outer_v4(17, &udp(4789, &vxlan(&inner_eth()))));
+    let mut g = vec![0x00, 0x00, 0x65, 0x58];
+    g.extend(&vx);
+    let two = outer_v4(47, &g);
+    let seg = decode_tcp(LinkType::Raw, &two).unwrap();
+    check_v4(&seg, PAYLOAD);
+    assert_eq!(seg.encap, 2);
+    // One more IP-in-IP around it: three levels, refused.
+    assert_eq!(
+        decode_tcp(LinkType::Raw, &outer_v4(4, &two)),
+        Err(PacketError::TunnelTooDeep)
+    );
+    assert_eq!(MAX_ENCAP_DEPTH, 2);
+    // An outer fragment is a fragment, whatever it carries.
+    let mut frag = outer_v4(17, &udp(4789, &vxlan(&inner_eth())));
+    frag[6] = 0x20; // more fragments
+    assert_eq!(decode_tcp(LinkType::Raw, &frag), Err(PacketError::Fragment));
+}
+
+#[test]
+fn window_scale_option_of_syn_segments() {
+    let mut h = TcpHeader::new(40000, 9092, 1000, 64240);
+    h.syn = true;
+    h.set_options(&[
+        etherparse::TcpOptionElement::MaximumSegmentSize(1460),
+        etherparse::TcpOptionElement::Noop,
+        etherparse::TcpOptionElement::WindowScale(7),
+    ])
+    .unwrap();
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64)
+        .tcp_header(h.clone())
+        .write(&mut f, &[])
+        .unwrap();
+    assert_eq!(decode_tcp(LinkType::Ethernet, &f).unwrap().wscale, Some(7)); // fast path
+    let mut f = Vec::new();
+    PacketBuilder::ipv6([0; 16], [1; 16], 64)
+        .tcp_header(h.clone())
+        .write(&mut f, &[])
+        .unwrap();
+    assert_eq!(decode_tcp(LinkType::Raw, &f).unwrap().wscale, Some(7)); // general path
+                                                                        // Not a SYN: the option is not looked at.
+    h.syn = false;
+    h.ack = true;
+    let mut f = Vec::new();
+    PacketBuilder::ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64)
+        .tcp_header(h)
+        .write(&mut f, &[])
+        .unwrap();
+    assert_eq!(decode_tcp(LinkType::Raw, &f).unwrap().wscale, None);
+    assert_eq!(
+        decode_tcp(LinkType::Raw, &v4_ip(PAYLOAD)).unwrap().wscale,
+        None
+    );
+}
+
+#[test]
+fn tunnels_never_panic_on_garbage() {
+    let vx = eth(0x0800, &outer_v4(17, &udp(4789, &vxlan(&inner_eth()))));
+    let mut g = vec![0xB0, 0x00, 0x65, 0x58, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2];
+    g.extend(&vx);
+    let gre = eth(0x0800, &outer_v4(47, &g));
+    for f in [vx, gre] {
+        for n in 0..=f.len() {
+            let _ = decode_tcp(LinkType::Ethernet, &f[..n]);
+        }
+        for i in 0..f.len() {
+            for x in [0xFF, 0x40, 0x01] {
+                let mut g = f.clone();
+                g[i] ^= x;
+                let _ = decode_tcp(LinkType::Ethernet, &g);
+            }
+        }
+    }
+}

@@ -178,6 +178,7 @@ fn gap_by_bound() {
     let mut r = Reassembler::new(ReassemblyLimits {
         max_ooo_bytes: 10,
         max_ooo_segments: 3,
+        ..ReassemblyLimits::default()
     });
     push(&mut r, 0, TcpFlags::SYN, b"");
     push(&mut r, 1, N, b"a");
@@ -457,7 +458,7 @@ proptest! {
     #[test]
     fn random_streams_reassemble((isn, stream, cuts, fates, shuffle, fin) in scenario()) {
         // Bounds large enough never to be hit: every captured byte must come out as data.
-        let limits = ReassemblyLimits { max_ooo_bytes: 1 << 20, max_ooo_segments: 1 << 20 };
+        let limits = ReassemblyLimits { max_ooo_bytes: 1 << 20, max_ooo_segments: 1 << 20, ..ReassemblyLimits::default() };
         check(isn, &stream, &cuts, &fates, &shuffle, fin, limits, true)?;
     }
 
@@ -465,7 +466,7 @@ proptest! {
     fn random_streams_small_bounds((isn, stream, cuts, fates, shuffle, fin) in scenario(),
                                    max_b in 0usize..600, max_s in 0usize..6) {
         check(isn, &stream, &cuts, &fates, &shuffle, fin,
-              ReassemblyLimits { max_ooo_bytes: max_b, max_ooo_segments: max_s }, false)?;
+              ReassemblyLimits { max_ooo_bytes: max_b, max_ooo_segments: max_s, ..ReassemblyLimits::default() }, false)?;
     }
 }
 
@@ -480,7 +481,7 @@ proptest! {
         near in any::<bool>(),
         max_b in 0usize..2000, max_s in 0usize..8,
     ) {
-        let limits = ReassemblyLimits { max_ooo_bytes: max_b, max_ooo_segments: max_s };
+        let limits = ReassemblyLimits { max_ooo_bytes: max_b, max_ooo_segments: max_s, ..ReassemblyLimits::default() };
         let mut r = Reassembler::new(limits);
         let data = vec![7u8; 300];
         let mut delivered = 0u64;
@@ -507,4 +508,91 @@ proptest! {
         prop_assert_eq!(r.stats().gap_bytes, gap_bytes);
         prop_assert_eq!(r.stats().gaps, gaps);
     }
+}
+
+/// Overlapping copies with different bytes: the garbage copy came first and was delivered; the real
+/// retransmission is trimmed (first copy wins) but its differing bytes are counted.
+#[test]
+fn overlap_with_different_data_is_counted_garbage_first() {
+    let mut r = Reassembler::default();
+    assert_eq!(push(&mut r, 100, N, b"GARBAGE!"), vec![d(b"GARBAGE!")]);
+    // Whole retransmission of the same range with other bytes ("GARBAGE!" vs "GARDENS!": 4 differ).
+    assert_eq!(push(&mut r, 100, N, b"GARDENS!"), vec![]);
+    assert_eq!(r.stats().retransmitted_bytes, 8);
+    assert_eq!(r.stats().overlap_mismatch_bytes, 4);
+    assert_eq!(r.stats().overlap_mismatch_segments, 1);
+    // Partly new: 4 old bytes (2 differ: "AGE!" vs "AXE?"), then 4 new ones delivered.
+    assert_eq!(push(&mut r, 104, N, b"AXE?more"), vec![d(b"more")]);
+    assert_eq!(r.stats().overlap_bytes, 4);
+    assert_eq!(r.stats().overlap_mismatch_bytes, 6);
+    assert_eq!(r.stats().overlap_mismatch_segments, 2);
+    // An identical retransmission is quiet.
+    assert_eq!(push(&mut r, 100, N, b"GARBAGE!more"), vec![]);
+    assert_eq!(r.stats().overlap_mismatch_segments, 2);
+    assert_eq!(r.stats().bytes_delivered, 12);
+}
+
+/// The same check against the out-of-order buffer: a second, different copy of buffered bytes.
+#[test]
+fn overlap_with_different_data_in_the_buffer_is_counted() {
+    let mut r = Reassembler::default();
+    assert_eq!(push(&mut r, 100, N, b"ab"), vec![d(b"ab")]);
+    assert_eq!(push(&mut r, 110, N, b"WXYZ"), vec![]);
+    // Overlaps the buffered piece by 2 bytes ("YZ" vs "yz") and extends it by 2.
+    assert_eq!(push(&mut r, 112, N, b"yz12"), vec![]);
+    assert_eq!(r.stats().overlap_mismatch_bytes, 2);
+    assert_eq!(r.stats().overlap_mismatch_segments, 1);
+    // The hole is filled: the first copy of every byte is delivered.
+    assert_eq!(
+        push(&mut r, 102, N, b"cdefghij"),
+        vec![d(b"cdefghijWXYZ12")]
+    );
+    assert_eq!(r.stats().overlap_mismatch_bytes, 2);
+    // The hole's filler overlapping buffered data with the same bytes: quiet.
+    let mut q = Reassembler::default();
+    push(&mut q, 100, N, b"ab");
+    push(&mut q, 104, N, b"ef");
+    assert_eq!(push(&mut q, 102, N, b"cdef"), vec![d(b"cdef")]);
+    assert_eq!(q.stats().overlap_bytes, 2);
+    assert_eq!(q.stats().overlap_mismatch_segments, 0);
+}
+
+/// Only the last `overlap_check_bytes` delivered are compared, and a gap empties them (what lies before
+/// a gap is no longer next to the stream's end).
+#[test]
+fn overlap_check_is_bounded_and_reset_by_gaps() {
+    let mut r = Reassembler::new(ReassemblyLimits {
+        overlap_check_bytes: 4,
+        ..ReassemblyLimits::default()
+    });
+    push(&mut r, 0, N, b"abcdefgh");
+    // Bytes 0..4 are older than the ring: unchecked. Bytes 4..8 are checked ("efgh" vs "EFGH").
+    assert_eq!(push(&mut r, 0, N, b"ABCDEFGH"), vec![]);
+    assert_eq!(r.stats().overlap_mismatch_bytes, 4);
+    // A hole the peer acknowledges: Gap, and the ring forgets.
+    let mut out = Vec::new();
+    r.on_peer_ack(20, &mut |c| out.push(format!("{c:?}")));
+    assert_eq!(out, vec!["Gap { len: 12 }".to_string()]);
+    assert_eq!(push(&mut r, 4, N, b"XXXX"), vec![]);
+    assert_eq!(r.stats().overlap_mismatch_bytes, 4);
+    // The ring wraps: after 6 more bytes it holds the last 4 delivered.
+    push(&mut r, 20, N, b"uvw");
+    push(&mut r, 23, N, b"xyz");
+    // Stream 20..26 is "uvwxyz", the ring holds 22..26 ("wxyz"): an equal copy plus one new byte.
+    assert_eq!(push(&mut r, 22, N, b"wxyz!"), vec![d(b"!")]);
+    assert_eq!(r.stats().overlap_mismatch_bytes, 4);
+    // Now the ring holds 23..27 ("xyz!", across the ring's end): "vWXYZ" at 21 differs in "XYZ"
+    // (21 and 22 are older than the ring: unchecked).
+    assert_eq!(push(&mut r, 21, N, b"vWXYZ"), vec![]);
+    assert_eq!(r.stats().overlap_mismatch_bytes, 7);
+    assert_eq!(r.stats().overlap_mismatch_segments, 2);
+    // Turned off: nothing is kept or compared.
+    let mut off = Reassembler::new(ReassemblyLimits {
+        overlap_check_bytes: 0,
+        ..ReassemblyLimits::default()
+    });
+    push(&mut off, 0, N, b"abcd");
+    push(&mut off, 0, N, b"ABCD");
+    assert_eq!(off.stats().retransmitted_bytes, 4);
+    assert_eq!(off.stats().overlap_mismatch_bytes, 0);
 }
