@@ -105,6 +105,8 @@ impl Manifest {
         })
     }
 
+    /// Only xtask writes manifests; build.rs only reads them.
+    #[allow(dead_code)]
     pub fn render(&self) -> String {
         format!(
             "# The committed eBPF object ebpf/kwire-ebpf.bpf.o: what kwire links where the nightly toolchain\n\
