@@ -66,7 +66,9 @@ pub fn test(paths: &Paths) -> Result<()> {
     )?;
     eprintln!("==> e2e: real brokers + real clients captured live, replayed through kwire");
     e2e::e2e(paths, false)?;
+    crate::ebpf_object::ebpf_repro(paths)?; // the committed eBPF object is what the source builds
     crate::ebpf_check::ebpf_check(paths, &["--megabytes".into(), "20".into()])?; // eBPF source: attribution, detach on kill
+    crate::ebpf_object::ebpf_stable(paths)?; // a stable-only build of a fresh clone runs the eBPF source
     crate::live::live(paths, &[])?; // `kwire run` live on lo vs replay of the pcap it wrote
     crate::deploy::deploy_check(paths)?; // deploy/: helm lint/template, k8s schemas, caps, non-root start
     eprintln!("==> crosscheck: kwire vs an independent decoder on every fixture");

@@ -305,6 +305,40 @@ pub fn live(paths: &Paths, only: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The eBPF scenario checks of `live` (the first of [`LIVE_EBPF`]) with a given kwire binary: `cargo
+/// xtask ebpf-stable` runs them with the kwire a stable-only build of a fresh clone produced.
+pub fn ebpf_with(paths: &Paths, kwire: &Path) -> Result<()> {
+    let dir = paths.out().join("live-stable-only");
+    fs::create_dir_all(&dir)?;
+    let name = LIVE_EBPF[0];
+    let sc = scenarios::find(name).expect("known scenario");
+    let t = Instant::now();
+    let report = with_one_retry(name, || scenario_checks(paths, kwire, sc, &dir, "ebpf"))
+        .with_context(|| format!("live ebpf {name} (files in {})", dir.display()))?;
+    let mut failures = Vec::new();
+    for (check, res) in report {
+        match res {
+            Ok(()) => println!("ok    {name} [ebpf, stable-only build]: {check}"),
+            Err(e) => {
+                println!("FAIL  {name} [ebpf, stable-only build]: {check}: {e:#}");
+                failures.push(check);
+            }
+        }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "live ebpf {name} with {} failed: {}",
+            kwire.display(),
+            failures.join("; ")
+        );
+    }
+    println!(
+        "      {name} [ebpf, stable-only build] in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn build_kwire(paths: &Paths) -> Result<PathBuf> {
     let st = Command::new(tools::cargo())
         .current_dir(&paths.root)

@@ -9,6 +9,9 @@
 //! cargo xtask e2e [--reuse]                 fresh captures replayed through `kwire replay --json`, checked
 //! cargo xtask crosscheck                    committed fixtures: kwire vs tests/harness/wire_summary.py
 //! cargo xtask ebpf-check [--no-measure]     the eBPF source on real Kafka traffic in a child cgroup
+//! cargo xtask ebpf-object                  rebuild the committed eBPF object from source (+ manifest)
+//! cargo xtask ebpf-repro                   the committed eBPF object is byte for byte the source's build
+//! cargo xtask ebpf-stable                  a fresh clone built with only stable Rust runs the eBPF source
 //! cargo xtask live [check...]               `kwire run` live on lo vs `kwire replay` of the pcap it wrote
 //! ```
 //!
@@ -25,6 +28,7 @@ mod check;
 mod deploy;
 mod e2e;
 mod ebpf_check;
+mod ebpf_object;
 mod live;
 mod proc;
 mod scenarios;
@@ -62,6 +66,13 @@ const USAGE: &str = "usage: cargo xtask <command>
                                  load the eBPF programs at a child cgroup, decode real clients' traffic
                                  there (attribution checked), kill holders (SIGTERM, SIGKILL: nothing
                                  stays attached), then eBPF vs libpcap on an N MB load (default 50)
+  ebpf-object                    rebuild ebpf/kwire-ebpf.bpf.o from source (nightly toolchain) and rewrite its
+                                 manifest ebpf/kwire-ebpf.bpf.o.sha256 (review, then commit both)
+  ebpf-repro                     build the kernel programs from source; fail unless the bytes equal the
+                                 committed ebpf/kwire-ebpf.bpf.o (what stable-only machines link)
+  ebpf-stable                    fresh clone of HEAD, `cargo build -p kwire` with nightly unavailable (only the
+                                 stable toolchain, no rustup, no bpf-linker), then `kwire run --source ebpf` on a
+                                 real scenario (as root)
   live [check...]                `kwire run --source pcap` on lo during real scenarios, stopped by SIGTERM;
                                  its exchanges and alerts must equal `kwire replay` of the pcap it wrote and
                                  the fixtures' alerts; plus health, SIGINT, --duration, CAP_NET_RAW checks
@@ -172,6 +183,9 @@ fn run() -> Result<()> {
         }
         "crosscheck" => e2e::crosscheck(&paths),
         "ebpf-check" => ebpf_check::ebpf_check(&paths, &args[1..]),
+        "ebpf-object" => ebpf_object::ebpf_object(&paths),
+        "ebpf-repro" => ebpf_object::ebpf_repro(&paths),
+        "ebpf-stable" => ebpf_object::ebpf_stable(&paths),
         "live" => live::live(&paths, &args[1..]),
         "deploy-check" => deploy::deploy_check_args(&paths, &args[1..]),
         "e2e" => {
