@@ -477,3 +477,147 @@ fn print_incidents(w: &mut impl Write, r: &IncidentReport) -> io::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kwire_engine::AlertKind;
+
+    fn alert(kind: AlertKind, sev: Severity, secs: i64, client: &str) -> Output {
+        let mut a = Alert::new(
+            kind,
+            sev,
+            Timestamp(1_700_000_000_000_000_000 + secs * 1_000_000_000),
+            format!("{} at {secs}", kind.as_str()),
+        );
+        a.client_id = Some(client.into());
+        Output::Alert(Box::new(a))
+    }
+
+    fn alerts_section(c: &Collector) -> Vec<String> {
+        let mut out = Vec::new();
+        print_alerts(&mut out, c).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// The case: 61 warnings, then 2 criticals. The old summary kept the first 50 in time order
+    /// and said `alerts 65 (0 critical)`.
+    #[test]
+    fn criticals_after_many_warnings_are_counted_and_listed_first() {
+        let mut c = Collector::default();
+        for i in 0..61 {
+            let client = if i % 3 == 0 { "c-b" } else { "c-a" };
+            c.add(&alert(AlertKind::WeakAcks, Severity::Warning, i, client));
+        }
+        c.add(&alert(
+            AlertKind::CommittedOffsetRegression,
+            Severity::Info,
+            70,
+            "c-a",
+        ));
+        c.add(&alert(
+            AlertKind::CommittedOffsetRegression,
+            Severity::Info,
+            71,
+            "c-a",
+        ));
+        c.add(&alert(
+            AlertKind::CommitAfterRevoke,
+            Severity::Critical,
+            80,
+            "c-a",
+        ));
+        c.add(&alert(
+            AlertKind::CommitAfterRevoke,
+            Severity::Critical,
+            81,
+            "c-b",
+        ));
+        assert_eq!(
+            c.verdict(),
+            "2 critical alerts (commit_after_revoke): data was lost, skipped or will be processed again"
+        );
+        let l = alerts_section(&c);
+        assert_eq!(l[0], "  alerts     65 (2 critical, 61 warning, 2 info)");
+        assert_eq!(
+            l[1],
+            "    CRITICAL 2023-11-14T22:14:40.000000Z commit_after_revoke [c-a] commit_after_revoke at 80"
+        );
+        assert_eq!(
+            l[2],
+            "    CRITICAL 2023-11-14T22:14:41.000000Z commit_after_revoke [c-b] commit_after_revoke at 81"
+        );
+        // More than 50 in all: the warnings and infos are counts per kind and client.
+        assert_eq!(
+            l[3],
+            "    WARNING  61 alerts by kind and client (use --json for each):"
+        );
+        assert_eq!(
+            l[4],
+            "          40 x weak_acks [c-a] 2023-11-14T22:13:21.000000Z to 2023-11-14T22:14:19.000000Z"
+        );
+        assert_eq!(
+            l[5],
+            "          21 x weak_acks [c-b] 2023-11-14T22:13:20.000000Z to 2023-11-14T22:14:20.000000Z"
+        );
+        assert_eq!(
+            l[6],
+            "    INFO     2 alerts by kind and client (use --json for each):"
+        );
+        assert_eq!(
+            l[7],
+            "           2 x committed_offset_regression [c-a] 2023-11-14T22:14:30.000000Z to 2023-11-14T22:14:31.000000Z"
+        );
+        assert_eq!(l.len(), 8, "{l:#?}");
+    }
+
+    #[test]
+    fn criticals_beyond_the_bound_are_counted_by_kind_and_client() {
+        let mut c = Collector::default();
+        for i in 0..(MAX_LISTED_ALERTS as i64 + 7) {
+            c.add(&alert(
+                AlertKind::CommitAfterRevoke,
+                Severity::Critical,
+                i,
+                "c-a",
+            ));
+        }
+        let l = alerts_section(&c);
+        assert_eq!(l[0], "  alerts     57 (57 critical, 0 warning, 0 info)");
+        assert_eq!(l.len(), 1 + 50 + 2, "{l:#?}");
+        assert_eq!(l[51], "    ... and 7 more critical (use --json for all):");
+        assert!(
+            l[52].starts_with("          57 x commit_after_revoke [c-a] "),
+            "{}",
+            l[52]
+        );
+    }
+
+    #[test]
+    fn verdict_without_criticals() {
+        let mut c = Collector::default();
+        assert_eq!(
+            c.verdict(),
+            "no alerts: no data loss seen in what was captured"
+        );
+        c.add(&alert(
+            AlertKind::CommittedOffsetRegression,
+            Severity::Info,
+            1,
+            "c",
+        ));
+        assert_eq!(
+            c.verdict(),
+            "no data loss seen; 1 info alert (committed_offset_regression)"
+        );
+        c.add(&alert(AlertKind::WeakAcks, Severity::Warning, 2, "c"));
+        assert_eq!(
+            c.verdict(),
+            "1 warning (weak_acks): data at risk, no loss seen"
+        );
+    }
+}

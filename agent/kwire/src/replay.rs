@@ -84,18 +84,8 @@ pub fn run_file(
         }
         if show_progress && n % 65536 == 0 && last_report.elapsed().as_millis() >= 500 {
             last_report = Instant::now();
-            let pos = file.position();
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
-            let pct = match total {
-                Some(t) if t > 0 => format!("{:5.1}%  ", 100.0 * pos as f64 / t as f64),
-                _ => String::new(),
-            };
-            eprint!(
-                "\rkwire: {pct}{} MB  {:.0} MB/s  {} packets",
-                pos >> 20,
-                pos as f64 / secs / 1e6,
-                n
-            );
+            let line = progress_line(file.position(), total, started.elapsed(), n);
+            eprint!("\r{line}");
         }
         if !go_on.get() {
             break;
@@ -122,6 +112,20 @@ pub fn run_file(
         first_ts,
         last_ts,
     })
+}
+
+/// The progress line: a percentage only when the total size is known (not for standard input).
+fn progress_line(pos: u64, total: Option<u64>, took: Duration, packets: u64) -> String {
+    let secs = took.as_secs_f64().max(1e-9);
+    let pct = match total {
+        Some(t) if t > 0 => format!("{:5.1}%  ", 100.0 * pos as f64 / t as f64),
+        _ => String::new(),
+    };
+    format!(
+        "kwire: {pct}{} MB  {:.0} MB/s  {packets} packets",
+        pos >> 20,
+        pos as f64 / secs / 1e6
+    )
 }
 
 pub fn run(args: &ReplayArgs) -> ExitCode {
@@ -334,5 +338,24 @@ impl<W: Write> Sink<W> {
             return false;
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_has_a_percentage_only_when_the_size_is_known() {
+        let t = Duration::from_secs(2);
+        assert_eq!(
+            progress_line(50 << 20, Some(200 << 20), t, 1000),
+            "kwire:  25.0%  50 MB  26 MB/s  1000 packets"
+        );
+        // Standard input: no size (the old line said `11927554400.0%`).
+        assert_eq!(
+            progress_line(11_927_554_400 / 100, None, t, 7),
+            "kwire: 113 MB  60 MB/s  7 packets"
+        );
     }
 }
