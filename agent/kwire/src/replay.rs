@@ -71,18 +71,15 @@ pub fn run_file(
             go_on.set(false);
         }
     };
-    loop {
-        let Some(p) = file.next_packet() else {
-            break;
-        };
+    while let Some(p) = file.next_packet() {
         first_ts.get_or_insert(p.ts);
         last_ts = Some(p.ts);
         engine.on_packet(p.ts, p.link, p.data, &mut out);
         n += 1;
-        if n % TICK_PACKETS == 0 {
+        if n.is_multiple_of(TICK_PACKETS) {
             tick(&engine);
         }
-        if show_progress && n % 65536 == 0 && last_report.elapsed().as_millis() >= 500 {
+        if show_progress && n.is_multiple_of(65536) && last_report.elapsed().as_millis() >= 500 {
             last_report = Instant::now();
             let line = progress_line(file.position(), total, started.elapsed(), n);
             eprint!("\r{line}");
