@@ -129,6 +129,36 @@ fn a_rotated_set_replays_as_the_whole_capture() {
 }
 
 #[test]
+fn damage_in_one_file_stops_only_that_file() {
+    let dir = tmpdir("dmg2");
+    let good = fixture("produce-acks-librdkafka-mock.pcap");
+    let mut bytes = std::fs::read(fixture("commit-after-revoke-cooperative-mock.pcap")).unwrap();
+    bytes.truncate(bytes.len() - 7);
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, bytes).unwrap();
+    let r = replay(&cut, &["--no-exchanges", good.to_str().unwrap()]);
+    assert_eq!(r.status, 2);
+    assert!(
+        r.stderr.contains("cut.pcap: damaged at byte"),
+        "{}",
+        r.stderr
+    );
+    let s = r.summary();
+    // 620 of the cut file's 621 packets, and all 192 of the good one (read after the damage).
+    assert_eq!(s["file"]["packets"], 620 + 192);
+    let kinds: Vec<&str> = r
+        .of_type("alert")
+        .iter()
+        .map(|a| a["alert"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"weak_acks") && kinds.contains(&"commit_after_revoke"),
+        "{kinds:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn many_captures_merged_criticals_listed_first_with_a_verdict() {
     let glob = repo().join("tests/fixtures/harness/*.pcap");
     let out = kwire(&["replay", glob.to_str().unwrap()]);
