@@ -1,8 +1,9 @@
 //! `cargo xtask test` (everything CI runs), `cargo xtask tidy` (house rules checked by reading the tree)
 //! and `cargo xtask demo` (the README's first command).
 //!
-//! Easy to get wrong: `test` must work on a fresh machine of this kind, so it runs `setup` first (apt as
-//! root, Python tools into .tools/); every step says what it runs and fails with the step's name.
+//! Easy to get wrong: `test` and `demo` must work on a fresh machine of this kind, so both run `setup`
+//! first (apt as root, the eBPF toolchain, Python tools into .tools/) - `demo` before it builds kwire;
+//! every step says what it runs and fails with the step's name.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -197,6 +198,12 @@ fn rust_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// they fire.
 pub fn demo(paths: &Paths) -> Result<()> {
     let cargo = tools::cargo();
+    // The build itself needs setup's tools (libpcap headers from apt, the nightly toolchain and
+    // bpf-linker for the eBPF programs), and the live part needs its brokers and clients: on a fresh
+    // machine `cargo xtask demo` must work as the README's first command. Setup is idempotent (what is
+    // present is only listed).
+    eprintln!("==> setup (what building kwire and the live part need)");
+    setup::setup(paths)?;
     step(
         "build kwire (release)",
         Command::new(&cargo)
@@ -232,8 +239,6 @@ pub fn demo(paths: &Paths) -> Result<()> {
         println!("\n(live part skipped: capturing needs root; run `sudo cargo xtask demo`)");
         return Ok(());
     }
-    eprintln!("==> setup (brokers and clients for the live part)");
-    setup::setup(paths)?;
     crate::live::demo_live(
         paths,
         &kwire,

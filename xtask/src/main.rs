@@ -44,7 +44,7 @@ use anyhow::{bail, Result};
 use crate::tools::Paths;
 
 const USAGE: &str = "usage: cargo xtask <command>
-  demo                           build kwire and replay bundled captures of real clients (the README's first command)
+  demo                           install what is missing (setup), build kwire, replay bundled captures of real clients (the README's first command)
   test                           everything CI runs: setup, tidy, fmt, cargo test, e2e, crosscheck
   bench-hostile                  flow churn at a full 65,536-flow table (synthetic capture): packets/s
   tidy                           house rules: core crates do no IO, module docs, no #[ignore]

@@ -231,7 +231,7 @@ pub fn exchange_span(x: &ExchangeRecord) -> Span {
     }
     push_owners(&mut attrs, "client", x.conn.client_owner.as_deref());
     push_owners(&mut attrs, "broker", x.conn.broker_owner.as_deref());
-    let codes = x.error_codes();
+    let codes = x.failure_codes();
     let status = match codes.first() {
         Some(&code) => {
             attrs.push(kv_str(c::ERROR_TYPE, error_name(code)));

@@ -125,7 +125,10 @@ impl MetricState {
         if let Some(r) = &e.response {
             let latency_ns = r.ts.nanos_since(e.request_ts).max(0) as u64;
             let broker = x.conn.broker;
-            let err = x.error_codes().first().map(|&c| error_name(c).to_string());
+            let err = x
+                .failure_codes()
+                .first()
+                .map(|&c| error_name(c).to_string());
             let key: Key = vec![
                 Some("kafka".into()),
                 Some(operation_name(e.api_key, facts).into()),

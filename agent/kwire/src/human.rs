@@ -1,14 +1,21 @@
 //! The readable summary printed by `kwire replay` without `--json`.
+//!
+//! Easy to get wrong: every alert is counted (the list is bounded, the counts are not): the verdict and
+//! the `alerts` line come from the counts, never from the list; criticals are listed before warnings and
+//! infos whatever their time, so 61 warnings then 2 criticals still show both criticals.
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kwire_capture::{CaptureError, FileStats};
 use kwire_engine::incident::IncidentReport;
 use kwire_engine::{Alert, Output, Severity, Summary};
 use kwire_flow::{Endpoint, Timestamp};
+
+use crate::OutputFilter;
 
 /// What the readable summary needs beyond the engine's counters.
 #[derive(Default)]
@@ -18,12 +25,32 @@ pub struct Collector {
     notices: BTreeMap<&'static str, u64>,
     /// Exchanges per broker endpoint (bounded by the flow table); listed sorted by their text.
     brokers: BTreeMap<Endpoint, u64>,
-    alerts: Vec<Alert>,
-    alerts_omitted: u64,
+    /// Alerts kept to be listed, per severity (most severe first), each in arrival order and bounded by
+    /// [`MAX_LISTED_ALERTS`].
+    listed: BTreeMap<Reverse<Severity>, Vec<Alert>>,
+    /// Every alert counted per (severity, kind, client id): bounded by kinds x client ids (client ids
+    /// beyond [`MAX_ALERT_GROUPS`] groups are counted under "(other clients)").
+    groups: BTreeMap<(Reverse<Severity>, &'static str, String), AlertGroup>,
+    /// Alerts per severity, and in all.
+    per_severity: BTreeMap<Reverse<Severity>, u64>,
+    total: u64,
 }
 
-/// Alerts listed one by one in the readable summary (the rest are counted).
+/// Alerts of one severity, kind and client.
+#[derive(Clone, Copy)]
+struct AlertGroup {
+    count: u64,
+    first: Timestamp,
+    last: Timestamp,
+}
+
+/// Alerts of one severity kept to be listed one by one. When there are more alerts than this in all,
+/// criticals are still listed (up to this bound) and the others are shown as counts per kind and client.
 const MAX_LISTED_ALERTS: usize = 50;
+/// Distinct (severity, kind, client) groups counted by name.
+const MAX_ALERT_GROUPS: usize = 1000;
+/// Groups shown per severity when alerts are summarised.
+const MAX_SHOWN_GROUPS: usize = 30;
 /// Incidents with folded repeats listed in the readable summary.
 const MAX_LISTED_INCIDENTS: usize = 20;
 
@@ -42,20 +69,97 @@ impl Collector {
             }
             Output::Notice(n) => *self.notices.entry(n.notice.name()).or_insert(0) += 1,
             Output::Alert(a) => {
-                if self.alerts.len() < MAX_LISTED_ALERTS {
-                    self.alerts.push((**a).clone());
-                } else {
-                    self.alerts_omitted += 1;
+                let sev = Reverse(a.severity);
+                self.total += 1;
+                *self.per_severity.entry(sev).or_insert(0) += 1;
+                let list = self.listed.entry(sev).or_default();
+                if list.len() < MAX_LISTED_ALERTS {
+                    list.push((**a).clone());
                 }
+                let mut client = a.client_id.as_deref().unwrap_or("-").to_string();
+                let mut key = (sev, a.kind.as_str(), client.clone());
+                if !self.groups.contains_key(&key) && self.groups.len() >= MAX_ALERT_GROUPS {
+                    client = "(other clients)".into();
+                    key = (sev, a.kind.as_str(), client);
+                }
+                let g = self.groups.entry(key).or_insert(AlertGroup {
+                    count: 0,
+                    first: a.ts,
+                    last: a.ts,
+                });
+                g.count += 1;
+                g.first = g.first.min(a.ts);
+                g.last = g.last.max(a.ts);
             }
             Output::Timeline(_) => {}
         }
     }
+
+    fn count(&self, s: Severity) -> u64 {
+        self.per_severity.get(&Reverse(s)).copied().unwrap_or(0)
+    }
+
+    /// Alert kinds of one severity, most frequent first (ties by name).
+    fn kinds(&self, s: Severity) -> Vec<(&'static str, u64)> {
+        let mut k: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for ((sev, kind, _), g) in &self.groups {
+            if sev.0 == s {
+                *k.entry(kind).or_insert(0) += g.count;
+            }
+        }
+        let mut v: Vec<_> = k.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        v
+    }
+
+    /// One line: what the alerts mean for the data.
+    pub fn verdict(&self) -> String {
+        let names = |s: Severity| -> String {
+            self.kinds(s)
+                .iter()
+                .map(|(k, _)| *k)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let plural = |n: u64| if n == 1 { "" } else { "s" };
+        let (c, w, i) = (
+            self.count(Severity::Critical),
+            self.count(Severity::Warning),
+            self.count(Severity::Info),
+        );
+        if c > 0 {
+            format!(
+                "{c} critical alert{} ({}): data was lost, skipped or will be processed again",
+                plural(c),
+                names(Severity::Critical)
+            )
+        } else if w > 0 {
+            format!(
+                "{w} warning{} ({}): data at risk, no loss seen",
+                plural(w),
+                names(Severity::Warning)
+            )
+        } else if i > 0 {
+            format!(
+                "no data loss seen; {i} info alert{} ({})",
+                plural(i),
+                names(Severity::Info)
+            )
+        } else {
+            "no alerts: no data loss seen in what was captured".into()
+        }
+    }
 }
 
-pub fn file_json(path: &Path, fs: &FileStats, damage: Option<&CaptureError>) -> serde_json::Value {
-    serde_json::json!({
-        "path": path.display().to_string(),
+/// The `file` object of the JSON summary: `path` is the first input; `paths` lists them all when there
+/// are several (merged by packet time).
+pub fn file_json(
+    paths: &[PathBuf],
+    fs: &FileStats,
+    damage: Option<&CaptureError>,
+) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "path": paths.first().map(|p| p.display().to_string()),
         "packets": fs.packets,
         "bytes_read": fs.bytes_read,
         "truncated_packets": fs.truncated_packets,
@@ -64,19 +168,38 @@ pub fn file_json(path: &Path, fs: &FileStats, damage: Option<&CaptureError>) -> 
         "unsupported_blocks": fs.unsupported_blocks,
         "sections": fs.sections,
         "damage": damage.map(|d| d.to_string()),
-    })
+    });
+    if paths.len() > 1 {
+        v["paths"] = paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .into();
+    }
+    v
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn print(
     w: &mut impl Write,
-    path: &Path,
+    paths: &[PathBuf],
     fs: &FileStats,
     s: &Summary,
     c: &Collector,
+    filter: &OutputFilter,
     damage: Option<&CaptureError>,
     took: Duration,
 ) -> io::Result<()> {
-    writeln!(w, "kwire replay {}", path.display())?;
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    writeln!(w, "kwire replay {}", names.join(" "))?;
+    writeln!(w, "  verdict    {}", c.verdict())?;
+    if filter.is_set() {
+        writeln!(
+            w,
+            "  filter     {}: alerts, brokers and the Kafka time range are of what matched; the other counters are of the whole capture",
+            filter.describe()
+        )?;
+    }
     let mb = fs.bytes_read as f64 / 1e6;
     write!(w, "  capture    {} packets, {:.1} MB", fs.packets, mb)?;
     if let (Some(f), Some(l)) = (&c.first_ts, &c.last_ts) {
@@ -216,39 +339,7 @@ pub fn print(
         let n: Vec<String> = c.notices.iter().map(|(k, v)| format!("{k} x{v}")).collect();
         writeln!(w, "  notices    {}", n.join(", "))?;
     }
-    if c.alerts.is_empty() {
-        writeln!(w, "  alerts     none")?;
-    } else {
-        let crit = c
-            .alerts
-            .iter()
-            .filter(|a| a.severity == Severity::Critical)
-            .count();
-        writeln!(
-            w,
-            "  alerts     {} ({} critical)",
-            c.alerts.len() as u64 + c.alerts_omitted,
-            crit
-        )?;
-        for a in &c.alerts {
-            writeln!(
-                w,
-                "    {:<8} {} {} [{}] {}",
-                a.severity.as_str().to_uppercase(),
-                a.ts.to_rfc3339(),
-                a.kind.as_str(),
-                a.client_id.as_deref().unwrap_or("-"),
-                a.explanation
-            )?;
-        }
-        if c.alerts_omitted > 0 {
-            writeln!(
-                w,
-                "    ... and {} more (use --json for all)",
-                c.alerts_omitted
-            )?;
-        }
-    }
+    print_alerts(w, c)?;
     print_incidents(w, &s.incidents)?;
     if let Some(d) = damage {
         writeln!(w, "  DAMAGED    {d}")?;
@@ -258,6 +349,85 @@ pub fn print(
         writeln!(w, "  decoded in {:.2} s ({:.0} MB/s)", secs, mb / secs)?;
     } else {
         writeln!(w, "  decoded in {:.1} ms", secs * 1000.0)?;
+    }
+    Ok(())
+}
+
+/// Every alert counted; criticals first, then warnings, then infos. When there are more than
+/// [`MAX_LISTED_ALERTS`] in all, criticals are listed (up to that bound) and the rest are counts per kind
+/// and client.
+fn print_alerts(w: &mut impl Write, c: &Collector) -> io::Result<()> {
+    if c.total == 0 {
+        return writeln!(w, "  alerts     none");
+    }
+    writeln!(
+        w,
+        "  alerts     {} ({} critical, {} warning, {} info)",
+        c.total,
+        c.count(Severity::Critical),
+        c.count(Severity::Warning),
+        c.count(Severity::Info)
+    )?;
+    let one_by_one = c.total <= MAX_LISTED_ALERTS as u64;
+    for (sev, list) in &c.listed {
+        let n = c.count(sev.0);
+        if one_by_one || sev.0 == Severity::Critical {
+            for a in list {
+                writeln!(
+                    w,
+                    "    {:<8} {} {} [{}] {}",
+                    a.severity.as_str().to_uppercase(),
+                    a.ts.to_rfc3339(),
+                    a.kind.as_str(),
+                    a.client_id.as_deref().unwrap_or("-"),
+                    a.explanation
+                )?;
+            }
+            if n > list.len() as u64 {
+                writeln!(
+                    w,
+                    "    ... and {} more {} (use --json for all):",
+                    n - list.len() as u64,
+                    sev.0.as_str()
+                )?;
+                print_groups(w, c, sev.0)?;
+            }
+        } else {
+            writeln!(
+                w,
+                "    {:<8} {n} alerts by kind and client (use --json for each):",
+                sev.0.as_str().to_uppercase()
+            )?;
+            print_groups(w, c, sev.0)?;
+        }
+    }
+    Ok(())
+}
+
+/// Counts per kind and client of one severity, most frequent first.
+fn print_groups(w: &mut impl Write, c: &Collector, s: Severity) -> io::Result<()> {
+    let mut g: Vec<_> = c
+        .groups
+        .iter()
+        .filter(|((sev, _, _), _)| sev.0 == s)
+        .collect();
+    g.sort_by(|a, b| b.1.count.cmp(&a.1.count).then(a.0.cmp(b.0)));
+    for ((_, kind, client), n) in g.iter().take(MAX_SHOWN_GROUPS) {
+        writeln!(
+            w,
+            "      {:>6} x {kind} [{client}] {} to {}",
+            n.count,
+            n.first.to_rfc3339(),
+            n.last.to_rfc3339()
+        )?;
+    }
+    if g.len() > MAX_SHOWN_GROUPS {
+        let rest: u64 = g.iter().skip(MAX_SHOWN_GROUPS).map(|(_, n)| n.count).sum();
+        writeln!(
+            w,
+            "      ... {rest} more in {} other groups",
+            g.len() - MAX_SHOWN_GROUPS
+        )?;
     }
     Ok(())
 }
@@ -306,4 +476,148 @@ fn print_incidents(w: &mut impl Write, r: &IncidentReport) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kwire_engine::AlertKind;
+
+    fn alert(kind: AlertKind, sev: Severity, secs: i64, client: &str) -> Output {
+        let mut a = Alert::new(
+            kind,
+            sev,
+            Timestamp(1_700_000_000_000_000_000 + secs * 1_000_000_000),
+            format!("{} at {secs}", kind.as_str()),
+        );
+        a.client_id = Some(client.into());
+        Output::Alert(Box::new(a))
+    }
+
+    fn alerts_section(c: &Collector) -> Vec<String> {
+        let mut out = Vec::new();
+        print_alerts(&mut out, c).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    /// The case: 61 warnings, then 2 criticals. The old summary kept the first 50 in time order
+    /// and said `alerts 65 (0 critical)`.
+    #[test]
+    fn criticals_after_many_warnings_are_counted_and_listed_first() {
+        let mut c = Collector::default();
+        for i in 0..61 {
+            let client = if i % 3 == 0 { "c-b" } else { "c-a" };
+            c.add(&alert(AlertKind::WeakAcks, Severity::Warning, i, client));
+        }
+        c.add(&alert(
+            AlertKind::CommittedOffsetRegression,
+            Severity::Info,
+            70,
+            "c-a",
+        ));
+        c.add(&alert(
+            AlertKind::CommittedOffsetRegression,
+            Severity::Info,
+            71,
+            "c-a",
+        ));
+        c.add(&alert(
+            AlertKind::CommitAfterRevoke,
+            Severity::Critical,
+            80,
+            "c-a",
+        ));
+        c.add(&alert(
+            AlertKind::CommitAfterRevoke,
+            Severity::Critical,
+            81,
+            "c-b",
+        ));
+        assert_eq!(
+            c.verdict(),
+            "2 critical alerts (commit_after_revoke): data was lost, skipped or will be processed again"
+        );
+        let l = alerts_section(&c);
+        assert_eq!(l[0], "  alerts     65 (2 critical, 61 warning, 2 info)");
+        assert_eq!(
+            l[1],
+            "    CRITICAL 2023-11-14T22:14:40.000000Z commit_after_revoke [c-a] commit_after_revoke at 80"
+        );
+        assert_eq!(
+            l[2],
+            "    CRITICAL 2023-11-14T22:14:41.000000Z commit_after_revoke [c-b] commit_after_revoke at 81"
+        );
+        // More than 50 in all: the warnings and infos are counts per kind and client.
+        assert_eq!(
+            l[3],
+            "    WARNING  61 alerts by kind and client (use --json for each):"
+        );
+        assert_eq!(
+            l[4],
+            "          40 x weak_acks [c-a] 2023-11-14T22:13:21.000000Z to 2023-11-14T22:14:19.000000Z"
+        );
+        assert_eq!(
+            l[5],
+            "          21 x weak_acks [c-b] 2023-11-14T22:13:20.000000Z to 2023-11-14T22:14:20.000000Z"
+        );
+        assert_eq!(
+            l[6],
+            "    INFO     2 alerts by kind and client (use --json for each):"
+        );
+        assert_eq!(
+            l[7],
+            "           2 x committed_offset_regression [c-a] 2023-11-14T22:14:30.000000Z to 2023-11-14T22:14:31.000000Z"
+        );
+        assert_eq!(l.len(), 8, "{l:#?}");
+    }
+
+    #[test]
+    fn criticals_beyond_the_bound_are_counted_by_kind_and_client() {
+        let mut c = Collector::default();
+        for i in 0..(MAX_LISTED_ALERTS as i64 + 7) {
+            c.add(&alert(
+                AlertKind::CommitAfterRevoke,
+                Severity::Critical,
+                i,
+                "c-a",
+            ));
+        }
+        let l = alerts_section(&c);
+        assert_eq!(l[0], "  alerts     57 (57 critical, 0 warning, 0 info)");
+        assert_eq!(l.len(), 1 + 50 + 2, "{l:#?}");
+        assert_eq!(l[51], "    ... and 7 more critical (use --json for all):");
+        assert!(
+            l[52].starts_with("          57 x commit_after_revoke [c-a] "),
+            "{}",
+            l[52]
+        );
+    }
+
+    #[test]
+    fn verdict_without_criticals() {
+        let mut c = Collector::default();
+        assert_eq!(
+            c.verdict(),
+            "no alerts: no data loss seen in what was captured"
+        );
+        c.add(&alert(
+            AlertKind::CommittedOffsetRegression,
+            Severity::Info,
+            1,
+            "c",
+        ));
+        assert_eq!(
+            c.verdict(),
+            "no data loss seen; 1 info alert (committed_offset_regression)"
+        );
+        c.add(&alert(AlertKind::WeakAcks, Severity::Warning, 2, "c"));
+        assert_eq!(
+            c.verdict(),
+            "1 warning (weak_acks): data at risk, no loss seen"
+        );
+    }
 }

@@ -7,6 +7,7 @@
 
 mod config;
 mod human;
+mod inputs;
 mod otlp;
 mod replay;
 mod run;
@@ -22,7 +23,7 @@ use clap::{Args, Parser, Subcommand};
     name = "kwire",
     version,
     about = "Passive, wire-level Kafka observability: decodes Kafka traffic from packets and raises data-loss alerts.",
-    after_help = "Examples:\n  kwire replay capture.pcapng                 readable summary and alerts of a capture\n  kwire replay capture.pcap --json | jq 'select(.type==\"alert\")'\n  kwire timeline capture.pcap --client my-consumer --topic orders --partition 0\n  kwire replay capture.pcap --ports 9092,9093 --config kwire.toml\n"
+    after_help = "Examples:\n  kwire replay capture.pcapng                 readable summary and alerts of a capture\n  kwire replay capture.pcap --json | jq 'select(.type==\"alert\")'\n  kwire timeline capture.pcap --client my-consumer --topic orders --partition 0\n  kwire replay capture.pcap --ports 9092,9093 --config kwire.toml\n  kwire replay kafka.pcap kafka.pcap.1 kafka.pcap.2 --fail-on critical\n"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,17 +34,17 @@ struct Cli {
 enum Command {
     /// Decode a pcap/pcapng capture into Kafka exchanges, notices and alerts.
     #[command(
-        after_help = "Examples:\n  kwire replay tests/fixtures/harness/produce-acks-librdkafka-mock.pcap\n  kwire replay big.pcapng --json > exchanges.jsonl\n  kwire replay capture.pcap --ports 36333 --json --no-notices\n  kwire replay capture.pcap --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc\n  OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 kwire replay capture.pcap --otlp --otlp-spool /var/lib/kwire/spool\n\nJSON lines: {\"type\":\"exchange\"|\"notice\"|\"alert\"|\"summary\",...}; the summary is the last line.\nExit status: 0 ok, 2 unusable or damaged input (what was read before the damage is still reported),\n1 --otlp alerts that could be neither delivered nor spooled, or were dropped (spool full, rejected)."
+        after_help = "Examples:\n  kwire replay tests/fixtures/harness/produce-acks-librdkafka-mock.pcap\n  kwire replay big.pcapng --json > exchanges.jsonl\n  kwire replay capture.pcap --ports 36333 --json --no-notices\n  kwire replay capture.pcap --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc\n  OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 kwire replay capture.pcap --otlp --otlp-spool /var/lib/kwire/spool\n  kwire replay /var/lib/kwire/kafka.pcap*                     a rotated --write-pcap set, merged by time\n  kwire replay 'captures/*.pcapng' --fail-on critical         exit status 3 when a critical alert was raised\n  kwire replay capture.pcap --json --client my-consumer --topic orders --api OffsetCommit\n\nJSON lines: {\"type\":\"exchange\"|\"notice\"|\"alert\"|\"summary\",...}; the summary is the last line.\n--topic/--group/--client/--api narrow what is printed (exchanges, alerts); the analysis and the\nsummary's counters cover the whole capture.\nExit status: 0 ok, 2 unusable or damaged input (what was read before the damage is still reported),\n1 --otlp alerts that could be neither delivered nor spooled, or were dropped (spool full, rejected),\n3 --fail-on: an alert of that severity or worse was printed (checked after 2 and 1)."
     )]
     Replay(ReplayArgs),
     /// Show what clients were told, served and committed per partition over time, with alerts in place.
     #[command(
-        after_help = "Examples:\n  kwire timeline capture.pcap\n  kwire timeline capture.pcap --client kw-coop-1 --topic orders --partition 1\n  kwire timeline capture.pcap --json | jq 'select(.what==\"fetch_hwm\")'\n\nRows: listoffsets_latest/earliest/time, fetch_request, fetch_hwm, fetch_lso, fetched (end of the\nbatches served), fetch_error, produced, committed, commit_rejected, offset_fetch; alerts appear inline."
+        after_help = "Examples:\n  kwire timeline capture.pcap\n  kwire timeline capture.pcap --client kw-coop-1 --topic orders --partition 1\n  kwire timeline capture.pcap --json | jq 'select(.what==\"fetch_hwm\")'\n  kwire timeline kafka.pcap kafka.pcap.1 --client kw-coop-1\n\nRows: listoffsets_latest/earliest/time, fetch_request, fetch_hwm, fetch_lso, fetched (end of the\nbatches served), fetch_error, produced, committed, commit_rejected, offset_fetch; alerts appear inline."
     )]
     Timeline(TimelineArgs),
     /// Watch live traffic (eBPF or libpcap) and print exchanges and alerts as they happen.
     #[command(
-        after_help = "Examples:\n  kwire run --interface lo --ports 9092                      one readable line per alert\n  kwire run --source pcap --interface any --json | jq 'select(.type==\"alert\")'\n  kwire run --ports 9092 --write-pcap /var/lib/kwire/kafka.pcap --write-pcap-max-mb 100 --write-pcap-files 5\n  kwire run --health 127.0.0.1:9464 --log-format json --duration 60\n  kwire run --ports 9092 --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc --otlp-spool /var/lib/kwire/spool\n\nNeeds CAP_NET_RAW for libpcap (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN for eBPF). Stops on SIGINT/SIGTERM or\nafter --duration: prints the summary (JSON: last line, source counters under \"capture\"), exit status 0.\nExit status 2: cannot start (config, source, health address); 1: the source failed while running."
+        after_help = "Examples:\n  kwire run --interface lo --ports 9092                      one readable line per alert\n  kwire run --source pcap --interface any --json | jq 'select(.type==\"alert\")'\n  kwire run --ports 9092 --write-pcap /var/lib/kwire/kafka.pcap --write-pcap-max-mb 100 --write-pcap-files 5\n  kwire run --health 127.0.0.1:9464 --log-format json --duration 60\n  kwire run --ports 9092 --duration 3600 --fail-on critical   exit status 3 if a critical alert was raised\n  kwire run --ports 9092 --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc --otlp-spool /var/lib/kwire/spool\n\nNeeds CAP_NET_RAW for libpcap (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN for eBPF). Stops on SIGINT/SIGTERM or\nafter --duration: prints the summary (JSON: last line, source counters under \"capture\"), exit status 0.\nExit status 2: cannot start (config, source, health address); 1: the source failed while running;\n3: --fail-on and an alert of that severity or worse was raised."
     )]
     Run(run::RunArgs),
 }
@@ -51,9 +52,11 @@ enum Command {
 /// Options shared by every command that reads a capture.
 #[derive(Args, Clone)]
 pub struct InputArgs {
-    /// Capture file (pcap or pcapng; Ethernet, VLAN, Linux cooked SLL/SLL2, raw IP, BSD loopback); `-` reads
-    /// standard input.
-    pub file: PathBuf,
+    /// Capture files (pcap or pcapng; Ethernet, VLAN, Linux cooked SLL/SLL2, raw IP, BSD loopback); `-` reads
+    /// standard input. Several files (or a quoted glob such as 'kafka.pcap*') are one capture, merged by
+    /// packet timestamp: a rotated `kwire run --write-pcap` set replays as what `kwire run` saw.
+    #[arg(required = true, num_args = 1.., value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     /// Broker ports to decode (comma-separated). Default: every TCP port, Kafka found by probing.
     #[arg(long, value_delimiter = ',', env = "KWIRE_PORTS")]
     pub ports: Vec<u16>,
@@ -84,12 +87,146 @@ pub struct ReplayArgs {
     /// Leave out exchange lines from --json output (alerts, notices and the summary remain).
     #[arg(long)]
     pub no_exchanges: bool,
-    /// Write the output (JSON lines or the readable summary) to this file instead of stdout.
+    /// Write the output (JSON lines or the readable summary) to this file instead of stdout. Refused when it
+    /// is one of the input captures.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Exit status 3 when an alert of this severity or worse was printed (for CI and cron jobs).
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<FailOn>,
+    #[command(flatten)]
+    pub filter: OutputFilter,
     #[command(flatten)]
     pub otlp: otlp::OtlpArgs,
 }
+
+/// Output filters of `kwire replay`: the analysis sees the whole capture (a rebalance needs every member's
+/// traffic); only what is printed is narrowed. Counters of the summary stay whole-capture.
+#[derive(Args, Clone, Default)]
+pub struct OutputFilter {
+    /// Print only exchanges and alerts about this topic.
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Print only exchanges and alerts about this consumer group (exchanges that name a group: commits,
+    /// offset fetches, joins, syncs, heartbeats).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Print only exchanges and alerts of this client.id.
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Print only exchanges of this API (name such as Fetch or OffsetCommit, or its key number); alerts
+    /// are kept.
+    #[arg(long)]
+    pub api: Option<String>,
+}
+
+impl OutputFilter {
+    pub fn is_set(&self) -> bool {
+        self.topic.is_some() || self.group.is_some() || self.client.is_some() || self.api.is_some()
+    }
+
+    /// `--topic orders --client c1`, for the readable summary.
+    pub fn describe(&self) -> String {
+        let mut v = Vec::new();
+        for (k, x) in [
+            ("topic", &self.topic),
+            ("group", &self.group),
+            ("client", &self.client),
+            ("api", &self.api),
+        ] {
+            if let Some(x) = x {
+                v.push(format!("--{k} {x}"));
+            }
+        }
+        v.join(" ")
+    }
+
+    /// Whether an exchange is printed.
+    pub fn exchange(&self, x: &kwire_engine::ExchangeRecord) -> bool {
+        let e = &x.exchange;
+        if let Some(c) = &self.client {
+            if e.request.client_id.as_deref() != Some(c.as_str()) {
+                return false;
+            }
+        }
+        if let Some(a) = &self.api {
+            let name = kwire_kafka::api::api_name(e.api_key);
+            if !(name.eq_ignore_ascii_case(a) || a.parse::<i16>().ok() == Some(e.api_key)) {
+                return false;
+            }
+        }
+        if self.topic.is_some() || self.group.is_some() {
+            // Facts are computed when a topic or group filter is set (topic ids resolved to names).
+            let Some(f) = x.facts.as_deref() else {
+                return false;
+            };
+            if let Some(t) = &self.topic {
+                if !f.parts.iter().any(|p| &p.topic == t) {
+                    return false;
+                }
+            }
+            if let Some(g) = &self.group {
+                if f.group.as_ref() != Some(g) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether an alert is printed (and counts for --fail-on).
+    pub fn alert(&self, a: &kwire_engine::Alert) -> bool {
+        if let Some(c) = &self.client {
+            if a.client_id.as_deref() != Some(c.as_str()) {
+                return false;
+            }
+        }
+        if let Some(t) = &self.topic {
+            if a.topic.as_deref() != Some(t.as_str()) {
+                return false;
+            }
+        }
+        if let Some(g) = &self.group {
+            let in_group = match a.fields.get("group") {
+                Some(kwire_engine::alert::FieldValue::Str(n)) => &**n == g.as_str(),
+                Some(kwire_engine::alert::FieldValue::Static(n)) => *n == g.as_str(),
+                _ => false,
+            };
+            if !in_group {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// `--fail-on`: the least severity that makes the exit status 3.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum FailOn {
+    Critical,
+    Warning,
+}
+
+impl FailOn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailOn::Critical => "critical",
+            FailOn::Warning => "warning",
+        }
+    }
+
+    pub fn hit(self, worst: Option<kwire_engine::Severity>) -> bool {
+        use kwire_engine::Severity;
+        let least = match self {
+            FailOn::Critical => Severity::Critical,
+            FailOn::Warning => Severity::Warning,
+        };
+        worst.is_some_and(|w| w >= least)
+    }
+}
+
+/// Exit status when `--fail-on` matched.
+pub const EXIT_ALERTS: u8 = 3;
 
 #[derive(Args, Clone)]
 pub struct TimelineArgs {

@@ -116,6 +116,10 @@ pub struct RunArgs {
     /// pcap files kept (FILE, FILE.1, ...; the oldest is deleted).
     #[arg(long, default_value_t = 5)]
     pub write_pcap_files: u32,
+    /// Exit status 3 when an alert of this severity or worse was raised while running (checked when it
+    /// stops, after the failure statuses).
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<crate::FailOn>,
     /// Serve GET /healthz and /readyz on this address (e.g. 127.0.0.1:9464).
     #[arg(long, env = "KWIRE_HEALTH")]
     pub health: Option<SocketAddr>,
@@ -255,7 +259,7 @@ impl<W: Write> LiveSink<W> {
 
 fn input_args(a: &RunArgs) -> InputArgs {
     InputArgs {
-        file: PathBuf::new(),
+        files: Vec::new(),
         ports: a.ports.clone(),
         config: a.config.clone(),
         max_frame_bytes: a.max_frame_bytes,
@@ -722,6 +726,18 @@ pub fn run(args: &RunArgs) -> ExitCode {
         if e.kind() != io::ErrorKind::BrokenPipe {
             log.error(&format!("cannot write output: {e}"));
             return ExitCode::from(1);
+        }
+    }
+    if let Some(f) = args.fail_on {
+        let worst = summary.alerts.keys().map(|(_, sev)| *sev).max();
+        if f.hit(worst) {
+            log.error(&format!(
+                "--fail-on {}: a {} alert was raised (exit status {})",
+                f.as_str(),
+                worst.map(|w| w.as_str()).unwrap_or("-"),
+                crate::EXIT_ALERTS
+            ));
+            return ExitCode::from(crate::EXIT_ALERTS);
         }
     }
     ExitCode::SUCCESS

@@ -1,4 +1,4 @@
-//! `kwire timeline FILE`: per-client offset timelines as a table (or JSON lines), with alerts in place.
+//! `kwire timeline FILE...`: per-client offset timelines as a table (or JSON lines), with alerts in place.
 //!
 //! Easy to get wrong: rows are produced when an exchange completes (its response), but carry the time of
 //! what they describe (a fetch request's offset at request time): they are sorted by time before printing,
@@ -17,6 +17,13 @@ use crate::{config, replay, TimelineArgs};
 const MAX_HELD_ROWS: usize = 2_000_000;
 
 pub fn run(args: &TimelineArgs) -> ExitCode {
+    let files = match crate::inputs::expand(&args.input.files) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("kwire: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut cfg = match config::engine_config(&args.input) {
         Ok(c) => c,
         Err(e) => {
@@ -56,6 +63,7 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
         std::collections::HashMap::new();
     let result = replay::run_file(
         &args.input,
+        &files,
         cfg,
         &mut |o| {
             if !ok {

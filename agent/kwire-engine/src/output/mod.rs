@@ -25,6 +25,11 @@ pub enum Output {
     Timeline(Box<TimelineRecord>),
 }
 
+/// ApiVersions' api key.
+const API_VERSIONS: i16 = 18;
+/// UNSUPPORTED_VERSION: to an ApiVersions request, "too new, here are the versions I have".
+const UNSUPPORTED_VERSION: i16 = 35;
+
 /// One request and its response, on one connection.
 #[derive(Debug, Clone)]
 pub struct ExchangeRecord {
@@ -42,6 +47,18 @@ impl ExchangeRecord {
             Some(Decoded::Full(b)) => b.error_codes(),
             _ => Vec::new(),
         }
+    }
+
+    /// The error codes that mean something went wrong: [`Self::error_codes`] without version negotiation
+    /// (an ApiVersions request newer than the broker answered with UNSUPPORTED_VERSION, after which the
+    /// client retries with a version the broker named). The summary's error table and the exporters'
+    /// error status and error metrics use these; the exchange line keeps every code.
+    pub fn failure_codes(&self) -> Vec<i16> {
+        let mut codes = self.error_codes();
+        if self.exchange.api_key == API_VERSIONS {
+            codes.retain(|&c| c != UNSUPPORTED_VERSION);
+        }
+        codes
     }
 
     pub fn latency_us(&self) -> Option<i64> {

@@ -388,7 +388,7 @@ fn on_event<F: FnMut(Output)>(
                 exchange: e,
                 facts,
             };
-            for code in rec.error_codes() {
+            for code in rec.failure_codes() {
                 s.errors
                     .entry(code)
                     .or_insert_with(|| ErrorCount {

@@ -1,0 +1,367 @@
+//! The command line in an incident (issue #11): what the readable summary says first, `--fail-on` for CI
+//! and cron, several capture files read as one (a rotated `--write-pcap` set), an `--output` that would
+//! overwrite the capture refused, output filters, ApiVersions negotiation not counted as an error, and the
+//! JSON summary's time range and version.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{replay, repo};
+use serde_json::Value;
+
+fn fixture(name: &str) -> PathBuf {
+    repo().join("tests/fixtures/harness").join(name)
+}
+
+fn kwire(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .args(args)
+        .output()
+        .expect("run kwire")
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("kwire-inc-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Splits a classic pcap into files the way `kwire run --write-pcap` rotates them (FILE newest, FILE.1
+/// older, ...): `parts` consecutive runs of packets, or (`interleave`) packet i into file i % parts.
+/// Returns the paths, newest first.
+fn split_pcap(src: &Path, dir: &Path, parts: usize, interleave: bool) -> Vec<PathBuf> {
+    let b = std::fs::read(src).unwrap();
+    assert_eq!(&b[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
+    let (hdr, mut rest) = b.split_at(24);
+    let mut recs = Vec::new();
+    while rest.len() >= 16 {
+        let caplen = u32::from_le_bytes(rest[8..12].try_into().unwrap()) as usize;
+        let (r, t) = rest.split_at(16 + caplen);
+        recs.push(r.to_vec());
+        rest = t;
+    }
+    let mut files: Vec<Vec<u8>> = vec![hdr.to_vec(); parts];
+    let per = recs.len().div_ceil(parts);
+    for (i, r) in recs.iter().enumerate() {
+        let f = if interleave { i % parts } else { i / per };
+        files[f].extend_from_slice(r);
+    }
+    // files[0] holds the oldest packets: it becomes FILE.(parts-1).
+    let base = dir.join("kafka.pcap");
+    let mut paths = Vec::new();
+    for (i, bytes) in files.iter().enumerate() {
+        let n = parts - 1 - i;
+        let p = if n == 0 {
+            base.clone()
+        } else {
+            PathBuf::from(format!("{}.{n}", base.display()))
+        };
+        std::fs::write(&p, bytes).unwrap();
+        paths.push(p);
+    }
+    paths.reverse();
+    paths
+}
+
+/// Every line but the summary's `file` object (it names the inputs).
+fn without_file(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8(stdout.to_vec())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            if let Some(m) = v.as_object_mut() {
+                m.remove("file");
+            }
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_rotated_set_replays_as_the_whole_capture() {
+    let src = fixture("commit-after-revoke-cooperative-mock.pcap");
+    let whole = kwire(&["replay", src.to_str().unwrap(), "--json"]);
+    assert_eq!(whole.status.code(), Some(0));
+    for interleave in [false, true] {
+        let dir = tmpdir(if interleave { "inter" } else { "rot" });
+        let parts = split_pcap(&src, &dir, 3, interleave);
+        let mut args = vec!["replay", "--json"];
+        let names: Vec<String> = parts.iter().map(|p| p.display().to_string()).collect();
+        args.extend(names.iter().map(String::as_str));
+        let merged = kwire(&args);
+        assert_eq!(merged.status.code(), Some(0), "{:?}", merged);
+        assert_eq!(
+            without_file(&merged.stdout),
+            without_file(&whole.stdout),
+            "interleave={interleave}: same exchanges, alerts and summary as the one file"
+        );
+        let last: Value = serde_json::from_str(
+            String::from_utf8_lossy(&merged.stdout)
+                .lines()
+                .last()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(last["file"]["packets"], 621);
+        assert_eq!(last["file"]["paths"].as_array().unwrap().len(), 3);
+        // A quoted glob (cron, CI) expands to the same set; same bytes out.
+        let glob = format!("{}/kafka.pcap*", dir.display());
+        let globbed = kwire(&["replay", "--json", &glob]);
+        assert_eq!(globbed.status.code(), Some(0));
+        assert_eq!(without_file(&globbed.stdout), without_file(&whole.stdout));
+        // The timeline reads the same set.
+        let t_whole = kwire(&["timeline", src.to_str().unwrap(), "--json", "--all"]);
+        let mut targs = vec!["timeline", "--json", "--all"];
+        targs.extend(names.iter().map(String::as_str));
+        let t_merged = kwire(&targs);
+        assert_eq!(t_merged.status.code(), Some(0));
+        assert!(t_whole.stdout.len() > 1000);
+        assert_eq!(t_merged.stdout, t_whole.stdout);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let none = kwire(&["replay", "/nonexistent-dir/kafka.pcap*"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("kafka.pcap*"));
+}
+
+#[test]
+fn damage_in_one_file_stops_only_that_file() {
+    let dir = tmpdir("dmg2");
+    let good = fixture("produce-acks-librdkafka-mock.pcap");
+    let mut bytes = std::fs::read(fixture("commit-after-revoke-cooperative-mock.pcap")).unwrap();
+    bytes.truncate(bytes.len() - 7);
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, bytes).unwrap();
+    let r = replay(&cut, &["--no-exchanges", good.to_str().unwrap()]);
+    assert_eq!(r.status, 2);
+    assert!(
+        r.stderr.contains("cut.pcap: damaged at byte"),
+        "{}",
+        r.stderr
+    );
+    let s = r.summary();
+    // 620 of the cut file's 621 packets, and all 192 of the good one (read after the damage).
+    assert_eq!(s["file"]["packets"], 620 + 192);
+    let kinds: Vec<&str> = r
+        .of_type("alert")
+        .iter()
+        .map(|a| a["alert"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"weak_acks") && kinds.contains(&"commit_after_revoke"),
+        "{kinds:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn many_captures_merged_criticals_listed_first_with_a_verdict() {
+    let glob = repo().join("tests/fixtures/harness/*.pcap");
+    let out = kwire(&["replay", glob.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[1],
+        "  verdict    20 critical alerts (commit_after_revoke, listoffsets_regression, weak_acks): data was lost, skipped or will be processed again"
+    );
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("  alerts "))
+        .unwrap();
+    assert_eq!(
+        lines[at],
+        "  alerts     48 (20 critical, 11 warning, 17 info)"
+    );
+    let sev: Vec<&str> = lines[at + 1..at + 49]
+        .iter()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    // The first warning of the merged capture (weak_acks, 18:31) is older than every critical.
+    assert!(sev[..20].iter().all(|s| *s == "CRITICAL"), "{sev:?}");
+    assert!(sev[20..31].iter().all(|s| *s == "WARNING"), "{sev:?}");
+    assert!(sev[31..].iter().all(|s| *s == "INFO"), "{sev:?}");
+}
+
+#[test]
+fn fail_on_sets_exit_status_3() {
+    let crit = fixture("commit-after-revoke-cooperative-mock.pcap"); // 2 critical, 2 info
+    let warn = fixture("produce-acks-librdkafka-mock.pcap"); // 2 warnings
+    let quiet = fixture("group-eager-mock.pcap"); // no alert
+    let code = |f: &Path, extra: &[&str]| {
+        let mut a = vec!["replay", f.to_str().unwrap()];
+        a.extend_from_slice(extra);
+        kwire(&a).status.code()
+    };
+    assert_eq!(code(&crit, &[]), Some(0));
+    assert_eq!(code(&crit, &["--fail-on", "critical"]), Some(3));
+    assert_eq!(code(&crit, &["--fail-on", "warning", "--json"]), Some(3));
+    assert_eq!(code(&warn, &["--fail-on", "critical"]), Some(0));
+    assert_eq!(code(&warn, &["--fail-on", "warning"]), Some(3));
+    assert_eq!(code(&quiet, &["--fail-on", "warning"]), Some(0));
+    // Filters narrow what counts: kw-carc-2 raised nothing.
+    assert_eq!(
+        code(&crit, &["--fail-on", "critical", "--client", "kw-carc-2"]),
+        Some(0)
+    );
+    let out = kwire(&["replay", crit.to_str().unwrap(), "--fail-on", "critical"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--fail-on critical: a critical alert"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Damage (2) wins over --fail-on (3).
+    let dir = tmpdir("dmg");
+    let mut bytes = std::fs::read(&crit).unwrap();
+    bytes.truncate(bytes.len() - 7);
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, bytes).unwrap();
+    assert_eq!(code(&cut, &["--fail-on", "critical"]), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+    let help = String::from_utf8(kwire(&["replay", "--help"]).stdout).unwrap();
+    assert!(
+        help.contains("--fail-on <SEVERITY>") && help.contains("3 --fail-on"),
+        "{help}"
+    );
+    let help = String::from_utf8(kwire(&["run", "--help"]).stdout).unwrap();
+    assert!(help.contains("--fail-on <SEVERITY>"), "{help}");
+}
+
+#[test]
+fn output_over_an_input_is_refused_before_anything_is_written() {
+    let dir = tmpdir("over");
+    let cap = dir.join("c.pcap");
+    std::fs::copy(fixture("produce-acks-librdkafka-mock.pcap"), &cap).unwrap();
+    let before = std::fs::read(&cap).unwrap();
+    let other = dir.join("d.pcap");
+    std::fs::copy(fixture("group-eager-mock.pcap"), &other).unwrap();
+    // Another spelling of the same file.
+    let alias = dir.join("sub/../c.pcap");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    for out in [cap.clone(), alias] {
+        let o = kwire(&[
+            "replay",
+            other.to_str().unwrap(),
+            cap.to_str().unwrap(),
+            "--json",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("refusing to overwrite"), "{err}");
+        assert_eq!(std::fs::read(&cap).unwrap(), before, "capture untouched");
+    }
+    // A fresh file is fine.
+    let o = kwire(&[
+        "replay",
+        cap.to_str().unwrap(),
+        "-o",
+        dir.join("out.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn output_filters_narrow_what_is_printed_only() {
+    let f = fixture("commit-after-revoke-cooperative-mock.pcap");
+    let all = replay(&f, &[]);
+    let by_client = replay(&f, &["--client", "kw-carc-2"]);
+    let ex = by_client.exchanges();
+    assert_eq!(ex.len(), 32, "kw-carc-2's exchanges");
+    assert!(ex.iter().all(|e| e["client_id"] == "kw-carc-2"));
+    assert!(by_client.of_type("alert").is_empty());
+    // The analysis saw everything: the summary is the whole capture's.
+    assert_eq!(by_client.kafka("requests"), all.kafka("requests"));
+    assert_eq!(by_client.summary()["output_filter"], "--client kw-carc-2");
+
+    let commits = replay(&f, &["--api", "offsetcommit"]);
+    assert_eq!(commits.exchanges().len(), 7);
+    assert!(commits
+        .exchanges()
+        .iter()
+        .all(|e| e["api"] == "OffsetCommit"));
+    assert_eq!(
+        commits.of_type("alert").len(),
+        4,
+        "alerts are kept by --api"
+    );
+    assert_eq!(replay(&f, &["--api", "8"]).exchanges().len(), 7);
+
+    // Fetch v16 names topics by id: the filter resolves them.
+    let topic = replay(&f, &["--topic", "kw-carc", "--api", "Fetch"]);
+    assert_eq!(
+        topic.exchanges().len(),
+        94,
+        "every Fetch of the topic, named by id on the wire"
+    );
+    assert_eq!(topic.of_type("alert").len(), 4);
+    assert!(replay(&f, &["--topic", "nope"]).exchanges().is_empty());
+
+    let group = replay(&f, &["--group", "kw-carc", "--no-notices"]);
+    let apis: std::collections::BTreeSet<&str> = group
+        .exchanges()
+        .iter()
+        .map(|e| e["api"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        apis.into_iter().collect::<Vec<_>>(),
+        vec![
+            "Heartbeat",
+            "JoinGroup",
+            "LeaveGroup",
+            "OffsetCommit",
+            "OffsetFetch",
+            "SyncGroup"
+        ]
+    );
+    assert_eq!(group.of_type("alert").len(), 4);
+
+    // The readable summary says it is filtered and counts only what matched.
+    let o = kwire(&["replay", f.to_str().unwrap(), "--client", "kw-carc-2"]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("  filter     --client kw-carc-2: "), "{text}");
+    assert!(text.contains("  alerts     none"), "{text}");
+}
+
+#[test]
+fn api_versions_negotiation_is_not_an_error() {
+    let f = fixture("commit-after-revoke-cooperative-mock.pcap");
+    let r = replay(&f, &[]);
+    // The 13 ApiVersions v3 requests answered UNSUPPORTED_VERSION (the clients then retried with v0)
+    // still carry the code on their line...
+    let negotiated = r
+        .exchanges()
+        .iter()
+        .filter(|e| e["api"] == "ApiVersions" && e["error_codes"] == serde_json::json!([35]))
+        .count();
+    assert_eq!(negotiated, 13);
+    // ...but are not errors of the capture.
+    assert_eq!(
+        r.summary()["errors"],
+        serde_json::json!([{"error_code": 27, "error": "REBALANCE_IN_PROGRESS", "count": 3}])
+    );
+    let o = kwire(&["replay", f.to_str().unwrap()]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        text.contains("  errors     REBALANCE_IN_PROGRESS (27) x3\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn json_summary_has_the_time_range_and_version() {
+    let r = replay(
+        &fixture("commit-after-revoke-cooperative-mock.pcap"),
+        &["--no-exchanges"],
+    );
+    let s = r.summary();
+    assert_eq!(s["first_ts"], "2026-11-22T18:50:57.530599Z");
+    assert_eq!(s["last_ts"], "2026-11-22T18:51:16.814269Z");
+    assert_eq!(s["kwire_version"], env!("CARGO_PKG_VERSION"));
+}
