@@ -699,6 +699,7 @@ fn collector_stopped_midway_every_alert_delivered_once() {
         queue_size: 64,
         backpressure: false,
         resource: resource_attributes(&Default::default(), &|_| None),
+        semconv: Default::default(),
     };
     let logs: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let l2 = logs.clone();
