@@ -53,6 +53,7 @@ fn main() {
         queue_size: 8192,
         backpressure: true,
         resource: resource_attributes(&Default::default(), &|_| None),
+        semconv: Default::default(),
     };
     let mut x = Exporter::start(opts, Arc::new(|_, m| eprintln!("{m}"))).expect("exporter");
     let t = Instant::now();

@@ -2,17 +2,22 @@
 //! the output (no clock, no IO), so the same capture gives the same records.
 //!
 //! Easy to get wrong:
-//! - timestamps are packet time (request and response as seen on the wire), never the export time;
+//! - span and event timestamps are packet time (request and response as seen on the wire), never the
+//!   export time;
 //! - ids are deterministic (a hash of the connection, correlation id and request time), so replaying a
 //!   capture twice gives the same trace ids, and an alert's log record carries the trace and span id of
 //!   the exchange that raised it;
 //! - spans carry no record keys or values and no SASL bytes (the decoders never keep them) and no
-//!   client id on metrics; span names stay low-cardinality: `{operation} {topic}`, else `{operation}
-//!   {group}`, else `{operation}`.
+//!   client id on metrics; span names stay low-cardinality (messaging-spans#span-name):
+//!   `{operation} {topic}`; `{operation}` when the exchange spans several topics; `{operation}
+//!   {server.address}:{server.port}` when it has none; `{kwire.api} {server.address}:{server.port}` for
+//!   cluster-management calls, which are not messaging operations (never a group: it is not a
+//!   destination);
+//! - every span is CLIENT (the catalog's table says why, per operation);
+//! - a log record's observed time is the export's wall clock, its time the packet time.
 
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, SeverityNumber};
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span, Status};
 use serde_json::Value;
 
@@ -23,7 +28,7 @@ use kwire_flow::{Attribution, Endpoint, Timestamp};
 use kwire_kafka::api;
 use kwire_kafka::body::error_name;
 
-use crate::catalog as c;
+use crate::catalog::{self as c, Semconv};
 
 fn kv(k: &str, v: any_value::Value) -> KeyValue {
     KeyValue {
@@ -156,71 +161,107 @@ fn field_value(v: &FieldValue) -> Option<AnyValue> {
     Some(AnyValue { value: Some(value) })
 }
 
-/// `messaging.operation.name` of an exchange (see the catalog).
-pub fn operation_name(api_key: i16, facts: Option<&ExchangeFacts>) -> &'static str {
-    match facts.map(|f| f.operation) {
-        Some(Operation::Send) => "send",
-        Some(Operation::Receive) => "receive",
-        Some(Operation::Settle) => "commit",
-        _ => api::api_name(api_key),
+/// The convention an exchange follows (the catalog's table): send, receive, settle or not messaging.
+pub fn convention(facts: Option<&ExchangeFacts>) -> &'static c::SpanConvention {
+    let i = match facts.map(|f| f.operation) {
+        Some(Operation::Send) => 0,
+        Some(Operation::Receive) => 1,
+        Some(Operation::Settle) => 2,
+        _ => 3,
+    };
+    &c::SPAN_CONVENTIONS[i]
+}
+
+/// `messaging.operation.name` of a messaging exchange (None for cluster-management calls).
+pub fn operation_name(facts: Option<&ExchangeFacts>) -> Option<&'static str> {
+    convention(facts).operation_name
+}
+
+/// Pushes `key` under the name(s) the semantic-conventions mode says.
+fn push(attrs: &mut Vec<KeyValue>, mode: Semconv, key: &'static str, v: any_value::Value) {
+    for k in mode.names(key) {
+        attrs.push(kv(k, v.clone()));
     }
 }
 
-/// The span of one exchange.
-pub fn exchange_span(x: &ExchangeRecord) -> Span {
+/// The span of one exchange, as the catalog's [`c::SPAN_CONVENTIONS`] say.
+pub fn exchange_span(x: &ExchangeRecord, mode: Semconv) -> Span {
+    use any_value::Value::{IntValue, StringValue};
     let e = &x.exchange;
     let facts = x.facts.as_deref();
     let key = ExchangeKey::of(x);
     let (trace_id, span_id) = key.ids();
-    let op = operation_name(e.api_key, facts);
+    let conv = convention(facts);
+    let api_name = api::api_name(e.api_key);
     let topic = facts.and_then(|f| f.single_topic());
     let group = facts.and_then(|f| f.group.as_deref());
-    let name = match (topic, group) {
-        (Some(t), _) => format!("{op} {t}"),
-        (None, Some(g)) => format!("{op} {g}"),
-        _ => op.to_string(),
+    let broker = x.conn.broker;
+    let name = match (conv.operation_name, topic) {
+        (Some(op), Some(t)) => format!("{op} {t}"),
+        // Several topics: the destination is omitted (messaging-spans#span-name).
+        (Some(op), None) if facts.is_some_and(|f| !f.parts.is_empty()) => op.to_string(),
+        // No destination at all: server.address:server.port.
+        (Some(op), None) => format!("{op} {broker}"),
+        (None, _) => format!("{api_name} {broker}"),
     };
-    let kind = match facts.map(|f| f.operation) {
-        Some(Operation::Send) => SpanKind::Producer,
-        Some(Operation::Receive) => SpanKind::Consumer,
-        _ => SpanKind::Client,
-    };
-    let mut attrs = vec![
-        kv_str(c::MESSAGING_SYSTEM, "kafka"),
-        kv_str(c::OPERATION_NAME, op),
-        kv_str(c::KAFKA_API, api::api_name(e.api_key)),
-    ];
-    if let Some(t) = facts.and_then(|f| f.operation.type_str()) {
+    let mut attrs = Vec::with_capacity(24);
+    if let (Some(op), Some(t)) = (conv.operation_name, conv.operation_type) {
+        push(
+            &mut attrs,
+            mode,
+            c::MESSAGING_SYSTEM,
+            StringValue("kafka".into()),
+        );
+        attrs.push(kv_str(c::OPERATION_NAME, op));
         attrs.push(kv_str(c::OPERATION_TYPE, t));
     }
+    attrs.push(kv_str(c::KAFKA_API, api_name));
     if let Some(f) = facts {
         if let Some(t) = topic {
             attrs.push(kv_str(c::DESTINATION, t));
         }
         if let [p] = f.parts.as_slice() {
             attrs.push(kv_str(c::PARTITION, p.partition.to_string()));
-            if let Some(o) = p.offset {
-                attrs.push(kv_int(c::KAFKA_OFFSET, o));
+            let offset = match f.operation {
+                Operation::Send | Operation::Receive => p.record_offset,
+                Operation::Settle => p.offset,
+                Operation::Other => None,
+            };
+            if let Some(o) = offset {
+                push(&mut attrs, mode, c::KAFKA_OFFSET, IntValue(o));
             }
         }
         if f.operation == Operation::Send || f.operation == Operation::Receive {
             let n: u64 = f.parts.iter().map(|p| p.records).sum();
-            if f.operation == Operation::Send || e.response.is_some() {
+            // A batch operation: the count (0 for an empty fetch); none on a lone record.
+            if n != 1 && (f.operation == Operation::Send || e.response.is_some()) {
                 attrs.push(kv_int(c::BATCH_COUNT, n as i64));
             }
         }
-        if let Some(g) = group {
+        if let Some(g) = group.filter(|_| f.operation != Operation::Send) {
             attrs.push(kv_str(c::CONSUMER_GROUP, g));
         }
         if let Some(id) = &f.cluster_id {
-            attrs.push(kv_str(c::CLUSTER_ID, id.clone()));
+            push(&mut attrs, mode, c::CLUSTER_ID, StringValue(id.clone()));
         }
     }
     if let Some(cid) = &e.request.client_id {
         attrs.push(kv_str(c::CLIENT_ID, cid.clone()));
     }
-    push_addr(&mut attrs, c::SERVER_ADDRESS, c::SERVER_PORT, x.conn.broker);
-    push_addr(&mut attrs, c::CLIENT_ADDRESS, c::CLIENT_PORT, x.conn.client);
+    push_addr(&mut attrs, c::SERVER_ADDRESS, c::SERVER_PORT, broker);
+    push_addr(&mut attrs, c::PEER_ADDRESS, c::PEER_PORT, broker);
+    push(
+        &mut attrs,
+        mode,
+        c::LOCAL_ADDRESS,
+        StringValue(x.conn.client.ip.to_string()),
+    );
+    push(
+        &mut attrs,
+        mode,
+        c::LOCAL_PORT,
+        IntValue(x.conn.client.port.into()),
+    );
     attrs.push(kv_int("kwire.api_version", e.api_version.into()));
     attrs.push(kv_int("kwire.correlation_id", e.correlation_id.into()));
     attrs.push(kv_int("kwire.request.bytes", e.request.bytes.into()));
@@ -252,7 +293,7 @@ pub fn exchange_span(x: &ExchangeRecord) -> Span {
         trace_id: trace_id.to_vec(),
         span_id: span_id.to_vec(),
         name,
-        kind: kind as i32,
+        kind: conv.kind as i32,
         start_time_unix_nano: start,
         end_time_unix_nano: end.max(start),
         attributes: attrs,
@@ -272,12 +313,20 @@ pub fn severity_number(s: Severity) -> SeverityNumber {
 }
 
 /// The log record of one alert; `exchange` links it to the span of the exchange that raised it.
-pub fn alert_log(a: &Alert) -> LogRecord {
+/// `observed_ns` is when the agent observed it (the exporter's wall clock), `time_unix_nano` the packet
+/// time of the event (a replay of an old capture keeps the old event time, observed now).
+pub fn alert_log(a: &Alert, mode: Semconv, observed_ns: u64) -> LogRecord {
     let mut attrs = vec![
+        kv_str(c::ALERT_ID, a.id()),
         kv_str(c::ALERT_KIND, a.kind.as_str()),
         kv_str(c::ALERT_SEVERITY, a.severity.as_str()),
-        kv_str(c::MESSAGING_SYSTEM, "kafka"),
     ];
+    push(
+        &mut attrs,
+        mode,
+        c::MESSAGING_SYSTEM,
+        any_value::Value::StringValue("kafka".into()),
+    );
     if let Some(cid) = &a.client_id {
         attrs.push(kv_str(c::CLIENT_ID, cid.to_string()));
     }
@@ -322,7 +371,7 @@ pub fn alert_log(a: &Alert) -> LogRecord {
     let t = ts_nanos(a.ts);
     LogRecord {
         time_unix_nano: t,
-        observed_time_unix_nano: t,
+        observed_time_unix_nano: observed_ns,
         severity_number: severity_number(a.severity) as i32,
         severity_text: a.severity.as_str().to_uppercase(),
         body: Some(AnyValue {

@@ -41,6 +41,7 @@ use prost::Message;
 use kwire_engine::Output;
 use kwire_flow::Timestamp;
 
+use crate::catalog::Semconv;
 use crate::convert::{alert_log, exchange_span, kv_str, ExchangeKey};
 use crate::metrics::{ExportHealth, Health, MetricState};
 use crate::settings::{percent_decode, OtlpSettings};
@@ -82,6 +83,8 @@ pub struct ExportOptions {
     pub backpressure: bool,
     /// Resource attributes (service.name, host.name, k8s.*, OTEL_RESOURCE_ATTRIBUTES, ...).
     pub resource: Vec<(String, String)>,
+    /// Names for the attributes semantic conventions v1.45.0 renamed (and the schema URL).
+    pub semconv: Semconv,
 }
 
 /// A log line for the operator (the CLI prints it as plain text or JSON).
@@ -199,6 +202,7 @@ impl Exporter {
             store,
             shared: shared.clone(),
             resource,
+            schema_url: opts.semconv.schema_url(),
             log: log.clone(),
             logs: Vec::new(),
             spans: Vec::new(),
@@ -216,8 +220,8 @@ impl Exporter {
             tx: Some(tx),
             thread: Some(thread),
             shared,
+            metrics: MetricState::new(opts.semconv),
             opts,
-            metrics: MetricState::default(),
             overflow: VecDeque::new(),
             held: None,
             last_metrics: None,
@@ -288,7 +292,7 @@ impl Exporter {
                     return;
                 }
                 let key = ExchangeKey::of(x);
-                let span = exchange_span(x);
+                let span = exchange_span(x, self.opts.semconv);
                 if key.sample_point() < self.opts.sample_ratio {
                     self.held = None;
                     self.send_span(span);
@@ -305,7 +309,7 @@ impl Exporter {
                         }
                     }
                 }
-                self.send_alert(alert_log(a));
+                self.send_alert(alert_log(a, self.opts.semconv, wall_clock_ns()));
             }
             Output::Notice(_) | Output::Timeline(_) => {}
         }
@@ -501,12 +505,21 @@ impl Store {
     }
 }
 
+/// Now, for a log record's observed time (the one wall-clock read of the conversion path).
+fn wall_clock_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 struct SenderThread {
     rx: Receiver<Msg>,
     transport: Transport,
     store: Store,
     shared: Arc<Shared>,
     resource: Resource,
+    /// The semantic conventions version, on every resource and scope.
+    schema_url: &'static str,
     log: LogFn,
     logs: Vec<LogRecord>,
     spans: Vec<Span>,
@@ -621,9 +634,9 @@ impl SenderThread {
                 scope_logs: vec![ScopeLogs {
                     scope: Some(scope()),
                     log_records: records,
-                    ..Default::default()
+                    schema_url: self.schema_url.into(),
                 }],
-                ..Default::default()
+                schema_url: self.schema_url.into(),
             }],
         }
     }
@@ -754,9 +767,9 @@ impl SenderThread {
                 scope_spans: vec![ScopeSpans {
                     scope: Some(scope()),
                     spans,
-                    ..Default::default()
+                    schema_url: self.schema_url.into(),
                 }],
-                ..Default::default()
+                schema_url: self.schema_url.into(),
             }],
         };
         match self.transport.send_traces(&req) {
@@ -784,9 +797,9 @@ impl SenderThread {
                 scope_metrics: vec![ScopeMetrics {
                     scope: Some(scope()),
                     metrics,
-                    ..Default::default()
+                    schema_url: self.schema_url.into(),
                 }],
-                ..Default::default()
+                schema_url: self.schema_url.into(),
             }],
         };
         match self.transport.send_metrics(&req) {
@@ -804,7 +817,8 @@ impl SenderThread {
 
 /// Resource attributes for the agent: service.name (OTEL_SERVICE_NAME, default `kwire`),
 /// service.version, host.name, then the config file's `[otlp.resource]`, then OTEL_RESOURCE_ATTRIBUTES
-/// (`k=v,k2=v2`, percent-decoded), then K8S_NODE_NAME / K8S_POD_NAME / K8S_NAMESPACE when set.
+/// (`k=v,k2=v2`, percent-decoded), then K8S_NODE_NAME / K8S_POD_NAME / K8S_NAMESPACE / K8S_POD_UID when
+/// set, and service.instance.id unless given (the pod UID, else a random UUID per process).
 pub fn resource_attributes(
     file: &BTreeMap<String, String>,
     env: &dyn Fn(&str) -> Option<String>,
@@ -845,9 +859,27 @@ pub fn resource_attributes(
         ("K8S_NODE_NAME", "k8s.node.name"),
         ("K8S_POD_NAME", "k8s.pod.name"),
         ("K8S_NAMESPACE", "k8s.namespace.name"),
+        ("K8S_POD_UID", "k8s.pod.uid"),
     ] {
         if let Some(v) = env(var).filter(|v| !v.is_empty()) {
             m.insert(key.into(), v);
+        }
+    }
+    // service.instance.id (resource semconv, "service.instance.id": unique per instance of the
+    // service): the pod's UID in Kubernetes (stable across restarts of the container, unique across
+    // the DaemonSet), else a random UUID v4 per process from the kernel; an explicit value (file or
+    // OTEL_RESOURCE_ATTRIBUTES) is kept.
+    if !m.contains_key("service.instance.id") {
+        let id = env("K8S_POD_UID")
+            .filter(|v| !v.is_empty())
+            .or_else(|| {
+                std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+                    .ok()
+                    .map(|u| u.trim().to_string())
+            })
+            .filter(|v| !v.is_empty());
+        if let Some(id) = id {
+            m.insert("service.instance.id".into(), id);
         }
     }
     if let Some(s) = env("OTEL_SERVICE_NAME").filter(|s| !s.is_empty()) {

@@ -26,8 +26,8 @@ use kwire_engine::{Alert, ExchangeRecord};
 use kwire_kafka::api;
 use kwire_kafka::body::error_name;
 
-use crate::catalog::{self as c, Instrument, Metric};
-use crate::convert::{kv_int, kv_str, operation_name};
+use crate::catalog::{self as c, Instrument, Metric, Semconv};
+use crate::convert::{convention, kv_int, kv_str};
 
 /// Series kept per metric at most; more are counted and dropped.
 pub const MAX_SERIES: usize = 10_000;
@@ -71,7 +71,10 @@ pub struct ExportHealth {
 
 #[derive(Default)]
 pub struct MetricState {
-    durations: BTreeMap<Key, DurationSeries>,
+    /// Which names renamed attributes go under.
+    pub semconv: Semconv,
+    /// `messaging.client.operation.duration` (Metric::OperationDuration) and `kwire.request.duration`.
+    durations: BTreeMap<(Metric, Key), DurationSeries>,
     counters: BTreeMap<(Metric, Key), u64>,
     high_watermarks: BTreeMap<(String, i32), i64>,
     committed: BTreeMap<(String, String, i32), i64>,
@@ -83,23 +86,43 @@ pub struct MetricState {
     start_ns: Option<u64>,
 }
 
-fn attrs_of(m: Metric, key: &[Option<String>]) -> Vec<KeyValue> {
+fn attrs_of(m: Metric, key: &[Option<String>], mode: Semconv) -> Vec<KeyValue> {
+    let mut out = Vec::with_capacity(key.len());
+    for (k, v) in m.def().attributes.iter().zip(key) {
+        let Some(v) = v else { continue };
+        for name in mode.names(k) {
+            out.push(if *k == c::SERVER_PORT {
+                kv_int(name, v.parse().unwrap_or(0))
+            } else {
+                kv_str(name, v.clone())
+            });
+        }
+    }
+    out
+}
+
+/// A series key in the order of the metric's catalog attributes, from (attribute, value) pairs.
+fn key_of(m: Metric, pairs: &[(&str, Option<String>)]) -> Key {
     m.def()
         .attributes
         .iter()
-        .zip(key)
-        .filter_map(|(k, v)| {
-            let v = v.as_ref()?;
-            Some(if *k == c::SERVER_PORT {
-                kv_int(k, v.parse().unwrap_or(0))
-            } else {
-                kv_str(k, v.clone())
-            })
+        .map(|a| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == a)
+                .and_then(|(_, v)| v.clone())
         })
         .collect()
 }
 
 impl MetricState {
+    pub fn new(semconv: Semconv) -> Self {
+        MetricState {
+            semconv,
+            ..MetricState::default()
+        }
+    }
+
     fn count(&mut self, m: Metric, key: Key, n: u64) {
         if n == 0 {
             return;
@@ -122,29 +145,69 @@ impl MetricState {
         let e = &x.exchange;
         self.seen(u64::try_from(e.request_ts.0).unwrap_or(0));
         let facts = x.facts.as_deref();
+        let conv = convention(facts);
+        let broker = x.conn.broker;
+        let server = [
+            (c::SERVER_ADDRESS, Some(broker.ip.to_string())),
+            (c::SERVER_PORT, Some(broker.port.to_string())),
+        ];
         if let Some(r) = &e.response {
             let latency_ns = r.ts.nanos_since(e.request_ts).max(0) as u64;
-            let broker = x.conn.broker;
             let err = x
                 .failure_codes()
                 .first()
                 .map(|&c| error_name(c).to_string());
-            let key: Key = vec![
-                Some("kafka".into()),
-                Some(operation_name(e.api_key, facts).into()),
-                Some(api::api_name(e.api_key).into()),
-                Some(broker.ip.to_string()),
-                Some(broker.port.to_string()),
-                err,
-            ];
+            let api_name = Some(api::api_name(e.api_key).to_string());
+            let (m, key) = match conv.operation_name {
+                Some(op) => {
+                    let f = facts;
+                    let m = Metric::OperationDuration;
+                    (
+                        m,
+                        key_of(
+                            m,
+                            &[
+                                (c::MESSAGING_SYSTEM, Some("kafka".into())),
+                                (c::OPERATION_NAME, Some(op.into())),
+                                (c::OPERATION_TYPE, conv.operation_type.map(String::from)),
+                                (
+                                    c::DESTINATION,
+                                    f.and_then(|f| f.single_topic()).map(String::from),
+                                ),
+                                (c::CONSUMER_GROUP, f.and_then(|f| f.group.clone())),
+                                server[0].clone(),
+                                server[1].clone(),
+                                (c::ERROR_TYPE, err),
+                                (c::KAFKA_API, api_name),
+                            ],
+                        ),
+                    )
+                }
+                None => {
+                    let m = Metric::RequestDuration;
+                    (
+                        m,
+                        key_of(
+                            m,
+                            &[
+                                (c::KAFKA_API, api_name),
+                                server[0].clone(),
+                                server[1].clone(),
+                                (c::ERROR_TYPE, err),
+                            ],
+                        ),
+                    )
+                }
+            };
             let full = self.durations.len() >= MAX_SERIES;
-            match self.durations.get_mut(&key) {
+            let k = (m, key);
+            match self.durations.get_mut(&k) {
                 Some(s) => s.record(latency_ns),
                 None if full => self.series_dropped += 1,
                 None => {
                     let mut s = DurationSeries::default();
                     s.record(latency_ns);
-                    self.durations.insert(key, s);
+                    self.durations.insert(k, s);
                 }
             }
         }
@@ -164,14 +227,41 @@ impl MetricState {
             Operation::Send => {
                 for p in &f.parts {
                     let key = vec![Some("kafka".into()), Some(p.topic.clone())];
-                    self.count(Metric::SentMessages, key.clone(), p.records);
+                    let sent = key_of(
+                        Metric::SentMessages,
+                        &[
+                            (c::MESSAGING_SYSTEM, Some("kafka".into())),
+                            (c::OPERATION_NAME, Some("send".into())),
+                            (c::DESTINATION, Some(p.topic.clone())),
+                            (c::PARTITION, Some(p.partition.to_string())),
+                            server[0].clone(),
+                            server[1].clone(),
+                            (
+                                c::ERROR_TYPE,
+                                (p.error != 0).then(|| error_name(p.error).to_string()),
+                            ),
+                        ],
+                    );
+                    self.count(Metric::SentMessages, sent, p.records);
                     self.count(Metric::ProducedBytes, key, p.bytes);
                 }
             }
             Operation::Receive if e.response.is_some() => {
                 for p in f.parts.iter().filter(|p| p.error == 0) {
                     let key = vec![Some("kafka".into()), Some(p.topic.clone())];
-                    self.count(Metric::ConsumedMessages, key.clone(), p.records);
+                    let consumed = key_of(
+                        Metric::ConsumedMessages,
+                        &[
+                            (c::MESSAGING_SYSTEM, Some("kafka".into())),
+                            (c::OPERATION_NAME, Some("receive".into())),
+                            (c::CONSUMER_GROUP, f.group.clone()),
+                            (c::DESTINATION, Some(p.topic.clone())),
+                            (c::PARTITION, Some(p.partition.to_string())),
+                            server[0].clone(),
+                            server[1].clone(),
+                        ],
+                    );
+                    self.count(Metric::ConsumedMessages, consumed, p.records);
                     self.count(Metric::FetchedBytes, key, p.bytes);
                 }
             }
@@ -224,11 +314,19 @@ impl MetricState {
                 )
             };
             match m {
-                Metric::OperationDuration => {
+                Metric::OperationDuration | Metric::RequestDuration => {
+                    let bounds = if m == Metric::OperationDuration {
+                        c::DURATION_BOUNDS_S
+                    } else {
+                        c::REQUEST_BOUNDS_S
+                    };
                     let hps: Vec<HistogramDataPoint> = self
                         .durations
                         .iter()
-                        .map(|(k, s)| s.point(attrs_of(m, k), start, now_ns))
+                        .filter(|((dm, _), _)| *dm == m)
+                        .map(|((_, k), s)| {
+                            s.point(attrs_of(m, k, self.semconv), start, now_ns, bounds)
+                        })
                         .collect();
                     if !hps.is_empty() {
                         out.push(metric(
@@ -250,7 +348,7 @@ impl MetricState {
                         if *cm != m {
                             break;
                         }
-                        points.push(int(attrs_of(m, k), *n));
+                        points.push(int(attrs_of(m, k, self.semconv), *n));
                     }
                 }
                 Metric::HighWatermark => {
@@ -372,13 +470,19 @@ impl DurationSeries {
         self.sum_s += s;
     }
 
-    fn point(&self, attributes: Vec<KeyValue>, start: u64, now: u64) -> HistogramDataPoint {
+    fn point(
+        &self,
+        attributes: Vec<KeyValue>,
+        start: u64,
+        now: u64,
+        bounds: &[f64],
+    ) -> HistogramDataPoint {
         let Some(hdr) = &self.hdr else {
             return HistogramDataPoint::default();
         };
-        let mut bucket_counts = Vec::with_capacity(c::DURATION_BOUNDS_S.len() + 1);
+        let mut bucket_counts = Vec::with_capacity(bounds.len() + 1);
         let mut below = 0u64;
-        for b in c::DURATION_BOUNDS_S {
+        for b in bounds {
             let upto = hdr.count_between(0, (b * 1e6).round() as u64);
             bucket_counts.push(upto.saturating_sub(below));
             below = upto;
@@ -391,7 +495,7 @@ impl DurationSeries {
             count: hdr.len(),
             sum: Some(self.sum_s),
             bucket_counts,
-            explicit_bounds: c::DURATION_BOUNDS_S.to_vec(),
+            explicit_bounds: bounds.to_vec(),
             min: Some(self.min_s),
             max: Some(self.max_s),
             ..Default::default()

@@ -81,6 +81,9 @@ pub struct OtlpFileConfig {
     pub spool_max_mb: Option<u64>,
     pub queue_size: Option<usize>,
     pub resource: BTreeMap<String, String>,
+    /// `current` (default), `legacy` or `dup`: names for the attributes semantic conventions v1.45.0
+    /// renamed (`OTEL_SEMCONV_STABILITY_OPT_IN=messaging/dup` or `messaging` take precedence).
+    pub semconv: Option<String>,
 }
 
 /// Hand-written so that header values never reach a log line.
@@ -107,6 +110,7 @@ impl fmt::Debug for OtlpFileConfig {
             .field("spool_max_mb", &self.spool_max_mb)
             .field("queue_size", &self.queue_size)
             .field("resource", &self.resource)
+            .field("semconv", &self.semconv)
             .finish()
     }
 }

@@ -125,6 +125,12 @@ pub fn start(
         queue_size: file.queue_size.unwrap_or(DEFAULT_QUEUE_SIZE),
         backpressure,
         resource: resource_attributes(&file.resource, &env),
+        semconv: kwire_export::catalog::Semconv::resolve(
+            env("OTEL_SEMCONV_STABILITY_OPT_IN").as_deref(),
+            env("KWIRE_OTLP_SEMCONV")
+                .or_else(|| file.semconv.clone())
+                .as_deref(),
+        )?,
     };
     log(
         kwire_export::LogLevel::Info,

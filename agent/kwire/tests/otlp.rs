@@ -22,6 +22,10 @@ use support::rotel::*;
 
 use kwire_capture::PcapFile;
 use kwire_engine::{Engine, EngineConfig, Output};
+use kwire_export::catalog::{
+    Metric, SpanConvention, DURATION_BOUNDS_S, REQUEST_BOUNDS_S, SCHEMA_URL, SPAN_ATTRIBUTES,
+    SPAN_CONVENTIONS,
+};
 use kwire_export::exporter::resource_attributes;
 use kwire_export::{ExportOptions, Exporter, Health, OtlpFileConfig, OtlpSettings};
 
@@ -55,6 +59,8 @@ fn replay(name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         "KWIRE_OTLP",
         "KWIRE_OTLP_SPOOL",
         "OTEL_TRACES_SAMPLER",
+        "OTEL_SEMCONV_STABILITY_OPT_IN",
+        "KWIRE_OTLP_SEMCONV",
     ] {
         cmd.env_remove(k);
     }
@@ -70,6 +76,13 @@ fn replay(name: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         code: out.status.code(),
     }
+}
+
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }
 
 /// RFC 3339 (`2026-11-22T18:51:00.693563Z`, as kwire writes it) to Unix nanoseconds.
@@ -105,9 +118,136 @@ fn port_of(addr: &str) -> i64 {
     addr.rsplit_once(':').unwrap().1.parse().unwrap()
 }
 
+/// The catalog's convention for a span, by its `kwire.api` (a follower's Fetch is not a receive: told
+/// apart by `messaging.operation.name`).
+fn convention_of(sp: &Span) -> &'static SpanConvention {
+    let api = sp.attributes["kwire.api"].as_str().unwrap();
+    SPAN_CONVENTIONS
+        .iter()
+        .find(|c| {
+            c.apis.contains(&api)
+                && sp
+                    .attributes
+                    .get("messaging.operation.name")
+                    .and_then(|v| v.as_str())
+                    == c.operation_name
+        })
+        .unwrap_or(&SPAN_CONVENTIONS[3])
+}
+
+/// Every span as the catalog's table (which cites the spec section) says: kind, name, the attributes
+/// it must carry, may carry and never carries, and the schema URL.
+fn check_conventions(got: &Received) {
+    let allowed: std::collections::BTreeSet<&str> = SPAN_ATTRIBUTES.iter().copied().collect();
+    for sp in &got.spans {
+        let c = convention_of(sp);
+        let why = format!("span {:?} ({}): {}", sp.name, c.spec, attrs_line(sp));
+        assert_eq!(sp.kind, c.kind_name(), "{why}");
+        for k in c.required {
+            assert!(sp.attributes.contains_key(*k), "{k} missing on {why}");
+        }
+        for k in c.never {
+            assert!(!sp.attributes.contains_key(*k), "{k} must not be on {why}");
+        }
+        for k in sp.attributes.keys() {
+            assert!(
+                allowed.contains(k.as_str()),
+                "{k} is not in the catalog: {why}"
+            );
+        }
+        if let (Some(op), Some(t)) = (c.operation_name, c.operation_type) {
+            assert_eq!(sp.attributes["messaging.operation.name"], s(op), "{why}");
+            assert_eq!(sp.attributes["messaging.operation.type"], s(t), "{why}");
+            assert_eq!(sp.attributes["messaging.system.name"], s("kafka"), "{why}");
+        }
+        let server = format!(
+            "{}:{}",
+            sp.attributes["server.address"].as_str().unwrap(),
+            sp.attributes["server.port"]
+        );
+        assert_eq!(
+            sp.attributes["network.peer.address"],
+            sp.attributes["server.address"]
+        );
+        assert_eq!(
+            sp.attributes["network.peer.port"],
+            sp.attributes["server.port"]
+        );
+        let want = match (
+            c.operation_name,
+            sp.attributes.get("messaging.destination.name"),
+        ) {
+            (Some(op), Some(t)) => format!("{op} {}", t.as_str().unwrap()),
+            (Some(op), None) => format!("{op} {server}"),
+            (None, _) => format!("{} {server}", sp.attributes["kwire.api"].as_str().unwrap()),
+        };
+        assert_eq!(sp.name, want, "{why}");
+        // kafka.offset only on a span of one record (or a commit of one partition).
+        if sp.attributes.contains_key("kafka.offset") && c.operation_type != Some("settle") {
+            assert!(
+                !sp.attributes.contains_key("messaging.batch.message_count"),
+                "{why}"
+            );
+        }
+        if let Some(n) = sp.attributes.get("messaging.batch.message_count") {
+            assert_ne!(*n, i(1), "a lone record is not a batch: {why}");
+        }
+        assert_eq!(sp.schema_url, SCHEMA_URL, "{why}");
+        assert_eq!(sp.scope_schema_url, SCHEMA_URL, "{why}");
+        assert!(sp.resource.contains_key("service.instance.id"), "{why}");
+    }
+}
+
+fn attrs_line(sp: &Span) -> String {
+    serde_json::to_string(&sp.attributes).unwrap()
+}
+
+/// Every metric point carries the attributes its catalog entry (which cites the spec section) requires
+/// and only the ones it lists; the operation duration has the advised buckets.
+fn check_metric_conventions(got: &Received) {
+    for m in &got.metrics {
+        let Some(def) = Metric::ALL
+            .iter()
+            .map(|m| m.def())
+            .find(|d| d.name == m.name)
+        else {
+            continue;
+        };
+        assert_eq!(m.schema_url, SCHEMA_URL, "{}", m.name);
+        for p in &m.points {
+            for k in def.required {
+                assert!(
+                    p.attributes.contains_key(*k),
+                    "{} ({}): {k} missing on {:?}",
+                    m.name,
+                    def.spec,
+                    p.attributes
+                );
+            }
+            for k in p.attributes.keys() {
+                assert!(
+                    def.attributes.contains(&k.as_str()),
+                    "{} ({}): {k} not in the catalog",
+                    m.name,
+                    def.spec
+                );
+            }
+            if let PointValue::Histogram { bounds, .. } = &p.value {
+                let want = if def.name == "messaging.client.operation.duration" {
+                    DURATION_BOUNDS_S
+                } else {
+                    REQUEST_BOUNDS_S
+                };
+                assert_eq!(bounds.as_slice(), want, "{}", m.name);
+            }
+        }
+    }
+}
+
 /// Every exchange line has exactly one span, with its times and identity.
 /// Returns how many were ApiVersions negotiations (UNSUPPORTED_VERSION, not an error).
 fn check_spans(run: &Run, got: &Received) -> usize {
+    check_conventions(got);
     let mut negotiated = 0;
     let exchanges = run.of("exchange");
     assert_eq!(got.spans.len(), exchanges.len(), "{}", got.summary());
@@ -119,7 +259,7 @@ fn check_spans(run: &Run, got: &Received) -> usize {
             .iter()
             .filter(|sp| {
                 sp.attributes.get("kwire.correlation_id") == Some(&i(corr))
-                    && sp.attributes.get("client.port") == Some(&i(port))
+                    && sp.attributes.get("network.local.port") == Some(&i(port))
             })
             .collect();
         assert_eq!(m.len(), 1, "one span for exchange {x}");
@@ -137,7 +277,6 @@ fn check_spans(run: &Run, got: &Received) -> usize {
             ),
         }
         assert_eq!(sp.attributes["kwire.api"], x["api"]);
-        assert_eq!(sp.attributes["messaging.system"], s("kafka"));
         assert_eq!(
             sp.attributes.get("messaging.client.id"),
             x["client_id"].as_str().map(s).as_ref()
@@ -175,6 +314,7 @@ fn point<'a>(points: &'a [Point], attrs: &[(&str, Value)]) -> Option<&'a Point> 
 
 #[test]
 fn alerts_spans_and_metrics_over_grpc() {
+    let started = wall_ns();
     let c = Collector::start();
     let ep = c.grpc_endpoint();
     let run = replay(
@@ -220,6 +360,20 @@ fn alerts_spans_and_metrics_over_grpc() {
         assert_eq!(l.body, a["explanation"].as_str().unwrap());
         assert_eq!(l.event_name.as_deref(), Some("kwire.alert"));
         assert_eq!(l.timestamp_unix_nano, rfc3339_ns(a["ts"].as_str().unwrap()));
+        // Observed by this run (wall clock), not at the capture's packet time.
+        assert!(
+            l.observed_timestamp_unix_nano >= started
+                && l.observed_timestamp_unix_nano <= wall_ns(),
+            "observed {} (run started {started})",
+            l.observed_timestamp_unix_nano
+        );
+        assert_eq!(l.attributes["kwire.alert.id"], a["alert_id"]);
+        assert_eq!(a["alert_id"].as_str().unwrap().len(), 32);
+        assert_eq!(l.attributes["messaging.system.name"], s("kafka"));
+        assert_eq!(
+            (l.schema_url.as_str(), l.scope_schema_url.as_str()),
+            (SCHEMA_URL, SCHEMA_URL)
+        );
         assert_eq!(l.attributes["kwire.alert.severity"], a["severity"]);
         assert_eq!(l.attributes["messaging.destination.name"], s("kw-carc"));
         assert_eq!(l.attributes["messaging.consumer.group.name"], s("kw-carc"));
@@ -249,6 +403,7 @@ fn alerts_spans_and_metrics_over_grpc() {
     // Exchanges: every one a span; producers and consumers named after their topic. The 13 ApiVersions
     // answered UNSUPPORTED_VERSION (the clients retried lower) are not errors, in spans or metrics.
     assert_eq!(check_spans(&run, &got), 13);
+    check_metric_conventions(&got);
     let negotiation_as_error = got
         .metrics
         .iter()
@@ -265,14 +420,44 @@ fn alerts_spans_and_metrics_over_grpc() {
         "real errors still are: {}",
         got.summary()
     );
+    let ids: std::collections::BTreeSet<&str> = alerts
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), alerts.len(), "one id per alert");
     let sends = got.spans_named("send kw-carc");
     assert!(!sends.is_empty());
-    assert!(sends.iter().all(|sp| sp.kind == "producer"
+    assert!(sends.iter().all(|sp| sp.kind == "client"
         && sp.attributes["messaging.operation.type"] == s("send")
         && sp.attributes["messaging.destination.name"] == s("kw-carc")));
     let receives = got.spans_named("receive kw-carc");
     assert!(!receives.is_empty());
-    assert!(receives.iter().all(|sp| sp.kind == "consumer"));
+    // The consumer's group, learnt from its JoinGroup on the coordinator connection, is on the
+    // receive spans of its fetch connections once it joined.
+    assert!(receives.iter().all(|sp| sp.kind == "client"));
+    assert!(
+        receives
+            .iter()
+            .any(|sp| sp.attributes.get("messaging.consumer.group.name") == Some(&s("kw-carc"))),
+        "{}",
+        got.summary()
+    );
+    // Cluster-management calls are not messaging operations.
+    let metadata: Vec<&Span> = got.spans_with("kwire.api", "Metadata");
+    assert!(!metadata.is_empty());
+    for sp in metadata {
+        assert!(sp.name.starts_with("Metadata "), "{}", sp.name);
+        assert!(!sp.attributes.contains_key("messaging.operation.name"));
+    }
+    assert!(got
+        .spans
+        .iter()
+        .all(|sp| !sp.name.starts_with("JoinGroup kw-carc")
+            && !sp.name.starts_with("Heartbeat kw-carc")));
+    let mgmt = got.latest_points("kwire.request.duration");
+    assert!(point(&mgmt, &[("kwire.api", s("Metadata"))]).is_some());
+    let ops = got.latest_points("messaging.client.operation.duration");
+    assert!(point(&ops, &[("kwire.api", s("Metadata"))]).is_none());
 
     // Metrics: the values the JSON lines and summary give.
     let summary = run.of("summary")[0];
@@ -302,7 +487,21 @@ fn alerts_spans_and_metrics_over_grpc() {
         .filter(|x| x["api"] == "OffsetCommit" && !x["response_ts"].is_null())
         .count() as u64;
     let durations = got.latest_points("messaging.client.operation.duration");
-    let p = point(&durations, &[("kwire.api", s("OffsetCommit"))]).expect("OffsetCommit latency");
+    let commit_points: Vec<&Point> = durations
+        .iter()
+        .filter(|p| p.attributes.get("kwire.api") == Some(&s("OffsetCommit")))
+        .collect();
+    assert_eq!(commit_points.len(), 1, "one series: {commit_points:?}");
+    let p = commit_points[0];
+    for (k, v) in [
+        ("messaging.operation.name", s("commit")),
+        ("messaging.operation.type", s("settle")),
+        ("messaging.destination.name", s("kw-carc")),
+        ("messaging.consumer.group.name", s("kw-carc")),
+        ("messaging.system.name", s("kafka")),
+    ] {
+        assert_eq!(p.attributes.get(k), Some(&v), "{k}");
+    }
     match &p.value {
         PointValue::Histogram {
             count,
@@ -349,7 +548,7 @@ fn alerts_spans_and_metrics_over_grpc() {
 
     // What arrives is exactly the catalog the dashboards are checked against (names, units, kinds);
     // only the export-drop counter has no point when nothing was dropped.
-    use kwire_export::catalog::{Instrument, Metric};
+    use kwire_export::catalog::Instrument;
     let received: std::collections::BTreeSet<&str> =
         got.metrics.iter().map(|m| m.name.as_str()).collect();
     for m in Metric::ALL {
@@ -425,26 +624,40 @@ fn alerts_spans_and_metrics_over_http() {
             .iter()
             .find(|sp| {
                 sp.attributes.get("kwire.correlation_id") == Some(&x["correlation_id"])
-                    && sp.attributes.get("client.port")
+                    && sp.attributes.get("network.local.port")
                         == Some(&i(port_of(x["client_addr"].as_str().unwrap())))
             })
             .unwrap();
         assert_eq!(sp.name, "send kw-lc");
-        assert_eq!(sp.kind, "producer");
-        assert_eq!(sp.attributes["messaging.batch.message_count"], i(n));
+        assert_eq!(sp.kind, "client");
         assert_eq!(sp.attributes["messaging.destination.partition.id"], s("0"));
         let base = &x["response"]["topics"][0]["partitions"][0];
-        if base["error_code"] == 0 {
-            assert_eq!(sp.attributes["messaging.kafka.offset"], base["base_offset"]);
+        if n == 1 {
+            // One record: its offset, and no batch count (kafka#span-attributes).
+            assert!(!sp.attributes.contains_key("messaging.batch.message_count"));
+            if base["error_code"] == 0 {
+                assert_eq!(sp.attributes["kafka.offset"], base["base_offset"]);
+            }
+        } else {
+            assert_eq!(sp.attributes["messaging.batch.message_count"], i(n));
+            assert!(!sp.attributes.contains_key("kafka.offset"), "{n} records");
         }
     }
     assert!(records > 0);
     let topic = [("messaging.destination.name", s("kw-lc"))];
     let sent = got.latest_points("messaging.client.sent.messages");
-    assert_eq!(
-        point(&sent, &topic).unwrap().value,
-        PointValue::Int(records)
-    );
+    let sent_total: i64 = sent
+        .iter()
+        .filter(|p| p.attributes.get("messaging.destination.name") == Some(&s("kw-lc")))
+        .map(|p| {
+            assert_eq!(p.attributes["messaging.operation.name"], s("send"));
+            assert_eq!(p.attributes["messaging.system.name"], s("kafka"));
+            assert!(p.attributes.contains_key("server.address"));
+            p.value.as_f64() as i64
+        })
+        .sum();
+    assert_eq!(sent_total, records);
+    check_metric_conventions(&got);
     let produced = got.latest_points("kwire.produced.bytes");
     assert_eq!(
         point(&produced, &topic).unwrap().value,
@@ -727,6 +940,7 @@ fn collector_stopped_midway_every_alert_delivered_once() {
         queue_size: 64,
         backpressure: false,
         resource: resource_attributes(&Default::default(), &|_| None),
+        semconv: Default::default(),
     };
     let logs: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let l2 = logs.clone();
@@ -810,4 +1024,77 @@ fn bad_settings_stop_kwire_before_it_reads_and_say_what_to_fix() {
     assert_eq!(r.code, Some(2), "{}", r.stderr);
     assert!(r.stderr.contains("\"authorization\""), "{}", r.stderr);
     assert!(!r.stderr.contains("s3cret"), "{}", r.stderr);
+}
+
+/// The names kwire used before v1.45.0, for dashboards that depend on them: `legacy` emits only the old
+/// names (and the v1.44.0 schema URL), `OTEL_SEMCONV_STABILITY_OPT_IN=messaging/dup` both.
+#[test]
+fn semconv_switch_legacy_and_dup() {
+    let c = Collector::start();
+    let ep = c.grpc_endpoint();
+    let args = [
+        "--otlp",
+        "--otlp-endpoint",
+        ep.as_str(),
+        "--otlp-protocol",
+        "grpc",
+    ];
+    let run = replay(
+        "acks1-leader-change-mock",
+        &args,
+        &[("KWIRE_OTLP_SEMCONV", "legacy")],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let n = run.of("exchange").len();
+    let got = c.wait_for(WAIT, |r| {
+        !r.logs.is_empty()
+            && r.spans.len() >= n
+            && r.metric("messaging.client.sent.messages").is_some()
+    });
+    let sends = got.spans_named("send kw-lc");
+    assert!(!sends.is_empty());
+    for sp in &sends {
+        assert_eq!(sp.attributes["messaging.system"], s("kafka"));
+        assert!(!sp.attributes.contains_key("messaging.system.name"));
+        assert!(sp.attributes.contains_key("client.port"));
+        assert!(!sp.attributes.contains_key("network.local.port"));
+        assert!(!sp.attributes.contains_key("kafka.offset"));
+        assert_eq!(sp.schema_url, kwire_export::catalog::LEGACY_SCHEMA_URL);
+    }
+    assert_eq!(got.logs[0].attributes["messaging.system"], s("kafka"));
+    let sent = got.latest_points("messaging.client.sent.messages");
+    assert!(sent
+        .iter()
+        .all(|p| p.attributes.contains_key("messaging.system")
+            && !p.attributes.contains_key("messaging.system.name")));
+
+    let c2 = Collector::start();
+    let ep2 = c2.grpc_endpoint();
+    let args2 = [
+        "--otlp",
+        "--otlp-endpoint",
+        ep2.as_str(),
+        "--otlp-protocol",
+        "grpc",
+    ];
+    let run = replay(
+        "acks1-leader-change-mock",
+        &args2,
+        &[
+            ("OTEL_SEMCONV_STABILITY_OPT_IN", "http,messaging/dup"),
+            ("KWIRE_OTLP_SEMCONV", "legacy"),
+        ],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let got = c2.wait_for(WAIT, |r| r.spans.len() >= n);
+    for sp in got.spans_named("send kw-lc") {
+        assert_eq!(sp.attributes["messaging.system"], s("kafka"));
+        assert_eq!(sp.attributes["messaging.system.name"], s("kafka"));
+        assert_eq!(
+            sp.attributes["client.port"],
+            sp.attributes["network.local.port"]
+        );
+        assert_eq!(sp.kind, "client", "new single values under dup");
+        assert_eq!(sp.schema_url, SCHEMA_URL);
+    }
 }

@@ -56,6 +56,9 @@ pub struct PartFact {
     pub bytes: u64,
     /// Fetch responses without error.
     pub high_watermark: Option<i64>,
+    /// The offset of the partition's one record, when it holds exactly one (Produce: the base offset
+    /// assigned; Fetch: from the record batch header). None for zero or several records.
+    pub record_offset: Option<i64>,
     /// The partition's error code in the response (0 = none or no response).
     pub error: i16,
 }
@@ -96,8 +99,17 @@ fn part(topic: &str, partition: i32) -> PartFact {
         records: 0,
         bytes: 0,
         high_watermark: None,
+        record_offset: None,
         error: 0,
     }
+}
+
+/// The offset of the one data record of `batches`, when there is exactly one.
+fn single_record_offset(batches: &[BatchInfo]) -> Option<i64> {
+    let mut data = batches.iter().filter(|b| !b.control && b.record_count > 0);
+    let b = data.next()?;
+    (data.next().is_none() && b.record_count == 1)
+        .then(|| b.base_offset.saturating_add(i64::from(b.last_offset_delta)))
 }
 
 fn find<'a>(parts: &'a mut [PartFact], topic: &str, partition: i32) -> Option<&'a mut PartFact> {
@@ -106,8 +118,14 @@ fn find<'a>(parts: &'a mut [PartFact], topic: &str, partition: i32) -> Option<&'
         .find(|p| p.partition == partition && p.topic == topic)
 }
 
-/// The facts of one exchange; `cluster_id` is the broker's, if known.
-pub fn exchange_facts(x: &Exchange, cluster: &Cluster, cluster_id: Option<&str>) -> ExchangeFacts {
+/// The facts of one exchange; `cluster_id` is the broker's, if known; `consumer_group` is the group the
+/// client is a member of (used for a consumer's Fetch, which does not name its group).
+pub fn exchange_facts(
+    x: &Exchange,
+    cluster: &Cluster,
+    cluster_id: Option<&str>,
+    consumer_group: Option<&str>,
+) -> ExchangeFacts {
     let req = x.request.body.full();
     let resp = x.response.as_ref().and_then(|r| match &r.body {
         Decoded::Full(b) => Some(b),
@@ -140,6 +158,9 @@ pub fn exchange_facts(x: &Exchange, cluster: &Cluster, cluster_id: Option<&str>)
                             pf.error = rp.error_code;
                             if rp.error_code == 0 && rp.base_offset >= 0 {
                                 pf.offset = Some(rp.base_offset);
+                                if pf.records == 1 {
+                                    pf.record_offset = Some(rp.base_offset);
+                                }
                             }
                         }
                     }
@@ -151,6 +172,7 @@ pub fn exchange_facts(x: &Exchange, cluster: &Cluster, cluster_id: Option<&str>)
             f.operation = if follower {
                 Operation::Other
             } else {
+                f.group = consumer_group.map(str::to_string);
                 Operation::Receive
             };
             for t in &q.topics {
@@ -174,6 +196,7 @@ pub fn exchange_facts(x: &Exchange, cluster: &Cluster, cluster_id: Option<&str>)
                         };
                         pf.error = rp.error_code;
                         pf.records = records_of(&rp.batches);
+                        pf.record_offset = single_record_offset(&rp.batches);
                         pf.bytes = rp.record_bytes as u64;
                         if rp.error_code == 0 && rp.high_watermark >= 0 {
                             pf.high_watermark = Some(rp.high_watermark);

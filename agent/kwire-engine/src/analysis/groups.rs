@@ -154,6 +154,28 @@ impl Groups {
         self.groups.get(group)
     }
 
+    /// The one group a consumer belongs to, found by its client id and host (the address of the
+    /// connection it joined the group on): a consumer fetches on other connections than the one to its
+    /// coordinator, so this is how a Fetch learns its group. None when no member matches or when members
+    /// of two different groups do (the same client id on one host in two groups is ambiguous). Linear in
+    /// the bounded group and member tables; called only when exchange facts are on.
+    pub fn group_of_client(&self, client_ip: std::net::IpAddr, client_id: &str) -> Option<&str> {
+        let mut found: Option<&str> = None;
+        for g in self.groups.values() {
+            let member = g.members.values().any(|m| {
+                m.client_id.as_deref() == Some(client_id)
+                    && m.ctx.as_ref().is_some_and(|c| c.client.ip == client_ip)
+            });
+            if member {
+                match found {
+                    Some(f) if f != g.group_id => return None,
+                    _ => found = Some(&g.group_id),
+                }
+            }
+        }
+        found
+    }
+
     pub fn group_mut(&mut self, group: &str) -> Option<&mut Group> {
         if !self.groups.contains_key(group) {
             if self.groups.len() >= self.max_groups {

@@ -293,9 +293,117 @@ impl Alert {
         self.fields.set(k, v.into());
         self
     }
+
+    /// A deterministic id (32 hex digits) so that a backend can de-duplicate one alert reported twice
+    /// (two agents that both saw the connection, or a capture replayed twice): FNV-1a 128 over the kind,
+    /// the client (id and address), the broker, the topic-partition and the evidence exchange. The
+    /// exchange is named by what both ends of the wire see alike (client and broker address and
+    /// correlation id), never by kwire's connection number or a packet time, which differ between two
+    /// capture points. An alert with no evidence exchange adds its packet time instead (stable for one
+    /// capture, not across agents).
+    pub fn id(&self) -> String {
+        let mut h = Fnv128::new();
+        h.str(self.kind.as_str());
+        h.opt_str(self.client_id.as_deref());
+        h.opt_str(self.client.map(|c| c.to_string()).as_deref());
+        h.opt_str(self.broker.map(|b| b.to_string()).as_deref());
+        h.opt_str(self.topic.as_deref());
+        h.opt_i64(self.partition.map(i64::from));
+        match self.exchange {
+            Some((_, correlation_id, _)) => {
+                h.str("exchange");
+                h.opt_i64(Some(i64::from(correlation_id)));
+            }
+            None => {
+                h.str("ts");
+                h.opt_i64(Some(self.ts.0));
+            }
+        }
+        format!("{:032x}", h.0)
+    }
+}
+
+/// FNV-1a, 128 bits (fixed constants: ids must not change across builds or platforms, which std's
+/// hashers do not promise). Each value is length-prefixed so that ("ab", "c") and ("a", "bc") differ.
+struct Fnv128(u128);
+
+impl Fnv128 {
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013B;
+
+    fn new() -> Self {
+        Fnv128(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d)
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        for x in (b.len() as u64).to_le_bytes().iter().chain(b) {
+            self.0 ^= u128::from(*x);
+            self.0 = self.0.wrapping_mul(Self::PRIME);
+        }
+    }
+
+    fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                self.bytes(&[1]);
+                self.str(s);
+            }
+            None => self.bytes(&[0]),
+        }
+    }
+
+    fn opt_i64(&mut self, v: Option<i64>) {
+        match v {
+            Some(v) => {
+                self.bytes(&[1]);
+                self.bytes(&v.to_le_bytes());
+            }
+            None => self.bytes(&[0]),
+        }
+    }
 }
 
 /// Optional timestamp as a field (null when absent).
 pub fn ts_value(ts: Option<Timestamp>) -> FieldValue {
     ts.map(FieldValue::Ts).unwrap_or(FieldValue::Null)
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+
+    fn alert(corr: i32, conn: u64, request_ts: i64) -> Alert {
+        let mut a = Alert::new(
+            AlertKind::CommitAfterRevoke,
+            Severity::Critical,
+            Timestamp(request_ts + 500),
+            "x".into(),
+        );
+        a.client_id = Some(Arc::from("kw-carc-1"));
+        a.client = Some(Endpoint::new("10.0.0.2".parse().unwrap(), 40000));
+        a.broker = Some(Endpoint::new("10.0.0.1".parse().unwrap(), 9092));
+        a.topic = Some(Arc::from("kw-carc"));
+        a.partition = Some(1);
+        a.exchange = Some((conn, corr, Timestamp(request_ts)));
+        a
+    }
+
+    #[test]
+    fn same_evidence_same_id_across_capture_points() {
+        // Another agent numbers the connection differently and sees the request 40 µs later.
+        let here = alert(17, 3, 1_000_000);
+        let there = alert(17, 9, 1_040_000);
+        assert_eq!(here.id(), there.id());
+        assert_eq!(here.id().len(), 32);
+        assert_ne!(here.id(), alert(18, 3, 1_000_000).id());
+        let mut other_part = alert(17, 3, 1_000_000);
+        other_part.partition = Some(2);
+        assert_ne!(here.id(), other_part.id());
+        let mut other_kind = alert(17, 3, 1_000_000);
+        other_kind.kind = AlertKind::CommittedOffsetRegression;
+        assert_ne!(here.id(), other_kind.id());
+    }
 }

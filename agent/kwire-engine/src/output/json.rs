@@ -214,6 +214,7 @@ impl Serialize for Alert {
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("type", "alert")?;
         m.serialize_entry("alert", self.kind.as_str())?;
+        m.serialize_entry("alert_id", &self.id())?;
         m.serialize_entry("severity", self.severity.as_str())?;
         m.serialize_entry("ts", &Str(self.ts))?;
         m.serialize_entry("client_id", &self.client_id.as_deref())?;

@@ -377,10 +377,18 @@ fn on_event<F: FnMut(Output)>(
                 .on_exchange(&ctx, &e, &mut |f| findings.push(f));
             let facts = sink.exchange_facts.then(|| {
                 let cid = sink.analyzer.cluster.cluster_id_of(&ctx.broker);
+                let group = match (&e.request.body, e.request.client_id.as_deref()) {
+                    (Decoded::Full(RequestBody::Fetch(_)), Some(client_id)) => sink
+                        .analyzer
+                        .groups
+                        .group_of_client(ctx.client.ip, client_id),
+                    _ => None,
+                };
                 Box::new(crate::analysis::facts::exchange_facts(
                     &e,
                     &sink.analyzer.cluster,
                     cid,
+                    group,
                 ))
             });
             let rec = ExchangeRecord {

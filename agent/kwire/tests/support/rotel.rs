@@ -476,6 +476,9 @@ pub struct Span {
     pub resource: Attrs,
     /// instrumentation scope name
     pub scope: String,
+    /// The resource's and the scope's schema URL ("" when absent).
+    pub schema_url: String,
+    pub scope_schema_url: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -502,6 +505,9 @@ pub struct Log {
     pub resource: Attrs,
     pub event_name: Option<String>,
     pub scope: String,
+    /// The resource's and the scope's schema URL ("" when absent).
+    pub schema_url: String,
+    pub scope_schema_url: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -518,6 +524,9 @@ pub struct Metric {
     pub points: Vec<Point>,
     pub resource: Attrs,
     pub scope: String,
+    /// The resource's and the scope's schema URL ("" when absent).
+    pub schema_url: String,
+    pub scope_schema_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -699,6 +708,8 @@ struct Parser {
     out: Received,
     resource: Attrs,
     scope: String,
+    schema_url: String,
+    scope_schema_url: String,
     item: Item,
     section: Section,
     pending: Option<(Target, String, String)>,
@@ -820,6 +831,8 @@ pub fn parse(text: &str) -> Received {
         out: Received::default(),
         resource: Attrs::new(),
         scope: String::new(),
+        schema_url: String::new(),
+        scope_schema_url: String::new(),
         item: Item::None,
         section: Section::None,
         pending: None,
@@ -900,7 +913,17 @@ impl Parser {
             self.finish_item();
             self.resource = Attrs::new();
             self.scope.clear();
+            self.schema_url.clear();
+            self.scope_schema_url.clear();
             self.section = Section::None;
+        } else if let Some(url) = s.strip_prefix("Resource SchemaURL:") {
+            self.schema_url = url.trim().to_string();
+        } else if let Some(url) = s
+            .strip_prefix("ScopeSpans SchemaURL:")
+            .or_else(|| s.strip_prefix("ScopeLogs SchemaURL:"))
+            .or_else(|| s.strip_prefix("ScopeMetrics SchemaURL:"))
+        {
+            self.scope_schema_url = url.trim().to_string();
         } else if s.starts_with("Resource attributes:") {
             self.section = Section::Resource;
         } else if s.starts_with("InstrumentationScope attributes") {
@@ -920,6 +943,8 @@ impl Parser {
             self.item = Item::Span(Span {
                 resource: self.resource.clone(),
                 scope: self.scope.clone(),
+                schema_url: self.schema_url.clone(),
+                scope_schema_url: self.scope_schema_url.clone(),
                 ..Span::default()
             });
             self.section = Section::None;
@@ -928,6 +953,8 @@ impl Parser {
             self.item = Item::Log(Log {
                 resource: self.resource.clone(),
                 scope: self.scope.clone(),
+                schema_url: self.schema_url.clone(),
+                scope_schema_url: self.scope_schema_url.clone(),
                 ..Log::default()
             });
             self.section = Section::None;
@@ -936,6 +963,8 @@ impl Parser {
             self.item = Item::Metric(Metric {
                 resource: self.resource.clone(),
                 scope: self.scope.clone(),
+                schema_url: self.schema_url.clone(),
+                scope_schema_url: self.scope_schema_url.clone(),
                 ..Metric::default()
             });
             self.section = Section::None;
