@@ -26,6 +26,8 @@ pub struct EngineConfig {
     pub exchange_facts: bool,
     pub detectors: DetectorConfig,
     pub limits: AnalysisLimits,
+    /// Alerts held back and counted (the `[[suppress]]` tables). Default none.
+    pub suppress: Vec<crate::analysis::suppress::SuppressRule>,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +43,7 @@ impl Default for EngineConfig {
             exchange_facts: false,
             detectors: DetectorConfig::default(),
             limits: AnalysisLimits::default(),
+            suppress: Vec::new(),
         }
     }
 }

@@ -12,6 +12,10 @@
 //! leader_change_window_s = 30
 //! [detectors.listoffsets_regression]
 //! min_delta = 1
+//! [[suppress]]
+//! alert = "weak_acks"
+//! client = "batch-*"
+//! reason = "acks=1 by design"
 //! ```
 
 use std::path::Path;
@@ -34,6 +38,8 @@ pub struct FileConfig {
     pub detectors: DetectorConfig,
     /// OpenTelemetry export (`kwire_export::OtlpFileConfig`).
     pub otlp: kwire_export::OtlpFileConfig,
+    /// `[[suppress]]` tables: alerts held back, counted in the summary.
+    pub suppress: Vec<kwire_engine::analysis::suppress::SuppressRule>,
 }
 
 /// The `[otlp]` section of the config file (defaults without a file).
@@ -47,13 +53,16 @@ pub fn otlp_config(path: Option<&Path>) -> Result<kwire_export::OtlpFileConfig, 
 pub fn load(path: &Path) -> Result<FileConfig, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read config: {e}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
+    let cfg: FileConfig = toml::from_str(&text).map_err(|e| {
         format!(
             "{}: invalid config: {}",
             path.display(),
             e.to_string().trim()
         )
-    })
+    })?;
+    kwire_engine::analysis::suppress::validate(&cfg.suppress)
+        .map_err(|e| format!("{}: invalid config: {e}", path.display()))?;
+    Ok(cfg)
 }
 
 /// The engine configuration from defaults, the config file, then flags/env.
@@ -76,5 +85,6 @@ pub fn engine_config(args: &InputArgs) -> Result<EngineConfig, String> {
     }
     cfg.limits = file.limits;
     cfg.detectors = file.detectors;
+    cfg.suppress = file.suppress;
     Ok(cfg)
 }

@@ -340,6 +340,7 @@ pub fn print(
         writeln!(w, "  notices    {}", n.join(", "))?;
     }
     print_alerts(w, c)?;
+    print_suppressed(w, &s.suppressed)?;
     print_incidents(w, &s.incidents)?;
     if let Some(d) = damage {
         writeln!(w, "  DAMAGED    {d}")?;
@@ -400,6 +401,37 @@ fn print_alerts(w: &mut impl Write, c: &Collector) -> io::Result<()> {
             )?;
             print_groups(w, c, sev.0)?;
         }
+    }
+    Ok(())
+}
+
+/// The `[[suppress]]` rules with what each held back (only when the config has rules).
+fn print_suppressed(
+    w: &mut impl Write,
+    rules: &[kwire_engine::analysis::suppress::Suppressed],
+) -> io::Result<()> {
+    if rules.is_empty() {
+        return Ok(());
+    }
+    let total: u64 = rules.iter().map(|r| r.count).sum();
+    writeln!(
+        w,
+        "  suppressed {total} alert{} by {} [[suppress]] rule{} of the config (not listed above)",
+        if total == 1 { "" } else { "s" },
+        rules.len(),
+        if rules.len() == 1 { "" } else { "s" }
+    )?;
+    for r in rules {
+        writeln!(
+            w,
+            "    {:>6} x {}{}",
+            r.count,
+            r.describe(),
+            r.reason
+                .as_deref()
+                .map(|x| format!(" ({x})"))
+                .unwrap_or_default()
+        )?;
     }
     Ok(())
 }

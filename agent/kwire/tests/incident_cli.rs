@@ -365,3 +365,57 @@ fn json_summary_has_the_time_range_and_version() {
     assert_eq!(s["last_ts"], "2026-11-22T18:51:16.814269Z");
     assert_eq!(s["kwire_version"], env!("CARGO_PKG_VERSION"));
 }
+
+#[test]
+fn suppress_rules_hold_alerts_back_and_count_them() {
+    let f = fixture("produce-acks-librdkafka-mock.pcap");
+    let dir = tmpdir("suppress");
+    let cfg = dir.join("suppress.toml");
+    std::fs::write(
+        &cfg,
+        "[[suppress]]\nalert = \"weak_acks\"\nclient = \"kw-acks0*\"\nreason = \"fire and forget by design\"\n\
+         [[suppress]]\ngroup = \"nightly-*\"\n",
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let r = replay(&f, &["--config", c, "--no-exchanges"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let alerts: Vec<&str> = r
+        .of_type("alert")
+        .iter()
+        .map(|a| a["client_id"].as_str().unwrap())
+        .collect();
+    // Without the rule: kw-acks0 and kw-acks1 (cli.rs); the acks=0 producer is held back.
+    assert_eq!(alerts, vec!["kw-acks1"]);
+    let s = &r.summary()["suppressed"];
+    assert_eq!(
+        s,
+        &serde_json::json!([
+            {"alert": "weak_acks", "client": "kw-acks0*", "topic": null, "group": null,
+             "reason": "fire and forget by design", "count": 1},
+            {"alert": null, "client": null, "topic": null, "group": "nightly-*",
+             "reason": null, "count": 0}
+        ])
+    );
+    // The readable summary says so.
+    let out = kwire(&["replay", f.to_str().unwrap(), "--config", c]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("  suppressed 1 alert by 2 [[suppress]] rules of the config (not listed above)\n")
+            && text.contains("         1 x weak_acks client=kw-acks0* (fire and forget by design)\n")
+            && text.contains("         0 x any alert group=nightly-*\n"),
+        "{text}"
+    );
+    assert!(text.contains("alerts     1 (0 critical, 1 warning, 0 info)"), "{text}");
+    // A rule that would hide everything, or an unknown kind, is refused.
+    for (body, msg) in [
+        ("[[suppress]]\nreason = \"x\"\n", "rule 1: no alert, client, topic or group"),
+        ("[[suppress]]\nalert = \"weak_ack\"\n", "unknown alert kind \"weak_ack\""),
+    ] {
+        std::fs::write(&cfg, body).unwrap();
+        let out = kwire(&["replay", f.to_str().unwrap(), "--config", c]);
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(msg), "{err}");
+    }
+}

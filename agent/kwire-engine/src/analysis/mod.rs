@@ -11,6 +11,7 @@ pub mod detectors;
 pub mod facts;
 pub mod groups;
 pub mod incident;
+pub mod suppress;
 pub mod timeline;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,6 +56,8 @@ pub struct Analyzer {
     pub alert_counts: BTreeMap<(AlertKind, crate::output::alert::Severity), u64>,
     /// Repeated observations of one condition, told as one incident.
     pub incidents: Incidents,
+    /// The `[[suppress]]` rules and what they held back.
+    pub suppressions: suppress::Suppressions,
 }
 
 type Out<'a> = &'a mut dyn FnMut(Finding);
@@ -70,12 +73,22 @@ impl Analyzer {
             timelines: Timelines::new(limits.max_clients, limits.max_partitions_per_client),
             weak: WeakAcks::new(limits.max_weak_producers),
             alert_counts: BTreeMap::new(),
+            suppressions: suppress::Suppressions::default(),
         }
+    }
+
+    /// Alerts matching one of `rules` are counted, not written.
+    pub fn with_suppressions(mut self, rules: Vec<suppress::SuppressRule>) -> Self {
+        self.suppressions = suppress::Suppressions::new(rules);
+        self
     }
 
     /// An observation of `cond`: an alert line unless it repeats what its incident already said.
     fn alert(&mut self, a: Alert, cond: Condition, out: Out<'_>) {
         if !self.detectors.enabled(a.kind) {
+            return;
+        }
+        if self.suppressions.suppress(&a) {
             return;
         }
         let Some(a) = self.incidents.observe(a, cond) else {

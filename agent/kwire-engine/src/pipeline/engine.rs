@@ -77,7 +77,8 @@ impl<'a, F: FnMut(Output)> Sink<'a, F> {
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         let flows = FlowTable::new(cfg.flows);
-        let analyzer = Analyzer::new(cfg.detectors.clone(), &cfg.limits, cfg.timeline);
+        let analyzer = Analyzer::new(cfg.detectors.clone(), &cfg.limits, cfg.timeline)
+            .with_suppressions(cfg.suppress.clone());
         Engine {
             cfg,
             analyzer,
@@ -116,6 +117,7 @@ impl Engine {
         }
         s.alerts = self.analyzer.alert_counts.clone();
         s.incidents = self.analyzer.incidents.report();
+        s.suppressed = self.analyzer.suppressions.report();
         s.flows.set_table(self.flows.stats());
         s
     }
@@ -285,6 +287,7 @@ impl Engine {
         sink.analyzer.finish(&mut emit);
         sink.summary.alerts = sink.analyzer.alert_counts.clone();
         sink.summary.incidents = sink.analyzer.incidents.report();
+        sink.summary.suppressed = sink.analyzer.suppressions.report();
     }
 
     /// The analysis state (cluster, groups, timelines).

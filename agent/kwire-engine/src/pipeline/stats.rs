@@ -188,6 +188,8 @@ pub struct Summary {
     >,
     /// Incidents: repeated observations of one condition, with their counts and first/last times.
     pub incidents: crate::analysis::incident::IncidentReport,
+    /// Every `[[suppress]]` rule with the alerts it held back.
+    pub suppressed: Vec<crate::analysis::suppress::Suppressed>,
 }
 
 impl Serialize for Summary {
@@ -215,6 +217,7 @@ impl Serialize for Summary {
             .collect();
         m.serialize_entry("alerts", &alerts)?;
         m.serialize_entry("incidents", &self.incidents)?;
+        m.serialize_entry("suppressed", &self.suppressed)?;
         m.end()
     }
 }
