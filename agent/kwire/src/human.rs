@@ -193,6 +193,7 @@ pub fn print(
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     writeln!(w, "kwire replay {}", names.join(" "))?;
     writeln!(w, "  verdict    {}", c.verdict())?;
+    print_fidelity(w, &s.fidelity)?;
     if filter.is_set() {
         writeln!(
             w,
@@ -401,6 +402,76 @@ fn print_alerts(w: &mut impl Write, c: &Collector) -> io::Result<()> {
             )?;
             print_groups(w, c, sev.0)?;
         }
+    }
+    Ok(())
+}
+
+/// The `fidelity` line: `complete`, or what may make conclusions incomplete, one line each with figures.
+pub fn print_fidelity(w: &mut impl Write, f: &kwire_engine::stats::Fidelity) -> io::Result<()> {
+    if f.complete() {
+        return writeln!(w, "  fidelity   complete");
+    }
+    writeln!(
+        w,
+        "  fidelity   incomplete: alerts and figures may be missing because of"
+    )?;
+    let mut lines = Vec::new();
+    if f.snaplen_cut_packets + f.snaplen_cut_bytes > 0 {
+        lines.push(format!(
+            "{} packets cut by the snaplen ({} TCP payload bytes missing): Kafka frames in them are not decoded (capture with -s 0)",
+            f.snaplen_cut_packets, f.snaplen_cut_bytes
+        ));
+    }
+    if f.lost_bytes > 0 {
+        lines.push(format!(
+            "{} bytes lost in gaps of TCP streams (packets not captured; {} gaps in all): exchanges in them are missing",
+            f.lost_bytes, f.gaps
+        ));
+    }
+    if f.kernel_drops > 0 {
+        lines.push(format!(
+            "{} packets dropped by the kernel before kwire saw them",
+            f.kernel_drops
+        ));
+    }
+    if f.midstream_connections > 0 {
+        lines.push(format!(
+            "{} Kafka connections joined mid-stream (no SYN seen): group state and earlier offsets unknown",
+            f.midstream_connections
+        ));
+    }
+    if f.one_direction_connections > 0 {
+        lines.push(format!(
+            "{} Kafka connections with bytes in one direction only: requests without responses (or the reverse)",
+            f.one_direction_connections
+        ));
+    }
+    if f.flows_evicted + f.flows_refused > 0 {
+        lines.push(format!(
+            "flow table full (max_flows): {} connections evicted, {} refused",
+            f.flows_evicted, f.flows_refused
+        ));
+    }
+    let l = &f.limits;
+    if l.any() {
+        let mut hit = Vec::new();
+        for (n, what) in [
+            (l.timelines_dropped, "offset observations (max_clients, max_partitions_per_client)"),
+            (l.groups_dropped, "group members (max_groups, max_members_per_group)"),
+            (l.cluster_dropped, "partitions (max_partitions)"),
+            (l.weak_producers_dropped, "weak-acks producers (max_weak_producers)"),
+        ] {
+            if n > 0 {
+                hit.push(format!("{n} {what}"));
+            }
+        }
+        lines.push(format!(
+            "analysis limits hit, not tracked: {}",
+            hit.join(", ")
+        ));
+    }
+    for l in lines {
+        writeln!(w, "             - {l}")?;
     }
     Ok(())
 }

@@ -224,7 +224,9 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
         worst,
         ..
     } = sink;
-    let summary = run.engine.summary();
+    let mut summary = run.engine.summary().clone();
+    summary.fidelity.snaplen_cut_packets = run.stats.truncated_packets;
+    let summary = &summary;
     if args.json {
         let mut v = serde_json::to_value(summary).unwrap_or_default();
         if let Some(m) = v.as_object_mut() {

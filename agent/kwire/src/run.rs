@@ -649,7 +649,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
         log.warn(&format!("--write-pcap: {e}"), json!({}));
     }
     let secs = started.elapsed().as_secs_f64();
-    let summary = engine.summary();
+    let mut summary = engine.summary().clone();
+    summary.fidelity.kernel_drops = st.kernel_drops + st.ring_drops + st.interface_drops;
+    let summary = &summary;
     if args.json {
         let mut v = serde_json::to_value(summary).unwrap_or_default();
         if let Some(m) = v.as_object_mut() {
@@ -695,6 +697,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
             sink.critical,
             secs
         );
+        let r = r.and_then(|_| crate::human::print_fidelity(&mut sink.w, &summary.fidelity));
         if let Err(e) = r {
             sink.err = Some(e);
         }

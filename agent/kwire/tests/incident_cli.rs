@@ -419,3 +419,113 @@ fn suppress_rules_hold_alerts_back_and_count_them() {
         assert!(err.contains(msg), "{err}");
     }
 }
+
+/// Rewrites a little-endian classic pcap record by record: `f` gets (caplen-cut data, original length)
+/// and returns the data to keep (None drops the packet). The same as `editcap -s N` (data cut, original
+/// length kept) or a `tcpdump -r in -w out FILTER`.
+fn rewrite_pcap(src: &Path, dst: &Path, mut f: impl FnMut(&[u8]) -> Option<Vec<u8>>) {
+    let b = std::fs::read(src).unwrap();
+    assert_eq!(&b[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "little-endian pcap");
+    let (hdr, mut rest) = b.split_at(24);
+    let mut out = hdr.to_vec();
+    while rest.len() >= 16 {
+        let caplen = u32::from_le_bytes(rest[8..12].try_into().unwrap()) as usize;
+        let (r, t) = rest.split_at(16 + caplen);
+        if let Some(data) = f(&r[16..]) {
+            out.extend_from_slice(&r[..8]);
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            out.extend_from_slice(&r[12..16]);
+            out.extend_from_slice(&data);
+        }
+        rest = t;
+    }
+    std::fs::write(dst, out).unwrap();
+}
+
+/// The TCP header of an Ethernet + IPv4 frame.
+fn tcp_header(d: &[u8]) -> &[u8] {
+    assert_eq!(&d[12..14], &[0x08, 0x00], "IPv4 over Ethernet");
+    let ihl = usize::from(d[14] & 0x0f) * 4;
+    &d[14 + ihl..]
+}
+
+fn fidelity(r: &common::Run) -> Value {
+    r.summary()["fidelity"].clone()
+}
+
+fn readable(f: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["replay", f.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    String::from_utf8(kwire(&args).stdout).unwrap()
+}
+
+/// The case: copies of a capture with two critical alerts, degraded the way captures are, say
+/// why their conclusions may be missing; the original says `complete`.
+#[test]
+fn fidelity_says_why_conclusions_may_be_missing() {
+    let src = fixture("commit-after-revoke-cooperative-mock.pcap");
+    let dir = tmpdir("fidelity");
+
+    let clean = replay(&src, &["--no-exchanges"]);
+    assert_eq!(clean.of_type("alert").len(), 4);
+    let f = fidelity(&clean);
+    assert_eq!(f["complete"], true);
+    assert_eq!(f["reasons"], serde_json::json!([]));
+    assert!(readable(&src, &[]).contains("\n  fidelity   complete\n"));
+
+    // editcap -s 96: every packet with payload past byte 96 is cut.
+    let cut = dir.join("cut.pcap");
+    rewrite_pcap(&src, &cut, |d| Some(d[..d.len().min(96)].to_vec()));
+    let r = replay(&cut, &["--no-exchanges"]);
+    assert!(r.of_type("alert").is_empty(), "the cut copy loses the alerts");
+    let f = fidelity(&r);
+    assert_eq!(f["complete"], false);
+    assert_eq!(f["reasons"], serde_json::json!(["snaplen"]));
+    assert_eq!(f["snaplen_cut_packets"], 335);
+    assert_eq!(f["snaplen_cut_bytes"], 23598);
+    assert_eq!(f["lost_bytes"], 0, "every gap is a snaplen cut");
+    let text = readable(&cut, &[]);
+    assert!(
+        text.contains("  fidelity   incomplete: alerts and figures may be missing because of\n             - 335 packets cut by the snaplen (23598 TCP payload bytes missing)"),
+        "{text}"
+    );
+
+    // tcpdump 'dst port B1 or dst port B2 ...': requests only (client to broker).
+    let brokers = [43641u16, 44707, 45513];
+    let onedir = dir.join("onedir.pcap");
+    rewrite_pcap(&src, &onedir, |d| {
+        let t = tcp_header(d);
+        brokers
+            .contains(&u16::from_be_bytes([t[2], t[3]]))
+            .then(|| d.to_vec())
+    });
+    let r = replay(&onedir, &["--no-exchanges"]);
+    assert!(r.of_type("alert").is_empty());
+    let f = fidelity(&r);
+    assert_eq!(f["reasons"], serde_json::json!(["one_direction"]));
+    assert_eq!(f["one_direction_connections"], 13);
+    assert!(readable(&onedir, &[])
+        .contains("- 13 Kafka connections with bytes in one direction only"));
+
+    // Joined mid-stream: no SYN of any connection captured.
+    let mid = dir.join("mid.pcap");
+    rewrite_pcap(&src, &mid, |d| (tcp_header(d)[13] & 0x02 == 0).then(|| d.to_vec()));
+    let r = replay(&mid, &["--no-exchanges"]);
+    let f = fidelity(&r);
+    assert_eq!(f["reasons"], serde_json::json!(["midstream"]));
+    assert_eq!(f["midstream_connections"], 13);
+    assert!(readable(&mid, &[]).contains(
+        "- 13 Kafka connections joined mid-stream (no SYN seen): group state and earlier offsets unknown"
+    ));
+
+    // Analysis limits hit: no client timeline kept, no group tracked.
+    let cfg = dir.join("limits.toml");
+    std::fs::write(&cfg, "[limits]\nmax_clients = 0\nmax_groups = 0\n").unwrap();
+    let c = cfg.to_str().unwrap();
+    let r = replay(&src, &["--config", c, "--no-exchanges"]);
+    let f = fidelity(&r);
+    assert_eq!(f["reasons"], serde_json::json!(["analysis_limits"]));
+    assert!(f["limits"]["timelines_dropped"].as_u64().unwrap() > 0, "{f}");
+    assert!(f["limits"]["groups_dropped"].as_u64().unwrap() > 0, "{f}");
+    assert!(readable(&src, &["--config", c]).contains("- analysis limits hit, not tracked: "));
+}

@@ -119,6 +119,7 @@ impl Engine {
         s.incidents = self.analyzer.incidents.report();
         s.suppressed = self.analyzer.suppressions.report();
         s.flows.set_table(self.flows.stats());
+        s.set_fidelity(&self.analyzer);
         s
     }
 
@@ -288,6 +289,7 @@ impl Engine {
         sink.summary.alerts = sink.analyzer.alert_counts.clone();
         sink.summary.incidents = sink.analyzer.incidents.report();
         sink.summary.suppressed = sink.analyzer.suppressions.report();
+        sink.summary.set_fidelity(sink.analyzer);
     }
 
     /// The analysis state (cluster, groups, timelines).
@@ -323,6 +325,16 @@ fn finish_conn<F: FnMut(Output)>(
         AppKind::NotKafka | AppKind::Undecided => s.flows.not_kafka += 1,
     }
     s.flows.ignored_bytes += app.ignored_bytes;
+    if matches!(app.kind, AppKind::Kafka | AppKind::Undecided) {
+        let (a, b) = (tcp.reassembler(Side::A), tcp.reassembler(Side::B));
+        if (a.has_state() || b.has_state()) && a.isn().is_none() && b.isn().is_none() {
+            s.fidelity.midstream_connections += 1;
+        }
+        let (da, db) = (a.stats().bytes_delivered, b.stats().bytes_delivered);
+        if (da == 0) != (db == 0) {
+            s.fidelity.one_direction_connections += 1;
+        }
+    }
     s.tcp.add(tcp.reassembler(Side::A).stats());
     s.tcp.add(tcp.reassembler(Side::B).stats());
     if let Some(k) = &app.kafka {

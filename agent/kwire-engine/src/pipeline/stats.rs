@@ -166,6 +166,114 @@ pub struct ErrorCount {
     pub count: u64,
 }
 
+/// Analysis state not kept because a bound of `[limits]` (or the name table) was full: alerts that
+/// needed it may be missing.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct LimitsHit {
+    /// Offset observations not kept (`max_clients`, `max_partitions_per_client`).
+    pub timelines_dropped: u64,
+    /// Group members or groups not tracked (`max_groups`, `max_members_per_group`).
+    pub groups_dropped: u64,
+    /// Partitions missing from the cluster view (`max_partitions`).
+    pub cluster_dropped: u64,
+    /// Producers with weak acks not tracked (`max_weak_producers`).
+    pub weak_producers_dropped: u64,
+    /// Names allocated per use because the name table was full (costs memory, loses nothing).
+    pub names_not_interned: u64,
+}
+
+impl LimitsHit {
+    /// Bounds whose hit may hide an alert (not `names_not_interned`).
+    pub fn any(&self) -> bool {
+        self.timelines_dropped + self.groups_dropped + self.cluster_dropped + self.weak_producers_dropped
+            > 0
+    }
+}
+
+/// Capture fidelity: what may make conclusions incomplete, with figures. `complete` when none applies.
+///
+/// Easy to get wrong: `snaplen_cut_packets` comes from the capture file (the edge sets it; the engine
+/// only sees the bytes that are there); connections are counted when they end, like the other
+/// per-connection counters; the connection counts are of Kafka (and still undecided) connections only:
+/// a web server's traffic cut mid-stream changes nothing kwire concludes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Fidelity {
+    /// Packets the capture cut short of their length on the wire (snaplen), from the file's records.
+    pub snaplen_cut_packets: u64,
+    /// TCP payload bytes missing from cut packets.
+    pub snaplen_cut_bytes: u64,
+    /// Holes in TCP streams and the bytes they lost (snaplen cuts included: a cut packet leaves a hole).
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// The bytes of `gap_bytes` not explained by snaplen cuts: packets not captured at all.
+    pub lost_bytes: u64,
+    /// Connections whose start (SYN) was not captured: group membership and what the client was told
+    /// before may be unknown.
+    pub midstream_connections: u64,
+    /// Connections with bytes in one direction only (requests without responses or the reverse).
+    pub one_direction_connections: u64,
+    /// Flows evicted from, or refused by, a full flow table (`max_flows`).
+    pub flows_evicted: u64,
+    pub flows_refused: u64,
+    /// Packets lost before kwire saw them (live capture: kernel, ring and interface drops).
+    pub kernel_drops: u64,
+    pub limits: LimitsHit,
+}
+
+impl Fidelity {
+    /// What applies, as short names, in a fixed order.
+    pub fn reasons(&self) -> Vec<&'static str> {
+        let mut r = Vec::new();
+        if self.snaplen_cut_packets + self.snaplen_cut_bytes > 0 {
+            r.push("snaplen");
+        }
+        if self.lost_bytes > 0 {
+            r.push("gaps");
+        }
+        if self.kernel_drops > 0 {
+            r.push("kernel_drops");
+        }
+        if self.midstream_connections > 0 {
+            r.push("midstream");
+        }
+        if self.one_direction_connections > 0 {
+            r.push("one_direction");
+        }
+        if self.flows_evicted + self.flows_refused > 0 {
+            r.push("flow_table_full");
+        }
+        if self.limits.any() {
+            r.push("analysis_limits");
+        }
+        r
+    }
+
+    pub fn complete(&self) -> bool {
+        self.reasons().is_empty()
+    }
+}
+
+impl Serialize for Fidelity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("complete", &self.complete())?;
+        m.serialize_entry("reasons", &self.reasons())?;
+        m.serialize_entry("snaplen_cut_packets", &self.snaplen_cut_packets)?;
+        m.serialize_entry("snaplen_cut_bytes", &self.snaplen_cut_bytes)?;
+        m.serialize_entry("gaps", &self.gaps)?;
+        m.serialize_entry("gap_bytes", &self.gap_bytes)?;
+        m.serialize_entry("lost_bytes", &self.lost_bytes)?;
+        m.serialize_entry("midstream_connections", &self.midstream_connections)?;
+        m.serialize_entry("one_direction_connections", &self.one_direction_connections)?;
+        m.serialize_entry("flows_evicted", &self.flows_evicted)?;
+        m.serialize_entry("flows_refused", &self.flows_refused)?;
+        m.serialize_entry("kernel_drops", &self.kernel_drops)?;
+        m.serialize_entry("limits", &self.limits)?;
+        m.end()
+    }
+}
+
 /// Everything counted during a run.
 #[derive(Debug, Default, Clone)]
 pub struct Summary {
@@ -190,6 +298,28 @@ pub struct Summary {
     pub incidents: crate::analysis::incident::IncidentReport,
     /// Every `[[suppress]]` rule with the alerts it held back.
     pub suppressed: Vec<crate::analysis::suppress::Suppressed>,
+    /// What may make conclusions incomplete (the edge adds the capture's own figures).
+    pub fidelity: Fidelity,
+}
+
+impl Summary {
+    /// Fills the fidelity figures the other counters already hold (TCP, flows) and the analysis bounds.
+    pub fn set_fidelity(&mut self, a: &crate::analysis::Analyzer) {
+        let f = &mut self.fidelity;
+        f.snaplen_cut_bytes = self.tcp.truncated_bytes;
+        f.gaps = self.tcp.gaps;
+        f.gap_bytes = self.tcp.gap_bytes;
+        f.lost_bytes = self.tcp.gap_bytes.saturating_sub(self.tcp.truncated_bytes);
+        f.flows_evicted = self.flows.evicted_full;
+        f.flows_refused = self.flows.refused_table_full;
+        f.limits = LimitsHit {
+            timelines_dropped: a.timelines.dropped,
+            groups_dropped: a.groups.dropped,
+            cluster_dropped: a.cluster.dropped,
+            weak_producers_dropped: a.weak.dropped,
+            names_not_interned: a.cluster.names.not_interned.get(),
+        };
+    }
 }
 
 impl Serialize for Summary {
@@ -218,6 +348,7 @@ impl Serialize for Summary {
         m.serialize_entry("alerts", &alerts)?;
         m.serialize_entry("incidents", &self.incidents)?;
         m.serialize_entry("suppressed", &self.suppressed)?;
+        m.serialize_entry("fidelity", &self.fidelity)?;
         m.end()
     }
 }
