@@ -311,7 +311,9 @@ fn output_filters_narrow_what_is_printed_only() {
         .collect();
     assert_eq!(
         apis.into_iter().collect::<Vec<_>>(),
+        // Fetch too: a consumer's Fetch belongs to the group its client is a member of.
         vec![
+            "Fetch",
             "Heartbeat",
             "JoinGroup",
             "LeaveGroup",
