@@ -436,14 +436,16 @@ pub fn print_fidelity(w: &mut impl Write, f: &kwire_engine::stats::Fidelity) -> 
     }
     if f.midstream_connections > 0 {
         lines.push(format!(
-            "{} Kafka connections joined mid-stream (no SYN seen): group state and earlier offsets unknown",
-            f.midstream_connections
+            "{} Kafka connection{} joined mid-stream (no SYN seen): group state and earlier offsets unknown",
+            f.midstream_connections,
+            if f.midstream_connections == 1 { "" } else { "s" }
         ));
     }
     if f.one_direction_connections > 0 {
         lines.push(format!(
-            "{} Kafka connections with bytes in one direction only: requests without responses (or the reverse)",
-            f.one_direction_connections
+            "{} Kafka connection{} with bytes in one direction only: requests without responses (or the reverse)",
+            f.one_direction_connections,
+            if f.one_direction_connections == 1 { "" } else { "s" }
         ));
     }
     if f.flows_evicted + f.flows_refused > 0 {
@@ -456,10 +458,19 @@ pub fn print_fidelity(w: &mut impl Write, f: &kwire_engine::stats::Fidelity) -> 
     if l.any() {
         let mut hit = Vec::new();
         for (n, what) in [
-            (l.timelines_dropped, "offset observations (max_clients, max_partitions_per_client)"),
-            (l.groups_dropped, "group members (max_groups, max_members_per_group)"),
+            (
+                l.timelines_dropped,
+                "offset observations (max_clients, max_partitions_per_client)",
+            ),
+            (
+                l.groups_dropped,
+                "group members (max_groups, max_members_per_group)",
+            ),
             (l.cluster_dropped, "partitions (max_partitions)"),
-            (l.weak_producers_dropped, "weak-acks producers (max_weak_producers)"),
+            (
+                l.weak_producers_dropped,
+                "weak-acks producers (max_weak_producers)",
+            ),
         ] {
             if n > 0 {
                 hit.push(format!("{n} {what}"));

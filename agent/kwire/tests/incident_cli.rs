@@ -403,16 +403,26 @@ fn suppress_rules_hold_alerts_back_and_count_them() {
     let out = kwire(&["replay", f.to_str().unwrap(), "--config", c]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("  suppressed 1 alert by 2 [[suppress]] rules of the config (not listed above)\n")
-            && text.contains("         1 x weak_acks client=kw-acks0* (fire and forget by design)\n")
+        text.contains(
+            "  suppressed 1 alert by 2 [[suppress]] rules of the config (not listed above)\n"
+        ) && text.contains("         1 x weak_acks client=kw-acks0* (fire and forget by design)\n")
             && text.contains("         0 x any alert group=nightly-*\n"),
         "{text}"
     );
-    assert!(text.contains("alerts     1 (0 critical, 1 warning, 0 info)"), "{text}");
+    assert!(
+        text.contains("alerts     1 (0 critical, 1 warning, 0 info)"),
+        "{text}"
+    );
     // A rule that would hide everything, or an unknown kind, is refused.
     for (body, msg) in [
-        ("[[suppress]]\nreason = \"x\"\n", "rule 1: no alert, client, topic or group"),
-        ("[[suppress]]\nalert = \"weak_ack\"\n", "unknown alert kind \"weak_ack\""),
+        (
+            "[[suppress]]\nreason = \"x\"\n",
+            "rule 1: no alert, client, topic or group",
+        ),
+        (
+            "[[suppress]]\nalert = \"weak_ack\"\n",
+            "unknown alert kind \"weak_ack\"",
+        ),
     ] {
         std::fs::write(&cfg, body).unwrap();
         let out = kwire(&["replay", f.to_str().unwrap(), "--config", c]);
@@ -479,7 +489,10 @@ fn fidelity_says_why_conclusions_may_be_missing() {
     let cut = dir.join("cut.pcap");
     rewrite_pcap(&src, &cut, |d| Some(d[..d.len().min(96)].to_vec()));
     let r = replay(&cut, &["--no-exchanges"]);
-    assert!(r.of_type("alert").is_empty(), "the cut copy loses the alerts");
+    assert!(
+        r.of_type("alert").is_empty(),
+        "the cut copy loses the alerts"
+    );
     let f = fidelity(&r);
     assert_eq!(f["complete"], false);
     assert_eq!(f["reasons"], serde_json::json!(["snaplen"]));
@@ -506,12 +519,15 @@ fn fidelity_says_why_conclusions_may_be_missing() {
     let f = fidelity(&r);
     assert_eq!(f["reasons"], serde_json::json!(["one_direction"]));
     assert_eq!(f["one_direction_connections"], 13);
-    assert!(readable(&onedir, &[])
-        .contains("- 13 Kafka connections with bytes in one direction only"));
+    assert!(
+        readable(&onedir, &[]).contains("- 13 Kafka connections with bytes in one direction only")
+    );
 
     // Joined mid-stream: no SYN of any connection captured.
     let mid = dir.join("mid.pcap");
-    rewrite_pcap(&src, &mid, |d| (tcp_header(d)[13] & 0x02 == 0).then(|| d.to_vec()));
+    rewrite_pcap(&src, &mid, |d| {
+        (tcp_header(d)[13] & 0x02 == 0).then(|| d.to_vec())
+    });
     let r = replay(&mid, &["--no-exchanges"]);
     let f = fidelity(&r);
     assert_eq!(f["reasons"], serde_json::json!(["midstream"]));
@@ -527,7 +543,10 @@ fn fidelity_says_why_conclusions_may_be_missing() {
     let r = replay(&src, &["--config", c, "--no-exchanges"]);
     let f = fidelity(&r);
     assert_eq!(f["reasons"], serde_json::json!(["analysis_limits"]));
-    assert!(f["limits"]["timelines_dropped"].as_u64().unwrap() > 0, "{f}");
+    assert!(
+        f["limits"]["timelines_dropped"].as_u64().unwrap() > 0,
+        "{f}"
+    );
     assert!(f["limits"]["groups_dropped"].as_u64().unwrap() > 0, "{f}");
     assert!(readable(&src, &["--config", c]).contains("- analysis limits hit, not tracked: "));
 }

@@ -246,6 +246,9 @@ mod tests {
             ..Default::default()
         }])
         .unwrap_err();
-        assert!(e.contains("rule 1: no alert, client, topic or group"), "{e}");
+        assert!(
+            e.contains("rule 1: no alert, client, topic or group"),
+            "{e}"
+        );
     }
 }

@@ -185,7 +185,10 @@ pub struct LimitsHit {
 impl LimitsHit {
     /// Bounds whose hit may hide an alert (not `names_not_interned`).
     pub fn any(&self) -> bool {
-        self.timelines_dropped + self.groups_dropped + self.cluster_dropped + self.weak_producers_dropped
+        self.timelines_dropped
+            + self.groups_dropped
+            + self.cluster_dropped
+            + self.weak_producers_dropped
             > 0
     }
 }
