@@ -71,13 +71,9 @@ pub struct RunArgs {
     /// Packet source: auto (eBPF if it loads, else libpcap), pcap, ebpf.
     #[arg(long, default_value = "auto", env = "KWIRE_SOURCE")]
     pub source: SourceKind,
-    /// Interfaces for libpcap (comma-separated; `any` = all, Linux cooked headers).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "any",
-        env = "KWIRE_INTERFACE"
-    )]
+    /// Interfaces for libpcap (comma-separated; default `any` = all, Linux cooked headers). Given under
+    /// `--source auto`, libpcap captures on them (eBPF sees every interface of the host and cannot pick).
+    #[arg(long, value_delimiter = ',', env = "KWIRE_INTERFACE")]
     pub interface: Vec<String>,
     /// Broker ports (comma-separated): the kernel filter and the decoder. Default: all TCP, Kafka found by probing.
     #[arg(long, value_delimiter = ',', env = "KWIRE_PORTS")]
@@ -270,9 +266,16 @@ fn input_args(a: &RunArgs) -> InputArgs {
 
 /// Opens the source asked for; `auto` tries eBPF first and says why it fell back.
 fn open_source(args: &RunArgs, ports: &[u16], log: &Log) -> Result<Box<dyn LiveSource>, String> {
+    // Not given: every interface. Given: the user chose where to capture, which only libpcap can honour.
+    let chosen = !args.interface.is_empty();
+    let interfaces = if chosen {
+        args.interface.clone()
+    } else {
+        vec!["any".to_string()]
+    };
     let pcap = |reason: String| -> Result<Box<dyn LiveSource>, String> {
         let opts = PcapOptions {
-            interfaces: args.interface.clone(),
+            interfaces: interfaces.clone(),
             ports: ports.to_vec(),
             snaplen: args.snaplen,
             buffer_mb: args.pcap_buffer_mb,
@@ -287,11 +290,24 @@ fn open_source(args: &RunArgs, ports: &[u16], log: &Log) -> Result<Box<dyn LiveS
         cgroup: None,
         snap_len: args.snaplen,
     };
-    let ifs = args.interface.join(",");
+    let ifs = interfaces.join(",");
     match args.source {
         SourceKind::Pcap => pcap("libpcap chosen with --source pcap".into()),
         SourceKind::Ebpf => {
+            if chosen {
+                log.warn(
+                    &format!("--interface {ifs} is ignored by --source ebpf: it sees the sockets of every interface"),
+                    json!({"interface": ifs}),
+                );
+            }
             ebpf::open(&ebpf_opts).map_err(|r| format!("eBPF source unavailable: {r}"))
+        }
+        SourceKind::Auto if chosen => {
+            log.info(
+                &format!("--interface {ifs} given: using libpcap on {ifs} (--source auto)"),
+                json!({"source": "pcap", "interface": ifs}),
+            );
+            pcap(format!("--interface {ifs} given with --source auto"))
         }
         SourceKind::Auto => match ebpf::open(&ebpf_opts) {
             Ok(s) => {

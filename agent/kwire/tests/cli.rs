@@ -174,3 +174,22 @@ fn output_to_a_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--interface` under the default `--source auto` is honoured with libpcap (eBPF cannot pick an
+/// interface): an interface that does not exist fails by name instead of an eBPF capture of everything.
+#[test]
+fn interface_under_source_auto_means_libpcap_on_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .args(["run", "--interface", "kwire-nope0", "--duration", "1"])
+        .env_remove("KWIRE_SOURCE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--interface kwire-nope0 given: using libpcap on kwire-nope0 (--source auto)"),
+        "{err}"
+    );
+    assert!(err.contains("cannot capture on kwire-nope0"), "{err}");
+    assert!(!err.contains("using eBPF"), "{err}");
+}
