@@ -311,7 +311,7 @@ impl Exporter {
                 }
                 self.send_alert(alert_log(a, self.opts.semconv, wall_clock_ns()));
             }
-            Output::Notice(_) | Output::Timeline(_) => {}
+            Output::Notice(_) | Output::Timeline(_) | Output::Group(_) => {}
         }
     }
 

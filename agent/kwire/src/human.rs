@@ -91,7 +91,7 @@ impl Collector {
                 g.first = g.first.min(a.ts);
                 g.last = g.last.max(a.ts);
             }
-            Output::Timeline(_) => {}
+            Output::Timeline(_) | Output::Group(_) => {}
         }
     }
 

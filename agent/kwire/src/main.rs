@@ -39,7 +39,7 @@ enum Command {
     Replay(ReplayArgs),
     /// Show what clients were told, served and committed per partition over time, with alerts in place.
     #[command(
-        after_help = "Examples:\n  kwire timeline capture.pcap\n  kwire timeline capture.pcap --client kw-coop-1 --topic orders --partition 1\n  kwire timeline capture.pcap --json | jq 'select(.what==\"fetch_hwm\")'\n  kwire timeline kafka.pcap kafka.pcap.1 --client kw-coop-1\n\nRows: listoffsets_latest/earliest/time, fetch_request, fetch_hwm, fetch_lso, fetched (end of the\nbatches served), fetch_error, produced, committed, commit_rejected, offset_fetch; alerts appear inline."
+        after_help = "Examples:\n  kwire timeline capture.pcap\n  kwire timeline capture.pcap --client kw-coop-1 --topic orders --partition 1\n  kwire timeline capture.pcap --json | jq 'select(.what==\"fetch_hwm\")'\n  kwire timeline kafka.pcap kafka.pcap.1 --client kw-coop-1\n  kwire timeline kafka.pcap --group orders-app --since 2026-11-22T18:51:00Z --until 2026-11-22T18:52:00Z -o rebalance.txt\n\nRows: listoffsets_latest/earliest/time, fetch_request, fetch_hwm, fetch_lso, fetched (end of the\nbatches served), fetch_error, produced, committed, commit_rejected, offset_fetch; group events: join\n(generation, assignor), sync (assigned and revoked partitions), leave, heartbeat (errors only),\nassignment (KIP-848); alerts appear inline."
     )]
     Timeline(TimelineArgs),
     /// Watch live traffic (eBPF or libpcap) and print exchanges and alerts as they happen.
@@ -241,7 +241,20 @@ pub struct TimelineArgs {
     /// Only this partition.
     #[arg(long)]
     pub partition: Option<i32>,
-    /// `{"type":"timeline",...}` and `{"type":"alert",...}` lines instead of a table.
+    /// Only this consumer group: its events (join, sync, leave, heartbeat errors), its commits and
+    /// offset fetches, its alerts, and the rows of the clients seen joining it.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Only rows at or after this time (RFC 3339, e.g. 2026-11-22T18:51:00Z; no offset = UTC).
+    #[arg(long, value_parser = timeline::parse_time)]
+    pub since: Option<kwire_flow::Timestamp>,
+    /// Only rows at or before this time (RFC 3339).
+    #[arg(long, value_parser = timeline::parse_time)]
+    pub until: Option<kwire_flow::Timestamp>,
+    /// Write to this file instead of stdout (refused when it is one of the inputs).
+    #[arg(long, short = 'o')]
+    pub output: Option<std::path::PathBuf>,
+    /// `{"type":"timeline",...}`, `{"type":"group_event",...}` and `{"type":"alert",...}` lines instead of a table.
     #[arg(long)]
     pub json: bool,
     /// Every row. By default a high watermark, last stable offset or log start offset row is shown only

@@ -550,3 +550,109 @@ fn fidelity_says_why_conclusions_may_be_missing() {
     assert!(f["limits"]["groups_dropped"].as_u64().unwrap() > 0, "{f}");
     assert!(readable(&src, &["--config", c]).contains("- analysis limits hit, not tracked: "));
 }
+
+/// `kwire timeline` tells a group incident: join (generation, assignor), sync with the partitions
+/// assigned and revoked, heartbeat errors, leave; `--group`, `--since`, `--until`, `-o`.
+#[test]
+fn timeline_tells_the_group_story_in_a_window() {
+    let f = fixture("commit-after-revoke-cooperative-mock.pcap");
+    let fs = f.to_str().unwrap();
+    let dir = tmpdir("timeline");
+    let out = dir.join("tl.txt");
+    let o = kwire(&[
+        "timeline",
+        fs,
+        "--group",
+        "kw-carc",
+        "--since",
+        "2026-11-22T18:51:06.249Z",
+        "--until",
+        "2026-11-22T18:51:11.7876Z",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.stdout.is_empty());
+    let text = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("ts "));
+    // The window: first and last rows inside it.
+    assert!(
+        lines[1].starts_with("2026-11-22T18:51:06.249042Z kw-carc-1"),
+        "{text}"
+    );
+    assert!(lines
+        .iter()
+        .skip(1)
+        .all(|l| &l[..27] <= "2026-11-22T18:51:11.787600Z"));
+    let group_rows: Vec<String> = lines
+        .iter()
+        .filter(|l| l.contains(" group_"))
+        .map(|l| {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            format!("{} {} {}", c[1], c[2], l.split("  ").last().unwrap().trim())
+        })
+        .collect();
+    assert_eq!(
+        group_rows,
+        vec![
+            "kw-carc-1 group_sync member 0x7fd8ac004490, assigned [kw-carc-2 kw-carc-3], revoked [kw-carc-0 kw-carc-1]",
+            "kw-carc-2 group_sync member 0x7fd8ac005e90, assigned []",
+            "kw-carc-1 group_join member 0x7fd8ac004490, assignor cooperative-sticky",
+            "kw-carc-2 group_heartbeat member 0x7fd8ac005e90, REBALANCE_IN_PROGRESS",
+            "kw-carc-2 group_join member 0x7fd8ac005e90, assignor cooperative-sticky",
+            "kw-carc-1 group_sync member 0x7fd8ac004490, assigned [kw-carc-2 kw-carc-3]",
+            "kw-carc-2 group_sync member 0x7fd8ac005e90, assigned [kw-carc-0 kw-carc-1]",
+        ],
+        "{text}"
+    );
+    // The new owner's rows that do not name the group are kept (a client seen in the group).
+    assert!(text.contains(
+        "2026-11-22T18:51:11.286469Z kw-carc-2                offset_fetch           kw-carc-0                       6"
+    ));
+    assert!(!text.contains("kw-carc-producer"), "{text}");
+
+    // JSON: group_event lines with the generation and the partitions.
+    let o = kwire(&["timeline", fs, "--group", "kw-carc", "--json"]);
+    let events: Vec<Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["type"] == "group_event")
+        .collect();
+    let revoking = events
+        .iter()
+        .find(|e| e["what"] == "sync" && !e["revoked"].as_array().unwrap().is_empty())
+        .unwrap();
+    assert_eq!(revoking["generation"], 3);
+    assert_eq!(revoking["client_id"], "kw-carc-1");
+    assert_eq!(
+        revoking["assigned"],
+        serde_json::json!(["kw-carc-2", "kw-carc-3"])
+    );
+    assert_eq!(
+        revoking["revoked"],
+        serde_json::json!(["kw-carc-0", "kw-carc-1"])
+    );
+    assert!(events
+        .iter()
+        .any(|e| e["what"] == "leave" && e["client_id"] == "kw-carc-2"));
+
+    // Another group: nothing; a bad time and an output over the input are refused.
+    let o = kwire(&["timeline", fs, "--group", "nope"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+    let o = kwire(&["timeline", fs, "--since", "yesterday"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("expected RFC 3339"));
+    let copy = dir.join("in.pcap");
+    std::fs::copy(&f, &copy).unwrap();
+    let c = copy.to_str().unwrap();
+    let o = kwire(&["timeline", c, "-o", c]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&f).unwrap());
+}

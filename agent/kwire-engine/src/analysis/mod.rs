@@ -42,6 +42,7 @@ use crate::output::TimelineRecord;
 pub enum Finding {
     Alert(Alert),
     Timeline(TimelineRecord),
+    Group(crate::output::GroupEventRecord),
 }
 
 pub struct Analyzer {
@@ -161,6 +162,11 @@ impl Analyzer {
             host: ctx.client.ip,
         };
         let cid = x.request.client_id.as_deref();
+        if self.timeline_rows {
+            if let Some(g) = self.group_event(ctx, x, req, resp, &client, rts) {
+                out(Finding::Group(g));
+            }
+        }
         match (req, resp) {
             (_, Some(ResponseBody::Metadata(m))) => {
                 if let Some(id) = m.cluster_id.as_deref() {
@@ -310,6 +316,147 @@ impl Analyzer {
             }
             _ => {}
         }
+    }
+
+    /// The group event an exchange is (`kwire timeline`), read before the exchange changes the group
+    /// state: a sync's `revoked` are the partitions the member owned before and is not given again.
+    fn group_event(
+        &self,
+        ctx: &ConnCtx,
+        x: &Exchange,
+        req: &RequestBody,
+        resp: Option<&ResponseBody>,
+        client: &ClientKey,
+        rts: Timestamp,
+    ) -> Option<crate::output::GroupEventRecord> {
+        let err = |c: i16| (c != 0).then(|| kwire_kafka::body::error_name(c));
+        let owned_before = |group: &str, member: &str| -> BTreeSet<Tp> {
+            self.groups
+                .get(group)
+                .and_then(|g| g.members.get(member))
+                .map(|m| m.owned.clone())
+                .unwrap_or_default()
+        };
+        let mut ev = crate::output::GroupEventRecord {
+            ts: rts,
+            client_id: client.client_id.clone(),
+            client: ctx.client,
+            broker: ctx.broker,
+            conn: ctx.id,
+            group: self.cluster.names.get(""),
+            what: "join",
+            member_id: None,
+            generation: None,
+            protocol: None,
+            assigned: Vec::new(),
+            revoked: Vec::new(),
+            error: None,
+        };
+        match (req, resp) {
+            (RequestBody::JoinGroup(j), r) => {
+                let r = match r {
+                    Some(ResponseBody::JoinGroup(r)) => Some(r),
+                    _ => None,
+                };
+                ev.ts = x.request_ts;
+                ev.group = self.cluster.names.get(&j.group_id);
+                let member = r
+                    .map(|r| r.member_id.as_str())
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or(&j.member_id);
+                ev.member_id = Some(member.to_string()).filter(|m| !m.is_empty());
+                ev.generation = r.filter(|r| r.error_code == 0).map(|r| r.generation_id);
+                ev.protocol = r.and_then(|r| r.protocol_name.clone());
+                ev.error = r.and_then(|r| err(r.error_code));
+            }
+            (RequestBody::SyncGroup(sg), r) => {
+                let r = match r {
+                    Some(ResponseBody::SyncGroup(r)) => Some(r),
+                    _ => None,
+                };
+                ev.what = "sync";
+                ev.group = self.cluster.names.get(&sg.group_id);
+                ev.member_id = Some(sg.member_id.clone());
+                ev.generation = Some(sg.generation_id);
+                ev.error = r.and_then(|r| err(r.error_code));
+                if let Some(r) = r.filter(|r| r.error_code == 0) {
+                    let assigned: BTreeSet<Tp> = r
+                        .assignment
+                        .iter()
+                        .flat_map(|a| a.partitions.iter())
+                        .flat_map(|t| t.partitions.iter().map(move |p| Tp::new(&t.topic, *p)))
+                        .collect();
+                    let before = owned_before(&sg.group_id, &sg.member_id);
+                    ev.revoked = before.difference(&assigned).cloned().collect();
+                    ev.assigned = assigned.into_iter().collect();
+                }
+            }
+            (RequestBody::LeaveGroup(l), r) => {
+                ev.what = "leave";
+                ev.ts = x.request_ts;
+                ev.group = self.cluster.names.get(&l.group_id);
+                let members: Vec<&str> = l
+                    .member_id
+                    .as_deref()
+                    .into_iter()
+                    .chain(l.members.iter().map(|m| m.member_id.as_str()))
+                    .collect();
+                // No `revoked`: the leave was applied when the request was sent.
+                ev.member_id = Some(members.join(",")).filter(|m| !m.is_empty());
+                ev.error = match r {
+                    Some(ResponseBody::LeaveGroup(r)) => err(r.error_code),
+                    _ => None,
+                };
+            }
+            (RequestBody::Heartbeat(h), Some(ResponseBody::Heartbeat(r))) if r.error_code != 0 => {
+                ev.what = "heartbeat";
+                ev.group = self.cluster.names.get(&h.group_id);
+                ev.member_id = Some(h.member_id.clone());
+                ev.generation = Some(h.generation_id);
+                ev.error = err(r.error_code);
+            }
+            (
+                RequestBody::ConsumerGroupHeartbeat(h),
+                Some(ResponseBody::ConsumerGroupHeartbeat(r)),
+            ) if r.error_code != 0 || r.assignment.is_some() => {
+                ev.what = if r.error_code != 0 {
+                    "heartbeat"
+                } else {
+                    "assignment"
+                };
+                ev.group = self.cluster.names.get(&h.group_id);
+                let member = r
+                    .member_id
+                    .clone()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| h.member_id.clone());
+                ev.generation = Some(if r.error_code == 0 {
+                    r.member_epoch
+                } else {
+                    h.member_epoch
+                });
+                ev.error = err(r.error_code);
+                if let Some(a) = r.assignment.as_ref().filter(|_| r.error_code == 0) {
+                    let assigned: BTreeSet<Tp> = a
+                        .topic_partitions
+                        .iter()
+                        .flat_map(|t| {
+                            let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+                            t.partitions.iter().map(move |p| Tp {
+                                topic: topic.clone(),
+                                partition: *p,
+                            })
+                        })
+                        .collect();
+                    let before = owned_before(&h.group_id, &member);
+                    ev.revoked = before.difference(&assigned).cloned().collect();
+                    ev.assigned = assigned.into_iter().collect();
+                }
+                ev.member_id = Some(member);
+            }
+            _ => return None,
+        }
+        Some(ev)
     }
 
     #[allow(clippy::too_many_arguments)]

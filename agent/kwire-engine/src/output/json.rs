@@ -34,6 +34,7 @@ impl Serialize for Output {
             Output::Notice(n) => n.serialize(s),
             Output::Alert(a) => a.serialize(s),
             Output::Timeline(t) => t.serialize(s),
+            Output::Group(g) => g.serialize(s),
         }
     }
 }
@@ -226,6 +227,36 @@ impl Serialize for Alert {
         serialize_owners(&mut m, &self.client_owner, &self.broker_owner)?;
         for (k, v) in self.fields.iter() {
             m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for crate::output::GroupEventRecord {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let tps = |v: &[crate::model::Tp]| -> Vec<String> {
+            v.iter()
+                .map(|tp| format!("{}-{}", tp.topic, tp.partition))
+                .collect()
+        };
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", "group_event")?;
+        m.serialize_entry("ts", &Str(self.ts))?;
+        m.serialize_entry("client_id", &*self.client_id)?;
+        m.serialize_entry("client_addr", &Str(self.client))?;
+        m.serialize_entry("broker_addr", &Str(self.broker))?;
+        m.serialize_entry("conn", &self.conn)?;
+        m.serialize_entry("group", &*self.group)?;
+        m.serialize_entry("what", self.what)?;
+        m.serialize_entry("member_id", &self.member_id)?;
+        m.serialize_entry("generation", &self.generation)?;
+        if let Some(p) = &self.protocol {
+            m.serialize_entry("protocol", p)?;
+        }
+        m.serialize_entry("assigned", &tps(&self.assigned))?;
+        m.serialize_entry("revoked", &tps(&self.revoked))?;
+        if let Some(e) = self.error {
+            m.serialize_entry("error", e)?;
         }
         m.end()
     }

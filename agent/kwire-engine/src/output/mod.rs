@@ -23,6 +23,30 @@ pub enum Output {
     Notice(NoticeRecord),
     Alert(Box<Alert>),
     Timeline(Box<TimelineRecord>),
+    /// A consumer group event (join, sync, leave, heartbeat error): `kwire timeline` only.
+    Group(Box<GroupEventRecord>),
+}
+
+/// One consumer group event, as `kwire timeline` shows it: built only with `EngineConfig::timeline`.
+#[derive(Debug, Clone)]
+pub struct GroupEventRecord {
+    pub ts: Timestamp,
+    pub client_id: Name,
+    pub client: Endpoint,
+    pub broker: Endpoint,
+    pub conn: u64,
+    pub group: Name,
+    /// `join`, `sync`, `leave`, `heartbeat` (errors only), `assignment` (KIP-848 heartbeat with one).
+    pub what: &'static str,
+    pub member_id: Option<String>,
+    /// Generation (classic) or member epoch (KIP-848), when the exchange tells it.
+    pub generation: Option<i32>,
+    /// The assignor (JoinGroup response's protocol name).
+    pub protocol: Option<String>,
+    /// Partitions the member now owns (sync, assignment), and those it owned before and lost.
+    pub assigned: Vec<Tp>,
+    pub revoked: Vec<Tp>,
+    pub error: Option<&'static str>,
 }
 
 /// ApiVersions' api key.

@@ -469,5 +469,6 @@ fn finding_output(f: Finding) -> Output {
     match f {
         Finding::Alert(a) => Output::Alert(Box::new(a)),
         Finding::Timeline(t) => Output::Timeline(Box::new(t)),
+        Finding::Group(g) => Output::Group(Box::new(g)),
     }
 }
