@@ -1789,3 +1789,44 @@ fn follower_bounce_is_one_incident() {
         .expect("the follower caught up");
     assert!(ts(&caught_up["response_ts"]) > low[low.len() - 1].0);
 }
+
+/// Actionable alerts: the broker that told the lower end of log is named for its role (the follower the
+/// leader sent the consumer to), the client's software is the one it announced in ApiVersions, and the
+/// remediation is librdkafka's own; a commit after revoke names the new owner's client id.
+#[test]
+fn alerts_say_what_to_do_and_who() {
+    let name = "follower-fetch-bounce-mock";
+    let f = facts(name);
+    let r = run(name);
+    let follower = broker(&f, 3);
+    for a in alerts_of(&r, "listoffsets_regression", "kw-fb-reader") {
+        assert_eq!(a["broker_addr"], follower.as_str());
+        assert_eq!(a["broker_role"], "follower", "{a}");
+        assert!(
+            a["client_software"]
+                .as_str()
+                .unwrap()
+                .starts_with("confluent-kafka-python/"),
+            "{a}"
+        );
+        assert!(a["remediation"].as_str().unwrap().contains("ISR"), "{a}");
+    }
+
+    let r = run("commit-after-revoke-cooperative-mock");
+    let late = alerts_of(&r, "commit_after_revoke", "kw-carc-1");
+    assert!(!late.is_empty());
+    for a in late {
+        assert_eq!(a["new_owner_client_id"], "kw-carc-2", "{a}");
+        let text = a["remediation"].as_str().unwrap();
+        assert!(text.contains("revoke callback"), "{text}");
+        assert!(
+            text.contains("incremental_unassign"),
+            "librdkafka advice: {text}"
+        );
+    }
+    // Every alert of another library carries advice too.
+    let r = run("produce-kafka-python-tansu");
+    for a in alerts(&r) {
+        assert!(a["remediation"].as_str().is_some_and(|t| !t.is_empty()));
+    }
+}

@@ -11,6 +11,7 @@ pub mod detectors;
 pub mod facts;
 pub mod groups;
 pub mod incident;
+pub mod remediation;
 pub mod suppress;
 pub mod timeline;
 
@@ -59,6 +60,11 @@ pub struct Analyzer {
     pub incidents: Incidents,
     /// The `[[suppress]]` rules and what they held back.
     pub suppressions: suppress::Suppressions,
+    /// Client software (name, version) each client announced in ApiVersions v3+, for the alerts'
+    /// remediation; bounded by `max_clients` (past it not kept, counted in `software_dropped`).
+    software: BTreeMap<ClientKey, (Name, Name)>,
+    max_software: usize,
+    pub software_dropped: u64,
 }
 
 type Out<'a> = &'a mut dyn FnMut(Finding);
@@ -75,6 +81,9 @@ impl Analyzer {
             weak: WeakAcks::new(limits.max_weak_producers),
             alert_counts: BTreeMap::new(),
             suppressions: suppress::Suppressions::default(),
+            software: BTreeMap::new(),
+            max_software: limits.max_clients,
+            software_dropped: 0,
         }
     }
 
@@ -95,8 +104,67 @@ impl Analyzer {
         let Some(a) = self.incidents.observe(a, cond) else {
             return;
         };
+        let a = self.advise(a);
         *self.alert_counts.entry((a.kind, a.severity)).or_insert(0) += 1;
         out(Finding::Alert(a));
+    }
+
+    /// What to do about an alert (`remediation`, library-specific when the client announced its
+    /// software: `client_software`), and for end-of-log regressions the broker's role for the partition
+    /// (`broker_role`: leader, follower, unknown) from the cluster view.
+    fn advise(&self, mut a: Alert) -> Alert {
+        let sw = a
+            .client_id
+            .clone()
+            .zip(a.client)
+            .and_then(|(client_id, ep)| {
+                self.software.get(&ClientKey {
+                    client_id,
+                    host: ep.ip,
+                })
+            });
+        if let Some((n, v)) = sw {
+            a = a.field("client_software", format!("{n}/{v}"));
+        }
+        if a.kind == AlertKind::ListOffsetsRegression {
+            if let (Some(b), Some(t), Some(p)) = (a.broker, a.topic.clone(), a.partition) {
+                let role = self.broker_role(&Tp::of(&t, p), b);
+                a = a.field("broker_role", role);
+            }
+        }
+        let lib = remediation::Library::of(sw.map(|(n, _)| &**n));
+        let text = remediation::remediation(a.kind, lib);
+        a.field("remediation", text)
+    }
+
+    /// The role of the broker at `b` for `tp` as the cluster view knows it.
+    fn broker_role(&self, tp: &Tp, b: kwire_flow::Endpoint) -> &'static str {
+        let addr = b.to_string();
+        let Some(leader) = self.cluster.leader(tp) else {
+            return "unknown";
+        };
+        match self.cluster.brokers.get(&leader.id) {
+            Some(l) if *l == addr => "leader",
+            Some(_) if self.cluster.brokers.values().any(|x| *x == addr) => "follower",
+            _ => "unknown",
+        }
+    }
+
+    /// A client announced its software (ApiVersions v3+).
+    fn note_software(&mut self, client: &ClientKey, v: &kwire_kafka::body::ApiVersionsRequest) {
+        let Some(name) = v.client_software_name.as_deref() else {
+            return;
+        };
+        if !self.software.contains_key(client) && self.software.len() >= self.max_software {
+            self.software_dropped += 1;
+            return;
+        }
+        let version = v.client_software_version.as_deref().unwrap_or_default();
+        let entry = (
+            self.cluster.names.get(name),
+            self.cluster.names.get(version),
+        );
+        self.software.insert(client.clone(), entry);
     }
 
     /// A timeline row, built only when rows were asked for (`kwire timeline`): the hot path never
@@ -252,6 +320,7 @@ impl Analyzer {
                     }
                 }
             }
+            (RequestBody::ApiVersions(v), _) => self.note_software(&client, v),
             (RequestBody::JoinGroup(j), Some(ResponseBody::JoinGroup(r))) if r.error_code == 0 => {
                 self.groups.on_join_response(
                     &j.group_id,

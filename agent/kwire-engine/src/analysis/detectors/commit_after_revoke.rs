@@ -109,6 +109,12 @@ pub fn check(
     .field("revoked_generation", r.generation)
     .field("revocation_complete_ts", ts_value(Some(complete)))
     .field("new_owner", next.clone().map(serde_json::Value::from).unwrap_or(serde_json::Value::Null))
+    .field(
+        "new_owner_client_id",
+        next.as_deref()
+            .and_then(|n| g.members.get(n))
+            .and_then(|m| m.client_id.clone()),
+    )
     .field("broker_error_code", c.error_code.map(serde_json::Value::from).unwrap_or(serde_json::Value::Null))
     .field("accepted", accepted);
     if let Some((_, (committed, served))) = progress {
