@@ -475,3 +475,45 @@ fn tunnels_three_deep_are_counted_not_decoded() {
     assert_eq!(r.summary.packets.tunnel_too_deep, conv.len() as u64);
     assert_eq!(r.summary.packets.tcp_segments, 0);
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// 2. Bounded summary tables
+// ---------------------------------------------------------------------------------------------------------
+
+/// One connection whose 10,050 requests each carry a unique 1 KB client id: the summary keeps at most
+/// MAX_SUMMARY_CLIENTS rows of its own plus one "(other)" row, counts the 50 folded ids, cuts every id
+/// to 256 bytes, and still counts every exchange.
+#[test]
+fn unique_client_ids_fold_into_other_past_the_bound() {
+    use kwire_engine::engine::MAX_SUMMARY_CLIENTS;
+    let n = MAX_SUMMARY_CLIENTS + 50;
+    let ps: Vec<Pair> = (0..n)
+        .map(|i| {
+            let id = format!("{i:06}-{}", "x".repeat(1024));
+            Pair::new(KafkaApi::Metadata, 100 + i as i32, &id, i as u32)
+        })
+        .collect();
+    let (packets, _) = conversation(&ps);
+    let r = run(&packets);
+    assert_eq!(r.exchanges.len(), n);
+    let s = &r.summary;
+    assert_eq!(s.clients.len(), MAX_SUMMARY_CLIENTS + 1);
+    assert_eq!(s.overflow.clients, 50);
+    let other = &s.clients["(other)"];
+    assert_eq!(other.exchanges, 50);
+    assert!(s.clients.keys().all(|k| k.len() <= 256));
+    assert_eq!(
+        s.clients.values().map(|c| c.exchanges).sum::<u64>(),
+        n as u64
+    );
+}
+
+/// The quiet case: a handful of clients, nothing folded.
+#[test]
+fn few_client_ids_have_their_own_rows() {
+    let (packets, _) = conversation(&pairs(5));
+    let r = run(&packets);
+    assert_eq!(r.summary.clients.len(), 1);
+    assert_eq!(r.summary.overflow.clients, 0);
+    assert_eq!(r.summary.overflow.apis, 0);
+}

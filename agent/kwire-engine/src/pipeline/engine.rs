@@ -16,13 +16,32 @@ use kwire_kafka::{api, Decoded, KafkaEvent, NoticeKind};
 
 use crate::analysis::{Analyzer, Finding};
 use crate::config::EngineConfig;
-use crate::model::ConnCtx;
+use crate::model::{ConnCtx, MAX_NAME_BYTES};
 use crate::output::{ExchangeRecord, Notice, NoticeRecord, Output};
 use crate::pipeline::conn::{AppKind, AppState};
 use crate::pipeline::stats::{ApiCount, ClientCount, ErrorCount, Summary};
 
 /// How often (in packet time) idle flows are swept.
 const SWEEP_INTERVAL_NS: i64 = 1_000_000_000;
+/// Rows of the summary's per-client table (10,000); new client ids past it count under "(other)".
+pub const MAX_SUMMARY_CLIENTS: usize = 10_000;
+/// Rows of the summary's per-(API, version) table (1,024); past it "(other)".
+pub const MAX_SUMMARY_APIS: usize = 1024;
+/// Rows of the summary's error-code and acks tables (256 each); past it one row keyed i16::MIN.
+pub const MAX_SUMMARY_SMALL: usize = 256;
+
+/// `s` cut to [`MAX_NAME_BYTES`] at a character boundary.
+fn cut_name(s: &str) -> &str {
+    if s.len() <= MAX_NAME_BYTES {
+        return s;
+    }
+    let mut end = MAX_NAME_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Distinct client ids remembered per connection (to count connections per client).
 const MAX_CLIENT_IDS_PER_CONN: usize = 8;
 
@@ -351,21 +370,34 @@ fn on_event<F: FnMut(Output)>(
     let s = &mut *sink.summary;
     match ev {
         KafkaEvent::Exchange(e) => {
-            let a = s
-                .apis
-                .entry((e.api_key, e.api_version))
-                .or_insert_with(|| ApiCount {
-                    api_key: e.api_key,
-                    api: api::api_name(e.api_key),
-                    api_version: e.api_version,
-                    ..ApiCount::default()
-                });
+            // Bounded tables (hostile traffic can invent any number of API versions and client ids):
+            // past the bound, new keys go to one "other" row and are counted.
+            let mut api_key = (e.api_key, e.api_version);
+            if !s.apis.contains_key(&api_key) && s.apis.len() >= MAX_SUMMARY_APIS {
+                s.overflow.apis += 1;
+                api_key = (i16::MIN, i16::MIN);
+            }
+            let a = s.apis.entry(api_key).or_insert_with(|| ApiCount {
+                api_key: api_key.0,
+                api: if api_key.0 == i16::MIN {
+                    "(other)"
+                } else {
+                    api::api_name(api_key.0)
+                },
+                api_version: api_key.1,
+                ..ApiCount::default()
+            });
             a.requests += 1;
             if e.response.is_some() {
                 a.responses += 1;
             }
-            // Looked up by &str first: a known client costs no allocation.
-            let cid = e.request.client_id.as_deref().unwrap_or_default();
+            // Looked up by &str first: a known client costs no allocation. Ids are cut to
+            // MAX_NAME_BYTES; past MAX_SUMMARY_CLIENTS new ids count under "(other)".
+            let mut cid = cut_name(e.request.client_id.as_deref().unwrap_or_default());
+            if !s.clients.contains_key(cid) && s.clients.len() >= MAX_SUMMARY_CLIENTS {
+                s.overflow.clients += 1;
+                cid = "(other)";
+            }
             if !s.clients.contains_key(cid) {
                 s.clients.insert(
                     cid.to_string(),
@@ -385,7 +417,16 @@ fn on_event<F: FnMut(Output)>(
                 }
             }
             if let Decoded::Full(RequestBody::Produce(p)) = &e.request.body {
-                *s.produce_acks.entry(p.acks).or_insert(0) += 1;
+                // acks is -1, 0 or 1 on real clients; any other value counts under i16::MIN past the bound.
+                let acks = if s.produce_acks.contains_key(&p.acks)
+                    || s.produce_acks.len() < MAX_SUMMARY_SMALL
+                {
+                    p.acks
+                } else {
+                    s.overflow.produce_acks += 1;
+                    i16::MIN
+                };
+                *s.produce_acks.entry(acks).or_insert(0) += 1;
             }
             let mut findings = Vec::new();
             sink.analyzer
@@ -411,7 +452,11 @@ fn on_event<F: FnMut(Output)>(
                 exchange: e,
                 facts,
             };
-            for code in rec.failure_codes() {
+            for mut code in rec.failure_codes() {
+                if !s.errors.contains_key(&code) && s.errors.len() >= MAX_SUMMARY_SMALL {
+                    s.overflow.errors += 1;
+                    code = i16::MIN;
+                }
                 s.errors
                     .entry(code)
                     .or_insert_with(|| ErrorCount {

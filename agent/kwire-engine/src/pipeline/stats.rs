@@ -303,6 +303,17 @@ pub struct Summary {
     pub suppressed: Vec<crate::analysis::suppress::Suppressed>,
     /// What may make conclusions incomplete (the edge adds the capture's own figures).
     pub fidelity: Fidelity,
+    /// Entries folded into the "(other)" row of a bounded table (clients, apis, errors, produce_acks).
+    pub overflow: TableOverflow,
+}
+
+/// Keys not given a row of their own because their table was full (see `MAX_SUMMARY_*` in engine.rs).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TableOverflow {
+    pub clients: u64,
+    pub apis: u64,
+    pub errors: u64,
+    pub produce_acks: u64,
 }
 
 impl Summary {
@@ -352,6 +363,7 @@ impl Serialize for Summary {
         m.serialize_entry("incidents", &self.incidents)?;
         m.serialize_entry("suppressed", &self.suppressed)?;
         m.serialize_entry("fidelity", &self.fidelity)?;
+        m.serialize_entry("table_overflow", &self.overflow)?;
         m.end()
     }
 }
