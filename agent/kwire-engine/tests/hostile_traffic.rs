@@ -12,7 +12,7 @@ mod support;
 
 use kwire_engine::{Engine, EngineConfig, Output, Summary};
 use kwire_flow::{LinkType, Timestamp};
-use support::{tcp_frame, Ep, KafkaApi, Pair, ACK, PSH, RST, SYN};
+use support::{tcp_frame, Ep, KafkaApi, Pair, ACK, FIN, PSH, RST, SYN};
 
 const CLIENT: Ep = Ep::new(10, 0, 0, 2, 40000);
 const BROKER: Ep = Ep::new(10, 0, 0, 1, 9092);
@@ -516,4 +516,58 @@ fn few_client_ids_have_their_own_rows() {
     assert_eq!(r.summary.clients.len(), 1);
     assert_eq!(r.summary.overflow.clients, 0);
     assert_eq!(r.summary.overflow.apis, 0);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 4a. A frame cut by the end of its connection
+// ---------------------------------------------------------------------------------------------------------
+
+/// A request whose length prefix claims 100 MB, then 4 KiB of it, then FIN: the partial frame is counted
+/// and told (`frame_truncated`, with the bytes that arrived and the bytes missing), never silently gone.
+#[test]
+fn a_frame_cut_by_the_connection_end_is_counted_and_told() {
+    let ps = pairs(2);
+    let (mut packets, _) = conversation(&ps);
+    let (c, b) = seqs_after(&ps, 1);
+    let mut big = (100_000_000u32 - 4).to_be_bytes().to_vec();
+    big.extend_from_slice(&ps[0].request[4..]); // a plausible header
+    big.resize(4096, 0x41);
+    let t = packets.last().unwrap().t;
+    packets.push(P {
+        t: t + 1_000_000,
+        frame: tcp_frame(CLIENT, BROKER, c, b, ACK | PSH, &big),
+    });
+    packets.push(P {
+        t: t + 2_000_000,
+        frame: tcp_frame(CLIENT, BROKER, c + big.len() as u32, b, ACK | FIN, &[]),
+    });
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut notices = Vec::new();
+    for p in &packets {
+        engine.on_packet(
+            Timestamp(T0 + p.t),
+            LinkType::Ethernet,
+            &p.frame,
+            &mut |o| {
+                if let Output::Notice(n) = o {
+                    notices.push(n)
+                }
+            },
+        );
+    }
+    engine.finish(&mut |o| {
+        if let Output::Notice(n) = o {
+            notices.push(n)
+        }
+    });
+    assert_eq!(engine.summary().kafka.truncated_frames, 1);
+    let cut: Vec<_> = notices
+        .iter()
+        .filter(|n| n.notice.name() == "frame_truncated")
+        .collect();
+    assert_eq!(cut.len(), 1, "{notices:?}");
+    assert_eq!(cut[0].bytes, Some(4096));
+    // The quiet case: the two whole exchanges before it lose nothing.
+    let (packets, _) = conversation(&ps);
+    assert_eq!(run(&packets).summary.kafka.truncated_frames, 0);
 }

@@ -180,6 +180,9 @@ pub enum NoticeKind {
     SaslRawStart,
     /// A request header that did not parse (frame skipped by its length).
     MalformedHeader,
+    /// The connection ended (or was given up) `missing` bytes before the end of a frame of `total`
+    /// bytes (0 when even its length prefix was cut) of which `have` had arrived: that frame is lost.
+    FrameTruncated { have: u64, missing: u64, total: u64 },
 }
 
 /// A group-membership request at the moment it is sent (JoinGroup, SyncGroup, LeaveGroup,
@@ -234,6 +237,8 @@ pub struct KafkaStats {
     pub unknown_versions: u64,
     pub sasl_raw_bytes: u64,
     pub tls_bytes: u64,
+    /// Frames the connection ended in the middle of (see [`NoticeKind::FrameTruncated`]).
+    pub truncated_frames: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -450,7 +455,45 @@ impl KafkaConnection {
     }
 
     /// Connection closed or evicted, or end of input: pending requests are completed as unanswered.
-    pub fn on_close(&mut self, _ts: Timestamp, out: &mut impl FnMut(KafkaEvent)) {
+    pub fn on_close(&mut self, ts: Timestamp, out: &mut impl FnMut(KafkaEvent)) {
+        // A frame the connection ended in the middle of is lost: counted and told, never silent. Only
+        // in sync (a guessed mid-stream header is no frame until confirmed); bytes being skipped after a
+        // notice (oversized, damaged) were told already; bytes scanned while resyncing are counted.
+        for dir in [Direction::ToServer, Direction::ToClient] {
+            let d = self.dir_mut(dir);
+            let unfinished = match d.mode {
+                Mode::InSync if d.partial.skip == 0 => {
+                    let have = if d.walker.is_some() {
+                        4 + d.walked
+                    } else {
+                        d.buf.len() as u64
+                    };
+                    (have > 0).then(|| {
+                        let total = d.partial.total;
+                        (have, total.saturating_sub(have), total)
+                    })
+                }
+                Mode::Resync => {
+                    let scanned = d.resync_skipped + d.buf.len() as u64;
+                    d.resync_skipped = 0;
+                    self.stats.resync_skipped_bytes += scanned;
+                    None
+                }
+                _ => None,
+            };
+            if let Some((have, missing, total)) = unfinished {
+                self.stats.truncated_frames += 1;
+                out(KafkaEvent::Notice {
+                    ts,
+                    dir,
+                    kind: NoticeKind::FrameTruncated {
+                        have,
+                        missing,
+                        total,
+                    },
+                });
+            }
+        }
         let drained: Vec<_> = self.pending.drain().collect();
         for p in drained {
             self.complete(p, None, out);

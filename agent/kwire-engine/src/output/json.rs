@@ -160,6 +160,17 @@ pub fn notice_message(n: &NoticeRecord) -> String {
             NoticeKind::MalformedHeader => {
                 "request header did not parse; frame skipped by length".to_string()
             }
+            NoticeKind::FrameTruncated {
+                have,
+                missing,
+                total,
+            } => {
+                if *total > 0 {
+                    format!("connection ended {missing} bytes before the end of a {total}-byte frame ({have} bytes arrived); that frame is lost")
+                } else {
+                    format!("connection ended inside a frame's length prefix ({have} bytes arrived); that frame is lost")
+                }
+            }
         },
         Notice::Other { message, .. } => message.clone(),
     }

@@ -132,6 +132,7 @@ impl Notice {
                 NoticeKind::Tls => "tls",
                 NoticeKind::SaslRawStart => "sasl_raw",
                 NoticeKind::MalformedHeader => "malformed_header",
+                NoticeKind::FrameTruncated { .. } => "frame_truncated",
             },
             Notice::Other { name, .. } => name,
         }

@@ -499,6 +499,7 @@ fn on_event<F: FnMut(Output)>(
             let bytes = match kind {
                 NoticeKind::Resync { skipped_bytes } => Some(skipped_bytes),
                 NoticeKind::FrameDamaged { len } | NoticeKind::OversizedFrame { len } => Some(len),
+                NoticeKind::FrameTruncated { have, .. } => Some(have),
                 _ => None,
             };
             let mut n = NoticeRecord::of(ts, Notice::Stream(kind))

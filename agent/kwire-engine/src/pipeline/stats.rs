@@ -121,6 +121,8 @@ pub struct KafkaCounts {
     pub unknown_versions: u64,
     pub sasl_raw_bytes: u64,
     pub tls_bytes: u64,
+    /// Frames a connection ended in the middle of (lost, each told by a `frame_truncated` notice).
+    pub truncated_frames: u64,
 }
 
 impl KafkaCounts {
@@ -139,6 +141,7 @@ impl KafkaCounts {
         self.unknown_versions += k.unknown_versions;
         self.sasl_raw_bytes += k.sasl_raw_bytes;
         self.tls_bytes += k.tls_bytes;
+        self.truncated_frames += k.truncated_frames;
     }
 }
 
