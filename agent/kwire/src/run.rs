@@ -690,6 +690,19 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 "run".into(),
                 json!({"seconds": (secs * 1000.0).round() / 1000.0, "stopped_by": stopped_by}),
             );
+            // As `kwire replay` says them, so a replay of --write-pcap gives the same summary.
+            m.insert(
+                "first_ts".into(),
+                engine.first_ts().map(|t| t.to_rfc3339()).into(),
+            );
+            m.insert(
+                "last_ts".into(),
+                engine
+                    .first_ts()
+                    .map(|_| engine.last_ts().to_rfc3339())
+                    .into(),
+            );
+            m.insert("kwire_version".into(), env!("CARGO_PKG_VERSION").into());
         }
         if sink.err.is_none() {
             let r = serde_json::to_writer(&mut sink.w, &v)

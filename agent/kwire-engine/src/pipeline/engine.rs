@@ -65,6 +65,7 @@ pub struct Engine {
     summary: Summary,
     last_sweep: Option<Timestamp>,
     last_ts: Timestamp,
+    first_ts: Option<Timestamp>,
 }
 
 /// Everything an event handler needs besides the connection itself.
@@ -106,11 +107,17 @@ impl Engine {
             summary: Summary::default(),
             last_sweep: None,
             last_ts: Timestamp(0),
+            first_ts: None,
         }
     }
 
     pub fn summary(&self) -> &Summary {
         &self.summary
+    }
+
+    /// Timestamp of the first packet seen (None before any).
+    pub fn first_ts(&self) -> Option<Timestamp> {
+        self.first_ts
     }
 
     /// Timestamp of the latest packet seen.
@@ -172,6 +179,7 @@ impl Engine {
         if ts > self.last_ts {
             self.last_ts = ts;
         }
+        self.first_ts.get_or_insert(ts);
         let seg = match decode_tcp(link, data) {
             Ok(s) => s,
             Err(e) => {
