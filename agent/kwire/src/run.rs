@@ -15,6 +15,10 @@
 //!   source, health address, pcap directory), 1 when the source fails while running or stdout breaks.
 //! * Health: `/healthz` is 200 while the capture loop runs (503 once it stops), `/readyz` 200 once the
 //!   source is open and a first poll succeeded; served by one std::net thread, one short request at a time.
+//! * `/metrics` (same port): the Prometheus text format of the same metrics the OTLP export sends, under
+//!   the names the collector's Prometheus exporter gives them (`kwire_export::prometheus`). The text is
+//!   rendered by the capture loop once a second and only handed to the health thread, so a scrape never
+//!   touches the metric state (or slows the capture) and sees values at most a second old.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -188,6 +192,8 @@ struct Health {
     alive: AtomicBool,
     ready: AtomicBool,
     source: Mutex<String>,
+    /// The last rendering of `/metrics` (Prometheus text format 0.0.4).
+    metrics: Mutex<String>,
 }
 
 /// Outputs to stdout: JSON lines, or one readable line per alert. Counts only (bounded memory).
@@ -339,7 +345,13 @@ fn answer(mut s: TcpStream, h: &Health) -> io::Result<()> {
                 (503, "not ready\n".to_string())
             }
         }
-        ("GET" | "HEAD", _) => (404, "not found (try /healthz, /readyz)\n".to_string()),
+        ("GET" | "HEAD", "/metrics") => {
+            (200, h.metrics.lock().map(|g| g.clone()).unwrap_or_default())
+        }
+        ("GET" | "HEAD", _) => (
+            404,
+            "not found (try /healthz, /readyz, /metrics)\n".to_string(),
+        ),
         _ => (405, "method not allowed\n".to_string()),
     };
     let reason = match code {
@@ -348,8 +360,13 @@ fn answer(mut s: TcpStream, h: &Health) -> io::Result<()> {
         405 => "Method Not Allowed",
         _ => "Service Unavailable",
     };
+    let ctype = if path == "/metrics" && code == 200 {
+        kwire_export::prometheus::CONTENT_TYPE
+    } else {
+        "text/plain"
+    };
     let head = format!(
-        "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {code} {reason}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes())?;
@@ -357,6 +374,15 @@ fn answer(mut s: TcpStream, h: &Health) -> io::Result<()> {
         s.write_all(body.as_bytes())?;
     }
     s.flush()
+}
+
+/// What `/metrics` counts of one output (the exporter counts the same for OTLP).
+fn feed(m: &mut kwire_export::metrics::MetricState, o: &Output) {
+    match o {
+        Output::Exchange(x) => m.on_exchange(x),
+        Output::Alert(a) => m.on_alert(a),
+        _ => {}
+    }
 }
 
 fn stats_json(name: &str, describe: &str, st: &SourceStats) -> Value {
@@ -401,7 +427,22 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    cfg.exchange_facts = exporter.is_some();
+    // `/metrics` on the health port: its own metric state (the exporter's lives on its side and exists
+    // only with an OTLP endpoint), current attribute names, the resource attributes as labels.
+    let mut prom = args.health.map(|_| {
+        let resource: Vec<(String, String)> =
+            kwire_export::exporter::resource_attributes(&Default::default(), &|k| {
+                std::env::var(k).ok()
+            })
+            .into_iter()
+            .filter(|(k, _)| {
+                kwire_export::catalog::RESOURCE_ATTRIBUTES.contains(&k.as_str())
+                    && k != "service.name"
+            })
+            .collect();
+        (kwire_export::metrics::MetricState::default(), resource)
+    });
+    cfg.exchange_facts = exporter.is_some() || prom.is_some();
 
     // Signals first, so that a SIGTERM while the source opens still stops cleanly. A second one while
     // shutting down exits at once.
@@ -434,7 +475,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
                     return ExitCode::from(2);
                 }
                 log.info(
-                    &format!("health on http://{addr}/healthz and /readyz"),
+                    &format!("health on http://{addr}/healthz and /readyz, metrics on /metrics"),
                     json!({}),
                 );
             }
@@ -533,6 +574,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 if let Some(x) = exporter.as_mut() {
                     x.on_output(&o);
                 }
+                if let Some((m, _)) = prom.as_mut() {
+                    feed(m, &o);
+                }
                 sink.emit(&o)
             });
         });
@@ -569,6 +613,15 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
         if last_flush.elapsed() >= Duration::from_secs(1) {
             last_flush = Instant::now();
+            if let Some((m, resource)) = prom.as_mut() {
+                let st = source.stats();
+                m.health = crate::otlp::health(&engine, Some(&st));
+                let now = u64::try_from(wall_clock().0).unwrap_or(0);
+                let text = kwire_export::prometheus::render(&m.snapshot(now), resource);
+                if let Ok(mut g) = health.metrics.lock() {
+                    *g = text;
+                }
+            }
             if let Some(w) = writer.as_mut() {
                 if let Err(e) = w.flush() {
                     if !writer_warned {
