@@ -26,6 +26,8 @@ pub struct EngineConfig {
     pub exchange_facts: bool,
     pub detectors: DetectorConfig,
     pub limits: AnalysisLimits,
+    /// Which connections this agent analyses in a fleet (`fleet.rs`). Default: off, all of them.
+    pub fleet: crate::fleet::FleetConfig,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +43,7 @@ impl Default for EngineConfig {
             exchange_facts: false,
             detectors: DetectorConfig::default(),
             limits: AnalysisLimits::default(),
+            fleet: Default::default(),
         }
     }
 }

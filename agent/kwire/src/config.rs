@@ -12,6 +12,8 @@
 //! leader_change_window_s = 30
 //! [detectors.listoffsets_regression]
 //! min_delta = 1
+//! [fleet]
+//! cluster_cidrs = ["10.0.0.0/8"]
 //! ```
 
 use std::path::Path;
@@ -34,6 +36,26 @@ pub struct FileConfig {
     pub detectors: DetectorConfig,
     /// OpenTelemetry export (`kwire_export::OtlpFileConfig`).
     pub otlp: kwire_export::OtlpFileConfig,
+    /// The fleet rule (`kwire run` only; `kwire_engine::fleet`).
+    pub fleet: FleetFile,
+}
+
+/// `[fleet]`: which connections this agent analyses when every node runs one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetFile {
+    /// The cluster's networks (pods, services, nodes). Empty: the rule is off.
+    pub cluster_cidrs: Vec<String>,
+    /// Networks of this node besides its interfaces' addresses (e.g. its pod CIDR).
+    pub node_cidrs: Vec<String>,
+}
+
+/// The `[fleet]` section of the config file (defaults without a file).
+pub fn fleet_config(path: Option<&Path>) -> Result<FleetFile, String> {
+    Ok(match path {
+        Some(p) => load(p)?.fleet,
+        None => Default::default(),
+    })
 }
 
 /// The `[otlp]` section of the config file (defaults without a file).

@@ -124,7 +124,16 @@ pub struct RunArgs {
     /// stops, after the failure statuses).
     #[arg(long, value_name = "SEVERITY")]
     pub fail_on: Option<crate::FailOn>,
-    /// Serve GET /healthz and /readyz on this address (e.g. 127.0.0.1:9464).
+    /// Fleet rule: the cluster's networks (comma-separated CIDRs). Given, this agent analyses only the
+    /// connections whose client is on this node, and those of clients outside these networks whose
+    /// broker is on this node (README "A fleet of agents"). Default: every connection.
+    #[arg(long, value_delimiter = ',', env = "KWIRE_CLUSTER_CIDRS")]
+    pub cluster_cidrs: Vec<String>,
+    /// Fleet rule: this node's networks besides its interfaces' addresses (e.g. the node's pod CIDR
+    /// when libpcap runs in the host network namespace).
+    #[arg(long, value_delimiter = ',', env = "KWIRE_NODE_CIDRS")]
+    pub node_cidrs: Vec<String>,
+    /// Serve GET /healthz, /readyz and /metrics on this address (e.g. 127.0.0.1:9464).
     #[arg(long, env = "KWIRE_HEALTH")]
     pub health: Option<SocketAddr>,
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
@@ -376,6 +385,37 @@ fn answer(mut s: TcpStream, h: &Health) -> io::Result<()> {
     s.flush()
 }
 
+/// The fleet rule's configuration: flags/env win over `[fleet]`; this node's addresses from its
+/// interfaces plus `--node-cidrs`. None when no cluster CIDRs are given (rule off).
+fn fleet(args: &RunArgs) -> Result<Option<kwire_engine::fleet::FleetConfig>, String> {
+    use kwire_engine::fleet::parse_cidrs;
+    let file = config::fleet_config(args.config.as_deref())?;
+    let pick = |flag: &[String], file: &[String]| {
+        if flag.is_empty() {
+            file.join(",")
+        } else {
+            flag.join(",")
+        }
+    };
+    let cluster = parse_cidrs(&pick(&args.cluster_cidrs, &file.cluster_cidrs))
+        .map_err(|e| format!("--cluster-cidrs: {e}"))?;
+    if cluster.is_empty() {
+        return Ok(None);
+    }
+    let mut local = parse_cidrs(&pick(&args.node_cidrs, &file.node_cidrs))
+        .map_err(|e| format!("--node-cidrs: {e}"))?;
+    let addrs = kwire_capture::pcap_live::local_addresses()?;
+    local.extend(addrs.into_iter().map(ipnet_of));
+    Ok(Some(kwire_engine::fleet::FleetConfig {
+        cluster_cidrs: cluster,
+        local,
+    }))
+}
+
+fn ipnet_of(ip: std::net::IpAddr) -> kwire_engine::fleet::IpNet {
+    kwire_engine::fleet::IpNet::from(ip)
+}
+
 /// What `/metrics` counts of one output (the exporter counts the same for OTLP).
 fn feed(m: &mut kwire_export::metrics::MetricState, o: &Output) {
     match o {
@@ -406,6 +446,24 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     };
     cfg.notices = !args.no_notices;
+    match fleet(args) {
+        Ok(Some(f)) => {
+            log.info(
+                &format!(
+                    "fleet rule on: analysing connections whose client is on this node ({} networks), and those of clients outside {} whose broker is",
+                    f.local.len(),
+                    f.cluster_cidrs.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")
+                ),
+                json!({}),
+            );
+            cfg.fleet = f;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            log.error(&e);
+            return ExitCode::from(2);
+        }
+    }
     let ports = cfg.ports.clone();
     let export_log: kwire_export::LogFn = {
         let json = log.json;
