@@ -339,7 +339,7 @@ pub fn ebpf_with(paths: &Paths, kwire: &Path) -> Result<()> {
     Ok(())
 }
 
-fn build_kwire(paths: &Paths) -> Result<PathBuf> {
+pub fn build_kwire(paths: &Paths) -> Result<PathBuf> {
     let st = Command::new(tools::cargo())
         .current_dir(&paths.root)
         .args(["build", "--quiet", "-p", "kwire"])
