@@ -295,14 +295,15 @@ pub fn fleet_check(paths: &Paths) -> Result<()> {
         bail!("tansu topic create failed ({st})");
     }
 
-    // (name, agents as (namespace, interface, service name), cluster CIDRs, expect each item twice)
+    // (name, agents as (namespace, interface, service name), cluster CIDRs, times each item is seen)
     let (nb, nc, vb, vc) = (
         net.nb.clone(),
         net.nc.clone(),
         net.vb.clone(),
         net.vc.clone(),
     );
-    let runs: Vec<(&str, Vec<(&str, &str, &str)>, &str, usize)> = vec![
+    type Run<'a> = (&'a str, Vec<(&'a str, &'a str, &'a str)>, &'a str, usize);
+    let runs: Vec<Run> = vec![
         (
             "both agents, client in the cluster",
             vec![
@@ -417,7 +418,7 @@ pub fn fleet_check(paths: &Paths) -> Result<()> {
         let one = exchanges / *times;
         check(
             "the producers' exchanges seen",
-            one >= 2 * ACKS.len() && exchanges % *times == 0,
+            one >= 2 * ACKS.len() && exchanges.is_multiple_of(*times),
             format!("{exchanges} exchange lines"),
         );
         check(
