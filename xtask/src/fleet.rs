@@ -383,6 +383,14 @@ pub fn fleet_check(paths: &Paths) -> Result<()> {
         if !st.success() {
             bail!("{name}: the producers failed ({st})");
         }
+        // The last FIN/ACKs, then SIGTERM (`ip netns exec` execs kwire: the child is kwire itself);
+        // --duration 30 only bounds a run whose signal got lost.
+        thread::sleep(Duration::from_secs(1));
+        for (_, _, child) in &procs {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
         let mut outs = BTreeMap::new();
         for (service, out, mut child) in procs {
             let st = child.wait()?;
