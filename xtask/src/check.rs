@@ -72,6 +72,7 @@ pub fn test(paths: &Paths) -> Result<()> {
     crate::ebpf_object::ebpf_stable(paths)?; // a stable-only build of a fresh clone runs the eBPF source
     crate::live::live(paths, &[])?; // `kwire run` live on lo vs replay of the pcap it wrote
     crate::deploy::deploy_check(paths)?; // deploy/: helm lint/template, k8s schemas, caps, non-root start
+    crate::fleet::fleet_check(paths)?; // the fleet rule: two netns, two agents, one collector (~15 s)
     eprintln!("==> crosscheck: kwire vs an independent decoder on every fixture");
     e2e::crosscheck(paths)?;
     eprintln!(

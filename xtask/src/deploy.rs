@@ -146,6 +146,10 @@ pub fn deploy_check_args(paths: &Paths, args: &[String]) -> Result<()> {
                 "hostNetwork=true,source=pcap,otlp.spool.type=emptyDir,output.json=true",
                 "--set",
                 "otlp.headers.x-scope-orgid=team-a,otlp.caConfigMap.name=otlp-ca,statsInterval=10",
+                "--set",
+                "metrics.annotations=true,priorityClassName=",
+                "--set-json",
+                "fleet={\"clusterCidrs\":[\"10.244.0.0/16\",\"10.96.0.0/12\"],\"nodeCidrs\":[\"10.244.1.0/24\"]}",
                 "--set-json",
                 "interfaces=[\"eth0\",\"lo\"]",
             ],
@@ -210,6 +214,10 @@ pub fn deploy_check_args(paths: &Paths, args: &[String]) -> Result<()> {
         ("capabilities={SYS_PTRACE}", "capabilities={SYS_PTRACE}"),
         ("otlp.sampleRatio=2", "otlp.sampleRatio=2"),
         ("a misspelt value (hostNetwrk)", "hostNetwrk=true"),
+        (
+            "fleet.clusterCidrs={cluster-a}",
+            "fleet.clusterCidrs={cluster-a}",
+        ),
     ] {
         tools.helm(
             &mut c,
@@ -220,6 +228,30 @@ pub fn deploy_check_args(paths: &Paths, args: &[String]) -> Result<()> {
             false,
         )?;
     }
+    // The PodMonitor is a Prometheus Operator CRD (no schema in kubernetes-validate): rendered, and
+    // pointing at the health port's /metrics of the DaemonSet's pods.
+    let pm = tools.helm(
+        &mut c,
+        "helm template (metrics.podMonitor.enabled)",
+        &["template", "kwire", "--namespace", "kwire"],
+        &chart,
+        &["--set", "metrics.podMonitor.enabled=true"],
+        true,
+    )?;
+    let pm_file = out.join("helm-podmonitor.yaml");
+    fs::write(&pm_file, &pm)?;
+    let pm_docs = tools.yaml(&pm_file)?;
+    let monitor = pm_docs.iter().find(|d| d["kind"] == "PodMonitor");
+    c.check(
+        monitor.is_some_and(|m| {
+            m["apiVersion"] == "monitoring.coreos.com/v1"
+                && m["spec"]["podMetricsEndpoints"][0]["port"] == "health"
+                && m["spec"]["podMetricsEndpoints"][0]["path"] == "/metrics"
+                && m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"].is_string()
+        }),
+        "PodMonitor (metrics.podMonitor.enabled): scrapes port health, /metrics, the agents' labels",
+        format!("rendered: {monitor:?}"),
+    );
     if let (Some(p), Some(h)) = (&plain_ds, &helm_default_ds) {
         same_agent(p, h, &mut c);
     }

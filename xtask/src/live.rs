@@ -3,7 +3,7 @@
 //! For each scenario below: the broker starts, `kwire run --source pcap --interface lo --ports <broker
 //! ports> --json --write-pcap tests/out/live/<scenario>.pcap --health ...` starts and is waited for until
 //! `/readyz` answers 200, the scenario's client scripts run (the same steps as `cargo xtask capture`),
-//! `/healthz` is asked mid-run, kwire is stopped with SIGTERM, then `kwire replay` reads the pcap it wrote.
+//! `/healthz` and `/metrics` are asked mid-run, kwire is stopped with SIGTERM, then `kwire replay` reads the pcap it wrote.
 //! Checked: exit status 0 and a summary last; the source's counters show packets and 0 kernel/interface
 //! drops; every packet seen was written; the live exchanges and alerts are the replay's (as multisets
 //! of (client_id, api_key, api_version, correlation_id, ts, response_ts, error_codes, request, response)
@@ -339,7 +339,7 @@ pub fn ebpf_with(paths: &Paths, kwire: &Path) -> Result<()> {
     Ok(())
 }
 
-fn build_kwire(paths: &Paths) -> Result<PathBuf> {
+pub fn build_kwire(paths: &Paths) -> Result<PathBuf> {
     let st = Command::new(tools::cargo())
         .current_dir(&paths.root)
         .args(["build", "--quiet", "-p", "kwire"])
@@ -465,6 +465,36 @@ impl Drop for Collector {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// `/metrics` mid-run: status 200, every series under a kwire or messaging name (the names themselves
+/// are checked against the catalog by kwire-export's `metrics_endpoint_names_are_the_catalog_names`),
+/// packets counted, and requests timed (Kafka seen live, not only health counters).
+fn check_metrics_text(got: Option<&(u16, String)>) -> Result<()> {
+    let Some((200, text)) = got else {
+        bail!("got {got:?}");
+    };
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        if !(l.starts_with("kwire_") || l.starts_with("messaging_")) {
+            bail!("unexpected series: {l}");
+        }
+    }
+    if value("kwire_packets_total") < 1.0 {
+        bail!("kwire_packets_total is 0:\n{text}");
+    }
+    if value("kwire_request_duration_seconds_count")
+        + value("messaging_client_operation_duration_seconds_count")
+        < 1.0
+    {
+        bail!("no request timed:\n{text}");
+    }
+    Ok(())
 }
 
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -792,6 +822,14 @@ fn scenario_checks(
             Some((200, _)) => Ok(()),
             other => bail!("got {other:?}"),
         },
+    );
+    // /metrics is rendered once a second by the capture loop: wait for a rendering after the steps.
+    thread::sleep(Duration::from_millis(1200));
+    let metrics = http_get(agent.health, "/metrics");
+    check(
+        &mut report,
+        "/metrics: Prometheus text with packets and Kafka operations",
+        || check_metrics_text(metrics.as_ref()),
     );
     thread::sleep(Duration::from_millis(300)); // the last FIN/ACKs
     let stopped = agent.stop("TERM");

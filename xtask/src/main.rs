@@ -29,6 +29,7 @@ mod deploy;
 mod e2e;
 mod ebpf_check;
 mod ebpf_object;
+mod fleet;
 mod live;
 mod proc;
 mod scenarios;
@@ -80,7 +81,10 @@ const USAGE: &str = "usage: cargo xtask <command>
   deploy-check [--build] [--docker]
                                  validate deploy/: helm lint/template, Kubernetes schemas, privileges vs the
                                  Dockerfile's setcap, the binary started as uid 65532 with file capabilities only
-                                 (--build: the Dockerfile's release build first; --docker: docker build if a daemon answers)";
+                                 (--build: the Dockerfile's release build first; --docker: docker build if a daemon answers)
+  fleet-check                    the fleet rule with real peers: two network namespaces on a veth pair (tansu
+                                 + rotel in one, confluent-kafka producers in the other), one `kwire run --source
+                                 pcap` per side, one collector: every exchange, alert and sent record once";
 
 fn main() -> ExitCode {
     match run() {
@@ -188,6 +192,7 @@ fn run() -> Result<()> {
         "ebpf-stable" => ebpf_object::ebpf_stable(&paths),
         "live" => live::live(&paths, &args[1..]),
         "deploy-check" => deploy::deploy_check_args(&paths, &args[1..]),
+        "fleet-check" => fleet::fleet_check(&paths),
         "e2e" => {
             let reuse = args[1..].iter().any(|a| a == "--reuse");
             e2e::e2e(&paths, reuse)

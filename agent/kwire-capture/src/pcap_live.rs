@@ -510,3 +510,16 @@ mod tests {
         assert_eq!(st.kernel_drops, 0);
     }
 }
+
+/// The addresses of this network namespace's interfaces (libpcap's device list), for the fleet rule:
+/// a connection whose client has one of them is this node's. Empty when the list cannot be read.
+pub fn local_addresses() -> Result<Vec<std::net::IpAddr>, String> {
+    let devs = pcap::Device::list().map_err(|e| format!("cannot list interfaces: {e}"))?;
+    let mut out: Vec<std::net::IpAddr> = devs
+        .iter()
+        .flat_map(|d| d.addresses.iter().map(|a| a.addr))
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}

@@ -28,6 +28,8 @@ pub struct EngineConfig {
     pub limits: AnalysisLimits,
     /// Alerts held back and counted (the `[[suppress]]` tables). Default none.
     pub suppress: Vec<crate::analysis::suppress::SuppressRule>,
+    /// Which connections this agent analyses in a fleet (`fleet.rs`). Default: off, all of them.
+    pub fleet: crate::fleet::FleetConfig,
 }
 
 impl Default for EngineConfig {
@@ -44,6 +46,7 @@ impl Default for EngineConfig {
             detectors: DetectorConfig::default(),
             limits: AnalysisLimits::default(),
             suppress: Vec::new(),
+            fleet: Default::default(),
         }
     }
 }

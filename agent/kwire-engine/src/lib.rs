@@ -20,6 +20,7 @@
 
 pub mod analysis;
 pub mod config;
+pub mod fleet;
 pub mod model;
 pub mod output;
 pub mod pipeline;

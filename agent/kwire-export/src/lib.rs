@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod convert;
 pub mod exporter;
 pub mod metrics;
+pub mod prometheus;
 pub mod settings;
 pub mod spool;
 pub mod transport;

@@ -1123,3 +1123,136 @@ fn checker_accepts_valid_queries() {
     assert!(r.used.contains(&Metric::ConsumerLag));
     assert!(r.used.contains(&Metric::CommittedOffset));
 }
+
+// ------------------------------------------------------------------------------------- /metrics (scrape)
+
+/// Series name and label names of one line of the Prometheus text format (None for comments).
+fn scrape_line(line: &str) -> Option<(String, Vec<String>)> {
+    if line.starts_with('#') || line.trim().is_empty() {
+        return None;
+    }
+    let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+    let name = line[..name_end].to_string();
+    let mut labels = Vec::new();
+    if line[name_end..].starts_with('{') {
+        let mut rest = &line[name_end + 1..];
+        while let Some(eq) = rest.find('=') {
+            labels.push(rest[..eq].trim_start_matches(',').to_string());
+            // Skip the quoted value (with its escapes).
+            let v = &rest[eq + 2..];
+            let mut end = 0;
+            let mut esc = false;
+            for (i, c) in v.char_indices() {
+                if esc {
+                    esc = false;
+                } else if c == '\\' {
+                    esc = true;
+                } else if c == '"' {
+                    end = i;
+                    break;
+                }
+            }
+            rest = &v[end + 1..];
+            if rest.starts_with('}') {
+                break;
+            }
+        }
+    }
+    Some((name, labels))
+}
+
+/// What `kwire run` serves on `/metrics` (the metric state of every harness capture, rendered by
+/// `kwire_export::prometheus`) uses only names and labels the dashboards may query: the same check the
+/// dashboards pass, so a scrape and the collector's Prometheus exporter feed the same panels.
+#[test]
+fn metrics_endpoint_names_are_the_catalog_names() {
+    use kwire_engine::{Engine, EngineConfig, Output};
+    use kwire_export::metrics::{Health, MetricState};
+    let names = Names::new();
+    let mut state = MetricState::default();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/harness");
+    let mut captures: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    captures.sort();
+    assert!(captures.len() >= 10, "{captures:?}");
+    let mut last = 0i64;
+    for c in &captures {
+        let mut f = kwire_capture::PcapFile::open(c).unwrap();
+        let mut e = Engine::new(EngineConfig {
+            exchange_facts: true,
+            ..EngineConfig::default()
+        });
+        let mut feed = |o: Output| match &o {
+            Output::Exchange(x) => state.on_exchange(x),
+            Output::Alert(a) => state.on_alert(a),
+            _ => {}
+        };
+        while let Ok(Some(p)) = f.next_packet() {
+            last = last.max(p.ts.0);
+            e.on_packet(p.ts, p.link, p.data, &mut feed);
+        }
+        e.finish(&mut feed);
+    }
+    state.health = Health {
+        packets: 1,
+        ..Health::default()
+    };
+    state.export.queue_depth.insert("logs", 0);
+    state.export.dropped.insert(("traces", "queue_full"), 2);
+    let resource: Vec<(String, String)> = RESOURCE_ATTRIBUTES
+        .iter()
+        .filter(|a| **a != "service.name")
+        .map(|a| (a.to_string(), "x".to_string()))
+        .collect();
+    let text = kwire_export::prometheus::render(&state.snapshot(last as u64), &resource);
+    let mut served = BTreeSet::new();
+    let mut errors = Vec::new();
+    for line in text.lines() {
+        let Some((series, labels)) = scrape_line(line) else {
+            continue;
+        };
+        if !names.series.contains_key(&series) {
+            errors.push(format!("`{series}` is not a catalog metric: {line}"));
+            continue;
+        }
+        served.insert(names.series[&series].0);
+        for l in labels {
+            if !names.metric_allows(&series, &l) {
+                errors.push(format!("`{series}` has no label `{l}`: {line}"));
+            }
+        }
+    }
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    // Every metric the harness captures exercise is served (all but the spool gauge's zero, which is
+    // served too: the agent's own health is always there).
+    for m in Metric::ALL {
+        assert!(served.contains(&m), "{m:?} not on /metrics:\n{text}");
+    }
+    // Histograms: cumulative buckets ending in +Inf equal to _count.
+    let inf = text
+        .lines()
+        .find(|l| {
+            l.starts_with("messaging_client_operation_duration_seconds_bucket")
+                && l.contains("le=\"+Inf\"")
+        })
+        .expect("an operation duration +Inf bucket");
+    let labels = &inf[inf.find('{').unwrap()..inf.rfind(' ').unwrap()];
+    let plain = labels.replace(",le=\"+Inf\"", "");
+    let count_line = format!("messaging_client_operation_duration_seconds_count{plain} ");
+    let count = text
+        .lines()
+        .find(|l| l.starts_with(&count_line))
+        .expect("its _count");
+    assert_eq!(
+        inf.rsplit(' ').next(),
+        count.rsplit(' ').next(),
+        "{inf}\n{count}"
+    );
+    // The check can fail: a line under a name the catalog does not have is reported.
+    assert!(!names
+        .series
+        .contains_key(&scrape_line("kwire_alert_total{x=\"1\"} 1").unwrap().0));
+}

@@ -16,6 +16,8 @@
 //! alert = "weak_acks"
 //! client = "batch-*"
 //! reason = "acks=1 by design"
+//! [fleet]
+//! cluster_cidrs = ["10.0.0.0/8"]
 //! ```
 
 use std::path::Path;
@@ -40,6 +42,26 @@ pub struct FileConfig {
     pub otlp: kwire_export::OtlpFileConfig,
     /// `[[suppress]]` tables: alerts held back, counted in the summary.
     pub suppress: Vec<kwire_engine::analysis::suppress::SuppressRule>,
+    /// The fleet rule (`kwire run` only; `kwire_engine::fleet`).
+    pub fleet: FleetFile,
+}
+
+/// `[fleet]`: which connections this agent analyses when every node runs one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FleetFile {
+    /// The cluster's networks (pods, services, nodes). Empty: the rule is off.
+    pub cluster_cidrs: Vec<String>,
+    /// Networks of this node besides its interfaces' addresses (e.g. its pod CIDR).
+    pub node_cidrs: Vec<String>,
+}
+
+/// The `[fleet]` section of the config file (defaults without a file).
+pub fn fleet_config(path: Option<&Path>) -> Result<FleetFile, String> {
+    Ok(match path {
+        Some(p) => load(p)?.fleet,
+        None => Default::default(),
+    })
 }
 
 /// The `[otlp]` section of the config file (defaults without a file).

@@ -15,6 +15,10 @@
 //!   source, health address, pcap directory), 1 when the source fails while running or stdout breaks.
 //! * Health: `/healthz` is 200 while the capture loop runs (503 once it stops), `/readyz` 200 once the
 //!   source is open and a first poll succeeded; served by one std::net thread, one short request at a time.
+//! * `/metrics` (same port): the Prometheus text format of the same metrics the OTLP export sends, under
+//!   the names the collector's Prometheus exporter gives them (`kwire_export::prometheus`). The text is
+//!   rendered by the capture loop once a second and only handed to the health thread, so a scrape never
+//!   touches the metric state (or slows the capture) and sees values at most a second old.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -116,7 +120,16 @@ pub struct RunArgs {
     /// stops, after the failure statuses).
     #[arg(long, value_name = "SEVERITY")]
     pub fail_on: Option<crate::FailOn>,
-    /// Serve GET /healthz and /readyz on this address (e.g. 127.0.0.1:9464).
+    /// Fleet rule: the cluster's networks (comma-separated CIDRs). Given, this agent analyses only the
+    /// connections whose client is on this node, and those of clients outside these networks whose
+    /// broker is on this node (README "A fleet of agents"). Default: every connection.
+    #[arg(long, value_delimiter = ',', env = "KWIRE_CLUSTER_CIDRS")]
+    pub cluster_cidrs: Vec<String>,
+    /// Fleet rule: this node's networks besides its interfaces' addresses (e.g. the node's pod CIDR
+    /// when libpcap runs in the host network namespace).
+    #[arg(long, value_delimiter = ',', env = "KWIRE_NODE_CIDRS")]
+    pub node_cidrs: Vec<String>,
+    /// Serve GET /healthz, /readyz and /metrics on this address (e.g. 127.0.0.1:9464).
     #[arg(long, env = "KWIRE_HEALTH")]
     pub health: Option<SocketAddr>,
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
@@ -184,6 +197,8 @@ struct Health {
     alive: AtomicBool,
     ready: AtomicBool,
     source: Mutex<String>,
+    /// The last rendering of `/metrics` (Prometheus text format 0.0.4).
+    metrics: Mutex<String>,
 }
 
 /// Outputs to stdout: JSON lines, or one readable line per alert. Counts only (bounded memory).
@@ -355,7 +370,13 @@ fn answer(mut s: TcpStream, h: &Health) -> io::Result<()> {
                 (503, "not ready\n".to_string())
             }
         }
-        ("GET" | "HEAD", _) => (404, "not found (try /healthz, /readyz)\n".to_string()),
+        ("GET" | "HEAD", "/metrics") => {
+            (200, h.metrics.lock().map(|g| g.clone()).unwrap_or_default())
+        }
+        ("GET" | "HEAD", _) => (
+            404,
+            "not found (try /healthz, /readyz, /metrics)\n".to_string(),
+        ),
         _ => (405, "method not allowed\n".to_string()),
     };
     let reason = match code {
@@ -364,8 +385,13 @@ fn answer(mut s: TcpStream, h: &Health) -> io::Result<()> {
         405 => "Method Not Allowed",
         _ => "Service Unavailable",
     };
+    let ctype = if path == "/metrics" && code == 200 {
+        kwire_export::prometheus::CONTENT_TYPE
+    } else {
+        "text/plain"
+    };
     let head = format!(
-        "HTTP/1.1 {code} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "HTTP/1.1 {code} {reason}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes())?;
@@ -373,6 +399,46 @@ fn answer(mut s: TcpStream, h: &Health) -> io::Result<()> {
         s.write_all(body.as_bytes())?;
     }
     s.flush()
+}
+
+/// The fleet rule's configuration: flags/env win over `[fleet]`; this node's addresses from its
+/// interfaces plus `--node-cidrs`. None when no cluster CIDRs are given (rule off).
+fn fleet(args: &RunArgs) -> Result<Option<kwire_engine::fleet::FleetConfig>, String> {
+    use kwire_engine::fleet::parse_cidrs;
+    let file = config::fleet_config(args.config.as_deref())?;
+    let pick = |flag: &[String], file: &[String]| {
+        if flag.is_empty() {
+            file.join(",")
+        } else {
+            flag.join(",")
+        }
+    };
+    let cluster = parse_cidrs(&pick(&args.cluster_cidrs, &file.cluster_cidrs))
+        .map_err(|e| format!("--cluster-cidrs: {e}"))?;
+    if cluster.is_empty() {
+        return Ok(None);
+    }
+    let mut local = parse_cidrs(&pick(&args.node_cidrs, &file.node_cidrs))
+        .map_err(|e| format!("--node-cidrs: {e}"))?;
+    let addrs = kwire_capture::pcap_live::local_addresses()?;
+    local.extend(addrs.into_iter().map(ipnet_of));
+    Ok(Some(kwire_engine::fleet::FleetConfig {
+        cluster_cidrs: cluster,
+        local,
+    }))
+}
+
+fn ipnet_of(ip: std::net::IpAddr) -> kwire_engine::fleet::IpNet {
+    kwire_engine::fleet::IpNet::from(ip)
+}
+
+/// What `/metrics` counts of one output (the exporter counts the same for OTLP).
+fn feed(m: &mut kwire_export::metrics::MetricState, o: &Output) {
+    match o {
+        Output::Exchange(x) => m.on_exchange(x),
+        Output::Alert(a) => m.on_alert(a),
+        _ => {}
+    }
 }
 
 fn stats_json(name: &str, describe: &str, st: &SourceStats) -> Value {
@@ -396,6 +462,24 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
     };
     cfg.notices = !args.no_notices;
+    match fleet(args) {
+        Ok(Some(f)) => {
+            log.info(
+                &format!(
+                    "fleet rule on: analysing connections whose client is on this node ({} networks), and those of clients outside {} whose broker is",
+                    f.local.len(),
+                    f.cluster_cidrs.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(",")
+                ),
+                json!({}),
+            );
+            cfg.fleet = f;
+        }
+        Ok(None) => {}
+        Err(e) => {
+            log.error(&e);
+            return ExitCode::from(2);
+        }
+    }
     let ports = cfg.ports.clone();
     let export_log: kwire_export::LogFn = {
         let json = log.json;
@@ -417,7 +501,22 @@ pub fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    cfg.exchange_facts = exporter.is_some();
+    // `/metrics` on the health port: its own metric state (the exporter's lives on its side and exists
+    // only with an OTLP endpoint), current attribute names, the resource attributes as labels.
+    let mut prom = args.health.map(|_| {
+        let resource: Vec<(String, String)> =
+            kwire_export::exporter::resource_attributes(&Default::default(), &|k| {
+                std::env::var(k).ok()
+            })
+            .into_iter()
+            .filter(|(k, _)| {
+                kwire_export::catalog::RESOURCE_ATTRIBUTES.contains(&k.as_str())
+                    && k != "service.name"
+            })
+            .collect();
+        (kwire_export::metrics::MetricState::default(), resource)
+    });
+    cfg.exchange_facts = exporter.is_some() || prom.is_some();
 
     // Signals first, so that a SIGTERM while the source opens still stops cleanly. A second one while
     // shutting down exits at once.
@@ -450,7 +549,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
                     return ExitCode::from(2);
                 }
                 log.info(
-                    &format!("health on http://{addr}/healthz and /readyz"),
+                    &format!("health on http://{addr}/healthz and /readyz, metrics on /metrics"),
                     json!({}),
                 );
             }
@@ -549,6 +648,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 if let Some(x) = exporter.as_mut() {
                     x.on_output(&o);
                 }
+                if let Some((m, _)) = prom.as_mut() {
+                    feed(m, &o);
+                }
                 sink.emit(&o)
             });
         });
@@ -585,6 +687,15 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
         if last_flush.elapsed() >= Duration::from_secs(1) {
             last_flush = Instant::now();
+            if let Some((m, resource)) = prom.as_mut() {
+                let st = source.stats();
+                m.health = crate::otlp::health(&engine, Some(&st));
+                let now = u64::try_from(wall_clock().0).unwrap_or(0);
+                let text = kwire_export::prometheus::render(&m.snapshot(now), resource);
+                if let Ok(mut g) = health.metrics.lock() {
+                    *g = text;
+                }
+            }
             if let Some(w) = writer.as_mut() {
                 if let Err(e) = w.flush() {
                     if !writer_warned {

@@ -49,6 +49,8 @@ pub struct ConnState {
     tcp: TcpConnection,
     app: AppState,
     client_ids: Vec<String>,
+    /// The fleet rule's verdict, taken at the first Kafka event and kept (None: not yet taken).
+    fleet: Option<bool>,
 }
 
 impl FlowState for ConnState {
@@ -232,6 +234,7 @@ impl Engine {
                     tcp: TcpConnection::new(key, ts, cfg.reassembly),
                     app: AppState::new(id, key),
                     client_ids: Vec::new(),
+                    fleet: None,
                 }
             },
             |_k, old| {
@@ -264,10 +267,11 @@ impl Engine {
             tcp,
             app,
             client_ids,
+            fleet,
         } = st;
         tcp.on_segment(ts, side, &seg, &mut |s: Side, chunk: Chunk<'_>| {
             app.on_chunk(cfg, s, ts, chunk, &mut |ctx, ev| {
-                on_event(client_ids, ctx, ev, &mut sink)
+                fleet_event(cfg, fleet, client_ids, ctx, ev, &mut sink)
             });
         });
     }
@@ -325,6 +329,28 @@ impl Engine {
     }
 }
 
+/// One Kafka event of a connection, if the fleet rule gives the connection to this agent (the verdict
+/// is taken at its first event and kept; a skipped connection is counted once).
+fn fleet_event<F: FnMut(Output)>(
+    cfg: &EngineConfig,
+    fleet: &mut Option<bool>,
+    client_ids: &mut Vec<String>,
+    ctx: ConnCtx,
+    ev: KafkaEvent,
+    sink: &mut Sink<'_, F>,
+) {
+    let mine = *fleet.get_or_insert_with(|| {
+        let v = cfg.fleet.verdict(&ctx).analyse();
+        if !v {
+            sink.summary.flows.fleet_skipped += 1;
+        }
+        v
+    });
+    if mine {
+        on_event(client_ids, ctx, ev, sink)
+    }
+}
+
 fn finish_conn<F: FnMut(Output)>(
     cfg: &EngineConfig,
     st: ConnState,
@@ -335,14 +361,15 @@ fn finish_conn<F: FnMut(Output)>(
         mut tcp,
         mut app,
         mut client_ids,
+        mut fleet,
     } = st;
     tcp.flush(&mut |s: Side, chunk: Chunk<'_>| {
         app.on_chunk(cfg, s, ts, chunk, &mut |ctx, ev| {
-            on_event(&mut client_ids, ctx, ev, sink)
+            fleet_event(cfg, &mut fleet, &mut client_ids, ctx, ev, sink)
         });
     });
     app.close(cfg, ts, &mut |ctx, ev| {
-        on_event(&mut client_ids, ctx, ev, sink)
+        fleet_event(cfg, &mut fleet, &mut client_ids, ctx, ev, sink)
     });
     let s = &mut sink.summary;
     s.flows.tcp_connections += 1;

@@ -58,6 +58,13 @@ pub struct FlowCounts {
     pub time_backwards: u64,
     /// Forward jumps of packet time over the table's `max_time_jump` (held back one packet).
     pub time_jumps: u64,
+    /// Kafka connections left to another agent by the fleet rule (`fleet.rs`); absent when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub fleet_skipped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl FlowCounts {
