@@ -299,8 +299,9 @@ impl Alert {
     /// the client (id and address), the broker, the topic-partition and the evidence exchange. The
     /// exchange is named by what both ends of the wire see alike (client and broker address and
     /// correlation id), never by kwire's connection number or a packet time, which differ between two
-    /// capture points. An alert with no evidence exchange adds its packet time instead (stable for one
-    /// capture, not across agents).
+    /// capture points. An alert with no evidence exchange (weak_acks, raised from a producer's traffic
+    /// as a whole) adds its severity and acks instead: one producer, topic and acks has at most one
+    /// line per severity, and both ends of the wire see the same values.
     pub fn id(&self) -> String {
         let mut h = Fnv128::new();
         h.str(self.kind.as_str());
@@ -315,8 +316,9 @@ impl Alert {
                 h.opt_i64(Some(i64::from(correlation_id)));
             }
             None => {
-                h.str("ts");
-                h.opt_i64(Some(self.ts.0));
+                h.str("no_exchange");
+                h.str(self.severity.as_str());
+                h.opt_i64(self.fields.get("acks").and_then(FieldValue::as_i64));
             }
         }
         format!("{:032x}", h.0)
