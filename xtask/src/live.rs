@@ -1187,7 +1187,12 @@ fn agent_checks(paths: &Paths, kwire: &Path, dir: &Path) -> Result<Report> {
                 .iter()
                 .any(|m| m.starts_with("eBPF unavailable: ") && m.contains("using libpcap on lo"))
                 && msgs.iter().any(|m| m.starts_with("capturing with pcap"));
-            if !(using_ebpf || fallback) {
+            // `--interface lo` given explicitly: auto honours it with libpcap and says so.
+            let chosen = msgs
+                .iter()
+                .any(|m| m.starts_with("--interface lo given: using libpcap on lo"))
+                && msgs.iter().any(|m| m.starts_with("capturing with pcap"));
+            if !(using_ebpf || fallback || chosen) {
                 bail!("stderr: {stderr}");
             }
             Ok(())
