@@ -20,6 +20,7 @@ use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 
 use kwire_capture::{CaptureError, FileStats, PcapFile, RawPacket};
+use kwire_engine::analysis::suppress::wildcard;
 use kwire_flow::{LinkType, Timestamp};
 
 /// Input files at most (each holds a reader buffer).
@@ -77,28 +78,6 @@ pub fn expand(files: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 
 fn has_wildcard(name: &std::ffi::OsStr) -> bool {
     name.to_string_lossy().contains(['*', '?'])
-}
-
-/// `*` any run of bytes, `?` one byte.
-fn wildcard(p: &[u8], s: &[u8]) -> bool {
-    let (mut pi, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if pi < p.len() && (p[pi] == b'?' || p[pi] == s[si]) {
-            pi += 1;
-            si += 1;
-        } else if pi < p.len() && p[pi] == b'*' {
-            star = Some((pi, si));
-            pi += 1;
-        } else if let Some((sp, ss)) = star {
-            pi = sp + 1;
-            si = ss + 1;
-            star = Some((sp, ss + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
 }
 
 /// `Err` when `output` is one of `inputs` (same device and inode), checked before it is created.

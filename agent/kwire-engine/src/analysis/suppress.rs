@@ -150,8 +150,8 @@ fn matches(pattern: Option<&str>, value: Option<&str>) -> bool {
     }
 }
 
-/// `*` and `?` matching (the same twenty lines as the CLI's file globs; no crate for so little).
-fn wildcard(p: &[u8], s: &[u8]) -> bool {
+/// `*` any run of bytes, `?` one byte (also the CLI's file globs; no crate for so little).
+pub fn wildcard(p: &[u8], s: &[u8]) -> bool {
     let (mut pi, mut si) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
