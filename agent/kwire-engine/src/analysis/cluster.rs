@@ -144,6 +144,26 @@ impl Cluster {
     }
 
     /// A response said the leadership of `tp` moved (error code or a new current leader).
+    /// A partition's answer in a Produce or Fetch response: a "not the leader" error moves its leader
+    /// (to the one the broker named, when it did). Returns whether it was such an error.
+    pub fn on_partition_error(
+        &mut self,
+        tp: &Tp,
+        ts: Timestamp,
+        error_code: i16,
+        current_leader: Option<kwire_kafka::body::LeaderAndEpoch>,
+    ) -> bool {
+        if !LEADER_ERRORS.contains(&error_code) {
+            return false;
+        }
+        let l = current_leader.map(|l| Leader {
+            id: l.leader_id,
+            epoch: Some(l.leader_epoch),
+        });
+        self.on_leader_moved(tp, ts, l);
+        true
+    }
+
     pub fn on_leader_moved(&mut self, tp: &Tp, ts: Timestamp, leader: Option<Leader>) {
         self.record_change(tp, ts);
         if let Some(l) = leader.filter(|l| l.id >= 0) {

@@ -21,7 +21,7 @@ use kwire_flow::Timestamp;
 use kwire_kafka::body::{RequestBody, ResponseBody};
 use kwire_kafka::{Decoded, Exchange, RequestSent};
 
-use crate::analysis::cluster::{Cluster, Leader, LEADER_ERRORS};
+use crate::analysis::cluster::Cluster;
 use crate::analysis::detectors::commit_after_revoke;
 use crate::analysis::detectors::weak_acks::WeakAcks;
 use crate::analysis::detectors::{
@@ -548,13 +548,9 @@ impl Analyzer {
                         topic: topic.clone(),
                         partition: part.partition,
                     };
-                    if LEADER_ERRORS.contains(&part.error_code) {
-                        let l = part.current_leader.map(|l| Leader {
-                            id: l.leader_id,
-                            epoch: Some(l.leader_epoch),
-                        });
-                        self.cluster.on_leader_moved(&tp, rts, l);
-                    } else if part.error_code == 0 && part.base_offset >= 0 {
+                    self.cluster
+                        .on_partition_error(&tp, rts, part.error_code, part.current_leader);
+                    if part.error_code == 0 && part.base_offset >= 0 {
                         self.row(out, || {
                             let client_id = self.cluster.names.get(cid.unwrap_or_default());
                             TimelineRecord::new(
@@ -653,13 +649,8 @@ impl Analyzer {
                     topic: topic.clone(),
                     partition: p.partition,
                 };
-                if LEADER_ERRORS.contains(&p.error_code) {
-                    let l = p.current_leader.map(|l| Leader {
-                        id: l.leader_id,
-                        epoch: Some(l.leader_epoch),
-                    });
-                    self.cluster.on_leader_moved(&tp, rts, l);
-                }
+                self.cluster
+                    .on_partition_error(&tp, rts, p.error_code, p.current_leader);
                 if replica {
                     continue;
                 }
