@@ -149,34 +149,7 @@ impl Cluster {
         let bin = tools::mockbroker_or_build(paths)?;
         let mut cmd = in_ns(ns, &bin);
         cmd.args(["--brokers", &BROKERS.to_string()]);
-        let log = logs.join("broker.log");
-        let proc = Proc::spawn(
-            "kwire-mockbroker",
-            &mut cmd,
-            true,
-            Out::Lines,
-            Out::File(&log),
-        )?;
-        let rx = proc.stdout.as_ref().expect("piped");
-        let line = proc::wait_for_line(
-            rx,
-            Duration::from_secs(20),
-            "kwire-mockbroker's BOOTSTRAP line",
-            |l| l.starts_with("BOOTSTRAP "),
-            |_| {},
-        )
-        .with_context(|| format!("kwire-mockbroker did not start:\n{}", proc::tail(&log, 20)))?;
-        let bootstrap = line.trim_start_matches("BOOTSTRAP ").trim().to_string();
-        let ports = bootstrap
-            .split(',')
-            .map(|hp| {
-                hp.rsplit(':')
-                    .next()
-                    .unwrap_or("")
-                    .parse::<u16>()
-                    .with_context(|| format!("bad bootstrap {bootstrap:?}"))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let (proc, bootstrap, ports) = crate::broker::spawn_mock(&mut cmd, logs)?;
         let mut c = Cluster {
             proc,
             bootstrap,

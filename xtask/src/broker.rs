@@ -148,14 +148,24 @@ fn start_mock(n: u32, paths: &Paths, logs: &Path) -> Result<Broker> {
     let bin = tools::mockbroker_or_build(paths)?;
     let mut cmd = Command::new(&bin);
     cmd.args(["--brokers", &n.to_string()]);
+    let (proc, bootstrap, ports) = spawn_mock(&mut cmd, logs)?;
+    let mut b = Broker {
+        kind: BrokerKind::Mock(n),
+        proc,
+        bootstrap,
+        ports,
+        version: String::new(),
+        tansu: None,
+    };
+    b.version = b.mock_command("version")?;
+    Ok(b)
+}
+
+/// Starts the mock broker `cmd` (the binary with its arguments, perhaps inside a network namespace)
+/// and waits for its BOOTSTRAP line: the process, the bootstrap servers and their ports.
+pub fn spawn_mock(cmd: &mut Command, logs: &Path) -> Result<(Proc, String, Vec<u16>)> {
     let log = logs.join("broker.log");
-    let proc = Proc::spawn(
-        "kwire-mockbroker",
-        &mut cmd,
-        true,
-        Out::Lines,
-        Out::File(&log),
-    )?;
+    let proc = Proc::spawn("kwire-mockbroker", cmd, true, Out::Lines, Out::File(&log))?;
     let rx = proc.stdout.as_ref().expect("piped");
     let line = proc::wait_for_line(
         rx,
@@ -181,16 +191,7 @@ fn start_mock(n: u32, paths: &Paths, logs: &Path) -> Result<Broker> {
                 .with_context(|| format!("bad bootstrap {bootstrap:?}"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut b = Broker {
-        kind: BrokerKind::Mock(n),
-        proc,
-        bootstrap,
-        ports,
-        version: String::new(),
-        tansu: None,
-    };
-    b.version = b.mock_command("version")?;
-    Ok(b)
+    Ok((proc, bootstrap, ports))
 }
 
 /// A loopback port that was free a moment ago (the kernel's ephemeral range, never 9092).
