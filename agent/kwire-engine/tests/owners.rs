@@ -198,8 +198,11 @@ fn memory_bounded_under_connection_churn() {
         s.flows.evicted_full + s.flows.refused_table_full > 0,
         "the bound was hit and counted"
     );
+    // Joined mid-stream (no SYN) and never answered, a request found by probing is not confirmed: it is
+    // counted for each finished connection, and nothing of it is reported.
+    assert_eq!(exchanges, 0);
     assert_eq!(
-        exchanges, s.flows.tcp_connections,
-        "each finished connection reports its unanswered request"
+        s.kafka.unconfirmed_requests, s.flows.tcp_connections,
+        "each finished connection counts its unconfirmed request"
     );
 }

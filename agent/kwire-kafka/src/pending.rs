@@ -97,6 +97,27 @@ impl<R> PendingQueue<R> {
         })
     }
 
+    /// Like [`Self::take`], matching the newest waiting request with this correlation id: when the oldest
+    /// one's framing is not trusted, a later one with the same id is the real request (record bytes can
+    /// forge frames with the ids a client uses next).
+    pub fn take_newest(&mut self, correlation_id: i32) -> Option<Matched<R>> {
+        let idx = self
+            .queue
+            .iter()
+            .rposition(|p| p.correlation_id == correlation_id)?;
+        let unanswered: Vec<_> = self.queue.drain(..idx).collect();
+        let request = self.queue.pop_front()?;
+        Some(Matched {
+            unanswered,
+            request,
+        })
+    }
+
+    /// The waiting requests, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &PendingRequest<R>> + '_ {
+        self.queue.iter()
+    }
+
     /// Removes requests older than `max_age_ns` relative to `now` (oldest first).
     pub fn expire(
         &mut self,
@@ -112,6 +133,11 @@ impl<R> PendingQueue<R> {
                 out(p);
             }
         }
+    }
+
+    /// The waiting requests, oldest first, to update in place.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut PendingRequest<R>> + '_ {
+        self.queue.iter_mut()
     }
 
     /// Removes everything (connection closed or end of input), oldest first.

@@ -85,24 +85,39 @@ pub fn probe_request(data: &[u8], limits: &ProbeLimits) -> Probe {
     if !(MIN_REQUEST_LEN..=limits.max_frame_len).contains(&len) {
         return Probe::No;
     }
-    probe_request_header(&data[4..], len)
+    probe_request_header(&data[4..], len, false)
+}
+
+/// Like [`probe_request`], but any API key and version is accepted (the header is then read as v1: the
+/// client id follows the correlation id). For a stream known to start at a frame boundary and to go to a
+/// Kafka port: a client trying an API or version the broker does not know still speaks Kafka.
+pub fn probe_request_any_api(data: &[u8], limits: &ProbeLimits) -> Probe {
+    let Ok(len) = be_i32(data, 0) else {
+        return Probe::NeedMore;
+    };
+    if !(MIN_REQUEST_LEN..=limits.max_frame_len).contains(&len) {
+        return Probe::No;
+    }
+    probe_request_header(&data[4..], len, true)
 }
 
 /// Is this complete frame (length prefix removed) a plausible Kafka request?
 pub fn probe_request_frame(frame: &[u8]) -> bool {
     frame.len() >= MIN_REQUEST_LEN as usize
-        && probe_request_header(frame, frame.len().min(i32::MAX as usize) as i32) == Probe::Yes
+        && probe_request_header(frame, frame.len().min(i32::MAX as usize) as i32, false)
+            == Probe::Yes
 }
 
 /// Checks the request header at the start of `h`, for a frame of `len` bytes.
-fn probe_request_header(h: &[u8], len: i32) -> Probe {
+fn probe_request_header(h: &[u8], len: i32, any_api: bool) -> Probe {
     let Ok(key) = be_i16(h, 0) else {
         return Probe::NeedMore;
     };
     let Ok(version) = be_i16(h, 2) else {
         return Probe::NeedMore;
     };
-    if !api::is_plausible(key, version) {
+    let plausible = api::is_plausible(key, version);
+    if !(plausible || (any_api && key >= 0 && version >= 0)) {
         return Probe::No;
     }
     let Ok(corr) = be_i32(h, 4) else {
@@ -111,7 +126,7 @@ fn probe_request_header(h: &[u8], len: i32) -> Probe {
     if corr < 0 {
         return Probe::No;
     }
-    if api::request_header_version(key, version) == 0 {
+    if plausible && api::request_header_version(key, version) == 0 {
         return Probe::Yes;
     }
     let Ok(id_len) = be_i16(h, 8) else {

@@ -239,6 +239,9 @@ pub struct KafkaStats {
     pub tls_bytes: u64,
     /// Frames the connection ended in the middle of (see [`NoticeKind::FrameTruncated`]).
     pub truncated_frames: u64,
+    /// Request frames found by probing (mid-stream join, resync after a gap) that no response ever
+    /// confirmed: they may be bytes of a record that read as a request, so nothing of them was reported.
+    pub unconfirmed_requests: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -279,6 +282,13 @@ struct DirState {
     /// guess can no longer be confirmed (found by tests/pipeline_props.rs: 1-3 byte segments, the first
     /// ones reordered, bytes 2.. of an ApiVersions request read as a Produce v3 header).
     guessed: bool,
+    /// Framing here is known, not guessed: from the handshake, or from a frame the other direction
+    /// confirmed (a response answered a request framed in this sync epoch). Requests framed while false
+    /// count only once answered.
+    trusted: bool,
+    /// Incremented each time framing is lost: requests remember the epoch they were framed in, so that a
+    /// response confirms the chain of frames it belongs to and nothing from before it.
+    epoch: u32,
 }
 
 impl DirState {
@@ -296,15 +306,29 @@ impl DirState {
             walker: None,
             walked: 0,
             guessed: false,
+            trusted: start == StreamStart::Handshake,
+            epoch: 0,
         }
     }
+}
+
+/// A request waiting for its response.
+#[derive(Debug)]
+struct Waiting {
+    info: RequestInfo,
+    /// Framed where framing was trusted (see [`DirState::trusted`]), or since confirmed by its response.
+    trusted: bool,
+    /// The client direction's sync epoch it was framed in.
+    epoch: u32,
+    /// Its [`RequestSent`] event, held while the request is not trusted.
+    sent: Option<Box<RequestSent>>,
 }
 
 /// Kafka state of one TCP connection. Roles must be known: the caller says which direction is which.
 pub struct KafkaConnection {
     to_server: DirState,
     to_client: DirState,
-    pending: PendingQueue<RequestInfo>,
+    pending: PendingQueue<Waiting>,
     tls: bool,
     stats: KafkaStats,
 }
@@ -541,6 +565,8 @@ impl KafkaConnection {
         d.partial = Partial::default();
         d.mode = Mode::Resync;
         d.guessed = false;
+        d.trusted = false;
+        d.epoch = d.epoch.wrapping_add(1);
         self.stats.desyncs += 1;
         out(KafkaEvent::Notice {
             ts,
@@ -918,6 +944,9 @@ impl KafkaConnection {
                 let d = self.dir_mut(dir);
                 d.resync_skipped = 0;
                 d.mode = Mode::InSync;
+                // A chain of frames found by probing: its own epoch, trusted only once confirmed.
+                d.trusted = false;
+                d.epoch = d.epoch.wrapping_add(1);
                 let mut rest = &buf[i..];
                 while !rest.is_empty() && self.dir(dir).mode == Mode::InSync {
                     let k = self.in_sync(cfg, dir, ts, rest, out);
@@ -1011,31 +1040,58 @@ impl KafkaConnection {
             Decoded::UnknownVersion
         };
         let expects_response = !matches!(&body, Decoded::Full(b) if b.expects_no_response());
-        self.stats.requests += 1;
-        if let (true, Decoded::Full(b)) = (reported_when_sent(hdr.api_key), &body) {
-            out(KafkaEvent::RequestSent(Box::new(RequestSent {
+        let sent = match (reported_when_sent(hdr.api_key), &body) {
+            (true, Decoded::Full(b)) => Some(Box::new(RequestSent {
                 ts,
                 correlation_id: hdr.correlation_id,
                 api_key: hdr.api_key,
                 api_version: hdr.api_version,
                 client_id: hdr.client_id.clone(),
                 body: b.clone(),
-            })));
-        }
+            })),
+            _ => None,
+        };
+        let info = RequestInfo {
+            client_id: hdr.client_id,
+            bytes,
+            body,
+        };
         let p = PendingRequest {
             correlation_id: hdr.correlation_id,
             api_key: hdr.api_key,
             api_version: hdr.api_version,
             ts,
             expects_response,
-            data: RequestInfo {
-                client_id: hdr.client_id,
-                bytes,
-                body,
-            },
+            data: self.waiting(info, sent, out),
         };
         if let Some(old) = self.pending.push(p) {
             self.complete(old, None, out);
+        }
+    }
+
+    /// A request just framed: trusted (counted, its [`RequestSent`] told now) when the client direction's
+    /// framing is, else held until a response confirms it.
+    fn waiting(
+        &mut self,
+        info: RequestInfo,
+        sent: Option<Box<RequestSent>>,
+        out: &mut impl FnMut(KafkaEvent),
+    ) -> Waiting {
+        let (trusted, epoch) = (self.to_server.trusted, self.to_server.epoch);
+        let sent = if trusted {
+            self.stats.requests += 1;
+            if let Some(s) = sent {
+                out(KafkaEvent::RequestSent(s));
+            }
+            None
+        } else {
+            sent
+        };
+        Waiting {
+            info,
+            trusted,
+            epoch,
+            sent,
         }
     }
 
@@ -1144,18 +1200,18 @@ impl KafkaConnection {
                     self.stats.malformed_headers += 1;
                     return;
                 };
-                self.stats.requests += 1;
+                let info = RequestInfo {
+                    client_id: hdr.client_id,
+                    bytes,
+                    body: status.decoded(),
+                };
                 let p = PendingRequest {
                     correlation_id: hdr.correlation_id,
                     api_key: hdr.api_key,
                     api_version: hdr.api_version,
                     ts,
                     expects_response: true,
-                    data: RequestInfo {
-                        client_id: hdr.client_id,
-                        bytes,
-                        body: status.decoded(),
-                    },
+                    data: self.waiting(info, None, out),
                 };
                 if let Some(old) = self.pending.push(p) {
                     self.complete(old, None, out);
@@ -1186,21 +1242,79 @@ impl KafkaConnection {
     }
 
     fn pair(&mut self, corr: i32, resp: ResponseInfo, out: &mut impl FnMut(KafkaEvent)) {
-        if let Some(m) = self.pending.take(corr) {
-            for u in m.unanswered {
-                self.complete(u, None, out);
+        // Record bytes can forge request frames with the very correlation ids the client uses next: when
+        // the oldest request with this id is not trusted and a later one has the same id, the later one
+        // is the real request (forged frames precede the real ones they imitate).
+        let newest = {
+            let mut same_id = self.pending.iter().filter(|p| p.correlation_id == corr);
+            let oldest_untrusted = same_id.next().is_some_and(|p| !p.data.trusted);
+            oldest_untrusted && same_id.next().is_some()
+        };
+        let m = if newest {
+            self.pending.take_newest(corr)
+        } else {
+            self.pending.take(corr)
+        };
+        let Some(m) = m else {
+            return;
+        };
+        for u in m.unanswered {
+            self.complete(u, None, out);
+        }
+        let mut req = m.request;
+        if !req.data.trusted && !matches!(resp.body, Decoded::Full(_)) {
+            // A response that does not decode as the answer to this request confirms nothing: the request
+            // stays unconfirmed and the response is an orphan.
+            let bytes = resp.bytes;
+            self.complete(req, None, out);
+            self.stats.orphans += 1;
+            out(KafkaEvent::Orphan {
+                ts: resp.ts,
+                correlation_id: corr,
+                bytes,
+            });
+            return;
+        }
+        // Requests held since their framing was found by probing: this answer confirms the request and
+        // the frames framed after it in the same epoch (one chain of lengths from a confirmed frame), but
+        // nothing before it (record bytes can read as frames that happen to lead to a real boundary).
+        let mut later = Vec::new();
+        if !req.data.trusted {
+            let epoch = req.data.epoch;
+            req.data.trusted = true;
+            self.stats.requests += 1;
+            if let Some(s) = req.data.sent.take() {
+                out(KafkaEvent::RequestSent(s));
             }
-            self.stats.responses += 1;
-            self.complete(m.request, Some(resp), out);
+            for p in self.pending.iter_mut() {
+                if !p.data.trusted && p.data.epoch == epoch {
+                    p.data.trusted = true;
+                    self.stats.requests += 1;
+                    later.extend(p.data.sent.take());
+                }
+            }
+            if epoch == self.to_server.epoch {
+                self.to_server.trusted = true;
+            }
+        }
+        self.stats.responses += 1;
+        self.complete(req, Some(resp), out);
+        for s in later {
+            out(KafkaEvent::RequestSent(s));
         }
     }
 
     fn complete(
         &mut self,
-        p: PendingRequest<RequestInfo>,
+        p: PendingRequest<Waiting>,
         resp: Option<ResponseInfo>,
         out: &mut impl FnMut(KafkaEvent),
     ) {
+        if !p.data.trusted {
+            // Never confirmed: it may be record bytes that read as a request. Nothing of it is told.
+            self.stats.unconfirmed_requests += 1;
+            return;
+        }
         if resp.is_none() && p.expects_response {
             self.stats.unanswered += 1;
         }
@@ -1209,7 +1323,7 @@ impl KafkaConnection {
             correlation_id: p.correlation_id,
             api_key: p.api_key,
             api_version: p.api_version,
-            request: p.data,
+            request: p.data.info,
             response: resp,
             response_optional: !p.expects_response,
         })));

@@ -269,6 +269,13 @@ pub fn print(
             k.decode_errors, k.unknown_versions, k.oversized_frames, k.damaged_frames, k.malformed_headers
         )?;
     }
+    if k.truncated_frames > 0 {
+        writeln!(
+            w,
+            "             {} frames cut by the end of their connection (lost)",
+            k.truncated_frames
+        )?;
+    }
     if k.tls_bytes + k.sasl_raw_bytes > 0 {
         writeln!(
             w,
@@ -446,6 +453,13 @@ pub fn print_fidelity(w: &mut impl Write, f: &kwire_engine::stats::Fidelity) -> 
             "{} Kafka connection{} with bytes in one direction only: requests without responses (or the reverse)",
             f.one_direction_connections,
             if f.one_direction_connections == 1 { "" } else { "s" }
+        ));
+    }
+    if f.unconfirmed_requests > 0 {
+        lines.push(format!(
+            "{} request{} found mid-stream that no response confirmed: left out (they may be record bytes that read as requests)",
+            f.unconfirmed_requests,
+            if f.unconfirmed_requests == 1 { "" } else { "s" }
         ));
     }
     if f.flows_evicted + f.flows_refused > 0 {

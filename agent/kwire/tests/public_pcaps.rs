@@ -109,15 +109,12 @@ fn deepflow_produce() {
         &["console-producer"],
     );
     assert_eq!(acks(&r), vec![("1".into(), 1)]);
-    // Request only: no response in the file.
-    let r = check(
-        "deepflow/produce-v9-old-2024.pcap",
-        &[("Produce", 9, 1, 0)],
-        0,
-        &["console-producer"],
-    );
-    assert_eq!(r.kafka("unanswered"), 1);
-    assert!(r.exchanges()[0]["response_ts"].is_null());
+    // One packet: a Produce request joined mid-stream, no response in the file. A frame found by probing
+    // counts only once answered (record bytes can read as requests), so it is counted, not reported.
+    let r = check("deepflow/produce-v9-old-2024.pcap", &[], 0, &[]);
+    assert_eq!(r.kafka("unconfirmed_requests"), 1);
+    assert_eq!(r.kafka("unanswered"), 0);
+    assert!(r.exchanges().is_empty());
 }
 
 #[test]
@@ -238,12 +235,14 @@ fn ndpi() {
         "ndpi/kafka.pcap",
         &[
             ("Produce", 3, 2, 2),
-            ("Metadata", 2, 4, 3),
-            ("ApiVersions", 0, 4, 2),
+            ("Metadata", 2, 3, 3),
+            ("ApiVersions", 0, 2, 2),
         ],
         3,
         &["rdkafka"],
     );
+    // Three one-packet connections joined mid-stream hold a request each and no answer: unconfirmed.
+    assert_eq!(r.kafka("unconfirmed_requests"), 3);
     assert_eq!(acks(&r), vec![("1".into(), 2)]);
     let offsets: Vec<i64> = r
         .exchanges()
@@ -269,15 +268,16 @@ fn ndpi() {
         &[
             ("Produce", 3, 2, 2),
             ("Produce", 9, 1, 1),
-            ("Metadata", 2, 4, 3),
+            ("Metadata", 2, 3, 3),
             ("Metadata", 12, 1, 1),
-            ("ApiVersions", 0, 4, 2),
+            ("ApiVersions", 0, 2, 2),
             ("ApiVersions", 3, 1, 1),
             ("InitProducerId", 4, 1, 1),
         ],
         3,
         &["console-producer", "rdkafka"],
     );
+    assert_eq!(r.kafka("unconfirmed_requests"), 3);
     assert_eq!(acks(&r), vec![("-1".into(), 1), ("1".into(), 2)]);
 }
 
@@ -571,10 +571,8 @@ fn public_captures_raise_exactly_their_alerts() {
             "deepflow/00-produce-v9.pcap",
             &[("console-producer", "zqy-test", 1, 1)],
         ),
-        (
-            "deepflow/produce-v9-old-2024.pcap",
-            &[("console-producer", "quickstart-events", 1, 1)],
-        ),
+        // deepflow/produce-v9-old-2024.pcap: its one acks=1 Produce was joined mid-stream and never
+        // answered, so it is not confirmed and raises nothing.
         ("ndpi/kafka.pcap", &[("rdkafka", "LB_MAIN_LOG_INPUT", 1, 2)]),
         // The console-producer in this file uses acks=-1: no alert for it.
         (

@@ -7,8 +7,9 @@
 //! The expectations are computed, not guessed: an independent model (below, [`Model`]) maps every Kafka
 //! frame of a source capture to the packets that carry it, then says for a set of kept packets which
 //! exchanges must be found, which must be answered and which responses must be orphans. The model follows
-//! the documented behaviour of the pipeline (a response is matched by correlation id against requests still
-//! waiting; after a loss the broker side resynchronises only on a response it is waiting for; a connection
+//! the documented behaviour of the pipeline (a request framed where framing was not known from the
+//! handshake, or after a lost request, counts only once a response confirms it or an earlier request of
+//! the same unbroken chain; a response is matched by correlation id against requests still waiting; after a loss the broker side resynchronises only on a response it is waiting for; a connection
 //! joined mid-stream may take its very first response as a frame start; a connection silent for longer
 //! than the idle timeout is a new one). Connections with a frame only partly kept are "uncertain": there
 //! the tests only check that nothing is invented.
@@ -524,6 +525,25 @@ impl Model {
             lost.clear();
         }
         events.sort_by_key(|x| (x.0, x.1.start));
+        // The client side's sync epochs: each request frame lost whole (a gap the reassembler reports)
+        // ends one; a request framed in an epoch the pipeline did not start from the handshake is trusted
+        // only once a response confirms it or an earlier request of its epoch.
+        let mut req_epoch: BTreeMap<i64, u32> = BTreeMap::new();
+        let mut epoch = 0u32;
+        let mut reqs: Vec<&Frame> = self
+            .frames
+            .iter()
+            .filter(|f| f.conn == conn && f.to_broker)
+            .collect();
+        reqs.sort_by_key(|f| f.start);
+        for f in reqs {
+            if self.coverage(f, kept).0 {
+                req_epoch.insert(f.start, epoch);
+            } else {
+                epoch += 1;
+            }
+        }
+        let (mut dir_epoch, mut dir_trusted) = (0u32, saw_syn);
         #[derive(PartialEq)]
         enum Mode {
             Start,
@@ -531,18 +551,22 @@ impl Model {
             Resync,
         }
         let mut mode = if saw_syn { Mode::InSync } else { Mode::Start };
-        let mut pending: Vec<i32> = Vec::new();
+        // (correlation id, trusted, epoch) of the requests waiting.
+        let mut pending: Vec<(i32, bool, u32)> = Vec::new();
         let label = conn.label();
         for (_, f) in events {
             if f.to_broker {
-                pending.push(f.corr);
-                e.found.insert((label.clone(), f.corr as i64), false);
+                let ep = req_epoch[&f.start];
+                if ep != dir_epoch {
+                    (dir_epoch, dir_trusted) = (ep, false);
+                }
+                pending.push((f.corr, dir_trusted, ep));
                 continue;
             }
             if gap_before.contains(&f.start) {
                 mode = Mode::Resync;
             }
-            let waiting = pending.iter().position(|c| *c == f.corr);
+            let waiting = pending.iter().position(|c| c.0 == f.corr);
             let accept = match mode {
                 Mode::InSync => true,
                 Mode::Start => pending.is_empty() || waiting.is_some(),
@@ -555,10 +579,28 @@ impl Model {
             mode = Mode::InSync;
             match waiting {
                 Some(i) => {
-                    pending.drain(..=i);
+                    let (_, trusted, ep) = pending[i];
+                    for (c, t, _) in pending.drain(..=i).take(i) {
+                        if t {
+                            e.found.insert((label.clone(), c as i64), false);
+                        }
+                    }
+                    if !trusted {
+                        for p in pending.iter_mut().filter(|p| p.2 == ep) {
+                            p.1 = true;
+                        }
+                        if ep == dir_epoch {
+                            dir_trusted = true;
+                        }
+                    }
                     e.found.insert((label.clone(), f.corr as i64), true);
                 }
                 None => *e.orphans.entry(label.clone()).or_insert(0) += 1,
+            }
+        }
+        for (c, t, _) in pending {
+            if t {
+                e.found.insert((label.clone(), c as i64), false);
             }
         }
         Ok(())

@@ -4,7 +4,9 @@
 //! Roles are decided, in order of trust: the SYN (whoever sent it is the client), `--ports` (the endpoint on
 //! a configured port is the broker), the Kafka request probe (whoever sends a plausible request header is
 //! the client). Until one of these speaks, chunks are held (bounded); a connection that never shows a
-//! Kafka request within `max_undecided_bytes` is judged not Kafka.
+//! Kafka request within `max_undecided_bytes` is judged not Kafka. After a SYN, the client's first bytes
+//! decide alone: a plausible request header (any API key and version toward a broker port) makes the
+//! connection Kafka, anything else (HTTP, SSH, Redis, random bytes) makes it "other", with no Kafka notice.
 //!
 //! Easy to get wrong: the held chunks must be replayed in arrival order once roles are known, and a gap
 //! seen while undecided must be replayed too (it tells the Kafka layer its framing is unknown). The probe
@@ -176,6 +178,12 @@ impl AppState {
 
     /// Tries to learn the roles from this chunk. Returns true when the kind is decided.
     fn decide(&mut self, cfg: &EngineConfig, side: Side, chunk: &Chunk<'_>) -> bool {
+        if let (Some(client), true) = (self.client, self.saw_syn) {
+            if !self.client_gap_held(client) {
+                return self.decide_after_syn(cfg, client, side, chunk);
+            }
+            // The capture lost the client's first bytes: judge them as a mid-stream join is judged.
+        }
         if self.client.is_some() {
             self.kind = AppKind::Kafka;
             return true;
@@ -244,6 +252,56 @@ impl AppState {
         }
     }
 
+    /// Roles known from the SYN: the client's first bytes are the start of its first message, and a Kafka
+    /// client speaks first with a request. The connection is Kafka only when they read as a plausible
+    /// request header; anything else (HTTP, SSH, Redis, random bytes) is
+    /// not Kafka and raises no Kafka notice. Bytes of the server, sent before the client spoke, are held.
+    fn decide_after_syn(
+        &mut self,
+        cfg: &EngineConfig,
+        client: Side,
+        side: Side,
+        chunk: &Chunk<'_>,
+    ) -> bool {
+        let Chunk::Data(d) = chunk else { return false };
+        if side != client {
+            return false;
+        }
+        let head = self.head(client, d);
+        if probe::is_tls_record(&head) {
+            self.kind = AppKind::Tls;
+            return true;
+        }
+        // On a broker port (`--ports`, or a well-known Kafka port), a request for an API or version no
+        // broker knows is still Kafka (a client probing, Wireshark's sample of an unsupported version).
+        let server = self.key.endpoint(client.other()).port;
+        let on_broker_port = cfg.ports.contains(&server) || is_kafka_port(server);
+        let verdict = if on_broker_port {
+            probe::probe_request_any_api(&head, &cfg.kafka.probe)
+        } else {
+            probe::probe_request(&head, &cfg.kafka.probe)
+        };
+        match verdict {
+            Probe::NeedMore => false,
+            // A body that does not decode is the Kafka layer's to count: the header made it Kafka.
+            Probe::Yes => {
+                self.kind = AppKind::Kafka;
+                true
+            }
+            Probe::No => {
+                self.kind = AppKind::NotKafka;
+                true
+            }
+        }
+    }
+
+    /// A capture gap of the client's side is held: its first held bytes are not its first bytes.
+    fn client_gap_held(&self, client: Side) -> bool {
+        self.held
+            .iter()
+            .any(|(s, _, h)| *s == client && matches!(h, Held::Gap(_)))
+    }
+
     fn hold(&mut self, cfg: &EngineConfig, side: Side, ts: Timestamp, chunk: &Chunk<'_>) {
         match chunk {
             Chunk::Data(d) => {
@@ -269,6 +327,10 @@ impl AppState {
     /// well-known Kafka port, or the only endpoint below the ephemeral port range, whose first bytes read as
     /// a plausible response (an asymmetric capture that saw only the broker's side).
     fn fallback_roles(&mut self, cfg: &EngineConfig) -> bool {
+        if self.saw_syn {
+            // Roles are known; the client never sent a Kafka request: not Kafka.
+            return false;
+        }
         let pa = self.key.endpoint(Side::A).port;
         let pb = self.key.endpoint(Side::B).port;
         let server = match (is_kafka_port(pa), is_kafka_port(pb)) {

@@ -130,6 +130,9 @@ pub struct KafkaCounts {
     pub tls_bytes: u64,
     /// Frames a connection ended in the middle of (lost, each told by a `frame_truncated` notice).
     pub truncated_frames: u64,
+    /// Request frames found by probing (mid-stream join, resync) that no response confirmed: possibly
+    /// record bytes that read as requests, so never reported (see kwire-kafka's stream.rs).
+    pub unconfirmed_requests: u64,
 }
 
 impl KafkaCounts {
@@ -149,6 +152,7 @@ impl KafkaCounts {
         self.sasl_raw_bytes += k.sasl_raw_bytes;
         self.tls_bytes += k.tls_bytes;
         self.truncated_frames += k.truncated_frames;
+        self.unconfirmed_requests += k.unconfirmed_requests;
     }
 }
 
@@ -225,6 +229,9 @@ pub struct Fidelity {
     pub midstream_connections: u64,
     /// Connections with bytes in one direction only (requests without responses or the reverse).
     pub one_direction_connections: u64,
+    /// Requests found by probing (mid-stream join, resync) that no response confirmed: left out of every
+    /// output and analysis, since record bytes can read as requests.
+    pub unconfirmed_requests: u64,
     /// Flows evicted from, or refused by, a full flow table (`max_flows`).
     pub flows_evicted: u64,
     pub flows_refused: u64,
@@ -251,6 +258,9 @@ impl Fidelity {
         }
         if self.one_direction_connections > 0 {
             r.push("one_direction");
+        }
+        if self.unconfirmed_requests > 0 {
+            r.push("unconfirmed_requests");
         }
         if self.flows_evicted + self.flows_refused > 0 {
             r.push("flow_table_full");
@@ -279,6 +289,7 @@ impl Serialize for Fidelity {
         m.serialize_entry("lost_bytes", &self.lost_bytes)?;
         m.serialize_entry("midstream_connections", &self.midstream_connections)?;
         m.serialize_entry("one_direction_connections", &self.one_direction_connections)?;
+        m.serialize_entry("unconfirmed_requests", &self.unconfirmed_requests)?;
         m.serialize_entry("flows_evicted", &self.flows_evicted)?;
         m.serialize_entry("flows_refused", &self.flows_refused)?;
         m.serialize_entry("kernel_drops", &self.kernel_drops)?;
@@ -334,6 +345,7 @@ impl Summary {
         f.gaps = self.tcp.gaps;
         f.gap_bytes = self.tcp.gap_bytes;
         f.lost_bytes = self.tcp.gap_bytes.saturating_sub(self.tcp.truncated_bytes);
+        f.unconfirmed_requests = self.kafka.unconfirmed_requests;
         f.flows_evicted = self.flows.evicted_full;
         f.flows_refused = self.flows.refused_table_full;
         f.limits = LimitsHit {
