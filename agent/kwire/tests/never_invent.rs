@@ -424,3 +424,24 @@ fn http_ssh_redis_and_random_bytes_are_other_tcp_with_no_kafka_notice() {
     assert_eq!(r.kafka("requests"), 3);
     assert!(r.of_type("notice").is_empty());
 }
+
+/// A real web server's traffic (curl against Python's http.server, captured with tcpdump on lo; see
+/// tests/fixtures/other/README.md): three connections, all "other", no Kafka counter, no notice.
+#[test]
+fn a_captured_web_server_conversation_is_other_tcp() {
+    let pcap = common::repo().join("tests/fixtures/other/web-curl.pcap");
+    let r = replay(&pcap, &[]);
+    let flows = &r.summary()["flows"];
+    assert_eq!(
+        (
+            flows["tcp_connections"].as_i64(),
+            flows["kafka"].as_i64(),
+            flows["not_kafka"].as_i64()
+        ),
+        (Some(3), Some(0), Some(3)),
+        "{flows}"
+    );
+    assert_eq!(r.kafka("requests"), 0);
+    assert_eq!(r.kafka("desyncs"), 0);
+    assert!(r.of_type("notice").is_empty() && r.exchanges().is_empty());
+}
