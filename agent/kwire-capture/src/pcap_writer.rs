@@ -62,6 +62,8 @@ struct Set {
     w: Option<BufWriter<File>>,
     size: u64,
     first_ts: Option<Timestamp>,
+    /// Packets in the current file.
+    packets: u64,
 }
 
 pub struct PcapWriter {
@@ -69,6 +71,8 @@ pub struct PcapWriter {
     sets: Vec<Set>,
     stats: WriterStats,
     failed: bool,
+    /// Number of the last packet written, in its file (from 1); 0 when it was not written.
+    last_frame: u64,
 }
 
 /// `x.pcap` + "linux_sll2" → `x.linux_sll2.pcap`; `x` → `x.linux_sll2`.
@@ -128,6 +132,7 @@ impl PcapWriter {
             sets: Vec::new(),
             stats: WriterStats::default(),
             failed: false,
+            last_frame: 0,
         })
     }
 
@@ -140,6 +145,12 @@ impl PcapWriter {
         self.sets.iter().map(|s| s.path.clone()).collect()
     }
 
+    /// Number of the packet written last in the file it went to (from 1, as Wireshark numbers that
+    /// file's packets; the file is renamed `FILE.1`, ... as it rotates); 0 when it was not written.
+    pub fn last_frame(&self) -> u64 {
+        self.last_frame
+    }
+
     /// Writes one packet. An `Err` is returned once (the first failure); the writer then stops.
     pub fn write(
         &mut self,
@@ -148,6 +159,7 @@ impl PcapWriter {
         data: &[u8],
         orig_len: u32,
     ) -> io::Result<()> {
+        self.last_frame = 0;
         if self.failed {
             self.stats.packets_not_written += 1;
             return Ok(());
@@ -186,6 +198,7 @@ impl PcapWriter {
                     w: None,
                     size: 0,
                     first_ts: None,
+                    packets: 0,
                 });
                 self.sets.len() - 1
             }
@@ -220,6 +233,8 @@ impl PcapWriter {
         w.write_all(&hdr)?;
         w.write_all(data)?;
         set.size += record;
+        set.packets += 1;
+        self.last_frame = set.packets;
         set.first_ts.get_or_insert(ts);
         self.stats.packets += 1;
         self.stats.bytes += record;
@@ -256,6 +271,7 @@ impl PcapWriter {
         }
         self.sets[i].size = 0;
         self.sets[i].first_ts = None;
+        self.sets[i].packets = 0;
         Ok(())
     }
 

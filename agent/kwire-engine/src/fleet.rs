@@ -116,6 +116,7 @@ mod tests {
             },
             client_owner: None,
             broker_owner: None,
+            community_id: std::sync::Arc::from(""),
         }
     }
 

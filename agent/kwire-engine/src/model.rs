@@ -90,6 +90,30 @@ impl Interner {
     }
 }
 
+/// One exchange as evidence links name it: what opens it in Wireshark (packet numbers, see
+/// `Engine::number_frames`; 0 = not numbered) and in kwire's own lines (correlation id, request time).
+/// Small and `Copy`: offset observations carry one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct XRef {
+    pub api_key: i16,
+    pub correlation_id: i32,
+    pub request_ts: Timestamp,
+    pub request_frame: u64,
+    pub response_frame: u64,
+}
+
+impl XRef {
+    pub fn of(x: &kwire_kafka::Exchange) -> XRef {
+        XRef {
+            api_key: x.api_key,
+            correlation_id: x.correlation_id,
+            request_ts: x.request_ts,
+            request_frame: x.request.frame,
+            response_frame: x.response.as_ref().map_or(0, |r| r.frame),
+        }
+    }
+}
+
 /// Identity of a connection as outputs name it.
 #[derive(Debug, Clone)]
 pub struct ConnCtx {
@@ -99,6 +123,9 @@ pub struct ConnCtx {
     /// Who owns the client's / the broker's socket, when a live source could tell (eBPF cgroup hooks).
     pub client_owner: Option<Arc<Attribution>>,
     pub broker_owner: Option<Arc<Attribution>>,
+    /// Community ID v1 of the connection (`output::community_id`), computed once per connection;
+    /// empty where a context is made up (tests).
+    pub community_id: Arc<str>,
 }
 
 /// A client: its client.id and the host it runs on.

@@ -22,6 +22,7 @@ pub fn ctx() -> ConnCtx {
         broker: broker_ep(),
         client_owner: None,
         broker_owner: None,
+        community_id: std::sync::Arc::from(""),
     }
 }
 
@@ -38,6 +39,7 @@ pub fn obs(offset: i64, secs: i64, source: Source) -> Obs {
         broker: broker_ep(),
         conn: 1,
         epoch: None,
+        xref: crate::model::XRef::default(),
     }
 }
 

@@ -104,6 +104,9 @@ pub struct RequestInfo {
     pub client_id: Option<String>,
     pub bytes: u32,
     pub body: Decoded<RequestBody>,
+    /// Number of the captured packet that completed the frame, as the caller numbers packets (see
+    /// [`KafkaConnection::set_frame`]; 0 = not numbered).
+    pub frame: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +114,8 @@ pub struct ResponseInfo {
     pub ts: Timestamp,
     pub bytes: u32,
     pub body: Decoded<ResponseBody>,
+    /// Number of the captured packet that completed the frame (0 = not numbered).
+    pub frame: u64,
 }
 
 /// Why a frame's body is not decoded.
@@ -331,6 +336,8 @@ pub struct KafkaConnection {
     pending: PendingQueue<Waiting>,
     tls: bool,
     stats: KafkaStats,
+    /// Number of the captured packet whose bytes are being fed (0 = not numbered).
+    frame: u64,
 }
 
 /// Frames larger than this that are Produce requests or Fetch responses are walked (record bytes skipped
@@ -352,7 +359,14 @@ impl KafkaConnection {
             pending: PendingQueue::new(cfg.max_pending),
             tls: false,
             stats: KafkaStats::default(),
+            frame: 0,
         }
+    }
+
+    /// The bytes fed next come from captured packet number `n` (as Wireshark numbers a file's packets,
+    /// from 1; 0 = not numbered): frames completed by them carry it.
+    pub fn set_frame(&mut self, n: u64) {
+        self.frame = n;
     }
 
     pub fn stats(&self) -> KafkaStats {
@@ -1055,6 +1069,7 @@ impl KafkaConnection {
             client_id: hdr.client_id,
             bytes,
             body,
+            frame: self.frame,
         };
         let p = PendingRequest {
             correlation_id: hdr.correlation_id,
@@ -1163,7 +1178,17 @@ impl KafkaConnection {
                 }
             }
         };
-        self.pair(corr, ResponseInfo { ts, bytes, body }, out);
+        let frame = self.frame;
+        self.pair(
+            corr,
+            ResponseInfo {
+                ts,
+                bytes,
+                body,
+                frame,
+            },
+            out,
+        );
     }
 
     /// Header of a frame whose body is lost (oversized, or a capture gap inside it).
@@ -1204,6 +1229,7 @@ impl KafkaConnection {
                     client_id: hdr.client_id,
                     bytes,
                     body: status.decoded(),
+                    frame: self.frame,
                 };
                 let p = PendingRequest {
                     correlation_id: hdr.correlation_id,
@@ -1226,6 +1252,7 @@ impl KafkaConnection {
                             ts,
                             bytes,
                             body: status.decoded(),
+                            frame: self.frame,
                         },
                         out,
                     );

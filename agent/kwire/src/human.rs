@@ -391,6 +391,7 @@ fn print_alerts(w: &mut impl Write, c: &Collector) -> io::Result<()> {
                     a.client_id.as_deref().unwrap_or("-"),
                     a.explanation
                 )?;
+                print_evidence(w, a)?;
             }
             if n > list.len() as u64 {
                 writeln!(
@@ -411,6 +412,37 @@ fn print_alerts(w: &mut impl Write, c: &Collector) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The packets an alert rests on, to open in Wireshark (`frame.number == N`): one line, when the
+/// packets are numbered (a file replayed, or a live capture written with --write-pcap).
+fn print_evidence(w: &mut impl Write, a: &kwire_engine::alert::Alert) -> io::Result<()> {
+    let parts: Vec<String> = a
+        .evidence
+        .iter()
+        .filter(|e| e.xref.request_frame > 0)
+        .map(|e| {
+            let frames = if e.xref.response_frame > 0 {
+                format!("{}→{}", e.xref.request_frame, e.xref.response_frame)
+            } else {
+                e.xref.request_frame.to_string()
+            };
+            let offset = e
+                .offset
+                .map(|o| format!(", offset {o}"))
+                .unwrap_or_default();
+            format!(
+                "{} frames {frames} ({} {}{offset})",
+                e.role,
+                kwire_kafka::api::api_name(e.xref.api_key),
+                e.broker
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        return Ok(());
+    }
+    writeln!(w, "             evidence: {}", parts.join("; "))
 }
 
 /// The `fidelity` line: `complete`, or what may make conclusions incomplete, one line each with figures.

@@ -112,6 +112,8 @@ struct Head {
     orig_len: u32,
     interface: u32,
     data: Vec<u8>,
+    /// Its number in its own file (from 1, as Wireshark numbers it).
+    frame: u64,
 }
 
 /// Several capture files read as one, in packet-timestamp order.
@@ -124,6 +126,10 @@ pub struct Inputs {
     refill: Option<usize>,
     started: bool,
     damage: Option<CaptureError>,
+    /// Packets read so far from each file (the next one's number is this plus one).
+    read: Vec<u64>,
+    /// Packets handed out by the single-file path.
+    frame: u64,
 }
 
 impl Inputs {
@@ -140,6 +146,8 @@ impl Inputs {
         }
         Ok(Inputs {
             heads: Vec::new(),
+            read: vec![0; open.len()],
+            frame: 0,
             files: open,
             heap: BinaryHeap::new(),
             refill: None,
@@ -181,14 +189,19 @@ impl Inputs {
         self.damage.take()
     }
 
-    /// The next packet in timestamp order; `None` at the end of every file (or of the damaged ones).
-    pub fn next_packet(&mut self) -> Option<RawPacket<'_>> {
+    /// The next packet in timestamp order with its number in its own file (from 1, as Wireshark numbers
+    /// a file's packets: what evidence links such as `request_frame` name); `None` at the end of every
+    /// file (or of the damaged ones).
+    pub fn next_packet(&mut self) -> Option<(u64, RawPacket<'_>)> {
         if self.files.len() == 1 {
             if self.damage.is_some() {
                 return None;
             }
             return match self.files[0].next_packet() {
-                Ok(p) => p,
+                Ok(p) => {
+                    self.frame += 1;
+                    p.map(|p| (self.frame, p))
+                }
                 Err(e) => {
                     self.damage = Some(e);
                     None
@@ -204,6 +217,7 @@ impl Inputs {
                     orig_len: 0,
                     interface: 0,
                     data: Vec::new(),
+                    frame: 0,
                 })
                 .collect();
             for i in 0..self.files.len() {
@@ -216,13 +230,16 @@ impl Inputs {
         let Reverse((_, i)) = self.heap.pop()?;
         self.refill = Some(i);
         let h = &self.heads[i];
-        Some(RawPacket {
-            ts: h.ts,
-            link: h.link,
-            data: &h.data,
-            orig_len: h.orig_len,
-            interface: h.interface,
-        })
+        Some((
+            h.frame,
+            RawPacket {
+                ts: h.ts,
+                link: h.link,
+                data: &h.data,
+                orig_len: h.orig_len,
+                interface: h.interface,
+            },
+        ))
     }
 
     fn read_head(&mut self, i: usize) {
@@ -235,6 +252,8 @@ impl Inputs {
                 h.interface = p.interface;
                 h.data.clear();
                 h.data.extend_from_slice(p.data);
+                self.read[i] += 1;
+                h.frame = self.read[i];
                 self.heap.push(Reverse((p.ts, i)));
             }
             Ok(None) => {}

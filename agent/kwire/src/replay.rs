@@ -71,9 +71,11 @@ pub fn run_file(
             go_on.set(false);
         }
     };
-    while let Some(p) = file.next_packet() {
+    while let Some((frame, p)) = file.next_packet() {
         first_ts.get_or_insert(p.ts);
         last_ts = Some(p.ts);
+        // Several files merge into one stream: each packet keeps its number in its own file.
+        engine.number_frames(Some(frame));
         engine.on_packet(p.ts, p.link, p.data, &mut out);
         n += 1;
         if n.is_multiple_of(TICK_PACKETS) {

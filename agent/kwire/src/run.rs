@@ -639,11 +639,18 @@ pub fn run(args: &RunArgs) -> ExitCode {
         }
         let mut write_err = None;
         let polled = source.poll(POLL_BATCH, wait as u32, &mut |p| {
-            if let Some(w) = writer.as_mut() {
-                if let Err(e) = w.write(p.ts, p.link, p.data, p.orig_len) {
-                    write_err = Some(e);
+            // Evidence links name packets by their number in the --write-pcap file; without one a live
+            // packet has no number.
+            let frame = match writer.as_mut() {
+                Some(w) => {
+                    if let Err(e) = w.write(p.ts, p.link, p.data, p.orig_len) {
+                        write_err = Some(e);
+                    }
+                    Some(w.last_frame()).filter(|&n| n > 0)
                 }
-            }
+                None => None,
+            };
+            engine.number_frames(frame);
             engine.on_packet_owned(p.ts, p.link, p.data, p.owner, &mut |o| {
                 if let Some(x) = exporter.as_mut() {
                     x.on_output(&o);

@@ -38,6 +38,9 @@ pub struct Revocation {
     pub complete_ts: Option<Timestamp>,
     /// Who owns it now, when known.
     pub next_owner: Option<String>,
+    /// The exchange whose answer told the member it lost the partition (SyncGroup, KIP-848 heartbeat);
+    /// None when the member gave it up itself (eager rejoin, leave).
+    pub told_by: Option<crate::output::alert::Evidence>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +69,7 @@ impl Member {
                     generation,
                     complete_ts: Some(ts),
                     next_owner: None,
+                    told_by: None,
                 },
             );
         }
@@ -277,6 +281,7 @@ impl Groups {
         assigned: BTreeSet<Tp>,
         ctx: &ConnCtx,
         client_id: Option<&str>,
+        told_by: Option<crate::model::XRef>,
     ) {
         let (max, mut dropped) = (self.max_members, 0);
         let Some(g) = self.group_mut(group) else {
@@ -302,6 +307,13 @@ impl Groups {
                     generation,
                     complete_ts: None,
                     next_owner: None,
+                    told_by: told_by.map(|xref| crate::output::alert::Evidence {
+                        role: "revocation",
+                        conn: ctx.id,
+                        broker: ctx.broker,
+                        xref,
+                        offset: None,
+                    }),
                 },
             );
         }

@@ -34,7 +34,7 @@ use crate::analysis::timeline::{Obs, PartState, Series, Source, Timelines};
 use crate::config::AnalysisLimits;
 use crate::model::Commit;
 use crate::model::ConnCtx;
-use crate::model::{ClientKey, Name, Tp};
+use crate::model::{ClientKey, Name, Tp, XRef};
 use crate::output::alert::{Alert, AlertKind};
 use crate::output::TimelineRecord;
 
@@ -65,6 +65,8 @@ pub struct Analyzer {
     software: BTreeMap<ClientKey, (Name, Name)>,
     max_software: usize,
     pub software_dropped: u64,
+    /// The exchange being analysed (observations and evidence name it).
+    cur: XRef,
 }
 
 type Out<'a> = &'a mut dyn FnMut(Finding);
@@ -84,6 +86,7 @@ impl Analyzer {
             software: BTreeMap::new(),
             max_software: limits.max_clients,
             software_dropped: 0,
+            cur: XRef::default(),
         }
     }
 
@@ -220,6 +223,7 @@ impl Analyzer {
         let Decoded::Full(req) = &x.request.body else {
             return;
         };
+        self.cur = XRef::of(x);
         let resp = x.response.as_ref().and_then(|r| r.body.full());
         let rts = x.response.as_ref().map(|r| r.ts).unwrap_or(x.request_ts);
         let client = ClientKey {
@@ -347,6 +351,7 @@ impl Analyzer {
                         assigned,
                         ctx,
                         cid,
+                        Some(self.cur),
                     );
                 }
             }
@@ -380,6 +385,7 @@ impl Analyzer {
                         assigned,
                         ctx,
                         cid,
+                        Some(self.cur),
                     );
                 }
             }
@@ -662,6 +668,7 @@ impl Analyzer {
                     broker: ctx.broker,
                     conn: ctx.id,
                     epoch,
+                    xref: self.cur,
                 };
                 let out_of_range = p.error_code == 1;
                 if out_of_range {
@@ -831,6 +838,7 @@ impl Analyzer {
                     broker: ctx.broker,
                     conn: ctx.id,
                     epoch: p.leader_epoch.filter(|e| *e >= 0),
+                    xref: self.cur,
                 };
                 let alert = match self.timelines.entry(client, &tp) {
                     Some(st) => end_of_log(
@@ -941,6 +949,7 @@ impl Analyzer {
                     broker: ctx.broker,
                     conn: ctx.id,
                     epoch: None,
+                    xref: self.cur,
                 });
             }
         }

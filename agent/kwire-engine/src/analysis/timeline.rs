@@ -45,6 +45,8 @@ pub struct Obs {
     pub broker: Endpoint,
     pub conn: u64,
     pub epoch: Option<i32>,
+    /// The exchange that told it (evidence links).
+    pub xref: crate::model::XRef,
 }
 
 /// Which end-of-log series a told offset belongs to.

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use kwire_flow::{Attribution, Endpoint, Timestamp};
 
-use crate::model::{ConnCtx, Name, Tp};
+use crate::model::{ConnCtx, Name, Tp, XRef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
@@ -234,6 +234,33 @@ impl std::ops::Index<&str> for Fields {
     }
 }
 
+/// One exchange an alert rests on, named so that a person can open it: in Wireshark by its packet
+/// numbers, in kwire's own lines by connection and correlation id.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evidence {
+    /// What it is to the alert: `trigger` (the exchange that raised it), `before` (the one that told
+    /// the value compared with), ...
+    pub role: &'static str,
+    pub conn: u64,
+    pub broker: Endpoint,
+    pub xref: XRef,
+    /// The offset this exchange told, served or committed, when the alert compares offsets.
+    pub offset: Option<i64>,
+}
+
+impl Evidence {
+    /// An offset observation as evidence.
+    pub fn of_obs(role: &'static str, o: &crate::analysis::timeline::Obs) -> Evidence {
+        Evidence {
+            role,
+            conn: o.conn,
+            broker: o.broker,
+            xref: o.xref,
+            offset: Some(o.offset),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Alert {
     pub kind: AlertKind,
@@ -253,6 +280,8 @@ pub struct Alert {
     /// The exchange that raised it (connection id, correlation id, request time), when one did; set by
     /// the engine. Not in the JSON line: exporters use it to link the alert to the exchange's span.
     pub exchange: Option<(u64, i32, Timestamp)>,
+    /// The exchanges it rests on (`trigger` added by the engine when a detector did not name it).
+    pub evidence: Vec<Evidence>,
 }
 
 impl Alert {
@@ -271,7 +300,14 @@ impl Alert {
             explanation,
             fields: Fields::default(),
             exchange: None,
+            evidence: Vec::new(),
         }
+    }
+
+    /// Names an exchange it rests on (kept in the order given).
+    pub fn evidence(mut self, e: Evidence) -> Alert {
+        self.evidence.push(e);
+        self
     }
 
     pub fn on(mut self, ctx: &ConnCtx, client_id: Option<&str>) -> Alert {

@@ -46,6 +46,11 @@ pub fn write_line(buf: &mut Vec<u8>, o: &Output) -> serde_json::Result<()> {
     Ok(())
 }
 
+/// A packet number (0 = not numbered: null).
+fn frame_no(n: u64) -> Option<u64> {
+    (n > 0).then_some(n)
+}
+
 fn status<T>(d: &Decoded<T>) -> Option<String> {
     match d {
         Decoded::Full(_) => None,
@@ -62,6 +67,12 @@ impl Serialize for ExchangeRecord {
         m.serialize_entry("type", "exchange")?;
         m.serialize_entry("ts", &Str(e.request_ts))?;
         m.serialize_entry("conn", &self.conn.id)?;
+        m.serialize_entry("community_id", &*self.conn.community_id)?;
+        m.serialize_entry("request_frame", &frame_no(e.request.frame))?;
+        m.serialize_entry(
+            "response_frame",
+            &e.response.as_ref().and_then(|r| frame_no(r.frame)),
+        )?;
         m.serialize_entry("client_addr", &Str(self.conn.client))?;
         m.serialize_entry("broker_addr", &Str(self.conn.broker))?;
         serialize_owners(&mut m, &self.conn.client_owner, &self.conn.broker_owner)?;
@@ -238,6 +249,43 @@ impl Serialize for Alert {
         serialize_owners(&mut m, &self.client_owner, &self.broker_owner)?;
         for (k, v) in self.fields.iter() {
             m.serialize_entry(k, v)?;
+        }
+        if !self.evidence.is_empty() {
+            m.serialize_entry("evidence", &EvidenceList(&self.evidence))?;
+        }
+        m.end()
+    }
+}
+
+struct EvidenceList<'a>(&'a [crate::output::alert::Evidence]);
+
+impl Serialize for EvidenceList<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for e in self.0 {
+            seq.serialize_element(&EvidenceItem(e))?;
+        }
+        seq.end()
+    }
+}
+
+struct EvidenceItem<'a>(&'a crate::output::alert::Evidence);
+
+impl Serialize for EvidenceItem<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let e = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("role", e.role)?;
+        m.serialize_entry("conn", &e.conn)?;
+        m.serialize_entry("broker_addr", &Str(e.broker))?;
+        m.serialize_entry("api", api::api_name(e.xref.api_key))?;
+        m.serialize_entry("correlation_id", &e.xref.correlation_id)?;
+        m.serialize_entry("ts", &Str(e.xref.request_ts))?;
+        m.serialize_entry("request_frame", &frame_no(e.xref.request_frame))?;
+        m.serialize_entry("response_frame", &frame_no(e.xref.response_frame))?;
+        if let Some(o) = e.offset {
+            m.serialize_entry("offset", &o)?;
         }
         m.end()
     }

@@ -9,6 +9,7 @@
 //! read it (timeline rows only with `EngineConfig::timeline`).
 
 pub mod alert;
+pub mod community_id;
 pub mod json;
 
 use kwire_flow::{Direction, Endpoint, Timestamp};

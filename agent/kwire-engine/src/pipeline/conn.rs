@@ -58,12 +58,15 @@ pub struct AppState {
     pub saw_syn: bool,
     pub kind: AppKind,
     pub kafka: Option<KafkaConnection>,
-    held: Vec<(Side, Timestamp, Held)>,
+    /// Chunks held while undecided: side, packet time, packet number (see `Engine::number_frames`).
+    held: Vec<(Side, Timestamp, u64, Held)>,
     held_bytes: usize,
     /// Bytes dropped because the connection was undecided too long or not Kafka.
     pub ignored_bytes: u64,
     /// Socket owners of endpoint A and B (live eBPF sources), first seen wins.
     owners: [Option<Arc<Attribution>>; 2],
+    /// Community ID of the connection, computed at its first Kafka event (one SHA-1 per connection).
+    community_id: std::cell::OnceCell<Arc<str>>,
 }
 
 impl AppState {
@@ -79,6 +82,7 @@ impl AppState {
             held_bytes: 0,
             ignored_bytes: 0,
             owners: [None, None],
+            community_id: std::cell::OnceCell::new(),
         }
     }
 
@@ -90,6 +94,9 @@ impl AppState {
             broker: self.key.endpoint(c.other()),
             client_owner: self.owner(c).cloned(),
             broker_owner: self.owner(c.other()).cloned(),
+            community_id: Arc::clone(self.community_id.get_or_init(|| {
+                Arc::from(crate::output::community_id::tcp(self.key.a, self.key.b))
+            })),
         })
     }
 
@@ -119,6 +126,7 @@ impl AppState {
         cfg: &EngineConfig,
         side: Side,
         ts: Timestamp,
+        frame: u64,
         chunk: Chunk<'_>,
         out: &mut impl FnMut(ConnCtx, KafkaEvent),
     ) {
@@ -131,7 +139,7 @@ impl AppState {
             }
             AppKind::Undecided => {
                 if !self.decide(cfg, side, &chunk) {
-                    self.hold(cfg, side, ts, &chunk);
+                    self.hold(cfg, side, ts, frame, &chunk);
                     if self.kind == AppKind::Kafka {
                         // The fallback found the roles: replay what was held (this chunk included).
                         self.start_kafka(cfg, out);
@@ -145,7 +153,7 @@ impl AppState {
             }
             AppKind::Kafka => {}
         }
-        self.feed(cfg, side, ts, chunk, out);
+        self.feed(cfg, side, ts, frame, chunk, out);
     }
 
     fn feed(
@@ -153,6 +161,7 @@ impl AppState {
         cfg: &EngineConfig,
         side: Side,
         ts: Timestamp,
+        frame: u64,
         chunk: Chunk<'_>,
         out: &mut impl FnMut(ConnCtx, KafkaEvent),
     ) {
@@ -166,6 +175,7 @@ impl AppState {
             Direction::ToClient
         };
         let mut emit = |ev| out(ctx.clone(), ev);
+        k.set_frame(frame);
         match chunk {
             Chunk::Data(d) => k.on_data(&cfg.kafka, dir, ts, d, &mut emit),
             Chunk::Gap { len } => k.on_gap(dir, ts, len, &mut emit),
@@ -205,7 +215,7 @@ impl AppState {
         let held = self
             .held
             .iter()
-            .any(|(s, _, h)| *s == side && matches!(h, Held::Data(_)));
+            .any(|(s, _, _, h)| *s == side && matches!(h, Held::Data(_)));
         let verdict = if held {
             match probe::guess(&self.head(side, d), &cfg.kafka.probe) {
                 Guess::Unsure if probe::probe_request(d, &cfg.kafka.probe) == Probe::Yes => {
@@ -299,10 +309,17 @@ impl AppState {
     fn client_gap_held(&self, client: Side) -> bool {
         self.held
             .iter()
-            .any(|(s, _, h)| *s == client && matches!(h, Held::Gap(_)))
+            .any(|(s, _, _, h)| *s == client && matches!(h, Held::Gap(_)))
     }
 
-    fn hold(&mut self, cfg: &EngineConfig, side: Side, ts: Timestamp, chunk: &Chunk<'_>) {
+    fn hold(
+        &mut self,
+        cfg: &EngineConfig,
+        side: Side,
+        ts: Timestamp,
+        frame: u64,
+        chunk: &Chunk<'_>,
+    ) {
         match chunk {
             Chunk::Data(d) => {
                 if self.held_bytes + d.len() > cfg.max_undecided_bytes {
@@ -312,13 +329,13 @@ impl AppState {
                         return;
                     }
                     // Roles found: replay what was held, then this chunk (the caller's path).
-                    self.held.push((side, ts, Held::Data(d.to_vec())));
+                    self.held.push((side, ts, frame, Held::Data(d.to_vec())));
                     return;
                 }
                 self.held_bytes += d.len();
-                self.held.push((side, ts, Held::Data(d.to_vec())));
+                self.held.push((side, ts, frame, Held::Data(d.to_vec())));
             }
-            Chunk::Gap { len } => self.held.push((side, ts, Held::Gap(*len))),
+            Chunk::Gap { len } => self.held.push((side, ts, frame, Held::Gap(*len))),
             Chunk::Fin | Chunk::Rst => {}
         }
     }
@@ -366,7 +383,7 @@ impl AppState {
     /// Like [`Self::head`], up to `cap` bytes.
     fn side_bytes(&self, side: Side, more: &[u8], cap: usize) -> Vec<u8> {
         let mut head = Vec::new();
-        for (s, _, h) in &self.held {
+        for (s, _, _, h) in &self.held {
             if *s != side {
                 continue;
             }
@@ -399,10 +416,10 @@ impl AppState {
         self.kafka = Some(KafkaConnection::new(&cfg.kafka, start));
         let held = std::mem::take(&mut self.held);
         self.held_bytes = 0;
-        for (side, ts, h) in held {
+        for (side, ts, frame, h) in held {
             match h {
-                Held::Data(d) => self.feed(cfg, side, ts, Chunk::Data(&d), out),
-                Held::Gap(len) => self.feed(cfg, side, ts, Chunk::Gap { len }, out),
+                Held::Data(d) => self.feed(cfg, side, ts, frame, Chunk::Data(&d), out),
+                Held::Gap(len) => self.feed(cfg, side, ts, frame, Chunk::Gap { len }, out),
             }
         }
     }

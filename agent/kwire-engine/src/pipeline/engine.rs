@@ -16,7 +16,8 @@ use kwire_kafka::{api, Decoded, KafkaEvent, NoticeKind};
 
 use crate::analysis::{Analyzer, Finding};
 use crate::config::EngineConfig;
-use crate::model::{ConnCtx, MAX_NAME_BYTES};
+use crate::model::{ConnCtx, XRef, MAX_NAME_BYTES};
+use crate::output::alert::Evidence;
 use crate::output::{ExchangeRecord, Notice, NoticeRecord, Output};
 use crate::pipeline::conn::{AppKind, AppState};
 use crate::pipeline::stats::{ApiCount, ClientCount, ErrorCount, Summary};
@@ -68,6 +69,11 @@ pub struct Engine {
     last_sweep: Option<Timestamp>,
     last_ts: Timestamp,
     first_ts: Option<Timestamp>,
+    /// Number the next packet gets (as Wireshark numbers a file's packets, from 1); None: packets are
+    /// not numbered (a live capture written to no file).
+    next_frame: Option<u64>,
+    /// Number of the packet being handled (0 = not numbered).
+    frame: u64,
 }
 
 /// Everything an event handler needs besides the connection itself.
@@ -110,7 +116,17 @@ impl Engine {
             last_sweep: None,
             last_ts: Timestamp(0),
             first_ts: None,
+            next_frame: Some(1),
+            frame: 0,
         }
+    }
+
+    /// How packets are numbered from the next one on: `Some(n)` gives it number n and counts up from
+    /// there (a replay of several files sets each packet's number in its own file; a live capture the
+    /// number in its `--write-pcap` file), `None` numbers nothing. By default packets are numbered from 1
+    /// in the order they come, as Wireshark numbers one file's packets.
+    pub fn number_frames(&mut self, next: Option<u64>) {
+        self.next_frame = next;
     }
 
     pub fn summary(&self) -> &Summary {
@@ -176,6 +192,13 @@ impl Engine {
         owner: Option<(LocalEnd, &Arc<Attribution>)>,
         out: &mut impl FnMut(Output),
     ) {
+        self.frame = match self.next_frame {
+            Some(n) => {
+                self.next_frame = Some(n + 1);
+                n
+            }
+            None => 0,
+        };
         self.summary.packets.packets += 1;
         self.summary.packets.bytes += data.len() as u64;
         if ts > self.last_ts {
@@ -208,8 +231,10 @@ impl Engine {
             next_conn_id,
             summary,
             analyzer,
+            frame,
             ..
         } = self;
+        let frame = *frame;
         let mut sink = Sink::new(cfg, summary, analyzer, out);
 
         // Port reuse: a new SYN on a known key ends the old connection first.
@@ -220,7 +245,7 @@ impl Engine {
             if reuse {
                 if let Some(old) = flows.remove(&key) {
                     sink.summary.flows.port_reuse += 1;
-                    finish_conn(cfg, old, ts, &mut sink);
+                    finish_conn(cfg, old, ts, frame, &mut sink);
                 }
             }
         }
@@ -239,7 +264,7 @@ impl Engine {
             },
             |_k, old| {
                 sink.summary.flows.evicted_full += 1;
-                finish_conn(cfg, old, ts, &mut sink)
+                finish_conn(cfg, old, ts, frame, &mut sink)
             },
         ) {
             Ok(st) => st,
@@ -270,7 +295,7 @@ impl Engine {
             fleet,
         } = st;
         tcp.on_segment(ts, side, &seg, &mut |s: Side, chunk: Chunk<'_>| {
-            app.on_chunk(cfg, s, ts, chunk, &mut |ctx, ev| {
+            app.on_chunk(cfg, s, ts, frame, chunk, &mut |ctx, ev| {
                 fleet_event(cfg, fleet, client_ids, ctx, ev, &mut sink)
             });
         });
@@ -293,12 +318,14 @@ impl Engine {
             flows,
             summary,
             analyzer,
+            frame,
             ..
         } = self;
+        let frame = *frame;
         let mut sink = Sink::new(cfg, summary, analyzer, out);
         flows.expire(ts, |_k, st| {
             sink.summary.flows.expired += 1;
-            finish_conn(cfg, st, ts, &mut sink);
+            finish_conn(cfg, st, ts, frame, &mut sink);
         });
     }
 
@@ -310,10 +337,12 @@ impl Engine {
             flows,
             summary,
             analyzer,
+            frame,
             ..
         } = self;
+        let frame = *frame;
         let mut sink = Sink::new(cfg, summary, analyzer, out);
-        flows.drain(|_k, st| finish_conn(cfg, st, ts, &mut sink));
+        flows.drain(|_k, st| finish_conn(cfg, st, ts, frame, &mut sink));
         sink.summary.flows.set_table(flows.stats());
         let mut emit = |f: Finding| (sink.out)(finding_output(f));
         sink.analyzer.finish(&mut emit);
@@ -355,6 +384,7 @@ fn finish_conn<F: FnMut(Output)>(
     cfg: &EngineConfig,
     st: ConnState,
     ts: Timestamp,
+    frame: u64,
     sink: &mut Sink<'_, F>,
 ) {
     let ConnState {
@@ -364,7 +394,7 @@ fn finish_conn<F: FnMut(Output)>(
         mut fleet,
     } = st;
     tcp.flush(&mut |s: Side, chunk: Chunk<'_>| {
-        app.on_chunk(cfg, s, ts, chunk, &mut |ctx, ev| {
+        app.on_chunk(cfg, s, ts, frame, chunk, &mut |ctx, ev| {
             fleet_event(cfg, &mut fleet, &mut client_ids, ctx, ev, sink)
         });
     });
@@ -506,10 +536,20 @@ fn on_event<F: FnMut(Output)>(
                 rec.exchange.correlation_id,
                 rec.exchange.request_ts,
             );
+            let trigger = Evidence {
+                role: "trigger",
+                conn: rec.conn.id,
+                broker: rec.conn.broker,
+                xref: XRef::of(&rec.exchange),
+                offset: None,
+            };
             (sink.out)(Output::Exchange(Box::new(rec)));
             for mut f in findings {
                 if let Finding::Alert(a) = &mut f {
                     a.exchange.get_or_insert(key);
+                    if !a.evidence.iter().any(|e| e.role == "trigger") {
+                        a.evidence.push(trigger);
+                    }
                 }
                 (sink.out)(finding_output(f));
             }

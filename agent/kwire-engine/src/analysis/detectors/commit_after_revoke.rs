@@ -137,6 +137,10 @@ pub fn check(
     if let Some(n) = skipped {
         a = a.field("records_skipped", n);
     }
+    // The answer that told the member it lost the partition (the late commit is the trigger).
+    if let Some(e) = r.told_by {
+        a = a.evidence(e);
+    }
     Some(a)
 }
 
@@ -195,9 +199,10 @@ mod tests {
             set(&[("t", 0), ("t", 1)]),
             &c,
             Some("c1"),
+            None,
         );
         // Rebalance: m1 keeps only t-0.
-        gs.on_assignment(t(10), "g", "m1", 2, set(&[("t", 0)]), &c, Some("c1"));
+        gs.on_assignment(t(10), "g", "m1", 2, set(&[("t", 0)]), &c, Some("c1"), None);
         gs
     }
 
@@ -266,7 +271,16 @@ mod tests {
         assert_eq!(a.severity, Severity::Info);
 
         let mut gs = coop_group();
-        gs.on_assignment(t(11), "g", "m2", 2, set(&[("t", 1)]), &ctx(), Some("c2"));
+        gs.on_assignment(
+            t(11),
+            "g",
+            "m2",
+            2,
+            set(&[("t", 1)]),
+            &ctx(),
+            Some("c2"),
+            None,
+        );
         let a = check(
             gs.get("g").unwrap(),
             &commit(&tp, 12, 0),
@@ -285,7 +299,7 @@ mod tests {
         let mut gs = Groups::new(10, 10);
         let c = ctx();
         gs.on_join_response("g", 1, Some("range"), "m1", &c, Some("c1"));
-        gs.on_assignment(t(1), "g", "m1", 1, set(&[("t", 0)]), &c, Some("c1"));
+        gs.on_assignment(t(1), "g", "m1", 1, set(&[("t", 0)]), &c, Some("c1"), None);
         let tp = Tp::new("t", 0);
         // Commit in onPartitionsRevoked, before JoinGroup: quiet.
         assert!(check(
@@ -312,7 +326,16 @@ mod tests {
     #[test]
     fn each_late_commit_says_what_it_rewinds_or_skips_and_repeats_are_the_same_harm() {
         let mut gs = coop_group();
-        gs.on_assignment(t(11), "g", "m2", 2, set(&[("t", 1)]), &ctx(), Some("c2"));
+        gs.on_assignment(
+            t(11),
+            "g",
+            "m2",
+            2,
+            set(&[("t", 1)]),
+            &ctx(),
+            Some("c2"),
+            None,
+        );
         let tp = Tp::new("t", 1);
         gs.on_commit_accepted(t(12), "g", "m2", &tp, 7);
         let late = |offset, err| Commit {

@@ -12,7 +12,7 @@ use crate::analysis::incident::{Condition, Harm, IncidentKey};
 use crate::analysis::timeline::PartState;
 use crate::model::Commit;
 use crate::model::ConnCtx;
-use crate::output::alert::{Alert, AlertKind, Severity};
+use crate::output::alert::{Alert, AlertKind, Evidence, Severity};
 
 pub fn check(
     cfg: &Threshold,
@@ -49,7 +49,9 @@ pub fn check(
         .field("served_offset", served.offset)
         .field("served_ts", served.ts.to_rfc3339())
         .field("skipped", skipped)
-        .field("accepted", c.error_code == Some(0)),
+        .field("accepted", c.error_code == Some(0))
+        // The Fetch that served the last records before the commit.
+        .evidence(Evidence::of_obs("served", &served)),
     )
 }
 

@@ -28,7 +28,7 @@ use crate::analysis::incident::{Harm, IncidentKey};
 use crate::analysis::timeline::{Obs, PartState, Series, Source};
 use crate::model::ConnCtx;
 use crate::model::{ClientKey, Tp};
-use crate::output::alert::{Alert, AlertKind, Severity};
+use crate::output::alert::{Alert, AlertKind, Evidence, Severity};
 
 /// Brokers tracked per drop (each one that told less than the compared value, with the last value it
 /// told). A partition has a handful of replicas; a broker beyond this bound is not tracked: it keeps no
@@ -266,7 +266,10 @@ fn alert(
         .field("end_of_log", end_of_log(series))
         // What previous_offset is: an end of log the client was told, the end of what it was served, or
         // its committed offset. Frozen for the whole drop: every line of an incident compares with it.
-        .field("compared_with", kind_of(p.source));
+        .field("compared_with", kind_of(p.source))
+        // The exchange that told (served, committed) the value compared with, and the one that told less.
+        .evidence(Evidence::of_obs("before", &p))
+        .evidence(Evidence::of_obs("trigger", &new));
     if let Some(t) = d.told_before {
         a = a.field("previous_told_offset", t.offset);
     }

@@ -87,7 +87,7 @@ mod tests {
         let tp = Tp::new("t", 0);
         let one: BTreeSet<Tp> = [tp.clone()].into_iter().collect();
         gs.on_join_response("g", 1, Some("range"), "m1", &c, None);
-        gs.on_assignment(t(1), "g", "m1", 1, one.clone(), &c, None);
+        gs.on_assignment(t(1), "g", "m1", 1, one.clone(), &c, None, None);
         let commit = |member: &'static str, ts: i64| Commit {
             ts: t(ts),
             group: "g",
@@ -100,7 +100,7 @@ mod tests {
         // The owner commits: quiet.
         assert!(check(gs.get("g").unwrap(), &commit("m1", 2), &c, None).is_none());
         // Generation 2 hands t-0 to m2; m1 never heard of it.
-        gs.on_assignment(t(3), "g", "m2", 2, one, &c, None);
+        gs.on_assignment(t(3), "g", "m2", 2, one, &c, None, None);
         let a = check(gs.get("g").unwrap(), &commit("m1", 4), &c, None).unwrap();
         assert_eq!(a.severity, Severity::Critical);
         assert_eq!(a.fields["current_owner"], "m2");
