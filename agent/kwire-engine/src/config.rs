@@ -17,6 +17,10 @@ pub struct EngineConfig {
     /// Bytes held per connection while we cannot yet tell client from broker. Default 64 KiB; past it the
     /// connection is judged not Kafka.
     pub max_undecided_bytes: usize,
+    /// Bytes buffered by all connections together (out-of-order TCP bytes, Kafka frames being gathered,
+    /// bytes held while undecided). Default 64 MiB. Past it a frame is decoded by header only, the
+    /// earliest out-of-order hole is given up, an undecided connection is given up; each counted.
+    pub memory_budget_bytes: u64,
     /// Emit `notice` outputs for orphans, gaps and desyncs (they are always counted). Default true.
     pub notices: bool,
     /// Emit `timeline` outputs (offset observations per client and partition). Default false.
@@ -40,6 +44,7 @@ impl Default for EngineConfig {
             reassembly: ReassemblyLimits::default(),
             kafka: KafkaConfig::default(),
             max_undecided_bytes: 64 * 1024,
+            memory_budget_bytes: kwire_flow::DEFAULT_BUDGET_BYTES,
             notices: true,
             timeline: false,
             exchange_facts: false,

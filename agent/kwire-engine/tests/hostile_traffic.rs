@@ -571,3 +571,162 @@ fn a_frame_cut_by_the_connection_end_is_counted_and_told() {
     let (packets, _) = conversation(&ps);
     assert_eq!(run(&packets).summary.kafka.truncated_frames, 0);
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// 6. One memory budget for every connection
+// ---------------------------------------------------------------------------------------------------------
+
+/// `n` connections (handshake each) whose client sends the header of a Metadata request claiming
+/// `claimed` bytes, then `chunks` segments of 16 KiB of its body, the connections interleaved segment by
+/// segment; nothing ever completes. Returns the packets.
+fn half_frames(n: u16, claimed: u32, chunks: usize) -> Vec<P> {
+    let mut v = Vec::new();
+    let mut t = 0;
+    let mut seqs = Vec::new();
+    for i in 0..n {
+        let client = Ep::new(10, 0, 9, 1, 41000 + i);
+        v.push(P {
+            t,
+            frame: tcp_frame(client, BROKER, CISN, 0, SYN, &[]),
+        });
+        v.push(P {
+            t: t + 1000,
+            frame: tcp_frame(BROKER, client, BISN, CISN + 1, SYN | ACK, &[]),
+        });
+        t += 1_000_000;
+        let mut head = (claimed - 4).to_be_bytes().to_vec();
+        head.extend_from_slice(&[0, 3, 0, 1, 0, 0, 0, 7, 0, 1, b'h']); // Metadata v1, corr 7, "h"
+        v.push(P {
+            t,
+            frame: tcp_frame(client, BROKER, CISN + 1, BISN + 1, ACK | PSH, &head),
+        });
+        seqs.push((client, CISN + 1 + head.len() as u32));
+    }
+    let body = vec![0x41u8; 16 * 1024];
+    for _ in 0..chunks {
+        for (client, seq) in seqs.iter_mut() {
+            t += 100_000;
+            v.push(P {
+                t,
+                frame: tcp_frame(*client, BROKER, *seq, BISN + 1, ACK, &body),
+            });
+            *seq += body.len() as u32;
+        }
+    }
+    v
+}
+
+/// 40 connections each gathering a 15.9 MB frame (the recipe, with 512 KiB of each sent here):
+/// with a 16 MiB budget one frame is admitted (its whole size reserved), the other 39 are decoded by
+/// header only, each counted and told (`over_budget`); what was buffered never passed the budget.
+#[test]
+fn forty_half_frames_stay_within_the_global_budget() {
+    let mut cfg = EngineConfig::default();
+    cfg.memory_budget_bytes = 16 << 20;
+    let packets = half_frames(40, 15_900_000, 32);
+    let mut engine = Engine::new(cfg);
+    let mut over = 0;
+    let mut peak_seen = 0;
+    for p in &packets {
+        engine.on_packet(
+            Timestamp(T0 + p.t),
+            LinkType::Ethernet,
+            &p.frame,
+            &mut |o| {
+                if let Output::Notice(n) = o {
+                    if n.notice.name() == "over_budget" {
+                        over += 1;
+                    }
+                }
+            },
+        );
+        peak_seen = peak_seen.max(engine.budget().used);
+    }
+    engine.finish(&mut |_| {});
+    let b = engine.budget();
+    assert_eq!(over, 39);
+    assert_eq!((b.denied, b.limit), (39, 16 << 20));
+    assert!(b.peak <= 16 << 20, "peak {}", b.peak);
+    assert!(
+        peak_seen >= 15_900_000,
+        "the admitted frame was reserved whole"
+    );
+    assert_eq!(b.used, 0, "everything given back at the end");
+    let s = engine.summary();
+    assert_eq!(s.kafka.budget_cut_frames, 39);
+    assert_eq!(s.memory.denied, 39);
+    assert!(s.fidelity.reasons().contains(&"memory_budget"));
+    // The one admitted frame is cut by the end of input: counted and told as such.
+    assert_eq!(s.kafka.truncated_frames, 1);
+}
+
+/// The quiet case: the same half frames on one connection, or small frames on many, never bite.
+#[test]
+fn frames_within_the_budget_are_gathered_whole() {
+    let mut cfg = EngineConfig::default();
+    cfg.memory_budget_bytes = 16 << 20;
+    let mut engine = Engine::new(cfg);
+    for p in &half_frames(1, 15_900_000, 32) {
+        engine.on_packet(
+            Timestamp(T0 + p.t),
+            LinkType::Ethernet,
+            &p.frame,
+            &mut |_| {},
+        );
+    }
+    engine.finish(&mut |_| {});
+    assert_eq!(engine.budget().denied, 0);
+    assert_eq!(engine.summary().kafka.budget_cut_frames, 0);
+    assert!(!engine
+        .summary()
+        .fidelity
+        .reasons()
+        .contains(&"memory_budget"));
+    // Many connections with frames split across segments, each small: nothing refused.
+    let (packets, _) = conversation(&pairs(200));
+    let r = run(&packets);
+    assert_eq!(r.summary.memory.denied, 0);
+    assert_eq!(r.exchanges, all_answered(200));
+}
+
+/// Out-of-order bytes count too: many connections each holding a hole in front of buffered bytes stop
+/// growing at the budget (the earliest hole is given up, as the per-connection bound does).
+#[test]
+fn out_of_order_bytes_count_against_the_budget() {
+    let mut cfg = EngineConfig::default();
+    cfg.memory_budget_bytes = 1 << 20;
+    let mut engine = Engine::new(cfg);
+    let body = vec![0x42u8; 8 * 1024];
+    let mut t = 0;
+    for i in 0..64u16 {
+        let client = Ep::new(10, 0, 8, 1, 42000 + i);
+        let mut push = |engine: &mut Engine, frame: Vec<u8>| {
+            t += 1000;
+            engine.on_packet(Timestamp(T0 + t), LinkType::Ethernet, &frame, &mut |_| {});
+        };
+        push(&mut engine, tcp_frame(client, BROKER, CISN, 0, SYN, &[]));
+        push(
+            &mut engine,
+            tcp_frame(BROKER, client, BISN, CISN + 1, SYN | ACK, &[]),
+        );
+        // A 1-byte hole at the start, then 4 x 8 KiB out of order (32 KiB per connection, 2 MiB in all).
+        for k in 0..4u32 {
+            let seq = CISN + 2 + k * body.len() as u32;
+            push(
+                &mut engine,
+                tcp_frame(client, BROKER, seq, BISN + 1, ACK, &body),
+            );
+        }
+        assert!(
+            engine.budget().used <= 1 << 20,
+            "conn {i}: {:?} {:?}",
+            engine.budget(),
+            engine.summary().tcp
+        );
+    }
+    let b = engine.budget();
+    assert!(b.denied > 0 && b.peak <= 1 << 20, "{b:?}");
+    engine.finish(&mut |_| {});
+    assert!(engine.summary().tcp.ooo_dropped_bytes > 0);
+    assert_eq!(engine.budget().used, 0);
+}

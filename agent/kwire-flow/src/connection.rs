@@ -86,6 +86,13 @@ impl TcpConnection {
         }
     }
 
+    /// Both directions' out-of-order bytes count against `budget` (see [`Reassembler::set_budget`]).
+    pub fn with_budget(mut self, budget: &crate::budget::Budget) -> Self {
+        self.a.set_budget(budget);
+        self.b.set_budget(budget);
+        self
+    }
+
     fn reassembler_mut(&mut self, side: Side) -> &mut Reassembler {
         match side {
             Side::A => &mut self.a,

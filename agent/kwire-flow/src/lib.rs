@@ -10,6 +10,7 @@
 //! here may panic on input, allocate per packet on the hot path, or grow without a bound and a counter.
 
 pub mod attribution;
+pub mod budget;
 pub mod connection;
 pub mod flow_key;
 pub mod packet;
@@ -18,6 +19,7 @@ pub mod table;
 pub mod time;
 
 pub use attribution::{Attribution, LocalEnd};
+pub use budget::{Budget, BudgetStats, Charge, DEFAULT_BUDGET_BYTES};
 pub use connection::TcpConnection;
 pub use flow_key::{Direction, FlowKey, Side};
 pub use packet::{

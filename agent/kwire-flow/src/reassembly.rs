@@ -36,6 +36,7 @@
 
 use std::collections::VecDeque;
 
+use crate::budget::{Budget, Charge};
 use crate::packet::TcpFlags;
 
 /// What the reassembler delivers, in stream order.
@@ -148,6 +149,8 @@ pub struct Reassembler {
     /// Differing bytes found during the current call, committed to the stats at its end.
     mismatch_pending: u64,
     stats: ReassemblyStats,
+    /// Out-of-order bytes charged to the engine's global budget (none without one).
+    charge: Charge,
 }
 
 impl Default for Reassembler {
@@ -173,7 +176,15 @@ impl Reassembler {
             recent_pos: 0,
             mismatch_pending: 0,
             stats: ReassemblyStats::default(),
+            charge: Charge::default(),
         }
+    }
+
+    /// Out-of-order bytes count against `budget` (shared by every connection of an engine): past it the
+    /// earliest hole is given up as when `max_ooo_bytes` is reached (counted in `ooo_dropped_bytes` and by
+    /// the budget's `denied`).
+    pub fn set_budget(&mut self, budget: &Budget) {
+        self.charge = Charge::new(budget);
     }
 
     pub fn stats(&self) -> &ReassemblyStats {
@@ -324,6 +335,7 @@ impl Reassembler {
     ) {
         self.push_inner(seq, flags, payload, payload_len, out);
         self.commit_mismatch();
+        self.charge.settle(self.buffered_bytes as u64);
     }
 
     fn push_inner<F: FnMut(Chunk<'_>)>(
@@ -433,6 +445,7 @@ impl Reassembler {
         }
         self.check_fin(out);
         self.commit_mismatch();
+        self.charge.settle(self.buffered_bytes as u64);
     }
 
     /// End of input or flow eviction: flush what is buffered (with Gaps for holes), and a pending FIN.
@@ -447,6 +460,7 @@ impl Reassembler {
             self.check_fin(out);
         }
         self.commit_mismatch();
+        self.charge.settle(self.buffered_bytes as u64);
     }
 
     /// Delivers every buffered piece, declaring the holes before them as gaps.
@@ -519,10 +533,21 @@ impl Reassembler {
     }
 
     fn enforce_bounds<F: FnMut(Chunk<'_>)>(&mut self, out: &mut F) {
-        while self.buffered_bytes > self.limits.max_ooo_bytes
-            || self.buf.len() > self.limits.max_ooo_segments
-        {
+        loop {
+            let over_budget = {
+                let more = (self.buffered_bytes as u64).saturating_sub(self.charge.charged());
+                more > 0 && !self.charge.fits(more)
+            };
+            if !(over_budget
+                || self.buffered_bytes > self.limits.max_ooo_bytes
+                || self.buf.len() > self.limits.max_ooo_segments)
+            {
+                break;
+            }
             let Some(front) = self.buf.front() else { break };
+            if over_budget {
+                self.charge.deny(front.data.len() as u64);
+            }
             let gap = self.rel(front.seq);
             self.stats.ooo_dropped_bytes += gap.max(0) as u64;
             self.emit_gap(gap, out);

@@ -179,6 +179,9 @@ pub enum NoticeKind {
     FrameDamaged { len: u64 },
     /// A frame larger than `max_frame_bytes` was decoded by header only.
     OversizedFrame { len: u64 },
+    /// A frame the global memory budget (`memory_budget_bytes`) could not hold while it was gathered:
+    /// decoded by header only, its body lost.
+    OverBudget { len: u64 },
     /// The connection carries TLS: nothing can be decoded.
     Tls,
     /// Raw SASL tokens follow SaslHandshake v0: counted, never decoded.
@@ -247,6 +250,9 @@ pub struct KafkaStats {
     /// Request frames found by probing (mid-stream join, resync after a gap) that no response ever
     /// confirmed: they may be bytes of a record that read as a request, so nothing of them was reported.
     pub unconfirmed_requests: u64,
+    /// Frames decoded by header only because the engine's global memory budget could not hold them
+    /// (see [`NoticeKind::OverBudget`]).
+    pub budget_cut_frames: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,6 +271,12 @@ struct Partial {
     total: u64,
     /// Bytes of the frame still to discard (oversized frame after its peek, or damaged frame).
     skip: u64,
+    /// The global memory budget could not hold this frame: only its header is kept (decided once per
+    /// frame, when its gathering starts; None until then).
+    cut: Option<bool>,
+    /// Bytes kept of a frame decoded by header only (oversized or cut): its header, or only its length
+    /// prefix when not even the header fits the budget (decided with `cut`).
+    peek: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -338,6 +350,8 @@ pub struct KafkaConnection {
     stats: KafkaStats,
     /// Number of the captured packet whose bytes are being fed (0 = not numbered).
     frame: u64,
+    /// Bytes of both directions' buffers charged to the engine's global budget.
+    charge: kwire_flow::Charge,
 }
 
 /// Frames larger than this that are Produce requests or Fetch responses are walked (record bytes skipped
@@ -360,7 +374,34 @@ impl KafkaConnection {
             tls: false,
             stats: KafkaStats::default(),
             frame: 0,
+            charge: kwire_flow::Charge::default(),
         }
+    }
+
+    /// Frame buffers count against `budget`, shared by every connection of an engine: a frame that
+    /// would take it past its limit is decoded by header only ([`NoticeKind::OverBudget`]).
+    pub fn set_budget(&mut self, budget: &kwire_flow::Budget) {
+        self.charge = kwire_flow::Charge::new(budget);
+    }
+
+    /// Charges what the buffers hold now (after each call that may have grown or freed them): a frame
+    /// admitted for gathering holds its whole size from the start (a reservation), so that connections
+    /// gathering at the same time cannot together pass the budget.
+    fn settle(&mut self) {
+        fn held(d: &DirState) -> u64 {
+            let cap = d.buf.capacity() as u64;
+            let gathering = d.partial.total > 0
+                && d.partial.cut == Some(false)
+                && d.partial.skip == 0
+                && d.walker.is_none();
+            if gathering {
+                cap.max(d.partial.total)
+            } else {
+                cap
+            }
+        }
+        let held = held(&self.to_server) + held(&self.to_client);
+        self.charge.settle(held);
     }
 
     /// The bytes fed next come from captured packet number `n` (as Wireshark numbers a file's packets,
@@ -415,10 +456,22 @@ impl KafkaConnection {
             data = data.get(consumed..).unwrap_or(&[]);
         }
         self.expire(cfg, ts, out);
+        self.settle();
     }
 
     /// The capture lost `len` bytes of this direction (0 = unknown amount).
     pub fn on_gap(
+        &mut self,
+        dir: Direction,
+        ts: Timestamp,
+        len: u64,
+        out: &mut impl FnMut(KafkaEvent),
+    ) {
+        self.on_gap_inner(dir, ts, len, out);
+        self.settle();
+    }
+
+    fn on_gap_inner(
         &mut self,
         dir: Direction,
         ts: Timestamp,
@@ -697,6 +750,8 @@ impl KafkaConnection {
                 }
                 let d = self.dir_mut(dir);
                 d.partial.total = total;
+                d.partial.cut = None;
+                d.partial.peek = None;
             }
             // fall through to buffering
         }
@@ -714,7 +769,10 @@ impl KafkaConnection {
                 self.lose_sync(dir, ts, DesyncReason::BadLength, out);
                 return n;
             }
-            self.dir_mut(dir).partial.total = 4 + len as u64;
+            let d = self.dir_mut(dir);
+            d.partial.total = 4 + len as u64;
+            d.partial.cut = None;
+            d.partial.peek = None;
             return n;
         }
         if d.walker.is_some() {
@@ -741,28 +799,64 @@ impl KafkaConnection {
                 return n;
             }
         }
-        let d = self.dir_mut(dir);
         let oversized = total > cfg.max_frame_bytes as u64;
-        let target = if oversized {
-            (cfg.oversized_peek_bytes as u64 + 4).min(total)
+        // Gathering a frame grows this connection's buffer: past the engine's global budget only its
+        // header is kept, as for an oversized frame (decided once, when gathering starts).
+        let cut = !oversized && {
+            let d = self.dir(dir);
+            let more = total.saturating_sub(d.buf.capacity() as u64);
+            match d.partial.cut {
+                Some(c) => c,
+                None => {
+                    let c = more > 0 && !self.charge.fits(more);
+                    if c {
+                        self.charge.deny(total);
+                    }
+                    self.dir_mut(dir).partial.cut = Some(c);
+                    c
+                }
+            }
+        };
+        let target = if oversized || cut {
+            let full = (cfg.oversized_peek_bytes as u64 + 4).min(total);
+            let have = self.dir(dir).buf.capacity() as u64;
+            match self.dir(dir).partial.peek {
+                Some(p) => p,
+                None => {
+                    // Not even the header fits: keep the length prefix only (the frame is lost whole).
+                    let p = if self.charge.fits(full.saturating_sub(have)) {
+                        full
+                    } else {
+                        self.charge.deny(full);
+                        4
+                    };
+                    self.dir_mut(dir).partial.peek = Some(p);
+                    p
+                }
+            }
         } else {
             total
         } as usize;
+        let d = self.dir_mut(dir);
         let n = (target - d.buf.len()).min(data.len());
         d.buf.extend_from_slice(&data[..n]);
         if d.buf.len() < target {
             return n;
         }
         let frame = std::mem::take(&mut d.buf);
-        if oversized {
+        if oversized || cut {
             d.partial.skip = total - target as u64;
-            self.stats.oversized_frames += 1;
-            out(KafkaEvent::Notice {
-                ts,
-                dir,
-                kind: NoticeKind::OversizedFrame { len: total - 4 },
-            });
-            self.frame_lost(dir, ts, &frame[4..], SkipReason::Oversized, out);
+            let kind = if oversized {
+                self.stats.oversized_frames += 1;
+                NoticeKind::OversizedFrame { len: total - 4 }
+            } else {
+                self.stats.budget_cut_frames += 1;
+                NoticeKind::OverBudget { len: total - 4 }
+            };
+            out(KafkaEvent::Notice { ts, dir, kind });
+            if frame.len() > 4 {
+                self.frame_lost(dir, ts, &frame[4..], SkipReason::Oversized, out);
+            }
             if self.dir(dir).partial.skip == 0 {
                 self.dir_mut(dir).partial.total = 0;
             }
@@ -897,6 +991,17 @@ impl KafkaConnection {
         let d = self.dir_mut(dir);
         let room = cfg.resync_window.saturating_sub(d.buf.len()).max(1);
         let n = room.min(data.len());
+        let grow = (d.buf.len() + n).saturating_sub(d.buf.capacity()) as u64;
+        if grow > 0 && !self.charge.fits(grow) {
+            // Over the global budget: these bytes are skipped unscanned (and what was kept is no longer
+            // contiguous with what follows).
+            self.charge.deny(n as u64);
+            let d = self.dir_mut(dir);
+            d.resync_skipped += (d.buf.len() + n) as u64;
+            d.buf.clear();
+            return n;
+        }
+        let d = self.dir_mut(dir);
         d.buf.extend_from_slice(&data[..n]);
         let buf = std::mem::take(&mut self.dir_mut(dir).buf);
         let mut found = None;

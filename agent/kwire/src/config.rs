@@ -5,6 +5,7 @@
 //! ports = [9092, 9093]
 //! max_frame_bytes = 16777216
 //! max_flows = 65536
+//! memory_budget_mb = 64
 //! [limits]
 //! max_clients = 10000
 //! [detectors.weak_acks]
@@ -36,6 +37,8 @@ pub struct FileConfig {
     pub ports: Vec<u16>,
     pub max_frame_bytes: Option<usize>,
     pub max_flows: Option<usize>,
+    /// Bytes all connections may buffer together, in MiB (default 64).
+    pub memory_budget_mb: Option<u64>,
     pub limits: AnalysisLimits,
     pub detectors: DetectorConfig,
     /// OpenTelemetry export (`kwire_export::OtlpFileConfig`).
@@ -104,6 +107,9 @@ pub fn engine_config(args: &InputArgs) -> Result<EngineConfig, String> {
     }
     if let Some(m) = args.max_flows.or(file.max_flows) {
         cfg.flows.max_flows = m.max(1);
+    }
+    if let Some(m) = args.memory_budget_mb.or(file.memory_budget_mb) {
+        cfg.memory_budget_bytes = m.max(1).saturating_mul(1024 * 1024);
     }
     cfg.limits = file.limits;
     cfg.detectors = file.detectors;

@@ -494,6 +494,13 @@ pub fn print_fidelity(w: &mut impl Write, f: &kwire_engine::stats::Fidelity) -> 
             if f.unconfirmed_requests == 1 { "" } else { "s" }
         ));
     }
+    if f.memory_budget_denied > 0 {
+        lines.push(format!(
+            "the memory budget (memory_budget_bytes) refused {} buffer{}: frames decoded by header only, out-of-order holes given up",
+            f.memory_budget_denied,
+            if f.memory_budget_denied == 1 { "" } else { "s" }
+        ));
+    }
     if f.flows_evicted + f.flows_refused > 0 {
         lines.push(format!(
             "flow table full (max_flows): {} connections evicted, {} refused",

@@ -69,6 +69,10 @@ pub struct InputArgs {
     /// Maximum TCP connections tracked at once (default 65536).
     #[arg(long, env = "KWIRE_MAX_FLOWS")]
     pub max_flows: Option<usize>,
+    /// Bytes all connections may buffer together (frames being gathered, out-of-order TCP bytes, bytes
+    /// of undecided connections), in MiB (default 64). Past it frames are decoded by header only.
+    #[arg(long, env = "KWIRE_MEMORY_BUDGET_MB")]
+    pub memory_budget_mb: Option<u64>,
     /// Progress on stderr: auto (when stderr is a terminal and the file is large), always, never.
     #[arg(long, default_value = "auto")]
     pub progress: Progress,

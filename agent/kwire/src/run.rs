@@ -91,6 +91,9 @@ pub struct RunArgs {
     /// Maximum TCP connections tracked at once (default 65536).
     #[arg(long, env = "KWIRE_MAX_FLOWS")]
     pub max_flows: Option<usize>,
+    /// Bytes all connections may buffer together, in MiB (default 64): see `kwire replay --help`.
+    #[arg(long, env = "KWIRE_MEMORY_BUDGET_MB")]
+    pub memory_budget_mb: Option<u64>,
     /// JSON lines (exchange, notice, alert; summary last) instead of one readable line per alert.
     #[arg(long)]
     pub json: bool,
@@ -275,6 +278,7 @@ fn input_args(a: &RunArgs) -> InputArgs {
         config: a.config.clone(),
         max_frame_bytes: a.max_frame_bytes,
         max_flows: a.max_flows,
+        memory_budget_mb: a.memory_budget_mb,
         progress: Progress::Never,
     }
 }

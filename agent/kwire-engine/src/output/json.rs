@@ -163,6 +163,9 @@ pub fn notice_message(n: &NoticeRecord) -> String {
             NoticeKind::OversizedFrame { len } => {
                 format!("frame of {len} bytes exceeds max_frame_bytes; decoded by header only")
             }
+            NoticeKind::OverBudget { len } => format!(
+                "frame of {len} bytes does not fit the memory budget (memory_budget_bytes, shared by all connections); decoded by header only"
+            ),
             NoticeKind::Tls => "connection uses TLS: it cannot be decoded from packets".to_string(),
             NoticeKind::SaslRawStart => {
                 "SaslHandshake v0 accepted: raw SASL tokens follow (counted, never decoded)"

@@ -130,6 +130,7 @@ impl Notice {
                 NoticeKind::Resync { .. } => "resync",
                 NoticeKind::FrameDamaged { .. } => "frame_damaged",
                 NoticeKind::OversizedFrame { .. } => "oversized_frame",
+                NoticeKind::OverBudget { .. } => "over_budget",
                 NoticeKind::Tls => "tls",
                 NoticeKind::SaslRawStart => "sasl_raw",
                 NoticeKind::MalformedHeader => "malformed_header",

@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use kwire_flow::{Attribution, Chunk, Direction, FlowKey, Side, Timestamp};
+use kwire_flow::{Attribution, Budget, Charge, Chunk, Direction, FlowKey, Side, Timestamp};
 use kwire_kafka::probe::{self, Guess, Probe};
 use kwire_kafka::{KafkaConnection, KafkaEvent, StreamStart};
 
@@ -67,6 +67,10 @@ pub struct AppState {
     owners: [Option<Arc<Attribution>>; 2],
     /// Community ID of the connection, computed at its first Kafka event (one SHA-1 per connection).
     community_id: std::cell::OnceCell<Arc<str>>,
+    /// The engine's global memory budget (held bytes here, frame buffers in the Kafka layer).
+    budget: Option<Budget>,
+    /// Held bytes charged to it.
+    charge: Charge,
 }
 
 impl AppState {
@@ -83,7 +87,17 @@ impl AppState {
             ignored_bytes: 0,
             owners: [None, None],
             community_id: std::cell::OnceCell::new(),
+            budget: None,
+            charge: Charge::default(),
         }
+    }
+
+    /// Held bytes and the Kafka layer's frame buffers count against `budget`, shared by every
+    /// connection of an engine.
+    pub fn with_budget(mut self, budget: &Budget) -> Self {
+        self.charge = Charge::new(budget);
+        self.budget = Some(budget.clone());
+        self
     }
 
     pub fn ctx(&self) -> Option<ConnCtx> {
@@ -322,7 +336,11 @@ impl AppState {
     ) {
         match chunk {
             Chunk::Data(d) => {
-                if self.held_bytes + d.len() > cfg.max_undecided_bytes {
+                let over_budget = !self.charge.fits(d.len() as u64);
+                if over_budget {
+                    self.charge.deny(d.len() as u64);
+                }
+                if over_budget || self.held_bytes + d.len() > cfg.max_undecided_bytes {
                     if !self.fallback_roles(cfg) {
                         self.give_up();
                         self.ignored_bytes += d.len() as u64;
@@ -334,6 +352,7 @@ impl AppState {
                 }
                 self.held_bytes += d.len();
                 self.held.push((side, ts, frame, Held::Data(d.to_vec())));
+                self.charge.settle(self.held_bytes as u64);
             }
             Chunk::Gap { len } => self.held.push((side, ts, frame, Held::Gap(*len))),
             Chunk::Fin | Chunk::Rst => {}
@@ -405,6 +424,7 @@ impl AppState {
         self.ignored_bytes += self.held_bytes as u64;
         self.held.clear();
         self.held_bytes = 0;
+        self.charge.settle(0);
     }
 
     fn start_kafka(&mut self, cfg: &EngineConfig, out: &mut impl FnMut(ConnCtx, KafkaEvent)) {
@@ -413,9 +433,14 @@ impl AppState {
         } else {
             StreamStart::MidStream
         };
-        self.kafka = Some(KafkaConnection::new(&cfg.kafka, start));
+        let mut k = KafkaConnection::new(&cfg.kafka, start);
+        if let Some(b) = &self.budget {
+            k.set_budget(b);
+        }
+        self.kafka = Some(k);
         let held = std::mem::take(&mut self.held);
         self.held_bytes = 0;
+        self.charge.settle(0);
         for (side, ts, frame, h) in held {
             match h {
                 Held::Data(d) => self.feed(cfg, side, ts, frame, Chunk::Data(&d), out),

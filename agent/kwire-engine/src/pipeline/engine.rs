@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use kwire_flow::{
-    decode_tcp, Attribution, Chunk, FlowKey, FlowState, FlowTable, LinkType, LocalEnd, Side,
-    TcpConnection, Timestamp,
+    decode_tcp, Attribution, Budget, BudgetStats, Chunk, FlowKey, FlowState, FlowTable, LinkType,
+    LocalEnd, Side, TcpConnection, Timestamp,
 };
 use kwire_kafka::body::{error_name, RequestBody};
 use kwire_kafka::{api, Decoded, KafkaEvent, NoticeKind};
@@ -74,6 +74,8 @@ pub struct Engine {
     next_frame: Option<u64>,
     /// Number of the packet being handled (0 = not numbered).
     frame: u64,
+    /// Bytes buffered by all connections (`EngineConfig::memory_budget_bytes`).
+    budget: Budget,
 }
 
 /// Everything an event handler needs besides the connection itself.
@@ -105,6 +107,7 @@ impl<'a, F: FnMut(Output)> Sink<'a, F> {
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         let flows = FlowTable::new(cfg.flows);
+        let cfg_budget = cfg.memory_budget_bytes;
         let analyzer = Analyzer::new(cfg.detectors.clone(), &cfg.limits, cfg.timeline)
             .with_suppressions(cfg.suppress.clone());
         Engine {
@@ -118,7 +121,13 @@ impl Engine {
             first_ts: None,
             next_frame: Some(1),
             frame: 0,
+            budget: Budget::new(cfg_budget),
         }
+    }
+
+    /// The global memory budget: its bound, what is held now, its peak and what it refused.
+    pub fn budget(&self) -> BudgetStats {
+        self.budget.stats()
     }
 
     /// How packets are numbered from the next one on: `Some(n)` gives it number n and counts up from
@@ -164,6 +173,7 @@ impl Engine {
         s.suppressed = self.analyzer.suppressions.report();
         s.flows.set_table(self.flows.stats());
         s.set_fidelity(&self.analyzer);
+        s.set_memory(&self.budget.stats());
         s
     }
 
@@ -232,6 +242,7 @@ impl Engine {
             summary,
             analyzer,
             frame,
+            budget,
             ..
         } = self;
         let frame = *frame;
@@ -256,8 +267,8 @@ impl Engine {
                 let id = *next_conn_id;
                 *next_conn_id += 1;
                 ConnState {
-                    tcp: TcpConnection::new(key, ts, cfg.reassembly),
-                    app: AppState::new(id, key),
+                    tcp: TcpConnection::new(key, ts, cfg.reassembly).with_budget(budget),
+                    app: AppState::new(id, key).with_budget(budget),
                     client_ids: Vec::new(),
                     fleet: None,
                 }
@@ -350,6 +361,7 @@ impl Engine {
         sink.summary.incidents = sink.analyzer.incidents.report();
         sink.summary.suppressed = sink.analyzer.suppressions.report();
         sink.summary.set_fidelity(sink.analyzer);
+        sink.summary.set_memory(&self.budget.stats());
     }
 
     /// The analysis state (cluster, groups, timelines).
@@ -573,7 +585,9 @@ fn on_event<F: FnMut(Output)>(
             }
             let bytes = match kind {
                 NoticeKind::Resync { skipped_bytes } => Some(skipped_bytes),
-                NoticeKind::FrameDamaged { len } | NoticeKind::OversizedFrame { len } => Some(len),
+                NoticeKind::FrameDamaged { len }
+                | NoticeKind::OversizedFrame { len }
+                | NoticeKind::OverBudget { len } => Some(len),
                 NoticeKind::FrameTruncated { have, .. } => Some(have),
                 _ => None,
             };

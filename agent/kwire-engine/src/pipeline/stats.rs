@@ -133,6 +133,8 @@ pub struct KafkaCounts {
     /// Request frames found by probing (mid-stream join, resync) that no response confirmed: possibly
     /// record bytes that read as requests, so never reported (see kwire-kafka's stream.rs).
     pub unconfirmed_requests: u64,
+    /// Frames decoded by header only because the global memory budget could not hold them.
+    pub budget_cut_frames: u64,
 }
 
 impl KafkaCounts {
@@ -153,6 +155,7 @@ impl KafkaCounts {
         self.tls_bytes += k.tls_bytes;
         self.truncated_frames += k.truncated_frames;
         self.unconfirmed_requests += k.unconfirmed_requests;
+        self.budget_cut_frames += k.budget_cut_frames;
     }
 }
 
@@ -232,6 +235,9 @@ pub struct Fidelity {
     /// Requests found by probing (mid-stream join, resync) that no response confirmed: left out of every
     /// output and analysis, since record bytes can read as requests.
     pub unconfirmed_requests: u64,
+    /// Times the global memory budget refused a buffer (a frame cut to its header, an out-of-order hole
+    /// given up, an undecided connection given up).
+    pub memory_budget_denied: u64,
     /// Flows evicted from, or refused by, a full flow table (`max_flows`).
     pub flows_evicted: u64,
     pub flows_refused: u64,
@@ -262,6 +268,9 @@ impl Fidelity {
         if self.unconfirmed_requests > 0 {
             r.push("unconfirmed_requests");
         }
+        if self.memory_budget_denied > 0 {
+            r.push("memory_budget");
+        }
         if self.flows_evicted + self.flows_refused > 0 {
             r.push("flow_table_full");
         }
@@ -290,6 +299,7 @@ impl Serialize for Fidelity {
         m.serialize_entry("midstream_connections", &self.midstream_connections)?;
         m.serialize_entry("one_direction_connections", &self.one_direction_connections)?;
         m.serialize_entry("unconfirmed_requests", &self.unconfirmed_requests)?;
+        m.serialize_entry("memory_budget_denied", &self.memory_budget_denied)?;
         m.serialize_entry("flows_evicted", &self.flows_evicted)?;
         m.serialize_entry("flows_refused", &self.flows_refused)?;
         m.serialize_entry("kernel_drops", &self.kernel_drops)?;
@@ -326,6 +336,21 @@ pub struct Summary {
     pub fidelity: Fidelity,
     /// Entries folded into the "(other)" row of a bounded table (clients, apis, errors, produce_acks).
     pub overflow: TableOverflow,
+    /// The global memory budget (`memory_budget_bytes`).
+    pub memory: MemoryCounts,
+}
+
+/// The global bound on buffered bytes and what it did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct MemoryCounts {
+    pub budget_bytes: u64,
+    /// Most bytes buffered at once (all connections).
+    pub peak_bytes: u64,
+    /// Buffered now (0 after the end of input).
+    pub held_bytes: u64,
+    /// Refusals and the bytes they concerned (frames cut, holes given up, undecided connections).
+    pub denied: u64,
+    pub denied_bytes: u64,
 }
 
 /// Keys not given a row of their own because their table was full (see `MAX_SUMMARY_*` in engine.rs).
@@ -339,6 +364,18 @@ pub struct TableOverflow {
 
 impl Summary {
     /// Fills the fidelity figures the other counters already hold (TCP, flows) and the analysis bounds.
+    /// The global memory budget's figures (and the fidelity reason when it refused anything).
+    pub fn set_memory(&mut self, b: &kwire_flow::BudgetStats) {
+        self.memory = MemoryCounts {
+            budget_bytes: b.limit,
+            peak_bytes: b.peak,
+            held_bytes: b.used,
+            denied: b.denied,
+            denied_bytes: b.denied_bytes,
+        };
+        self.fidelity.memory_budget_denied = b.denied;
+    }
+
     pub fn set_fidelity(&mut self, a: &crate::analysis::Analyzer) {
         let f = &mut self.fidelity;
         f.snaplen_cut_bytes = self.tcp.truncated_bytes;
@@ -386,6 +423,7 @@ impl Serialize for Summary {
         m.serialize_entry("suppressed", &self.suppressed)?;
         m.serialize_entry("fidelity", &self.fidelity)?;
         m.serialize_entry("table_overflow", &self.overflow)?;
+        m.serialize_entry("memory", &self.memory)?;
         m.end()
     }
 }
