@@ -12,6 +12,16 @@
 //! (`evicted_full` must be 4 x 65,536 and `refused_table_full` 0, else the capture does not test what it
 //! says).
 //!
+//! Memory (the global budget, `memory_budget_bytes`, default 64 MiB): two more captures, written once the
+//! same way, replayed with their peak RSS (wait4's `ru_maxrss`) beside the budget's own peak:
+//! `unique-client-ids` (one connection, 100,000 pipelined Metadata requests each with its own 1 KiB client
+//! id, then their answers) and `half-frames` (40 connections each sending the header of a 15.9 MB
+//! Metadata request and 15.8 MB of it, interleaved, none completing). Both must stay within the budget
+//! plus a fixed overhead ([`RSS_OVERHEAD_MB`]: the binary, the bounded tables). Live (`--live`, needs
+//! root): `kwire run --source pcap -i lo` for 30 s while 64 local connections (127.0.0.1 only) flood a
+//! local listener with requests that each carry a new client id: packets the kernel dropped, and RSS
+//! sampled every second (flat: the last sample within 10% of the one at 10 s).
+//!
 //! Easy to get wrong: this is a benchmark, not a test: it prints numbers and fails only when `kwire`
 //! itself fails. The waves' packets are 1 µs apart, so a wave spans 65 ms of packet time and every flow
 //! of the previous wave is idle for at least 10.9 s when it is evicted.
@@ -149,6 +159,280 @@ fn measure(cmd: &mut Command, stdout: File) -> Result<Measured> {
     })
 }
 
+/// RSS allowed beyond the memory budget: the binary and its libraries, the bounded summary and
+/// analysis tables, allocator slack.
+const RSS_OVERHEAD_MB: f64 = 64.0;
+
+/// Writes a classic pcap (ns, Ethernet) of `packets` (ts, frame).
+fn write_frames(
+    path: &Path,
+    mut packets: impl FnMut(&mut dyn FnMut(i64, &[u8]) -> Result<()>) -> Result<()>,
+) -> Result<u64> {
+    let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    w.write_all(&0xa1b23c4du32.to_le_bytes())?;
+    w.write_all(&2u16.to_le_bytes())?;
+    w.write_all(&4u16.to_le_bytes())?;
+    w.write_all(&[0u8; 8])?;
+    w.write_all(&262_144u32.to_le_bytes())?;
+    w.write_all(&1u32.to_le_bytes())?;
+    let mut n = 0u64;
+    packets(&mut |ts, f| {
+        w.write_all(&(ts.div_euclid(1_000_000_000) as u32).to_le_bytes())?;
+        w.write_all(&(ts.rem_euclid(1_000_000_000) as u32).to_le_bytes())?;
+        w.write_all(&(f.len() as u32).to_le_bytes())?;
+        w.write_all(&(f.len() as u32).to_le_bytes())?;
+        w.write_all(f)?;
+        n += 1;
+        Ok(())
+    })?;
+    w.flush()?;
+    Ok(n)
+}
+
+/// Ethernet / IPv4 / TCP between `src:sport` and 10.255.0.1:9092 (either direction).
+fn tcp(
+    src: [u8; 4],
+    sport: u16,
+    to_broker: bool,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = frame(src, seq, payload);
+    if !to_broker {
+        // Swap addresses and ports.
+        let (a, b) = (f[26..30].to_vec(), f[30..34].to_vec());
+        f[26..30].copy_from_slice(&b);
+        f[30..34].copy_from_slice(&a);
+        f[34..36].copy_from_slice(&9092u16.to_be_bytes());
+        f[36..38].copy_from_slice(&sport.to_be_bytes());
+    } else {
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+    }
+    f[42..46].copy_from_slice(&ack.to_be_bytes());
+    f[47] = flags;
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = csum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+fn metadata_request(corr: i32, client_id: &str) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&3i16.to_be_bytes());
+    b.extend_from_slice(&1i16.to_be_bytes());
+    b.extend_from_slice(&corr.to_be_bytes());
+    b.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    b.extend_from_slice(client_id.as_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // topics: none
+    let mut f = (b.len() as i32).to_be_bytes().to_vec();
+    f.extend(b);
+    f
+}
+
+fn metadata_response(corr: i32) -> Vec<u8> {
+    let mut b = corr.to_be_bytes().to_vec();
+    b.extend_from_slice(&0i32.to_be_bytes()); // brokers
+    b.extend_from_slice(&1i32.to_be_bytes()); // controller
+    b.extend_from_slice(&0i32.to_be_bytes()); // topics
+    let mut f = (b.len() as i32).to_be_bytes().to_vec();
+    f.extend(b);
+    f
+}
+
+/// A handshake between `src:port` and the broker; returns the next (client, broker) sequence numbers.
+fn handshake(
+    emit: &mut dyn FnMut(i64, &[u8]) -> Result<()>,
+    ts: i64,
+    src: [u8; 4],
+    port: u16,
+) -> Result<(u32, u32)> {
+    emit(ts, &tcp(src, port, true, 100, 0, 0x02, &[]))?;
+    emit(ts + 1_000, &tcp(src, port, false, 900, 101, 0x12, &[]))?;
+    emit(ts + 2_000, &tcp(src, port, true, 101, 901, 0x10, &[]))?;
+    Ok((101, 901))
+}
+
+/// One connection, 100,000 pipelined requests with unique 1 KiB client ids, then their answers.
+fn write_unique_ids(path: &Path) -> Result<u64> {
+    write_frames(path, |emit| {
+        let src = [10, 7, 0, 1];
+        let (mut c, mut b) = handshake(emit, START_NS, src, 40001)?;
+        let mut ts = START_NS + 10_000;
+        let mut seg = Vec::new();
+        let flush = |seg: &mut Vec<u8>,
+                     seq: &mut u32,
+                     to_broker: bool,
+                     ack: u32,
+                     ts: &mut i64,
+                     emit: &mut dyn FnMut(i64, &[u8]) -> Result<()>|
+         -> Result<()> {
+            if seg.is_empty() {
+                return Ok(());
+            }
+            *ts += 1_000;
+            emit(*ts, &tcp(src, 40001, to_broker, *seq, ack, 0x18, seg))?;
+            *seq = seq.wrapping_add(seg.len() as u32);
+            seg.clear();
+            Ok(())
+        };
+        for i in 0..100_000i32 {
+            let id = format!("{i:08}-{}", "x".repeat(1015));
+            seg.extend(metadata_request(i, &id));
+            if seg.len() > 60_000 {
+                flush(&mut seg, &mut c, true, b, &mut ts, emit)?;
+            }
+        }
+        flush(&mut seg, &mut c, true, b, &mut ts, emit)?;
+        for i in 0..100_000i32 {
+            seg.extend(metadata_response(i));
+            if seg.len() > 60_000 {
+                flush(&mut seg, &mut b, false, c, &mut ts, emit)?;
+            }
+        }
+        flush(&mut seg, &mut b, false, c, &mut ts, emit)
+    })
+}
+
+/// 40 connections each gathering a 15.9 MB frame that never completes (64 KiB segments, interleaved).
+fn write_half_frames(path: &Path) -> Result<u64> {
+    const CONNS: u16 = 40;
+    const CLAIMED: u32 = 15_900_000;
+    const SENT: usize = 15_800_000;
+    write_frames(path, |emit| {
+        let mut seqs = Vec::new();
+        let mut ts = START_NS;
+        for i in 0..CONNS {
+            let src = [10, 8, 0, 1 + i as u8];
+            let (c, b) = handshake(emit, ts, src, 41000 + i)?;
+            let mut head = (CLAIMED - 4).to_be_bytes().to_vec();
+            head.extend_from_slice(&[0, 3, 0, 1, 0, 0, 0, 7, 0, 1, b'h']);
+            ts += 10_000;
+            emit(ts, &tcp(src, 41000 + i, true, c, b, 0x18, &head))?;
+            seqs.push((src, 41000 + i, c + head.len() as u32, b));
+        }
+        let body = vec![0x41u8; 65_536];
+        let mut sent = 0;
+        while sent < SENT {
+            for (src, port, seq, ack) in seqs.iter_mut() {
+                ts += 1_000;
+                emit(ts, &tcp(*src, *port, true, *seq, *ack, 0x10, &body))?;
+                *seq = seq.wrapping_add(body.len() as u32);
+            }
+            sent += body.len();
+        }
+        Ok(())
+    })
+}
+
+/// A capture written once under `dir` by `write`.
+fn cached(dir: &Path, name: &str, write: fn(&Path) -> Result<u64>) -> Result<std::path::PathBuf> {
+    let pcap = dir.join(name);
+    if !pcap.exists() {
+        eprintln!("bench-hostile: writing {} (once)", pcap.display());
+        let tmp = pcap.with_extension("pcap.partial");
+        write(&tmp)?;
+        fs::rename(&tmp, &pcap)?;
+    }
+    Ok(pcap)
+}
+
+/// Peak RSS (MB) of a child, from wait4.
+fn measure_rss(cmd: &mut Command, stdout: File) -> Result<(Measured, f64)> {
+    let started = Instant::now();
+    let child = cmd
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: as in `measure`.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    if r != pid {
+        bail!("wait4 failed for {cmd:?}");
+    }
+    std::mem::forget(child);
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let m = Measured {
+        wall: started.elapsed().as_secs_f64(),
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        status: if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            -1
+        },
+    };
+    Ok((m, ru.ru_maxrss as f64 / 1024.0))
+}
+
+/// The memory section: both captures replayed, peak RSS beside the budget.
+fn memory(dir: &Path, kwire: &Path) -> Result<()> {
+    println!("\nhostile memory: peak RSS of `kwire replay` beside the global budget (memory_budget_bytes 64 MiB; allowed: budget + {RSS_OVERHEAD_MB:.0} MB)");
+    println!(
+        "  {:<20} {:>8} {:>8} {:>9} {:>14} {:>8} {:>13} {:>9}",
+        "capture",
+        "MB",
+        "wall s",
+        "RSS MB",
+        "budget peak MB",
+        "refused",
+        "summary bytes",
+        "verdict"
+    );
+    let cases: [(&str, fn(&Path) -> Result<u64>); 2] = [
+        ("hostile-unique-client-ids.pcap", write_unique_ids),
+        ("hostile-half-frames.pcap", write_half_frames),
+    ];
+    let mut over = Vec::new();
+    for (name, write) in cases {
+        let pcap = cached(dir, name, write)?;
+        let out = dir.join(format!("{name}.jsonl"));
+        let (m, rss) = measure_rss(
+            Command::new(kwire).arg("replay").arg(&pcap).args([
+                "--json",
+                "--no-notices",
+                "--no-exchanges",
+            ]),
+            File::create(&out)?,
+        )?;
+        if m.status != 0 {
+            bail!(
+                "kwire replay exited with {} on {}",
+                m.status,
+                pcap.display()
+            );
+        }
+        let text = fs::read_to_string(&out)?;
+        let last = text.lines().last().unwrap_or_default();
+        let summary: serde_json::Value = serde_json::from_str(last).context("summary line")?;
+        let mem = &summary["memory"];
+        let budget_mb = mem["budget_bytes"].as_f64().unwrap_or(0.0) / 1048576.0;
+        let ok = rss <= budget_mb + RSS_OVERHEAD_MB;
+        if !ok {
+            over.push(name);
+        }
+        println!(
+            "  {:<20} {:>8.0} {:>8.2} {:>9.0} {:>14.1} {:>8} {:>13} {:>9}",
+            name.trim_start_matches("hostile-")
+                .trim_end_matches(".pcap"),
+            fs::metadata(&pcap)?.len() as f64 / 1e6,
+            m.wall,
+            rss,
+            mem["peak_bytes"].as_f64().unwrap_or(0.0) / 1048576.0,
+            mem["denied"].as_u64().unwrap_or(0),
+            last.len(),
+            if ok { "within" } else { "OVER" }
+        );
+    }
+    if !over.is_empty() {
+        bail!("peak RSS over the budget plus {RSS_OVERHEAD_MB} MB: {over:?}");
+    }
+    Ok(())
+}
+
 pub fn bench_hostile(paths: &Paths) -> Result<()> {
     let dir = paths.out().join("bench");
     fs::create_dir_all(&dir)?;
@@ -231,5 +515,6 @@ pub fn bench_hostile(paths: &Paths) -> Result<()> {
         flows["refused_table_full"].as_u64().unwrap_or(0),
         flows["expired"].as_u64().unwrap_or(0),
     );
+    memory(&dir, &kwire)?;
     Ok(())
 }

@@ -621,8 +621,10 @@ fn half_frames(n: u16, claimed: u32, chunks: usize) -> Vec<P> {
 /// header only, each counted and told (`over_budget`); what was buffered never passed the budget.
 #[test]
 fn forty_half_frames_stay_within_the_global_budget() {
-    let mut cfg = EngineConfig::default();
-    cfg.memory_budget_bytes = 16 << 20;
+    let cfg = EngineConfig {
+        memory_budget_bytes: 16 << 20,
+        ..EngineConfig::default()
+    };
     let packets = half_frames(40, 15_900_000, 32);
     let mut engine = Engine::new(cfg);
     let mut over = 0;
@@ -663,8 +665,10 @@ fn forty_half_frames_stay_within_the_global_budget() {
 /// The quiet case: the same half frames on one connection, or small frames on many, never bite.
 #[test]
 fn frames_within_the_budget_are_gathered_whole() {
-    let mut cfg = EngineConfig::default();
-    cfg.memory_budget_bytes = 16 << 20;
+    let cfg = EngineConfig {
+        memory_budget_bytes: 16 << 20,
+        ..EngineConfig::default()
+    };
     let mut engine = Engine::new(cfg);
     for p in &half_frames(1, 15_900_000, 32) {
         engine.on_packet(
@@ -693,8 +697,10 @@ fn frames_within_the_budget_are_gathered_whole() {
 /// growing at the budget (the earliest hole is given up, as the per-connection bound does).
 #[test]
 fn out_of_order_bytes_count_against_the_budget() {
-    let mut cfg = EngineConfig::default();
-    cfg.memory_budget_bytes = 1 << 20;
+    let cfg = EngineConfig {
+        memory_budget_bytes: 1 << 20,
+        ..EngineConfig::default()
+    };
     let mut engine = Engine::new(cfg);
     let body = vec![0x42u8; 8 * 1024];
     let mut t = 0;
