@@ -433,6 +433,154 @@ fn memory(dir: &Path, kwire: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Local connections of the live flood, and how long it lasts (the bound: 60 s at most).
+const FLOOD_CONNS: usize = 16;
+const FLOOD_SECONDS: u64 = 20;
+
+/// VmRSS of a process, MB.
+fn rss_mb(pid: u32) -> Option<f64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = s
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// `kwire run` on lo (libpcap) while local connections flood a local listener with requests that each
+/// carry a new 1 KiB client id: what the kernel dropped, and whether RSS stays flat.
+fn live_flood(dir: &Path, kwire: &Path) -> Result<()> {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("\nhostile live flood: skipped (capturing on lo needs root)");
+        return Ok(());
+    }
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let stop = Arc::new(AtomicBool::new(false));
+    // The "broker": reads and discards (no answers: every request is a new client id, never confirmed
+    // by a response, so this also floods the pending queues).
+    {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { continue };
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 1 << 16];
+                    while !stop.load(Ordering::Relaxed) {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let out = dir.join("hostile-live-flood.jsonl");
+    let mut child = Command::new(kwire)
+        .args(["run", "--source", "pcap", "--interface", "lo", "--ports"])
+        .arg(port.to_string())
+        .args(["--json", "--no-exchanges", "--no-notices", "--duration"])
+        .arg((FLOOD_SECONDS + 8).to_string())
+        .stdout(Stdio::from(File::create(&out)?))
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting kwire run")?;
+    std::thread::sleep(Duration::from_secs(3));
+    let sent = Arc::new(AtomicU64::new(0));
+    let mut senders = Vec::new();
+    for c in 0..FLOOD_CONNS {
+        let (stop, sent) = (Arc::clone(&stop), Arc::clone(&sent));
+        senders.push(std::thread::spawn(move || -> Result<()> {
+            use std::io::Write;
+            let mut s = TcpStream::connect(("127.0.0.1", port))?;
+            let mut i = 0i32;
+            let mut batch = Vec::with_capacity(1 << 17);
+            while !stop.load(Ordering::Relaxed) {
+                batch.clear();
+                while batch.len() < 1 << 16 {
+                    let id = format!("flood-{c:02}-{i:010}-{}", "y".repeat(1000));
+                    batch.extend(metadata_request(i, &id));
+                    i = i.wrapping_add(1).max(0);
+                }
+                s.write_all(&batch)?;
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        }));
+    }
+    let pid = child.id();
+    let mut samples = Vec::new();
+    for _ in 0..FLOOD_SECONDS {
+        std::thread::sleep(Duration::from_secs(1));
+        samples.push(rss_mb(pid).unwrap_or(0.0));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for s in senders {
+        let _ = s.join();
+    }
+    let st = child.wait()?;
+    if !st.success() {
+        bail!("kwire run exited with {st}");
+    }
+    let text = fs::read_to_string(&out)?;
+    let summary: serde_json::Value = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "summary")
+        .context("no summary line from kwire run")?;
+    let seen = summary["packets"]["packets"].as_f64().unwrap_or(0.0);
+    let dropped = summary["fidelity"]["kernel_drops"].as_f64().unwrap_or(0.0);
+    let at10 = samples.get(9).copied().unwrap_or(0.0);
+    let last = samples.last().copied().unwrap_or(0.0);
+    let max = samples.iter().copied().fold(0.0, f64::max);
+    println!(
+        "\nhostile live flood: kwire run --source pcap -i lo for {FLOOD_SECONDS} s while {FLOOD_CONNS} local connections send requests with a new 1 KiB client id each (no answers)"
+    );
+    println!(
+        "  {:>9} {:>12} {:>11} {:>9} {:>11} {:>11} {:>10} {:>6}",
+        "sent MB",
+        "packets seen",
+        "kernel drop",
+        "drop %",
+        "RSS @10s MB",
+        "RSS end MB",
+        "RSS max MB",
+        "flat"
+    );
+    println!(
+        "  {:>9.0} {:>12.0} {:>11.0} {:>8.1}% {:>11.0} {:>11.0} {:>10.0} {:>6}",
+        sent.load(Ordering::Relaxed) as f64 * 65536.0 / 1e6,
+        seen,
+        dropped,
+        100.0 * dropped / (seen + dropped).max(1.0),
+        at10,
+        last,
+        max,
+        if last <= at10 * 1.1 { "yes" } else { "NO" }
+    );
+    println!(
+        "  clients in the summary: {} rows + (other) {}; memory peak {:.1} MB of {:.0}",
+        summary["clients"].as_array().map_or(0, |c| c.len()),
+        summary["table_overflow"]["clients"],
+        summary["memory"]["peak_bytes"].as_f64().unwrap_or(0.0) / 1048576.0,
+        summary["memory"]["budget_bytes"].as_f64().unwrap_or(0.0) / 1048576.0,
+    );
+    Ok(())
+}
+
 pub fn bench_hostile(paths: &Paths) -> Result<()> {
     let dir = paths.out().join("bench");
     fs::create_dir_all(&dir)?;
@@ -516,5 +664,6 @@ pub fn bench_hostile(paths: &Paths) -> Result<()> {
         flows["expired"].as_u64().unwrap_or(0),
     );
     memory(&dir, &kwire)?;
+    live_flood(&dir, &kwire)?;
     Ok(())
 }

@@ -200,6 +200,25 @@ fn alerts_name_the_exchanges_they_rest_on() {
         what,
         [("revocation", "SyncGroup"), ("trigger", "OffsetCommit")]
     );
+    // weak_acks is raised from a producer's traffic as a whole: its first and latest weak-acks Produce,
+    // here to the old leader and then to the new one.
+    let r = replay(
+        &repo().join("tests/fixtures/harness/acks1-leader-change-mock.pcap"),
+        &[],
+    );
+    let a = r
+        .of_type("alert")
+        .into_iter()
+        .find(|a| a["alert"] == "weak_acks" && a["severity"] == "critical")
+        .expect("the critical weak_acks alert");
+    let ev = a["evidence"].as_array().unwrap();
+    let roles: Vec<(&str, &str)> = ev
+        .iter()
+        .map(|e| (e["role"].as_str().unwrap(), e["api"].as_str().unwrap()))
+        .collect();
+    assert_eq!(roles, [("first", "Produce"), ("last", "Produce")]);
+    assert_ne!(ev[0]["broker_addr"], ev[1]["broker_addr"], "{a}");
+    assert!(ev[0]["request_frame"].as_u64() < ev[1]["request_frame"].as_u64());
     // The quiet side: a capture without alerts has no evidence anywhere, and exchange lines of a
     // capture are numbered from 1.
     let r = replay(

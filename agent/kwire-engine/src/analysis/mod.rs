@@ -579,7 +579,7 @@ impl Analyzer {
         for t in &p.topics {
             let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
             self.weak
-                .observe(ctx, cid, &client_id, topic, p, t, x.request_ts);
+                .observe(ctx, cid, &client_id, topic, p, t, x.request_ts, self.cur);
         }
     }
 

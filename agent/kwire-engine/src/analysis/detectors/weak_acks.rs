@@ -16,9 +16,9 @@ use kwire_kafka::body::{ProduceRequest, ProduceTopic};
 use crate::analysis::cluster::Cluster;
 use crate::analysis::detectors::WeakAcksConfig;
 use crate::analysis::incident::{Condition, Harm, IncidentKey};
-use crate::model::ConnCtx;
+use crate::model::{ConnCtx, XRef};
 use crate::model::{Name, Tp};
-use crate::output::alert::{Alert, AlertKind, Severity};
+use crate::output::alert::{Alert, AlertKind, Evidence, Severity};
 
 /// The detector's state: weak-acks producers by (client id, host, topic, acks), bounded
 /// (`max_weak_producers`, default 10,000; producers past it are counted in `dropped`, never tracked).
@@ -50,7 +50,15 @@ impl WeakAcks {
         p: &ProduceRequest,
         t: &ProduceTopic,
         ts: Timestamp,
+        xref: XRef,
     ) {
+        let seen = |role| Evidence {
+            role,
+            conn: ctx.id,
+            broker: ctx.broker,
+            xref,
+            offset: None,
+        };
         let key = (client_id.clone(), ctx.client.ip, topic.clone(), p.acks);
         if !self.producers.contains_key(&key) && self.producers.len() >= self.max {
             self.dropped += 1;
@@ -69,7 +77,10 @@ impl WeakAcks {
             last_ts: ts,
             partitions: BTreeMap::new(),
             reported: None,
+            first: seen("first"),
+            last: seen("last"),
         });
+        w.last = seen("last");
         w.requests += 1;
         w.last_ts = ts;
         w.transactional |= p.transactional_id.is_some();
@@ -131,6 +142,9 @@ pub struct WeakProducer {
     /// Severity of the alert already raised for this producer (a long-running agent raises it after
     /// `report_after_s` of packet time, then again only if it becomes critical).
     pub reported: Option<Severity>,
+    /// The first and the latest weak-acks Produce (the alert's evidence).
+    pub first: Evidence,
+    pub last: Evidence,
 }
 
 pub fn finish(cfg: &WeakAcksConfig, p: &WeakProducer, cluster: &Cluster) -> Option<Alert> {
@@ -181,6 +195,10 @@ pub fn finish(cfg: &WeakAcksConfig, p: &WeakProducer, cluster: &Cluster) -> Opti
             p.partitions.keys().copied().collect::<Vec<i32>>(),
         );
     a.topic = Some(p.topic.clone());
+    a = a.evidence(p.first);
+    if p.last.xref != p.first.xref {
+        a = a.evidence(p.last);
+    }
     if let Some((part, ts)) = overlap {
         a = a
             .field("leader_change_partition", part)
@@ -225,6 +243,20 @@ mod tests {
             last_ts: t(20),
             partitions: [(0, (t(10), t(20)))].into_iter().collect(),
             reported: None,
+            first: Evidence {
+                role: "first",
+                conn: 1,
+                broker: ctx().broker,
+                xref: XRef::default(),
+                offset: None,
+            },
+            last: Evidence {
+                role: "last",
+                conn: 1,
+                broker: ctx().broker,
+                xref: XRef::default(),
+                offset: None,
+            },
         }
     }
 
