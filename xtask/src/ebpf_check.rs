@@ -240,7 +240,7 @@ fn bpftool() -> Result<PathBuf> {
 }
 
 /// `program args...` run after moving itself into `cg` (so everything it starts is in there too).
-fn in_cgroup(cg: &Path, program: &Path) -> Command {
+pub(crate) fn in_cgroup(cg: &Path, program: &Path) -> Command {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(r#"echo $$ > "$KWIRE_CGROUP/cgroup.procs" && exec "$@""#)
@@ -251,8 +251,8 @@ fn in_cgroup(cg: &Path, program: &Path) -> Command {
 }
 
 /// A cgroup made for this run; on drop everything left in it is killed and it is removed.
-struct ChildCgroup {
-    dir: PathBuf,
+pub(crate) struct ChildCgroup {
+    pub(crate) dir: PathBuf,
     /// cgroup v2 id: the directory's inode number.
     id: u64,
     /// path relative to the cgroup2 mount, as the source reports it
@@ -260,7 +260,7 @@ struct ChildCgroup {
 }
 
 impl ChildCgroup {
-    fn create() -> Result<ChildCgroup> {
+    pub(crate) fn create() -> Result<ChildCgroup> {
         let mount = kwire_capture::ebpf::cgroup2_mount()
             .ok_or_else(|| anyhow!("no cgroup2 file system mounted (see /proc/self/mountinfo)"))?;
         let nanos = std::time::SystemTime::now()

@@ -12,7 +12,10 @@
 //! 2. the client side's agent alone: the same, nothing lost;
 //! 3. the broker side's agent alone, the client outside the cluster (`--cluster-cidrs 10.99.0.1/32`):
 //!    it analyses every connection (rule 2), same counts;
-//! 4. control: both agents with the rule off: everything twice (what the rule prevents). A note says
+//! 4. the client side's agent on eBPF (`--source ebpf --ebpf-cgroup`, confined to a child cgroup holding
+//!    the producers: the eBPF source attributes their sockets, so the client is local) and the broker
+//!    side's on libpcap, the client in the cluster: again every item exactly once;
+//! 5. control: both agents with the rule off: everything twice (what the rule prevents). A note says
 //!    that the two copies of an alert share their `kwire.alert.id` (a backend can de-duplicate)
 //!    (an alert without an evidence exchange hashes its packet time, which differs by microseconds
 //!    between the two capture points), so a backend cannot de-duplicate those copies by id.
@@ -38,6 +41,8 @@ const BROKER_IP: &str = "10.99.0.1";
 const CLIENT_IP: &str = "10.99.0.2";
 const RECORDS_PER_PRODUCER: usize = 3;
 const ACKS: [&str; 2] = ["0", "1"];
+/// In a run's agent list, in place of an interface: the eBPF source on the producers' cgroup.
+const EBPF: &str = "ebpf";
 
 struct Net {
     nb: String,
@@ -164,6 +169,27 @@ struct Received {
     spans: BTreeMap<String, usize>,
     alert_ids: Vec<String>,
     sent: BTreeMap<String, i64>,
+    /// Every data point of a metric about the Kafka traffic (not the agent's own health), by metric name
+    /// and its attributes: the agents that exported it with a non-zero value (cumulative: last wins).
+    points: BTreeMap<(String, String), BTreeMap<String, String>>,
+}
+
+/// Metrics about the Kafka traffic seen (each connection's share must come from one agent); the
+/// agent's own health (packets, drops, flows, export queue) comes from every agent.
+fn about_traffic(metric: &str) -> bool {
+    metric.starts_with("messaging.")
+        || [
+            "kwire.alerts",
+            "kwire.request.duration",
+            "kwire.request.bytes",
+            "kwire.response.bytes",
+            "kwire.produced.bytes",
+            "kwire.fetched.bytes",
+            "kwire.consumer.lag",
+            "kwire.consumer.committed_offset",
+            "kwire.partition.high_watermark",
+        ]
+        .contains(&metric)
 }
 
 fn read_collector(path: &Path, from: usize) -> Result<Received> {
@@ -172,8 +198,45 @@ fn read_collector(path: &Path, from: usize) -> Result<Received> {
     let mut r = Received::default();
     let mut agent = String::new();
     let (mut in_log, mut in_sent) = (false, false);
+    // The metric being read, whether its descriptor is being read, and the current point's attributes.
+    let (mut metric, mut in_descriptor, mut attrs) = (String::new(), false, Vec::<String>::new());
     for l in text.lines() {
         let l = l.trim();
+        if l == "Descriptor:" {
+            in_descriptor = true;
+            continue;
+        }
+        if l.starts_with("NumberDataPoints #") || l.starts_with("HistogramDataPoints #") {
+            in_descriptor = false;
+            attrs.clear();
+            continue;
+        }
+        if let Some(n) = l.strip_prefix("-> Name: ") {
+            if in_descriptor {
+                metric = n.to_string();
+            }
+        } else if l.starts_with("-> ") && !in_descriptor && !metric.is_empty() && !in_log {
+            attrs.push(l.to_string());
+        } else if let (Some(v), true) = (
+            l.strip_prefix("Value: ")
+                .or_else(|| l.strip_prefix("Count: ")),
+            about_traffic(&metric),
+        ) {
+            if v != "0" {
+                let mut a = attrs.clone();
+                a.sort();
+                r.points
+                    .entry((metric.clone(), a.join(", ")))
+                    .or_default()
+                    .insert(agent.clone(), v.to_string());
+            }
+        }
+        if l.starts_with("Span #")
+            || l.starts_with("LogRecord #")
+            || l.starts_with("ResourceMetrics #")
+        {
+            metric.clear();
+        }
         if let Some(s) = l.strip_prefix("-> service.name: Str(") {
             agent = s.trim_end_matches(')').to_string();
         } else if l.starts_with("Span #") {
@@ -326,6 +389,15 @@ pub fn fleet_check(paths: &Paths) -> Result<()> {
             1,
         ),
         (
+            "client side's agent on eBPF (the producers' cgroup), broker side's on libpcap",
+            vec![
+                (&nb, &vb, "kwire-broker-node"),
+                (&nc, EBPF, "kwire-client-node-ebpf"),
+            ],
+            "10.99.0.0/24",
+            1,
+        ),
+        (
             "control: both agents, rule off (everything twice)",
             vec![
                 (&nb, &vb, "kwire-broker-node"),
@@ -335,6 +407,9 @@ pub fn fleet_check(paths: &Paths) -> Result<()> {
             2,
         ),
     ];
+    // The producers run in a child cgroup, to which an eBPF agent is confined (never the root: other
+    // tests and agents on this host stay out of it). Under CI or as root eBPF must load: no skip.
+    let cg = crate::ebpf_check::ChildCgroup::create()?;
     let mut failures = Vec::new();
     let mut passed = 0;
     for (i, (name, agents, cidrs, times)) in runs.iter().enumerate() {
@@ -343,27 +418,25 @@ pub fn fleet_check(paths: &Paths) -> Result<()> {
         for (ns, dev, service) in agents {
             let out = dir.join(format!("run{i}-{service}.jsonl"));
             let mut cmd = Net::exec(ns, &kwire);
-            cmd.args([
-                "run",
-                "--source",
-                "pcap",
-                "--interface",
-                dev,
-                "--ports",
-                "9092",
-            ])
-            .args([
-                "--json",
-                "--duration",
-                "9",
-                "--otlp",
-                "--otlp-protocol",
-                "grpc",
-            ])
-            .args(["--otlp-endpoint", &format!("http://{BROKER_IP}:4317")])
-            .env("OTEL_SERVICE_NAME", service)
-            .stdout(fs::File::create(&out)?)
-            .stderr(fs::File::create(dir.join(format!("run{i}-{service}.err")))?);
+            cmd.arg("run");
+            if *dev == EBPF {
+                cmd.args(["--source", "ebpf", "--ebpf-cgroup"]).arg(&cg.dir);
+            } else {
+                cmd.args(["--source", "pcap", "--interface", dev]);
+            }
+            cmd.args(["--ports", "9092"])
+                .args([
+                    "--json",
+                    "--duration",
+                    "9",
+                    "--otlp",
+                    "--otlp-protocol",
+                    "grpc",
+                ])
+                .args(["--otlp-endpoint", &format!("http://{BROKER_IP}:4317")])
+                .env("OTEL_SERVICE_NAME", service)
+                .stdout(fs::File::create(&out)?)
+                .stderr(fs::File::create(dir.join(format!("run{i}-{service}.err")))?);
             if !cidrs.is_empty() {
                 cmd.args(["--cluster-cidrs", cidrs]);
             }
@@ -379,7 +452,12 @@ pub fn fleet_check(paths: &Paths) -> Result<()> {
              \x20       p.produce('kwf', b'r%d' % i)\n\
              \x20       p.flush(10)\n"
         );
-        let st = Net::exec(&nc, &python).args(["-c", &script]).status()?;
+        let ip_netns = Path::new("ip");
+        let st = crate::ebpf_check::in_cgroup(&cg.dir, ip_netns)
+            .args(["netns", "exec", &nc])
+            .arg(&python)
+            .args(["-c", &script])
+            .status()?;
         if !st.success() {
             bail!("{name}: the producers failed ({st})");
         }
@@ -456,6 +534,21 @@ pub fn fleet_check(paths: &Paths) -> Result<()> {
                 distinct.len(),
                 alerts.len()
             ),
+        );
+        let shared: Vec<String> = got
+            .points
+            .iter()
+            .filter(|(_, by)| by.len() != *times)
+            .map(|((m, a), by)| format!("{m} {{{a}}} from {:?}", by.keys().collect::<Vec<_>>()))
+            .collect();
+        check(
+            &format!(
+                "collector: every point of the traffic metrics from exactly {} agent(s) ({} points)",
+                times,
+                got.points.len()
+            ),
+            !got.points.is_empty() && shared.is_empty(),
+            format!("{shared:?}"),
         );
         check(
             "collector: messaging.client.sent.messages adds up to the records produced",

@@ -79,6 +79,10 @@ pub struct RunArgs {
     /// `--source auto`, libpcap captures on them (eBPF sees every interface of the host and cannot pick).
     #[arg(long, value_delimiter = ',', env = "KWIRE_INTERFACE")]
     pub interface: Vec<String>,
+    /// eBPF: the cgroup v2 directory to attach to (default: the cgroup v2 root, every pod and container
+    /// of the node); e.g. one pod's or one service's cgroup to watch only its sockets.
+    #[arg(long, env = "KWIRE_EBPF_CGROUP")]
+    pub ebpf_cgroup: Option<PathBuf>,
     /// Broker ports (comma-separated): the kernel filter and the decoder. Default: all TCP, Kafka found by probing.
     #[arg(long, value_delimiter = ',', env = "KWIRE_PORTS")]
     pub ports: Vec<u16>,
@@ -306,7 +310,7 @@ fn open_source(args: &RunArgs, ports: &[u16], log: &Log) -> Result<Box<dyn LiveS
     };
     let ebpf_opts = EbpfOptions {
         ports: ports.to_vec(),
-        cgroup: None,
+        cgroup: args.ebpf_cgroup.clone(),
         snap_len: args.snaplen,
     };
     let ifs = interfaces.join(",");
