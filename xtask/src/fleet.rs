@@ -122,6 +122,14 @@ impl Net {
         c.args(["netns", "exec", ns]).arg(bin);
         c
     }
+
+    /// Like [`Net::exec`] but entering only the network namespace: `ip netns exec` also mounts a sysfs
+    /// of its own, which hides the cgroup2 file system an eBPF source attaches to.
+    fn exec_net_only(ns: &str, bin: &Path) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{ns}")).arg(bin);
+        c
+    }
 }
 
 /// What one agent printed (--json) and its summary.
@@ -417,7 +425,11 @@ pub fn fleet_check(paths: &Paths) -> Result<()> {
         let mut procs = Vec::new();
         for (ns, dev, service) in agents {
             let out = dir.join(format!("run{i}-{service}.jsonl"));
-            let mut cmd = Net::exec(ns, &kwire);
+            let mut cmd = if *dev == EBPF {
+                Net::exec_net_only(ns, &kwire)
+            } else {
+                Net::exec(ns, &kwire)
+            };
             cmd.arg("run");
             if *dev == EBPF {
                 cmd.args(["--source", "ebpf", "--ebpf-cgroup"]).arg(&cg.dir);
