@@ -128,9 +128,11 @@ struct Measured {
     wall: f64,
     cpu: f64,
     status: i32,
+    /// Peak RSS, MB (wait4's ru_maxrss).
+    rss_mb: f64,
 }
 
-/// Runs `cmd` (stdout to `stdout`) and returns its wall time and its own CPU time (wait4 rusage).
+/// Runs `cmd` (stdout to `stdout`) and returns its wall time, its own CPU time and peak RSS (wait4 rusage).
 fn measure(cmd: &mut Command, stdout: File) -> Result<Measured> {
     let started = Instant::now();
     let child = cmd
@@ -156,6 +158,7 @@ fn measure(cmd: &mut Command, stdout: File) -> Result<Measured> {
         } else {
             -1
         },
+        rss_mb: ru.ru_maxrss as f64 / 1024.0,
     })
 }
 
@@ -338,36 +341,6 @@ fn cached(dir: &Path, name: &str, write: fn(&Path) -> Result<u64>) -> Result<std
     Ok(pcap)
 }
 
-/// Peak RSS (MB) of a child, from wait4.
-fn measure_rss(cmd: &mut Command, stdout: File) -> Result<(Measured, f64)> {
-    let started = Instant::now();
-    let child = cmd
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {cmd:?}"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: as in `measure`.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    if r != pid {
-        bail!("wait4 failed for {cmd:?}");
-    }
-    std::mem::forget(child);
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let m = Measured {
-        wall: started.elapsed().as_secs_f64(),
-        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
-        status: if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        },
-    };
-    Ok((m, ru.ru_maxrss as f64 / 1024.0))
-}
-
 /// The memory section: both captures replayed, peak RSS beside the budget.
 fn memory(dir: &Path, kwire: &Path) -> Result<()> {
     println!("\nhostile memory: peak RSS of `kwire replay` beside the global budget (memory_budget_bytes 64 MiB; allowed: budget + {RSS_OVERHEAD_MB:.0} MB)");
@@ -390,7 +363,7 @@ fn memory(dir: &Path, kwire: &Path) -> Result<()> {
     for (name, write) in cases {
         let pcap = cached(dir, name, write)?;
         let out = dir.join(format!("{name}.jsonl"));
-        let (m, rss) = measure_rss(
+        let m = measure(
             Command::new(kwire).arg("replay").arg(&pcap).args([
                 "--json",
                 "--no-notices",
@@ -410,6 +383,7 @@ fn memory(dir: &Path, kwire: &Path) -> Result<()> {
         let summary: serde_json::Value = serde_json::from_str(last).context("summary line")?;
         let mem = &summary["memory"];
         let budget_mb = mem["budget_bytes"].as_f64().unwrap_or(0.0) / 1048576.0;
+        let rss = m.rss_mb;
         let ok = rss <= budget_mb + RSS_OVERHEAD_MB;
         if !ok {
             over.push(name);

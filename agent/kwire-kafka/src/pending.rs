@@ -89,6 +89,11 @@ impl<R> PendingQueue<R> {
             .queue
             .iter()
             .position(|p| p.correlation_id == correlation_id)?;
+        self.take_at(idx)
+    }
+
+    /// The request at `idx` and every older one.
+    fn take_at(&mut self, idx: usize) -> Option<Matched<R>> {
         let unanswered: Vec<_> = self.queue.drain(..idx).collect();
         let request = self.queue.pop_front()?;
         Some(Matched {
@@ -105,12 +110,7 @@ impl<R> PendingQueue<R> {
             .queue
             .iter()
             .rposition(|p| p.correlation_id == correlation_id)?;
-        let unanswered: Vec<_> = self.queue.drain(..idx).collect();
-        let request = self.queue.pop_front()?;
-        Some(Matched {
-            unanswered,
-            request,
-        })
+        self.take_at(idx)
     }
 
     /// The waiting requests, oldest first.

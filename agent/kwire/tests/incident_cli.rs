@@ -75,16 +75,9 @@ fn without_file(stdout: &[u8]) -> Vec<Value> {
             let mut v: Value = serde_json::from_str(l).unwrap();
             if let Some(m) = v.as_object_mut() {
                 m.remove("file");
-                // Packet numbers count in each file (what Wireshark shows when it opens that file).
-                m.remove("request_frame");
-                m.remove("response_frame");
-                if let Some(Value::Array(ev)) = m.get_mut("evidence") {
-                    for e in ev.iter_mut().filter_map(Value::as_object_mut) {
-                        e.remove("request_frame");
-                        e.remove("response_frame");
-                    }
-                }
             }
+            // Packet numbers count in each file (what Wireshark shows when it opens that file).
+            common::strip_frames(&mut v);
             v
         })
         .collect()

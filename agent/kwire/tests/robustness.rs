@@ -177,16 +177,7 @@ impl Drop for Tmp {
 /// packets renumbers them while every conclusion stays the same.
 fn no_frames(l: &Value) -> String {
     let mut l = l.clone();
-    if let Some(m) = l.as_object_mut() {
-        m.remove("request_frame");
-        m.remove("response_frame");
-        if let Some(Value::Array(ev)) = m.get_mut("evidence") {
-            for e in ev.iter_mut().filter_map(Value::as_object_mut) {
-                e.remove("request_frame");
-                e.remove("response_frame");
-            }
-        }
-    }
+    common::strip_frames(&mut l);
     l.to_string()
 }
 

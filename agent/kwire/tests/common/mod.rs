@@ -114,3 +114,19 @@ pub fn replay_bytes(file: &Path, extra: &[&str]) -> (i32, Vec<u8>) {
         .expect("run kwire");
     (out.status.code().unwrap_or(-1), out.stdout)
 }
+
+/// Removes a line's packet numbers (`request_frame`, `response_frame`, also inside an alert's
+/// `evidence`): they name packets of the file replayed, so splitting, dropping, swapping or
+/// re-segmenting packets renumbers them while every conclusion stays the same.
+pub fn strip_frames(v: &mut Value) {
+    if let Some(m) = v.as_object_mut() {
+        m.remove("request_frame");
+        m.remove("response_frame");
+        if let Some(Value::Array(ev)) = m.get_mut("evidence") {
+            for e in ev.iter_mut().filter_map(Value::as_object_mut) {
+                e.remove("request_frame");
+                e.remove("response_frame");
+            }
+        }
+    }
+}
