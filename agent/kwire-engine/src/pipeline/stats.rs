@@ -204,10 +204,6 @@ pub struct LimitsHit {
     pub rejected_batches_dropped: u64,
 }
 
-fn is_zero(v: &u64) -> bool {
-    *v == 0
-}
-
 impl LimitsHit {
     /// Bounds whose hit may hide an alert (not `names_not_interned`).
     pub fn any(&self) -> bool {
