@@ -264,10 +264,9 @@ impl Analyzer {
             (RequestBody::DeleteTopics(d), resp) => {
                 for t in &d.topics {
                     let refused = match resp {
-                        Some(ResponseBody::DeleteTopics(r)) => r
-                            .topics
-                            .iter()
-                            .any(|rt| rt.name == t.name && rt.topic_id == t.topic_id && rt.error_code != 0),
+                        Some(ResponseBody::DeleteTopics(r)) => r.topics.iter().any(|rt| {
+                            rt.name == t.name && rt.topic_id == t.topic_id && rt.error_code != 0
+                        }),
                         _ => false,
                     };
                     if refused {
@@ -642,7 +641,8 @@ impl Analyzer {
                     }
                     let tp = Tp::of(&topic, part.partition);
                     let outcome = produce_rejected::Outcome::of(rp.map(|rp| rp.error_code));
-                    if outcome != produce_rejected::Outcome::Acknowledged || !self.rejects.is_empty()
+                    if outcome != produce_rejected::Outcome::Acknowledged
+                        || !self.rejects.is_empty()
                     {
                         for b in part.batches.iter().filter(|b| !b.truncated) {
                             let id = produce_rejected::BatchId {

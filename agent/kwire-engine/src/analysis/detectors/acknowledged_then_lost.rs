@@ -417,12 +417,16 @@ pub fn alert(l: &Loss) -> Alert {
             d.client_id,
             d.ts.to_rfc3339()
         ),
-        (None, true, _) => "acknowledged with acks=all: the broker broke its promise (an unclean leader \
+        (None, true, _) => {
+            "acknowledged with acks=all: the broker broke its promise (an unclean leader \
              election, or a single replica that crashed before flushing)"
-            .to_string(),
-        (None, false, _) => "acknowledged by the leader alone (acks=1): the producer's risk came true, the \
+                .to_string()
+        }
+        (None, false, _) => {
+            "acknowledged by the leader alone (acks=1): the producer's risk came true, the \
              records were lost with that leader's log"
-            .to_string(),
+                .to_string()
+        }
     };
     let how = match l.told.source {
         Told::ProduceReuse => format!(
@@ -577,7 +581,11 @@ mod tests {
         assert_eq!(a["acks"], "all");
         assert_eq!(a["client_id"], "p");
         assert_eq!(
-            (&a["first_lost_offset"], &a["last_lost_offset"], &a["lost_records"]),
+            (
+                &a["first_lost_offset"],
+                &a["last_lost_offset"],
+                &a["lost_records"]
+            ),
             (&2.into(), &4.into(), &3.into())
         );
         assert_eq!(
@@ -635,7 +643,10 @@ mod tests {
             client: Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), 5000),
         });
         let loss = l.on_ack(&tp(), ack(0, 1, -1, 30)).expect("reused");
-        assert_eq!((loss.first_lost(), loss.last_lost(), loss.records()), (0, 4, 5));
+        assert_eq!(
+            (loss.first_lost(), loss.last_lost(), loss.records()),
+            (0, 4, 5)
+        );
         let a = alert_json(&alert(&loss));
         assert_eq!(a["severity"], "info");
         assert_eq!(a["deleted_by"], "delete_topics");

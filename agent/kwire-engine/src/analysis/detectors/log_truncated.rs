@@ -113,7 +113,11 @@ mod tests {
         assert_eq!(j["severity"], "critical");
         assert_eq!(j["client_id"], "c");
         assert_eq!(
-            (&j["first_gone_offset"], &j["last_gone_offset"], &j["gone_records"]),
+            (
+                &j["first_gone_offset"],
+                &j["last_gone_offset"],
+                &j["gone_records"]
+            ),
             (&9.into(), &11.into(), &3.into())
         );
         assert_eq!(j["detected_by"], "offset_for_leader_epoch");
@@ -124,7 +128,10 @@ mod tests {
         let tp = Tp::new("orders", 2);
         let c = ctx();
         let run = |read, end| check(Via::DivergingEpoch, read, 4, end, &tp, &c, None, t(1));
-        assert!(run(Some(9), 9).is_none(), "read up to the end: nothing gone");
+        assert!(
+            run(Some(9), 9).is_none(),
+            "read up to the end: nothing gone"
+        );
         assert!(run(Some(12), -1).is_none(), "unknown epoch");
         assert!(run(None, 3).is_none(), "nothing read");
     }

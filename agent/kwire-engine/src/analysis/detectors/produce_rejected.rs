@@ -347,7 +347,15 @@ mod tests {
     #[test]
     fn a_refused_batch_never_resent_fires_critical_for_acks_all() {
         let mut r = ProduceRejects::new(10);
-        r.observe(&client(), &tp(), id(1), Outcome::of(Some(10)), &ctx(), -1, t(5));
+        r.observe(
+            &client(),
+            &tp(),
+            id(1),
+            Outcome::of(Some(10)),
+            &ctx(),
+            -1,
+            t(5),
+        );
         assert!(r.due(&cfg(), Some(t(30))).is_empty(), "within the window");
         let due = r.due(&cfg(), Some(t(65)));
         assert_eq!(due.len(), 1);
@@ -357,15 +365,34 @@ mod tests {
         assert_eq!(a["error_code"], 10);
         assert_eq!(a["retriable"], false);
         assert_eq!((&a["records"], &a["batches"]), (&3.into(), &1.into()));
-        assert_eq!((&a["topic"], &a["partition"]), (&"orders".into(), &1.into()));
+        assert_eq!(
+            (&a["topic"], &a["partition"]),
+            (&"orders".into(), &1.into())
+        );
         assert!(r.is_empty());
     }
 
     #[test]
     fn quiet_when_the_retry_succeeds_or_the_answer_is_duplicate_sequence() {
         let mut r = ProduceRejects::new(10);
-        r.observe(&client(), &tp(), id(1), Outcome::of(Some(19)), &ctx(), -1, t(1));
-        r.observe(&client(), &tp(), id(1), Outcome::of(Some(0)), &ctx(), -1, t(2));
+        r.observe(
+            &client(),
+            &tp(),
+            id(1),
+            Outcome::of(Some(19)),
+            &ctx(),
+            -1,
+            t(1),
+        );
+        r.observe(
+            &client(),
+            &tp(),
+            id(1),
+            Outcome::of(Some(0)),
+            &ctx(),
+            -1,
+            t(2),
+        );
         assert!(r.is_empty());
         let mut idem = id(9);
         idem.producer_id = 42;
@@ -375,7 +402,15 @@ mod tests {
         let mut again = idem;
         again.base_sequence = 0;
         again.crc = 5;
-        r.observe(&client(), &tp(), again, Outcome::of(Some(46)), &ctx(), -1, t(4));
+        r.observe(
+            &client(),
+            &tp(),
+            again,
+            Outcome::of(Some(46)),
+            &ctx(),
+            -1,
+            t(4),
+        );
         assert!(r.is_empty());
         assert!(r.due(&cfg(), None).is_empty());
         // acks=0 with no answer is normal.
@@ -386,11 +421,31 @@ mod tests {
     #[test]
     fn a_retried_batch_still_failing_is_a_warning_and_unanswered_waits_at_the_end() {
         let mut r = ProduceRejects::new(10);
-        r.observe(&client(), &tp(), id(1), Outcome::of(Some(6)), &ctx(), -1, t(1));
-        r.observe(&client(), &tp(), id(1), Outcome::of(Some(6)), &ctx(), -1, t(2));
+        r.observe(
+            &client(),
+            &tp(),
+            id(1),
+            Outcome::of(Some(6)),
+            &ctx(),
+            -1,
+            t(1),
+        );
+        r.observe(
+            &client(),
+            &tp(),
+            id(1),
+            Outcome::of(Some(6)),
+            &ctx(),
+            -1,
+            t(2),
+        );
         r.observe(&client(), &tp(), id(3), Outcome::of(None), &ctx(), 1, t(2));
         let due = r.due(&cfg(), None);
-        assert_eq!(due.len(), 1, "the unanswered batch is not reported at the end");
+        assert_eq!(
+            due.len(),
+            1,
+            "the unanswered batch is not reported at the end"
+        );
         let a = alert_json(&due[0].0);
         assert_eq!(a["severity"], "warning");
         assert_eq!((&a["attempts"], &a["resent"]), (&2.into(), &true.into()));
@@ -404,8 +459,24 @@ mod tests {
     #[test]
     fn bounded_and_counted() {
         let mut r = ProduceRejects::new(1);
-        r.observe(&client(), &tp(), id(1), Outcome::of(Some(10)), &ctx(), -1, t(1));
-        r.observe(&client(), &tp(), id(2), Outcome::of(Some(10)), &ctx(), -1, t(1));
+        r.observe(
+            &client(),
+            &tp(),
+            id(1),
+            Outcome::of(Some(10)),
+            &ctx(),
+            -1,
+            t(1),
+        );
+        r.observe(
+            &client(),
+            &tp(),
+            id(2),
+            Outcome::of(Some(10)),
+            &ctx(),
+            -1,
+            t(1),
+        );
         assert_eq!(r.dropped, 1);
     }
 }
