@@ -11,6 +11,8 @@ pub mod detectors;
 pub mod facts;
 pub mod groups;
 pub mod incident;
+#[cfg(test)]
+mod loss_tests;
 pub mod remediation;
 pub mod suppress;
 pub mod timeline;
