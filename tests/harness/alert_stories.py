@@ -30,6 +30,8 @@ harness.mock; the others run against tansu). Usage (xtask passes --bootstrap):
   alert_stories.py produce-rejected --bootstrap B --topic T
       A Produce refused with a retriable error that succeeds on retry, then one refused with
       MESSAGE_TOO_LARGE that the application never re-sends.
+  alert_stories.py old-produce-refused --bootstrap B --topic T
+      A kafka-python producer pinned to Produce v7 against a mock that accepts only v8-v10.
   alert_stories.py stale-owner --bootstrap B --topic T
       A member stalled past its session timeout (SIGSTOP) commits as owner after the group moved on
       (it runs `alert_stories.py zombie-member`, a kafka-python member, as its child process).
@@ -744,6 +746,38 @@ def run_produce_rejected(a):
     del p
 
 
+def run_old_produce_refused(a):
+    """A client whose old Produce version the broker refuses outright:
+    1. The mock is told to accept Produce v8-v10 only (`apiversion Produce 8 10`).
+    2. kw-old-producer (kafka-python pinned to api_version (2, 1): Produce v7; acks=all, retries=0)
+       sends one record to partition 0: the mock closes the connection without an answer; the send
+       fails and the application does not retry.
+    3. 65 s later (past produce_rejected's default resend_window_s of packet time), kw-old-watch asks
+       Metadata, so that the capture's packet time moves on.
+    """
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.errors import KafkaError as PyKafkaError
+    t = a.topic
+    boot = a.bootstrap.split(",")
+    mock(a.bootstrap, "apiversion Produce 8 10")
+    p = KafkaProducer(bootstrap_servers=boot, client_id="kw-old-producer", api_version=(2, 1),
+                      acks="all", retries=0, linger_ms=0, enable_idempotence=False,
+                      request_timeout_ms=5000)
+    fut = p.send(t, value=value("kw-old-producer", 0), partition=0)
+    p.flush(timeout=TIMEOUT)
+    try:
+        md = fut.get(timeout=TIMEOUT)
+        raise RuntimeError(f"kw-old-producer: delivered at {md.offset}, expected a refusal")
+    except PyKafkaError as e:
+        fact("delivery_failed", client_id="kw-old-producer", topic=t, partition=0,
+             error=type(e).__name__, retriable=bool(getattr(e, "retriable", False)))
+    p.close(timeout=TIMEOUT)
+    time.sleep(65)
+    c = KafkaConsumer(bootstrap_servers=boot, client_id="kw-old-watch", api_version=(2, 1))
+    fact("topics", client_id="kw-old-watch", topics=sorted(c.topics()))
+    c.close()
+
+
 # ----------------------------------------------------------------------------------------------
 # stale-owner-commit-mock
 
@@ -866,7 +900,7 @@ def main():
     ap.add_argument("action", choices=["follower-fetch", "follower-bounce", "acks1-leader-change", "stale-commit",
                                        "commit-ahead", "txn", "offset-reset", "recreate", "stale-owner",
                                        "zombie-member", "lost-before-restart", "lost-after-restart",
-                                       "produce-rejected"])
+                                       "produce-rejected", "old-produce-refused"])
     ap.add_argument("--out-topic")
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--topic", required=True)
@@ -889,7 +923,8 @@ def main():
      "stale-commit": run_stale_commit, "commit-ahead": run_commit_ahead, "txn": run_txn,
      "offset-reset": run_offset_reset, "recreate": run_recreate, "stale-owner": run_stale_owner,
      "zombie-member": run_zombie_member, "lost-before-restart": run_lost_before_restart,
-     "lost-after-restart": run_lost_after_restart, "produce-rejected": run_produce_rejected}[a.action](a)
+     "lost-after-restart": run_lost_after_restart, "produce-rejected": run_produce_rejected,
+     "old-produce-refused": run_old_produce_refused}[a.action](a)
     log(f"alert_stories.py {a.action}: done")
 
 

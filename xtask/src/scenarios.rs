@@ -268,6 +268,15 @@ pub const SCENARIOS: &[Scenario] = &[
                   is answered NOT_ENOUGH_REPLICAS and re-sent (acknowledged at 0); kw-pr-big's is answered \
                   MESSAGE_TOO_LARGE, the application does not re-send it, its next record is acknowledged at 1",
     },
+    Scenario {
+        name: "old-produce-refused-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-op", 1)],
+        steps: &[step!(STORIES, 150; "old-produce-refused", "--topic", "kw-op")],
+        summary: "the mock accepts Produce v8-v10 only; kw-old-producer (kafka-python pinned to 2.1: Produce v7, \
+                  acks=all, retries=0) sends one record: the mock closes the connection without an answer, \
+                  the send fails and is not retried; 65 s later kw-old-watch asks Metadata",
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Scenario> {

@@ -2045,3 +2045,56 @@ fn produce_rejected_and_never_resent() {
         .unwrap();
     assert_eq!(refused["response_ts"], a["ts"]);
 }
+
+#[test]
+fn produce_rejected_when_the_broker_refuses_an_old_produce_version() {
+    let name = "old-produce-refused-mock";
+    let f = facts(name);
+    let r = run(name);
+    assert_alert_counts(name, &r, &[("produce_rejected", "critical", 1)]);
+    let failed = the(
+        facts_of(&f, "delivery_failed", Some("kw-old-producer")),
+        "delivery failure",
+    );
+    assert_eq!(failed["error"], "KafkaConnectionError");
+    assert!(facts_of(&f, "mock", None)
+        .iter()
+        .any(|m| m["command"] == "apiversion Produce 8 10"));
+    // The one Produce v7 request, never answered (the mock closed the connection).
+    let produce = the(
+        r.exchanges()
+            .into_iter()
+            .filter(|x| x["api"] == "Produce")
+            .collect(),
+        "Produce",
+    );
+    assert_eq!(
+        (
+            produce["client_id"].as_str(),
+            produce["api_version"].as_i64(),
+            produce["response_ts"].is_null()
+        ),
+        (Some("kw-old-producer"), Some(7), true)
+    );
+    let a = the(
+        alerts_of(&r, "produce_rejected", "kw-old-producer"),
+        "produce rejected",
+    );
+    assert_eq!(a["severity"], "critical");
+    assert_eq!(
+        (a["topic"].as_str(), a["partition"].as_i64()),
+        (Some("kw-op"), Some(0))
+    );
+    assert_eq!(
+        (
+            a["error"].as_str(),
+            a["records"].as_i64(),
+            a["attempts"].as_i64(),
+            a["resent"].as_bool(),
+            a["acks"].as_i64()
+        ),
+        (Some("NO_ANSWER"), Some(1), Some(1), Some(false), Some(-1))
+    );
+    assert!(a.get("error_code").is_none());
+    assert_eq!(a["ts"], produce["ts"]);
+}

@@ -136,7 +136,8 @@ pub struct ProduceRejectedConfig {
     pub enabled: bool,
     /// A batch refused (or never answered) is reported when it has not been acknowledged this long
     /// (packet time) after its last failed attempt; refused batches still waiting at the end of a replay
-    /// are reported then (unanswered ones are not: the capture may just have ended). Default 60.
+    /// are reported then (unanswered ones only when the capture went on that long after them: it may
+    /// just have ended). Default 60.
     pub resend_window_s: u64,
 }
 

@@ -6,8 +6,9 @@
 //! says the batch is already in the log) takes it off quietly. A batch still not acknowledged
 //! `resend_window_s` of packet time after its last failed attempt is reported, with the other batches of
 //! the same producer, partition and error due then: one line with the batches and records that never
-//! made it. At the end of a replay, batches refused with an error are reported too (unanswered ones are
-//! not: the capture may simply have ended before the answer).
+//! made it. At the end of a replay, batches refused with an error are reported too; unanswered ones only
+//! when the capture went on for the window after them (otherwise it may simply have ended before the
+//! answer).
 //!
 //! `warning`; `critical` for an acks=all producer that never re-sent the batch (the application asked
 //! for the strongest guarantee and dropped the records on the first refusal).
@@ -83,6 +84,9 @@ pub struct ProduceRejects {
     watched: BTreeMap<(ClientKey, Tp), Vec<Watched>>,
     count: usize,
     max: usize,
+    /// The latest packet time seen (observations and ticks): at the end of input, unanswered batches
+    /// older than the window by it are due too.
+    now: Option<Timestamp>,
     /// Failed batches not watched because `max_rejected_batches` were.
     pub dropped: u64,
 }
@@ -130,6 +134,9 @@ impl ProduceRejects {
         acks: i16,
         ts: Timestamp,
     ) {
+        if self.now.is_none_or(|n| ts > n) {
+            self.now = Some(ts);
+        }
         match outcome {
             Outcome::Acknowledged => {
                 if self.count == 0 {
@@ -188,13 +195,22 @@ impl ProduceRejects {
         cfg: &ProduceRejectedConfig,
         now: Option<Timestamp>,
     ) -> Vec<(Alert, Condition)> {
+        if let Some(t) = now {
+            if self.now.is_none_or(|n| t > n) {
+                self.now = Some(t);
+            }
+        }
         if self.count == 0 {
             return Vec::new();
         }
         let window = (cfg.resend_window_s as i64).saturating_mul(Timestamp::NANOS_PER_SEC);
-        let is_due = |w: &Watched| match now {
-            Some(t) => t.nanos_since(w.last_ts) >= window,
-            None => w.refused,
+        let latest = self.now;
+        let is_due = |w: &Watched| {
+            let waited = latest.is_some_and(|t| t.nanos_since(w.last_ts) >= window);
+            match now {
+                Some(_) => waited,
+                None => w.refused || waited,
+            }
         };
         // Grouped by producer, partition, error and severity, in key order (deterministic).
         let mut groups: BTreeMap<(ClientKey, Tp, i16, bool), Vec<Watched>> = BTreeMap::new();
@@ -450,7 +466,19 @@ mod tests {
         assert_eq!(a["severity"], "warning");
         assert_eq!((&a["attempts"], &a["resent"]), (&2.into(), &true.into()));
         assert_eq!(a["error"], "NOT_LEADER_OR_FOLLOWER");
-        let due = r.due(&cfg(), Some(t(100)));
+        // Packet time goes on past the window (another producer's answer at 90 s): at the end the
+        // unanswered batch is due too.
+        assert!(r.due(&cfg(), Some(t(30))).is_empty());
+        r.observe(
+            &client(),
+            &Tp::new("other", 0),
+            id(8),
+            Outcome::of(Some(0)),
+            &ctx(),
+            -1,
+            t(90),
+        );
+        let due = r.due(&cfg(), None);
         let a = alert_json(&due[0].0);
         assert_eq!(a["error"], "NO_ANSWER");
         assert!(a.get("error_code").is_none());
