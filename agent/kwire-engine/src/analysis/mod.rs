@@ -685,7 +685,9 @@ impl Analyzer {
                         request_ts: x.request_ts,
                         ts: rts,
                     };
-                    if let Some(l) = self.acked.on_ack(&tp, ack) {
+                    let cluster = &self.cluster;
+                    let same = |a, b| same_cluster(cluster, a, b);
+                    if let Some(l) = self.acked.on_ack(&tp, ack, same) {
                         losses.push(l);
                     }
                 }
@@ -734,9 +736,12 @@ impl Analyzer {
             client: ctx.client,
         };
         let cluster = &self.cluster;
-        let loss = self
-            .acked
-            .on_end(tp, told, || is_leader(cluster, tp, ctx.broker));
+        let loss = self.acked.on_end(
+            tp,
+            told,
+            || is_leader(cluster, tp, ctx.broker),
+            |a, b| same_cluster(cluster, a, b),
+        );
         if let Some(l) = loss {
             let cond = acked::condition(&l);
             self.alert(acked::alert(&l), cond, out);
@@ -789,7 +794,9 @@ impl Analyzer {
                         client_id: client.client_id.clone(),
                         client: ctx.client,
                     };
-                    if let Some(l) = self.acked.on_epoch_end(&tp, asked, told) {
+                    let cluster = &self.cluster;
+                    let same = |a, b| same_cluster(cluster, a, b);
+                    if let Some(l) = self.acked.on_epoch_end(&tp, asked, told, same) {
                         let cond = acked::condition(&l);
                         self.alert(acked::alert(&l), cond, out);
                     }
@@ -1282,6 +1289,15 @@ impl Analyzer {
             self.alert(a, cond, out);
         }
     }
+}
+
+/// Whether two brokers are of one cluster: the same address, or the same cluster id (Metadata).
+fn same_cluster(cluster: &Cluster, a: kwire_flow::Endpoint, b: kwire_flow::Endpoint) -> bool {
+    a == b
+        || matches!(
+            (cluster.cluster_id_of(&a), cluster.cluster_id_of(&b)),
+            (Some(x), Some(y)) if x == y
+        )
 }
 
 /// Whether the broker at `b` leads `tp` in the cluster view (None: the view does not know).

@@ -18,6 +18,11 @@
 //!   allowed to stay below them until followers copy them. Such a span counts only once an end at or above
 //!   it was told by the leader (it was replicated), or when its offsets are handed out again; acks=all
 //!   records are below the high watermark when acknowledged, so any lower end told afterwards is proof;
+//! - one agent may see two clusters with the same topic names: a span is compared only with what a broker
+//!   of its own cluster says (the same address, or the same cluster id from Metadata);
+//! - a newly elected leader's high watermark may lag its predecessor's for a moment: a lower end told
+//!   by ListOffsets / Fetch proves loss only of spans acknowledged in the epoch it tells (or when either
+//!   epoch is unknown); across epochs OffsetForLeaderEpoch and a reuse of the offsets are the proof;
 //! - only the partition's leader tells the truth about the end of log: a follower serving reads (KIP-392)
 //!   lags by design. The leader is the cluster view's (Metadata); when unknown, the broker that
 //!   acknowledged the records is trusted;
@@ -193,16 +198,21 @@ impl AckLedger {
     }
 
     /// A Produce answer acknowledged `ack` on `tp`. Returns the records it proves lost when it hands out
-    /// offsets acknowledged before.
-    pub fn on_ack(&mut self, tp: &Tp, ack: Ack) -> Option<Loss> {
+    /// offsets acknowledged before (by a broker of the same cluster: `same_cluster`).
+    pub fn on_ack(
+        &mut self,
+        tp: &Tp,
+        ack: Ack,
+        same_cluster: impl Fn(Endpoint, Endpoint) -> bool,
+    ) -> Option<Loss> {
         if ack.base_offset < 0 || ack.records <= 0 {
             return None;
         }
         let mut loss = None;
         if let Some(spans) = self.parts.get_mut(tp) {
-            let reused = spans
-                .iter()
-                .any(|s| s.end > ack.base_offset && s.last_ts < ack.request_ts);
+            let before =
+                |s: &Span| s.last_ts < ack.request_ts && same_cluster(s.who.leader, ack.who.leader);
+            let reused = spans.iter().any(|s| s.end > ack.base_offset && before(s));
             if reused && !is_duplicate(spans, &ack) {
                 let told = EndTold {
                     end: ack.base_offset,
@@ -217,7 +227,7 @@ impl AckLedger {
                 };
                 // Every span acknowledged before the request is cut, confirmed or not: the offsets were
                 // handed out again.
-                let lost = cut(spans, ack.base_offset, |s| s.last_ts < ack.request_ts);
+                let lost = cut(spans, ack.base_offset, before);
                 loss = self.loss(tp, lost, told);
             } else if reused {
                 return None;
@@ -262,18 +272,28 @@ impl AckLedger {
     }
 
     /// An end of log told for `tp`. `is_leader` says whether the telling broker leads the partition
-    /// (None when the cluster view does not know); it is asked only when a span is at stake.
+    /// (None when the cluster view does not know); it is asked only when a span is at stake. Only spans
+    /// acknowledged in the cluster of the telling broker (`same_cluster`) and in the leader epoch it
+    /// tells (or either epoch unknown) can be proven lost this way: a newly elected leader's high
+    /// watermark may lag its predecessor's for a moment, OffsetForLeaderEpoch and a reuse of the offsets
+    /// prove those.
     pub fn on_end(
         &mut self,
         tp: &Tp,
         told: EndTold,
         is_leader: impl FnOnce() -> Option<bool>,
+        same_cluster: impl Fn(Endpoint, Endpoint) -> bool,
     ) -> Option<Loss> {
         let spans = self.parts.get_mut(tp)?;
-        let at_stake = |s: &Span| s.last_ts < told.request_ts;
+        let at_stake =
+            |s: &Span| s.last_ts < told.request_ts && same_cluster(s.who.leader, told.broker);
+        let same_epoch = |s: &Span| match (s.who.epoch, told.epoch) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
         let below = spans
             .iter()
-            .any(|s| s.confirmed && s.end > told.end && at_stake(s));
+            .any(|s| s.confirmed && s.end > told.end && at_stake(s) && same_epoch(s));
         let to_confirm = spans
             .iter()
             .any(|s| !s.confirmed && s.end <= told.end && at_stake(s));
@@ -299,16 +319,26 @@ impl AckLedger {
         }
         let committed = told.committed_series;
         let lost = cut(spans, told.end, |s| {
-            s.confirmed && at_stake(s) && !(committed && s.who.transactional)
+            s.confirmed && at_stake(s) && same_epoch(s) && !(committed && s.who.transactional)
         });
         self.loss(tp, lost, told)
     }
 
     /// OffsetForLeaderEpoch (answered by the leader): `epoch` ends at `end`. Spans acknowledged in that
     /// epoch beyond it are gone.
-    pub fn on_epoch_end(&mut self, tp: &Tp, epoch: i32, told: EndTold) -> Option<Loss> {
+    pub fn on_epoch_end(
+        &mut self,
+        tp: &Tp,
+        epoch: i32,
+        told: EndTold,
+        same_cluster: impl Fn(Endpoint, Endpoint) -> bool,
+    ) -> Option<Loss> {
         let spans = self.parts.get_mut(tp)?;
-        let in_epoch = |s: &Span| s.who.epoch == Some(epoch) && s.last_ts < told.request_ts;
+        let in_epoch = |s: &Span| {
+            s.who.epoch == Some(epoch)
+                && s.last_ts < told.request_ts
+                && same_cluster(s.who.leader, told.broker)
+        };
         if !spans.iter().any(|s| in_epoch(s) && s.end > told.end) {
             return None;
         }
@@ -545,7 +575,7 @@ mod tests {
             source,
             committed_series: false,
             broker: broker_ep(),
-            epoch: Some(4),
+            epoch: Some(3),
             request_ts: t(secs),
             ts: t(secs),
             client_id: "watch".into(),
@@ -557,20 +587,25 @@ mod tests {
         Tp::new("orders", 0)
     }
 
+    /// One cluster: every broker is of it.
+    fn same(_: Endpoint, _: Endpoint) -> bool {
+        true
+    }
+
     #[test]
     fn fires_when_the_leader_tells_an_end_below_acks_all_records() {
         let mut l = AckLedger::new(10);
         for i in 0..5 {
-            assert!(l.on_ack(&tp(), ack(i, 1, -1, 1 + i)).is_none());
+            assert!(l.on_ack(&tp(), ack(i, 1, -1, 1 + i), same).is_none());
         }
         // One span 0..5 (merged).
         assert_eq!(l.parts[&tp()].len(), 1);
         // The end told as 5: nothing lost.
         assert!(l
-            .on_end(&tp(), end(5, 10, Told::ListOffsets), || Some(true))
+            .on_end(&tp(), end(5, 10, Told::ListOffsets), || Some(true), same)
             .is_none());
         let loss = l
-            .on_end(&tp(), end(2, 11, Told::ListOffsets), || Some(true))
+            .on_end(&tp(), end(2, 11, Told::ListOffsets), || Some(true), same)
             .expect("lost");
         assert_eq!(
             (loss.first_lost(), loss.last_lost(), loss.records()),
@@ -590,38 +625,46 @@ mod tests {
         );
         assert_eq!(
             (&a["leader_epoch_before"], &a["leader_epoch_after"]),
-            (&3.into(), &4.into())
+            (&3.into(), &3.into())
         );
         assert!(a["explanation"].as_str().unwrap().contains("acks=all"));
         // Told again: already reported (cut from the ledger).
         assert!(l
-            .on_end(&tp(), end(2, 12, Told::ListOffsets), || Some(true))
+            .on_end(&tp(), end(2, 12, Told::ListOffsets), || Some(true), same)
             .is_none());
     }
 
     #[test]
     fn quiet_on_a_follower_a_request_older_than_the_ack_and_unreplicated_acks1() {
         let mut l = AckLedger::new(10);
-        l.on_ack(&tp(), ack(0, 5, -1, 5));
+        l.on_ack(&tp(), ack(0, 5, -1, 5), same);
         // A follower (KIP-392) lags by design.
         assert!(l
-            .on_end(&tp(), end(2, 10, Told::FetchHwm), || Some(false))
+            .on_end(&tp(), end(2, 10, Told::FetchHwm), || Some(false), same)
+            .is_none());
+        // A new leader (epoch 4) whose high watermark lags for a moment: not proof.
+        let mut newer = end(2, 10, Told::FetchHwm);
+        newer.epoch = Some(4);
+        assert!(l.on_end(&tp(), newer, || Some(true), same).is_none());
+        // A broker of another cluster with the same topic name: not compared.
+        assert!(l
+            .on_end(&tp(), end(2, 10, Told::ListOffsets), || None, |_, _| false)
             .is_none());
         // A ListOffsets sent before the acknowledgement arrived.
         assert!(l
-            .on_end(&tp(), end(2, 4, Told::ListOffsets), || Some(true))
+            .on_end(&tp(), end(2, 4, Told::ListOffsets), || Some(true), same)
             .is_none());
         // acks=1 records above the high watermark: not replicated yet, normal.
-        l.on_ack(&tp(), ack(5, 3, 1, 6));
+        l.on_ack(&tp(), ack(5, 3, 1, 6), same);
         assert!(l
-            .on_end(&tp(), end(5, 7, Told::FetchHwm), || Some(true))
+            .on_end(&tp(), end(5, 7, Told::FetchHwm), || Some(true), same)
             .is_none());
         // Once the leader told 8, the acks=1 span was replicated; a later 6 proves loss of 6, 7.
         assert!(l
-            .on_end(&tp(), end(8, 8, Told::FetchHwm), || Some(true))
+            .on_end(&tp(), end(8, 8, Told::FetchHwm), || Some(true), same)
             .is_none());
         let loss = l
-            .on_end(&tp(), end(6, 9, Told::FetchHwm), || Some(true))
+            .on_end(&tp(), end(6, 9, Told::FetchHwm), || Some(true), same)
             .unwrap();
         assert_eq!((loss.first_lost(), loss.last_lost()), (6, 7));
         let a = alert_json(&alert(&loss));
@@ -633,7 +676,7 @@ mod tests {
     fn offsets_handed_out_again_prove_loss_and_a_deletion_makes_it_info() {
         let mut l = AckLedger::new(10);
         for i in 0..5 {
-            l.on_ack(&tp(), ack(i, 1, -1, 1 + i));
+            l.on_ack(&tp(), ack(i, 1, -1, 1 + i), same);
         }
         l.on_deletion(Deletion {
             ts: t(20),
@@ -642,7 +685,7 @@ mod tests {
             client_id: "admin".into(),
             client: Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), 5000),
         });
-        let loss = l.on_ack(&tp(), ack(0, 1, -1, 30)).expect("reused");
+        let loss = l.on_ack(&tp(), ack(0, 1, -1, 30), same).expect("reused");
         assert_eq!(
             (loss.first_lost(), loss.last_lost(), loss.records()),
             (0, 4, 5)
@@ -664,24 +707,24 @@ mod tests {
         let mut a = ack(0, 5, -1, 1);
         a.who.producer_id = 7;
         a.base_sequence = 0;
-        l.on_ack(&tp(), a.clone());
+        l.on_ack(&tp(), a.clone(), same);
         let mut again = ack(0, 5, -1, 2);
         again.who.producer_id = 7;
         again.base_sequence = 0;
-        assert!(l.on_ack(&tp(), again).is_none());
+        assert!(l.on_ack(&tp(), again, same).is_none());
         assert_eq!(l.parts[&tp()][0].end, 5);
     }
 
     #[test]
     fn offset_for_leader_epoch_ends_the_epoch_before_acknowledged_records() {
         let mut l = AckLedger::new(10);
-        l.on_ack(&tp(), ack(0, 10, -1, 1));
+        l.on_ack(&tp(), ack(0, 10, -1, 1), same);
         // Epoch 2 says nothing about records acknowledged in epoch 3.
         assert!(l
-            .on_epoch_end(&tp(), 2, end(4, 5, Told::OffsetForLeaderEpoch))
+            .on_epoch_end(&tp(), 2, end(4, 5, Told::OffsetForLeaderEpoch), same)
             .is_none());
         let loss = l
-            .on_epoch_end(&tp(), 3, end(7, 5, Told::OffsetForLeaderEpoch))
+            .on_epoch_end(&tp(), 3, end(7, 5, Told::OffsetForLeaderEpoch), same)
             .unwrap();
         assert_eq!((loss.first_lost(), loss.last_lost()), (7, 9));
     }
@@ -689,12 +732,12 @@ mod tests {
     #[test]
     fn bounded_partitions_and_spans_are_counted() {
         let mut l = AckLedger::new(1);
-        l.on_ack(&tp(), ack(0, 1, -1, 1));
-        l.on_ack(&Tp::new("other", 0), ack(0, 1, -1, 1));
+        l.on_ack(&tp(), ack(0, 1, -1, 1), same);
+        l.on_ack(&Tp::new("other", 0), ack(0, 1, -1, 1), same);
         assert_eq!(l.partitions_dropped, 1);
         for i in 0..(MAX_SPANS as i64 + 3) {
             // Gaps between batches: one span each.
-            l.on_ack(&tp(), ack(10 + 2 * i, 1, -1, 2));
+            l.on_ack(&tp(), ack(10 + 2 * i, 1, -1, 2), same);
         }
         assert_eq!(l.parts[&tp()].len(), MAX_SPANS);
         assert_eq!(l.spans_forgotten, 4);
