@@ -348,7 +348,10 @@ fn produce_rejected_at_the_end_and_quiet_when_the_same_batch_is_retried() {
             2,
         ),
     );
-    // kw-big: MESSAGE_TOO_LARGE; a different batch (other CRC) is acknowledged later.
+    // kw-big: MESSAGE_TOO_LARGE; a different batch (other CRC, a later first record) is acknowledged
+    // later.
+    let mut later = batch(-1, 1, 23);
+    later.first_timestamp += 5;
     feed(
         &mut a,
         &exchange(
@@ -364,7 +367,7 @@ fn produce_rejected_at_the_end_and_quiet_when_the_same_batch_is_retried() {
         &exchange(
             "kw-big",
             t(4),
-            produce(-1, batch(-1, 1, 23)),
+            produce(-1, later),
             Some(produced(0, 2)),
             4,
         ),

@@ -17,7 +17,8 @@
 //! a producer without sequences re-sends the same bytes, so its batch is its header (CRC, record count,
 //! first timestamp). Never the record bytes. An idempotent producer that bumps its epoch re-numbers its
 //! batches (new sequence, new CRC): the record count and first timestamp still match, and a match there
-//! also clears the watch (a collision only makes the detector quieter, never louder).
+//! also clears the watch (a collision only makes the detector quieter, never louder). So does the first
+//! part of a batch the Java client split after MESSAGE_TOO_LARGE (same first timestamp, fewer records).
 //!
 //! Easy to get wrong: acks=0 requests are not answered by Apache Kafka, so no answer is normal there;
 //! the decision is made on packet time only (`tick` and the end of input), never on arrival order of the
@@ -50,6 +51,18 @@ pub struct BatchId {
 }
 
 impl BatchId {
+    /// Whether `acked`, acknowledged, takes this watched batch off the list: the same batch, or the
+    /// first part of it split (the Java client splits a batch refused MESSAGE_TOO_LARGE and re-sends
+    /// the parts: the first part starts with the same record, so the same first timestamp, and holds
+    /// fewer records).
+    fn cleared_by(&self, acked: &BatchId) -> bool {
+        self.same(acked)
+            || (self.record_count > 1
+                && acked.record_count < self.record_count
+                && acked.record_count > 0
+                && acked.first_timestamp == self.first_timestamp)
+    }
+
     fn same(&self, o: &BatchId) -> bool {
         if self.producer_id >= 0 && self.base_sequence >= 0 {
             (self.producer_id == o.producer_id && self.base_sequence == o.base_sequence)
@@ -145,7 +158,7 @@ impl ProduceRejects {
                 let key = (client.clone(), tp.clone());
                 if let Some(v) = self.watched.get_mut(&key) {
                     let before = v.len();
-                    v.retain(|w| !w.id.same(&id));
+                    v.retain(|w| !w.id.cleared_by(&id));
                     self.count -= before - v.len();
                     if v.is_empty() {
                         self.watched.remove(&key);
@@ -482,6 +495,34 @@ mod tests {
         let a = alert_json(&due[0].0);
         assert_eq!(a["error"], "NO_ANSWER");
         assert!(a.get("error_code").is_none());
+    }
+
+    #[test]
+    fn quiet_when_a_refused_batch_is_split_and_its_first_part_acknowledged() {
+        let mut r = ProduceRejects::new(10);
+        let mut big = id(1);
+        big.record_count = 100;
+        r.observe(
+            &client(),
+            &tp(),
+            big,
+            Outcome::of(Some(10)),
+            &ctx(),
+            -1,
+            t(1),
+        );
+        let mut part = id(2);
+        part.record_count = 50;
+        r.observe(
+            &client(),
+            &tp(),
+            part,
+            Outcome::of(Some(0)),
+            &ctx(),
+            -1,
+            t(2),
+        );
+        assert!(r.is_empty());
     }
 
     #[test]
