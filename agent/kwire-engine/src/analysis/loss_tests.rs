@@ -364,13 +364,7 @@ fn produce_rejected_at_the_end_and_quiet_when_the_same_batch_is_retried() {
     );
     feed(
         &mut a,
-        &exchange(
-            "kw-big",
-            t(4),
-            produce(-1, later),
-            Some(produced(0, 2)),
-            4,
-        ),
+        &exchange("kw-big", t(4), produce(-1, later), Some(produced(0, 2)), 4),
     );
     let mut out = Vec::new();
     a.finish(&mut |f| {
