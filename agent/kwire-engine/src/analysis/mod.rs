@@ -1300,11 +1300,30 @@ fn same_cluster(cluster: &Cluster, a: kwire_flow::Endpoint, b: kwire_flow::Endpo
         )
 }
 
-/// Whether the broker at `b` leads `tp` in the cluster view (None: the view does not know).
+/// Whether the broker at `b` leads `tp` in the cluster view (None: the view does not know). Compares
+/// the address the view holds with `b` written into a stack buffer: no allocation (it runs on the hot
+/// path when acknowledged records are at stake).
 fn is_leader(cluster: &Cluster, tp: &Tp, b: kwire_flow::Endpoint) -> Option<bool> {
+    use std::fmt::Write as _;
+    /// Room for "[<IPv6>]:<port>" (at most 47 + 6 bytes).
+    struct Stack {
+        b: [u8; 64],
+        n: usize,
+    }
+    impl std::fmt::Write for Stack {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.n + s.len();
+            let dst = self.b.get_mut(self.n..end).ok_or(std::fmt::Error)?;
+            dst.copy_from_slice(s.as_bytes());
+            self.n = end;
+            Ok(())
+        }
+    }
     let leader = cluster.leader(tp)?;
     let addr = cluster.brokers.get(&leader.id)?;
-    Some(*addr == b.to_string())
+    let mut w = Stack { b: [0; 64], n: 0 };
+    write!(w, "{b}").ok()?;
+    Some(addr.as_bytes() == &w.b[..w.n])
 }
 
 /// `listoffsets_regression` on one told end of log: the alert and its incident, or the end of a drop.
