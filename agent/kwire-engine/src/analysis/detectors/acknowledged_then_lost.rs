@@ -702,6 +702,23 @@ mod tests {
     }
 
     #[test]
+    fn quiet_when_a_topic_is_deleted_before_anything_was_produced() {
+        let mut l = AckLedger::new(10);
+        l.on_deletion(Deletion {
+            ts: t(1),
+            topic: "orders".into(),
+            records: None,
+            client_id: "admin".into(),
+            client: client_ep(),
+        });
+        assert!(l.on_ack(&tp(), ack(0, 1, -1, 2), same).is_none());
+        assert!(l.on_ack(&tp(), ack(1, 1, -1, 3), same).is_none());
+        assert!(l
+            .on_end(&tp(), end(2, 4, Told::ListOffsets), || Some(true), same)
+            .is_none());
+    }
+
+    #[test]
     fn an_idempotent_duplicate_is_not_a_reuse() {
         let mut l = AckLedger::new(10);
         let mut a = ack(0, 5, -1, 1);
