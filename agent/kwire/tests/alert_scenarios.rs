@@ -1970,7 +1970,7 @@ fn acknowledged_then_lost_after_a_broker_restart() {
         .exchanges()
         .into_iter()
         .filter(|x| x["api"] == "ListOffsets" && x["client_id"] == "kw-rl-watch")
-        .last()
+        .next_back()
         .unwrap();
     assert_eq!(lo["response_ts"], a["ts"]);
 }
