@@ -24,6 +24,14 @@ harness.mock; the others run against tansu). Usage (xtask passes --bootstrap):
       OFFSET_OUT_OF_RANGE below a (follower's) log start and auto.offset.reset=latest.
   alert_stories.py recreate --bootstrap B --topic T          (tansu)
       The topic is deleted and re-created; clients that asked or consumed before ask again.
+  alert_stories.py lost-before-restart / lost-after-restart --bootstrap B --topic T   (tansu)
+      Records acknowledged with acks=all, the in-memory broker restarted between the two (by xtask):
+      the end of log is told below them, their offsets are handed out again.
+  alert_stories.py produce-rejected --bootstrap B --topic T
+      A Produce refused with a retriable error that succeeds on retry, then one refused with
+      MESSAGE_TOO_LARGE that the application never re-sends.
+  alert_stories.py old-produce-refused --bootstrap B --topic T
+      A kafka-python producer pinned to Produce v7 against a mock that accepts only v8-v10.
   alert_stories.py stale-owner --bootstrap B --topic T
       A member stalled past its session timeout (SIGSTOP) commits as owner after the group moved on
       (it runs `alert_stories.py zombie-member`, a kafka-python member, as its child process).
@@ -673,6 +681,104 @@ def run_recreate(a):
 
 
 # ----------------------------------------------------------------------------------------------
+# acked-lost-restart-tansu
+
+def run_lost_before_restart(a):
+    """Before tansu (in-memory storage) is restarted on the same port by xtask:
+    1. kw-rl-producer (acks=all, one record per request) writes 5 records: offsets 0-4.
+    2. kw-rl-watch asks the watermarks: 0, 5.
+    """
+    t = a.topic
+    p = producer(a, "kw-rl-producer")
+    offs = produce_one_by_one(p, "kw-rl-producer", t, 0, 5)
+    fact("produced", client_id="kw-rl-producer", topic=t, partition=0, acks="all", offsets=offs)
+    p.flush(TIMEOUT)
+    del p
+    latest(a, "kw-rl-watch", t)
+
+
+def run_lost_after_restart(a):
+    """After the restart (xtask re-created T with `tansu topic create`, as operator tooling would):
+    3. kw-rl-watch asks again: 0, 0. The 5 records acknowledged before are gone.
+    4. kw-rl-producer writes 2 records: offsets 0-1, handed out again.
+    """
+    t = a.topic
+    latest(a, "kw-rl-watch", t)
+    p = producer(a, "kw-rl-producer")
+    offs = produce_one_by_one(p, "kw-rl-producer", t, 0, 2, first=5)
+    fact("produced", client_id="kw-rl-producer", topic=t, partition=0, acks="all", offsets=offs)
+    p.flush(TIMEOUT)
+    del p
+
+
+# ----------------------------------------------------------------------------------------------
+# produce-rejected-mock
+
+def run_produce_rejected(a):
+    """Partition 0 of T on the mock, acks=all producers without idempotence, one record each:
+    1. kw-pr-retry: the mock answers its first Produce NOT_ENOUGH_REPLICAS (19, retriable);
+       librdkafka re-sends the same batch, acknowledged at offset 0.
+    2. kw-pr-big: the mock answers its first Produce MESSAGE_TOO_LARGE (10, non-retriable); the
+       delivery report says so and the application does not send the record again. Its next record
+       is acknowledged at offset 1.
+    """
+    t = a.topic
+    p = producer(a, "kw-pr-retry")
+    mock(a.bootstrap, "request_errors Produce 19")
+    offs = produce_one_by_one(p, "kw-pr-retry", t, 0, 1)
+    fact("produced", client_id="kw-pr-retry", topic=t, partition=0, acks="all", offsets=offs)
+    del p
+
+    p = producer(a, "kw-pr-big")
+    mock(a.bootstrap, "request_errors Produce 10")
+    got = []
+
+    def on_delivery(err, msg):
+        got.append(err)
+
+    p.produce(t, value=value("kw-pr-big", 0), partition=0, on_delivery=on_delivery)
+    if p.flush(TIMEOUT) != 0 or len(got) != 1 or got[0] is None:
+        raise RuntimeError(f"kw-pr-big: expected a delivery error, got {got}")
+    fact("delivery_failed", client_id="kw-pr-big", topic=t, partition=0, error=got[0].name(),
+         code=got[0].code(), retriable=got[0].retriable())
+    offs = produce_one_by_one(p, "kw-pr-big", t, 0, 1, first=1)
+    fact("produced", client_id="kw-pr-big", topic=t, partition=0, acks="all", offsets=offs)
+    del p
+
+
+def run_old_produce_refused(a):
+    """A client whose old Produce version the broker refuses outright:
+    1. The mock is told to accept Produce v8-v10 only (`apiversion Produce 8 10`).
+    2. kw-old-producer (kafka-python pinned to api_version (2, 1): Produce v7; acks=all, retries=0)
+       sends one record to partition 0: the mock closes the connection without an answer; the send
+       fails and the application does not retry.
+    3. 65 s later (past produce_rejected's default resend_window_s of packet time), kw-old-watch asks
+       Metadata, so that the capture's packet time moves on.
+    """
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.errors import KafkaError as PyKafkaError
+    t = a.topic
+    boot = a.bootstrap.split(",")
+    mock(a.bootstrap, "apiversion Produce 8 10")
+    p = KafkaProducer(bootstrap_servers=boot, client_id="kw-old-producer", api_version=(2, 1),
+                      acks="all", retries=0, linger_ms=0, enable_idempotence=False,
+                      request_timeout_ms=5000)
+    fut = p.send(t, value=value("kw-old-producer", 0), partition=0)
+    p.flush(timeout=TIMEOUT)
+    try:
+        md = fut.get(timeout=TIMEOUT)
+        raise RuntimeError(f"kw-old-producer: delivered at {md.offset}, expected a refusal")
+    except PyKafkaError as e:
+        fact("delivery_failed", client_id="kw-old-producer", topic=t, partition=0,
+             error=type(e).__name__, retriable=bool(getattr(e, "retriable", False)))
+    p.close(timeout=TIMEOUT)
+    time.sleep(65)
+    c = KafkaConsumer(bootstrap_servers=boot, client_id="kw-old-watch", api_version=(2, 1))
+    fact("topics", client_id="kw-old-watch", topics=sorted(c.topics()))
+    c.close()
+
+
+# ----------------------------------------------------------------------------------------------
 # stale-owner-commit-mock
 
 def run_zombie_member(a):
@@ -793,7 +899,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("action", choices=["follower-fetch", "follower-bounce", "acks1-leader-change", "stale-commit",
                                        "commit-ahead", "txn", "offset-reset", "recreate", "stale-owner",
-                                       "zombie-member"])
+                                       "zombie-member", "lost-before-restart", "lost-after-restart",
+                                       "produce-rejected", "old-produce-refused"])
     ap.add_argument("--out-topic")
     ap.add_argument("--bootstrap", required=True)
     ap.add_argument("--topic", required=True)
@@ -815,7 +922,9 @@ def main():
      "acks1-leader-change": run_acks1_leader_change,
      "stale-commit": run_stale_commit, "commit-ahead": run_commit_ahead, "txn": run_txn,
      "offset-reset": run_offset_reset, "recreate": run_recreate, "stale-owner": run_stale_owner,
-     "zombie-member": run_zombie_member}[a.action](a)
+     "zombie-member": run_zombie_member, "lost-before-restart": run_lost_before_restart,
+     "lost-after-restart": run_lost_after_restart, "produce-rejected": run_produce_rejected,
+     "old-produce-refused": run_old_produce_refused}[a.action](a)
     log(f"alert_stories.py {a.action}: done")
 
 

@@ -122,6 +122,35 @@ impl Broker {
         }
     }
 
+    /// Restarts the broker on the same port (tansu only: its in-memory storage comes back empty, as a
+    /// broker that lost what it had not flushed) and creates `topics` again, as an operator's tooling
+    /// would: that CreateTopics (from the `tansu topic` client) is on the wire when capturing.
+    pub fn restart(&mut self, paths: &Paths, logs: &Path, topics: &[(&str, u32)]) -> Result<()> {
+        if self.kind != BrokerKind::Tansu {
+            bail!("only tansu can be restarted mid-story");
+        }
+        let _ = self.proc.signal("TERM");
+        let _ = self.proc.wait_timeout(Duration::from_secs(5));
+        let port = self.ports[0];
+        let end = Instant::now() + START_TIMEOUT;
+        let fresh = loop {
+            match start_tansu_on(paths, logs, port, "broker-restarted.log") {
+                Ok(b) => break b,
+                // The port may still be held for a moment.
+                Err(e) if Instant::now() < end => {
+                    let _ = e;
+                    thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e.context(format!("restarting tansu on port {port}"))),
+            }
+        };
+        *self = fresh;
+        for (t, p) in topics {
+            self.create_topic(t, *p)?;
+        }
+        Ok(())
+    }
+
     /// Some(exit status) if the broker process is gone (it should outlive every step).
     pub fn exited(&mut self) -> Option<String> {
         self.proc.try_wait().ok().flatten().map(|st| st.to_string())
@@ -206,9 +235,12 @@ pub fn free_port() -> Result<u16> {
 }
 
 fn start_tansu(paths: &Paths, logs: &Path) -> Result<Broker> {
+    start_tansu_on(paths, logs, free_port()?, "broker.log")
+}
+
+fn start_tansu_on(paths: &Paths, logs: &Path, port: u16, log_name: &str) -> Result<Broker> {
     let bin = paths.require_tansu()?;
     let version = tools::tansu_version(paths)?;
-    let port = free_port()?;
     let url = format!("tcp://127.0.0.1:{port}");
     let mut cmd = Command::new(&bin);
     cmd.args([
@@ -221,7 +253,7 @@ fn start_tansu(paths: &Paths, logs: &Path) -> Result<Broker> {
         "memory://tansu/",
     ])
     .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT");
-    let log = logs.join("broker.log");
+    let log = logs.join(log_name);
     let mut proc = Proc::spawn("tansu", &mut cmd, false, Out::File(&log), Out::File(&log))?;
     let end = Instant::now() + START_TIMEOUT;
     loop {

@@ -262,6 +262,19 @@ pub fn run_steps(
     let mut out = Vec::new();
     for (i, step) in sc.steps.iter().enumerate() {
         let t = Instant::now();
+        if step.script == crate::scenarios::RESTART_BROKER {
+            broker
+                .restart(paths, logs, sc.topics)
+                .with_context(|| format!("step {} of {}: restarting the broker", i + 1, sc.name))?;
+            out.push(json!({
+                "script": step.script,
+                "args": step.args,
+                "seconds": (t.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+                "facts": [{"fact": "broker_restarted", "ports": broker.ports,
+                           "topics_created": sc.topics.iter().map(|(t, p)| json!({"name": t, "partitions": p})).collect::<Vec<_>>()}],
+            }));
+            continue;
+        }
         let script = paths.harness().join(step.script);
         let log = logs.join(format!(
             "step{}-{}.log",

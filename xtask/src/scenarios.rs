@@ -24,6 +24,9 @@ pub struct Step {
 const CONFLUENT: &str = "confluent_client.py";
 const KAFKA_PYTHON: &str = "kafka_python_client.py";
 const AIOKAFKA: &str = "aiokafka_client.py";
+/// Not a script: xtask restarts the broker on the same port (tansu, in-memory storage: it comes back
+/// empty) and creates the scenario's topics again.
+pub const RESTART_BROKER: &str = "@restart-broker";
 /// Stories that make kwire's alerts happen (faults injected mid-story through the mock's control socket).
 const STORIES: &str = "alert_stories.py";
 
@@ -241,6 +244,38 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "split brain: kafka-python member kw-so-1 owns both partitions of kw-so, is stopped \
                   (SIGSTOP) past its 6 s session timeout; confluent-kafka kw-so-2 takes both over and commits \
                   6; woken, kw-so-1 commits 4 as the owner it still believes it is (rejected: unknown member)",
+    },
+    Scenario {
+        name: "acked-lost-restart-tansu",
+        broker: BrokerKind::Tansu,
+        topics: &[("kw-rl", 1)],
+        steps: &[
+            step!(STORIES, 60; "lost-before-restart", "--topic", "kw-rl"),
+            step!(RESTART_BROKER, 30;),
+            step!(STORIES, 60; "lost-after-restart", "--topic", "kw-rl"),
+        ],
+        summary: "kw-rl-producer writes 5 records to kw-rl on tansu with acks=all (offsets 0-4), kw-rl-watch \
+                  asks ListOffsets (latest 5); tansu (in-memory storage) is restarted on the same port and \
+                  kw-rl re-created (`tansu topic create`); kw-rl-watch asks again (latest 0) and \
+                  kw-rl-producer writes 2 records, acknowledged at offsets 0-1 again",
+    },
+    Scenario {
+        name: "produce-rejected-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-pr", 1)],
+        steps: &[step!(STORIES, 90; "produce-rejected", "--topic", "kw-pr")],
+        summary: "acks=all producers without idempotence on the librdkafka mock: kw-pr-retry's first Produce \
+                  is answered NOT_ENOUGH_REPLICAS and re-sent (acknowledged at 0); kw-pr-big's is answered \
+                  MESSAGE_TOO_LARGE, the application does not re-send it, its next record is acknowledged at 1",
+    },
+    Scenario {
+        name: "old-produce-refused-mock",
+        broker: BrokerKind::Mock(3),
+        topics: &[("kw-op", 1)],
+        steps: &[step!(STORIES, 150; "old-produce-refused", "--topic", "kw-op")],
+        summary: "the mock accepts Produce v8-v10 only; kw-old-producer (kafka-python pinned to 2.1: Produce v7, \
+                  acks=all, retries=0) sends one record: the mock closes the connection without an answer, \
+                  the send fails and is not retried; 65 s later kw-old-watch asks Metadata",
     },
 ];
 

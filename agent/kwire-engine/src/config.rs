@@ -72,6 +72,12 @@ pub struct AnalysisLimits {
     pub max_partitions: usize,
     /// (client, topic, acks) weak-acks producers tracked. Default 10000.
     pub max_weak_producers: usize,
+    /// Partitions whose acknowledged offsets are remembered (`acknowledged_then_lost`). Default 10000;
+    /// each keeps at most 32 spans of acknowledged offsets (the oldest forgotten first, counted).
+    pub max_acked_partitions: usize,
+    /// Refused or unanswered Produce batches waiting to be acknowledged on a retry
+    /// (`produce_rejected`). Default 10000.
+    pub max_rejected_batches: usize,
 }
 
 impl Default for AnalysisLimits {
@@ -83,6 +89,8 @@ impl Default for AnalysisLimits {
             max_members_per_group: 1000,
             max_partitions: 100_000,
             max_weak_producers: 10_000,
+            max_acked_partitions: 10_000,
+            max_rejected_batches: 10_000,
         }
     }
 }

@@ -78,6 +78,18 @@ pub struct BatchInfo {
     pub control: bool,
     pub batch_length: i32,
     pub truncated: bool,
+    /// The batch's CRC-32C (v2) or the message's CRC (magic 0/1); 0 when the header was cut before it.
+    /// With `first_timestamp` and `record_count`, what tells the same batch sent again by a producer
+    /// without sequence numbers (never the record bytes). Not in the JSON line.
+    #[serde(skip)]
+    pub crc: u32,
+    /// The batch's base timestamp (v2) or the message's timestamp (magic 1); -1 when none.
+    #[serde(skip)]
+    pub first_timestamp: i64,
+    /// The partition leader epoch the batch carries (v2; -1 in what producers send, the leader's epoch
+    /// when the record was appended in what Fetch returns). Not in the JSON line.
+    #[serde(skip)]
+    pub partition_leader_epoch: i32,
 }
 
 impl BatchInfo {
@@ -96,6 +108,9 @@ impl BatchInfo {
             control: false,
             batch_length: 0,
             truncated: true,
+            crc: 0,
+            first_timestamp: -1,
+            partition_leader_epoch: -1,
         }
     }
 
@@ -265,15 +280,17 @@ fn read_one(b: &[u8]) -> One {
     let complete = span <= b.len();
     info.truncated = !complete;
     if magic == 2 {
-        // partition_leader_epoch i32, magic i8, crc u32
-        let _ = r.skip(4 + 1 + 4);
         let fill = |r: &mut Reader, info: &mut BatchInfo| -> Result<(), crate::body::BodyError> {
+            info.partition_leader_epoch = r.i32()?;
+            r.skip(1)?; // magic
+            info.crc = r.i32()? as u32;
             let attributes = r.i16()?;
             info.compression = Compression::from_attributes(attributes);
             info.transactional = attributes & 0x10 != 0;
             info.control = attributes & 0x20 != 0;
             info.last_offset_delta = r.i32()?;
-            r.skip(8 + 8)?; // base_timestamp, max_timestamp
+            info.first_timestamp = r.i64()?; // base_timestamp
+            r.skip(8)?; // max_timestamp
             info.producer_id = r.i64()?;
             info.producer_epoch = r.i16()?;
             info.base_sequence = r.i32()?;
@@ -292,12 +309,21 @@ fn read_one(b: &[u8]) -> One {
 pub fn fill_message_header(r: &mut Reader<'_>, info: &mut BatchInfo) {
     info.record_count = 1;
     info.last_offset_delta = 0;
-    // crc u32, magic i8, then attributes i8
-    if r.skip(4 + 1).is_err() {
+    // crc u32, magic i8, attributes i8, then (magic 1) timestamp i64
+    let Ok(crc) = r.i32() else {
+        return;
+    };
+    info.crc = crc as u32;
+    if r.skip(1).is_err() {
         return;
     }
     if let Ok(attributes) = r.i8() {
         info.compression = Compression::from_attributes(i16::from(attributes as u8));
+    }
+    if info.magic == 1 {
+        if let Ok(ts) = r.i64() {
+            info.first_timestamp = ts;
+        }
     }
 }
 

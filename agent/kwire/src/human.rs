@@ -524,6 +524,14 @@ pub fn print_fidelity(w: &mut impl Write, f: &kwire_engine::stats::Fidelity) -> 
                 l.weak_producers_dropped,
                 "weak-acks producers (max_weak_producers)",
             ),
+            (
+                l.acked_partitions_dropped,
+                "partitions' acknowledged offsets (max_acked_partitions)",
+            ),
+            (
+                l.rejected_batches_dropped,
+                "refused Produce batches (max_rejected_batches)",
+            ),
         ] {
             if n > 0 {
                 hit.push(format!("{n} {what}"));

@@ -480,6 +480,7 @@ fn listoffsets_regression_after_topic_recreate() {
         &[
             ("listoffsets_regression", "warning", 1),
             ("listoffsets_regression", "critical", 1),
+            ("acknowledged_then_lost", "info", 1),
         ],
     );
 
@@ -577,6 +578,57 @@ fn listoffsets_regression_after_topic_recreate() {
         .find(|x| x["api"] == "OffsetCommit" && x["client_id"] == "kw-rc-consumer")
         .unwrap();
     assert_ne!(last_lo["conn"], commit_x["conn"]);
+
+    // The 5 records acknowledged before the deletion are gone: the re-created topic handed offset 0 out
+    // again. A deliberate deletion by kw-rc-admin explains it: info, naming the client that deleted.
+    let produced = facts_of(&f, "produced", Some("kw-rc-producer"));
+    let offsets = |i: usize| -> Vec<i64> {
+        produced[i]["offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!((offsets(0), offsets(1)), (vec![0, 1, 2, 3, 4], vec![0, 1]));
+    let a = the(
+        alerts_of(&r, "acknowledged_then_lost", "kw-rc-producer"),
+        "acknowledged then lost",
+    );
+    assert_eq!(a["severity"], "info");
+    assert_eq!(
+        (
+            a["topic"].as_str(),
+            a["partition"].as_i64(),
+            a["broker_addr"].as_str()
+        ),
+        (Some("kw-rc"), Some(0), Some(tansu.as_str()))
+    );
+    assert_eq!(
+        (
+            a["first_lost_offset"].as_i64(),
+            a["last_lost_offset"].as_i64(),
+            a["lost_records"].as_i64()
+        ),
+        (Some(0), Some(4), Some(5))
+    );
+    assert_eq!(a["acks"], "all");
+    assert_eq!(
+        (a["told_by"].as_str(), a["told_end_offset"].as_i64()),
+        (Some("produce_base_offset"), Some(0))
+    );
+    assert_eq!(
+        (a["deleted_by"].as_str(), a["deleted_by_client_id"].as_str()),
+        (Some("delete_topics"), Some("kw-rc-admin"))
+    );
+    let delete_x = r
+        .exchanges()
+        .into_iter()
+        .find(|x| x["api"] == "DeleteTopics")
+        .unwrap();
+    assert_eq!(delete_x["client_id"], "kw-rc-admin");
+    assert_eq!(a["deleted_ts"], delete_x["ts"]);
+    assert_eq!(a["producers"][0]["records"], 5);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1829,4 +1881,220 @@ fn alerts_say_what_to_do_and_who() {
     for a in alerts(&r) {
         assert!(a["remediation"].as_str().is_some_and(|t| !t.is_empty()));
     }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// From risk to proof: acknowledged records gone, refused records never re-sent.
+// ---------------------------------------------------------------------------------------------------------
+
+#[test]
+fn acknowledged_then_lost_after_a_broker_restart() {
+    let name = "acked-lost-restart-tansu";
+    let f = facts(name);
+    let r = run(name);
+    assert_alert_counts(
+        name,
+        &r,
+        &[
+            ("acknowledged_then_lost", "critical", 1),
+            ("listoffsets_regression", "warning", 1),
+        ],
+    );
+    // The story, as the clients reported it.
+    let produced = facts_of(&f, "produced", Some("kw-rl-producer"));
+    let offsets = |i: usize| -> Vec<i64> {
+        produced[i]["offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!((offsets(0), offsets(1)), (vec![0, 1, 2, 3, 4], vec![0, 1]));
+    let highs: Vec<i64> = facts_of(&f, "watermarks", Some("kw-rl-watch"))
+        .iter()
+        .map(|w| w["high"].as_i64().unwrap())
+        .collect();
+    assert_eq!(highs, [5, 0]);
+    assert_eq!(facts_of(&f, "broker_restarted", None).len(), 1);
+    let tansu = broker(&f, 1);
+
+    let a = the(
+        alerts_of(&r, "acknowledged_then_lost", "kw-rl-producer"),
+        "acknowledged then lost",
+    );
+    assert_eq!(a["severity"], "critical");
+    assert_eq!(
+        (
+            a["topic"].as_str(),
+            a["partition"].as_i64(),
+            a["broker_addr"].as_str()
+        ),
+        (Some("kw-rl"), Some(0), Some(tansu.as_str()))
+    );
+    assert_eq!(
+        (
+            a["first_lost_offset"].as_i64(),
+            a["last_lost_offset"].as_i64(),
+            a["lost_records"].as_i64()
+        ),
+        (Some(0), Some(4), Some(5))
+    );
+    assert_eq!(a["acks"], "all");
+    // Told by the watcher's ListOffsets(latest) to the (restarted) leader, below what was acknowledged.
+    assert_eq!(
+        (
+            a["told_by"].as_str(),
+            a["told_end_offset"].as_i64(),
+            a["told_by_client_id"].as_str()
+        ),
+        (Some("listoffsets"), Some(0), Some("kw-rl-watch"))
+    );
+    assert_eq!(
+        (a["leader_before"].as_str(), a["leader_after"].as_str()),
+        (Some(tansu.as_str()), Some(tansu.as_str()))
+    );
+    assert!(a.get("deleted_by").is_none(), "no deletion on the wire");
+    assert!(a["explanation"].as_str().unwrap().contains("acks=all"));
+    let p = &a["producers"][0];
+    assert_eq!(
+        (
+            p["client_id"].as_str(),
+            p["first_offset"].as_i64(),
+            p["last_offset"].as_i64()
+        ),
+        (Some("kw-rl-producer"), Some(0), Some(4))
+    );
+    // The alert's time is the ListOffsets answer that proved it.
+    let lo = r
+        .exchanges()
+        .into_iter()
+        .filter(|x| x["api"] == "ListOffsets" && x["client_id"] == "kw-rl-watch")
+        .next_back()
+        .unwrap();
+    assert_eq!(lo["response_ts"], a["ts"]);
+}
+
+#[test]
+fn produce_rejected_and_never_resent() {
+    let name = "produce-rejected-mock";
+    let f = facts(name);
+    let r = run(name);
+    // kw-pr-retry's NOT_ENOUGH_REPLICAS was retried and acknowledged: quiet. kw-pr-big's
+    // MESSAGE_TOO_LARGE was never re-sent: critical (acks=all).
+    assert_alert_counts(name, &r, &[("produce_rejected", "critical", 1)]);
+    let failed = the(
+        facts_of(&f, "delivery_failed", Some("kw-pr-big")),
+        "delivery failure",
+    );
+    assert_eq!(
+        (failed["code"].as_i64(), failed["retriable"].as_bool()),
+        (Some(10), Some(false))
+    );
+    let retried = the(facts_of(&f, "produced", Some("kw-pr-retry")), "retry");
+    assert_eq!(retried["offsets"][0], 0);
+    assert!(alerts_of(&r, "produce_rejected", "kw-pr-retry").is_empty());
+    let produces = |c: &str| -> Vec<Vec<i64>> {
+        r.exchanges()
+            .into_iter()
+            .filter(|x| x["api"] == "Produce" && x["client_id"] == c)
+            .map(|x| {
+                x["error_codes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.as_i64().unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    assert_eq!(produces("kw-pr-retry"), [vec![19], vec![]]);
+    assert_eq!(produces("kw-pr-big"), [vec![10], vec![]]);
+
+    let a = the(
+        alerts_of(&r, "produce_rejected", "kw-pr-big"),
+        "produce rejected",
+    );
+    assert_eq!(a["severity"], "critical");
+    assert_eq!(
+        (a["topic"].as_str(), a["partition"].as_i64()),
+        (Some("kw-pr"), Some(0))
+    );
+    assert_eq!(
+        (
+            a["error"].as_str(),
+            a["error_code"].as_i64(),
+            a["retriable"].as_bool()
+        ),
+        (Some("MESSAGE_TOO_LARGE"), Some(10), Some(false))
+    );
+    assert_eq!(
+        (
+            a["records"].as_i64(),
+            a["batches"].as_i64(),
+            a["attempts"].as_i64(),
+            a["resent"].as_bool(),
+            a["acks"].as_i64()
+        ),
+        (Some(1), Some(1), Some(1), Some(false), Some(-1))
+    );
+    let refused = r
+        .exchanges()
+        .into_iter()
+        .find(|x| x["api"] == "Produce" && x["client_id"] == "kw-pr-big")
+        .unwrap();
+    assert_eq!(refused["response_ts"], a["ts"]);
+}
+
+#[test]
+fn produce_rejected_when_the_broker_refuses_an_old_produce_version() {
+    let name = "old-produce-refused-mock";
+    let f = facts(name);
+    let r = run(name);
+    assert_alert_counts(name, &r, &[("produce_rejected", "critical", 1)]);
+    let failed = the(
+        facts_of(&f, "delivery_failed", Some("kw-old-producer")),
+        "delivery failure",
+    );
+    assert_eq!(failed["error"], "KafkaConnectionError");
+    assert!(facts_of(&f, "mock", None)
+        .iter()
+        .any(|m| m["command"] == "apiversion Produce 8 10"));
+    // The one Produce v7 request, never answered (the mock closed the connection).
+    let produce = the(
+        r.exchanges()
+            .into_iter()
+            .filter(|x| x["api"] == "Produce")
+            .collect(),
+        "Produce",
+    );
+    assert_eq!(
+        (
+            produce["client_id"].as_str(),
+            produce["api_version"].as_i64(),
+            produce["response_ts"].is_null()
+        ),
+        (Some("kw-old-producer"), Some(7), true)
+    );
+    let a = the(
+        alerts_of(&r, "produce_rejected", "kw-old-producer"),
+        "produce rejected",
+    );
+    assert_eq!(a["severity"], "critical");
+    assert_eq!(
+        (a["topic"].as_str(), a["partition"].as_i64()),
+        (Some("kw-op"), Some(0))
+    );
+    assert_eq!(
+        (
+            a["error"].as_str(),
+            a["records"].as_i64(),
+            a["attempts"].as_i64(),
+            a["resent"].as_bool(),
+            a["acks"].as_i64()
+        ),
+        (Some("NO_ANSWER"), Some(1), Some(1), Some(false), Some(-1))
+    );
+    assert!(a.get("error_code").is_none());
+    assert_eq!(a["ts"], produce["ts"]);
 }

@@ -11,6 +11,8 @@ pub mod detectors;
 pub mod facts;
 pub mod groups;
 pub mod incident;
+#[cfg(test)]
+mod loss_tests;
 pub mod remediation;
 pub mod suppress;
 pub mod timeline;
@@ -22,11 +24,13 @@ use kwire_kafka::body::{RequestBody, ResponseBody};
 use kwire_kafka::{Decoded, Exchange, RequestSent};
 
 use crate::analysis::cluster::Cluster;
+use crate::analysis::detectors::acknowledged_then_lost::{self as acked, AckLedger, EndTold, Told};
 use crate::analysis::detectors::commit_after_revoke;
+use crate::analysis::detectors::produce_rejected::{self, ProduceRejects};
 use crate::analysis::detectors::weak_acks::WeakAcks;
 use crate::analysis::detectors::{
-    commit_ahead_of_fetch, committed_offset_regression, listoffsets_regression, offset_reset_jump,
-    stale_owner_commit, DetectorConfig,
+    commit_ahead_of_fetch, committed_offset_regression, listoffsets_regression, log_truncated,
+    offset_reset_jump, stale_owner_commit, DetectorConfig,
 };
 use crate::analysis::groups::Groups;
 use crate::analysis::incident::{Closed, Condition, Incidents};
@@ -54,6 +58,10 @@ pub struct Analyzer {
     pub timelines: Timelines,
     /// The weak_acks detector's producers.
     pub weak: WeakAcks,
+    /// The acknowledged_then_lost detector's acknowledged offsets and deletions.
+    pub acked: AckLedger,
+    /// The produce_rejected detector's batches waiting for an acknowledgement.
+    pub rejects: ProduceRejects,
     /// Alerts raised per (kind, severity), for the summary.
     pub alert_counts: BTreeMap<(AlertKind, crate::output::alert::Severity), u64>,
     /// Repeated observations of one condition, told as one incident.
@@ -81,6 +89,8 @@ impl Analyzer {
             groups: Groups::new(limits.max_groups, limits.max_members_per_group),
             timelines: Timelines::new(limits.max_clients, limits.max_partitions_per_client),
             weak: WeakAcks::new(limits.max_weak_producers),
+            acked: AckLedger::new(limits.max_acked_partitions),
+            rejects: ProduceRejects::new(limits.max_rejected_batches),
             alert_counts: BTreeMap::new(),
             suppressions: suppress::Suppressions::default(),
             software: BTreeMap::new(),
@@ -252,7 +262,45 @@ impl Analyzer {
             }
             (RequestBody::Fetch(f), None) => self.on_fetch_request(ctx, x, f, &client, cid, out),
             (RequestBody::ListOffsets(l), Some(ResponseBody::ListOffsets(r))) => {
-                self.on_list_offsets(ctx, l, r, &client, cid, rts, out)
+                self.on_list_offsets(ctx, l, r, &client, cid, (x.request_ts, rts), out)
+            }
+            (RequestBody::OffsetForLeaderEpoch(q), Some(ResponseBody::OffsetForLeaderEpoch(r))) => {
+                self.on_epoch_answer(ctx, q, r, &client, cid, (x.request_ts, rts), out)
+            }
+            (RequestBody::DeleteTopics(d), resp) => {
+                for t in &d.topics {
+                    let refused = match resp {
+                        Some(ResponseBody::DeleteTopics(r)) => r.topics.iter().any(|rt| {
+                            rt.name == t.name && rt.topic_id == t.topic_id && rt.error_code != 0
+                        }),
+                        _ => false,
+                    };
+                    if refused {
+                        continue;
+                    }
+                    let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+                    self.acked.on_deletion(acked::Deletion {
+                        ts: x.request_ts,
+                        topic,
+                        records: None,
+                        client_id: client.client_id.clone(),
+                        client: ctx.client,
+                    });
+                }
+            }
+            (RequestBody::DeleteRecords(d), _) => {
+                for t in &d.topics {
+                    let topic = self.cluster.names.get(&t.name);
+                    for p in &t.partitions {
+                        self.acked.on_deletion(acked::Deletion {
+                            ts: x.request_ts,
+                            topic: topic.clone(),
+                            records: Some((p.partition, p.offset)),
+                            client_id: client.client_id.clone(),
+                            client: ctx.client,
+                        });
+                    }
+                }
             }
             (RequestBody::OffsetCommit(c), resp) => {
                 let errors = commit_errors(&self.cluster, resp);
@@ -545,8 +593,12 @@ impl Analyzer {
         rts: Timestamp,
         out: Out<'_>,
     ) {
+        let answer = match resp {
+            Some(ResponseBody::Produce(r)) => Some(r),
+            _ => None,
+        };
         // Leader moves reported by the response.
-        if let Some(ResponseBody::Produce(r)) = resp {
+        if let Some(r) = answer {
             for t in &r.topics {
                 let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
                 for part in &t.partitions {
@@ -572,14 +624,207 @@ impl Analyzer {
                 }
             }
         }
+        let client_id = self.cluster.names.get(cid.unwrap_or_default());
+        // What each partition's batches became: acknowledged (remembered), refused or unanswered
+        // (watched until acknowledged). A response that did not decode tells nothing.
+        let unanswered = x.response.is_none();
+        if answer.is_some() || unanswered {
+            let client = ClientKey {
+                client_id: client_id.clone(),
+                host: ctx.client.ip,
+            };
+            let mut losses = Vec::new();
+            for t in &p.topics {
+                let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
+                for part in &t.partitions {
+                    let rp = answer.and_then(|r| {
+                        r.topics
+                            .iter()
+                            .filter(|rt| rt.name == t.name && rt.topic_id == t.topic_id)
+                            .flat_map(|rt| rt.partitions.iter())
+                            .find(|rp| rp.partition == part.partition)
+                    });
+                    if answer.is_some() && rp.is_none() {
+                        continue;
+                    }
+                    let tp = Tp::of(&topic, part.partition);
+                    let outcome = produce_rejected::Outcome::of(rp.map(|rp| rp.error_code));
+                    if outcome != produce_rejected::Outcome::Acknowledged
+                        || !self.rejects.is_empty()
+                    {
+                        for b in part.batches.iter().filter(|b| !b.truncated) {
+                            let id = produce_rejected::BatchId {
+                                producer_id: b.producer_id,
+                                base_sequence: b.base_sequence,
+                                crc: b.crc,
+                                record_count: b.record_count,
+                                first_timestamp: b.first_timestamp,
+                            };
+                            self.rejects
+                                .observe(&client, &tp, id, outcome, ctx, p.acks, rts);
+                        }
+                    }
+                    let Some(rp) = rp.filter(|rp| rp.error_code == 0 && p.acks != 0) else {
+                        continue;
+                    };
+                    let records: i64 = part
+                        .batches
+                        .iter()
+                        .map(|b| i64::from(b.record_count.max(0)))
+                        .sum();
+                    let Some(b0) = part.batches.first() else {
+                        continue;
+                    };
+                    let ack = acked::Ack {
+                        base_offset: rp.base_offset,
+                        records,
+                        who: acked::Producer {
+                            client_id: client_id.clone(),
+                            client: ctx.client,
+                            acks: p.acks,
+                            leader: ctx.broker,
+                            epoch: self.cluster.leader(&tp).and_then(|l| l.epoch),
+                            producer_id: b0.producer_id,
+                            transactional: b0.transactional || p.transactional_id.is_some(),
+                        },
+                        base_sequence: b0.base_sequence,
+                        request_ts: x.request_ts,
+                        ts: rts,
+                    };
+                    let cluster = &self.cluster;
+                    let same = |a, b| same_cluster(cluster, a, b);
+                    if let Some(l) = self.acked.on_ack(&tp, ack, same) {
+                        losses.push(l);
+                    }
+                }
+            }
+            for l in losses {
+                let cond = acked::condition(&l);
+                self.alert(acked::alert(&l), cond, out);
+            }
+        }
         if p.acks != 0 && p.acks != 1 {
             return;
         }
-        let client_id = self.cluster.names.get(cid.unwrap_or_default());
         for t in &p.topics {
             let topic = self.cluster.topic(t.name.as_deref(), t.topic_id.as_ref());
             self.weak
                 .observe(ctx, cid, &client_id, topic, p, t, x.request_ts, self.cur);
+        }
+    }
+
+    /// An end of log told for `tp` by the broker at `ctx.broker`: acknowledged records below it gone?
+    #[allow(clippy::too_many_arguments)]
+    fn told_end(
+        &mut self,
+        ctx: &ConnCtx,
+        client: &ClientKey,
+        tp: &Tp,
+        end: i64,
+        source: Told,
+        committed_series: bool,
+        epoch: Option<i32>,
+        (request_ts, rts): (Timestamp, Timestamp),
+        out: Out<'_>,
+    ) {
+        if !self.acked.watching(tp) {
+            return;
+        }
+        let told = EndTold {
+            end,
+            source,
+            committed_series,
+            broker: ctx.broker,
+            epoch: epoch.or_else(|| self.cluster.leader(tp).and_then(|l| l.epoch)),
+            request_ts,
+            ts: rts,
+            client_id: client.client_id.clone(),
+            client: ctx.client,
+        };
+        let cluster = &self.cluster;
+        let loss = self.acked.on_end(
+            tp,
+            told,
+            || is_leader(cluster, tp, ctx.broker),
+            |a, b| same_cluster(cluster, a, b),
+        );
+        if let Some(l) = loss {
+            let cond = acked::condition(&l);
+            self.alert(acked::alert(&l), cond, out);
+        }
+    }
+
+    /// An OffsetForLeaderEpoch answer: acknowledged records of that epoch beyond its end are gone
+    /// (`acknowledged_then_lost`); a consumer that had read beyond it found the log truncated
+    /// (`log_truncated`).
+    #[allow(clippy::too_many_arguments)]
+    fn on_epoch_answer(
+        &mut self,
+        ctx: &ConnCtx,
+        q: &kwire_kafka::body::OffsetForLeaderEpochRequest,
+        r: &kwire_kafka::body::OffsetForLeaderEpochResponse,
+        client: &ClientKey,
+        cid: Option<&str>,
+        (request_ts, rts): (Timestamp, Timestamp),
+        out: Out<'_>,
+    ) {
+        if q.replica_id.is_some_and(|id| id >= 0) {
+            return;
+        }
+        for t in &r.topics {
+            let topic = self.cluster.names.get(&t.name);
+            for p in &t.partitions {
+                if p.error_code != 0 || p.end_offset < 0 {
+                    continue;
+                }
+                let Some(asked) = q
+                    .topics
+                    .iter()
+                    .filter(|qt| qt.name == t.name)
+                    .flat_map(|qt| qt.partitions.iter())
+                    .find(|qp| qp.partition == p.partition)
+                    .map(|qp| qp.leader_epoch)
+                else {
+                    continue;
+                };
+                let tp = Tp::of(&topic, p.partition);
+                if self.acked.watching(&tp) {
+                    let told = EndTold {
+                        end: p.end_offset,
+                        source: Told::OffsetForLeaderEpoch,
+                        committed_series: false,
+                        broker: ctx.broker,
+                        epoch: Some(asked),
+                        request_ts,
+                        ts: rts,
+                        client_id: client.client_id.clone(),
+                        client: ctx.client,
+                    };
+                    let cluster = &self.cluster;
+                    let same = |a, b| same_cluster(cluster, a, b);
+                    if let Some(l) = self.acked.on_epoch_end(&tp, asked, told, same) {
+                        let cond = acked::condition(&l);
+                        self.alert(acked::alert(&l), cond, out);
+                    }
+                }
+                let read_to = self
+                    .timelines
+                    .get(client, &tp)
+                    .and_then(|s| s.served.map(|o| o.offset));
+                if let Some(a) = log_truncated::check(
+                    log_truncated::Via::OffsetForLeaderEpoch,
+                    read_to,
+                    asked,
+                    p.end_offset,
+                    &tp,
+                    ctx,
+                    cid,
+                    rts,
+                ) {
+                    let cond = log_truncated::condition(client, &tp, p.end_offset);
+                    self.alert(a, cond, out);
+                }
+            }
         }
     }
 
@@ -657,8 +902,44 @@ impl Analyzer {
                 };
                 self.cluster
                     .on_partition_error(&tp, rts, p.error_code, p.current_leader);
+                if p.error_code == 0 && p.high_watermark >= 0 {
+                    self.told_end(
+                        ctx,
+                        client,
+                        &tp,
+                        p.high_watermark,
+                        Told::FetchHwm,
+                        false,
+                        None,
+                        (x.request_ts, rts),
+                        out,
+                    );
+                }
                 if replica {
                     continue;
+                }
+                if let Some(d) = p.diverging_epoch.filter(|_| p.error_code == 0) {
+                    let fetch_offset = f
+                        .topics
+                        .iter()
+                        .filter(|rt| {
+                            self.cluster.topic(rt.name.as_deref(), rt.topic_id.as_ref()) == tp.topic
+                        })
+                        .flat_map(|rt| rt.partitions.iter())
+                        .find(|rp| rp.partition == tp.partition)
+                        .map(|rp| rp.fetch_offset);
+                    if let Some(a) = log_truncated::check(
+                        log_truncated::Via::DivergingEpoch,
+                        fetch_offset,
+                        d.epoch,
+                        d.end_offset,
+                        &tp,
+                        ctx,
+                        cid,
+                        rts,
+                    ) {
+                        self.alert(a, log_truncated::condition(client, &tp, d.end_offset), out);
+                    }
                 }
                 let epoch = self.cluster.leader(&tp).and_then(|l| l.epoch);
                 let obs = |offset, source| Obs {
@@ -783,7 +1064,7 @@ impl Analyzer {
         r: &kwire_kafka::body::ListOffsetsResponse,
         client: &ClientKey,
         cid: Option<&str>,
-        rts: Timestamp,
+        (request_ts, rts): (Timestamp, Timestamp),
         out: Out<'_>,
     ) {
         if l.replica_id >= 0 {
@@ -831,6 +1112,17 @@ impl Analyzer {
                 if what != "listoffsets_latest" {
                     continue;
                 }
+                self.told_end(
+                    ctx,
+                    client,
+                    &tp,
+                    offset,
+                    Told::ListOffsets,
+                    series == Series::Committed,
+                    p.leader_epoch.filter(|e| *e >= 0),
+                    (request_ts, rts),
+                    out,
+                );
                 let o = Obs {
                     offset,
                     ts: rts,
@@ -981,6 +1273,7 @@ impl Analyzer {
     /// End of input: alerts that summarise traffic (weak acks); every incident closes.
     pub fn finish(&mut self, out: Out<'_>) {
         self.report_weak(None, out);
+        self.report_rejected(None, out);
         self.incidents.finish();
     }
 
@@ -988,7 +1281,15 @@ impl Analyzer {
     /// `report_after_s` ago are reported with their counts so far, so a long-running agent raises them.
     pub fn tick(&mut self, now: Timestamp, out: Out<'_>) {
         self.report_weak(Some(now), out);
+        self.report_rejected(Some(now), out);
         self.incidents.expire(now);
+    }
+
+    /// Raises the produce_rejected alerts that are due (at the end: every refused batch).
+    fn report_rejected(&mut self, now: Option<Timestamp>, out: Out<'_>) {
+        for (a, cond) in self.rejects.due(&self.detectors.produce_rejected, now) {
+            self.alert(a, cond, out);
+        }
     }
 
     /// Raises the weak-acks alerts that are due (all of them at the end: `now` None).
@@ -997,6 +1298,41 @@ impl Analyzer {
             self.alert(a, cond, out);
         }
     }
+}
+
+/// Whether two brokers are of one cluster: the same address, or the same cluster id (Metadata).
+fn same_cluster(cluster: &Cluster, a: kwire_flow::Endpoint, b: kwire_flow::Endpoint) -> bool {
+    a == b
+        || matches!(
+            (cluster.cluster_id_of(&a), cluster.cluster_id_of(&b)),
+            (Some(x), Some(y)) if x == y
+        )
+}
+
+/// Whether the broker at `b` leads `tp` in the cluster view (None: the view does not know). Compares
+/// the address the view holds with `b` written into a stack buffer: no allocation (it runs on the hot
+/// path when acknowledged records are at stake).
+fn is_leader(cluster: &Cluster, tp: &Tp, b: kwire_flow::Endpoint) -> Option<bool> {
+    use std::fmt::Write as _;
+    /// Room for "[<IPv6>]:<port>" (at most 47 + 6 bytes).
+    struct Stack {
+        b: [u8; 64],
+        n: usize,
+    }
+    impl std::fmt::Write for Stack {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let end = self.n + s.len();
+            let dst = self.b.get_mut(self.n..end).ok_or(std::fmt::Error)?;
+            dst.copy_from_slice(s.as_bytes());
+            self.n = end;
+            Ok(())
+        }
+    }
+    let leader = cluster.leader(tp)?;
+    let addr = cluster.brokers.get(&leader.id)?;
+    let mut w = Stack { b: [0; 64], n: 0 };
+    write!(w, "{b}").ok()?;
+    Some(addr.as_bytes() == &w.b[..w.n])
 }
 
 /// `listoffsets_regression` on one told end of log: the alert and its incident, or the end of a drop.

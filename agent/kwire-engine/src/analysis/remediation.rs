@@ -94,6 +94,31 @@ pub fn remediation(kind: AlertKind, lib: Library) -> String {
              idempotent, and find who committed the lower offset (member_id, client_id): a stale member, \
              a restarted job with an old checkpoint, or a manual offset reset."
         }
+        AlertKind::AcknowledgedThenLost => {
+            "Records the broker acknowledged are gone: re-send them from the producer's source \
+             (offsets first_lost_offset..last_lost_offset, see producers) or restore them downstream. \
+             When info, a client deleted the topic or its records on purpose (deleted_by_client_id): \
+             check that it was meant to. acks=all lost: check the brokers for an unclean leader election \
+             (unclean.leader.election.enable must be false), a broker that lost unflushed data \
+             (replication factor 1, or min.insync.replicas 1 with a single replica in the ISR), storage \
+             that does not persist (an in-memory broker restarted). acks=1 lost: produce with acks=all and \
+             idempotence, min.insync.replicas >= 2, replication factor >= 3."
+        }
+        AlertKind::ProduceRejected => {
+            "The broker refused (or never answered) these records and they were never acknowledged: the \
+             application must handle the delivery error (log, dead-letter, re-send). For MESSAGE_TOO_LARGE / \
+             RECORD_LIST_TOO_LARGE lower the producer's batch size or raise the topic's max.message.bytes; \
+             for INVALID_RECORD / CORRUPT_MESSAGE check keys on compacted topics and the client's version; \
+             for *_AUTHORIZATION_FAILED fix the ACLs; for retriable errors raise delivery.timeout.ms and \
+             check the brokers (leader, ISR, min.insync.replicas)."
+        }
+        AlertKind::LogTruncated => {
+            "The consumer had read records that no longer exist on the partition's leader (an unclean \
+             leader election or a replica that lost unflushed data truncated the log): whatever processed \
+             them downstream holds data the topic no longer has. Find which records (first_gone_offset.. \
+             last_gone_offset) and reconcile downstream; on the brokers set \
+             unclean.leader.election.enable=false and produce with acks=all, min.insync.replicas >= 2."
+        }
     };
     let specific = match (kind, lib) {
         (AlertKind::CommitAfterRevoke | AlertKind::StaleOwnerCommit, Library::Librdkafka) => {
@@ -132,6 +157,14 @@ pub fn remediation(kind: AlertKind, lib: Library) -> String {
         }
         (AlertKind::CommitAheadOfFetch, Library::Librdkafka) => {
             " librdkafka: enable.auto.offset.store=false and store_offsets(message) after processing each message."
+        }
+        (AlertKind::ProduceRejected, Library::Librdkafka) => {
+            " librdkafka: check the delivery report callback's err (message.max.bytes, batch.size) and \
+             keep enable.idempotence=true so retries keep order."
+        }
+        (AlertKind::ProduceRejected, Library::Java) => {
+            " Java client: handle the exception in the send() callback; max.request.size and batch.size \
+             bound what is sent."
         }
         (AlertKind::OffsetResetJump, Library::Librdkafka) => {
             " librdkafka: auto.offset.reset=earliest (or error)."

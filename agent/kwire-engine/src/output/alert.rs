@@ -47,10 +47,13 @@ pub enum AlertKind {
     CommitAheadOfFetch,
     OffsetResetJump,
     CommittedOffsetRegression,
+    AcknowledgedThenLost,
+    ProduceRejected,
+    LogTruncated,
 }
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 7] = [
+    pub const ALL: [AlertKind; 10] = [
         AlertKind::ListOffsetsRegression,
         AlertKind::CommitAfterRevoke,
         AlertKind::WeakAcks,
@@ -58,6 +61,9 @@ impl AlertKind {
         AlertKind::CommitAheadOfFetch,
         AlertKind::OffsetResetJump,
         AlertKind::CommittedOffsetRegression,
+        AlertKind::AcknowledgedThenLost,
+        AlertKind::ProduceRejected,
+        AlertKind::LogTruncated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +75,9 @@ impl AlertKind {
             AlertKind::CommitAheadOfFetch => "commit_ahead_of_fetch",
             AlertKind::OffsetResetJump => "offset_reset_jump",
             AlertKind::CommittedOffsetRegression => "committed_offset_regression",
+            AlertKind::AcknowledgedThenLost => "acknowledged_then_lost",
+            AlertKind::ProduceRejected => "produce_rejected",
+            AlertKind::LogTruncated => "log_truncated",
         }
     }
 }

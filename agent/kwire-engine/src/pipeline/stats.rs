@@ -197,6 +197,18 @@ pub struct LimitsHit {
     pub weak_producers_dropped: u64,
     /// Names allocated per use because the name table was full (costs memory, loses nothing).
     pub names_not_interned: u64,
+    /// Partitions whose acknowledged offsets were not remembered (`max_acked_partitions`); listed only
+    /// when not zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub acked_partitions_dropped: u64,
+    /// Spans of acknowledged offsets forgotten, oldest first (32 per partition); listed only when not
+    /// zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub acked_spans_forgotten: u64,
+    /// Refused or unanswered Produce batches not watched (`max_rejected_batches`); listed only when not
+    /// zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rejected_batches_dropped: u64,
 }
 
 impl LimitsHit {
@@ -206,6 +218,8 @@ impl LimitsHit {
             + self.groups_dropped
             + self.cluster_dropped
             + self.weak_producers_dropped
+            + self.acked_partitions_dropped
+            + self.rejected_batches_dropped
             > 0
     }
 }
@@ -391,6 +405,9 @@ impl Summary {
             cluster_dropped: a.cluster.dropped,
             weak_producers_dropped: a.weak.dropped,
             names_not_interned: a.cluster.names.not_interned.get(),
+            acked_partitions_dropped: a.acked.partitions_dropped,
+            acked_spans_forgotten: a.acked.spans_forgotten,
+            rejected_batches_dropped: a.rejects.dropped,
         };
     }
 }

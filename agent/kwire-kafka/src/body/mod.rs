@@ -26,6 +26,7 @@ mod admin;
 mod cluster;
 mod common;
 mod consumer_group;
+mod epoch;
 mod errors;
 mod fetch;
 mod group;
@@ -41,6 +42,7 @@ pub use admin::*;
 pub use cluster::*;
 pub use common::{LeaderAndEpoch, NodeEndpoint, TopicPartitionIds, TopicRef};
 pub use consumer_group::*;
+pub use epoch::*;
 pub use errors::error_name;
 pub use fetch::*;
 pub use group::*;
@@ -95,6 +97,8 @@ pub enum RequestBody {
     EndTxn(EndTxnRequest),
     TxnOffsetCommit(TxnOffsetCommitRequest),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
+    DeleteRecords(DeleteRecordsRequest),
     Other(OtherRequest),
 }
 
@@ -126,6 +130,8 @@ pub enum ResponseBody {
     EndTxn(EndTxnResponse),
     TxnOffsetCommit(TxnOffsetCommitResponse),
     ConsumerGroupHeartbeat(ConsumerGroupHeartbeatResponse),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
+    DeleteRecords(DeleteRecordsResponse),
     Other(OtherResponse),
 }
 
@@ -168,6 +174,8 @@ impl ResponseBody {
             ResponseBody::EndTxn(x) => push_err(&mut out, x.error_code),
             ResponseBody::TxnOffsetCommit(x) => collect_tpe(&x.topics, &mut out),
             ResponseBody::ConsumerGroupHeartbeat(x) => push_err(&mut out, x.error_code),
+            ResponseBody::OffsetForLeaderEpoch(x) => x.collect_errors(&mut out),
+            ResponseBody::DeleteRecords(x) => x.collect_errors(&mut out),
             ResponseBody::Other(x) => push_err(&mut out, x.error_code.unwrap_or(0)),
         }
         out.sort_unstable();
@@ -202,6 +210,8 @@ impl ResponseBody {
             ResponseBody::EndTxn(x) => x.throttle_time_ms,
             ResponseBody::TxnOffsetCommit(x) => x.throttle_time_ms,
             ResponseBody::ConsumerGroupHeartbeat(x) => x.throttle_time_ms,
+            ResponseBody::OffsetForLeaderEpoch(x) => x.throttle_time_ms,
+            ResponseBody::DeleteRecords(x) => x.throttle_time_ms,
             ResponseBody::Other(x) => x.throttle_time_ms,
         }
     }
@@ -228,7 +238,9 @@ pub fn summarised_max_version(api_key: i16) -> Option<i16> {
         16 => 5, // ListGroups
         19 => 7, // CreateTopics
         20 => 6, // DeleteTopics
+        21 => 2, // DeleteRecords
         22 => 6, // InitProducerId
+        23 => 4, // OffsetForLeaderEpoch
         24 => 5, // AddPartitionsToTxn
         25 => 4, // AddOffsetsToTxn
         26 => 5, // EndTxn
@@ -275,6 +287,10 @@ fn request_inner(api_key: i16, v: i16, r: &mut Reader<'_>) -> Result<RequestBody
         26 => RequestBody::EndTxn(txn::decode_end_txn_request(r, v)?),
         28 => RequestBody::TxnOffsetCommit(txn::decode_txn_offset_commit_request(r, v)?),
         68 => RequestBody::ConsumerGroupHeartbeat(consumer_group::decode_request(r, v)?),
+        21 => RequestBody::DeleteRecords(epoch::decode_delete_records_request(r, v)?),
+        23 => {
+            RequestBody::OffsetForLeaderEpoch(epoch::decode_offset_for_leader_epoch_request(r, v)?)
+        }
         _ => RequestBody::Other(OtherRequest {}),
     })
 }
@@ -329,6 +345,10 @@ fn response_inner(
         26 => ResponseBody::EndTxn(txn::decode_end_txn_response(r, v)?),
         28 => ResponseBody::TxnOffsetCommit(txn::decode_txn_offset_commit_response(r, v)?),
         68 => ResponseBody::ConsumerGroupHeartbeat(consumer_group::decode_response(r, v)?),
+        21 => ResponseBody::DeleteRecords(epoch::decode_delete_records_response(r, v)?),
+        23 => ResponseBody::OffsetForLeaderEpoch(epoch::decode_offset_for_leader_epoch_response(
+            r, v,
+        )?),
         _ => ResponseBody::Other(OtherResponse::default()),
     })
 }

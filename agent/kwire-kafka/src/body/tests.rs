@@ -1276,7 +1276,13 @@ fn defaults_roundtrip_every_version() {
     both!(18, km::ApiVersionsRequest, km::ApiVersionsResponse);
     both!(19, km::CreateTopicsRequest, km::CreateTopicsResponse);
     both!(20, km::DeleteTopicsRequest, km::DeleteTopicsResponse);
+    both!(21, km::DeleteRecordsRequest, km::DeleteRecordsResponse);
     both!(22, km::InitProducerIdRequest, km::InitProducerIdResponse);
+    both!(
+        23,
+        km::OffsetForLeaderEpochRequest,
+        km::OffsetForLeaderEpochResponse
+    );
     both!(
         24,
         km::AddPartitionsToTxnRequest,
@@ -1408,4 +1414,154 @@ proptest::proptest! {
         let _ = crate::assignment::decode_subscription(&bytes);
         let _ = crate::assignment::decode_assignment_exact(&bytes);
     }
+}
+
+// ------------------------------------------------------------------ OffsetForLeaderEpoch, DeleteRecords
+
+#[test]
+fn offset_for_leader_epoch_v2_and_v4() {
+    let b = B::new()
+        .arr(1) // topics
+        .s("orders") // topic
+        .arr(1) // partitions
+        .i32(3) // partition
+        .i32(7) // current_leader_epoch (v2+)
+        .i32(5) // leader_epoch asked
+        .done();
+    let RequestBody::OffsetForLeaderEpoch(q) = req(23, 2, &b) else {
+        panic!()
+    };
+    assert_eq!(q.replica_id, None);
+    assert_eq!(q.topics[0].name, "orders");
+    assert_eq!(
+        q.topics[0].partitions[0],
+        EpochPartition {
+            partition: 3,
+            current_leader_epoch: Some(7),
+            leader_epoch: 5
+        }
+    );
+    let b = B::new()
+        .i32(0) // throttle_time_ms (v2+)
+        .arr(1) // topics
+        .s("orders") // topic
+        .arr(1) // partitions
+        .i16(0) // error_code
+        .i32(3) // partition
+        .i32(5) // leader_epoch
+        .i64(42) // end_offset
+        .done();
+    let ResponseBody::OffsetForLeaderEpoch(r) = resp(23, 2, &b) else {
+        panic!()
+    };
+    assert_eq!(r.throttle_time_ms, Some(0));
+    assert_eq!(
+        r.topics[0].partitions[0],
+        EpochPartitionResult {
+            error_code: 0,
+            partition: 3,
+            leader_epoch: Some(5),
+            end_offset: 42
+        }
+    );
+    // v4: flexible, replica_id first.
+    let b = B::new()
+        .i32(-1) // replica_id (v3+)
+        .carr(1) // topics
+        .cs("orders") // topic
+        .carr(1) // partitions
+        .i32(0) // partition
+        .i32(2) // current_leader_epoch
+        .i32(1) // leader_epoch
+        .uvar(0) // partition tagged fields
+        .uvar(0) // topic tagged fields
+        .uvar(0) // tagged fields
+        .done();
+    let RequestBody::OffsetForLeaderEpoch(q) = req(23, 4, &b) else {
+        panic!()
+    };
+    assert_eq!(q.replica_id, Some(-1));
+    assert_eq!(q.topics[0].partitions[0].leader_epoch, 1);
+}
+
+#[test]
+fn offset_for_leader_epoch_crosscheck_with_kafka_protocol() {
+    use km::offset_for_leader_epoch_response::*;
+    let mut p = EpochEndOffset::default();
+    p.error_code = 0;
+    p.partition = 2;
+    p.leader_epoch = 4;
+    p.end_offset = 17;
+    let mut t = OffsetForLeaderTopicResult::default();
+    t.topic = km::TopicName(sb("orders"));
+    t.partitions = vec![p];
+    let mut m = km::OffsetForLeaderEpochResponse::default();
+    m.topics = vec![t];
+    for v in 2..=4 {
+        let ResponseBody::OffsetForLeaderEpoch(r) = resp(23, v, &enc(&m, v)) else {
+            panic!()
+        };
+        let got = r.topics[0].partitions[0];
+        assert_eq!(
+            (got.partition, got.leader_epoch, got.end_offset),
+            (2, Some(4), 17)
+        );
+    }
+}
+
+#[test]
+fn delete_records_v0_and_v2() {
+    let b = B::new()
+        .arr(1) // topics
+        .s("orders") // name
+        .arr(1) // partitions
+        .i32(1) // partition
+        .i64(9) // offset: delete before 9
+        .i32(5000) // timeout_ms
+        .done();
+    let RequestBody::DeleteRecords(d) = req(21, 0, &b) else {
+        panic!()
+    };
+    assert_eq!(d.topics[0].name, "orders");
+    assert_eq!(
+        d.topics[0].partitions[0],
+        DeleteRecordsPartition {
+            partition: 1,
+            offset: 9
+        }
+    );
+    assert_eq!(d.timeout_ms, 5000);
+    let b = B::new()
+        .i32(0) // throttle_time_ms
+        .carr(1) // topics
+        .cs("orders") // name
+        .carr(1) // partitions
+        .i32(1) // partition
+        .i64(9) // low_watermark
+        .i16(0) // error_code
+        .uvar(0) // partition tagged fields
+        .uvar(0) // topic tagged fields
+        .uvar(0) // tagged fields
+        .done();
+    let ResponseBody::DeleteRecords(d) = resp(21, 2, &b) else {
+        panic!()
+    };
+    assert_eq!(d.topics[0].partitions[0].low_watermark, 9);
+}
+
+#[test]
+fn batch_identity_fields_are_read_and_not_serialised() {
+    let mut b = v2_batch(100, 0x00, 0, 1, 10);
+    b[12..16].copy_from_slice(&7i32.to_be_bytes()); // partition_leader_epoch
+    b[17..21].copy_from_slice(&0xdead_beef_u32.to_be_bytes()); // crc
+    let s = crate::records::scan_record_set(&b);
+    let info = &s.batches[0];
+    assert_eq!(info.crc, 0xdead_beef);
+    assert_eq!(info.first_timestamp, 1_700_000_000_000);
+    assert_eq!(info.partition_leader_epoch, 7);
+    let json = serde_json::to_string(info).unwrap();
+    assert!(
+        !json.contains("crc") && !json.contains("first_timestamp"),
+        "{json}"
+    );
 }

@@ -2,11 +2,14 @@
 //! moment of an exchange (or at the end of input), configured by [`DetectorConfig`] and tested both ways
 //! (one case that fires, one that stays quiet). Detectors see decoded exchanges and state, never bytes.
 
+pub mod acknowledged_then_lost;
 pub mod commit_after_revoke;
 pub mod commit_ahead_of_fetch;
 pub mod committed_offset_regression;
 pub mod listoffsets_regression;
+pub mod log_truncated;
 pub mod offset_reset_jump;
+pub mod produce_rejected;
 pub mod stale_owner_commit;
 pub mod weak_acks;
 
@@ -26,6 +29,9 @@ pub struct DetectorConfig {
     pub commit_ahead_of_fetch: Threshold,
     pub offset_reset_jump: Threshold,
     pub committed_offset_regression: Threshold,
+    pub acknowledged_then_lost: Toggle,
+    pub produce_rejected: ProduceRejectedConfig,
+    pub log_truncated: Toggle,
     /// How repeated observations of one condition become one incident (`[detectors.incidents]`).
     pub incidents: IncidentConfig,
 }
@@ -40,6 +46,9 @@ impl Default for DetectorConfig {
             commit_ahead_of_fetch: Threshold::default(),
             offset_reset_jump: Threshold::default(),
             committed_offset_regression: Threshold::default(),
+            acknowledged_then_lost: Toggle::default(),
+            produce_rejected: ProduceRejectedConfig::default(),
+            log_truncated: Toggle::default(),
             incidents: IncidentConfig::default(),
         }
     }
@@ -55,6 +64,9 @@ impl DetectorConfig {
             AlertKind::CommitAheadOfFetch => self.commit_ahead_of_fetch.enabled,
             AlertKind::OffsetResetJump => self.offset_reset_jump.enabled,
             AlertKind::CommittedOffsetRegression => self.committed_offset_regression.enabled,
+            AlertKind::AcknowledgedThenLost => self.acknowledged_then_lost.enabled,
+            AlertKind::ProduceRejected => self.produce_rejected.enabled,
+            AlertKind::LogTruncated => self.log_truncated.enabled,
         }
     }
 }
@@ -114,6 +126,26 @@ impl Default for WeakAcksConfig {
             acks1: true,
             leader_change_window_s: 30,
             report_after_s: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProduceRejectedConfig {
+    pub enabled: bool,
+    /// A batch refused (or never answered) is reported when it has not been acknowledged this long
+    /// (packet time) after its last failed attempt; refused batches still waiting at the end of a replay
+    /// are reported then (unanswered ones only when the capture went on that long after them: it may
+    /// just have ended). Default 60.
+    pub resend_window_s: u64,
+}
+
+impl Default for ProduceRejectedConfig {
+    fn default() -> Self {
+        ProduceRejectedConfig {
+            enabled: true,
+            resend_window_s: 60,
         }
     }
 }
