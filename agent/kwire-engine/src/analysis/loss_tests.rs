@@ -42,12 +42,14 @@ fn exchange(
             client_id: Some(client.to_string()),
             bytes: 100,
             body: Decoded::Full(req),
+            frame: 0,
         },
         response_optional: false,
         response: resp.map(|b| ResponseInfo {
             ts: at.add_nanos(1_000_000),
             bytes: 100,
             body: Decoded::Full(b),
+            frame: 0,
         }),
     }
 }

@@ -39,7 +39,7 @@ use crate::config::AnalysisLimits;
 use crate::model::Commit;
 use crate::model::ConnCtx;
 use crate::model::{ClientKey, Name, Tp, XRef};
-use crate::output::alert::{Alert, AlertKind};
+use crate::output::alert::{Alert, AlertKind, Evidence};
 use crate::output::TimelineRecord;
 
 /// What the analysis produces besides exchanges.
@@ -180,6 +180,17 @@ impl Analyzer {
         self.software.insert(client.clone(), entry);
     }
 
+    /// The exchange being analysed as the evidence of a deliberate deletion.
+    fn deletion_evidence(&self, ctx: &ConnCtx) -> Evidence {
+        Evidence {
+            role: "deletion",
+            conn: ctx.id,
+            broker: ctx.broker,
+            xref: self.cur,
+            offset: None,
+        }
+    }
+
     /// A timeline row, built only when rows were asked for (`kwire timeline`): the hot path never
     /// pays for a row nobody reads.
     fn row(&self, out: Out<'_>, build: impl FnOnce() -> TimelineRecord) {
@@ -285,6 +296,7 @@ impl Analyzer {
                         records: None,
                         client_id: client.client_id.clone(),
                         client: ctx.client,
+                        evidence: Some(self.deletion_evidence(ctx)),
                     });
                 }
             }
@@ -298,6 +310,7 @@ impl Analyzer {
                             records: Some((p.partition, p.offset)),
                             client_id: client.client_id.clone(),
                             client: ctx.client,
+                            evidence: Some(self.deletion_evidence(ctx)),
                         });
                     }
                 }
@@ -661,7 +674,7 @@ impl Analyzer {
                                 first_timestamp: b.first_timestamp,
                             };
                             self.rejects
-                                .observe(&client, &tp, id, outcome, ctx, p.acks, rts);
+                                .observe(&client, &tp, id, outcome, ctx, p.acks, rts, self.cur);
                         }
                     }
                     let Some(rp) = rp.filter(|rp| rp.error_code == 0 && p.acks != 0) else {
@@ -690,6 +703,13 @@ impl Analyzer {
                         base_sequence: b0.base_sequence,
                         request_ts: x.request_ts,
                         ts: rts,
+                        evidence: Some(Evidence {
+                            role: "acknowledged",
+                            conn: ctx.id,
+                            broker: ctx.broker,
+                            xref: self.cur,
+                            offset: Some(rp.base_offset),
+                        }),
                     };
                     let cluster = &self.cluster;
                     let same = |a, b| same_cluster(cluster, a, b);

@@ -43,7 +43,7 @@ use kwire_flow::{Endpoint, Timestamp};
 
 use crate::analysis::incident::{Condition, Harm, IncidentKey};
 use crate::model::{Name, Tp};
-use crate::output::alert::{Alert, AlertKind, Severity};
+use crate::output::alert::{Alert, AlertKind, Evidence, Severity};
 
 /// Spans of acknowledged offsets kept per partition.
 pub const MAX_SPANS: usize = 32;
@@ -79,6 +79,8 @@ pub struct Span {
     pub last_ts: Timestamp,
     /// Known replicated: acks=all, or an end at or above `end` told by the leader since.
     pub confirmed: bool,
+    /// The Produce whose answer acknowledged the span's first offsets (the alert's evidence).
+    pub acked_by: Option<Evidence>,
 }
 
 /// One acknowledged batch (or several, of one partition in one request).
@@ -91,6 +93,8 @@ pub struct Ack {
     /// When the Produce request was sent and its response arrived.
     pub request_ts: Timestamp,
     pub ts: Timestamp,
+    /// The Produce exchange, as evidence names it.
+    pub evidence: Option<Evidence>,
 }
 
 /// What told the end of log.
@@ -140,6 +144,8 @@ pub struct Deletion {
     pub records: Option<(i32, i64)>,
     pub client_id: Name,
     pub client: Endpoint,
+    /// The DeleteTopics / DeleteRecords exchange.
+    pub evidence: Option<Evidence>,
 }
 
 /// Records proven gone.
@@ -267,6 +273,7 @@ impl AckLedger {
             seq_end,
             first_ts: ack.ts,
             last_ts: ack.ts,
+            acked_by: ack.evidence,
         });
         loss
     }
@@ -536,6 +543,13 @@ pub fn alert(l: &Loss) -> Alert {
             .field("deleted_by_client_id", d.client_id.clone())
             .field("deleted_by_client_addr", d.client.to_string())
             .field("deleted_ts", d.ts);
+        if let Some(e) = d.evidence {
+            a = a.evidence(e);
+        }
+    }
+    // The Produce that acknowledged the first lost offsets; the engine adds the exchange that told less.
+    if let Some(e) = first.acked_by {
+        a = a.evidence(e);
     }
     a
 }
@@ -560,6 +574,7 @@ mod tests {
 
     fn ack(base: i64, records: i64, acks: i16, secs: i64) -> Ack {
         Ack {
+            evidence: None,
             base_offset: base,
             records,
             who: who(acks),
@@ -679,6 +694,7 @@ mod tests {
             l.on_ack(&tp(), ack(i, 1, -1, 1 + i), same);
         }
         l.on_deletion(Deletion {
+            evidence: None,
             ts: t(20),
             topic: "orders".into(),
             records: None,
@@ -705,6 +721,7 @@ mod tests {
     fn quiet_when_a_topic_is_deleted_before_anything_was_produced() {
         let mut l = AckLedger::new(10);
         l.on_deletion(Deletion {
+            evidence: None,
             ts: t(1),
             topic: "orders".into(),
             records: None,

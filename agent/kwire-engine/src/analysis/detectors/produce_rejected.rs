@@ -31,8 +31,8 @@ use kwire_flow::Timestamp;
 
 use crate::analysis::detectors::ProduceRejectedConfig;
 use crate::analysis::incident::{Condition, Harm, IncidentKey};
-use crate::model::{ClientKey, ConnCtx, Tp};
-use crate::output::alert::{Alert, AlertKind, Severity};
+use crate::model::{ClientKey, ConnCtx, Tp, XRef};
+use crate::output::alert::{Alert, AlertKind, Evidence, Severity};
 
 /// No answer (unanswered request) in place of an error code.
 pub const NO_ANSWER: i16 = i16::MIN;
@@ -89,6 +89,9 @@ pub struct Watched {
     pub attempts: u32,
     pub first_ts: Timestamp,
     pub last_ts: Timestamp,
+    /// The first and the latest failed attempt (the alert's evidence).
+    pub first: Evidence,
+    pub last: Evidence,
 }
 
 /// The detector's state: watched batches per (producer, partition), bounded.
@@ -146,7 +149,15 @@ impl ProduceRejects {
         ctx: &ConnCtx,
         acks: i16,
         ts: Timestamp,
+        xref: XRef,
     ) {
+        let attempt = |role| Evidence {
+            role,
+            conn: ctx.id,
+            broker: ctx.broker,
+            xref,
+            offset: None,
+        };
         if self.now.is_none_or(|n| ts > n) {
             self.now = Some(ts);
         }
@@ -180,6 +191,7 @@ impl ProduceRejects {
                     w.refused |= error != NO_ANSWER;
                     w.last_ts = w.last_ts.max(ts);
                     w.ctx = ctx.clone();
+                    w.last = attempt("last_attempt");
                     return;
                 }
                 if self.count >= self.max {
@@ -196,6 +208,8 @@ impl ProduceRejects {
                     attempts: 1,
                     first_ts: ts,
                     last_ts: ts,
+                    first: attempt("first_attempt"),
+                    last: attempt("last_attempt"),
                 });
             }
         }
@@ -331,6 +345,12 @@ fn alert(client: &ClientKey, tp: &Tp, error: i16, critical: bool, ws: &[Watched]
         .field("idempotent", idempotent)
         .field("first_ts", first_ts)
         .field("last_ts", last.last_ts);
+    // The first failed attempt of the batches, and the latest (when it is another exchange).
+    let first = ws.iter().min_by_key(|w| w.first_ts).unwrap_or(last);
+    a = a.evidence(first.first);
+    if last.last.xref != first.first.xref {
+        a = a.evidence(last.last);
+    }
     if error != NO_ANSWER {
         a = a.field("error_code", error);
     }
@@ -384,6 +404,7 @@ mod tests {
             &ctx(),
             -1,
             t(5),
+            XRef::default(),
         );
         assert!(r.due(&cfg(), Some(t(30))).is_empty(), "within the window");
         let due = r.due(&cfg(), Some(t(65)));
@@ -412,6 +433,7 @@ mod tests {
             &ctx(),
             -1,
             t(1),
+            XRef::default(),
         );
         r.observe(
             &client(),
@@ -421,12 +443,22 @@ mod tests {
             &ctx(),
             -1,
             t(2),
+            XRef::default(),
         );
         assert!(r.is_empty());
         let mut idem = id(9);
         idem.producer_id = 42;
         idem.base_sequence = 7;
-        r.observe(&client(), &tp(), idem, Outcome::of(None), &ctx(), -1, t(3));
+        r.observe(
+            &client(),
+            &tp(),
+            idem,
+            Outcome::of(None),
+            &ctx(),
+            -1,
+            t(3),
+            XRef::default(),
+        );
         // Re-sent after an epoch bump: new sequence and CRC, same count and first timestamp.
         let mut again = idem;
         again.base_sequence = 0;
@@ -439,11 +471,21 @@ mod tests {
             &ctx(),
             -1,
             t(4),
+            XRef::default(),
         );
         assert!(r.is_empty());
         assert!(r.due(&cfg(), None).is_empty());
         // acks=0 with no answer is normal.
-        r.observe(&client(), &tp(), id(2), Outcome::of(None), &ctx(), 0, t(5));
+        r.observe(
+            &client(),
+            &tp(),
+            id(2),
+            Outcome::of(None),
+            &ctx(),
+            0,
+            t(5),
+            XRef::default(),
+        );
         assert!(r.is_empty());
     }
 
@@ -458,6 +500,7 @@ mod tests {
             &ctx(),
             -1,
             t(1),
+            XRef::default(),
         );
         r.observe(
             &client(),
@@ -467,8 +510,18 @@ mod tests {
             &ctx(),
             -1,
             t(2),
+            XRef::default(),
         );
-        r.observe(&client(), &tp(), id(3), Outcome::of(None), &ctx(), 1, t(2));
+        r.observe(
+            &client(),
+            &tp(),
+            id(3),
+            Outcome::of(None),
+            &ctx(),
+            1,
+            t(2),
+            XRef::default(),
+        );
         let due = r.due(&cfg(), None);
         assert_eq!(
             due.len(),
@@ -490,6 +543,7 @@ mod tests {
             &ctx(),
             -1,
             t(90),
+            XRef::default(),
         );
         let due = r.due(&cfg(), None);
         let a = alert_json(&due[0].0);
@@ -510,6 +564,7 @@ mod tests {
             &ctx(),
             -1,
             t(1),
+            XRef::default(),
         );
         let mut part = id(2);
         part.record_count = 50;
@@ -521,6 +576,7 @@ mod tests {
             &ctx(),
             -1,
             t(2),
+            XRef::default(),
         );
         assert!(r.is_empty());
     }
@@ -536,6 +592,7 @@ mod tests {
             &ctx(),
             -1,
             t(1),
+            XRef::default(),
         );
         r.observe(
             &client(),
@@ -545,6 +602,7 @@ mod tests {
             &ctx(),
             -1,
             t(1),
+            XRef::default(),
         );
         assert_eq!(r.dropped, 1);
     }
