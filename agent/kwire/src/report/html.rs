@@ -753,13 +753,26 @@ fn top_keys<F: Fn(&Key) -> Option<String>>(
     v
 }
 
+/// The last bucket any context series has data in (every context chart spans the same time).
+fn last_bucket(c: &Collector) -> usize {
+    c.rollup
+        .series
+        .values()
+        .filter_map(|v| v.iter().rposition(|x| x.n > 0))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The time range of the context charts: the first bucket's start to the last used bucket's end.
+fn context_range(c: &Collector) -> Option<(i64, i64)> {
+    let r = &c.rollup;
+    r.origin?;
+    Some((r.bucket_ts(0).0, r.bucket_ts(last_bucket(c) + 1).0))
+}
+
 fn rate_plot(c: &Collector, title: &str, y: &str, lines: Vec<(String, Vec<f64>)>) -> String {
     let r = &c.rollup;
-    let last = lines
-        .iter()
-        .filter_map(|(_, v)| v.iter().rposition(|x| *x > 0.0))
-        .max()
-        .unwrap_or(0);
+    let last = last_bucket(c);
     let series = lines
         .into_iter()
         .enumerate()
@@ -793,6 +806,7 @@ fn rate_plot(c: &Collector, title: &str, y: &str, lines: Vec<(String, Vec<f64>)>
         y_label: y.into(),
         y_from_zero: true,
         height: 190.0,
+        t_range: context_range(c),
         ..Default::default()
     })
 }
@@ -911,11 +925,7 @@ fn context(o: &mut String, c: &Collector, v: &EngineView) {
     if joins.is_empty() {
         o.push_str("<h3>Rebalances per group</h3><p>No consumer group joined in this capture.</p>");
     } else {
-        let last = joins
-            .iter()
-            .filter_map(|(_, v)| v.iter().rposition(|x| x.0 > 0))
-            .max()
-            .unwrap_or(0);
+        let last = last_bucket(c);
         let series = joins
             .into_iter()
             .enumerate()
@@ -944,6 +954,7 @@ fn context(o: &mut String, c: &Collector, v: &EngineView) {
                 y_from_zero: true,
                 integers: true,
                 height: 150.0,
+                t_range: context_range(c),
                 ..Default::default()
             })
         );
