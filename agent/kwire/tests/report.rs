@@ -73,7 +73,7 @@ fn grouped(v: i64) -> String {
     let s = v.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -198,9 +198,8 @@ fn every_fixture_has_a_section_per_incident_with_the_alerts_own_figures() {
                     );
                 }
             }
-            match a["acks"].as_i64() {
-                Some(acks) => assert!(text.contains(&format!("acks={acks}")), "{name}"),
-                None => {}
+            if let Some(acks) = a["acks"].as_i64() {
+                assert!(text.contains(&format!("acks={acks}")), "{name}");
             }
             if let Some(code) = a["broker_error_code"].as_i64().filter(|c| *c != 0) {
                 assert!(text.contains(&format!("({code})")), "{name}: error code");

@@ -74,6 +74,8 @@ th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);vertic
 th{background:#eef1f4;font-weight:600;white-space:nowrap}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.trigger td{background:#fff3f0;font-weight:600}
+td>code{white-space:nowrap}
+td.wf>code{white-space:normal}
 table.kv th{width:34%;background:#f7f8fa}
 .fid-ok{color:var(--ok);font-weight:600}.fid-bad{color:var(--warn);font-weight:600}
 article.incident{background:#fff;border:1px solid var(--line);border-left:6px solid;border-radius:6px;padding:6px 20px 14px;margin:20px 0}
@@ -250,10 +252,9 @@ pub fn render(
 
     context(&mut o, c, v);
     reading(&mut o, c);
-    let _ = write!(
+    let _ = writeln!(
         o,
-        r#"<footer>Made by kwire {} from packets only (Kafka protocol headers and offsets; record keys, values and headers are never decoded, SASL bytes never kept). The same capture gives the same page, byte for byte. No script, font or image is loaded from anywhere.</footer></main></body></html>
-"#,
+        r#"<footer>Made by kwire {} from packets only (Kafka protocol headers and offsets; record keys, values and headers are never decoded, SASL bytes never kept). The same capture gives the same page, byte for byte. No script, font or image is loaded from anywhere.</footer></main></body></html>"#,
         env!("CARGO_PKG_VERSION")
     );
     o
@@ -668,7 +669,7 @@ fn incident(o: &mut String, inc: &Incident, all: &[Incident], c: &Collector, v: 
             };
             let _ = write!(
                 o,
-                r#"<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="n">{corr}</td>{frames_td}<td><code>{filter}</code></td></tr>"#,
+                r#"<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="n">{corr}</td>{frames_td}<td class="wf"><code>{filter}</code></td></tr>"#,
                 if r.trigger { r#" class="trigger""# } else { "" },
                 tm(r.ts),
                 code(&r.client),

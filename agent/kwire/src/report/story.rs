@@ -562,9 +562,9 @@ fn what_words(what: &str) -> &str {
         "fetch_log_start" => "Fetch response log start offset",
         "fetched" => "served: end of the batches returned",
         "fetch_error" => "Fetch error",
-        "produced" => "Produce: base offset assigned",
-        "committed" => "OffsetCommit accepted",
-        "commit_rejected" => "OffsetCommit refused",
+        "produced" => "base offset assigned",
+        "committed" => "commit accepted",
+        "commit_rejected" => "commit refused",
         "offset_fetch" => "OffsetFetch answer",
         other => other,
     }
@@ -619,14 +619,22 @@ pub fn evidence(inc: &Incident, c: &Collector, v: &EngineView) -> Vec<EvRow> {
         }
         let times = times_of(a);
         let (Some(topic), Some(partition)) = (a.topic.clone(), a.partition) else {
-            // weak_acks names a topic only: the client's produced points at its times.
+            // weak_acks names a topic only: every record the producer was told it wrote there while
+            // the alert's window lasted (answers come a moment after the last request).
             if let Some(topic) = &a.topic {
-                for ((client, t, _), pts) in c.offsets.range(..) {
+                let from = ts_field(a, "first_ts").unwrap_or(a.ts);
+                let to = ts_field(a, "last_ts")
+                    .unwrap_or(a.ts)
+                    .add_nanos(5_000_000_000);
+                for ((client, t, part), pts) in &c.offsets {
                     if t != topic || Some(client) != a.client_id.as_ref() {
                         continue;
                     }
-                    for p in pts.iter().filter(|p| times.contains(&p.ts)) {
-                        push_point(&mut rows, &mut seen, client, t, p, v, a);
+                    for p in pts
+                        .iter()
+                        .filter(|p| p.what == "produced" && p.ts >= from && p.ts <= to)
+                    {
+                        push_point(&mut rows, &mut seen, client, (t, *part), p, v, a);
                     }
                 }
             }
@@ -656,7 +664,7 @@ pub fn evidence(inc: &Incident, c: &Collector, v: &EngineView) -> Vec<EvRow> {
                         && prev_source.is_some()
                         && source_of(p.what).map(str::to_string) != prev_source);
                 if earlier || at_alert {
-                    push_point(&mut rows, &mut seen, client, t, p, v, a);
+                    push_point(&mut rows, &mut seen, client, (t, *part), p, v, a);
                 }
             }
         }
@@ -741,7 +749,7 @@ fn push_point(
     rows: &mut Vec<EvRow>,
     seen: &mut BTreeSet<(Timestamp, String, String)>,
     client: &str,
-    topic: &str,
+    (topic, partition): (&str, i32),
     p: &Point,
     v: &EngineView,
     a: &Alert,
@@ -760,12 +768,12 @@ fn push_point(
     let trigger = Some(client) == a.client_id.as_deref() && p.ts == a.ts;
     let what = match p.x {
         Some(x) => format!(
-            "{} v{}: {} of {topic}",
+            "{} v{}: {}, {topic}-{partition}",
             x.api(),
             x.api_version,
             what_words(p.what)
         ),
-        None => format!("{} of {topic}", what_words(p.what)),
+        None => format!("{}, {topic}-{partition}", what_words(p.what)),
     };
     rows.push(EvRow {
         ts: p.ts,
@@ -1334,11 +1342,11 @@ fn acks_chart(inc: &Incident, c: &Collector, v: &EngineView) -> String {
         if !*mine {
             i += 1;
         }
-        let mut s = Series::new(label, color, Shape::Line);
-        s.marker = if *mine { Marker::Circle } else { Marker::None };
+        let mut s = Series::new(label, color, Shape::Bars);
         s.points = counts[..=last]
             .iter()
             .enumerate()
+            .filter(|(_, x)| **x > 0)
             .map(|(i, x)| (r.bucket_ts(i).0 + r.width_ns / 2, *x as f64 / secs))
             .collect();
         series.push(s);
@@ -1346,8 +1354,15 @@ fn acks_chart(inc: &Incident, c: &Collector, v: &EngineView) -> String {
     let w = (i64::MIN / 2, i64::MAX / 2);
     let mut marks = leader_marks(v, &topic, None, w);
     marks.extend(alert_marks(inc));
+    let n = series.len();
+    for (i, s) in series.iter_mut().enumerate() {
+        s.slot = Some((i, n));
+    }
     svg::plot(&Plot {
         title: format!("Produce requests per second to {topic} by acks"),
+        t_range: r
+            .origin
+            .map(|_| (r.bucket_ts(0).0, r.bucket_ts(last + 1).0)),
         series,
         marks,
         y_label: "produce requests/s".into(),

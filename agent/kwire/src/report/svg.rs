@@ -64,6 +64,8 @@ pub struct Series {
     pub points: Vec<(i64, f64)>,
     /// A step series goes on to the right edge at its last value.
     pub hold: bool,
+    /// Bars: this series' place among `n` drawn side by side in each bucket.
+    pub slot: Option<(usize, usize)>,
 }
 
 impl Series {
@@ -77,6 +79,7 @@ impl Series {
             shape,
             points: Vec::new(),
             hold: false,
+            slot: None,
         }
     }
 }
@@ -494,9 +497,11 @@ pub fn plot(p: &Plot) -> String {
         };
         match s.shape {
             Shape::Bars => {
-                let bw = ((W - LEFT - RIGHT) / 130.0).max(2.0);
+                let (k, of) = s.slot.unwrap_or((0, 1));
+                let bw = ((W - LEFT - RIGHT) / 130.0 / of as f64).max(2.0);
+                let shift = (k as f64 - (of as f64 - 1.0) / 2.0) * bw;
                 for (t, v) in &s.points {
-                    let x = f.x(*t);
+                    let x = f.x(*t) + shift;
                     let y = f.y(*v);
                     let _ = write!(
                         out,
