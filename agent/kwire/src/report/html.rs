@@ -75,7 +75,9 @@ th{background:#eef1f4;font-weight:600;white-space:nowrap}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.trigger td{background:#fff3f0;font-weight:600}
 td>code{white-space:nowrap}
-td.wf>code{white-space:normal}
+td.wf>code{white-space:normal;word-break:break-all}
+.tw{overflow-x:auto}
+td.wf{min-width:150px}
 table.kv th{width:34%;background:#f7f8fa}
 .fid-ok{color:var(--ok);font-weight:600}.fid-bad{color:var(--warn);font-weight:600}
 article.incident{background:#fff;border:1px solid var(--line);border-left:6px solid;border-radius:6px;padding:6px 20px 14px;margin:20px 0}
@@ -634,7 +636,7 @@ fn incident(o: &mut String, inc: &Incident, all: &[Incident], c: &Collector, v: 
             .any(|r| r.x.is_some_and(|x| x.request_frame.is_some()));
         let _ = write!(
             o,
-            r#"<table><tr><th>time</th><th>client</th><th>broker</th><th>what</th><th>value</th><th>correlation id</th>{}<th>Wireshark filter</th></tr>"#,
+            r#"<div class="tw"><table><tr><th>time (UTC)</th><th>client</th><th>broker</th><th>what</th><th>value</th><th class="n">corr. id</th>{}<th>Wireshark filter</th></tr>"#,
             if frames { "<th>frames</th>" } else { "" }
         );
         for r in rows.iter().take(MAX_ROWS) {
@@ -671,14 +673,14 @@ fn incident(o: &mut String, inc: &Incident, all: &[Incident], c: &Collector, v: 
                 o,
                 r#"<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="n">{corr}</td>{frames_td}<td class="wf"><code>{filter}</code></td></tr>"#,
                 if r.trigger { r#" class="trigger""# } else { "" },
-                tm(r.ts),
+                story::tm_short(r.ts),
                 code(&r.client),
                 esc(&r.broker),
                 esc(&r.what),
                 esc(&r.value)
             );
         }
-        o.push_str("</table>");
+        o.push_str("</table></div>");
         more(o, rows.len().saturating_sub(MAX_ROWS), "rows");
         o.push_str(r#"<p class="hint">Highlighted: the observation that raised the alert. Open the capture in Wireshark (Decode As… Kafka on the broker ports) and paste a filter to see the exchange.</p>"#);
     }

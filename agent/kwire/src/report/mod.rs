@@ -343,3 +343,71 @@ impl LiveReporter {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real capture fed packet by packet as `kwire run` feeds the engine: the report waits for the
+    /// alerts raised close together (two late commits 0.55 s apart), writes one file for them, and
+    /// stops at the file bound.
+    #[test]
+    fn live_reports_settle_group_alerts_and_stop_at_the_bound() {
+        let dir = std::env::temp_dir().join(format!("kwire-live-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let args = LiveReportArgs {
+            report_dir: Some(dir.clone()),
+            report_max_files: 1,
+            report_max_mb: 8,
+        };
+        let mut r = LiveReporter::new(&args, "pcap: lo".into())
+            .unwrap()
+            .unwrap();
+        let mut cfg = kwire_engine::EngineConfig::default();
+        LiveReporter::configure(&mut cfg);
+        let mut engine = Engine::new(cfg);
+        // Two late commits 0.55 s apart, each raising 4 alert lines at one instant.
+        let pcap = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/harness/commit-after-revoke-twice-cooperative-mock.pcap");
+        let mut file = inputs::Inputs::open(&[pcap]).unwrap();
+        let mut written = Vec::new();
+        while let Some(p) = file.next_packet() {
+            engine.on_packet(p.ts, p.link, p.data, &mut |o| r.add(&o));
+            if let Some(w) = r.poll(&engine, false) {
+                written.push(w.unwrap());
+            }
+        }
+        engine.finish(&mut |o| r.add(&o));
+        assert!(
+            r.poll(&engine, true).is_none(),
+            "nothing pending at the end"
+        );
+        assert_eq!(written.len(), 1, "{written:?}");
+        let name = written[0]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        assert!(
+            name.starts_with("kwire-report-001-") && name.ends_with("-1.html"),
+            "{name}"
+        );
+        let page = std::fs::read_to_string(&written[0]).unwrap();
+        // The two commits 0.55 s apart settle into one report: 4 incidents, each with both lines.
+        assert_eq!(page.matches("<article class=\"incident ").count(), 4);
+        assert_eq!(page.matches("line 2 of 2").count(), 4);
+        assert!(page.contains("report 1 of at most 1"));
+        assert_eq!(r.not_reported, 0);
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
+        // Past the bound, an alert is counted, not reported.
+        let again = r.c.alerts[0].a.clone();
+        r.add(&Output::Alert(Box::new(again)));
+        assert_eq!(r.not_reported, 1);
+        assert!(r.poll(&engine, true).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -139,6 +139,13 @@ pub fn tm(t: Timestamp) -> String {
     format!("<time>{}</time>", t.to_rfc3339())
 }
 
+/// A moment in a table: the time of day to the microsecond (the full RFC 3339 time in its title).
+pub fn tm_short(t: Timestamp) -> String {
+    let full = t.to_rfc3339();
+    let day = full.get(11..26).unwrap_or(&full).to_string();
+    format!("<time title=\"{full}\">{day}</time>")
+}
+
 /// A duration, readable.
 pub fn dur(ns: i64) -> String {
     let ns = ns.abs();

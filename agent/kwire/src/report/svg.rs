@@ -416,7 +416,9 @@ pub fn plot(p: &Plot) -> String {
         .map(|s| (s.label.as_str(), s.color, s.dash, s.marker))
         .collect();
     let (leg, leg_h) = legend(&items, 16.0);
-    let top = 16.0 + leg_h + 8.0;
+    // Room above the plot for the marks' labels (three staggered rows at most).
+    let mark_rows = if p.marks.is_empty() { 0.0 } else { 3.0 };
+    let top = 16.0 + leg_h + 8.0 + 13.0 * mark_rows;
     let plot_h = p.height.max(120.0);
     let bottom = top + plot_h;
     let h = bottom + 44.0;
@@ -570,7 +572,7 @@ pub fn plot(p: &Plot) -> String {
             out,
             r#"<text x="{:.1}" y="{:.1}" class="mk" fill="{}" text-anchor="{anchor}">{}</text>"#,
             x + dx,
-            top + 14.0 + 14.0 * row as f64,
+            top - 5.0 - 13.0 * row as f64,
             m.color,
             esc(&m.label)
         );
