@@ -297,6 +297,40 @@ fn the_same_capture_gives_the_same_bytes() {
 }
 
 #[test]
+fn the_engine_facts_reach_the_page_leader_changes_software_brokers() {
+    let name = "acks1-leader-change-mock";
+    let pcap = repo().join(format!("tests/fixtures/harness/{name}.pcap"));
+    let dir = tmpdir("facts");
+    let page = report(&pcap, &dir.join("r.html"), &[]);
+    let lines = json_lines(&pcap);
+    let a = lines.iter().find(|l| l["type"] == "alert").unwrap();
+    // The cluster view's leader change of partition 0 is marked on the weak_acks chart.
+    assert!(page.contains("leader change p0"), "leader change mark");
+    // The software the client announced (ApiVersions), as the alert line names it.
+    let sw = a["client_software"].as_str().unwrap();
+    assert!(
+        page.contains(&format!("<td>{}</td>", esc(sw))),
+        "software in the clients table"
+    );
+    // Brokers with their node ids from Metadata: the alert's broker is listed.
+    let b = a["broker_addr"].as_str().unwrap();
+    assert!(page.contains(&format!("<code>{b}</code>")));
+    // Every produce of the producer is an evidence row (answered ones: a base offset each).
+    let sec = section(&page, a["incident_id"].as_str().unwrap());
+    let produced = lines
+        .iter()
+        .filter(|l| {
+            l["type"] == "exchange"
+                && l["api"] == "Produce"
+                && l["client_id"] == a["client_id"]
+                && l["error_codes"].as_array().is_some_and(|e| e.is_empty())
+        })
+        .count();
+    assert!(produced >= 10, "{produced}");
+    assert_eq!(sec.matches("base offset assigned").count(), produced);
+}
+
+#[test]
 fn a_record_canary_never_reaches_the_page() {
     // A real capture whose uncompressed records carry `...|kwirekwirekwire...` values: the padding is
     // replaced by a canary of the same length (kwire reads batch headers, not record bytes, and checks no
