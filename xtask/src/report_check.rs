@@ -1,13 +1,15 @@
 //! `cargo xtask report-check`: every committed fixture's `kwire report` opened in a real browser
 //! (Debian's `chromium`, headless). Per fixture: the page itself rendered to a PNG (must not be blank),
 //! the same page with its overview hidden rendered again so its first charts are on screen (the chart area
-//! must hold drawn series: pixels of the report's palette), and the browser's log checked for console
-//! messages, script errors and network requests (the page has no script and loads nothing, so any is a
-//! failure). Screenshots and logs are left in tests/out/report-check/ to look at.
+//! must hold drawn series: pixels of the report's palette), the browser's log checked for console
+//! messages and script errors, and its net log (`--log-net-log`) for any http(s) request the page made
+//! (the page has no script and loads nothing, so any is a failure). Screenshots and logs are left in tests/out/report-check/ to look at.
 //!
 //! Easy to get wrong: chromium needs a writable profile (`--user-data-dir` in the output folder, one per
 //! page, so a crashed run never poisons the next); its D-Bus and GPU warnings on stderr are noise, only
-//! `CONSOLE`, `Uncaught` and `net::ERR_` lines count; `--screenshot` of a `file://` URL needs an absolute
+//! `CONSOLE`, `Uncaught` and `net::ERR_` lines count; the browser makes requests of its own (update
+//! checks, time, accounts: Google hosts) even with background networking off, so those hosts are left
+//! out of the net log check; `--screenshot` of a `file://` URL needs an absolute
 //! path; the PNG is decoded (png crate) rather than trusted by its size, since a white page compresses
 //! well but is still a valid file.
 
@@ -125,8 +127,15 @@ fn render(browser: &Path, page: &Path, png: &Path, profile: &Path) -> Result<Str
             "--disable-extensions",
             "--enable-logging=stderr",
             "--v=0",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!(
+            "--log-net-log={}",
+            png.with_extension("netlog.json").display()
+        ))
         .arg(format!("--screenshot={}", png.display()))
         .arg(format!("--window-size={WIDTH},{HEIGHT}"))
         .arg(&url)
@@ -163,6 +172,33 @@ fn render(browser: &Path, page: &Path, png: &Path, profile: &Path) -> Result<Str
     Ok(log)
 }
 
+/// The http(s) URLs the browser requested, from its net log, without the browser's own service
+/// requests (update checks, time, accounts: Google hosts the report never names).
+fn page_requests(netlog: &str) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for part in netlog.split("\"url\":\"").skip(1) {
+        let url = part.split('"').next().unwrap_or_default();
+        let Some(rest) = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+        else {
+            continue;
+        };
+        let host = rest
+            .split(['/', ':', '?'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let browser_own = ["google.com", "googleapis.com", "gstatic.com", "gvt1.com"]
+            .iter()
+            .any(|d| host == *d || host.ends_with(&format!(".{d}")));
+        if !browser_own {
+            out.insert(url.to_string());
+        }
+    }
+    out.into_iter().collect()
+}
+
 /// Lines of the browser log that say the page did something it must not.
 fn bad_lines(log: &str) -> Vec<&str> {
     log.lines()
@@ -173,6 +209,84 @@ fn bad_lines(log: &str) -> Vec<&str> {
                 || l.contains("Refused to")
         })
         .collect()
+}
+
+/// One fixture: its report, both screenshots and their checks. Returns the failures and a summary line.
+fn check_one(browser: &Path, kwire: &Path, out: &Path, f: &Path) -> Result<(Vec<String>, String)> {
+    let mut failures = Vec::new();
+    let name = f
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    let html = out.join(format!("{name}.html"));
+    let o = Command::new(&kwire)
+        .arg("report")
+        .arg(f)
+        .arg("-o")
+        .arg(&html)
+        .output()
+        .context("run kwire report")?;
+    if !o.status.success() {
+        failures.push(format!(
+            "{name}: kwire report failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
+        return Ok((failures, String::new()));
+    }
+    // The same page with the overview hidden: its first charts come into the window.
+    let page = fs::read_to_string(&html)?;
+    let charts = out.join(format!("{name}.charts.html"));
+    fs::write(
+        &charts,
+        page.replacen(
+            "</style>",
+            "#overview,header.top,nav.toc,.verdict,p.what,table{display:none}</style>",
+            1,
+        ),
+    )?;
+    let mut msgs = Vec::new();
+    for (page, png, what) in [
+        (&html, out.join(format!("{name}.png")), "page"),
+        (&charts, out.join(format!("{name}.charts.png")), "charts"),
+    ] {
+        let profile = out.join(format!(".profile-{name}"));
+        let log = render(&browser, page, &png, &profile)?;
+        fs::write(png.with_extension("log"), &log)?;
+        for l in bad_lines(&log) {
+            failures.push(format!("{name} ({what}): browser said: {l}"));
+        }
+        let netlog = fs::read_to_string(png.with_extension("netlog.json")).unwrap_or_default();
+        if netlog.is_empty() {
+            failures.push(format!("{name} ({what}): chromium wrote no net log"));
+        }
+        for u in page_requests(&netlog) {
+            failures.push(format!("{name} ({what}): the page requested {u}"));
+        }
+        let s = decode(&png)?;
+        if (s.w, s.h) != (WIDTH, HEIGHT) {
+            failures.push(format!("{name} ({what}): screenshot is {}x{}", s.w, s.h));
+        }
+        let (ink, distinct) = (s.ink(), s.distinct());
+        // Text and tables on a light background: thousands of pixels, dozens of colours.
+        if ink < 20_000 || distinct < 32 {
+            failures.push(format!(
+                "{name} ({what}): blank screenshot ({ink} drawn pixels, {distinct} colours)"
+            ));
+        }
+        if what == "charts" {
+            let pal = s.palette_pixels();
+            if pal < MIN_CHART_PIXELS {
+                failures.push(format!(
+                    "{name}: chart area empty ({pal} pixels of chart colours)"
+                ));
+            }
+            msgs.push(format!("{pal} chart pixels"));
+        } else {
+            msgs.push(format!("{ink} drawn pixels, {distinct} colours"));
+        }
+    }
+    Ok((failures, format!("{name}: {}", msgs.join("; "))))
 }
 
 pub fn report_check(paths: &Paths, args: &[String]) -> Result<()> {
@@ -197,74 +311,37 @@ pub fn report_check(paths: &Paths, args: &[String]) -> Result<()> {
     if fixtures.is_empty() {
         bail!("no fixture matched {args:?}");
     }
-    let mut failures = Vec::new();
-    for f in &fixtures {
-        let name = f
-            .file_stem()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        let html = out.join(format!("{name}.html"));
-        let o = Command::new(&kwire)
-            .arg("report")
-            .arg(f)
-            .arg("-o")
-            .arg(&html)
-            .output()
-            .context("run kwire report")?;
-        if !o.status.success() {
-            failures.push(format!(
-                "{name}: kwire report failed: {}",
-                String::from_utf8_lossy(&o.stderr)
-            ));
-            continue;
-        }
-        // The same page with the overview hidden: its first charts come into the window.
-        let page = fs::read_to_string(&html)?;
-        let charts = out.join(format!("{name}.charts.html"));
-        fs::write(
-            &charts,
-            page.replacen(
-                "</style>",
-                "#overview,header.top,nav.toc,.verdict,p.what,table{display:none}</style>",
-                1,
-            ),
-        )?;
-        let mut msgs = Vec::new();
-        for (page, png, what) in [
-            (&html, out.join(format!("{name}.png")), "page"),
-            (&charts, out.join(format!("{name}.charts.png")), "charts"),
-        ] {
-            let profile = out.join(format!(".profile-{name}"));
-            let log = render(&browser, page, &png, &profile)?;
-            fs::write(png.with_extension("log"), &log)?;
-            for l in bad_lines(&log) {
-                failures.push(format!("{name} ({what}): browser said: {l}"));
-            }
-            let s = decode(&png)?;
-            if (s.w, s.h) != (WIDTH, HEIGHT) {
-                failures.push(format!("{name} ({what}): screenshot is {}x{}", s.w, s.h));
-            }
-            let (ink, distinct) = (s.ink(), s.distinct());
-            // Text and tables on a light background: thousands of pixels, dozens of colours.
-            if ink < 20_000 || distinct < 32 {
-                failures.push(format!(
-                    "{name} ({what}): blank screenshot ({ink} drawn pixels, {distinct} colours)"
-                ));
-            }
-            if what == "charts" {
-                let pal = s.palette_pixels();
-                if pal < MIN_CHART_PIXELS {
-                    failures.push(format!(
-                        "{name}: chart area empty ({pal} pixels of chart colours)"
-                    ));
+    // Fixtures rendered in parallel (each chromium is one process tree, mostly single-threaded).
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    let queue = std::sync::Mutex::new(fixtures.iter().collect::<Vec<_>>());
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        for _ in 0..workers {
+            sc.spawn(|| loop {
+                let Some(f) = queue.lock().ok().and_then(|mut q| q.pop()) else {
+                    break;
+                };
+                let r = check_one(&browser, &kwire, &out, f);
+                if let Ok(mut v) = results.lock() {
+                    v.push((f.clone(), r));
                 }
-                msgs.push(format!("{pal} chart pixels"));
-            } else {
-                msgs.push(format!("{ink} drawn pixels, {distinct} colours"));
-            }
+            });
         }
-        println!("      {name}: {}", msgs.join("; "));
+    });
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut failures = Vec::new();
+    for (f, r) in results {
+        match r {
+            Ok((fails, line)) => {
+                println!("      {line}");
+                failures.extend(fails);
+            }
+            Err(e) => failures.push(format!("{}: {e:#}", f.display())),
+        }
     }
     if !failures.is_empty() {
         bail!("report-check:\n  {}", failures.join("\n  "));
@@ -290,5 +367,14 @@ mod tests {
                    [5:6:ERROR:x] net::ERR_NAME_NOT_RESOLVED\n";
         assert_eq!(bad_lines(log).len(), 3);
         assert!(bad_lines("[1:2:ERROR:bus.cc(407)] Failed to connect to the bus").is_empty());
+    }
+
+    #[test]
+    fn page_requests_leave_out_the_browsers_own() {
+        // What chromium 156's net log held for a page with <img src="http://example.invalid/a.png">.
+        let log = r#"{"url":"http://clients2.google.com/time/1/current?x=1"},{"url":"http://example.invalid/a.png"},
+            {"url":"https://update.googleapis.com/service/update2/json"},{"url":"file:///tmp/r.html"}"#;
+        assert_eq!(page_requests(log), ["http://example.invalid/a.png"]);
+        assert!(page_requests(r#"{"url":"https://accounts.google.com/ListAccounts"}"#).is_empty());
     }
 }
