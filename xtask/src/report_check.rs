@@ -220,7 +220,7 @@ fn check_one(browser: &Path, kwire: &Path, out: &Path, f: &Path) -> Result<(Vec<
         .to_string_lossy()
         .to_string();
     let html = out.join(format!("{name}.html"));
-    let o = Command::new(&kwire)
+    let o = Command::new(kwire)
         .arg("report")
         .arg(f)
         .arg("-o")
@@ -251,7 +251,7 @@ fn check_one(browser: &Path, kwire: &Path, out: &Path, f: &Path) -> Result<(Vec<
         (&charts, out.join(format!("{name}.charts.png")), "charts"),
     ] {
         let profile = out.join(format!(".profile-{name}"));
-        let log = render(&browser, page, &png, &profile)?;
+        let log = render(browser, page, &png, &profile)?;
         fs::write(png.with_extension("log"), &log)?;
         for l in bad_lines(&log) {
             failures.push(format!("{name} ({what}): browser said: {l}"));
@@ -320,13 +320,12 @@ pub fn report_check(paths: &Paths, args: &[String]) -> Result<()> {
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|sc| {
         for _ in 0..workers {
-            sc.spawn(|| loop {
-                let Some(f) = queue.lock().ok().and_then(|mut q| q.pop()) else {
-                    break;
-                };
-                let r = check_one(&browser, &kwire, &out, f);
-                if let Ok(mut v) = results.lock() {
-                    v.push((f.clone(), r));
+            sc.spawn(|| {
+                while let Some(f) = queue.lock().ok().and_then(|mut q| q.pop()) {
+                    let r = check_one(&browser, &kwire, &out, f);
+                    if let Ok(mut v) = results.lock() {
+                        v.push((f.clone(), r));
+                    }
                 }
             });
         }
