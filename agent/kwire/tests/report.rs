@@ -380,3 +380,34 @@ fn filters_narrow_the_incidents_and_output_over_an_input_is_refused() {
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(&pcap).unwrap());
 }
+
+/// The sample report the README shows (docs/report-commit-after-revoke.html, made from a committed
+/// fixture) is what kwire writes today, byte for byte. When the page changes on purpose, refresh it with
+/// `UPDATE_EXPECT=1 cargo test -p kwire --test report` and look at it (and at the screenshot beside it).
+#[test]
+fn the_committed_sample_report_is_what_kwire_writes() {
+    let sample = repo().join("docs/report-commit-after-revoke.html");
+    let out = tmpdir("sample").join("r.html");
+    // Run from the repository with a relative path: the page names its input as given.
+    let o = Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .current_dir(repo())
+        .args([
+            "report",
+            "tests/fixtures/harness/commit-after-revoke-cooperative-mock.pcap",
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let page = std::fs::read_to_string(&out).unwrap();
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(&sample, &page).unwrap();
+    }
+    let want = std::fs::read_to_string(&sample).unwrap_or_default();
+    assert!(
+        want == page,
+        "{} differs from what kwire writes now (refresh: UPDATE_EXPECT=1 cargo test -p kwire --test report)",
+        sample.display()
+    );
+}
