@@ -1211,37 +1211,51 @@ fn lanes_chart(inc: &Incident, c: &Collector, _v: &EngineView) -> String {
                 hot: h,
             });
         }
-        // Commits of the incident's partition by this member's client.
-        if let Some(h) = &hot {
-            if let Some(pts) =
-                c.offsets
-                    .get(&(client.as_str().into(), h.topic.clone(), h.partition))
-            {
-                for p in pts.iter().filter(|p| {
-                    matches!(p.what, "committed" | "commit_rejected")
-                        && p.ts.0 >= w.0
-                        && p.ts.0 <= w.1
-                }) {
-                    let late = inc.lines.iter().any(|l| {
-                        l.a.ts == p.ts
-                            && str_field(&l.a, "member_id").as_deref() == Some(key.as_str())
-                    }) || (alert_members.contains(key)
-                        && inc.lines.iter().any(|l| l.a.ts == p.ts));
-                    dots.push(Dot {
-                        t: p.ts.0,
-                        marker: if late { Marker::Cross } else { Marker::Circle },
-                        color: if late { svg::RED } else { svg::GREEN },
-                        label: format!(
-                            "{}{} {}",
-                            if late { "late " } else { "" },
-                            if p.what == "committed" {
-                                "commit"
-                            } else {
-                                "refused commit"
-                            },
-                            svg::group_digits(p.offset)
-                        ),
-                    });
+        // Commits of the incident's partition by this member's client, and by the alert's client when
+        // it committed for this member (a transactional producer's TxnOffsetCommit names the
+        // consumer's member id).
+        let mut committers: Vec<String> = vec![client.clone()];
+        if alert_members.contains(key) {
+            for l in &inc.lines {
+                if let Some(cid) = l.a.client_id.as_deref() {
+                    if !committers.iter().any(|c| c == cid) {
+                        committers.push(cid.to_string());
+                    }
+                }
+            }
+        }
+        for committer in &committers {
+            if let Some(h) = &hot {
+                if let Some(pts) =
+                    c.offsets
+                        .get(&(committer.as_str().into(), h.topic.clone(), h.partition))
+                {
+                    for p in pts.iter().filter(|p| {
+                        matches!(p.what, "committed" | "commit_rejected")
+                            && p.ts.0 >= w.0
+                            && p.ts.0 <= w.1
+                    }) {
+                        let late = inc.lines.iter().any(|l| {
+                            l.a.ts == p.ts
+                                && str_field(&l.a, "member_id").as_deref() == Some(key.as_str())
+                        }) || (alert_members.contains(key)
+                            && inc.lines.iter().any(|l| l.a.ts == p.ts));
+                        dots.push(Dot {
+                            t: p.ts.0,
+                            marker: if late { Marker::Cross } else { Marker::Circle },
+                            color: if late { svg::RED } else { svg::GREEN },
+                            label: format!(
+                                "{}{} {}",
+                                if late { "late " } else { "" },
+                                if p.what == "committed" {
+                                    "commit"
+                                } else {
+                                    "refused commit"
+                                },
+                                svg::group_digits(p.offset)
+                            ),
+                        });
+                    }
                 }
             }
         }
