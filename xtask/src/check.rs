@@ -65,6 +65,7 @@ pub fn test(paths: &Paths) -> Result<()> {
             ])
             .current_dir(&paths.root),
     )?;
+    crate::report_check::report_check(paths, &[])?; // every fixture's report in a real browser
     eprintln!("==> e2e: real brokers + real clients captured live, replayed through kwire");
     e2e::e2e(paths, false)?;
     crate::ebpf_object::ebpf_repro(paths)?; // the committed eBPF object is what the source builds

@@ -32,6 +32,7 @@ mod ebpf_object;
 mod fleet;
 mod live;
 mod proc;
+mod report_check;
 mod scenarios;
 mod setup;
 mod tools;
@@ -63,6 +64,9 @@ const USAGE: &str = "usage: cargo xtask <command>
                                  (--reuse: replay existing captures there instead of capturing)
   crosscheck                     replay every committed fixture through kwire and through
                                  tests/harness/wire_summary.py; requests per client id and API must agree
+  report-check [fixture...]      `kwire report` of every fixture rendered by headless chromium: screenshots
+                                 not blank, charts drawn, no console message or network request
+                                 (tests/out/report-check/)
   ebpf-check [--megabytes N] [--no-measure]
                                  load the eBPF programs at a child cgroup, decode real clients' traffic
                                  there (attribution checked), kill holders (SIGTERM, SIGKILL: nothing
@@ -186,6 +190,7 @@ fn run() -> Result<()> {
             Ok(())
         }
         "crosscheck" => e2e::crosscheck(&paths),
+        "report-check" => report_check::report_check(&paths, &args[1..]),
         "ebpf-check" => ebpf_check::ebpf_check(&paths, &args[1..]),
         "ebpf-object" => ebpf_object::ebpf_object(&paths),
         "ebpf-repro" => ebpf_object::ebpf_repro(&paths),

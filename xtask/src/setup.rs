@@ -35,6 +35,8 @@ const APT_PACKAGES: &[&str] = &[
     "ethtool",
     "tcpreplay",
     "time",
+    // cargo xtask report-check: every fixture's `kwire report` rendered headless in a real browser
+    "chromium",
 ];
 
 /// The eBPF kernel programs (ebpf/kwire-ebpf) build with the nightly toolchain's rust-src and

@@ -10,6 +10,7 @@ mod human;
 mod inputs;
 mod otlp;
 mod replay;
+mod report;
 mod run;
 mod timeline;
 
@@ -42,9 +43,15 @@ enum Command {
         after_help = "Examples:\n  kwire timeline capture.pcap\n  kwire timeline capture.pcap --client kw-coop-1 --topic orders --partition 1\n  kwire timeline capture.pcap --json | jq 'select(.what==\"fetch_hwm\")'\n  kwire timeline kafka.pcap kafka.pcap.1 --client kw-coop-1\n  kwire timeline kafka.pcap --group orders-app --since 2026-11-22T18:51:00Z --until 2026-11-22T18:52:00Z -o rebalance.txt\n\nRows: listoffsets_latest/earliest/time, fetch_request, fetch_hwm, fetch_lso, fetched (end of the\nbatches served), fetch_error, produced, committed, commit_rejected, offset_fetch; group events: join\n(generation, assignor), sync (assigned and revoked partitions), leave, heartbeat (errors only),\nassignment (KIP-848); alerts appear inline."
     )]
     Timeline(TimelineArgs),
+    /// Write the incident report of a capture: one self-contained HTML page (overview, one section per
+    /// incident with its evidence and chart, context charts).
+    #[command(
+        after_help = "Examples:\n  kwire report capture.pcap -o report.html\n  kwire report 'kafka.pcap*' --ports 9092 --config kwire.toml -o incident.html\n  kwire report capture.pcap --topic orders --title 'orders, 22 Nov' -o orders.html\n\nThe page loads nothing from anywhere (no script, font or image), reads with JavaScript off and\nprints one incident per page. The same capture gives the same bytes. --topic/--group/--client narrow\nthe alerts and figures shown; the analysis sees the whole capture.\nExit status: 0 ok, 2 unusable or damaged input (the report of what was read is still written)."
+    )]
+    Report(report::ReportArgs),
     /// Watch live traffic (eBPF or libpcap) and print exchanges and alerts as they happen.
     #[command(
-        after_help = "Examples:\n  kwire run --interface lo --ports 9092                      one readable line per alert\n  kwire run --source pcap --interface any --json | jq 'select(.type==\"alert\")'\n  kwire run --ports 9092 --write-pcap /var/lib/kwire/kafka.pcap --write-pcap-max-mb 100 --write-pcap-files 5\n  kwire run --health 127.0.0.1:9464 --log-format json --duration 60\n  kwire run --ports 9092 --duration 3600 --fail-on critical   exit status 3 if a critical alert was raised\n  kwire run --ports 9092 --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc --otlp-spool /var/lib/kwire/spool\n\nNeeds CAP_NET_RAW for libpcap (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN for eBPF). Stops on SIGINT/SIGTERM or\nafter --duration: prints the summary (JSON: last line, source counters under \"capture\"), exit status 0.\nExit status 2: cannot start (config, source, health address); 1: the source failed while running;\n3: --fail-on and an alert of that severity or worse was raised."
+        after_help = "Examples:\n  kwire run --interface lo --ports 9092                      one readable line per alert\n  kwire run --source pcap --interface any --json | jq 'select(.type==\"alert\")'\n  kwire run --ports 9092 --write-pcap /var/lib/kwire/kafka.pcap --write-pcap-max-mb 100 --write-pcap-files 5\n  kwire run --health 127.0.0.1:9464 --log-format json --duration 60\n  kwire run --ports 9092 --duration 3600 --fail-on critical   exit status 3 if a critical alert was raised\n  kwire run --ports 9092 --report-dir /var/lib/kwire/reports  an HTML incident report after alerts (20 at most, 8 MB each)\n  kwire run --ports 9092 --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc --otlp-spool /var/lib/kwire/spool\n\nNeeds CAP_NET_RAW for libpcap (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN for eBPF). Stops on SIGINT/SIGTERM or\nafter --duration: prints the summary (JSON: last line, source counters under \"capture\"), exit status 0.\nExit status 2: cannot start (config, source, health address); 1: the source failed while running;\n3: --fail-on and an alert of that severity or worse was raised."
     )]
     Run(run::RunArgs),
 }
@@ -289,6 +296,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Command::Replay(args) => replay::run(&args),
         Command::Timeline(args) => timeline::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Run(args) => run::run(&args),
     }
 }

@@ -156,6 +156,8 @@ pub struct RunArgs {
     pub stats_interval: u64,
     #[command(flatten)]
     pub otlp: crate::otlp::OtlpArgs,
+    #[command(flatten)]
+    pub report: crate::report::LiveReportArgs,
 }
 
 /// Structured logs on stderr.
@@ -220,7 +222,8 @@ struct LiveSink<W: Write> {
 
 impl<W: Write> LiveSink<W> {
     fn emit(&mut self, o: &Output) {
-        if self.err.is_some() {
+        // Timeline rows and group events exist only for --report-dir: never printed here.
+        if self.err.is_some() || matches!(o, Output::Timeline(_) | Output::Group(_)) {
             return;
         }
         let alert = match o {
@@ -458,6 +461,18 @@ fn stats_json(name: &str, describe: &str, st: &SourceStats) -> Value {
     v
 }
 
+/// Logs what `--report-dir` did.
+fn report_written(log: &Log, r: Option<Result<PathBuf, String>>) {
+    match r {
+        Some(Ok(p)) => log.info(
+            &format!("wrote incident report {}", p.display()),
+            json!({"report": p.display().to_string()}),
+        ),
+        Some(Err(e)) => log.warn(&e, json!({})),
+        None => {}
+    }
+}
+
 pub fn run(args: &RunArgs) -> ExitCode {
     let log = Log {
         json: args.log_format == LogFormat::Json,
@@ -525,6 +540,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
         (kwire_export::metrics::MetricState::default(), resource)
     });
     cfg.exchange_facts = exporter.is_some() || prom.is_some();
+    if args.report.report_dir.is_some() {
+        crate::report::LiveReporter::configure(&mut cfg);
+    }
 
     // Signals first, so that a SIGTERM while the source opens still stops cleanly. A second one while
     // shutting down exits at once.
@@ -601,6 +619,16 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     health.alive.store(true, Ordering::SeqCst);
 
+    let mut reporter = match crate::report::LiveReporter::new(
+        &args.report,
+        format!("{}: {describe}", source.name()),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            log.error(&e);
+            return ExitCode::from(2);
+        }
+    };
     let mut engine = Engine::new(cfg);
     let out = match crate::output(args.output.as_deref()) {
         Ok(o) => o,
@@ -666,6 +694,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
                 if let Some((m, _)) = prom.as_mut() {
                     feed(m, &o);
                 }
+                if let Some(r) = reporter.as_mut() {
+                    r.add(&o);
+                }
                 sink.emit(&o)
             });
         });
@@ -688,6 +719,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
             }
         }
         sink.flush();
+        if let Some(r) = reporter.as_mut() {
+            report_written(&log, r.poll(&engine, false));
+        }
         if sink.err.is_some() {
             stopped_by = "stdout closed";
             break;
@@ -760,8 +794,23 @@ pub fn run(args: &RunArgs) -> ExitCode {
         if let Some(x) = exporter.as_mut() {
             x.on_output(&o);
         }
+        if let Some(r) = reporter.as_mut() {
+            r.add(&o);
+        }
         sink.emit(&o)
     });
+    if let Some(r) = reporter.as_mut() {
+        report_written(&log, r.poll(&engine, true));
+        if r.not_reported > 0 {
+            log.warn(
+                &format!(
+                    "{} alerts came after --report-max-files {} reports and are in no report (kwire report on a --write-pcap capture writes one)",
+                    r.not_reported, args.report.report_max_files
+                ),
+                json!({}),
+            );
+        }
+    }
     let st = source.stats();
     let mut export_failed = false;
     if let Some(x) = exporter.take() {

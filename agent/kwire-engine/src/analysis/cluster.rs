@@ -189,6 +189,12 @@ impl Cluster {
         v.push(ts);
     }
 
+    /// Every partition's recorded leadership changes, in partition order (the last
+    /// `MAX_CHANGES_PER_PARTITION` of each, at most one a second): `kwire report` marks them on its charts.
+    pub fn leader_changes(&self) -> impl Iterator<Item = (&Tp, &[Timestamp])> {
+        self.changes.iter().map(|(tp, v)| (tp, v.as_slice()))
+    }
+
     /// The first leader change of `tp` within [from - window, to + window], if any.
     pub fn leader_change_near(
         &self,

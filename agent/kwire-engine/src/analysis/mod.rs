@@ -150,6 +150,11 @@ impl Analyzer {
         a.field("remediation", text)
     }
 
+    /// The software (name, version) each client announced in ApiVersions v3+, in client order.
+    pub fn client_software(&self) -> impl Iterator<Item = (&ClientKey, &Name, &Name)> {
+        self.software.iter().map(|(k, (n, v))| (k, n, v))
+    }
+
     /// The role of the broker at `b` for `tp` as the cluster view knows it.
     fn broker_role(&self, tp: &Tp, b: kwire_flow::Endpoint) -> &'static str {
         let addr = b.to_string();
