@@ -149,6 +149,8 @@ fn every_fixture_has_a_section_per_incident_with_the_alerts_own_figures() {
         }
         // Exchanges by (client port, correlation id), to check the evidence rows' ids.
         let mut exchanges: BTreeMap<(String, i64), &Value> = BTreeMap::new();
+        // Several requests can end in one packet (pipelining).
+        let mut by_frame: BTreeMap<u64, Vec<&Value>> = BTreeMap::new();
         for x in lines.iter().filter(|l| l["type"] == "exchange") {
             let port = x["client_addr"]
                 .as_str()
@@ -158,6 +160,9 @@ fn every_fixture_has_a_section_per_incident_with_the_alerts_own_figures() {
                 .unwrap()
                 .to_string();
             exchanges.insert((port, x["correlation_id"].as_i64().unwrap()), x);
+            if let Some(f) = x["request_frame"].as_u64() {
+                by_frame.entry(f).or_default().push(x);
+            }
         }
         for a in &alerts {
             let id = a["incident_id"].as_str().unwrap();
@@ -211,6 +216,28 @@ fn every_fixture_has_a_section_per_incident_with_the_alerts_own_figures() {
             // Evidence rows name real exchanges: every correlation id shown belongs to an exchange
             // line of that client port.
             for row in sec.split("<tr").skip(1) {
+                // With packet numbers (every replay): the frame of the request, which is an exchange
+                // line's request_frame, and the row shows that exchange's correlation id.
+                if let Some(f) = row.find("frame.number == ") {
+                    let n: u64 = row[f + 16..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_digit())
+                        .collect::<String>()
+                        .parse()
+                        .unwrap();
+                    let xs = by_frame.get(&n).unwrap_or_else(|| {
+                        panic!(
+                            "{name} {id}: evidence names frame {n}: no exchange's request is there"
+                        )
+                    });
+                    assert!(
+                        xs.iter()
+                            .any(|x| row.contains(&format!("{}</td>", x["correlation_id"]))),
+                        "{row}"
+                    );
+                    checked_exchanges += 1;
+                    continue;
+                }
                 let Some(f) = row.find("tcp.port == ") else {
                     continue;
                 };

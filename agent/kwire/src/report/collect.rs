@@ -64,14 +64,15 @@ pub struct XRef {
     pub response_frame: Option<u64>,
 }
 
-/// Frame numbers of an exchange's request and response.
-///
-/// HOOK: exchange lines are gaining `request_frame` / `response_frame` (the packet that completed each
-/// frame, 1-based as Wireshark counts them). When `ExchangeRecord` carries them, return them here: the
-/// evidence tables then show a "frame" column and a `frame.number == N` filter instead of the
-/// port + correlation id filter they show today.
-pub fn frames(_x: &ExchangeRecord) -> (Option<u64>, Option<u64>) {
-    (None, None)
+/// Frame numbers of an exchange's request and response: the packets that completed each frame, as
+/// Wireshark numbers them (None when packets are not numbered: live without `--write-pcap`).
+pub fn frames(x: &ExchangeRecord) -> (Option<u64>, Option<u64>) {
+    let e = &x.exchange;
+    let n = |f: u64| (f > 0).then_some(f);
+    (
+        n(e.request.frame),
+        e.response.as_ref().and_then(|r| n(r.frame)),
+    )
 }
 
 impl XRef {

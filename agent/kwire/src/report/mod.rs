@@ -371,7 +371,7 @@ mod tests {
             .join("../../tests/fixtures/harness/commit-after-revoke-twice-cooperative-mock.pcap");
         let mut file = inputs::Inputs::open(&[pcap]).unwrap();
         let mut written = Vec::new();
-        while let Some(p) = file.next_packet() {
+        while let Some((_, p)) = file.next_packet() {
             engine.on_packet(p.ts, p.link, p.data, &mut |o| r.add(&o));
             if let Some(w) = r.poll(&engine, false) {
                 written.push(w.unwrap());

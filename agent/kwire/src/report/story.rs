@@ -129,6 +129,31 @@ pub fn n(v: i64) -> String {
     format!(r#"<b class="v">{}</b>"#, svg::group_digits(v))
 }
 
+/// Every number and time of an alert's own fields, as a closing sentence ("Figures: lost records 5,
+/// ...") for the kinds whose paragraph does not name each one.
+fn figures(a: &Alert) -> String {
+    use kwire_engine::alert::FieldValue;
+    let parts: Vec<String> = a
+        .fields
+        .iter()
+        .filter_map(|(k, v)| {
+            let label = k.replace('_', " ");
+            match v {
+                FieldValue::Int(i) => Some(format!("{label} {}", n(*i))),
+                FieldValue::Ts(t) => Some(format!("{label} {}", tm(*t))),
+                FieldValue::Str(t) if k.ends_with("_ts") => {
+                    Some(format!("{label} <time>{}</time>", esc(t)))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!(" Figures: {}.", parts.join(", "))
+}
+
 /// A name from the wire.
 pub fn code(s: &str) -> String {
     format!("<code>{}</code>", esc(s))
@@ -442,6 +467,52 @@ pub fn what_happened(a: &Alert, v: &EngineView) -> String {
                 int(a, "delta").map(n).unwrap_or_default()
             ));
         }
+        AlertKind::AcknowledgedThenLost => {
+            s.push_str(&format!(
+                "{} record(s) of {part}, offsets {} to {}, were acknowledged to {} (acks={}) by {} at {}, and at {} {} told {} an end of log of {}",
+                int(a, "lost_records").map(n).unwrap_or_default(),
+                int(a, "first_lost_offset").map(n).unwrap_or_default(),
+                int(a, "last_lost_offset").map(n).unwrap_or_default(),
+                who(a),
+                str_field(a, "acks").unwrap_or_default(),
+                str_field(a, "leader_before").map(|b| code(&b)).unwrap_or_default(),
+                ts_field(a, "acknowledged_ts").map(tm).unwrap_or_default(),
+                tm(a.ts),
+                str_field(a, "leader_after").map(|b| code(&b)).unwrap_or_default(),
+                str_field(a, "told_by_client_id").map(|c| code(&c)).unwrap_or_default(),
+                int(a, "told_end_offset").map(n).unwrap_or_default(),
+            ));
+            match str_field(a, "deleted_by") {
+                Some(d) => s.push_str(&format!(
+                    ": explained by {} from {}, a deliberate deletion.",
+                    code(&d),
+                    str_field(a, "deleted_by_client_id")
+                        .map(|c| code(&c))
+                        .unwrap_or_default()
+                )),
+                None => s.push_str(": the records are gone."),
+            }
+        }
+        AlertKind::ProduceRejected => {
+            s.push_str(&format!(
+                "{} record(s) in {} batch(es) that {} produced to {part} with acks={} were answered {} ({} attempt(s), the last at {}) and never acknowledged.",
+                int(a, "records").map(n).unwrap_or_default(),
+                int(a, "batches").map(n).unwrap_or_default(),
+                who(a),
+                int(a, "acks").unwrap_or_default(),
+                str_field(a, "error").map(|e| code(&e)).unwrap_or_default(),
+                int(a, "attempts").map(n).unwrap_or_default(),
+                ts_field(a, "last_ts").map(tm).unwrap_or_default(),
+            ));
+        }
+        AlertKind::LogTruncated => {
+            s.push_str(&format!(
+                "At {}, {} found the log of {part} truncated under it: {}",
+                tm(a.ts),
+                who(a),
+                esc(&a.explanation)
+            ));
+        }
         AlertKind::WeakAcks => {
             s.push_str(&format!(
                 "{} produced {} requests ({} records) to topic {} with {}",
@@ -482,6 +553,12 @@ pub fn what_happened(a: &Alert, v: &EngineView) -> String {
                 s.push_str(" No leader changed while it produced: nothing is known lost, but one broker failure can lose acknowledged records.");
             }
         }
+    }
+    if matches!(
+        a.kind,
+        AlertKind::AcknowledgedThenLost | AlertKind::ProduceRejected | AlertKind::LogTruncated
+    ) {
+        s.push_str(&figures(a));
     }
     s
 }
@@ -540,6 +617,16 @@ pub fn key_figures(a: &Alert) -> String {
             f("requests"),
             f("records")
         ),
+        AlertKind::AcknowledgedThenLost => format!(
+            "{} acknowledged, end told {} ({} lost)",
+            f("last_lost_offset"),
+            f("told_end_offset"),
+            f("lost_records")
+        ),
+        AlertKind::ProduceRejected => {
+            format!("{} records, {} attempt(s)", f("records"), f("attempts"))
+        }
+        AlertKind::LogTruncated => esc(&a.explanation),
     }
 }
 
@@ -1496,13 +1583,20 @@ pub fn scope(inc: &Incident, all: &[Incident], c: &Collector) -> Vec<String> {
                 ));
             }
         }
-        AlertKind::OffsetResetJump => {
+        AlertKind::OffsetResetJump
+        | AlertKind::AcknowledgedThenLost
+        | AlertKind::ProduceRejected
+        | AlertKind::LogTruncated => {
             for o in all.iter().filter(|o| o.id != inc.id && o.kind == a.kind) {
                 let b = o.first();
                 if near(b) {
                     out.push(format!(
-                        "{} jumped on {} too at {} (<a href=\"#{}\">incident</a>).",
-                        code(b.client_id.as_deref().unwrap_or("-")),
+                        "{} on {} too at {} (<a href=\"#{}\">incident</a>).",
+                        format!(
+                            "{} {}",
+                            code(b.client_id.as_deref().unwrap_or("-")),
+                            esc(b.kind.as_str())
+                        ),
                         code(&tp(b)),
                         tm(b.ts),
                         o.anchor()
@@ -1557,6 +1651,21 @@ pub fn causes(a: &Alert, v: &EngineView) -> Vec<String> {
         }
         AlertKind::CommittedOffsetRegression => {
             out.push("A member committed an older offset than the group had: a stale or evicted member, a restarted job with an old checkpoint, or a manual reset.".into());
+        }
+        AlertKind::AcknowledgedThenLost => {
+            if str_field(a, "deleted_by").is_some() {
+                out.push("The topic or its records were deleted on purpose between the acknowledgement and the lower end.".into());
+            } else if str_field(a, "acks").as_deref() == Some("all") {
+                out.push("Records acknowledged with acks=all are gone: an unclean leader election, or a single replica that crashed before flushing (min.insync.replicas=1, or a broker with in-memory storage).".into());
+            } else {
+                out.push("Records acknowledged by the leader alone (acks=1) were lost when leadership moved to a replica that had not copied them.".into());
+            }
+        }
+        AlertKind::ProduceRejected => {
+            out.push("The broker refused the batch (too large, invalid, not authorized) or never answered it, and the application did not re-send: the delivery error was dropped.".into());
+        }
+        AlertKind::LogTruncated => {
+            out.push("The partition's log was truncated below what the consumer had read: a new leader without those records (unclean election, or acks=1 data not replicated).".into());
         }
         AlertKind::WeakAcks => {
             out.push("The producer is configured with acks=0 or acks=1 (explicitly, or by an old client default), without idempotence.".into());
