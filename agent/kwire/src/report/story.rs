@@ -1591,12 +1591,9 @@ pub fn scope(inc: &Incident, all: &[Incident], c: &Collector) -> Vec<String> {
                 let b = o.first();
                 if near(b) {
                     out.push(format!(
-                        "{} on {} too at {} (<a href=\"#{}\">incident</a>).",
-                        format!(
-                            "{} {}",
-                            code(b.client_id.as_deref().unwrap_or("-")),
-                            esc(b.kind.as_str())
-                        ),
+                        "{} {} on {} too at {} (<a href=\"#{}\">incident</a>).",
+                        code(b.client_id.as_deref().unwrap_or("-")),
+                        esc(b.kind.as_str()),
                         code(&tp(b)),
                         tm(b.ts),
                         o.anchor()
