@@ -163,10 +163,16 @@ impl Loss {
         self.lost.iter().map(|s| s.first).min().unwrap_or(0)
     }
     pub fn last_lost(&self) -> i64 {
-        self.lost.iter().map(|s| s.end - 1).max().unwrap_or(0)
+        self.lost
+            .iter()
+            .map(|s| s.end.saturating_sub(1))
+            .max()
+            .unwrap_or(0)
     }
     pub fn records(&self) -> i64 {
-        self.lost.iter().map(|s| s.end - s.first).sum()
+        self.lost
+            .iter()
+            .fold(0i64, |t, s| t.saturating_add(s.end.saturating_sub(s.first)))
     }
 }
 
@@ -504,8 +510,8 @@ pub fn alert(l: &Loss) -> Alert {
                 "client_addr": s.who.client.to_string(),
                 "acks": s.who.acks,
                 "first_offset": s.first,
-                "last_offset": s.end - 1,
-                "records": s.end - s.first,
+                "last_offset": s.end.saturating_sub(1),
+                "records": s.end.saturating_sub(s.first),
                 "leader": s.who.leader.to_string(),
                 "leader_epoch": s.who.epoch,
                 "acknowledged_ts": s.first_ts.to_rfc3339(),
