@@ -361,10 +361,7 @@ fn run_target(
         Budget::Wall(s) => Some(Duration::from_secs(s + 300)),
         Budget::Cpu(_) => None,
     };
-    loop {
-        let Some((cpu, state)) = proc_cpu_secs(pid) else {
-            break;
-        };
+    while let Some((cpu, state)) = proc_cpu_secs(pid) {
         if state == 'Z' {
             break;
         }

@@ -3,11 +3,15 @@
 //! captures, whole and per connection) and the committed regression inputs
 //! (`fuzz/regressions/engine_packets/`), each as is and with deterministic damage (bit flips, cut
 //! tails, repeated stretches, time going backwards), through `Engine::on_packet`, `Engine::finish` and
-//! the JSON encoder, with notices, timeline rows and exchange facts on.
+//! the JSON encoder, with notices, timeline rows and exchange facts on. And issue #10's one-packet
+//! hijacks and clock anomalies in the fuzz input format (also committed as regression inputs, so they
+//! seed every fuzz run).
 
 #[allow(dead_code)]
 #[path = "../../../fuzz/src/format.rs"]
 mod format;
+mod support;
+
 #[path = "../../../fuzz/src/engine_packets.rs"]
 mod harness;
 #[allow(dead_code)]
@@ -15,6 +19,8 @@ mod harness;
 mod seeds;
 
 use std::path::{Path, PathBuf};
+
+use support::{tcp_frame, Ep, KafkaApi, Pair, ACK, PSH, RST, SYN};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -146,4 +152,70 @@ fn regressions() {
         n += 1;
     }
     assert!(n > 0, "no regression input in {}", dir.display());
+}
+
+/// Issue #10's recipes in the `engine_packets` format: a conversation of 5 Metadata exchanges with a
+/// blind RST and a stray SYN in the middle, a response 10 years late and a request a minute early.
+/// Every exchange is still found. `KWIRE_FUZZ_WRITE_REGRESSIONS=1` (re)writes the committed copy in
+/// `fuzz/regressions/engine_packets/`.
+#[test]
+fn hostile_recipes_in_the_fuzz_format() {
+    const CLIENT: Ep = Ep::new(10, 0, 0, 2, 40000);
+    const BROKER: Ep = Ep::new(10, 0, 0, 1, 9092);
+    let pairs: Vec<Pair> = (0..5)
+        .map(|i| Pair::new(KafkaApi::Metadata, 100 + i, "hostile-client", i as u32))
+        .collect();
+    let ms = 1_000_000i64;
+    let mut input = vec![0u8];
+    let mut push = |dt: i64, frame: Vec<u8>| {
+        assert!(format::packet_record(&mut input, 1, dt, &frame));
+    };
+    let (mut c, mut b) = (1001u32, 5001u32);
+    push(0, tcp_frame(CLIENT, BROKER, 1000, 0, SYN, &[]));
+    push(ms, tcp_frame(BROKER, CLIENT, 5000, c, SYN | ACK, &[]));
+    push(ms, tcp_frame(CLIENT, BROKER, c, b, ACK, &[]));
+    for (i, p) in pairs.iter().enumerate() {
+        // Pair 3's request a minute early; pair 1's response 10 years late (and back again after it).
+        let early = if i == 3 { -60_000 * ms } else { ms };
+        push(
+            early,
+            tcp_frame(CLIENT, BROKER, c, b, ACK | PSH, &p.request),
+        );
+        c += p.request.len() as u32;
+        let late = if i == 1 {
+            10 * 365 * 86_400_000 * ms
+        } else {
+            ms
+        };
+        push(
+            late,
+            tcp_frame(BROKER, CLIENT, b, c, ACK | PSH, &p.response),
+        );
+        b += p.response.len() as u32;
+        let back = if i == 1 {
+            -10 * 365 * 86_400_000 * ms
+        } else if i == 3 {
+            60_000 * ms
+        } else {
+            ms
+        };
+        push(back, tcp_frame(CLIENT, BROKER, c, b, ACK, &[]));
+        if i == 1 {
+            push(
+                ms,
+                tcp_frame(BROKER, CLIENT, b.wrapping_add(1 << 31), 0, RST, &[]),
+            );
+            push(ms, tcp_frame(CLIENT, BROKER, 0xDEAD_BEEF, 0, SYN, &[]));
+        }
+    }
+    assert_eq!(harness::run(&input), 5);
+    let mut tiny = input.clone();
+    tiny[0] = format::ENGINE_TINY_LIMITS | format::ENGINE_PORT_FILTER;
+    harness::run(&tiny);
+    if std::env::var_os("KWIRE_FUZZ_WRITE_REGRESSIONS").is_some() {
+        let dir = repo().join("fuzz/regressions/engine_packets");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("blind-rst-stray-syn-clock-jumps"), &input).unwrap();
+        std::fs::write(dir.join("blind-rst-stray-syn-clock-jumps-tiny"), &tiny).unwrap();
+    }
 }
