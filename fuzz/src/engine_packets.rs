@@ -57,6 +57,11 @@ pub fn config(flags: u8) -> EngineConfig {
 
 /// Runs one `engine_packets` input; returns the number of exchange lines written.
 pub fn run(data: &[u8]) -> usize {
+    run_lines(data, &mut |_| {})
+}
+
+/// [`run`], handing each checked JSON line to `each` (the smoke tests compare two runs byte for byte).
+pub fn run_lines(data: &[u8], each: &mut dyn FnMut(&[u8])) -> usize {
     let Some((&flags, rest)) = data.split_first() else {
         return 0;
     };
@@ -67,6 +72,7 @@ pub fn run(data: &[u8]) -> usize {
         line.clear();
         write_line(&mut line, &o).expect("every output serialises");
         check_line(&line);
+        each(&line);
         exchanges += usize::from(matches!(o, Output::Exchange(_)));
     };
     let mut ts: i64 = 1_700_000_000_000_000_000;

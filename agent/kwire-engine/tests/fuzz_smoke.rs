@@ -79,7 +79,8 @@ fn mutations(rng: &mut Rng, input: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// The seeds of `cargo xtask fuzz`: every fixture's and public capture's packets, as is (real traffic:
-/// each fixture's seeds report exchanges) and damaged; each also under tiny bounds and the port filter.
+/// each fixture's seeds report exchanges; two runs write the same bytes) and damaged; each also under
+/// tiny bounds and the port filter.
 #[test]
 fn seeds_from_captures() {
     let files = seeds::capture_files(&repo(), &shared());
@@ -93,7 +94,11 @@ fn seeds_from_captures() {
     for f in &files {
         let mut from_file = 0;
         for s in seeds::engine_seeds(&seeds::read_capture(f)) {
-            from_file += harness::run(&s);
+            // Same input, same output, byte for byte.
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            from_file += harness::run_lines(&s, &mut |l| a.extend_from_slice(l));
+            harness::run_lines(&s, &mut |l| b.extend_from_slice(l));
+            assert!(a == b, "{}: two runs of a seed differ", f.display());
             seeds_run += 1;
             let mut other = s.clone();
             other[0] ^= format::ENGINE_TINY_LIMITS | format::ENGINE_PORT_FILTER;
