@@ -6,7 +6,8 @@
 //!   `kwire_kafka::KafkaConnection` (and, in decoder mode, the body decoders and parsers);
 //! - [`engine_packets`]: captured packets of any link type through `kwire_engine::Engine` and the JSON
 //!   encoder;
-//! - [`format`]: how the bytes of an input become packets or stream steps.
+//! - [`format`]: how the bytes of an input become packets or stream steps;
+//! - `seeds.rs` (not part of this crate: it reads captures): the seeds, built from real captures.
 //!
 //! Easy to get wrong: the files are compiled in three crates, so they name each other only as
 //! `crate::format` and carry no crate-level attributes.
