@@ -6,6 +6,8 @@
 //! cargo xtask fuzz [--target T]... [--minutes N | --seconds N | --cpu-minutes N] [--asan]
 //! ```
 //!
+//! KWIRE_FUZZ_ARGS adds libFuzzer flags (whitespace-separated).
+//!
 //! Steps: install cargo-fuzz (and rustup's nightly) if missing; `cargo +nightly fuzz build`; write each
 //! target's seeds to `fuzz/seeds/<target>/` (rebuilt every run, from the captures); run the fuzzer binary
 //! on `fuzz/corpus/<target>/` (kept between runs) plus the seeds; crash inputs land in
@@ -338,6 +340,12 @@ fn run_target(
             a.push(&artifact_prefix);
             a
         })
+        // Extra libFuzzer flags (e.g. `-dict=F`, `-rss_limit_mb=N`), split on whitespace.
+        .args(
+            std::env::var("KWIRE_FUZZ_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(fs::File::create(&log)?);
