@@ -17,6 +17,7 @@
 //! - the machine is shared, so wall time says little: CPU time comes from /proc/<pid>/stat while the
 //!   fuzzer runs (`--cpu-minutes` stops it with SIGINT once reached) and from wait4's rusage at the end;
 //! - libFuzzer prints its final stats on SIGINT only with `-print_final_stats=1`, and exits 72 then;
+//!   a Ctrl-C (or a SIGINT to the fuzzer) stops the current target and this still reports it;
 //! - the fuzzer is built without a sanitizer by default (kwire's crates have no `unsafe`; overflow checks
 //!   and debug assertions are on, as cargo-fuzz builds by default): ASan halves exec/s for nothing here.
 //!   `--asan` turns it back on;
@@ -134,7 +135,12 @@ pub fn fuzz(paths: &Paths, targets: &[String], budget: Budget, asan: bool) -> Re
             .join(target);
         let o = run_target(paths, target, &bin, &seeds_dir, budget)?;
         print_outcome(&o);
+        let stop = o.exit.starts_with("interrupted");
         outcomes.push(o);
+        if stop {
+            eprintln!("    interrupted: the remaining targets are not run");
+            break;
+        }
     }
     if outcomes.len() > 1 {
         println!("\nfuzz summary");
@@ -363,6 +369,9 @@ fn run_target(
         .with_context(|| format!("starting {}", bin.display()))?;
     let pid = child.id() as i32;
     let mut guard = Guard(pid);
+    // Ctrl-C reaches the fuzzer too (same process group): it prints its final stats and exits 72; this
+    // process stays to report them (set after the spawn: the child keeps the default disposition).
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
     let mut interrupted = false;
     let mut last_report = Instant::now();
     let hard_stop = match budget {
@@ -410,6 +419,7 @@ fn run_target(
         match libc::WEXITSTATUS(status) {
             0 => "done".to_string(),
             72 if interrupted => "CPU budget reached".to_string(),
+            72 => "interrupted (SIGINT)".to_string(),
             c => format!("exit {c}"),
         }
     } else {
@@ -419,7 +429,9 @@ fn run_target(
         .into_iter()
         .filter(|p| !before.contains(p))
         .collect();
-    if o.crashes.is_empty() && !(o.exit == "done" || interrupted) {
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_DFL) };
+    let stopped = libc::WIFEXITED(status) && matches!(libc::WEXITSTATUS(status), 0 | 72);
+    if o.crashes.is_empty() && !stopped {
         bail!(
             "the {target} fuzzer stopped unexpectedly ({}); see {}:\n{}",
             o.exit,
