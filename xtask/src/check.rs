@@ -66,6 +66,12 @@ pub fn test(paths: &Paths) -> Result<()> {
             .current_dir(&paths.root),
     )?;
     crate::report_check::report_check(paths, &[])?; // every fixture's report in a real browser
+    // The cargo-fuzz targets, 30 s of wall time each (the long runs are `cargo xtask fuzz --cpu-minutes`).
+    let targets: Vec<String> = crate::fuzz::TARGETS.iter().map(|s| s.to_string()).collect();
+    let fuzzed = crate::fuzz::fuzz(paths, &targets, crate::fuzz::Budget::Wall(30), false)?;
+    if fuzzed.iter().any(|o| !o.crashes.is_empty()) {
+        bail!("cargo xtask fuzz: crashes found (inputs kept under fuzz/artifacts/)");
+    }
     eprintln!("==> e2e: real brokers + real clients captured live, replayed through kwire");
     e2e::e2e(paths, false)?;
     crate::ebpf_object::ebpf_repro(paths)?; // the committed eBPF object is what the source builds

@@ -12,6 +12,7 @@
 //! cargo xtask ebpf-object                  rebuild the committed eBPF object from source (+ manifest)
 //! cargo xtask ebpf-repro                   the committed eBPF object is byte for byte the source's build
 //! cargo xtask ebpf-stable                  a fresh clone built with only stable Rust runs the eBPF source
+//! cargo xtask fuzz [--cpu-minutes N]       the cargo-fuzz targets, seeded from the captures (fuzz.rs)
 //! cargo xtask live [check...]               `kwire run` live on lo vs `kwire replay` of the pcap it wrote
 //! ```
 //!
@@ -30,6 +31,7 @@ mod e2e;
 mod ebpf_check;
 mod ebpf_object;
 mod fleet;
+mod fuzz;
 mod live;
 mod proc;
 mod report_check;
@@ -49,6 +51,11 @@ const USAGE: &str = "usage: cargo xtask <command>
   demo                           install what is missing (setup), build kwire, replay bundled captures of real clients (the README's first command)
   test                           everything CI runs: setup, tidy, fmt, cargo test, e2e, crosscheck
   bench-hostile                  flow churn at a full 65,536-flow table (synthetic capture): packets/s
+  fuzz [--target T]... [--minutes N | --seconds N | --cpu-minutes N] [--asan]
+                                 the cargo-fuzz targets (engine_packets, kafka_stream; nightly, cargo-fuzz installed if
+                                 missing) seeded from the fixtures and public captures, N minutes of wall time each
+                                 (default 1) or until the fuzzer used N CPU minutes; prints runs, exec/s, cov, ft, CPU s;
+                                 a crash fails (input kept in fuzz/artifacts/)
   tidy                           house rules: core crates do no IO, module docs, no #[ignore]
   bench [--megabytes N] [--recapture] [--no-tshark] [--no-otlp] [--no-big-batch] [--no-live|--live-only]
         [--no-ladder] [--live-seconds S] [--ladder-mbps R,R,..] [--live-big-batch] [--run-args ARGS]
@@ -114,6 +121,7 @@ fn run() -> Result<()> {
         "demo" => check::demo(&paths),
         "bench" => bench::bench(&paths, &args[1..]),
         "bench-hostile" => bench_hostile::bench_hostile(&paths),
+        "fuzz" => fuzz::fuzz_args(&paths, &args[1..]),
         "list" => {
             for s in scenarios::SCENARIOS {
                 println!(

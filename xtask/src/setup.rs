@@ -59,6 +59,18 @@ pub fn setup(paths: &Paths) -> Result<()> {
             &format!("{e:#}; kwire will link the committed ebpf/kwire-ebpf.bpf.o"),
         );
     }
+    // cargo-fuzz (`cargo xtask fuzz`, and CI's short run in `cargo xtask test`).
+    let t = Instant::now();
+    let v = crate::fuzz::ensure_cargo_fuzz()?;
+    line(
+        "cargo-fuzz",
+        if t.elapsed() > Duration::from_secs(5) {
+            "installed"
+        } else {
+            "present"
+        },
+        &v,
+    );
     python(paths, &logs)?;
     tansu(paths, &logs)?;
     let t = Instant::now();

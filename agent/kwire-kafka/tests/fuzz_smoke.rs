@@ -1,15 +1,26 @@
-//! The fuzz harnesses of `fuzz/` (cargo-fuzz, nightly) run here on stable as deterministic tests: a
-//! SplitMix64 generator feeds [`harness::pipeline`] and [`harness::decode`] a bounded number of inputs —
-//! raw random bytes, and programs built from valid Kafka frames (requests and their responses, SASL
-//! handshakes that switch to raw tokens) that are then cut, mutated, interleaved and punctured by gaps.
-//! Set KWIRE_FUZZ_SMOKE_ITERS to scale the iteration counts (default 1: a few seconds in debug).
+//! The `kafka_stream` fuzz harness of `fuzz/` (cargo-fuzz, nightly) run here on stable as deterministic
+//! tests: the seeds `cargo xtask fuzz` starts from (every TCP connection of the committed fixtures and
+//! the public captures) and the committed regression inputs (`fuzz/regressions/kafka_stream/`), each as
+//! is and mutated; plus a SplitMix64 generator feeding [`harness::run`] and [`harness::decode`] a
+//! bounded number of inputs: raw random bytes, and programs built from valid Kafka frames (requests and
+//! their responses, SASL handshakes that switch to raw tokens) that are then cut, mutated, interleaved
+//! and punctured by gaps. Set KWIRE_FUZZ_SMOKE_ITERS to scale the iteration counts (default 1: a few
+//! seconds in debug).
 //!
 //! Also here: minimal regression tests for bugs the property and robustness tests found in `stream.rs`.
 
-#[path = "../../../fuzz/src/lib.rs"]
+#[allow(dead_code)]
+#[path = "../../../fuzz/src/format.rs"]
+mod format;
+#[path = "../../../fuzz/src/kafka_stream.rs"]
 mod harness;
+#[allow(dead_code)]
+#[path = "../../../fuzz/src/seeds.rs"]
+mod seeds;
 
-use harness::{record, OP_DATA, OP_DATA_LONG, OP_GAP, OP_WAIT};
+use std::path::{Path, PathBuf};
+
+use format::{stream_record as record, OP_DATA, OP_DATA_LONG, OP_GAP, OP_WAIT};
 use kwire_flow::{Direction, Timestamp};
 use kwire_kafka::{KafkaConfig, KafkaConnection, KafkaEvent, StreamStart};
 
@@ -101,7 +112,8 @@ fn pair(kind: usize, corr: i32) -> (Vec<u8>, Vec<u8>) {
 
 /// A pipeline program built from valid frames, then damaged.
 fn structured(rng: &mut Rng) -> Vec<u8> {
-    let mut p = vec![rng.next() as u8];
+    // Mode: start and limits (bit 7, the decoder mode, is decode_smoke's).
+    let mut p = vec![rng.next() as u8 & 3];
     let mut corr = rng.below(3) as i32 * 1000;
     let mut backlog: Vec<Vec<u8>> = Vec::new(); // responses not sent yet
     for _ in 0..1 + rng.below(12) {
@@ -165,6 +177,103 @@ fn structured(rng: &mut Rng) -> Vec<u8> {
     p
 }
 
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The shared corpus beside the repo (`../shared`), or KWIRE_SHARED, or /work/shared.
+fn shared() -> PathBuf {
+    if let Some(s) = std::env::var_os("KWIRE_SHARED") {
+        return PathBuf::from(s);
+    }
+    let beside = repo().join("../shared");
+    if beside.exists() {
+        return beside;
+    }
+    PathBuf::from("/work/shared")
+}
+
+/// A few deterministic damages of an input: bit flips, a cut tail, a doubled middle.
+fn mutations(rng: &mut Rng, input: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    if input.len() < 2 {
+        return out;
+    }
+    for _ in 0..3 {
+        let mut m = input.to_vec();
+        for _ in 0..1 + rng.below(4) {
+            let i = 1 + rng.below(m.len() - 1);
+            m[i] ^= 1 << rng.below(8);
+        }
+        out.push(m);
+    }
+    out.push(input[..1 + rng.below(input.len() - 1)].to_vec());
+    let (a, b) = (rng.below(input.len()), rng.below(input.len()));
+    let (a, b) = (a.min(b), a.max(b));
+    let mut m = input[..b].to_vec();
+    m.extend_from_slice(&input[a..]);
+    out.push(m);
+    out
+}
+
+/// The seeds of `cargo xtask fuzz`: every Kafka connection of every fixture and public capture, as is
+/// (real traffic: the fixtures' connections report exchanges) and mutated.
+#[test]
+fn seeds_from_captures() {
+    let files = seeds::capture_files(&repo(), &shared());
+    let fixtures = files
+        .iter()
+        .filter(|f| f.to_string_lossy().contains("fixtures/harness"))
+        .count();
+    assert!(fixtures >= 20, "the committed fixtures: {files:?}");
+    let mut rng = Rng(0x6b77_6972_6503);
+    let (mut seeds_run, mut exchanges) = (0, 0);
+    for f in &files {
+        let mut from_file = 0;
+        for s in seeds::stream_seeds(&seeds::read_capture(f)) {
+            from_file += harness::run(&s);
+            seeds_run += 1;
+            for m in mutations(&mut rng, &s) {
+                harness::run(&m);
+            }
+        }
+        if f.to_string_lossy().contains("fixtures/harness") {
+            assert!(
+                from_file > 0,
+                "{}: its seeds carry no exchange",
+                f.display()
+            );
+        }
+        exchanges += from_file;
+    }
+    for s in seeds::decoder_seeds() {
+        harness::run(&s);
+        seeds_run += 1;
+    }
+    assert!(
+        seeds_run > 100 && exchanges > 1000,
+        "{seeds_run} seeds, {exchanges} exchanges"
+    );
+}
+
+/// Inputs the fuzzer found (fixed since): `fuzz/regressions/kafka_stream/`.
+#[test]
+fn regressions() {
+    let dir = repo().join("fuzz/regressions/kafka_stream");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir)
+        .expect("fuzz/regressions/kafka_stream")
+        .flatten()
+    {
+        if e.path().extension().is_some_and(|x| x == "md") {
+            continue;
+        }
+        harness::run(&std::fs::read(e.path()).unwrap());
+        n += 1;
+    }
+    assert!(n > 0, "no regression input in {}", dir.display());
+}
+
 #[test]
 fn pipeline_smoke() {
     let t = std::time::Instant::now();
@@ -177,7 +286,7 @@ fn pipeline_smoke() {
         } else {
             structured(&mut rng)
         };
-        harness::pipeline(&input);
+        harness::run(&input);
     }
     eprintln!("pipeline: {n} inputs in {:?}", t.elapsed());
 }

@@ -72,16 +72,16 @@ pub fn check(
             .or(served.map(|p| ("served end", p)))
             .filter(|(_, p)| c.offset < *p)
         {
-            reread = Some(p - c.offset);
+            reread = Some(p.saturating_sub(c.offset));
             effect = format!(
                 ": it rewinds the new owner {n}'s {what} {p}, {} records will be processed again",
-                p - c.offset
+                p.saturating_sub(c.offset)
             );
         } else if let Some(p) = committed.max(served).filter(|p| c.offset > *p) {
-            skipped = Some(c.offset - p);
+            skipped = Some(c.offset.saturating_sub(p));
             effect = format!(
                 ": it is {} beyond everything the new owner {n} was served or committed ({p}), those records will be skipped",
-                c.offset - p
+                c.offset.saturating_sub(p)
             );
         }
     }

@@ -22,7 +22,7 @@ pub fn check(
     client_id: Option<&str>,
 ) -> Option<Alert> {
     let served = st?.served?;
-    let skipped = c.offset - served.offset;
+    let skipped = c.offset.saturating_sub(served.offset);
     if !cfg.enabled || skipped < cfg.min_delta.max(1) {
         return None;
     }
@@ -97,5 +97,25 @@ mod tests {
         assert_eq!(a.fields["skipped"], 50);
         // Never fetched: quiet.
         assert!(check(&Threshold::default(), None, &c(150), &ctx(), None).is_none());
+    }
+
+    /// Offsets are wire values: a hostile commit far from what was served saturates, never overflows.
+    #[test]
+    fn extreme_offsets_saturate() {
+        let tp = Tp::new("t", 0);
+        let mut st = PartState::default();
+        st.raise_served(obs(-10, 1, Source::Fetched));
+        let c = |off| Commit {
+            ts: t(2),
+            group: "g",
+            member_id: "m",
+            generation: Some(1),
+            tp: &tp,
+            offset: off,
+            error_code: Some(0),
+        };
+        let a = check(&Threshold::default(), Some(&st), &c(i64::MAX), &ctx(), None).unwrap();
+        assert_eq!(a.fields["skipped"], i64::MAX);
+        assert!(check(&Threshold::default(), Some(&st), &c(i64::MIN), &ctx(), None).is_none());
     }
 }

@@ -18,7 +18,7 @@ pub fn check(
     client_id: Option<&str>,
 ) -> Option<Alert> {
     let (prev, prev_member, prev_ts) = previous?;
-    let delta = prev - c.offset;
+    let delta = prev.saturating_sub(c.offset);
     if !cfg.enabled || delta < cfg.min_delta.max(1) || c.offset < 0 {
         return None;
     }
@@ -83,5 +83,34 @@ mod tests {
         let a = check(&Threshold::default(), Some(&prev), &c(60), &ctx(), None).unwrap();
         assert_eq!(a.fields["delta"], 40);
         assert_eq!(a.severity, Severity::Info);
+    }
+
+    /// Offsets are wire values: a hostile previous commit far above saturates the delta, never overflows.
+    #[test]
+    fn extreme_offsets_saturate() {
+        let tp = Tp::new("t", 0);
+        let c = |off| Commit {
+            ts: t(2),
+            group: "g",
+            member_id: "m",
+            generation: Some(1),
+            tp: &tp,
+            offset: off,
+            error_code: Some(0),
+        };
+        let prev = (i64::MAX, "m0".to_string(), t(1));
+        // A negative commit is "no offset": quiet.
+        assert!(check(&Threshold::default(), Some(&prev), &c(-1), &ctx(), None).is_none());
+        let a = check(&Threshold::default(), Some(&prev), &c(0), &ctx(), None).unwrap();
+        assert_eq!(a.fields["delta"], i64::MAX);
+        let prev = (i64::MIN, "m0".to_string(), t(1));
+        assert!(check(
+            &Threshold::default(),
+            Some(&prev),
+            &c(i64::MAX),
+            &ctx(),
+            None
+        )
+        .is_none());
     }
 }

@@ -131,7 +131,9 @@ pub fn observe(
             }
         }
         return match prev {
-            Some(p) if cfg.enabled && p.offset - new.offset >= cfg.min_delta.max(1) => {
+            Some(p)
+                if cfg.enabled && p.offset.saturating_sub(new.offset) >= cfg.min_delta.max(1) =>
+            {
                 let d = EndDrop {
                     before: p,
                     told_before,
@@ -237,7 +239,7 @@ fn alert(
         "{tp}: {what} {} from broker {}, {} below the {before} ({}, {} from broker {})",
         new.offset,
         new.broker,
-        p.offset - new.offset,
+        p.offset.saturating_sub(new.offset),
         p.offset,
         p.source.as_str(),
         p.broker
@@ -260,7 +262,7 @@ fn alert(
         .field("previous_broker", p.broker.to_string())
         .field("new_offset", new.offset)
         .field("new_source", new.source.as_str())
-        .field("delta", p.offset - new.offset)
+        .field("delta", p.offset.saturating_sub(new.offset))
         // Which end of log was compared: the high watermark (what read_uncommitted consumers see) or the
         // last stable offset (read_committed).
         .field("end_of_log", end_of_log(series))
@@ -368,6 +370,45 @@ mod tests {
             (&a["previous_offset"], &a["delta"]),
             (&10.into(), &7.into())
         );
+    }
+
+    /// Found by the `engine_packets` fuzzer (`fuzz/regressions/engine_packets/
+    /// listoffsets-regression-delta-overflow`): offsets are wire values, their difference overflowed.
+    #[test]
+    fn extreme_offsets_saturate_the_delta() {
+        let mut st = PartState::default();
+        assert!(matches!(
+            run(
+                &mut st,
+                Series::Uncommitted,
+                obs(i64::MAX, 1, Source::FetchHwm)
+            ),
+            Outcome::Quiet
+        ));
+        let (a, _) = line(run(
+            &mut st,
+            Series::Uncommitted,
+            obs(-5, 2, Source::FetchHwm),
+        ));
+        assert_eq!(
+            (&a["previous_offset"], &a["new_offset"], &a["delta"]),
+            (&i64::MAX.into(), &(-5).into(), &i64::MAX.into())
+        );
+        // The other way round is growth: quiet.
+        let mut st = PartState::default();
+        run(
+            &mut st,
+            Series::Uncommitted,
+            obs(i64::MIN, 1, Source::FetchHwm),
+        );
+        assert!(matches!(
+            run(
+                &mut st,
+                Series::Uncommitted,
+                obs(i64::MAX, 2, Source::FetchHwm)
+            ),
+            Outcome::Quiet
+        ));
     }
 
     #[test]

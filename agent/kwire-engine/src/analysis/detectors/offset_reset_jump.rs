@@ -21,7 +21,7 @@ pub fn check(
     ctx: &ConnCtx,
     client_id: Option<&str>,
 ) -> Option<Alert> {
-    let skipped = resumed - wanted;
+    let skipped = resumed.saturating_sub(wanted);
     if !cfg.enabled || skipped < cfg.min_delta.max(1) {
         return None;
     }
@@ -99,5 +99,27 @@ mod tests {
             Some("c")
         )
         .is_none());
+    }
+
+    /// Found by the `engine_packets` fuzzer (`fuzz/regressions/engine_packets/offset-reset-jump-overflow`):
+    /// the fetch offsets are wire values, `resumed - wanted` overflowed.
+    #[test]
+    fn extreme_offsets_saturate() {
+        let tp = Tp::new("t", 0);
+        let check = |wanted, resumed| {
+            check(
+                &Threshold::default(),
+                wanted,
+                t(1),
+                resumed,
+                t(2),
+                &tp,
+                &ctx(),
+                Some("c"),
+            )
+        };
+        let a = check(i64::MIN, i64::MAX).unwrap();
+        assert_eq!(a.fields["skipped"], i64::MAX);
+        assert!(check(i64::MAX, i64::MIN).is_none());
     }
 }
