@@ -75,7 +75,7 @@ th{background:#eef1f4;font-weight:600;white-space:nowrap}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.trigger td{background:#fff3f0;font-weight:600}
 td>code{white-space:nowrap}
-td.wf>code{white-space:normal;word-break:break-all}
+td.wf>code{white-space:normal;overflow-wrap:normal;word-break:normal}
 .tw{overflow-x:auto}
 td.wf{min-width:150px}
 table.kv th{width:34%;background:#f7f8fa}
