@@ -66,7 +66,7 @@ pub fn test(paths: &Paths) -> Result<()> {
             .current_dir(&paths.root),
     )?;
     crate::report_check::report_check(paths, &[])?; // every fixture's report in a real browser
-    // The cargo-fuzz targets, 30 s of wall time each (the long runs are `cargo xtask fuzz --cpu-minutes`).
+                                                    // The cargo-fuzz targets, 30 s of wall time each (the long runs are `cargo xtask fuzz --cpu-minutes`).
     let targets: Vec<String> = crate::fuzz::TARGETS.iter().map(|s| s.to_string()).collect();
     let fuzzed = crate::fuzz::fuzz(paths, &targets, crate::fuzz::Budget::Wall(30), false)?;
     if fuzzed.iter().any(|o| !o.crashes.is_empty()) {
