@@ -153,6 +153,20 @@ fn expected(name: &str, facts: &[Value]) -> Result<Vec<Want>> {
                     ("consumed_offset", 5),
                 ],
             ),
+            // acknowledged_then_lost (info): the records acknowledged before the deletion are gone,
+            // explained by the admin client's DeleteTopics.
+            want(
+                "acknowledged_then_lost",
+                "info",
+                "kw-rc-producer",
+                "kw-rc",
+                Some(0),
+                &[
+                    ("first_lost_offset", 0),
+                    ("last_lost_offset", 4),
+                    ("lost_records", 5),
+                ],
+            ),
         ],
         // commit_after_revoke_cooperative (assert_stale_commit): the two partitions member 1 lost
         "commit-after-revoke-cooperative-mock" => {
