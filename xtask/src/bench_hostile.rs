@@ -341,6 +341,26 @@ fn cached(dir: &Path, name: &str, write: fn(&Path) -> Result<u64>) -> Result<std
     Ok(pcap)
 }
 
+/// `kwire replay --json --no-notices --no-exchanges FILE > out`, measured; an error when kwire fails.
+fn replay_measured(kwire: &Path, pcap: &Path, out: &Path) -> Result<Measured> {
+    let m = measure(
+        Command::new(kwire).arg("replay").arg(pcap).args([
+            "--json",
+            "--no-notices",
+            "--no-exchanges",
+        ]),
+        File::create(out)?,
+    )?;
+    if m.status != 0 {
+        bail!(
+            "kwire replay exited with {} on {}",
+            m.status,
+            pcap.display()
+        );
+    }
+    Ok(m)
+}
+
 /// The memory section: both captures replayed, peak RSS beside the budget.
 fn memory(dir: &Path, kwire: &Path) -> Result<()> {
     println!("\nhostile memory: peak RSS of `kwire replay` beside the global budget (memory_budget_bytes 64 MiB; allowed: budget + {RSS_OVERHEAD_MB:.0} MB)");
@@ -363,21 +383,7 @@ fn memory(dir: &Path, kwire: &Path) -> Result<()> {
     for (name, write) in cases {
         let pcap = cached(dir, name, write)?;
         let out = dir.join(format!("{name}.jsonl"));
-        let m = measure(
-            Command::new(kwire).arg("replay").arg(&pcap).args([
-                "--json",
-                "--no-notices",
-                "--no-exchanges",
-            ]),
-            File::create(&out)?,
-        )?;
-        if m.status != 0 {
-            bail!(
-                "kwire replay exited with {} on {}",
-                m.status,
-                pcap.display()
-            );
-        }
+        let m = replay_measured(kwire, &pcap, &out)?;
         let text = fs::read_to_string(&out)?;
         let last = text.lines().last().unwrap_or_default();
         let summary: serde_json::Value = serde_json::from_str(last).context("summary line")?;
@@ -585,21 +591,7 @@ pub fn bench_hostile(paths: &Paths) -> Result<()> {
 
     let mut best: Option<Measured> = None;
     for _ in 0..3 {
-        let m = measure(
-            Command::new(&kwire).arg("replay").arg(&pcap).args([
-                "--json",
-                "--no-notices",
-                "--no-exchanges",
-            ]),
-            File::create(&out)?,
-        )?;
-        if m.status != 0 {
-            bail!(
-                "kwire replay exited with {} on {}",
-                m.status,
-                pcap.display()
-            );
-        }
+        let m = replay_measured(&kwire, &pcap, &out)?;
         if best.as_ref().is_none_or(|b| m.cpu < b.cpu) {
             best = Some(m);
         }

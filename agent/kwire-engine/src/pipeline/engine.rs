@@ -548,19 +548,22 @@ fn on_event<F: FnMut(Output)>(
                 rec.exchange.correlation_id,
                 rec.exchange.request_ts,
             );
-            let trigger = Evidence {
+            // Built only when something was found (most exchanges raise nothing).
+            let trigger = (!findings.is_empty()).then(|| Evidence {
                 role: "trigger",
                 conn: rec.conn.id,
                 broker: rec.conn.broker,
                 xref: XRef::of(&rec.exchange),
                 offset: None,
-            };
+            });
             (sink.out)(Output::Exchange(Box::new(rec)));
             for mut f in findings {
                 if let Finding::Alert(a) = &mut f {
                     a.exchange.get_or_insert(key);
-                    if !a.evidence.iter().any(|e| e.role == "trigger") {
-                        a.evidence.push(trigger);
+                    if let Some(t) =
+                        trigger.filter(|_| !a.evidence.iter().any(|e| e.role == "trigger"))
+                    {
+                        a.evidence.push(t);
                     }
                 }
                 (sink.out)(finding_output(f));
