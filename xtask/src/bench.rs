@@ -11,7 +11,9 @@
 //!    MB/s, packets/s, exchanges/s, ns per packet and per exchange, peak RSS, the ratio to the libpcap
 //!    loop, and the issue's targets beside what was measured. Also written to tests/out/bench/results.json.
 //! 3. Live (bench_live.rs): the agent on the realistic load, and the veth ladder (tcpreplay at rising
-//!    rates, kwire and `tcpdump -w /dev/null` each on the receiving end).
+//!    rates, kwire and `tcpdump -w /dev/null` each on the receiving end), and Kafka over TLS read by
+//!    the OpenSSL uprobes beside the plaintext leg of the same traffic (`--no-tls` skips it,
+//!    `--tls-only` runs only it).
 //!
 //! Easy to get wrong: this is a benchmark, not a test: it prints numbers and never fails on them (the
 //! targets are printed, not asserted). Files are read from the page cache after a warm-up read, so the
@@ -20,22 +22,20 @@
 
 use std::fs::{self, File};
 use std::io::Read;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
 use crate::bench_capture::{self as cap, Shape};
-use crate::broker;
+use crate::collector::{self, Collector, Mode};
 use crate::tools::{self, Paths};
 
 const USAGE: &str = "cargo xtask bench [--megabytes N] [--recapture] [--no-tshark] [--no-otlp] [--no-big-batch]
                    [--no-live] [--live-only] [--no-ladder] [--live-seconds S] [--ladder-mbps R,R,...]
-                   [--live-big-batch] [--run-args \"ARGS\"]";
+                   [--live-big-batch] [--no-tls|--tls-only] [--tls-megabytes N] [--run-args \"ARGS\"]";
 
 pub struct Options {
     pub megabytes: u32,
@@ -50,6 +50,12 @@ pub struct Options {
     /// tcpreplay rates in Mbit/s; 0 = as fast as it goes
     pub ladder_mbps: Vec<u32>,
     pub live_big_batch: bool,
+    /// the live TLS section (kwire on Kafka over TLS, uprobes, beside the plaintext leg)
+    pub tls: bool,
+    /// only the live TLS section: no replay, no realistic capture, no realistic live run, no ladder
+    pub tls_only: bool,
+    /// MB produced (and fetched back) over TLS by tests/harness/tls_load.py: twice that of Kafka traffic
+    pub tls_megabytes: u32,
     /// extra arguments for every `kwire run` of the live section (e.g. `--snaplen 2048`)
     pub run_args: Vec<String>,
 }
@@ -67,6 +73,9 @@ fn options(args: &[String]) -> Result<Options> {
         live_seconds: 30,
         ladder_mbps: vec![500, 1000, 1500, 2000, 0],
         live_big_batch: false,
+        tls: true,
+        tls_only: false,
+        tls_megabytes: 500,
         run_args: Vec::new(),
     };
     let mut it = args.iter();
@@ -89,6 +98,9 @@ fn options(args: &[String]) -> Result<Options> {
                     .collect::<Result<_, _>>()?
             }
             "--live-big-batch" => o.live_big_batch = true,
+            "--no-tls" => o.tls = false,
+            "--tls-only" => o.tls_only = true,
+            "--tls-megabytes" => o.tls_megabytes = val("N")?.parse()?,
             "--run-args" => {
                 o.run_args = val("\"ARGS\"")?
                     .split_whitespace()
@@ -138,29 +150,37 @@ pub fn measure(cmd: &mut Command, stderr: Option<&Path>) -> Result<Measured> {
         .stderr(err)
         .spawn()
         .with_context(|| format!("starting {cmd:?}"))?;
+    let m = reap(child, started).with_context(|| format!("{cmd:?}"))?;
+    if !gnu_time {
+        return Ok(m);
+    }
+    let kb = fs::read_to_string(&rss_file)
+        .ok()
+        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
+    let _ = fs::remove_file(&rss_file);
+    Ok(Measured {
+        max_rss_kb: kb.unwrap_or(m.max_rss_kb),
+        ..m
+    })
+}
+
+/// Waits for `child` (spawned at `started`) with wait4: wall time, its own CPU time, its ru_maxrss and
+/// exit status.
+pub fn reap(child: Child, started: Instant) -> Result<Measured> {
     let pid = child.id() as libc::pid_t;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data; wait4 fills it for the child we just spawned and reaps it.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
     if r != pid {
-        bail!("wait4 failed for {cmd:?}");
+        bail!("wait4 failed");
     }
     std::mem::forget(child);
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let max_rss_kb = if gnu_time {
-        let kb = fs::read_to_string(&rss_file)
-            .ok()
-            .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
-        let _ = fs::remove_file(&rss_file);
-        kb.unwrap_or(ru.ru_maxrss)
-    } else {
-        ru.ru_maxrss
-    };
     Ok(Measured {
         wall: started.elapsed().as_secs_f64(),
         cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
-        max_rss_kb,
+        max_rss_kb: ru.ru_maxrss,
         status: if libc::WIFEXITED(status) {
             libc::WEXITSTATUS(status)
         } else {
@@ -222,6 +242,9 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
     let kwire = rel.join("kwire");
     let pcap_loop = rel.join("pcap-loop");
 
+    if o.tls_only {
+        return crate::bench_live::tls_only(paths, &kwire, &o);
+    }
     let mut benches = Vec::new();
     let mut realistic_1500 = None;
     for shape in [Shape::Eth1500, Shape::Loopback] {
@@ -287,7 +310,15 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
     let mut results = Vec::new();
     if o.replay {
         let collector = if o.otlp {
-            match Collector::start(paths) {
+            let dir = paths.out().join("bench");
+            let cfg = collector::Config {
+                dir: &dir,
+                netns: None,
+                host: "127.0.0.1",
+                ports: None,
+                mode: Mode::Discard,
+            };
+            match Collector::start(paths, cfg) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     println!("(no OTLP row: {e:#})");
@@ -508,61 +539,4 @@ fn replay_block(
         "file": b.file.display().to_string(), "label": b.label, "bytes": size, "packets": pkts,
         "exchanges": exch, "rows": out,
     }))
-}
-
-/// rotel (`cargo xtask setup` installs it into .tools/venv) on two free loopback ports, exporting
-/// nothing (blackhole): the OTLP row's collector. Killed on drop.
-pub struct Collector {
-    child: Child,
-    pub grpc_port: u16,
-}
-
-impl Collector {
-    pub fn start(paths: &Paths) -> Result<Collector> {
-        let bin = fs::read_dir(paths.venv().join("lib"))
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|d| d.path().join("site-packages/rotel/rotel-agent"))
-            .find(|p| p.exists())
-            .ok_or_else(|| anyhow::anyhow!("rotel not installed: run `cargo xtask setup`"))?;
-        let grpc_port = broker::free_port()?;
-        let http_port = broker::free_port()?;
-        let logs = paths.out().join("bench");
-        fs::create_dir_all(&logs)?;
-        let child = Command::new(bin)
-            .args(["start", "--otlp-grpc-endpoint"])
-            .arg(format!("127.0.0.1:{grpc_port}"))
-            .arg("--otlp-http-endpoint")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .args(["--exporter", "blackhole", "--pid-file"])
-            .arg(logs.join("rotel.pid"))
-            .arg("--log-file")
-            .arg(logs.join("rotel.log"))
-            .current_dir(&logs)
-            .stdout(Stdio::null())
-            .stderr(File::create(logs.join("rotel.stderr.txt"))?)
-            .spawn()
-            .context("starting rotel")?;
-        let c = Collector { child, grpc_port };
-        let t = Instant::now();
-        while TcpStream::connect(("127.0.0.1", grpc_port)).is_err() {
-            if t.elapsed() > Duration::from_secs(10) {
-                bail!(
-                    "rotel did not listen on {grpc_port} (see {})",
-                    logs.display()
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        Ok(c)
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

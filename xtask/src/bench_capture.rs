@@ -161,21 +161,7 @@ impl Cluster {
     }
 
     fn command(&mut self, line: &str) -> Result<String> {
-        let stdin = self
-            .proc
-            .stdin
-            .as_mut()
-            .ok_or_else(|| anyhow!("mock broker stdin closed"))?;
-        writeln!(stdin, "{line}")
-            .and_then(|_| stdin.flush())
-            .context("writing to kwire-mockbroker")?;
-        let rx = self.proc.stdout.as_ref().expect("piped");
-        let reply = proc::recv_line(rx, Duration::from_secs(10), line)?
-            .ok_or_else(|| anyhow!("kwire-mockbroker exited while running {line:?}"))?;
-        match reply.strip_prefix("OK") {
-            Some(v) => Ok(v.trim().to_string()),
-            None => bail!("kwire-mockbroker: {line:?} -> {reply}"),
-        }
+        crate::broker::mock_line(&mut self.proc, line, Duration::from_secs(10))
     }
 
     pub fn create_topic(&mut self, name: &str, partitions: u32) -> Result<()> {
@@ -292,17 +278,7 @@ impl Dump {
         if !filter.is_empty() {
             cmd.arg(filter);
         }
-        let mut proc = Proc::spawn("tcpdump", &mut cmd, false, Out::Null, Out::Lines)?;
-        let stderr = proc.stderr.take().expect("piped");
-        let mut early = Vec::new();
-        proc::wait_for_line(
-            &stderr,
-            Duration::from_secs(10),
-            "tcpdump's \"listening on\"",
-            |l| l.contains("listening on"),
-            |l| early.push(l.to_string()),
-        )
-        .with_context(|| format!("tcpdump did not start: {}", early.join(" | ")))?;
+        let (proc, stderr) = proc::spawn_tcpdump(&mut cmd)?;
         Ok(Dump { proc, stderr })
     }
 

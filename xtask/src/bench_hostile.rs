@@ -34,6 +34,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::agent::{Agent, Spec};
+use crate::bench::Measured;
 use crate::tools::{self, Paths};
 
 /// Flows per wave: the default flow table size.
@@ -124,14 +126,6 @@ fn write_capture(path: &Path) -> Result<u64> {
     Ok(n)
 }
 
-struct Measured {
-    wall: f64,
-    cpu: f64,
-    status: i32,
-    /// Peak RSS, MB (wait4's ru_maxrss).
-    rss_mb: f64,
-}
-
 /// Runs `cmd` (stdout to `stdout`) and returns its wall time, its own CPU time and peak RSS (wait4 rusage).
 fn measure(cmd: &mut Command, stdout: File) -> Result<Measured> {
     let started = Instant::now();
@@ -140,26 +134,7 @@ fn measure(cmd: &mut Command, stdout: File) -> Result<Measured> {
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {cmd:?}"))?;
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for the child we just spawned and reaps it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    if r != pid {
-        bail!("wait4 failed for {cmd:?}");
-    }
-    std::mem::forget(child);
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Ok(Measured {
-        wall: started.elapsed().as_secs_f64(),
-        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
-        status: if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        },
-        rss_mb: ru.ru_maxrss as f64 / 1024.0,
-    })
+    crate::bench::reap(child, started).with_context(|| format!("{cmd:?}"))
 }
 
 /// RSS allowed beyond the memory budget: the binary and its libraries, the bounded summary and
@@ -375,7 +350,8 @@ fn memory(dir: &Path, kwire: &Path) -> Result<()> {
         "summary bytes",
         "verdict"
     );
-    let cases: [(&str, fn(&Path) -> Result<u64>); 2] = [
+    type Write = fn(&Path) -> Result<u64>;
+    let cases: [(&str, Write); 2] = [
         ("hostile-unique-client-ids.pcap", write_unique_ids),
         ("hostile-half-frames.pcap", write_half_frames),
     ];
@@ -389,7 +365,7 @@ fn memory(dir: &Path, kwire: &Path) -> Result<()> {
         let summary: serde_json::Value = serde_json::from_str(last).context("summary line")?;
         let mem = &summary["memory"];
         let budget_mb = mem["budget_bytes"].as_f64().unwrap_or(0.0) / 1048576.0;
-        let rss = m.rss_mb;
+        let rss = m.max_rss_kb as f64 / 1024.0;
         let ok = rss <= budget_mb + RSS_OVERHEAD_MB;
         if !ok {
             over.push(name);
@@ -416,19 +392,6 @@ fn memory(dir: &Path, kwire: &Path) -> Result<()> {
 /// Local connections of the live flood, and how long it lasts (the bound: 60 s at most).
 const FLOOD_CONNS: usize = 16;
 const FLOOD_SECONDS: u64 = 20;
-
-/// VmRSS of a process, MB.
-fn rss_mb(pid: u32) -> Option<f64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: f64 = s
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb / 1024.0)
-}
 
 /// `kwire run` on lo (libpcap) while local connections flood a local listener with requests that each
 /// carry a new 1 KiB client id: what the kernel dropped, and whether RSS stays flat.
@@ -467,17 +430,24 @@ fn live_flood(dir: &Path, kwire: &Path) -> Result<()> {
             }
         });
     }
-    let out = dir.join("hostile-live-flood.jsonl");
-    let mut child = Command::new(kwire)
-        .args(["run", "--source", "pcap", "--interface", "lo", "--ports"])
-        .arg(port.to_string())
-        .args(["--json", "--no-exchanges", "--no-notices", "--duration"])
-        .arg((FLOOD_SECONDS + 8).to_string())
-        .stdout(Stdio::from(File::create(&out)?))
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting kwire run")?;
-    std::thread::sleep(Duration::from_secs(3));
+    let args: Vec<String> = [
+        "--source",
+        "pcap",
+        "--interface",
+        "lo",
+        "--ports",
+        &port.to_string(),
+        "--json",
+        "--no-exchanges",
+        "--no-notices",
+        "--duration",
+        &(FLOOD_SECONDS + 8).to_string(),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let mut agent = Agent::start(Spec::new(kwire, &args, dir, "hostile-flood"))?;
+    agent.wait_ready()?;
     let sent = Arc::new(AtomicU64::new(0));
     let mut senders = Vec::new();
     for c in 0..FLOOD_CONNS {
@@ -500,27 +470,20 @@ fn live_flood(dir: &Path, kwire: &Path) -> Result<()> {
             Ok(())
         }));
     }
-    let pid = child.id();
     let mut samples = Vec::new();
     for _ in 0..FLOOD_SECONDS {
         std::thread::sleep(Duration::from_secs(1));
-        samples.push(rss_mb(pid).unwrap_or(0.0));
+        samples.push(agent.rss_mb());
     }
     stop.store(true, Ordering::Relaxed);
     for s in senders {
         let _ = s.join();
     }
-    let st = child.wait()?;
-    if !st.success() {
-        bail!("kwire run exited with {st}");
+    let stopped = agent.wait_exit()?;
+    if !stopped.status.success() {
+        bail!("kwire run exited with {}", stopped.status);
     }
-    let text = fs::read_to_string(&out)?;
-    let summary: serde_json::Value = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["type"] == "summary")
-        .context("no summary line from kwire run")?;
+    let summary = stopped.summary()?;
     let seen = summary["packets"]["packets"].as_f64().unwrap_or(0.0);
     let dropped = summary["fidelity"]["kernel_drops"].as_f64().unwrap_or(0.0);
     let at10 = samples.get(9).copied().unwrap_or(0.0);

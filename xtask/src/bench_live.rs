@@ -9,7 +9,13 @@
 //!    at each rate of `--ladder-mbps`, tcpreplay pinned to CPU 0, the receiver pinned to CPU 1: first
 //!    `kwire run --source pcap` on the other end, then `tcpdump -w /dev/null` there on the same load.
 //!    Loss = the source's kernel/ring/interface drops, TCP gaps, and packets sent but never seen.
-//! 3. `--live-big-batch`: the old ladder: a producer and a consumer moving 200 MB of 10 kB records on the
+//! 3. Kafka over TLS (`--no-tls` skips it, `--tls-only` runs only it): tansu behind stunnel4 with a
+//!    throwaway CA (tls_check.rs's `TlsBroker`), tests/harness/tls_load.py producing `--tls-megabytes`
+//!    (500) MB in 100 kB records over TLS and fetching them back; `kwire run --source ebpf` on the TLS
+//!    port (OpenSSL uprobes on) and a second one on the stunnel→tansu leg with `--tls-uprobes off` (the
+//!    same Kafka bytes in plaintext on the wire), side by side: Kafka bytes, CPU s, CPU s per GB of
+//!    Kafka, peak RSS, exchanges, ring drops. Also written to tests/out/bench/live-tls.json. Needs root.
+//! 4. `--live-big-batch`: the old ladder: a producer and a consumer moving 200 MB of 10 kB records on the
 //!    host's `lo` at rising target rates, libpcap and eBPF: the highest zero-loss rate.
 //!
 //! `--run-args "ARGS"` adds arguments to every `kwire run` (e.g. `--snaplen 2048` to see what the
@@ -25,29 +31,34 @@
 //!   entered that namespace (setns), never from the host.
 //! - Replaying a file in a loop repeats its TCP sequence numbers: without `--unique-ip` the second loop
 //!   would look like retransmissions and the agent would skip it (cheap, and wrong).
+//! - The TLS section's GB are the Kafka bytes, counted once: the plaintext leg's TCP payload. The TLS
+//!   agent's own plaintext count is about twice that (the client's and stunnel's OpenSSL are both
+//!   probed; one end's copy is dropped in user space), its packet bytes are TLS records. Both agents
+//!   run at once (they share the load and the machine), each one's CPU from its readiness to its exit.
 //! - The eBPF source attaches at the cgroup root: it sees the namespace's sockets from the host, and
 //!   conflicts with another program attached there at the same time (that row then fails).
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use crate::agent::{self, Agent, Outputs, Spec, Stopped};
 use crate::bench::Options;
 use crate::bench_capture::{self as cap, Cluster, Dump, Mix, Netns};
-use crate::broker::{self, Broker, BrokerKind};
+use crate::broker::{Broker, BrokerKind};
 use crate::proc::{self, Out, Proc};
+use crate::tls_check::TlsBroker;
 use crate::tools::{self, Paths};
 
 /// kwire's default libpcap kernel buffer (`--pcap-buffer-mb`), MiB: RSS is reported beyond it.
 const PCAP_RING_MB: f64 = 128.0;
+/// Every agent here prints only alerts and the summary.
+const QUIET: &[&str] = &["--json", "--no-exchanges", "--no-notices"];
 /// Seconds of traffic per ladder step (the file is looped to last about this long).
 const STEP_SECONDS: f64 = 6.0;
 
@@ -67,15 +78,182 @@ pub fn bench_live(
     let dir = paths.out().join("bench").join("live");
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir)?;
-    let tck = clock_ticks();
+    let tck = agent::clock_ticks();
     realistic_live(paths, kwire, o, &dir, tck)?;
     if o.ladder {
         ladder(kwire, o, &dir, tck, realistic_1500, facts)?;
+    }
+    if o.tls {
+        tls_live(paths, kwire, o, &dir, tck)?;
     }
     if o.live_big_batch {
         big_batch_ladder(paths, kwire, &dir, tck)?;
     }
     Ok(())
+}
+
+/// `cargo xtask bench --tls-only`: the TLS section alone.
+pub fn tls_only(paths: &Paths, kwire: &Path, o: &Options) -> Result<()> {
+    let dir = paths.out().join("bench").join("live");
+    fs::create_dir_all(&dir)?;
+    tls_live(paths, kwire, o, &dir, agent::clock_ticks())
+}
+
+/// Kafka over TLS: the agent with uprobes on the TLS port beside the agent on the plaintext leg.
+fn tls_live(paths: &Paths, kwire: &Path, o: &Options, dir: &Path, tck: f64) -> Result<()> {
+    println!(
+        "\nkwire run live, Kafka over TLS: tansu behind stunnel4, tests/harness/tls_load.py producing {} MB in \
+         100 kB records (confluent-kafka, acks=1) over TLS and fetching them back; kwire --source ebpf on the TLS \
+         port (OpenSSL uprobes) and on the stunnel->tansu plaintext leg (--tls-uprobes off), both at once",
+        o.tls_megabytes
+    );
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("  skipped: needs root (eBPF, uprobes)");
+        return Ok(());
+    }
+    let dir = dir.join("tls");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)?;
+    match tls_run(paths, kwire, o, &dir, tck) {
+        Ok((rows, fact)) => {
+            println!(
+                "  {:<34} {:>8} {:>7} {:>10} {:>6} {:>8} {:>6} {:>9} {:>10}",
+                "agent",
+                "Kafka MB",
+                "wire MB",
+                "uprobe MB",
+                "CPU s",
+                "CPU s/GB",
+                "RSS MB",
+                "exchanges",
+                "ring drops"
+            );
+            let f = |r: &Value, k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+            for r in &rows {
+                println!(
+                    "  {:<34} {:>8.0} {:>7.0} {:>10.0} {:>6.2} {:>8.2} {:>6.0} {:>9} {:>10}",
+                    r["agent"].as_str().unwrap_or(""),
+                    f(r, "kafka_bytes") / 1e6,
+                    f(r, "wire_bytes") / 1e6,
+                    f(r, "uprobe_plaintext_bytes") / 1e6,
+                    f(r, "cpu_s"),
+                    f(r, "cpu_s_per_gb"),
+                    f(r, "peak_rss_mb"),
+                    r["exchanges"].as_u64().unwrap_or(0),
+                    r["ring_drops"].as_u64().unwrap_or(0),
+                );
+            }
+            println!(
+                "  (Kafka MB: the plaintext leg's TCP payload, the same Kafka bytes for both rows, CPU s/GB is per \
+                 GB of it; wire MB: what each agent's cgroup_skb programs took; uprobe MB: plaintext copied by the \
+                 uprobes, both ends of each TLS connection (client and stunnel); CPU from readiness to exit, the \
+                 uprobes' own kernel-side copies run in the probed processes and are not counted)"
+            );
+            println!(
+                "  load: {} records of {} bytes produced in {} s, {} fetched back in {} s",
+                fact["produced"],
+                fact["record_bytes"],
+                fact["produce_seconds"],
+                fact["consumed"],
+                fact["fetch_seconds"]
+            );
+            let out = paths.out().join("bench").join("live-tls.json");
+            fs::write(
+                &out,
+                serde_json::to_string_pretty(&json!({
+                    "megabytes": o.tls_megabytes,
+                    "load": fact,
+                    "agents": rows,
+                }))? + "\n",
+            )?;
+            println!("  (written to {})", out.display());
+        }
+        Err(e) => println!("  run failed: {e:#}"),
+    }
+    Ok(())
+}
+
+fn tls_run(
+    paths: &Paths,
+    kwire: &Path,
+    o: &Options,
+    dir: &Path,
+    tck: f64,
+) -> Result<(Vec<Value>, Value)> {
+    let python = paths.require_python()?;
+    let tb = TlsBroker::start(paths, dir, &[("kw-bench", 1)])?;
+    let start = |port: u16, extra: &[&str], stem: &str| -> Result<Agent> {
+        let args = strings(&["--source", "ebpf", "--ports", &port.to_string()]);
+        let args = [args, strings(extra), strings(QUIET), o.run_args.clone()].concat();
+        let mut a = Agent::start(Spec::new(kwire, &args, dir, stem))?;
+        a.wait_ready()
+            .with_context(|| format!("{stem} not ready"))?;
+        Ok(a)
+    };
+    let tls_agent = start(tb.tls_port, &[], "kwire-tls")?;
+    let plain_agent = start(tb.plain_port, &["--tls-uprobes", "off"], "kwire-plain")?;
+    let cpu0 = [
+        tls_agent.cpu_ticks().unwrap_or(0),
+        plain_agent.cpu_ticks().unwrap_or(0),
+    ];
+
+    let log = dir.join("tls_load.log");
+    let mut cmd = Command::new(&python);
+    cmd.arg(paths.harness().join("tls_load.py"))
+        .args(["--bootstrap", &format!("127.0.0.1:{}", tb.tls_port)])
+        .arg("--ca")
+        .arg(&tb.ca)
+        .args(["--topic", "kw-bench"])
+        .args(["--megabytes", &o.tls_megabytes.to_string()])
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let mut p = Proc::spawn("tls_load.py", &mut cmd, false, Out::Lines, Out::File(&log))?;
+    let rx = p.stdout.take().expect("piped");
+    let st = p.wait_timeout(Duration::from_secs(300))?;
+    let mut fact = None;
+    while let Ok(Some(l)) = proc::recv_line(&rx, Duration::from_secs(1), "load output") {
+        if let Some(j) = l.strip_prefix("FACT ") {
+            fact = Some(serde_json::from_str::<Value>(j)?);
+        }
+    }
+    if !st.success() {
+        bail!("tls_load.py failed ({st}):\n{}", proc::tail(&log, 5));
+    }
+    let fact = fact.context("no FACT line from tls_load.py")?;
+    thread::sleep(Duration::from_secs(2));
+
+    let mut runs = Vec::new();
+    for (a, cpu0) in [tls_agent, plain_agent].into_iter().zip(cpu0) {
+        let hwm = a.hwm_mb();
+        runs.push(AgentRun::new(&a.stop("TERM")?, cpu0, tck, hwm)?);
+    }
+    // The Kafka traffic: the plaintext leg's TCP payload (the same bytes the TLS clients sent and
+    // received); the TLS agent's own plaintext count is about twice that (both ends are probed).
+    let kafka = runs[1].u("tcp", "bytes_delivered");
+    let mut rows = Vec::new();
+    for (r, label) in runs.iter().zip([
+        "TLS port, OpenSSL uprobes",
+        "plaintext leg, --tls-uprobes off",
+    ]) {
+        rows.push(json!({
+            "agent": label,
+            "kafka_bytes": kafka,
+            "wire_bytes": r.wire_bytes(),
+            "uprobe_plaintext_bytes": r.u("plaintext", "bytes"),
+            "cpu_s": r.cpu_s,
+            "cpu_s_per_gb": r.cpu_s / (kafka as f64 / 1e9),
+            "peak_rss_mb": r.hwm_mb,
+            "exchanges": r.u("kafka", "requests"),
+            "responses": r.u("kafka", "responses"),
+            "ring_drops": r.u("capture", "ring_drops") + r.u("capture", "plaintext_ring_drops"),
+            "kernel_drops": r.u("capture", "kernel_drops"),
+            "tls_attach_failed": r.u("capture", "tls_attach_failed"),
+            "capture": r.summary["capture"]["description"],
+        }));
+    }
+    drop(tb);
+    Ok((rows, fact))
 }
 
 /// What one `kwire run` did.
@@ -86,6 +264,18 @@ struct AgentRun {
 }
 
 impl AgentRun {
+    /// From a stopped agent: its summary, the CPU it used since `cpu0` ticks, the peak RSS read before.
+    fn new(stopped: &Stopped, cpu0: u64, tck: f64, hwm_mb: f64) -> Result<AgentRun> {
+        Ok(AgentRun {
+            summary: stopped
+                .summary()
+                .with_context(|| format!("kwire run ({}): {}", stopped.status, stopped.stderr))?
+                .clone(),
+            cpu_s: stopped.cpu_ticks.saturating_sub(cpu0) as f64 / tck,
+            hwm_mb,
+        })
+    }
+
     fn u(&self, a: &str, b: &str) -> u64 {
         self.summary[a][b].as_u64().unwrap_or(0)
     }
@@ -185,23 +375,21 @@ fn realistic_one(
         .collect::<Vec<_>>()
         .join(",");
     let filter = cap::port_filter(&cluster.ports);
-    let (mut cmd, agent_ns) = if src == "pcap" {
+    let (cmd, netns) = if src == "pcap" {
         (ns.command(kwire), Some(ns.name.as_str()))
     } else {
         (Command::new(kwire), None)
     };
-    cmd.args([
-        "run",
-        "--source",
-        src,
-        "--interface",
-        "lo",
-        "--ports",
-        &ports,
-    ])
-    .args(["--json", "--no-exchanges", "--no-notices"])
-    .args(&o.run_args);
-    let mut agent = Agent::start(cmd, agent_ns, &logs, src)?;
+    let args = strings(&["--source", src, "--interface", "lo", "--ports", &ports]);
+    let mut agent = Agent::start(Spec {
+        cmd,
+        args: [args, strings(QUIET), o.run_args.clone()].concat(),
+        netns,
+        outputs: Outputs::Files {
+            dir: &logs,
+            stem: src,
+        },
+    })?;
     agent.wait_ready()?;
     let mut td = ns.command(tools::require_tcpdump()?);
     td.args(["-i", "lo"]);
@@ -220,18 +408,10 @@ fn realistic_one(
     let secs = t0.elapsed().as_secs_f64();
     thread::sleep(Duration::from_millis(500));
     let hwm = agent.hwm_mb();
-    let (summary, cpu1) = agent.stop()?;
+    let stopped = agent.stop("TERM")?;
     let d = dump.stop().ok();
     cluster.stop();
-    Ok((
-        AgentRun {
-            summary,
-            cpu_s: cpu1.saturating_sub(cpu0) as f64 / tck,
-            hwm_mb: hwm,
-        },
-        d,
-        secs,
-    ))
+    Ok((AgentRun::new(&stopped, cpu0, tck, hwm)?, d, secs))
 }
 
 /// What tcpreplay said it did.
@@ -354,26 +534,28 @@ fn ladder(
         };
         // kwire alone
         let k = (|| -> Result<(AgentRun, Sent)> {
-            let mut cmd = pinned(1, kwire);
-            cmd.args(["run", "--source", "pcap", "--interface", "kwv-rx"])
-                .args(["--ports", &ports.join(",")])
-                .args(["--json", "--no-exchanges", "--no-notices"])
-                .args(&o.run_args);
-            let mut agent = Agent::start(cmd, Some(&ns.name), dir, &format!("ladder-{label}"))?;
+            let args = strings(&["--source", "pcap", "--interface", "kwv-rx", "--ports"]);
+            let args = [
+                args,
+                vec![ports.join(",")],
+                strings(QUIET),
+                o.run_args.clone(),
+            ]
+            .concat();
+            let stem = format!("ladder-{label}");
+            let mut agent = Agent::start(Spec {
+                cmd: pinned(1, kwire),
+                args,
+                netns: Some(&ns.name),
+                outputs: Outputs::Files { dir, stem: &stem },
+            })?;
             agent.wait_ready()?;
             let cpu0 = agent.cpu_ticks().unwrap_or(0);
             let sent = replay(rate, &format!("kwire-{label}"))?;
             thread::sleep(Duration::from_millis(500));
             let hwm = agent.hwm_mb();
-            let (summary, cpu1) = agent.stop()?;
-            Ok((
-                AgentRun {
-                    summary,
-                    cpu_s: cpu1.saturating_sub(cpu0) as f64 / tck,
-                    hwm_mb: hwm,
-                },
-                sent,
-            ))
+            let stopped = agent.stop("TERM")?;
+            Ok((AgentRun::new(&stopped, cpu0, tck, hwm)?, sent))
         })();
         // tcpdump alone
         let t = (|| -> Result<(cap::DumpStats, Sent)> {
@@ -589,11 +771,16 @@ fn big_batch_one(
             target.to_string()
         }
     );
-    let mut cmd = Command::new(kwire);
-    cmd.args(["run", "--source", src, "--interface", "lo", "--ports"])
-        .arg(port.to_string())
-        .args(["--json", "--no-exchanges", "--no-notices"]);
-    let mut agent = Agent::start(cmd, None, dir, &stem)?;
+    let args = strings(&[
+        "--source",
+        src,
+        "--interface",
+        "lo",
+        "--ports",
+        &port.to_string(),
+    ]);
+    let args = [args, strings(QUIET)].concat();
+    let mut agent = Agent::start(Spec::new(kwire, &args, dir, &stem))?;
     agent.wait_ready()?;
     let cpu0 = agent.cpu_ticks().unwrap_or(0);
 
@@ -628,12 +815,7 @@ fn big_batch_one(
     }
     let fact = fact.context("no FACT line from bench_rate.py")?;
     thread::sleep(Duration::from_millis(300));
-    let (summary, cpu1) = agent.stop()?;
-    let a = AgentRun {
-        summary,
-        cpu_s: cpu1.saturating_sub(cpu0) as f64 / tck,
-        hwm_mb: 0.0,
-    };
+    let a = AgentRun::new(&agent.stop("TERM")?, cpu0, tck, 0.0)?;
     let secs = fact["seconds"].as_f64().unwrap_or(f64::NAN);
     let moved =
         fact["records"].as_f64().unwrap_or(0.0) * fact["value_bytes"].as_f64().unwrap_or(0.0);
@@ -652,177 +834,6 @@ fn big_batch_one(
     })
 }
 
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// Status code of `GET path` on 127.0.0.1:port (None when nothing answers), asked from inside the
-/// network namespace `ns` when given (a thread of our own enters it with setns).
-fn http_status(ns: Option<&str>, port: u16, path: &str) -> Option<u16> {
-    let ns = ns.map(|n| format!("/var/run/netns/{n}"));
-    let path = path.to_string();
-    thread::spawn(move || -> Option<u16> {
-        if let Some(ns) = ns {
-            let f = fs::File::open(ns).ok()?;
-            // SAFETY: setns on a valid namespace fd changes only this (short-lived) thread's network
-            // namespace; sockets it creates belong there.
-            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return None;
-            }
-        }
-        let mut s = TcpStream::connect_timeout(
-            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-            Duration::from_secs(2),
-        )
-        .ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").ok()?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).ok()?;
-        buf.split_whitespace().nth(1)?.parse().ok()
-    })
-    .join()
-    .ok()
-    .flatten()
-}
-
-/// A running `kwire run` holding its Child so its pid can be read; killed and reaped on drop unless
-/// it exited. The command may be wrapped (`ip netns exec`, `taskset`, `nice`): they all exec, so the
-/// pid is kwire's own.
-struct Agent {
-    child: Child,
-    ns: Option<String>,
-    stdout: PathBuf,
-    stderr: PathBuf,
-    health: u16,
-}
-
-impl Agent {
-    /// `cmd` is the whole `kwire run ...` command; `--health` is added.
-    fn start(mut cmd: Command, ns: Option<&str>, dir: &Path, stem: &str) -> Result<Agent> {
-        let health = broker::free_port()?;
-        let stdout = dir.join(format!("{stem}.live.jsonl"));
-        let stderr = dir.join(format!("{stem}.live.stderr.txt"));
-        let child = cmd
-            .arg("--health")
-            .arg(format!("127.0.0.1:{health}"))
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&stdout)?)
-            .stderr(fs::File::create(&stderr)?)
-            .spawn()
-            .context("starting kwire run")?;
-        Ok(Agent {
-            child,
-            ns: ns.map(str::to_string),
-            stdout,
-            stderr,
-            health,
-        })
-    }
-
-    fn wait_ready(&mut self) -> Result<()> {
-        let t = Instant::now();
-        loop {
-            if http_status(self.ns.as_deref(), self.health, "/readyz") == Some(200) {
-                return Ok(());
-            }
-            if let Some(st) = self.child.try_wait()? {
-                bail!(
-                    "kwire run exited ({st}) before it was ready:\n{}",
-                    proc::tail(&self.stderr, 20)
-                );
-            }
-            if t.elapsed() > Duration::from_secs(20) {
-                bail!(
-                    "/readyz not 200 within 20s:\n{}",
-                    proc::tail(&self.stderr, 20)
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// utime + stime (clock ticks) of the whole process, from /proc/<pid>/stat.
-    fn cpu_ticks(&self) -> Option<u64> {
-        stat(self.child.id()).map(|(_, t)| t)
-    }
-
-    /// Peak resident set (VmHWM) so far, MB.
-    fn hwm_mb(&self) -> f64 {
-        fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            })
-            .map_or(f64::NAN, |kb| kb / 1024.0)
-    }
-
-    /// SIGTERM; waits for the exit, reading the CPU time while it is a zombie; returns the JSON
-    /// summary (the last stdout line) and the CPU ticks.
-    fn stop(mut self) -> Result<(Value, u64)> {
-        let pid = self.child.id();
-        let mut ticks = self.cpu_ticks().unwrap_or(0);
-        let st = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()?;
-        if !st.success() {
-            bail!("kill -TERM {pid} failed");
-        }
-        let end = Instant::now() + Duration::from_secs(20);
-        while let Some((state, t)) = stat(pid) {
-            ticks = ticks.max(t);
-            if state == 'Z' || state == 'X' {
-                break;
-            }
-            if Instant::now() > end {
-                bail!("kwire run did not exit within 20s of SIGTERM");
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-        let st = self.child.wait()?;
-        let out = fs::read_to_string(&self.stdout).unwrap_or_default();
-        let last = out
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .with_context(|| {
-                format!(
-                    "kwire run ({st}) printed nothing: {}",
-                    proc::tail(&self.stderr, 10)
-                )
-            })?;
-        let v: Value = serde_json::from_str(last).context("the summary line is not JSON")?;
-        if v["type"] != "summary" {
-            bail!("kwire run ({st}): the last line is not the summary");
-        }
-        Ok((v, ticks))
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// (state, utime + stime) of a process.
-fn stat(pid: u32) -> Option<(char, u64)> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // fields after "(comm)": state is field 3, utime 14, stime 15
-    let rest = &s[s.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let state = f.first()?.chars().next()?;
-    let ut: u64 = f.get(11)?.parse().ok()?;
-    let stt: u64 = f.get(12)?.parse().ok()?;
-    Some((state, ut + stt))
+fn strings(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
 }

@@ -61,24 +61,7 @@ impl Broker {
         if !matches!(self.kind, BrokerKind::Mock(_)) {
             bail!("{line:?} is a mock-broker command; this broker is tansu");
         }
-        let stdin = self
-            .proc
-            .stdin
-            .as_mut()
-            .ok_or_else(|| anyhow!("mock broker stdin closed"))?;
-        writeln!(stdin, "{line}")
-            .and_then(|_| stdin.flush())
-            .context("writing to kwire-mockbroker")?;
-        let rx = self.proc.stdout.as_ref().expect("piped");
-        let reply = proc::recv_line(rx, COMMAND_TIMEOUT, &format!("reply to {line:?}"))?
-            .ok_or_else(|| anyhow!("kwire-mockbroker exited while running {line:?}"))?;
-        if reply == "OK" {
-            Ok(String::new())
-        } else if let Some(v) = reply.strip_prefix("OK ") {
-            Ok(v.to_string())
-        } else {
-            bail!("kwire-mockbroker: {line:?} -> {reply}")
-        }
+        mock_line(&mut self.proc, line, COMMAND_TIMEOUT)
     }
 
     pub fn create_topic(&mut self, name: &str, partitions: u32) -> Result<()> {
@@ -283,4 +266,25 @@ fn start_tansu_on(paths: &Paths, logs: &Path, port: u16, log_name: &str) -> Resu
         version,
         tansu: Some(bin),
     })
+}
+
+/// One command line to a kwire-mockbroker process (stdin and stdout piped); what followed `OK`.
+pub fn mock_line(p: &mut Proc, line: &str, timeout: Duration) -> Result<String> {
+    let stdin = p
+        .stdin
+        .as_mut()
+        .ok_or_else(|| anyhow!("mock broker stdin closed"))?;
+    writeln!(stdin, "{line}")
+        .and_then(|_| stdin.flush())
+        .context("writing to kwire-mockbroker")?;
+    let rx = p.stdout.as_ref().expect("piped");
+    let reply = proc::recv_line(rx, timeout, &format!("reply to {line:?}"))?
+        .ok_or_else(|| anyhow!("kwire-mockbroker exited while running {line:?}"))?;
+    if reply == "OK" {
+        Ok(String::new())
+    } else if let Some(v) = reply.strip_prefix("OK ") {
+        Ok(v.to_string())
+    } else {
+        bail!("kwire-mockbroker: {line:?} -> {reply}")
+    }
 }

@@ -69,22 +69,7 @@ impl Tcpdump {
             cmd.args(["-Z", "root"]); // keep the file owned by us, not by the tcpdump user
         }
         cmd.arg("-w").arg(file).arg(&filter);
-        let mut proc = Proc::spawn("tcpdump", &mut cmd, false, Out::Null, Out::Lines)?;
-        let stderr = proc.stderr.take().expect("piped");
-        let mut early = Vec::new();
-        proc::wait_for_line(
-            &stderr,
-            Duration::from_secs(10),
-            "tcpdump's \"listening on\"",
-            |l| l.contains("listening on"),
-            |l| early.push(l.to_string()),
-        )
-        .with_context(|| {
-            format!(
-                "tcpdump did not start (it needs root or CAP_NET_RAW): {}",
-                early.join(" | ")
-            )
-        })?;
+        let (proc, stderr) = proc::spawn_tcpdump(&mut cmd)?;
         Ok(Tcpdump {
             proc,
             stderr,

@@ -76,6 +76,7 @@ pub fn test(paths: &Paths) -> Result<()> {
     e2e::e2e(paths, false)?;
     crate::ebpf_object::ebpf_repro(paths)?; // the committed eBPF object is what the source builds
     crate::ebpf_check::ebpf_check(paths, &["--megabytes".into(), "20".into()])?; // eBPF source: attribution, detach on kill
+    crate::tls_check::tls_check(paths, &[])?; // Kafka over TLS via the OpenSSL uprobes = the plaintext leg
     crate::ebpf_object::ebpf_stable(paths)?; // a stable-only build of a fresh clone runs the eBPF source
     crate::live::live(paths, &[])?; // `kwire run` live on lo vs replay of the pcap it wrote
     crate::deploy::deploy_check(paths)?; // deploy/: helm lint/template, k8s schemas, caps, non-root start
@@ -89,14 +90,16 @@ pub fn test(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
-/// The house rules that a reading of the tree can check.
+/// The house rules that a reading of the tree can check (the per-file rules are in `crate::tidy`).
 pub fn tidy(paths: &Paths) -> Result<()> {
     eprintln!("==> tidy");
     let mut problems = Vec::new();
+    // kwire-tls joins the core crates when it exists (TLS decryption inside the engine's pipeline).
     let core = [
         "agent/kwire-flow",
         "agent/kwire-kafka",
         "agent/kwire-engine",
+        "agent/kwire-tls",
     ];
     let forbidden_deps = [
         "tokio",
@@ -107,16 +110,16 @@ pub fn tidy(paths: &Paths) -> Result<()> {
         "hyper",
         "tonic",
     ];
-    let forbidden_calls = [
-        "std::fs",
-        "SystemTime::now",
-        "Instant::now",
-        "std::net::TcpStream",
-        "std::process",
-        "thread::spawn",
-    ];
+    let rel = |f: &Path| {
+        f.strip_prefix(&paths.root)
+            .unwrap_or(f)
+            .display()
+            .to_string()
+    };
     for c in core {
-        let manifest = fs::read_to_string(paths.root.join(c).join("Cargo.toml"))?;
+        let Ok(manifest) = fs::read_to_string(paths.root.join(c).join("Cargo.toml")) else {
+            continue; // a core crate that does not exist (yet)
+        };
         let deps = manifest
             .split("[dependencies]")
             .nth(1)
@@ -134,31 +137,13 @@ pub fn tidy(paths: &Paths) -> Result<()> {
         }
         for f in rust_files(&paths.root.join(c).join("src"))? {
             let text = fs::read_to_string(&f)?;
-            let rel = f
-                .strip_prefix(&paths.root)
-                .unwrap_or(&f)
-                .display()
-                .to_string();
-            let in_tests = |i: usize| text[..i].contains("#[cfg(test)]");
-            for call in forbidden_calls {
-                if let Some(i) = text.find(call) {
-                    if !in_tests(i) && !rel.contains("/tests") && !rel.ends_with("tests.rs") {
-                        problems.push(format!(
-                            "{rel}: uses {call} (core crates take time from packets and do no IO)"
-                        ));
-                    }
-                }
-            }
+            problems.extend(crate::tidy::core_problems(&rel(&f), &text));
         }
     }
     for dir in ["agent", "xtask/src", "tests/mockbroker/src"] {
         for f in rust_files(&paths.root.join(dir))? {
             let text = fs::read_to_string(&f)?;
-            let rel = f
-                .strip_prefix(&paths.root)
-                .unwrap_or(&f)
-                .display()
-                .to_string();
+            let rel = rel(&f);
             let is_module =
                 rel.contains("/src/") && !rel.contains("/src/tests/") && !rel.ends_with("tests.rs");
             if is_module && !text.trim_start().starts_with("//!") {
@@ -166,6 +151,9 @@ pub fn tidy(paths: &Paths) -> Result<()> {
             }
             if text.lines().any(|l| l.trim_start().starts_with("#[ignore")) {
                 problems.push(format!("{rel}: #[ignore] test (benchmarks belong in cargo xtask bench; tests must run)"));
+            }
+            if dir == "agent" {
+                problems.extend(crate::tidy::long_file_problem(&rel, &text));
             }
         }
     }

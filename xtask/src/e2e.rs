@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -20,18 +20,17 @@ use serde_json::Value;
 use crate::capture;
 use crate::proc::{Out, Proc};
 use crate::scenarios;
+use crate::tally::{check, Report, Tally};
 use crate::tools::{self, Paths};
 
 /// (scenario, checks): one mock, one tansu.
 const E2E: &[&str] = &["produce-acks-librdkafka-mock", "produce-kafka-python-tansu"];
 
 pub fn e2e(paths: &Paths, reuse: bool) -> Result<()> {
-    let started = Instant::now();
     let dir = paths.out().join("e2e");
     std::fs::create_dir_all(&dir)?;
-    build_kwire(paths)?;
-    let mut failures = Vec::new();
-    let mut passed = 0;
+    crate::agent::build_kwire(paths).context("the kwire CLI must build before e2e can run")?;
+    let mut tally = Tally::new("e2e");
     for name in E2E {
         let sc = scenarios::find(name).expect("known scenario");
         let pcap = dir.join(format!("{name}.pcap"));
@@ -68,34 +67,15 @@ pub fn e2e(paths: &Paths, reuse: bool) -> Result<()> {
             "same requests per client id and API as an independent decoder (wire_summary.py)",
             || compare_with_oracle(&lines, &oracle?),
         );
-        for (check, res) in report {
-            match res {
-                Ok(()) => {
-                    passed += 1;
-                    println!("ok    {name}: {check}");
-                }
-                Err(e) => {
-                    println!("FAIL  {name}: {check}: {e:#}");
-                    failures.push(format!("{name}: {check}"));
-                }
-            }
-        }
+        tally.add(name, report);
     }
-    println!(
-        "e2e: {passed} passed, {} failed ({:.0}s)",
-        failures.len(),
-        started.elapsed().as_secs_f64()
-    );
-    if !failures.is_empty() {
-        bail!("e2e failed: {}", failures.join("; "));
-    }
-    Ok(())
+    tally.finish("")
 }
 
 /// `cargo xtask crosscheck`: every committed fixture through `kwire replay --json` and through
 /// wire_summary.py; requests and answers per (client id, API) must agree.
 pub fn crosscheck(paths: &Paths) -> Result<()> {
-    build_kwire(paths)?;
+    crate::agent::build_kwire(paths).context("the kwire CLI must build before e2e can run")?;
     let mut failed = 0;
     let mut passed = 0;
     for sc in scenarios::SCENARIOS {
@@ -122,18 +102,6 @@ pub fn crosscheck(paths: &Paths) -> Result<()> {
     println!("crosscheck: {passed} passed, {failed} failed");
     if failed > 0 {
         bail!("kwire and wire_summary.py disagree on {failed} fixture(s)");
-    }
-    Ok(())
-}
-
-fn build_kwire(paths: &Paths) -> Result<()> {
-    let st = Command::new(tools::cargo())
-        .current_dir(&paths.root)
-        .args(["build", "--quiet", "-p", "kwire"])
-        .status()
-        .context("cargo build -p kwire")?;
-    if !st.success() {
-        bail!("`cargo build -p kwire` failed: the kwire CLI must build before e2e can run");
     }
     Ok(())
 }
@@ -257,14 +225,8 @@ fn compare_with_oracle(lines: &[Value], oracle: &Value) -> Result<()> {
     Ok(())
 }
 
-type Report = Vec<(String, Result<()>)>;
-
 fn exchanges(lines: &[Value]) -> impl Iterator<Item = &Value> {
     lines.iter().filter(|l| l["type"] == "exchange")
-}
-
-fn check<F: FnOnce() -> Result<()>>(report: &mut Report, name: impl Into<String>, f: F) {
-    report.push((name.into(), f()));
 }
 
 /// A decoded request field: at the top level of the exchange, or under `request`.

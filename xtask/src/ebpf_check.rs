@@ -353,22 +353,7 @@ impl MockBroker {
     }
 
     fn command(&mut self, line: &str) -> Result<String> {
-        use std::io::Write;
-        let stdin = self
-            .proc
-            .stdin
-            .as_mut()
-            .context("mock broker stdin closed")?;
-        writeln!(stdin, "{line}")?;
-        stdin.flush()?;
-        let reply = proc::recv_line(
-            self.proc.stdout.as_ref().expect("piped"),
-            Duration::from_secs(10),
-            line,
-        )?
-        .ok_or_else(|| anyhow!("mock broker exited during {line:?}"))?;
-        ensure!(reply.starts_with("OK"), "mock broker: {line:?} -> {reply}");
-        Ok(reply)
+        crate::broker::mock_line(&mut self.proc, line, Duration::from_secs(10))
     }
 
     fn stop(mut self) {

@@ -27,14 +27,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
 
+use crate::agent::{self, Agent, Outputs, Spec, Stopped};
+use crate::collector::{self, Collector, Mode};
+use crate::tally::Tally;
 use crate::tools::Paths;
 
 const BROKER_IP: &str = "10.99.0.1";
@@ -140,34 +143,20 @@ struct AgentOut {
     kafka_flows: u64,
 }
 
-fn read_agent(path: &Path) -> Result<AgentOut> {
-    let text = fs::read_to_string(path)?;
-    let mut out = AgentOut {
-        exchanges: 0,
-        alert_ids: Vec::new(),
-        fleet_skipped: 0,
-        kafka_flows: 0,
-    };
-    let mut summary = false;
-    for l in text.lines() {
-        let v: Value = serde_json::from_str(l).with_context(|| format!("not JSON: {l}"))?;
-        match v["type"].as_str() {
-            Some("exchange") => out.exchanges += 1,
-            Some("alert") => out
-                .alert_ids
-                .push(v["alert_id"].as_str().unwrap_or("").to_string()),
-            Some("summary") => {
-                summary = true;
-                out.fleet_skipped = v["flows"]["fleet_skipped"].as_u64().unwrap_or(0);
-                out.kafka_flows = v["flows"]["kafka"].as_u64().unwrap_or(0);
-            }
-            _ => {}
-        }
+impl AgentOut {
+    fn of(stopped: &Stopped) -> Result<AgentOut> {
+        let flows = &stopped.summary()?["flows"];
+        Ok(AgentOut {
+            exchanges: stopped.of_type("exchange").len(),
+            alert_ids: stopped
+                .of_type("alert")
+                .iter()
+                .map(|a| a["alert_id"].as_str().unwrap_or("").to_string())
+                .collect(),
+            fleet_skipped: flows["fleet_skipped"].as_u64().unwrap_or(0),
+            kafka_flows: flows["kafka"].as_u64().unwrap_or(0),
+        })
     }
-    if !summary {
-        bail!("{}: no summary line", path.display());
-    }
-    Ok(out)
 }
 
 /// What the collector printed after `from` bytes: spans per agent, alert ids, and the last value of
@@ -200,110 +189,42 @@ fn about_traffic(metric: &str) -> bool {
         .contains(&metric)
 }
 
-fn read_collector(path: &Path, from: usize) -> Result<Received> {
-    let bytes = fs::read(path)?;
-    let text = String::from_utf8_lossy(&bytes[from.min(bytes.len())..]).to_string();
-    let mut r = Received::default();
-    let mut agent = String::new();
-    let (mut in_log, mut in_sent) = (false, false);
-    // The metric being read, whether its descriptor is being read, and the current point's attributes.
-    let (mut metric, mut in_descriptor, mut attrs) = (String::new(), false, Vec::<String>::new());
-    for l in text.lines() {
-        let l = l.trim();
-        if l == "Descriptor:" {
-            in_descriptor = true;
-            continue;
+impl Received {
+    fn of(r: &collector::Received) -> Received {
+        let mut got = Received::default();
+        for s in &r.spans {
+            *got.spans.entry(s.service.clone()).or_default() += 1;
         }
-        if l.starts_with("NumberDataPoints #") || l.starts_with("HistogramDataPoints #") {
-            in_descriptor = false;
-            attrs.clear();
-            continue;
-        }
-        if let Some(n) = l.strip_prefix("-> Name: ") {
-            if in_descriptor {
-                metric = n.to_string();
-            }
-        } else if l.starts_with("-> ") && !in_descriptor && !metric.is_empty() && !in_log {
-            attrs.push(l.to_string());
-        } else if let (Some(v), true) = (
-            l.strip_prefix("Value: ")
-                .or_else(|| l.strip_prefix("Count: ")),
-            about_traffic(&metric),
-        ) {
-            if v != "0" {
-                let mut a = attrs.clone();
-                a.sort();
-                r.points
-                    .entry((metric.clone(), a.join(", ")))
-                    .or_default()
-                    .insert(agent.clone(), v.to_string());
-            }
-        }
-        if l.starts_with("Span #")
-            || l.starts_with("LogRecord #")
-            || l.starts_with("ResourceMetrics #")
-        {
-            metric.clear();
-        }
-        if let Some(s) = l.strip_prefix("-> service.name: Str(") {
-            agent = s.trim_end_matches(')').to_string();
-        } else if l.starts_with("Span #") {
-            *r.spans.entry(agent.clone()).or_default() += 1;
-            in_log = false;
-        } else if l.starts_with("LogRecord #") {
-            in_log = true;
-        } else if l.starts_with("Metric #") {
-            in_log = false;
-            in_sent = false;
-        } else if l == "-> Name: messaging.client.sent.messages" {
-            in_sent = true;
-        } else if let Some(v) = l.strip_prefix("Value: ") {
-            if in_sent {
+        got.alert_ids = r
+            .logs
+            .iter()
+            .filter_map(|l| l.str_attr("kwire.alert.id").map(str::to_string))
+            .collect();
+        for p in &r.points {
+            let Some(v) = &p.value else { continue };
+            if p.metric == "messaging.client.sent.messages" {
                 // One point per partition here (one partition): the last export's value wins.
-                r.sent.insert(agent.clone(), v.parse().unwrap_or(-1));
+                got.sent.insert(p.service.clone(), v.parse().unwrap_or(-1));
             }
-        } else if let Some(id) = l.strip_prefix("-> kwire.alert.id: Str(") {
-            if in_log {
-                r.alert_ids.push(id.trim_end_matches(')').to_string());
+            if about_traffic(&p.metric) && v != "0" {
+                let mut a: Vec<String> = p.attrs.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                a.sort();
+                got.points
+                    .entry((p.metric.clone(), a.join(", ")))
+                    .or_default()
+                    .insert(p.service.clone(), v.clone());
             }
         }
-    }
-    Ok(r)
-}
-
-fn wait_port(ns: &str, host: &str, port: u16, python: &Path) -> Result<()> {
-    let t = Instant::now();
-    loop {
-        let ok = Net::exec(ns, python)
-            .args([
-                "-c",
-                &format!("import socket; socket.create_connection(('{host}', {port}), 1)"),
-            ])
-            .stderr(Stdio::null())
-            .status()?
-            .success();
-        if ok {
-            return Ok(());
-        }
-        if t.elapsed() > Duration::from_secs(15) {
-            bail!("nothing listens on {host}:{port} in {ns}");
-        }
-        thread::sleep(Duration::from_millis(100));
+        got
     }
 }
 
 pub fn fleet_check(paths: &Paths) -> Result<()> {
-    let started = Instant::now();
     let dir = paths.out().join("fleet");
     fs::create_dir_all(&dir)?;
-    let kwire = crate::live::build_kwire(paths)?;
+    let kwire = crate::agent::build_kwire(paths)?;
     let python = paths.venv().join("bin/python");
     let tansu = paths.require_tansu()?;
-    let rotel = fs::read_dir(paths.venv().join("lib"))?
-        .flatten()
-        .map(|d| d.path().join("site-packages/rotel/rotel-agent"))
-        .find(|p| p.exists())
-        .context("rotel not installed: run `cargo xtask setup`")?;
     let mut net = Net::new()?;
     let url = format!("tcp://{BROKER_IP}:9092");
     let log = |name: &str| -> Result<fs::File> { Ok(fs::File::create(dir.join(name))?) };
@@ -322,34 +243,19 @@ pub fn fleet_check(paths: &Paths) -> Result<()> {
             .stderr(log("tansu.err")?)
             .spawn()?,
     );
-    let collector_out = dir.join("rotel.out");
-    net.children.push(
-        Net::exec(&net.nb, &rotel)
-            .args([
-                "start",
-                "--otlp-grpc-endpoint",
-                &format!("{BROKER_IP}:4317"),
-            ])
-            .args(["--otlp-http-endpoint", &format!("{BROKER_IP}:4318")])
-            .args(["--exporter", "blackhole", "--disable-batching"])
-            .args(["--debug-log", "traces", "--debug-log", "logs"])
-            .args([
-                "--debug-log",
-                "metrics",
-                "--debug-log-verbosity",
-                "detailed",
-            ])
-            .arg("--pid-file")
-            .arg(dir.join("rotel.pid"))
-            .arg("--log-file")
-            .arg(dir.join("rotel.log"))
-            .current_dir(&dir)
-            .stdout(fs::File::create(&collector_out)?)
-            .stderr(log("rotel.err")?)
-            .spawn()?,
-    );
-    wait_port(&net.nc, BROKER_IP, 9092, &python)?;
-    wait_port(&net.nc, BROKER_IP, 4317, &python)?;
+    let addr = |port: u16| SocketAddr::from(([10, 99, 0, 1], port));
+    agent::wait_listening(Some(&net.nc), addr(9092), Duration::from_secs(15))?;
+    let collector = Collector::start(
+        paths,
+        collector::Config {
+            dir: &dir,
+            netns: Some(&net.nb),
+            host: BROKER_IP,
+            ports: Some((4317, 4318)),
+            mode: Mode::Print,
+        },
+    )?;
+    agent::wait_listening(Some(&net.nc), addr(4317), Duration::from_secs(15))?;
     let st = Net::exec(&net.nb, &tansu)
         .args([
             "topic",
@@ -418,44 +324,48 @@ pub fn fleet_check(paths: &Paths) -> Result<()> {
     // The producers run in a child cgroup, to which an eBPF agent is confined (never the root: other
     // tests and agents on this host stay out of it). Under CI or as root eBPF must load: no skip.
     let cg = crate::ebpf_check::ChildCgroup::create()?;
-    let mut failures = Vec::new();
-    let mut passed = 0;
+    let cgroup = cg.dir.display().to_string();
+    let mut tally = Tally::new("fleet-check");
     for (i, (name, agents, cidrs, times)) in runs.iter().enumerate() {
-        let from = fs::metadata(&collector_out).map(|m| m.len() as usize)?;
+        let from = collector.printed();
         let mut procs = Vec::new();
         for (ns, dev, service) in agents {
-            let out = dir.join(format!("run{i}-{service}.jsonl"));
             let mut cmd = if *dev == EBPF {
                 Net::exec_net_only(ns, &kwire)
             } else {
                 Net::exec(ns, &kwire)
             };
-            cmd.arg("run");
-            if *dev == EBPF {
-                cmd.args(["--source", "ebpf", "--ebpf-cgroup"]).arg(&cg.dir);
+            cmd.env("OTEL_SERVICE_NAME", service);
+            let source = if *dev == EBPF {
+                vec!["--source", "ebpf", "--ebpf-cgroup", cgroup.as_str()]
             } else {
-                cmd.args(["--source", "pcap", "--interface", dev]);
-            }
-            cmd.args(["--ports", "9092"])
-                .args([
-                    "--json",
-                    "--duration",
-                    "9",
-                    "--otlp",
-                    "--otlp-protocol",
-                    "grpc",
-                ])
-                .args(["--otlp-endpoint", &format!("http://{BROKER_IP}:4317")])
-                .env("OTEL_SERVICE_NAME", service)
-                .stdout(fs::File::create(&out)?)
-                .stderr(fs::File::create(dir.join(format!("run{i}-{service}.err")))?);
+                vec!["--source", "pcap", "--interface", dev]
+            };
+            let endpoint = format!("http://{BROKER_IP}:4317");
+            let mut args = [source.as_slice(), &["--ports", "9092", "--json"]].concat();
+            // --duration only bounds a run whose signal got lost.
+            args.extend(["--duration", "9", "--otlp", "--otlp-protocol", "grpc"]);
+            args.extend(["--otlp-endpoint", &endpoint]);
             if !cidrs.is_empty() {
-                cmd.args(["--cluster-cidrs", cidrs]);
+                args.extend(["--cluster-cidrs", cidrs]);
             }
-            procs.push((service.to_string(), out, cmd.spawn()?));
+            let stem = format!("run{i}-{service}");
+            let agent = Agent::start(Spec {
+                cmd,
+                args: args.iter().map(|a| a.to_string()).collect(),
+                netns: Some(ns),
+                outputs: Outputs::Files {
+                    dir: &dir,
+                    stem: &stem,
+                },
+            })?;
+            procs.push((service.to_string(), agent));
         }
-        // The agents capture within a second (libpcap opens at once); give them two.
-        thread::sleep(Duration::from_secs(2));
+        for (service, agent) in &mut procs {
+            agent
+                .wait_ready()
+                .with_context(|| format!("{name}: {service}"))?;
+        }
         let script = format!(
             "from confluent_kafka import Producer\n\
              for acks in {ACKS:?}:\n\
@@ -473,24 +383,18 @@ pub fn fleet_check(paths: &Paths) -> Result<()> {
         if !st.success() {
             bail!("{name}: the producers failed ({st})");
         }
-        // The last FIN/ACKs, then SIGTERM (`ip netns exec` execs kwire: the child is kwire itself);
-        // --duration 30 only bounds a run whose signal got lost.
+        // The last FIN/ACKs, then SIGTERM (`ip netns exec` execs kwire: the child is kwire itself).
         thread::sleep(Duration::from_secs(1));
-        for (_, _, child) in &procs {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-        }
         let mut outs = BTreeMap::new();
-        for (service, out, mut child) in procs {
-            let st = child.wait()?;
-            if !st.success() {
-                bail!("{name}: {service} exited {st}");
+        for (service, agent) in procs {
+            let stopped = agent.stop("TERM")?;
+            if !stopped.status.success() {
+                bail!("{name}: {service} exited {}", stopped.status);
             }
-            outs.insert(service, read_agent(&out)?);
+            outs.insert(service, AgentOut::of(&stopped)?);
         }
         thread::sleep(Duration::from_millis(500));
-        let got = read_collector(&collector_out, from)?;
+        let got = Received::of(&collector.received_since(from));
         let produced = (ACKS.len() * RECORDS_PER_PRODUCER) as i64;
         let exchanges: usize = outs.values().map(|o| o.exchanges).sum();
         let alerts: Vec<&String> = outs.values().flat_map(|o| &o.alert_ids).collect();
@@ -584,28 +488,9 @@ pub fn fleet_check(paths: &Paths) -> Result<()> {
                 distinct.len()
             );
         }
-        for (what, r) in checks {
-            match r {
-                Ok(()) => {
-                    passed += 1;
-                    println!("ok    {name}: {what}");
-                }
-                Err(e) => {
-                    println!("FAIL  {name}: {what}: {e:#}");
-                    failures.push(format!("{name}: {what}"));
-                }
-            }
-        }
+        tally.add(name, checks);
     }
+    drop(collector);
     drop(net);
-    println!(
-        "fleet-check: {passed} passed, {} failed ({:.0}s; files in {})",
-        failures.len(),
-        started.elapsed().as_secs_f64(),
-        dir.display()
-    );
-    if !failures.is_empty() {
-        bail!("fleet-check failed: {}", failures.join("; "));
-    }
-    Ok(())
+    tally.finish(&format!("; files in {}", dir.display()))
 }

@@ -23,21 +23,24 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use crate::agent::{
+    self, build_kwire, join, of_type, replay, summary, Agent, Outputs, Spec, Stopped,
+};
 use crate::broker::{self, Broker};
 use crate::capture;
-use crate::proc::{self, Out, Proc};
+use crate::collector::{self, Collector, Mode};
+use crate::proc;
 use crate::scenarios::{self, Scenario};
-use crate::tools::{self, Paths};
+use crate::tally::{check, Report, Tally};
+use crate::tools::Paths;
 
 /// One expected alert: kind, severity, client id, topic, partition, and the kind's offsets.
 struct Want {
@@ -227,8 +230,6 @@ const LIVE_EBPF: &[&str] = &[
     "commit-after-revoke-cooperative-mock",
 ];
 
-type Report = Vec<(String, Result<()>)>;
-
 /// Runs a scenario's checks again once when the scenario itself could not be played (an `Err`: a client
 /// story failed, e.g. a commit refused with REBALANCE_IN_PROGRESS when the group rebalanced later than the
 /// story expected on a loaded machine). Failed *checks* of kwire are never retried: they are in the Report.
@@ -244,12 +245,7 @@ fn with_one_retry(name: &str, mut f: impl FnMut() -> Result<Report>) -> Result<R
     }
 }
 
-fn check(report: &mut Report, what: &str, f: impl FnOnce() -> Result<()>) {
-    report.push((what.to_string(), f()));
-}
-
 pub fn live(paths: &Paths, only: &[String]) -> Result<()> {
-    let started = Instant::now();
     for o in only {
         if !LIVE.contains(&o.as_str()) && o != "agent" && o != "ebpf" {
             bail!(
@@ -261,26 +257,11 @@ pub fn live(paths: &Paths, only: &[String]) -> Result<()> {
     let dir = paths.out().join("live");
     fs::create_dir_all(&dir)?;
     let kwire = build_kwire(paths)?;
-    let mut failures = Vec::new();
-    let mut passed = 0;
-    let mut run_report = |name: &str, report: Report| {
-        for (check, res) in report {
-            match res {
-                Ok(()) => {
-                    passed += 1;
-                    println!("ok    {name}: {check}");
-                }
-                Err(e) => {
-                    println!("FAIL  {name}: {check}: {e:#}");
-                    failures.push(format!("{name}: {check}"));
-                }
-            }
-        }
-    };
+    let mut tally = Tally::new("live");
     if only.is_empty() || only.iter().any(|o| o == "agent") {
         let t = Instant::now();
         let report = agent_checks(paths, &kwire, &dir)?;
-        run_report("agent", report);
+        tally.add("agent", report);
         println!("      agent checks in {:.1}s", t.elapsed().as_secs_f64());
     }
     for name in LIVE {
@@ -291,7 +272,7 @@ pub fn live(paths: &Paths, only: &[String]) -> Result<()> {
         let sc = scenarios::find(name).expect("known scenario");
         let report = with_one_retry(name, || scenario_checks(paths, &kwire, sc, &dir, "pcap"))
             .with_context(|| format!("live {name} (files in {})", dir.display()))?;
-        run_report(name, report);
+        tally.add(name, report);
         println!("      {name} in {:.1}s", t.elapsed().as_secs_f64());
     }
     // The same with the eBPF source (cgroup_skb at the cgroup v2 root): same exchanges and alerts as the
@@ -305,18 +286,10 @@ pub fn live(paths: &Paths, only: &[String]) -> Result<()> {
         let report = with_one_retry(name, || scenario_checks(paths, &kwire, sc, &dir, "ebpf"))
             .with_context(|| format!("live ebpf {name} (files in {})", dir.display()))?;
         let label = format!("{name} [ebpf]");
-        run_report(&label, report);
+        tally.add(&label, report);
         println!("      {label} in {:.1}s", t.elapsed().as_secs_f64());
     }
-    println!(
-        "live: {passed} passed, {} failed ({:.0}s)",
-        failures.len(),
-        started.elapsed().as_secs_f64()
-    );
-    if !failures.is_empty() {
-        bail!("live failed: {}", failures.join("; "));
-    }
-    Ok(())
+    tally.finish("")
 }
 
 /// The eBPF scenario checks of `live` (the first of [`LIVE_EBPF`]) with a given kwire binary: `cargo
@@ -326,159 +299,35 @@ pub fn ebpf_with(paths: &Paths, kwire: &Path) -> Result<()> {
     fs::create_dir_all(&dir)?;
     let name = LIVE_EBPF[0];
     let sc = scenarios::find(name).expect("known scenario");
-    let t = Instant::now();
     let report = with_one_retry(name, || scenario_checks(paths, kwire, sc, &dir, "ebpf"))
         .with_context(|| format!("live ebpf {name} (files in {})", dir.display()))?;
-    let mut failures = Vec::new();
-    for (check, res) in report {
-        match res {
-            Ok(()) => println!("ok    {name} [ebpf, stable-only build]: {check}"),
-            Err(e) => {
-                println!("FAIL  {name} [ebpf, stable-only build]: {check}: {e:#}");
-                failures.push(check);
-            }
-        }
-    }
-    if !failures.is_empty() {
-        bail!(
-            "live ebpf {name} with {} failed: {}",
-            kwire.display(),
-            failures.join("; ")
-        );
-    }
-    println!(
-        "      {name} [ebpf, stable-only build] in {:.1}s",
-        t.elapsed().as_secs_f64()
-    );
-    Ok(())
+    let mut tally = Tally::new("live ebpf, stable-only build");
+    tally.add(&format!("{name} [ebpf, stable-only build]"), report);
+    tally.finish(&format!(", {}", kwire.display()))
 }
 
-pub fn build_kwire(paths: &Paths) -> Result<PathBuf> {
-    let st = Command::new(tools::cargo())
-        .current_dir(&paths.root)
-        .args(["build", "--quiet", "-p", "kwire"])
-        .status()
-        .context("cargo build -p kwire")?;
-    if !st.success() {
-        bail!("`cargo build -p kwire` failed");
+/// What the collector received: alerts by kind (log records), spans, spans carrying the client's
+/// socket owner (`kwire.client.cgroup_id`, eBPF source), and whether the kwire.packets metric arrived.
+fn received(collector: &Collector) -> (BTreeMap<String, u64>, usize, usize, bool) {
+    let r = collector.received();
+    let mut alerts: BTreeMap<String, u64> = BTreeMap::new();
+    for kind in r.logs.iter().filter_map(|l| l.str_attr("kwire.alert.kind")) {
+        *alerts.entry(kind.to_string()).or_default() += 1;
     }
-    Ok(paths.target_dir().join("debug/kwire"))
-}
-
-/// Status code and body of `GET path` on 127.0.0.1:port (None when nothing answers).
-/// rotel (`cargo xtask setup` installs it into .tools/venv), printing what it receives to a file.
-struct Collector {
-    child: Child,
-    out: PathBuf,
-    grpc_port: u16,
-}
-
-impl Collector {
-    fn start(paths: &Paths, logs: &Path) -> Result<Collector> {
-        let bin = fs::read_dir(paths.venv().join("lib"))
-            .ok()
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|d| d.path().join("site-packages/rotel/rotel-agent"))
-            .find(|p| p.exists())
-            .ok_or_else(|| anyhow::anyhow!("rotel not installed: run `cargo xtask setup`"))?;
-        let grpc_port = broker::free_port()?;
-        let http_port = broker::free_port()?;
-        let out = logs.join("rotel.out");
-        let child = Command::new(bin)
-            .args(["start", "--otlp-grpc-endpoint"])
-            .arg(format!("127.0.0.1:{grpc_port}"))
-            .arg("--otlp-http-endpoint")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .args(["--exporter", "blackhole", "--disable-batching"])
-            .args([
-                "--debug-log",
-                "traces",
-                "--debug-log",
-                "logs",
-                "--debug-log",
-                "metrics",
-            ])
-            .args(["--debug-log-verbosity", "detailed", "--pid-file"])
-            .arg(logs.join("rotel.pid"))
-            .arg("--log-file")
-            .arg(logs.join("rotel.log"))
-            .current_dir(logs)
-            .stdout(fs::File::create(&out)?)
-            .stderr(fs::File::create(logs.join("rotel.stderr"))?)
-            .spawn()
-            .context("starting rotel")?;
-        let t = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", grpc_port)).is_err() {
-            if t.elapsed() > Duration::from_secs(10) {
-                bail!(
-                    "rotel did not listen on {grpc_port} (see {})",
-                    logs.display()
-                );
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        Ok(Collector {
-            child,
-            out,
-            grpc_port,
+    let owned = r
+        .spans
+        .iter()
+        .filter(|s| {
+            s.attr("kwire.client.cgroup_id")
+                .is_some_and(|v| v.starts_with("Int("))
         })
-    }
-
-    /// Alerts by kind, spans, and whether the kwire.packets metric arrived.
-    fn received(&self) -> Result<(BTreeMap<String, u64>, usize, bool)> {
-        let (a, s, _, m) = self.received_with_owners()?;
-        Ok((a, s, m))
-    }
-
-    /// Also: spans carrying the client's socket owner (`kwire.client.cgroup_id`, eBPF source).
-    fn received_with_owners(&self) -> Result<(BTreeMap<String, u64>, usize, usize, bool)> {
-        let text = fs::read_to_string(&self.out).unwrap_or_default();
-        let mut alerts: BTreeMap<String, u64> = BTreeMap::new();
-        let mut spans = 0;
-        let mut owned = 0;
-        let mut in_span = false;
-        let mut metrics = false;
-        // Only inside log records: metric points of kwire.alerts carry kwire.alert.kind too.
-        let mut in_log = false;
-        for l in text.lines() {
-            let l = l.trim();
-            if l.starts_with("LogRecord #") {
-                in_log = true;
-                in_span = false;
-            } else if l.starts_with("Span #") {
-                in_log = false;
-                in_span = true;
-                spans += 1;
-            } else if l.starts_with("Metric #") || l.starts_with("Resource") {
-                in_log = false;
-                in_span = false;
-            } else if in_span && l.starts_with("-> kwire.client.cgroup_id: Int(") {
-                owned += 1;
-            } else if let Some(k) = l.strip_prefix("-> kwire.alert.kind: Str(") {
-                if in_log {
-                    *alerts
-                        .entry(k.trim_end_matches(')').to_string())
-                        .or_default() += 1;
-                }
-            } else if l == "-> Name: kwire.packets" {
-                metrics = true;
-            }
-        }
-        Ok((alerts, spans, owned, metrics))
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        self.stop();
-    }
+        .count();
+    (
+        alerts,
+        r.spans.len(),
+        owned,
+        r.metrics.contains("kwire.packets"),
+    )
 }
 
 /// `/metrics` mid-run: status 200, every series under a kwire or messaging name (the names themselves
@@ -509,147 +358,6 @@ fn check_metrics_text(got: Option<&(u16, String)>) -> Result<()> {
         bail!("no request timed:\n{text}");
     }
     Ok(())
-}
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(
-        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-        Duration::from_secs(2),
-    )
-    .ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    Some((code, body))
-}
-
-/// A running `kwire run`, its outputs in files.
-struct Agent {
-    proc: Proc,
-    stdout: PathBuf,
-    stderr: PathBuf,
-    health: u16,
-}
-
-impl Agent {
-    fn start(kwire: &Path, args: &[String], dir: &Path, stem: &str) -> Result<Agent> {
-        let health = broker::free_port()?;
-        let stdout = dir.join(format!("{stem}.live.jsonl"));
-        let stderr = dir.join(format!("{stem}.live.stderr.txt"));
-        let _ = fs::remove_file(&stdout);
-        let _ = fs::remove_file(&stderr);
-        let mut cmd = Command::new(kwire);
-        cmd.arg("run")
-            .args(args)
-            .arg("--health")
-            .arg(format!("127.0.0.1:{health}"));
-        let proc = Proc::spawn(
-            "kwire run",
-            &mut cmd,
-            false,
-            Out::File(&stdout),
-            Out::File(&stderr),
-        )?;
-        Ok(Agent {
-            proc,
-            stdout,
-            stderr,
-            health,
-        })
-    }
-
-    /// Waits until /readyz says 200 (or the agent exits, or 20 s pass).
-    fn wait_ready(&mut self) -> Result<Duration> {
-        let t = Instant::now();
-        loop {
-            if let Some((200, _)) = http_get(self.health, "/readyz") {
-                return Ok(t.elapsed());
-            }
-            if let Some(st) = self.proc.try_wait()? {
-                bail!(
-                    "kwire run exited ({st}) before it was ready:\n{}",
-                    proc::tail(&self.stderr, 20)
-                );
-            }
-            if t.elapsed() > Duration::from_secs(20) {
-                bail!(
-                    "/readyz not 200 within 20s:\n{}",
-                    proc::tail(&self.stderr, 20)
-                );
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Sends `sig`, waits for the exit; returns (exit code, stdout lines parsed, stderr text).
-    fn stop(mut self, sig: &str) -> Result<(Option<i32>, Vec<Value>, String, Duration)> {
-        let t = Instant::now();
-        self.proc.signal(sig)?;
-        let st = self.proc.wait_timeout(Duration::from_secs(20))?;
-        let took = t.elapsed();
-        let (code, lines, err) = self.outputs(st.code())?;
-        Ok((code, lines, err, took))
-    }
-
-    fn outputs(&self, code: Option<i32>) -> Result<(Option<i32>, Vec<Value>, String)> {
-        let out = fs::read_to_string(&self.stdout).unwrap_or_default();
-        let err = fs::read_to_string(&self.stderr).unwrap_or_default();
-        let lines = parse_lines(&out).with_context(|| format!("{}", self.stdout.display()))?;
-        Ok((code, lines, err))
-    }
-}
-
-fn parse_lines(out: &str) -> Result<Vec<Value>> {
-    out.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l).with_context(|| format!("line {} is not JSON: {l}", i + 1))
-        })
-        .collect()
-}
-
-fn replay(kwire: &Path, pcap: &Path, ports: &[u16]) -> Result<(Vec<Value>, String)> {
-    let mut cmd = Command::new(kwire);
-    cmd.arg("replay").arg(pcap).arg("--json");
-    if !ports.is_empty() {
-        cmd.arg("--ports").arg(join(ports));
-    }
-    let out = cmd
-        .output()
-        .with_context(|| format!("kwire replay {}", pcap.display()))?;
-    if !out.status.success() {
-        bail!(
-            "kwire replay {} failed ({}): {}",
-            pcap.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    Ok((parse_lines(&text)?, text))
-}
-
-fn join(ports: &[u16]) -> String {
-    ports
-        .iter()
-        .map(|p| p.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn of_type<'a>(lines: &'a [Value], t: &str) -> Vec<&'a Value> {
-    lines.iter().filter(|l| l["type"] == t).collect()
-}
-
-fn summary(lines: &[Value]) -> Result<&Value> {
-    lines
-        .last()
-        .filter(|l| l["type"] == "summary")
-        .ok_or_else(|| anyhow::anyhow!("the last line is not the summary"))
 }
 
 /// An exchange without what depends on the connection (addresses, connection number).
@@ -791,7 +499,16 @@ fn scenario_checks(
     }
     let ports = broker.ports.clone();
     // A real OpenTelemetry collector receives what the live agent exports (--otlp).
-    let mut collector = Collector::start(paths, &logs)?;
+    let mut collector = Collector::start(
+        paths,
+        collector::Config {
+            dir: &logs,
+            netns: None,
+            host: "127.0.0.1",
+            ports: None,
+            mode: Mode::Print,
+        },
+    )?;
     let otlp_endpoint = format!("http://127.0.0.1:{}", collector.grpc_port);
     let args: Vec<String> = [
         "--otlp",
@@ -816,7 +533,7 @@ fn scenario_checks(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut agent = Agent::start(kwire, &args, dir, &stem)?;
+    let mut agent = Agent::start(Spec::new(kwire, &args, dir, &stem))?;
     let mut report = Report::new();
     let ready = agent.wait_ready();
     let ready_ok = ready.is_ok();
@@ -828,7 +545,7 @@ fn scenario_checks(
         return Ok(report);
     }
     let steps = capture::run_steps(paths, &python, sc, &mut broker, &logs);
-    let healthz = http_get(agent.health, "/healthz");
+    let healthz = agent.get("/healthz");
     check(
         &mut report,
         "/healthz answers 200 while running",
@@ -839,7 +556,7 @@ fn scenario_checks(
     );
     // /metrics is rendered once a second by the capture loop: wait for a rendering after the steps.
     thread::sleep(Duration::from_millis(1200));
-    let metrics = http_get(agent.health, "/metrics");
+    let metrics = agent.get("/metrics");
     check(
         &mut report,
         "/metrics: Prometheus text with packets and Kafka operations",
@@ -850,7 +567,14 @@ fn scenario_checks(
     let _ = broker.stop();
     let steps =
         steps.with_context(|| format!("the scenario's steps (logs in {})", logs.display()))?;
-    let (code, live, stderr, took) = stopped?;
+    let Stopped {
+        status,
+        took,
+        lines: ref live,
+        ref stderr,
+        ..
+    } = stopped?;
+    let code = status.code();
     let facts: Vec<Value> = steps
         .iter()
         .flat_map(|s| s["facts"].as_array().cloned().unwrap_or_default())
@@ -860,7 +584,7 @@ fn scenario_checks(
         if code != Some(0) {
             bail!("exit {code:?}; stderr:\n{stderr}");
         }
-        let s = summary(&live)?;
+        let s = summary(live)?;
         if s["run"]["stopped_by"] != "SIGTERM" {
             bail!("stopped_by {}", s["run"]["stopped_by"]);
         }
@@ -885,7 +609,7 @@ fn scenario_checks(
             Ok(())
         },
     );
-    let sum = summary(&live).cloned().unwrap_or(Value::Null);
+    let sum = summary(live).cloned().unwrap_or(Value::Null);
     check(
         &mut report,
         "capture stats: packets seen, 0 kernel and interface drops, all written",
@@ -915,15 +639,15 @@ fn scenario_checks(
         "OTLP: the collector received every alert (by kind), a span per exchange, the metrics",
         || {
             let mut want: BTreeMap<String, u64> = BTreeMap::new();
-            for a in of_type(&live, "alert") {
+            for a in of_type(live, "alert") {
                 *want
                     .entry(a["alert"].as_str().unwrap_or("?").to_string())
                     .or_default() += 1;
             }
-            let exchanges = of_type(&live, "exchange").len();
+            let exchanges = of_type(live, "exchange").len();
             let t = Instant::now();
             loop {
-                let (got, spans, metrics) = collector.received()?;
+                let (got, spans, _, metrics) = received(&collector);
                 if got == want && spans == exchanges && metrics {
                     return Ok(());
                 }
@@ -941,7 +665,7 @@ fn scenario_checks(
             &mut report,
             "OTLP (eBPF): every span carries the client's socket owner (kwire.client.cgroup_id)",
             || {
-                let (_, spans, owned, _) = collector.received_with_owners()?;
+                let (_, spans, owned, _) = received(&collector);
                 if spans == 0 || owned != spans {
                     bail!("{owned} of {spans} spans carry kwire.client.cgroup_id");
                 }
@@ -962,7 +686,7 @@ fn scenario_checks(
         &mut report,
         "exchanges: live = replay (multiset, connection-independent fields)",
         || {
-            let a = multiset(of_type(&live, "exchange").into_iter(), exchange_key);
+            let a = multiset(of_type(live, "exchange").into_iter(), exchange_key);
             let b = multiset(of_type(&rep, "exchange").into_iter(), exchange_key);
             if a.is_empty() {
                 bail!("no exchanges");
@@ -974,7 +698,7 @@ fn scenario_checks(
         &mut report,
         "alerts: live = replay (kind, severity, client, topic, partition, offsets)",
         || {
-            let a = multiset(of_type(&live, "alert").into_iter(), alert_key);
+            let a = multiset(of_type(live, "alert").into_iter(), alert_key);
             let b = multiset(of_type(&rep, "alert").into_iter(), alert_key);
             same_multiset("alerts", &a, &b)
         },
@@ -1003,7 +727,7 @@ fn scenario_checks(
                     })
                     .collect()
             };
-            let (a, b) = (strip(&live), strip(&rep));
+            let (a, b) = (strip(live), strip(&rep));
             if a != b {
                 let i = a
                     .iter()
@@ -1036,7 +760,7 @@ fn scenario_checks(
             &mut report,
             "eBPF: exchanges attributed to the client's and the broker's cgroups",
             || {
-                let xs = of_type(&live, "exchange");
+                let xs = of_type(live, "exchange");
                 let owned = xs
                     .iter()
                     .filter(|x| x["client_cgroup_id"].is_u64() && x["broker_cgroup_id"].is_u64())
@@ -1055,7 +779,7 @@ fn scenario_checks(
     check(
         &mut report,
         "alerts are exactly the ones alert_scenarios.rs asserts",
-        || alerts_are(&of_type(&live, "alert"), &wants, true),
+        || alerts_are(&of_type(live, "alert"), &wants, true),
     );
     check(
         &mut report,
@@ -1106,7 +830,7 @@ fn agent_checks(paths: &Paths, kwire: &Path, dir: &Path) -> Result<Report> {
     .collect();
 
     // SIGINT, health.
-    let mut agent = Agent::start(kwire, &base, dir, "agent-sigint")?;
+    let mut agent = Agent::start(Spec::new(kwire, &base, dir, "agent-sigint"))?;
     let ready = agent.wait_ready();
     check(
         &mut report,
@@ -1114,6 +838,7 @@ fn agent_checks(paths: &Paths, kwire: &Path, dir: &Path) -> Result<Report> {
         || ready.map(|_| ()),
     );
     let health = agent.health;
+    let http_get = |port: u16, path: &str| agent::http_get(None, port, path);
     check(
         &mut report,
         "/healthz 200 while running",
@@ -1134,7 +859,14 @@ fn agent_checks(paths: &Paths, kwire: &Path, dir: &Path) -> Result<Report> {
             other => bail!("got {other:?}"),
         }
     });
-    let (code, lines, stderr, took) = agent.stop("INT")?;
+    let Stopped {
+        status,
+        took,
+        ref lines,
+        ref stderr,
+        ..
+    } = agent.stop("INT")?;
+    let code = status.code();
     check(
         &mut report,
         "SIGINT: exit 0 within 5 s, summary last with capture counters",
@@ -1145,7 +877,7 @@ fn agent_checks(paths: &Paths, kwire: &Path, dir: &Path) -> Result<Report> {
             if took > Duration::from_secs(5) {
                 bail!("took {took:?}");
             }
-            let s = summary(&lines)?;
+            let s = summary(lines)?;
             if s["run"]["stopped_by"] != "SIGINT"
                 || s["capture"]["source"] != "pcap"
                 || !s["capture"]["kernel_drops"].is_u64()
@@ -1168,11 +900,14 @@ fn agent_checks(paths: &Paths, kwire: &Path, dir: &Path) -> Result<Report> {
     let mut args = base.clone();
     args[1] = "auto".into();
     args.extend(["--duration".to_string(), "1".to_string()]);
-    let mut agent = Agent::start(kwire, &args, dir, "agent-duration")?;
-    let t = Instant::now();
-    let st = agent.proc.wait_timeout(Duration::from_secs(20))?;
-    let took = t.elapsed();
-    let (code, lines, stderr) = agent.outputs(st.code())?;
+    let Stopped {
+        status,
+        took,
+        ref lines,
+        ref stderr,
+        ..
+    } = Agent::start(Spec::new(kwire, &args, dir, "agent-duration"))?.wait_exit()?;
+    let code = status.code();
     check(
         &mut report,
         "--duration 1: exits alone with 0 and a summary",
@@ -1180,7 +915,7 @@ fn agent_checks(paths: &Paths, kwire: &Path, dir: &Path) -> Result<Report> {
             if code != Some(0) || took > Duration::from_secs(8) {
                 bail!("exit {code:?} after {took:?}: {stderr}");
             }
-            let s = summary(&lines)?;
+            let s = summary(lines)?;
             if s["run"]["stopped_by"] != "duration" {
                 bail!("summary: {s}");
             }
@@ -1274,32 +1009,24 @@ pub fn demo_live(paths: &Paths, kwire: &Path, names: &[&str]) -> Result<()> {
         for (topic, parts) in sc.topics {
             broker.create_topic(topic, *parts)?;
         }
-        let health = broker::free_port()?;
-        let mut cmd = Command::new(kwire);
-        cmd.args([
-            "run",
-            "--source",
-            "auto",
-            "--interface",
-            "lo",
-            "--ports",
-            &join(&broker.ports),
-        ])
-        .arg("--health")
-        .arg(format!("127.0.0.1:{health}"));
-        let mut agent = Proc::spawn("kwire run", &mut cmd, false, Out::Inherit, Out::Inherit)?;
-        let t = Instant::now();
-        while !matches!(http_get(health, "/readyz"), Some((200, _))) {
-            if agent.try_wait()?.is_some() || t.elapsed() > Duration::from_secs(20) {
-                let _ = broker.stop();
-                bail!("kwire run did not become ready (see its messages above)");
-            }
-            thread::sleep(Duration::from_millis(50));
+        let args: Vec<String> = ["--source", "auto", "--interface", "lo", "--ports"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([join(&broker.ports)])
+            .collect();
+        let mut agent = Agent::start(Spec {
+            cmd: Command::new(kwire),
+            args,
+            netns: None,
+            outputs: Outputs::Terminal,
+        })?;
+        if let Err(e) = agent.wait_ready() {
+            let _ = broker.stop();
+            return Err(e.context("kwire run did not become ready"));
         }
         let steps = capture::run_steps(paths, &python, sc, &mut broker, &logs);
         thread::sleep(Duration::from_millis(300));
-        agent.signal("INT")?;
-        agent.wait_timeout(Duration::from_secs(20))?;
+        agent.stop("INT")?;
         let _ = broker.stop();
         steps.with_context(|| format!("the scenario's clients (logs in {})", logs.display()))?;
     }

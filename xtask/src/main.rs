@@ -9,6 +9,7 @@
 //! cargo xtask e2e [--reuse]                 fresh captures replayed through `kwire replay --json`, checked
 //! cargo xtask crosscheck                    committed fixtures: kwire vs tests/harness/wire_summary.py
 //! cargo xtask ebpf-check [--no-measure]     the eBPF source on real Kafka traffic in a child cgroup
+//! cargo xtask tls-check                    Kafka over TLS (tansu behind stunnel4) read by the OpenSSL uprobes
 //! cargo xtask ebpf-object                  rebuild the committed eBPF object from source (+ manifest)
 //! cargo xtask ebpf-repro                   the committed eBPF object is byte for byte the source's build
 //! cargo xtask ebpf-stable                  a fresh clone built with only stable Rust runs the eBPF source
@@ -19,6 +20,7 @@
 //! Easy to get wrong: xtask must stay light (anyhow, serde_json, std only: no tokio); every wait
 //! has a timeout and every process it starts is stopped, on errors too (see proc.rs).
 
+mod agent;
 mod bench;
 mod bench_capture;
 mod bench_hostile;
@@ -26,6 +28,7 @@ mod bench_live;
 mod broker;
 mod capture;
 mod check;
+mod collector;
 mod deploy;
 mod e2e;
 mod ebpf_check;
@@ -37,6 +40,9 @@ mod proc;
 mod report_check;
 mod scenarios;
 mod setup;
+mod tally;
+mod tidy;
+mod tls_check;
 mod tools;
 
 use std::path::PathBuf;
@@ -56,13 +62,15 @@ const USAGE: &str = "usage: cargo xtask <command>
                                  missing) seeded from the fixtures and public captures, N minutes of wall time each
                                  (default 1) or until the fuzzer used N CPU minutes; prints runs, exec/s, cov, ft, CPU s;
                                  a crash fails (input kept in fuzz/artifacts/)
-  tidy                           house rules: core crates do no IO, module docs, no #[ignore]
+  tidy                           house rules: core crates do no IO, module docs, no #[ignore], long files say why
   bench [--megabytes N] [--recapture] [--no-tshark] [--no-otlp] [--no-big-batch] [--no-live|--live-only]
-        [--no-ladder] [--live-seconds S] [--ladder-mbps R,R,..] [--live-big-batch] [--run-args ARGS]
+        [--no-ladder] [--live-seconds S] [--ladder-mbps R,R,..] [--live-big-batch] [--no-tls|--tls-only]
+        [--tls-megabytes N] [--run-args ARGS]
                                  replay speed of kwire (plain, --json, --otlp) beside a libpcap loop and tshark
                                  on production-like captures (nine clients, 1500-byte and loopback packets, built
                                  once) and the big-batch one; live: the agent on that load (CPU s/GB, per M
-                                 exchanges, RSS) and a tcpreplay ladder onto a veth pair, kwire vs tcpdump
+                                 exchanges, RSS), a tcpreplay ladder onto a veth pair, kwire vs tcpdump, and
+                                 Kafka over TLS (uprobes) beside its plaintext leg: CPU s per GB of each
   setup                          install the harness's tools (apt needs root), build the mock broker
   list                           list the capture scenarios
   capture <scenario> [--out F]   capture one scenario (default tests/out/<scenario>.pcap)
@@ -78,6 +86,8 @@ const USAGE: &str = "usage: cargo xtask <command>
                                  load the eBPF programs at a child cgroup, decode real clients' traffic
                                  there (attribution checked), kill holders (SIGTERM, SIGKILL: nothing
                                  stays attached), then eBPF vs libpcap on an N MB load (default 50)
+  tls-check                      Kafka over TLS (tansu behind stunnel4, throwaway CA): `kwire run --source ebpf` reads it
+                                 with OpenSSL uprobes and must match the plaintext leg (exchanges, alerts); detach on exit
   ebpf-object                    rebuild ebpf/kwire-ebpf.bpf.o from source (nightly toolchain) and rewrite its
                                  manifest ebpf/kwire-ebpf.bpf.o.sha256 (review, then commit both)
   ebpf-repro                     build the kernel programs from source; fail unless the bytes equal the
@@ -200,6 +210,7 @@ fn run() -> Result<()> {
         "crosscheck" => e2e::crosscheck(&paths),
         "report-check" => report_check::report_check(&paths, &args[1..]),
         "ebpf-check" => ebpf_check::ebpf_check(&paths, &args[1..]),
+        "tls-check" => tls_check::tls_check(&paths, &args[1..]),
         "ebpf-object" => ebpf_object::ebpf_object(&paths),
         "ebpf-repro" => ebpf_object::ebpf_repro(&paths),
         "ebpf-stable" => ebpf_object::ebpf_stable(&paths),

@@ -61,6 +61,11 @@ impl Proc {
         })
     }
 
+    /// The child's pid.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// None while running.
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
         Ok(self.child.try_wait()?)
@@ -180,8 +185,12 @@ pub fn wait_for_line(
     }
 }
 
-/// Runs a short command to completion (output captured) with a timeout; fails on non-zero exit.
-pub fn run_quiet(name: &str, cmd: &mut Command, timeout: Duration) -> Result<String> {
+/// Runs a short command to completion with a timeout: its exit status, stdout and stderr.
+pub fn output(
+    name: &str,
+    cmd: &mut Command,
+    timeout: Duration,
+) -> Result<(ExitStatus, String, String)> {
     let mut p = Proc::spawn(name, cmd, false, Out::Lines, Out::Lines)?;
     let st = p.wait_timeout(timeout)?;
     let drain = |rx: &Option<Receiver<String>>| -> String {
@@ -194,12 +203,38 @@ pub fn run_quiet(name: &str, cmd: &mut Command, timeout: Duration) -> Result<Str
         }
         s
     };
-    let out = drain(&p.stdout);
-    let err = drain(&p.stderr);
+    Ok((st, drain(&p.stdout), drain(&p.stderr)))
+}
+
+/// Runs a short command to completion (output captured) with a timeout; fails on non-zero exit.
+pub fn run_quiet(name: &str, cmd: &mut Command, timeout: Duration) -> Result<String> {
+    let (st, out, err) = output(name, cmd, timeout)?;
     if !st.success() {
         bail!("{name} failed ({st}):\n{out}{err}");
     }
     Ok(out + &err)
+}
+
+/// Starts tcpdump (`cmd`: the whole command) and waits for its "listening on" line; the process and
+/// its stderr lines (the counters come there at exit).
+pub fn spawn_tcpdump(cmd: &mut Command) -> Result<(Proc, Receiver<String>)> {
+    let mut proc = Proc::spawn("tcpdump", cmd, false, Out::Null, Out::Lines)?;
+    let stderr = proc.stderr.take().expect("piped");
+    let mut early = Vec::new();
+    wait_for_line(
+        &stderr,
+        Duration::from_secs(10),
+        "tcpdump's \"listening on\"",
+        |l| l.contains("listening on"),
+        |l| early.push(l.to_string()),
+    )
+    .with_context(|| {
+        format!(
+            "tcpdump did not start (it needs root or CAP_NET_RAW): {}",
+            early.join(" | ")
+        )
+    })?;
+    Ok((proc, stderr))
 }
 
 /// The last `n` lines of a log file, for error messages.

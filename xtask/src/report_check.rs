@@ -293,7 +293,7 @@ pub fn report_check(paths: &Paths, args: &[String]) -> Result<()> {
     let started = Instant::now();
     eprintln!("==> report-check: every fixture's `kwire report` rendered by headless chromium");
     let browser = chromium()?;
-    let kwire = crate::live::build_kwire(paths)?;
+    let kwire = crate::agent::build_kwire(paths)?;
     let out = paths.out().join("report-check");
     fs::create_dir_all(&out)?;
     let mut fixtures: Vec<PathBuf> = fs::read_dir(paths.fixtures())?

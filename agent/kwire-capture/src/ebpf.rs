@@ -20,6 +20,20 @@
 //!   finds Kafka. Ports can change at run time ([`LiveSource::set_ports`]): ports are inserted before
 //!   the filter is switched on and removed after, so no packet of a kept port is lost in between.
 //!
+//! - TLS plaintext (`EbpfOptions::tls_uprobes`): uprobes on OpenSSL's `SSL_write`/`SSL_read` (and
+//!   `_ex`) in every file found mapped by a process ([`crate::tls`]), attached once per file by
+//!   offset (local `.symtab` symbols included) for every process, and found again every
+//!   `tls_rescan` for processes started or libraries loaded later; two `sock` tracepoints tie each
+//!   call to its TCP connection. Chunks come out of their own ring as [`LivePacket`]s with `plain`
+//!   set. Uprobes are perf-event links owned by our descriptors: they go with the process, SIGKILL
+//!   included. A process that loads OpenSSL and talks within one rescan interval can lose its first
+//!   exchanges (the Kafka stage then joins mid-stream).
+//!
+//! Why this file is long: the `source` module owns aya's loaded object and every map and ring it reads
+//! (packets, plaintext, counters, the port filter) as one struct, and each of its parts needs them all;
+//! the TLS file discovery and symbol offsets already live apart (`crate::tls`). The next split is the
+//! plaintext ring reader and its reordering buffer into their own module.
+//!
 //! [`CgroupResolver`]: crate::attribution::CgroupResolver
 //! [`Dedup`]: crate::dedup::Dedup
 //! [`LinkType::Raw`]: kwire_flow::LinkType::Raw
@@ -39,6 +53,12 @@ pub struct EbpfOptions {
     /// Bytes copied per packet at most (the rest is counted as truncated; 0 = the most the programs
     /// copy, 512 KiB: loopback GSO packets exceed 64 KiB).
     pub snap_len: u32,
+    /// Attach the OpenSSL uprobes (TLS plaintext).
+    pub tls_uprobes: bool,
+    /// Files to attach at start besides those found mapped (libssl, a static librdkafka, ...).
+    pub tls_libs: Vec<PathBuf>,
+    /// How often running processes are scanned for new OpenSSL files (0 = every second).
+    pub tls_rescan_ms: u64,
 }
 
 /// Opens the eBPF source, or says why it cannot be used here.
@@ -159,24 +179,159 @@ mod source {
     use std::collections::BTreeSet;
     use std::fs::File;
     use std::io;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
 
-    use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
-    use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, ProgramError};
+    use aya::maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
+    use aya::programs::uprobe::UProbeScope;
+    use aya::programs::{
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, ProgramError, TracePoint, UProbe,
+    };
     use aya::{Ebpf, EbpfLoader};
     use kwire_ebpf_common::{
-        counter, Config, PacketHeader, DIR_EGRESS, FILTER_ALL_TCP, FILTER_PORTS, HEADER_LEN,
-        MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS, MAP_PORTS, MAX_PORTS, MAX_SNAP, PROG_EGRESS,
-        PROG_INGRESS, RING_BYTES,
+        counter, Config, PacketHeader, PlainHeader, SockTuple, DIR_BIND, DIR_EGRESS, DIR_WRITE,
+        FILTER_ALL_TCP, FILTER_PORTS, HEADER_LEN, MAP_CONFIG, MAP_COUNTERS, MAP_EVENTS, MAP_JUMP,
+        MAP_PLAIN, MAP_PORTS, MAX_PORTS, MAX_SNAP, PLAIN_HEADER_LEN, PROG_EGRESS, PROG_INGRESS,
+        PROG_SOCK_LEN, PROG_SOCK_SEND, PROG_SSL_FREE, PROG_SSL_MORE, PROG_SSL_READ,
+        PROG_SSL_READ_EX, PROG_SSL_RET, PROG_SSL_WRITE, PROG_SSL_WRITE_EX, RING_BYTES,
     };
-    use kwire_flow::{LinkType, LocalEnd, Timestamp};
+    use kwire_flow::{Endpoint, LinkType, LocalEnd, Timestamp};
 
     use super::{EbpfOptions, Probe};
     use crate::attribution::{CgroupResolver, ResolverStats};
     use crate::dedup::{Dedup, Hook};
-    use crate::live::{LivePacket, LiveSource, SourceStats};
+    use crate::live::{LivePacket, LiveSource, Plain, SourceStats};
+    use crate::tls;
+
+    /// Entry programs in the order of [`tls::SSL_FUNCS`] (all but the last have the return probe).
+    const SSL_ENTRY_PROGS: [&str; 5] = [
+        PROG_SSL_WRITE,
+        PROG_SSL_WRITE_EX,
+        PROG_SSL_READ,
+        PROG_SSL_READ_EX,
+        PROG_SSL_FREE,
+    ];
+    /// `struct sock_common` offsets of `skc_v6_daddr` and `skc_v6_rcv_saddr` on x86_64 Linux 5.x-6.x,
+    /// used when the kernel has no BTF to read them from (`v6_offsets`); the IPv4 fields before them
+    /// never moved.
+    const V6_DADDR_OFF: u32 = 56;
+    const V6_SADDR_OFF: u32 = 72;
+
+    /// Where the running kernel's `struct sock_common` keeps the IPv6 addresses (`skc_v6_daddr`,
+    /// `skc_v6_rcv_saddr`), read from its BTF (/sys/kernel/btf/vmlinux, mapped, not parsed whole);
+    /// the x86_64 defaults without BTF or without those members (a kernel without IPv6).
+    pub(super) fn v6_offsets() -> ((u32, u32), &'static str) {
+        btf_v6_offsets().map_or(((V6_DADDR_OFF, V6_SADDR_OFF), "defaults"), |o| (o, "BTF"))
+    }
+
+    fn btf_v6_offsets() -> Option<(u32, u32)> {
+        let btf =
+            btf_rs::Btf::from_file_with_backend("/sys/kernel/btf/vmlinux", btf_rs::Backend::Mmap)
+                .ok()?;
+        let types = btf.resolve_types_by_name("sock_common").ok()?;
+        let s = types.iter().find_map(|t| match t {
+            btf_rs::Type::Struct(s) => Some(s),
+            _ => None,
+        })?;
+        let (mut daddr, mut saddr) = (None, None);
+        for m in &s.members {
+            // Anonymous members (the unions before them) have no name: skipped.
+            match btf.resolve_name(m).unwrap_or_default().as_str() {
+                "skc_v6_daddr" => daddr = Some(m.bit_offset() / 8),
+                "skc_v6_rcv_saddr" => saddr = Some(m.bit_offset() / 8),
+                _ => {}
+            }
+        }
+        Some((daddr?, saddr?))
+    }
+
+    /// Plaintext chunks are held this long (wall time since their send/recv) and handed over in
+    /// timestamp order: the two ends of a connection submit their chunks when their calls return,
+    /// which under load can be after the peer already read and answered. 200 ms.
+    const PLAIN_HOLD_NS: i64 = 200_000_000;
+    /// Bounds of the reorder buffer (past them the oldest chunks go out early, counted).
+    const MAX_PENDING_CHUNKS: usize = 65_536;
+    const MAX_PENDING_BYTES: usize = 64 << 20;
+
+    /// A plaintext chunk waiting in the reorder buffer.
+    struct Pending {
+        data: Vec<u8>,
+        plain: Plain,
+        cgroup_id: u64,
+    }
+
+    /// The TLS uprobes' state: files looked at, what was attached, the plaintext ring.
+    struct TlsState {
+        ring: RingBuf<MapData>,
+        /// Reorder buffer: (timestamp, arrival number) → chunk.
+        pending: std::collections::BTreeMap<(i64, u64), Pending>,
+        pending_bytes: usize,
+        seq: u64,
+        /// Chunks handed over before their hold time because the buffer was full.
+        released_early: u64,
+        /// (device, inode) → attached. Bounded by [`tls::MAX_FILES`].
+        files: std::collections::HashMap<(u64, u64), bool>,
+        scan: tls::ScanStats,
+        attached: u64,
+        failed: u64,
+        files_bound_hit: u64,
+        /// Attached files (paths as first seen), for `describe` and the check.
+        libraries: Vec<String>,
+        /// The first attach errors (at most 8), for the log.
+        errors: Vec<String>,
+        last_scan: Instant,
+        rescan: Duration,
+        /// Plaintext chunks and bytes handed over.
+        chunks: u64,
+        bytes: u64,
+        /// Writes on a memory BIO waiting for their connection: (bytes, direction, cgroup id).
+        binder: tls::Binder<(Vec<u8>, u32, u64)>,
+    }
+
+    impl TlsState {
+        /// Puts a chunk of connection `tuple` in the reorder buffer.
+        fn hold(
+            &mut self,
+            ts: i64,
+            tuple: &SockTuple,
+            direction: u32,
+            cgroup_id: u64,
+            data: Vec<u8>,
+        ) {
+            let (Some(local), Some(remote)) = (
+                endpoint(tuple, tuple.laddr, tuple.lport),
+                endpoint(tuple, tuple.raddr, tuple.rport),
+            ) else {
+                return;
+            };
+            let plain = if direction == DIR_WRITE {
+                Plain {
+                    src: local,
+                    dst: remote,
+                    at: LocalEnd::Src,
+                }
+            } else {
+                Plain {
+                    src: remote,
+                    dst: local,
+                    at: LocalEnd::Dst,
+                }
+            };
+            self.seq += 1;
+            self.pending_bytes += data.len();
+            self.pending.insert(
+                (ts, self.seq),
+                Pending {
+                    data,
+                    plain,
+                    cgroup_id,
+                },
+            );
+        }
+    }
 
     /// The kernel object built by build.rs (aya-build) from ebpf/kwire-ebpf.
     static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/kwire-ebpf"));
@@ -194,6 +349,11 @@ mod source {
         snap_len: u32,
         cgroup_dir: PathBuf,
         cgroup_id: u64,
+        /// The subtree the TLS uprobes follow (that of `cgroup_dir`).
+        scope: Scope,
+        /// `struct sock_common` offsets of the IPv6 addresses, and where they came from.
+        v6: (u32, u32),
+        v6_from: &'static str,
         is_root: bool,
         prog_ids: Vec<u32>,
         boot_to_wall_ns: i64,
@@ -201,6 +361,9 @@ mod source {
         dedup: Dedup,
         stats: SourceStats,
         why: String,
+        tls: Option<TlsState>,
+        /// Why the TLS uprobes asked for could not start (the packet source runs without them).
+        tls_unavailable: Option<String>,
     }
 
     fn fail(what: &str, probe: &Probe, e: impl std::fmt::Display) -> String {
@@ -261,6 +424,15 @@ mod source {
                 .map_err(|e| format!("eBPF: {}: {e}", cgroup_dir.display()))?
                 .ino();
             let is_root = std::fs::metadata(&mount).is_ok_and(|m| m.ino() == cgroup_id);
+            let (v6, v6_from) = v6_offsets();
+            let scope = if is_root {
+                Scope::default()
+            } else {
+                Scope {
+                    level: cgroup_level(&mount, &cgroup_dir)?,
+                    id: cgroup_id,
+                }
+            };
 
             let mut ebpf = EbpfLoader::new()
                 .load(OBJECT)
@@ -290,8 +462,18 @@ mod source {
                     .map_err(|e| fail("setting the ports", &probe, e))?;
             }
             config
-                .set(0, filter_config(&ports, snap_len), 0)
+                .set(0, filter_config(&ports, snap_len, scope, v6), 0)
                 .map_err(|e| fail("setting the config", &probe, e))?;
+            // The TLS uprobes are an addition: when they cannot start (no tracefs and no right to
+            // mount it, a kernel without uprobes), the packet source runs without them and says why.
+            let (tls, tls_unavailable) = if opts.tls_uprobes {
+                match open_tls(&mut ebpf, opts, &probe) {
+                    Ok(t) => (Some(t), None),
+                    Err(e) => (None, Some(e)),
+                }
+            } else {
+                (None, None)
+            };
 
             let mut prog_ids = Vec::new();
             for (name, attach) in [
@@ -357,6 +539,9 @@ mod source {
                 snap_len,
                 cgroup_dir,
                 cgroup_id,
+                scope,
+                v6,
+                v6_from,
                 is_root,
                 prog_ids,
                 boot_to_wall_ns: boot_to_wall_offset(),
@@ -364,7 +549,111 @@ mod source {
                 dedup: Dedup::default(),
                 stats: SourceStats::default(),
                 why,
+                tls,
+                tls_unavailable,
             })
+        }
+
+        /// Files with OpenSSL uprobes attached (paths as first seen), and attach errors.
+        pub fn tls_libraries(&self) -> (&[String], &[String]) {
+            match &self.tls {
+                Some(t) => (&t.libraries, &t.errors),
+                None => (&[], &[]),
+            }
+        }
+
+        /// Scans running processes for OpenSSL files when the rescan interval has passed.
+        fn maybe_rescan(&mut self) {
+            let due = self
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.last_scan.elapsed() >= t.rescan);
+            if due {
+                rescan(&mut self.ebpf, self.tls.as_mut().expect("checked"));
+            }
+        }
+
+        /// Moves what the TLS ring holds into the reorder buffer, then hands over, in timestamp
+        /// order, the chunks older than [`PLAIN_HOLD_NS`] (all of them with `all`), up to `max`.
+        fn drain_plain(
+            &mut self,
+            max: usize,
+            all: bool,
+            f: &mut dyn FnMut(&LivePacket<'_>),
+        ) -> usize {
+            let EbpfSource {
+                tls,
+                resolver,
+                boot_to_wall_ns,
+                ports,
+                ..
+            } = self;
+            let Some(t) = tls.as_mut() else { return 0 };
+            let mut taken = 0;
+            while taken < max.saturating_mul(4).max(256) {
+                let Some(item) = t.ring.next() else { break };
+                taken += 1;
+                let Some(h) = PlainHeader::read(&item) else {
+                    continue;
+                };
+                let body = &item[PLAIN_HEADER_LEN..];
+                let data = body[..(h.len as usize).min(body.len())].to_vec();
+                drop(item);
+                let ts = (h.ts_boot_ns as i64).saturating_add(*boot_to_wall_ns);
+                // (process, SSL*): SSL pointers are per process.
+                let key = ((h.pid_tgid >> 32) as u32, h.ssl);
+                if h.direction == DIR_BIND {
+                    let waited = t.binder.bind(key, h.tuple);
+                    // The kernel's port filter saw no ports for these chunks: applied here, once.
+                    let p = &h.tuple;
+                    if ports.is_empty() || ports.contains(&p.lport) || ports.contains(&p.rport) {
+                        for (ts, tuple, (data, direction, cgroup_id)) in waited {
+                            t.hold(ts, &tuple, direction, cgroup_id, data);
+                        }
+                    }
+                } else if h.tuple.family == 0 {
+                    let n = data.len();
+                    t.binder
+                        .arrive(key, ts, n, (data, h.direction, h.cgroup_id));
+                } else {
+                    t.hold(ts, &h.tuple, h.direction, h.cgroup_id, data);
+                }
+            }
+            let horizon = clock_ns(libc::CLOCK_REALTIME) - PLAIN_HOLD_NS;
+            if all {
+                t.binder.expire(i64::MAX);
+            } else {
+                t.binder.expire(horizon);
+            }
+            let mut handed = 0;
+            while handed < max {
+                let over =
+                    t.pending.len() > MAX_PENDING_CHUNKS || t.pending_bytes > MAX_PENDING_BYTES;
+                let Some(entry) = t.pending.first_entry() else {
+                    break;
+                };
+                if !all && !over && entry.key().0 > horizon {
+                    break;
+                }
+                if over {
+                    t.released_early += 1;
+                }
+                let ((ts, _), p) = entry.remove_entry();
+                t.pending_bytes -= p.data.len();
+                let who = resolver.resolve(p.cgroup_id);
+                t.chunks += 1;
+                t.bytes += p.data.len() as u64;
+                f(&LivePacket {
+                    ts: Timestamp(ts),
+                    link: LinkType::Raw,
+                    data: &p.data,
+                    orig_len: p.data.len() as u32,
+                    owner: Some((p.plain.at, who)),
+                    plain: Some(p.plain),
+                });
+                handed += 1;
+            }
+            handed
         }
 
         /// Kernel ids of the loaded programs (as `bpftool prog` lists them).
@@ -433,6 +722,7 @@ mod source {
                     data,
                     orig_len: h.wire_len,
                     owner: Some((end, who)),
+                    plain: None,
                 });
                 handed += 1;
             }
@@ -440,7 +730,31 @@ mod source {
         }
     }
 
-    fn filter_config(ports: &BTreeSet<u16>, snap_len: u32) -> Config {
+    /// The cgroup subtree the TLS uprobes follow: the `--ebpf-cgroup` directory's depth below the
+    /// cgroup2 root and its id (level 0: the root, every process).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    struct Scope {
+        level: u32,
+        id: u64,
+    }
+
+    /// How deep `dir` is below the cgroup2 mount `root` (the root is 0).
+    fn cgroup_level(root: &Path, dir: &Path) -> Result<u32, String> {
+        let canon = |p: &Path| {
+            std::fs::canonicalize(p).map_err(|e| format!("eBPF: cgroup {}: {e}", p.display()))
+        };
+        let (root, dir) = (canon(root)?, canon(dir)?);
+        let below = dir.strip_prefix(&root).map_err(|_| {
+            format!(
+                "eBPF: cgroup {} is not under the cgroup2 mount {}",
+                dir.display(),
+                root.display()
+            )
+        })?;
+        Ok(below.components().count() as u32)
+    }
+
+    fn filter_config(ports: &BTreeSet<u16>, snap_len: u32, scope: Scope, v6: (u32, u32)) -> Config {
         Config {
             filter: if ports.is_empty() {
                 FILTER_ALL_TCP
@@ -448,7 +762,224 @@ mod source {
                 FILTER_PORTS
             },
             snap_len,
+            v6_daddr_off: v6.0,
+            v6_saddr_off: v6.1,
+            scope_level: scope.level,
+            _pad: 0,
+            scope_cgroup_id: scope.id,
         }
+    }
+
+    fn endpoint(t: &SockTuple, addr: [u8; 16], port: u16) -> Option<Endpoint> {
+        let ip = match t.family {
+            2 => IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])),
+            10 => {
+                let v6 = Ipv6Addr::from(addr);
+                // A v4-mapped address is the IPv4 connection the packets show.
+                match v6.to_ipv4_mapped() {
+                    Some(v4) => IpAddr::V4(v4),
+                    None => IpAddr::V6(v6),
+                }
+            }
+            _ => return None,
+        };
+        Some(Endpoint::new(ip, port))
+    }
+
+    /// tracefs must be mounted for tracepoints to be attached by name; mount it where the kernel
+    /// expects it when it is not (root only; a no-op when it is).
+    fn ensure_tracefs() -> Result<(), String> {
+        for dir in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
+            if Path::new(dir).join("events").is_dir() {
+                return Ok(());
+            }
+        }
+        let (src, dst, fs) = (c"nodev", c"/sys/kernel/tracing", c"tracefs");
+        // SAFETY: mount(2) with NUL-terminated strings and no data.
+        let r =
+            unsafe { libc::mount(src.as_ptr(), dst.as_ptr(), fs.as_ptr(), 0, std::ptr::null()) };
+        if r != 0 {
+            return Err(format!(
+                "tracefs is not mounted and mounting it at /sys/kernel/tracing failed: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        Ok(())
+    }
+
+    fn load_err(name: &str, probe: &Probe, e: ProgramError) -> String {
+        match &e {
+            ProgramError::LoadError {
+                io_error,
+                verifier_log,
+            } => fail(
+                &format!("the verifier rejected {name}"),
+                probe,
+                format!("{io_error}; verifier log:\n{verifier_log}"),
+            ),
+            _ => fail(&format!("loading {name}"), probe, e),
+        }
+    }
+
+    /// Loads the TLS programs, attaches the tracepoints, the files given and those found mapped.
+    fn open_tls(ebpf: &mut Ebpf, opts: &EbpfOptions, probe: &Probe) -> Result<TlsState, String> {
+        ensure_tracefs().map_err(|e| fail("TLS uprobes", probe, e))?;
+        for name in SSL_ENTRY_PROGS
+            .iter()
+            .chain([&PROG_SSL_RET, &PROG_SSL_MORE])
+        {
+            let prog: &mut UProbe = ebpf
+                .program_mut(name)
+                .ok_or_else(|| format!("eBPF: no program {name} in the object"))?
+                .try_into()
+                .map_err(|e: ProgramError| fail(name, probe, e))?;
+            prog.load().map_err(|e| load_err(name, probe, e))?;
+        }
+        // The continuation of long copies, tail-called through JUMP.
+        let more = ebpf
+            .program(PROG_SSL_MORE)
+            .ok_or_else(|| format!("eBPF: no program {PROG_SSL_MORE} in the object"))?
+            .fd()
+            .and_then(|fd| fd.try_clone().map_err(ProgramError::from))
+            .map_err(|e| fail(PROG_SSL_MORE, probe, e))?;
+        let mut jump: ProgramArray<&mut MapData> = ProgramArray::try_from(
+            ebpf.map_mut(MAP_JUMP)
+                .ok_or_else(|| format!("eBPF: no map {MAP_JUMP} in the object"))?,
+        )
+        .map_err(|e| fail("JUMP map", probe, e))?;
+        jump.set(0, &more, 0)
+            .map_err(|e| fail("setting the JUMP map", probe, e))?;
+        for (prog, event) in [
+            (PROG_SOCK_SEND, "sock_send_length"),
+            (PROG_SOCK_LEN, "sock_recv_length"),
+        ] {
+            let tp: &mut TracePoint = ebpf
+                .program_mut(prog)
+                .ok_or_else(|| format!("eBPF: no program {prog} in the object"))?
+                .try_into()
+                .map_err(|e: ProgramError| fail(prog, probe, e))?;
+            tp.load().map_err(|e| load_err(prog, probe, e))?;
+            tp.attach("sock", event)
+                .map_err(|e| fail(&format!("attaching tracepoint sock:{event}"), probe, e))?;
+        }
+        let ring = RingBuf::try_from(
+            ebpf.take_map(MAP_PLAIN)
+                .ok_or_else(|| format!("eBPF: no map {MAP_PLAIN} in the object"))?,
+        )
+        .map_err(|e| fail("plaintext ring buffer", probe, e))?;
+        let every = Duration::from_millis(if opts.tls_rescan_ms == 0 {
+            1000
+        } else {
+            opts.tls_rescan_ms
+        });
+        let mut t = TlsState {
+            ring,
+            pending: std::collections::BTreeMap::new(),
+            pending_bytes: 0,
+            seq: 0,
+            released_early: 0,
+            files: std::collections::HashMap::new(),
+            scan: tls::ScanStats::default(),
+            attached: 0,
+            failed: 0,
+            files_bound_hit: 0,
+            libraries: Vec::new(),
+            errors: Vec::new(),
+            last_scan: Instant::now(),
+            rescan: every,
+            chunks: 0,
+            bytes: 0,
+            binder: tls::Binder::default(),
+        };
+        for lib in &opts.tls_libs {
+            let md = std::fs::metadata(lib)
+                .map_err(|e| format!("eBPF: --tls-lib {}: {e}", lib.display()))?;
+            let c = tls::Candidate {
+                target: lib.clone(),
+                path: lib.display().to_string(),
+                dev: md.dev(),
+                ino: md.ino(),
+                pid: 0,
+            };
+            consider(ebpf, &mut t, c);
+        }
+        rescan(ebpf, &mut t);
+        Ok(t)
+    }
+
+    fn rescan(ebpf: &mut Ebpf, t: &mut TlsState) {
+        t.last_scan = Instant::now();
+        for c in tls::scan(Path::new("/proc"), &t.files, &mut t.scan) {
+            consider(ebpf, t, c);
+        }
+    }
+
+    /// Looks at one file once: attaches the uprobes when it holds OpenSSL's functions.
+    fn consider(ebpf: &mut Ebpf, t: &mut TlsState, c: tls::Candidate) {
+        let key = (c.dev, c.ino);
+        if t.files.contains_key(&key) {
+            return;
+        }
+        if t.files.len() >= tls::MAX_FILES {
+            t.files_bound_hit += 1;
+            return;
+        }
+        let offsets = match tls::read_offsets(&c.target) {
+            Ok(o) if o.usable() => o,
+            Ok(_) => {
+                t.files.insert(key, false);
+                return;
+            }
+            Err(e) => {
+                t.files.insert(key, false);
+                note_error(t, format!("{}: {e}", c.path));
+                return;
+            }
+        };
+        if t.attached as usize >= tls::MAX_ATTACHED {
+            t.files_bound_hit += 1;
+            return;
+        }
+        t.files.insert(key, true);
+        match attach_file(ebpf, &c.target, &offsets) {
+            Ok(()) => {
+                t.attached += 1;
+                t.libraries.push(c.path);
+            }
+            Err(e) => {
+                t.failed += 1;
+                note_error(t, format!("{}: {e}", c.path));
+            }
+        }
+    }
+
+    fn note_error(t: &mut TlsState, e: String) {
+        if t.errors.len() < 8 {
+            t.errors.push(e);
+        }
+    }
+
+    fn attach_file(ebpf: &mut Ebpf, target: &Path, o: &tls::SslOffsets) -> Result<(), String> {
+        for (i, off) in o.0.iter().enumerate() {
+            let Some(off) = *off else { continue };
+            let entry = SSL_ENTRY_PROGS[i];
+            // SSL_free needs no return probe: nothing to copy.
+            let progs: &[&str] = if entry == PROG_SSL_FREE {
+                &[entry]
+            } else {
+                &[entry, PROG_SSL_RET]
+            };
+            for &name in progs {
+                let prog: &mut UProbe = ebpf
+                    .program_mut(name)
+                    .ok_or_else(|| format!("no program {name}"))?
+                    .try_into()
+                    .map_err(|e: ProgramError| e.to_string())?;
+                prog.attach(off, target, UProbeScope::AllProcesses)
+                    .map_err(|e| format!("{name} at {off:#x}: {e}"))?;
+            }
+        }
+        Ok(())
     }
 
     fn is_cgroup2(dir: &File) -> bool {
@@ -500,15 +1031,30 @@ mod source {
             } else {
                 ""
             };
+            let tls = match &self.tls {
+                Some(t) => format!(
+                    "; TLS uprobes on OpenSSL in {} files ({} failed): {}",
+                    t.attached,
+                    t.failed,
+                    t.libraries.join(", ")
+                ),
+                None => match &self.tls_unavailable {
+                    Some(why) => format!("; TLS uprobes unavailable ({why})"),
+                    None => "; TLS uprobes off".to_string(),
+                },
+            };
             format!(
-                "eBPF cgroup_skb ingress+egress at {}{} (cgroup id {}), {ports}, snap {} B, ring {} MiB, programs {:?}; {}",
+                "eBPF cgroup_skb ingress+egress at {}{} (cgroup id {}), {ports}, snap {} B, ring {} MiB, programs {:?}{tls}; {}; IPv6 socket offsets {}/{} ({})",
                 self.cgroup_dir.display(),
                 scope,
                 self.cgroup_id,
                 self.snap_len,
                 RING_BYTES >> 20,
                 self.prog_ids,
-                self.why
+                self.why,
+                self.v6.0,
+                self.v6.1,
+                self.v6_from
             )
         }
 
@@ -518,18 +1064,30 @@ mod source {
             timeout_ms: u32,
             f: &mut dyn FnMut(&LivePacket<'_>),
         ) -> io::Result<usize> {
-            let n = self.drain(max, f);
+            self.maybe_rescan();
+            let n = self.drain_plain(max, false, f) + self.drain(max, f);
             if n > 0 || timeout_ms == 0 || max == 0 {
                 return Ok(n);
             }
-            let mut pfd = libc::pollfd {
-                fd: self.ring.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let timeout = i32::try_from(timeout_ms).unwrap_or(i32::MAX);
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, timeout) };
+            let mut pfds = [
+                libc::pollfd {
+                    fd: self.ring.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.tls.as_ref().map_or(-1, |t| t.ring.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            let mut timeout = i32::try_from(timeout_ms).unwrap_or(i32::MAX);
+            if self.tls.as_ref().is_some_and(|t| !t.pending.is_empty()) {
+                // Held plaintext becomes due without any new event.
+                timeout = timeout.min(20);
+            }
+            // SAFETY: two pollfds (a negative fd is ignored by poll(2)).
+            let r = unsafe { libc::poll(pfds.as_mut_ptr(), 2, timeout) };
             if r < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -537,14 +1095,32 @@ mod source {
                 }
                 return Err(e);
             }
-            Ok(self.drain(max, f))
+            Ok(self.drain_plain(max, false, f) + self.drain(max, f))
         }
 
         fn stats(&self) -> SourceStats {
             let mut s = self.stats;
             s.ring_drops = self.counter(counter::RING_FULL);
             s.kernel_drops += self.counter(counter::LOAD_FAILED);
+            if let Some(t) = &self.tls {
+                s.tls_libraries = t.attached;
+                s.tls_attach_failed = t.failed;
+                s.plaintext_chunks = t.chunks;
+                s.plaintext_bytes = t.bytes;
+                s.plaintext_ring_drops = self.counter(counter::PLAIN_RING_FULL);
+                s.plaintext_copy_failed = self.counter(counter::PLAIN_READ_FAILED);
+                s.plaintext_no_socket = self.counter(counter::PLAIN_NO_SOCK) + t.binder.dropped;
+                s.plaintext_bound_by_send = t.binder.bound_chunks;
+                s.plaintext_truncated_calls = self.counter(counter::PLAIN_TRUNCATED);
+                s.plaintext_released_early = t.released_early;
+                s.ring_drops += s.plaintext_ring_drops;
+                s.kernel_drops += s.plaintext_copy_failed;
+            }
             s
+        }
+
+        fn flush(&mut self, f: &mut dyn FnMut(&LivePacket<'_>)) -> usize {
+            self.drain_plain(usize::MAX, true, f)
         }
 
         fn set_ports(&mut self, ports: &[u16]) -> io::Result<()> {
@@ -560,7 +1136,11 @@ mod source {
                 self.ports_map.insert(p, 1, 0).map_err(err)?;
             }
             self.config
-                .set(0, filter_config(&new, self.snap_len), 0)
+                .set(
+                    0,
+                    filter_config(&new, self.snap_len, self.scope, self.v6),
+                    0,
+                )
                 .map_err(err)?;
             for p in self.ports.difference(&new) {
                 self.ports_map.remove(p).map_err(err)?;
@@ -600,6 +1180,20 @@ mod tests {
         let p = Probe::run();
         assert!(!p.kernel.is_empty());
         assert_ne!(p.euid, u32::MAX);
+    }
+
+    /// The kernel's BTF names both IPv6 fields of `struct sock_common`, one `in6_addr` after the other
+    /// past the IPv4 fields, where the probes read them.
+    #[cfg(feature = "ebpf")]
+    #[test]
+    fn ipv6_offsets_from_this_kernels_btf() {
+        if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return; // no BTF here: the defaults are used (and said so in the description)
+        }
+        let ((daddr, saddr), from) = source::v6_offsets();
+        assert_eq!(from, "BTF");
+        assert!(daddr >= 16, "{daddr}");
+        assert_eq!(saddr, daddr + 16);
     }
 
     #[cfg(not(feature = "ebpf"))]

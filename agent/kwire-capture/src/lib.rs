@@ -14,8 +14,10 @@ pub mod pcap_file;
 #[cfg(feature = "pcap-live")]
 pub mod pcap_live;
 pub mod pcap_writer;
+#[cfg(feature = "ebpf")]
+pub mod tls;
 
-pub use live::{LivePacket, LiveSource, SourceStats};
+pub use live::{LivePacket, LiveSource, Plain, SourceStats};
 pub use pcap_file::{CaptureError, FileStats, PcapFile, RawPacket, ReadMode};
 #[cfg(feature = "pcap-live")]
 pub use pcap_live::{PcapLive, PcapOptions};

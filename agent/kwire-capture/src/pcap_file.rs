@@ -25,6 +25,10 @@
 //! 10 or 2, default µs) and `if_tsoffset`; EPB, SPB (no timestamp: the last one seen is used), obsolete
 //! PB; every other block (NRB, ISB, DSB, custom, unknown) is skipped by its length and counted).
 //!
+//! Why this file is long: pcap and pcapng (headers, blocks, interfaces, timestamp units) are read by one
+//! `PcapFile` over one buffer (map or read) with one damage report; apart, each half would need the other's
+//! state and the buffer code twice.
+//!
 //! What is easy to get wrong:
 //! * Damage: a pcap record with an absurd caplen (> 256 MiB) or a pcapng block whose length is not a
 //!   multiple of 4, < 12, > 256 MiB, or whose trailing copy differs, gives `Err(Damaged{offset})`; so does

@@ -303,6 +303,7 @@ impl PcapLive {
                             data: p.data,
                             orig_len: p.header.len,
                             owner: None,
+                            plain: None,
                         });
                         n += 1;
                     }

@@ -34,6 +34,10 @@ pub struct EngineConfig {
     pub suppress: Vec<crate::analysis::suppress::SuppressRule>,
     /// Which connections this agent analyses in a fleet (`fleet.rs`). Default: off, all of them.
     pub fleet: crate::fleet::FleetConfig,
+    /// TLS secrets (an NSS key log, `--tls-keylog`): TLS connections whose client random it names are
+    /// decrypted and their plaintext decoded as Kafka. Default none: TLS connections are only counted.
+    /// Its `Debug` shows counts only.
+    pub tls_keys: Option<std::sync::Arc<kwire_tls::KeyLog>>,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +56,7 @@ impl Default for EngineConfig {
             limits: AnalysisLimits::default(),
             suppress: Vec::new(),
             fleet: Default::default(),
+            tls_keys: None,
         }
     }
 }

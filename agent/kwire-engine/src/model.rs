@@ -128,18 +128,41 @@ pub struct ConnCtx {
     pub community_id: Arc<str>,
 }
 
+/// Two names are equal when they are the same allocation (interned names always are) or hold the same
+/// bytes. `Arc<str>`'s own `==` compares the bytes every time: std's pointer shortcut only covers sized
+/// types, and tables keyed by names compare on every lookup.
+fn same_name(a: &Name, b: &Name) -> bool {
+    Arc::ptr_eq(a, b) || **a == **b
+}
+
 /// A client: its client.id and the host it runs on.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+// Hash stays derived: `eq` is the derived comparison with a shortcut, so equal keys still hash alike.
+#[allow(clippy::derived_hash_with_manual_eq)]
+#[derive(Debug, Clone, Eq, PartialOrd, Ord, Hash)]
 pub struct ClientKey {
     pub client_id: Name,
     pub host: IpAddr,
 }
 
+impl PartialEq for ClientKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.host == other.host && same_name(&self.client_id, &other.client_id)
+    }
+}
+
 /// A topic partition.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+// Hash stays derived: `eq` is the derived comparison with a shortcut, so equal keys still hash alike.
+#[allow(clippy::derived_hash_with_manual_eq)]
+#[derive(Debug, Clone, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Tp {
     pub topic: Name,
     pub partition: i32,
+}
+
+impl PartialEq for Tp {
+    fn eq(&self, other: &Self) -> bool {
+        self.partition == other.partition && same_name(&self.topic, &other.topic)
+    }
 }
 
 impl Tp {

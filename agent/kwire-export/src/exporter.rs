@@ -4,6 +4,10 @@
 //! retry store (the on-disk spool when `spool_dir` is set, else a bounded in-memory queue) that it
 //! re-sends, oldest first, when the backend answers again.
 //!
+//! Why this file is long: the engine-side half (queue, sampling, alert overflow) and the sender thread
+//! (batches, retry store, backoff, the `finish` report) are the two ends of one queue: they share its
+//! messages and counters, and each rule below spans both.
+//!
 //! Easy to get wrong:
 //! - no alert silently lost: a full queue never drops an alert (it waits in a bounded overflow on the
 //!   engine side); a full spool evicts the oldest batch and counts and logs it; what is still undelivered

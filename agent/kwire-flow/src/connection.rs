@@ -1,12 +1,11 @@
-//! Both directions of one TCP connection: a [`Reassembler`] per [`Side`], plus who the client is.
+//! Both directions of one TCP connection: a [`Reassembler`] per [`Side`]. Which side is the client is not
+//! decided here: the engine's application state names it from the SYN (`kwire_engine::pipeline::conn`).
 //!
 //! [`TcpConnection::on_segment`] first lets the segment's ACK close holes in the *other* direction
 //! (the ACK acknowledges data the other side sent earlier, so its gaps come first in causal order), then
 //! feeds the segment to its own direction.
 //!
 //! What is easy to get wrong:
-//! * The client is whoever sent a SYN without ACK; a SYN+ACK names the server. Mid-stream pickups have no
-//!   SYN: `client` stays `None` and the caller guesses (e.g. by the Kafka port).
 //! * Port reuse: a new SYN on a key whose direction already has state with another ISN is a *new*
 //!   connection only if a receiving stack would take it as one: the old connection is closed, or was
 //!   never established (only one direction seen), or the peer answers the new SYN with a SYN+ACK that
@@ -24,7 +23,7 @@
 //!   peer: e.g. the RST refusing a SYN) it is honoured.
 //! * Closing: `is_closed` is FIN both ways (delivered, i.e. after all data before them) or an honoured RST.
 
-use crate::flow_key::{Direction, FlowKey, Side};
+use crate::flow_key::{FlowKey, Side};
 use crate::packet::TcpSegment;
 use crate::reassembly::{Chunk, Reassembler, ReassemblyLimits};
 use crate::table::FlowState;
@@ -34,8 +33,6 @@ use crate::time::Timestamp;
 #[derive(Debug)]
 pub struct TcpConnection {
     pub key: FlowKey,
-    /// Who sent the SYN (without ACK), or the peer of whoever sent the SYN+ACK; None if not seen.
-    pub client: Option<Side>,
     a: Reassembler,
     b: Reassembler,
     pub first_ts: Timestamp,
@@ -75,7 +72,6 @@ impl TcpConnection {
     pub fn new(key: FlowKey, ts: Timestamp, limits: ReassemblyLimits) -> Self {
         TcpConnection {
             key,
-            client: None,
             a: Reassembler::new(limits),
             b: Reassembler::new(limits),
             first_ts: ts,
@@ -158,17 +154,6 @@ impl TcpConnection {
         }
     }
 
-    /// Direction of data sent by `side`, if the client is known.
-    pub fn direction(&self, side: Side) -> Option<Direction> {
-        self.client.map(|c| {
-            if c == side {
-                Direction::ToServer
-            } else {
-                Direction::ToClient
-            }
-        })
-    }
-
     /// True if `seg` (sent by `side`) is a SYN that starts a new connection on this key: that direction
     /// already has state and the SYN's ISN is not the one already seen. The caller should `flush` this
     /// connection, report it ended, and start a fresh one for the segment.
@@ -213,9 +198,6 @@ impl TcpConnection {
         }
         if seg.flags.ack() && !seg.flags.rst() {
             v.ack = Some(seg.ack);
-        }
-        if self.client.is_none() && seg.flags.syn() && !seg.flags.rst() {
-            self.client = Some(if seg.flags.ack() { side.other() } else { side });
         }
         let (this, other) = match side {
             Side::A => (&mut self.a, &mut self.b),

@@ -5,7 +5,7 @@
 //! The protocol is always TCP (this crate only tracks TCP), so the "5-tuple" is two endpoints.
 //!
 //! What is easy to get wrong: `Side` is *not* client/server. Which side is the client is learned from the
-//! SYN (see `connection`) or guessed by the caller (e.g. the Kafka port); [`Direction`] is that judgement.
+//! SYN (the engine's `pipeline::conn`) or guessed by the caller (e.g. the Kafka port); [`Direction`] is that judgement.
 //! Mixing the two up swaps requests and responses. An IPv4 address and its IPv4-mapped IPv6 form are
 //! different keys (we never normalise addresses).
 

@@ -3,7 +3,7 @@
 //! minimum (Produce v0-2, Fetch v0-3, ListOffsets v0, OffsetCommit v0-1, OffsetFetch v0, CreateTopics v0-1,
 //! DeleteTopics v0, the removed inter-broker APIs 4-7). The body decoders in `body/` handle every version
 //! of the APIs they summarise in one place (see `body/mod.rs` for why not the crate); this module holds the
-//! legacy message-set header and the table of what the crate would not have decoded.
+//! legacy message-set header (`fill_message_header`, called by `records`).
 //!
 //! Easy to get wrong about magic 0/1 message sets:
 //! - each top-level message is `offset i64, message_size i32, crc u32, magic i8, attributes i8,
@@ -14,35 +14,29 @@
 //!   read `base_offset` of a legacy compressed wrapper as the first offset;
 //! - there is no producer id / epoch / sequence / transactional / control bit before magic 2 (-1 / false).
 
-/// Kafka's minimum version per API in kafka-protocol 0.18, for the APIs where older versions are still
-/// seen on the wire from 0.10+ peers. `None` = the crate has no such API at all (removed from Kafka 4).
-pub fn crate_min_version(api_key: i16) -> Option<i16> {
-    Some(match api_key {
-        0 => 3,               // Produce
-        1 => 4,               // Fetch
-        2 => 1,               // ListOffsets
-        8 => 2,               // OffsetCommit
-        9 => 1,               // OffsetFetch
-        19 => 2,              // CreateTopics
-        20 => 1,              // DeleteTopics
-        23 => 2,              // OffsetForLeaderEpoch
-        27 => 1,              // WriteTxnMarkers
-        29..=31 => 1,         // DescribeAcls, CreateAcls, DeleteAcls
-        32 => 1,              // DescribeConfigs
-        34 => 1,              // AlterReplicaLogDirs
-        35 => 1,              // DescribeLogDirs
-        38..=41 => 1,         // delegation tokens
-        56 => 2,              // AlterPartition
-        4..=7 => return None, // LeaderAndIsr, StopReplica, UpdateMetadata, ControlledShutdown
-        _ => 0,
-    })
-}
+use crate::records::{BatchInfo, Compression};
+use crate::wire::Reader;
 
-/// True when (api_key, api_version) is older than anything kafka-protocol 0.18 decodes.
-pub fn is_legacy(api_key: i16, api_version: i16) -> bool {
-    match crate_min_version(api_key) {
-        None => true,
-        Some(min) => api_version < min,
+/// Fill a legacy (magic 0/1) message's fields. `r` is positioned right after `offset` and `message_size`;
+/// `info` already has `base_offset`, `batch_length`, `magic` and `truncated`.
+pub fn fill_message_header(r: &mut Reader<'_>, info: &mut BatchInfo) {
+    info.record_count = 1;
+    info.last_offset_delta = 0;
+    // crc u32, magic i8, attributes i8, then (magic 1) timestamp i64
+    let Ok(crc) = r.i32() else {
+        return;
+    };
+    info.crc = crc as u32;
+    if r.skip(1).is_err() {
+        return;
+    }
+    if let Ok(attributes) = r.i8() {
+        info.compression = Compression::from_attributes(i16::from(attributes as u8));
+    }
+    if info.magic == 1 {
+        if let Ok(ts) = r.i64() {
+            info.first_timestamp = ts;
+        }
     }
 }
 
@@ -121,13 +115,5 @@ mod tests {
         assert_eq!(s.batches.len(), 2);
         assert!(s.batches[1].truncated);
         assert_eq!(s.batches[1].compression, Compression::Snappy);
-    }
-
-    #[test]
-    fn legacy_table() {
-        assert!(super::is_legacy(0, 2));
-        assert!(!super::is_legacy(0, 3));
-        assert!(super::is_legacy(4, 0));
-        assert!(!super::is_legacy(3, 0));
     }
 }

@@ -10,6 +10,7 @@ pub mod assignment;
 pub mod body;
 pub mod header;
 pub mod legacy;
+pub mod parse;
 pub mod pending;
 pub mod probe;
 pub mod records;

@@ -12,6 +12,7 @@
 
 use crate::api;
 use crate::header::{be_i16, be_i32};
+use crate::parse::Parse;
 
 /// Smallest possible request frame: api key, version, correlation id (header v0).
 pub const MIN_REQUEST_LEN: i32 = 8;
@@ -57,132 +58,143 @@ pub fn guess(data: &[u8], limits: &ProbeLimits) -> Guess {
         return Guess::Unsure;
     }
     match probe_request(data, limits) {
-        Probe::Yes => Guess::KafkaRequest,
-        Probe::No => {
+        Parse::Done(..) => Guess::KafkaRequest,
+        Parse::Broken { .. } => {
             if looks_like_text_protocol(data) {
                 Guess::NotKafka
             } else {
                 Guess::Unsure
             }
         }
-        Probe::NeedMore => Guess::Unsure,
+        Parse::NeedMore(_) => Guess::Unsure,
     }
 }
 
-/// Result of probing for a frame at a position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Probe {
-    Yes,
-    No,
-    NeedMore,
-}
-
-/// Does `data` start with a plausible Kafka request frame (length prefix included)?
-pub fn probe_request(data: &[u8], limits: &ProbeLimits) -> Probe {
-    let Ok(len) = be_i32(data, 0) else {
-        return Probe::NeedMore;
-    };
-    if !(MIN_REQUEST_LEN..=limits.max_frame_len).contains(&len) {
-        return Probe::No;
-    }
-    probe_request_header(&data[4..], len, false)
+/// Does `data` start with a plausible Kafka request frame (length prefix included)? `Done` says how many
+/// bytes were looked at (a plausibility: see [`confirm_request`]).
+pub fn probe_request(data: &[u8], limits: &ProbeLimits) -> Parse<()> {
+    request_probe(data, limits, KeyCheck::Plausible)
 }
 
 /// Like [`probe_request`], but any API key and version is accepted (the header is then read as v1: the
 /// client id follows the correlation id). For a stream known to start at a frame boundary and to go to a
 /// Kafka port: a client trying an API or version the broker does not know still speaks Kafka.
-pub fn probe_request_any_api(data: &[u8], limits: &ProbeLimits) -> Probe {
+pub fn probe_request_any_api(data: &[u8], limits: &ProbeLimits) -> Parse<()> {
+    request_probe(data, limits, KeyCheck::Any)
+}
+
+/// Which API keys and versions a request probe accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyCheck {
+    /// Only keys some Kafka release defines, at plausible versions.
+    Plausible,
+    /// Any non-negative key and version.
+    Any,
+}
+
+fn request_probe(data: &[u8], limits: &ProbeLimits, keys: KeyCheck) -> Parse<()> {
     let Ok(len) = be_i32(data, 0) else {
-        return Probe::NeedMore;
+        return Parse::NeedMore(Some(4 - data.len()));
     };
     if !(MIN_REQUEST_LEN..=limits.max_frame_len).contains(&len) {
-        return Probe::No;
+        return Parse::broken(0, "request length out of range");
     }
-    probe_request_header(&data[4..], len, true)
+    probe_request_header(&data[4..], len, keys).after(4)
 }
 
 /// Is this complete frame (length prefix removed) a plausible Kafka request?
 pub fn probe_request_frame(frame: &[u8]) -> bool {
     frame.len() >= MIN_REQUEST_LEN as usize
-        && probe_request_header(frame, frame.len().min(i32::MAX as usize) as i32, false)
-            == Probe::Yes
+        && probe_request_header(
+            frame,
+            frame.len().min(i32::MAX as usize) as i32,
+            KeyCheck::Plausible,
+        )
+        .is_done()
 }
 
 /// Checks the request header at the start of `h`, for a frame of `len` bytes.
-fn probe_request_header(h: &[u8], len: i32, any_api: bool) -> Probe {
-    let Ok(key) = be_i16(h, 0) else {
-        return Probe::NeedMore;
-    };
-    let Ok(version) = be_i16(h, 2) else {
-        return Probe::NeedMore;
+fn probe_request_header(h: &[u8], len: i32, keys: KeyCheck) -> Parse<()> {
+    let (Ok(key), Ok(version)) = (be_i16(h, 0), be_i16(h, 2)) else {
+        return Parse::NeedMore(Some(4 - h.len()));
     };
     let plausible = api::is_plausible(key, version);
-    if !(plausible || (any_api && key >= 0 && version >= 0)) {
-        return Probe::No;
+    let any = keys == KeyCheck::Any && key >= 0 && version >= 0;
+    if !(plausible || any) {
+        return Parse::broken(0, "api key and version no client sends");
     }
     let Ok(corr) = be_i32(h, 4) else {
-        return Probe::NeedMore;
+        return Parse::NeedMore(Some(8 - h.len()));
     };
     if corr < 0 {
-        return Probe::No;
+        return Parse::broken(4, "negative correlation id");
     }
     if plausible && api::request_header_version(key, version) == 0 {
-        return Probe::Yes;
+        return Parse::Done((), 8);
     }
     let Ok(id_len) = be_i16(h, 8) else {
-        return Probe::NeedMore;
+        return Parse::NeedMore(Some(10 - h.len()));
     };
     if id_len < -1 || i32::from(id_len) > len - 10 {
-        return Probe::No;
+        return Parse::broken(8, "client id length");
     }
-    if id_len > 0 {
-        // Look at the client id bytes we have (up to 16): they are printable in every real client.
-        let end = (10 + id_len as usize).min(10 + 16);
-        let have = h.len().min(end);
-        if have <= 10 {
-            return Probe::NeedMore;
-        }
-        if !h[10..have].iter().all(|&b| (0x20..0x7f).contains(&b)) {
-            return Probe::No;
-        }
+    if id_len <= 0 {
+        return Parse::Done((), 10);
     }
-    Probe::Yes
+    // Look at the client id bytes we have (up to 16): they are printable in every real client.
+    let end = (10 + id_len as usize).min(10 + 16);
+    let have = h.len().min(end);
+    if have <= 10 {
+        return Parse::NeedMore(Some(1));
+    }
+    match h[10..have].iter().position(|&b| !(0x20..0x7f).contains(&b)) {
+        Some(i) => Parse::broken(10 + i, "client id not printable"),
+        None => Parse::Done((), have),
+    }
 }
 
-/// Is the request frame at the start of `data` (length prefix included) complete and decodable?
-/// None when the frame runs past `data`. A probe's "yes" on a header is confirmed this way whenever the
-/// whole frame is at hand: a length inside a body (a timeout of 1000 ms), or a response whose correlation
-/// id reads as "Produce vN", passes the header probe but not a decode.
-pub fn confirm_request(data: &[u8]) -> Option<bool> {
-    let len = usize::try_from(be_i32(data, 0).ok()?).ok()?;
-    let frame = data.get(4..4 + len)?;
-    let Ok((hdr, at)) = crate::header::parse_request_header(frame) else {
-        return Some(false);
+/// Is the request frame at the start of `data` (length prefix included) complete and decodable? A probe's
+/// `Done` on a header is confirmed this way whenever the whole frame is at hand: a length inside a body
+/// (a timeout of 1000 ms), or a response whose correlation id reads as "Produce vN", passes the header
+/// probe but not a decode. `Done` spans the whole frame; `NeedMore` when the frame runs past `data`.
+pub fn confirm_request(data: &[u8]) -> Parse<()> {
+    let Ok(len) = be_i32(data, 0) else {
+        return Parse::NeedMore(Some(4 - data.len()));
     };
-    if !api::is_known_version(hdr.api_key, hdr.api_version) {
-        return Some(true);
+    let Ok(len) = usize::try_from(len) else {
+        return Parse::broken(0, "negative length");
+    };
+    let Some(frame) = data.get(4..4 + len) else {
+        return Parse::NeedMore(Some(4 + len - data.len()));
+    };
+    let Ok((hdr, at)) = crate::header::parse_request_header(frame) else {
+        return Parse::broken(4, "request header does not parse");
+    };
+    let body = frame.get(at..).unwrap_or(&[]);
+    if !api::is_known_version(hdr.api_key, hdr.api_version)
+        || crate::body::decode_request(hdr.api_key, hdr.api_version, body).is_ok()
+    {
+        Parse::Done((), 4 + len)
+    } else {
+        Parse::broken(4 + at, "request body does not decode")
     }
-    Some(
-        crate::body::decode_request(hdr.api_key, hdr.api_version, frame.get(at..).unwrap_or(&[]))
-            .is_ok(),
-    )
 }
 
 /// Does `data` start with a plausible response frame whose correlation id satisfies `known`?
-pub fn probe_response(data: &[u8], limits: &ProbeLimits, known: impl Fn(i32) -> bool) -> Probe {
+pub fn probe_response(data: &[u8], limits: &ProbeLimits, known: impl Fn(i32) -> bool) -> Parse<()> {
     let Ok(len) = be_i32(data, 0) else {
-        return Probe::NeedMore;
+        return Parse::NeedMore(Some(4 - data.len()));
     };
     if !(MIN_RESPONSE_LEN..=limits.max_frame_len).contains(&len) {
-        return Probe::No;
+        return Parse::broken(0, "response length out of range");
     }
     let Ok(corr) = be_i32(data, 4) else {
-        return Probe::NeedMore;
+        return Parse::NeedMore(Some(8 - data.len()));
     };
     if corr >= 0 && known(corr) {
-        Probe::Yes
+        Parse::Done((), 8)
     } else {
-        Probe::No
+        Parse::broken(4, "correlation id of no request we wait for")
     }
 }
 
@@ -218,15 +230,24 @@ mod tests {
     #[test]
     fn request_probe() {
         let l = ProbeLimits::default();
-        assert_eq!(probe_request(&METADATA_V2, &l), Probe::Yes);
+        assert_eq!(probe_request(&METADATA_V2, &l), Parse::Done((), 18));
         assert_eq!(guess(&METADATA_V2, &l), Guess::KafkaRequest);
-        assert_eq!(probe_request(&METADATA_V2[..9], &l), Probe::NeedMore);
+        assert_eq!(
+            probe_request(&METADATA_V2[..9], &l),
+            Parse::NeedMore(Some(3))
+        );
         let mut bad = METADATA_V2;
         bad[5] = 200; // api key 200
-        assert_eq!(probe_request(&bad, &l), Probe::No);
+        assert_eq!(
+            probe_request(&bad, &l),
+            Parse::broken(4, "api key and version no client sends")
+        );
         let mut bad = METADATA_V2;
         bad[14] = 0x01; // unprintable client id
-        assert_eq!(probe_request(&bad, &l), Probe::No);
+        assert_eq!(
+            probe_request(&bad, &l),
+            Parse::broken(14, "client id not printable")
+        );
     }
 
     #[test]
@@ -242,7 +263,10 @@ mod tests {
     fn response_probe_needs_known_correlation() {
         let l = ProbeLimits::default();
         let resp = [0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0];
-        assert_eq!(probe_response(&resp, &l, |c| c == 1), Probe::Yes);
-        assert_eq!(probe_response(&resp, &l, |c| c == 2), Probe::No);
+        assert_eq!(probe_response(&resp, &l, |c| c == 1), Parse::Done((), 8));
+        assert!(matches!(
+            probe_response(&resp, &l, |c| c == 2),
+            Parse::Broken { at: 4, .. }
+        ));
     }
 }

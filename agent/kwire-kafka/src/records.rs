@@ -11,6 +11,7 @@
 //! - record_count / last_offset_delta are what the header claims; compressed batches are not opened;
 //! - the number of `BatchInfo` kept per record set is capped (`MAX_BATCHES`); the rest are counted.
 
+use crate::parse::Parse;
 use crate::wire::Reader;
 use serde::Serialize;
 
@@ -139,8 +140,8 @@ pub fn scan_record_set(bytes: &[u8]) -> RecordSetSummary {
     while pos < bytes.len() {
         let rest = bytes.get(pos..).unwrap_or(&[]);
         let (info, span) = match read_one(rest) {
-            One::Batch(info, span) => (info, span),
-            One::Malformed => {
+            Parse::Done(info, span) => (info, span),
+            Parse::NeedMore(_) | Parse::Broken { .. } => {
                 out.malformed = true;
                 break;
             }
@@ -220,7 +221,7 @@ impl RecordSetWalker {
 
     fn end_batch(&mut self, complete: bool) {
         match read_one(&self.head) {
-            One::Batch(mut info, _) => {
+            Parse::Done(mut info, _) => {
                 info.truncated = !complete;
                 if self.summary.batches.len() < MAX_BATCHES {
                     self.summary.batches.push(info);
@@ -228,7 +229,7 @@ impl RecordSetWalker {
                     self.summary.batches_omitted = self.summary.batches_omitted.saturating_add(1);
                 }
             }
-            One::Malformed => self.summary.malformed = true,
+            Parse::NeedMore(_) | Parse::Broken { .. } => self.summary.malformed = true,
         }
         self.head.clear();
         self.total = None;
@@ -244,37 +245,33 @@ impl RecordSetWalker {
     }
 }
 
-enum One {
-    /// A header and the number of bytes it spans (the rest of the set when truncated).
-    Batch(BatchInfo, usize),
-    Malformed,
-}
-
-/// Read one batch or legacy message header at the start of `b`.
-fn read_one(b: &[u8]) -> One {
+/// Read one batch or legacy message header at the start of `b`: `Done` with the header and the bytes it
+/// spans (the rest of the set when truncated: a set cut short, as brokers cut at max_bytes, still gives its
+/// last batch's header fields that fit, so this never needs more), `Broken` when it is no batch.
+fn read_one(b: &[u8]) -> Parse<BatchInfo> {
     let mut info = BatchInfo::empty();
     let mut r = Reader::new(b);
     // Partial header: take whatever fields fit, mark truncated, consume the rest.
     let Ok(base_offset) = r.i64() else {
-        return One::Batch(info, b.len());
+        return Parse::Done(info, b.len());
     };
     info.base_offset = base_offset;
     let Ok(len) = r.i32() else {
-        return One::Batch(info, b.len());
+        return Parse::Done(info, b.len());
     };
     info.batch_length = len;
     let Some(magic) = b.get(16).map(|m| *m as i8) else {
-        return One::Batch(info, b.len());
+        return Parse::Done(info, b.len());
     };
     info.magic = magic;
     let min_len = match magic {
         2 => (BATCH_V2_HEADER - 12) as i32,
         0 => 14, // crc 4, magic 1, attributes 1, key len 4, value len 4
         1 => 22, // + timestamp 8
-        _ => return One::Malformed,
+        _ => return Parse::broken(16, "magic"),
     };
     if len < min_len {
-        return One::Malformed;
+        return Parse::broken(8, "batch length below its header");
     }
     let span = 12usize.saturating_add(len as usize);
     let complete = span <= b.len();
@@ -299,32 +296,9 @@ fn read_one(b: &[u8]) -> One {
         };
         let _ = fill(&mut r, &mut info);
     } else {
-        fill_message_header(&mut r, &mut info);
+        crate::legacy::fill_message_header(&mut r, &mut info);
     }
-    One::Batch(info, if complete { span } else { b.len() })
-}
-
-/// Fill a legacy (magic 0/1) message's fields. `r` is positioned right after `offset` and `message_size`;
-/// `info` already has `base_offset`, `batch_length`, `magic` and `truncated`.
-pub fn fill_message_header(r: &mut Reader<'_>, info: &mut BatchInfo) {
-    info.record_count = 1;
-    info.last_offset_delta = 0;
-    // crc u32, magic i8, attributes i8, then (magic 1) timestamp i64
-    let Ok(crc) = r.i32() else {
-        return;
-    };
-    info.crc = crc as u32;
-    if r.skip(1).is_err() {
-        return;
-    }
-    if let Ok(attributes) = r.i8() {
-        info.compression = Compression::from_attributes(i16::from(attributes as u8));
-    }
-    if info.magic == 1 {
-        if let Ok(ts) = r.i64() {
-            info.first_timestamp = ts;
-        }
-    }
+    Parse::Done(info, if complete { span } else { b.len() })
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@
 //! copied into the skeleton; flexible versions use compact lengths (uvarint, +1) and tagged fields,
 //! including inside each aborted-transaction entry of a Fetch response.
 
+use crate::api::key;
 use crate::body::{FetchResponse, ProduceRequest};
+use crate::parse::{parse_try, Parse};
 use crate::records::{RecordSetSummary, RecordSetWalker};
 
 /// Which frame is walked.
@@ -26,8 +28,8 @@ impl Shape {
     /// The shape for this direction's frame, if it is one we walk.
     pub fn of(api_key: i16, api_version: i16, request: bool) -> Option<Shape> {
         match (api_key, request) {
-            (0, true) if (3..=13).contains(&api_version) => Some(Shape::ProduceRequest),
-            (1, false) if (4..=18).contains(&api_version) => Some(Shape::FetchResponse),
+            (key::PRODUCE, true) if (3..=13).contains(&api_version) => Some(Shape::ProduceRequest),
+            (key::FETCH, false) if (4..=18).contains(&api_version) => Some(Shape::FetchResponse),
             _ => None,
         }
     }
@@ -74,79 +76,62 @@ pub struct Skeleton {
     consumed_before_records: usize,
 }
 
-/// What a records length prefix said.
-enum Rec {
-    More,
-    Bad,
-    /// Null or empty: nothing to skip; the skeleton continues at this position.
-    Empty(usize),
-    /// `len` record bytes follow the prefix at `start..after`.
-    Start {
-        start: usize,
-        after: usize,
-        len: u64,
-    },
+/// What a records length prefix said (its `Done` spans the prefix).
+enum Records {
+    /// Null or empty: nothing to skip.
+    Empty,
+    /// `len` record bytes follow the prefix.
+    Bytes(u64),
 }
 
-/// A cursor over the skeleton that says `None` when a field is not wholly there yet.
+/// A cursor over the skeleton: a field not wholly there yet is [`Parse::NeedMore`].
 struct Cur<'a> {
     b: &'a [u8],
     p: usize,
 }
 
 impl<'a> Cur<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let s = self.b.get(self.p..self.p.checked_add(n)?)?;
-        self.p += n;
-        Some(s)
+    fn take(&mut self, n: usize) -> Parse<&'a [u8]> {
+        match self
+            .p
+            .checked_add(n)
+            .and_then(|end| self.b.get(self.p..end))
+        {
+            Some(s) => {
+                self.p += n;
+                Parse::Done(s, n)
+            }
+            None => Parse::NeedMore(Some(self.p.saturating_add(n).saturating_sub(self.b.len()))),
+        }
     }
-    fn skip(&mut self, n: usize) -> Option<()> {
+    fn skip(&mut self, n: usize) -> Parse<()> {
         self.take(n).map(|_| ())
     }
-    fn i16(&mut self) -> Option<i16> {
+    fn i16(&mut self) -> Parse<i16> {
         self.take(2).map(|s| i16::from_be_bytes([s[0], s[1]]))
     }
-    fn i32(&mut self) -> Option<i32> {
+    fn i32(&mut self) -> Parse<i32> {
         self.take(4)
             .map(|s| i32::from_be_bytes([s[0], s[1], s[2], s[3]]))
     }
-    fn uvarint(&mut self) -> Option<Result<u32, ()>> {
+    fn uvarint(&mut self) -> Parse<u32> {
         let mut v: u32 = 0;
         for i in 0..5 {
-            let b = *self.b.get(self.p + i)?;
+            let Some(&b) = self.b.get(self.p + i) else {
+                return Parse::MORE;
+            };
             v |= u32::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
                 self.p += i + 1;
-                return Some(Ok(v));
+                return Parse::Done(v, i + 1);
             }
         }
-        Some(Err(()))
+        Parse::broken(self.p + 4, "varint longer than 5 bytes")
     }
-}
-
-/// Outcome of parsing one unit: done, need more bytes, or broken.
-enum Step {
-    Ok,
-    More,
-    Bad,
-}
-
-macro_rules! need {
-    ($e:expr) => {
-        match $e {
-            Some(v) => v,
-            None => return Step::More,
-        }
-    };
-}
-
-macro_rules! ok {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(_) => return Step::Bad,
-        }
-    };
+    /// The unit that began at `start` is whole.
+    fn done(&self, start: usize) -> Parse<()> {
+        Parse::Done((), self.p - start)
+    }
 }
 
 impl Skeleton {
@@ -255,21 +240,23 @@ impl Skeleton {
                 Stage::Part => self.part(&mut c),
                 Stage::PartTags | Stage::TopicTags | Stage::TopTags => self.tags(&mut c),
                 Stage::Records => {
+                    let start = self.pos;
                     let rec = self.records(&mut c);
                     self.skel = skel;
                     match rec {
-                        Rec::More => return,
-                        Rec::Bad => {
+                        Parse::NeedMore(_) => return,
+                        Parse::Broken { .. } => {
                             self.failed = true;
                             return;
                         }
-                        Rec::Empty(after) => {
-                            self.pos = after;
+                        Parse::Done(Records::Empty, n) => {
+                            self.pos = start + n;
                             self.sets.push((0, RecordSetSummary::default()));
                             self.stage = Stage::PartTags;
                             continue;
                         }
-                        Rec::Start { start, after, len } => {
+                        Parse::Done(Records::Bytes(len), n) => {
+                            let after = start + n;
                             self.consumed_before_records = after;
                             self.skel.truncate(start);
                             if self.flex {
@@ -284,17 +271,17 @@ impl Skeleton {
                         }
                     }
                 }
-                Stage::Done => Step::More,
+                Stage::Done => Parse::MORE,
             };
             let end = c.p;
             self.skel = skel;
             match r {
-                Step::More => return,
-                Step::Bad => {
+                Parse::NeedMore(_) => return,
+                Parse::Broken { .. } => {
                     self.failed = true;
                     return;
                 }
-                Step::Ok => {
+                Parse::Done(..) => {
                     self.pos = end;
                     self.next_stage();
                 }
@@ -347,157 +334,146 @@ impl Skeleton {
         // Non-flexible versions have no tag stages: PartTags is a pass-through handled in advance().
     }
 
-    fn topics(&mut self, c: &mut Cur<'_>) -> Step {
-        match need!(self.array_len(c)) {
-            Ok(n) => {
-                self.topics_left = n;
-                Step::Ok
-            }
-            Err(()) => Step::Bad,
-        }
+    fn topics(&mut self, c: &mut Cur<'_>) -> Parse<()> {
+        let start = c.p;
+        self.topics_left = parse_try!(self.array_len(c));
+        c.done(start)
     }
 
-    fn tags(&self, c: &mut Cur<'_>) -> Step {
+    fn tags(&self, c: &mut Cur<'_>) -> Parse<()> {
+        let start = c.p;
         if self.flex {
-            ok!(need!(skip_tags(c)).ok_or(()));
+            parse_try!(skip_tags(c));
         }
-        Step::Ok
+        c.done(start)
     }
 
-    fn header(&self, c: &mut Cur<'_>) -> Step {
+    fn header(&self, c: &mut Cur<'_>) -> Parse<()> {
+        let start = c.p;
         match self.shape {
             Shape::ProduceRequest => {
-                need!(c.skip(8)); // api key, version, correlation id
-                let len = need!(c.i16());
+                parse_try!(c.skip(8)); // api key, version, correlation id
+                let len = parse_try!(c.i16());
                 if len > 0 {
-                    need!(c.skip(len as usize));
+                    parse_try!(c.skip(len as usize));
                 } else if len < -1 {
-                    return Step::Bad;
+                    return Parse::broken(c.p - 2, "client id length");
                 }
             }
-            Shape::FetchResponse => need!(c.skip(4)),
+            Shape::FetchResponse => parse_try!(c.skip(4)),
         }
         if self.header_flex {
-            ok!(need!(skip_tags(c)).ok_or(()));
+            parse_try!(skip_tags(c));
         }
-        Step::Ok
+        c.done(start)
     }
 
-    fn top(&self, c: &mut Cur<'_>) -> Step {
+    fn top(&self, c: &mut Cur<'_>) -> Parse<()> {
+        let start = c.p;
         match self.shape {
             Shape::ProduceRequest => {
-                ok!(need!(self.skip_string(c, true)));
-                need!(c.skip(2 + 4)); // acks, timeout
+                parse_try!(self.skip_string(c, Nullable::Yes));
+                parse_try!(c.skip(2 + 4)); // acks, timeout
             }
             Shape::FetchResponse => {
-                need!(c.skip(4)); // throttle
+                parse_try!(c.skip(4)); // throttle
                 if self.version >= 7 {
-                    need!(c.skip(2 + 4)); // error code, session id
+                    parse_try!(c.skip(2 + 4)); // error code, session id
                 }
             }
         }
-        Step::Ok
+        c.done(start)
     }
 
-    fn topic(&mut self, c: &mut Cur<'_>) -> Step {
+    fn topic(&mut self, c: &mut Cur<'_>) -> Parse<()> {
+        let start = c.p;
         if self.version >= 13 {
-            need!(c.skip(16)); // topic id
+            parse_try!(c.skip(16)); // topic id
         } else {
-            ok!(need!(self.skip_string(c, false)));
+            parse_try!(self.skip_string(c, Nullable::No));
         }
-        match need!(self.array_len(c)) {
-            Ok(n) => {
-                self.parts_left = n;
-                Step::Ok
-            }
-            Err(()) => Step::Bad,
-        }
+        self.parts_left = parse_try!(self.array_len(c));
+        c.done(start)
     }
 
-    fn part(&self, c: &mut Cur<'_>) -> Step {
+    fn part(&self, c: &mut Cur<'_>) -> Parse<()> {
+        let start = c.p;
         match self.shape {
-            Shape::ProduceRequest => need!(c.skip(4)),
+            Shape::ProduceRequest => parse_try!(c.skip(4)),
             Shape::FetchResponse => {
-                need!(c.skip(4 + 2 + 8 + 8)); // index, error, high watermark, last stable offset
+                parse_try!(c.skip(4 + 2 + 8 + 8)); // index, error, high watermark, last stable offset
                 if self.version >= 5 {
-                    need!(c.skip(8)); // log start offset
+                    parse_try!(c.skip(8)); // log start offset
                 }
                 // aborted transactions (nullable array of producer id, first offset [, tags])
-                let n = match need!(self.array_len(c)) {
-                    Ok(n) => n,
-                    Err(()) => return Step::Bad,
-                };
+                let n = parse_try!(self.array_len(c));
                 for _ in 0..n {
-                    need!(c.skip(16));
+                    parse_try!(c.skip(16));
                     if self.flex {
-                        ok!(need!(skip_tags(c)).ok_or(()));
+                        parse_try!(skip_tags(c));
                     }
                 }
                 if self.version >= 11 {
-                    need!(c.skip(4)); // preferred read replica
+                    parse_try!(c.skip(4)); // preferred read replica
                 }
             }
         }
-        Step::Ok
+        c.done(start)
     }
 
     /// The records length prefix: a non-empty record set is replaced in the skeleton by an empty one and
     /// its bytes are walked as they come.
-    fn records(&self, c: &mut Cur<'_>) -> Rec {
+    fn records(&self, c: &mut Cur<'_>) -> Parse<Records> {
         let start = c.p;
         let len: i64 = if self.flex {
-            match c.uvarint() {
-                None => return Rec::More,
-                Some(Err(())) => return Rec::Bad,
-                Some(Ok(v)) => i64::from(v) - 1,
-            }
+            i64::from(parse_try!(c.uvarint())) - 1
         } else {
-            match c.i32() {
-                None => return Rec::More,
-                Some(v) => i64::from(v),
-            }
+            i64::from(parse_try!(c.i32()))
         };
         if len < -1 {
-            return Rec::Bad;
+            return Parse::broken(start, "records length");
         }
+        let n = c.p - start;
         if len <= 0 {
-            return Rec::Empty(c.p);
+            return Parse::Done(Records::Empty, n);
         }
-        Rec::Start {
-            start,
-            after: c.p,
-            len: len as u64,
-        }
+        Parse::Done(Records::Bytes(len as u64), n)
     }
 
-    fn array_len(&self, c: &mut Cur<'_>) -> Option<Result<u32, ()>> {
+    fn array_len(&self, c: &mut Cur<'_>) -> Parse<u32> {
+        let start = c.p;
         if self.flex {
-            Some(c.uvarint()?.map(|v| v.saturating_sub(1)))
+            c.uvarint().map(|v| v.saturating_sub(1))
         } else {
-            let n = c.i32()?;
-            Some(if n < -1 { Err(()) } else { Ok(n.max(0) as u32) })
+            let n = parse_try!(c.i32());
+            if n < -1 {
+                Parse::broken(start, "array length")
+            } else {
+                Parse::Done(n.max(0) as u32, 4)
+            }
         }
     }
 
-    fn skip_string(&self, c: &mut Cur<'_>, nullable: bool) -> Option<Result<(), ()>> {
+    fn skip_string(&self, c: &mut Cur<'_>, nullable: Nullable) -> Parse<()> {
+        let start = c.p;
         if self.flex {
-            let n = match c.uvarint()? {
-                Ok(n) => n,
-                Err(()) => return Some(Err(())),
-            };
+            let n = parse_try!(c.uvarint());
             if n == 0 {
-                return Some(if nullable { Ok(()) } else { Err(()) });
+                return match nullable {
+                    Nullable::Yes => c.done(start),
+                    Nullable::No => Parse::broken(start, "null string"),
+                };
             }
-            c.skip(n as usize - 1)?;
+            parse_try!(c.skip(n as usize - 1));
         } else {
-            let n = c.i16()?;
+            let n = parse_try!(c.i16());
             if n >= 0 {
-                c.skip(n as usize)?;
-            } else if n != -1 || !nullable {
-                return Some(Err(()));
+                parse_try!(c.skip(n as usize));
+            } else if n != -1 || nullable == Nullable::No {
+                return Parse::broken(start, "string length");
             }
         }
-        Some(Ok(()))
+        c.done(start)
     }
 
     /// Gives each partition of the decoded skeleton its record-set summary back.
@@ -526,22 +502,22 @@ impl Skeleton {
     }
 }
 
-fn skip_tags(c: &mut Cur<'_>) -> Option<Option<()>> {
-    let n = match c.uvarint()? {
-        Ok(n) => n,
-        Err(()) => return Some(None),
-    };
+/// May a string field be null?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nullable {
+    Yes,
+    No,
+}
+
+fn skip_tags(c: &mut Cur<'_>) -> Parse<()> {
+    let start = c.p;
+    let n = parse_try!(c.uvarint());
     for _ in 0..n {
-        if c.uvarint()?.is_err() {
-            return Some(None);
-        }
-        let size = match c.uvarint()? {
-            Ok(s) => s,
-            Err(()) => return Some(None),
-        };
-        c.skip(size as usize)?;
+        parse_try!(c.uvarint()); // tag
+        let size = parse_try!(c.uvarint());
+        parse_try!(c.skip(size as usize));
     }
-    Some(Some(()))
+    c.done(start)
 }
 
 #[cfg(test)]
@@ -747,7 +723,7 @@ mod tests {
                 data.push(seed as u8);
             }
             for shape in [Shape::ProduceRequest, Shape::FetchResponse] {
-                let mut w = Skeleton::new(shape, (seed % 19) as i16, seed % 2 == 0, 4096);
+                let mut w = Skeleton::new(shape, (seed % 19) as i16, seed.is_multiple_of(2), 4096);
                 w.feed(&data);
                 assert!(w.skel.len() <= 4096 + STEP);
             }

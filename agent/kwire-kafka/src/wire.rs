@@ -187,8 +187,23 @@ impl<'a> Reader<'a> {
         Ok(if u.is_nil() { None } else { Some(u) })
     }
 
-    /// Unsigned varint (at most 5 bytes, 32 bits).
+    /// Unsigned varint (at most 5 bytes, 32 bits). One byte is the usual case (every empty tagged-field
+    /// section, every short compact length of a flexible version): inlined, the rest is not.
+    #[inline]
     pub fn uvarint(&mut self) -> WireResult<u32> {
+        if self.pos < self.end {
+            if let Some(&b) = self.buf.get(self.pos) {
+                if b & 0x80 == 0 {
+                    self.pos += 1;
+                    return Ok(u32::from(b));
+                }
+            }
+        }
+        self.uvarint_long()
+    }
+
+    #[inline(never)]
+    fn uvarint_long(&mut self) -> WireResult<u32> {
         let start = self.pos;
         let mut v: u32 = 0;
         for i in 0..5u32 {

@@ -7,7 +7,7 @@
 //! and punctured by gaps. Set KWIRE_FUZZ_SMOKE_ITERS to scale the iteration counts (default 1: a few
 //! seconds in debug).
 //!
-//! Also here: minimal regression tests for bugs the property and robustness tests found in `stream.rs`.
+//! Also here: minimal regression tests for bugs the property and robustness tests found in the Kafka stream (`stream/`).
 
 #[allow(dead_code)]
 #[path = "../../../fuzz/src/format.rs"]

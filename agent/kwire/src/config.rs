@@ -6,6 +6,7 @@
 //! max_frame_bytes = 16777216
 //! max_flows = 65536
 //! memory_budget_mb = 64
+//! tls_keylog = "/tmp/sslkeys.log"
 //! [limits]
 //! max_clients = 10000
 //! [detectors.weak_acks]
@@ -39,6 +40,8 @@ pub struct FileConfig {
     pub max_flows: Option<usize>,
     /// Bytes all connections may buffer together, in MiB (default 64).
     pub memory_budget_mb: Option<u64>,
+    /// TLS key log file (NSS format) for replay, timeline and report (`--tls-keylog`).
+    pub tls_keylog: Option<std::path::PathBuf>,
     pub limits: AnalysisLimits,
     pub detectors: DetectorConfig,
     /// OpenTelemetry export (`kwire_export::OtlpFileConfig`).
@@ -96,11 +99,17 @@ pub fn engine_config(args: &InputArgs) -> Result<EngineConfig, String> {
         Some(p) => load(p)?,
         None => FileConfig::default(),
     };
-    let mut cfg = EngineConfig::default();
-    cfg.ports = if args.ports.is_empty() {
+    let ports = if args.ports.is_empty() {
         file.ports
     } else {
         args.ports.clone()
+    };
+    let mut cfg = EngineConfig {
+        ports,
+        limits: file.limits,
+        detectors: file.detectors,
+        suppress: file.suppress,
+        ..EngineConfig::default()
     };
     if let Some(m) = args.max_frame_bytes.or(file.max_frame_bytes) {
         cfg.kafka.max_frame_bytes = m;
@@ -111,8 +120,23 @@ pub fn engine_config(args: &InputArgs) -> Result<EngineConfig, String> {
     if let Some(m) = args.memory_budget_mb.or(file.memory_budget_mb) {
         cfg.memory_budget_bytes = m.max(1).saturating_mul(1024 * 1024);
     }
-    cfg.limits = file.limits;
-    cfg.detectors = file.detectors;
-    cfg.suppress = file.suppress;
+    if let Some(p) = args.tls_keylog.as_ref().or(file.tls_keylog.as_ref()) {
+        cfg.tls_keys = Some(std::sync::Arc::new(read_keylog(p)?));
+    }
     Ok(cfg)
+}
+
+/// Reads a TLS key log. Errors name the file, never its content (it holds secrets).
+pub fn read_keylog(path: &Path) -> Result<kwire_tls::KeyLog, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("{}: cannot read TLS key log: {}", path.display(), e.kind()))?;
+    let keys = kwire_tls::KeyLog::parse(&String::from_utf8_lossy(&bytes));
+    if keys.is_empty() {
+        return Err(format!(
+            "{}: no TLS secrets in this file (expected NSS key log lines such as \
+             CLIENT_RANDOM or CLIENT_TRAFFIC_SECRET_0, as SSLKEYLOGFILE writes them)",
+            path.display()
+        ));
+    }
+    Ok(keys)
 }

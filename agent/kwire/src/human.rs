@@ -8,13 +8,13 @@ use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use kwire_capture::{CaptureError, FileStats};
 use kwire_engine::incident::IncidentReport;
 use kwire_engine::{Alert, Output, Severity, Summary};
 use kwire_flow::{Endpoint, Timestamp};
 
+use crate::drive::FileRun;
 use crate::OutputFilter;
 
 /// What the readable summary needs beyond the engine's counters.
@@ -179,17 +179,15 @@ pub fn file_json(
     v
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The readable summary of a replay: `run` is what reading the files gave, `s` its summary.
 pub fn print(
     w: &mut impl Write,
-    paths: &[PathBuf],
-    fs: &FileStats,
+    run: &FileRun,
     s: &Summary,
     c: &Collector,
     filter: &OutputFilter,
-    damage: Option<&CaptureError>,
-    took: Duration,
 ) -> io::Result<()> {
+    let (paths, fs, damage, took) = (&run.files, &run.stats, run.damage.as_ref(), run.took);
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     writeln!(w, "kwire replay {}", names.join(" "))?;
     writeln!(w, "  verdict    {}", c.verdict())?;
@@ -223,12 +221,17 @@ pub fn print(
         p.tcp_segments, not_decoded, p.not_ip, p.not_tcp, p.truncated, p.ip_fragments, p.unsupported_link, p.malformed, p.filtered_by_port
     )?;
     let f = &s.flows;
+    // A decrypted TLS connection is Kafka too: say so here, not only in the tls line below.
+    let tls = if s.tls.decrypted > 0 {
+        format!("{} TLS ({} decrypted)", f.tls, s.tls.decrypted)
+    } else {
+        format!("{} TLS", f.tls)
+    };
     writeln!(
         w,
-        "  tcp        {} connections: {} Kafka, {} TLS, {} other{}{}",
+        "  tcp        {} connections: {} Kafka, {tls}, {} other{}{}",
         f.tcp_connections,
         f.kafka,
-        f.tls,
         f.not_kafka,
         if f.port_reuse > 0 {
             format!(", {} port reuses", f.port_reuse)
@@ -250,6 +253,24 @@ pub fn print(
         "             {} gaps ({} bytes lost), {} bytes retransmitted, {} out-of-order segments, {} bytes dropped by the reorder bound",
         t.gaps, t.gap_bytes, t.retransmitted_bytes, t.out_of_order_segments, t.ooo_dropped_bytes
     )?;
+    let tl = &s.tls;
+    if tl.connections > 0 {
+        writeln!(
+            w,
+            "  tls        {} connections: {} decrypted, {} without keys{}; {} records decrypted, {} failed, {} directions unreadable after a gap",
+            tl.connections,
+            tl.decrypted,
+            tl.without_keys,
+            if tl.unsupported > 0 {
+                format!(", {} of a suite not decrypted", tl.unsupported)
+            } else {
+                String::new()
+            },
+            tl.records_decrypted,
+            tl.records_failed,
+            tl.directions_stopped
+        )?;
+    }
     let k = &s.kafka;
     writeln!(
         w,
@@ -505,6 +526,21 @@ pub fn print_fidelity(w: &mut impl Write, f: &kwire_engine::stats::Fidelity) -> 
         lines.push(format!(
             "flow table full (max_flows): {} connections evicted, {} refused",
             f.flows_evicted, f.flows_refused
+        ));
+    }
+    if f.tls_without_keys > 0 {
+        lines.push(format!(
+            "{} TLS connection{} not decrypted: no key for {} (replay with --tls-keylog FILE, a key log written by the clients' SSLKEYLOGFILE)",
+            f.tls_without_keys,
+            if f.tls_without_keys == 1 { "" } else { "s" },
+            if f.tls_without_keys == 1 { "it" } else { "them" }
+        ));
+    }
+    if f.tls_records_lost > 0 {
+        lines.push(format!(
+            "{} TLS record{} with keys that could not be decrypted (wrong key log, damaged bytes or a capture gap): exchanges in them are missing",
+            f.tls_records_lost,
+            if f.tls_records_lost == 1 { "" } else { "s" }
         ));
     }
     let l = &f.limits;

@@ -6,12 +6,14 @@
 //! output (human summary or JSON lines), progress and errors go to stderr.
 
 mod config;
+mod drive;
 mod human;
 mod inputs;
 mod otlp;
 mod replay;
 mod report;
 mod run;
+mod sink;
 mod timeline;
 
 use std::path::PathBuf;
@@ -35,7 +37,7 @@ struct Cli {
 enum Command {
     /// Decode a pcap/pcapng capture into Kafka exchanges, notices and alerts.
     #[command(
-        after_help = "Examples:\n  kwire replay tests/fixtures/harness/produce-acks-librdkafka-mock.pcap\n  kwire replay big.pcapng --json > exchanges.jsonl\n  kwire replay capture.pcap --ports 36333 --json --no-notices\n  kwire replay capture.pcap --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc\n  OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 kwire replay capture.pcap --otlp --otlp-spool /var/lib/kwire/spool\n  kwire replay /var/lib/kwire/kafka.pcap*                     a rotated --write-pcap set, merged by time\n  kwire replay 'captures/*.pcapng' --fail-on critical         exit status 3 when a critical alert was raised\n  kwire replay capture.pcap --json --client my-consumer --topic orders --api OffsetCommit\n\nJSON lines: {\"type\":\"exchange\"|\"notice\"|\"alert\"|\"summary\",...}; the summary is the last line.\n--topic/--group/--client/--api narrow what is printed (exchanges, alerts); the analysis and the\nsummary's counters cover the whole capture.\nExit status: 0 ok, 2 unusable or damaged input (what was read before the damage is still reported),\n1 --otlp alerts that could be neither delivered nor spooled, or were dropped (spool full, rejected),\n3 --fail-on: an alert of that severity or worse was printed (checked after 2 and 1)."
+        after_help = "Examples:\n  kwire replay tests/fixtures/harness/produce-acks-librdkafka-mock.pcap\n  kwire replay big.pcapng --json > exchanges.jsonl\n  kwire replay capture.pcap --ports 36333 --json --no-notices\n  kwire replay capture.pcap --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc\n  OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 kwire replay capture.pcap --otlp --otlp-spool /var/lib/kwire/spool\n  kwire replay /var/lib/kwire/kafka.pcap*                     a rotated --write-pcap set, merged by time\n  kwire replay 'captures/*.pcapng' --fail-on critical         exit status 3 when a critical alert was raised\n  kwire replay capture.pcap --json --client my-consumer --topic orders --api OffsetCommit\n  kwire replay tls.pcap --tls-keylog keys.log                 Kafka over TLS: keys from the clients' SSLKEYLOGFILE\n\nJSON lines: {\"type\":\"exchange\"|\"notice\"|\"alert\"|\"summary\",...}; the summary is the last line.\n--topic/--group/--client/--api narrow what is printed (exchanges, alerts); the analysis and the\nsummary's counters cover the whole capture.\nExit status: 0 ok, 2 unusable or damaged input (what was read before the damage is still reported),\n1 --otlp alerts that could be neither delivered nor spooled, or were dropped (spool full, rejected),\n3 --fail-on: an alert of that severity or worse was printed (checked after 2 and 1)."
     )]
     Replay(ReplayArgs),
     /// Show what clients were told, served and committed per partition over time, with alerts in place.
@@ -51,7 +53,7 @@ enum Command {
     Report(report::ReportArgs),
     /// Watch live traffic (eBPF or libpcap) and print exchanges and alerts as they happen.
     #[command(
-        after_help = "Examples:\n  kwire run --interface lo --ports 9092                      one readable line per alert\n  kwire run --source pcap --interface any --json | jq 'select(.type==\"alert\")'\n  kwire run --ports 9092 --write-pcap /var/lib/kwire/kafka.pcap --write-pcap-max-mb 100 --write-pcap-files 5\n  kwire run --health 127.0.0.1:9464 --log-format json --duration 60\n  kwire run --ports 9092 --duration 3600 --fail-on critical   exit status 3 if a critical alert was raised\n  kwire run --ports 9092 --report-dir /var/lib/kwire/reports  an HTML incident report after alerts (20 at most, 8 MB each)\n  kwire run --ports 9092 --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc --otlp-spool /var/lib/kwire/spool\n\nNeeds CAP_NET_RAW for libpcap (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN for eBPF). Stops on SIGINT/SIGTERM or\nafter --duration: prints the summary (JSON: last line, source counters under \"capture\"), exit status 0.\nExit status 2: cannot start (config, source, health address); 1: the source failed while running;\n3: --fail-on and an alert of that severity or worse was raised."
+        after_help = "Examples:\n  kwire run --interface lo --ports 9092                      one readable line per alert\n  kwire run --source pcap --interface any --json | jq 'select(.type==\"alert\")'\n  kwire run --ports 9092 --write-pcap /var/lib/kwire/kafka.pcap --write-pcap-max-mb 100 --write-pcap-files 5\n  kwire run --health 127.0.0.1:9464 --log-format json --duration 60\n  kwire run --ports 9092 --duration 3600 --fail-on critical   exit status 3 if a critical alert was raised\n  kwire run --ports 9092 --report-dir /var/lib/kwire/reports  an HTML incident report after alerts (20 at most, 8 MB each)\n  kwire run --ports 9092 --otlp --otlp-endpoint http://collector:4317 --otlp-protocol grpc --otlp-spool /var/lib/kwire/spool\n  kwire run --source ebpf --ports 9093                          Kafka over TLS read in plaintext (OpenSSL uprobes, on by default)\n\nNeeds CAP_NET_RAW for libpcap (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN for eBPF). Stops on SIGINT/SIGTERM or\nafter --duration: prints the summary (JSON: last line, source counters under \"capture\"), exit status 0.\nExit status 2: cannot start (config, source, health address); 1: the source failed while running;\n3: --fail-on and an alert of that severity or worse was raised."
     )]
     Run(run::RunArgs),
 }
@@ -83,6 +85,10 @@ pub struct InputArgs {
     /// Progress on stderr: auto (when stderr is a terminal and the file is large), always, never.
     #[arg(long, default_value = "auto")]
     pub progress: Progress,
+    /// TLS key log (NSS format, as SSLKEYLOGFILE writes it): TLS 1.2/1.3 connections it has secrets for
+    /// are decrypted and their Kafka decoded. The secrets appear in no output.
+    #[arg(long, env = "KWIRE_TLS_KEYLOG", value_name = "FILE")]
+    pub tls_keylog: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -233,6 +239,18 @@ impl FailOn {
             FailOn::Warning => Severity::Warning,
         };
         worst.is_some_and(|w| w >= least)
+    }
+
+    /// What to say when `worst` makes the exit status 3 (None when it does not).
+    pub fn message(self, worst: Option<kwire_engine::Severity>) -> Option<String> {
+        self.hit(worst).then(|| {
+            format!(
+                "--fail-on {}: a {} alert was raised (exit status {})",
+                self.as_str(),
+                worst.map(|w| w.as_str()).unwrap_or("-"),
+                EXIT_ALERTS
+            )
+        })
     }
 }
 

@@ -93,12 +93,12 @@ pub fn start(
     let sample_ratio = match args.otlp_sample_ratio.or(file.sample_ratio) {
         Some(r) => r,
         None => match (env("OTEL_TRACES_SAMPLER"), env("OTEL_TRACES_SAMPLER_ARG")) {
-            (Some(s), arg) if s.ends_with("traceidratio") => match arg {
-                Some(a) => a.trim().parse::<f64>().map_err(|_| {
+            (Some(s), Some(a)) if s.ends_with("traceidratio") => {
+                a.trim().parse::<f64>().map_err(|_| {
                     format!("OTEL_TRACES_SAMPLER_ARG={a:?} is not a number between 0 and 1")
-                })?,
-                None => 1.0,
-            },
+                })?
+            }
+            (Some(s), None) if s.ends_with("traceidratio") => 1.0,
             (Some(s), _) if s.ends_with("always_off") => 0.0,
             _ => 1.0,
         },

@@ -11,45 +11,41 @@
 //! held in memory up to [`MAX_HELD_ROWS`] (then printed sorted in batches, which may break the order
 //! across batches: narrow with --client/--topic/--partition).
 
+use std::collections::HashSet;
 use std::io::{BufWriter, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use std::collections::HashSet;
-
 use kwire_engine::model::Name;
-use kwire_engine::Output;
+use kwire_engine::{EngineConfig, Output};
 use kwire_flow::Timestamp;
 
-use crate::{config, replay, TimelineArgs};
+use crate::drive::{drive_files, Files};
+use crate::{config, TimelineArgs};
 
 /// Rows held for sorting before printing.
 const MAX_HELD_ROWS: usize = 2_000_000;
 
-pub fn run(args: &TimelineArgs) -> ExitCode {
-    let files = match crate::inputs::expand(&args.input.files) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("kwire: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut cfg = match config::engine_config(&args.input) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("kwire: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// The output of `kwire timeline` (`--output` or stdout).
+type Out = Box<dyn Write>;
+
+/// The inputs, the engine's configuration (timeline rows on, notices off) and the output. `Err` is a
+/// one-line message (exit status 2).
+fn prepare(args: &TimelineArgs) -> Result<(Vec<PathBuf>, EngineConfig, Out), String> {
+    let files = crate::inputs::expand(&args.input.files)?;
+    let mut cfg = config::engine_config(&args.input)?;
     cfg.timeline = true;
     cfg.notices = false;
     if let Some(o) = &args.output {
-        if let Err(e) = crate::inputs::refuse_output_over_input(o, &files) {
-            eprintln!("kwire: {e}");
-            return ExitCode::from(2);
-        }
+        crate::inputs::refuse_output_over_input(o, &files)?;
     }
-    let out = match crate::output(args.output.as_deref()) {
-        Ok(o) => o,
+    let out = crate::output(args.output.as_deref())?;
+    Ok((files, cfg, out))
+}
+
+pub fn run(args: &TimelineArgs) -> ExitCode {
+    let (files, cfg, out) = match prepare(args) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("kwire: {e}");
             return ExitCode::from(2);
@@ -86,178 +82,174 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
     // Last value of the "told" rows per (client, topic, partition, what), to show changes only.
     let mut last: std::collections::HashMap<(Name, Name, i32, &'static str), i64> =
         std::collections::HashMap::new();
-    let result = replay::run_file(
-        &args.input,
-        &files,
-        cfg,
-        &mut |o| {
-            if !ok {
-                return false;
-            }
-            let line = match o {
-                Output::Timeline(t) => {
-                    let ts = t.ts.to_rfc3339();
-                    if !matches_filter(args, Some(&t.client_id), Some(&t.topic), Some(t.partition))
-                        || !in_window(t.ts)
-                    {
+    let source = Files {
+        paths: &files,
+        progress: args.input.progress,
+    };
+    let result = drive_files(source, cfg, &mut |o: &Output| {
+        if !ok {
+            return false;
+        }
+        let line = match o {
+            Output::Timeline(t) => {
+                let ts = t.ts.to_rfc3339();
+                if !matches_filter(args, Some(&t.client_id), Some(&t.topic), Some(t.partition))
+                    || !in_window(t.ts)
+                {
+                    return true;
+                }
+                if let Some(g) = &args.group {
+                    let named = t.group.as_deref().map(|x| x == g);
+                    if !named.unwrap_or_else(|| members.contains(&t.client_id)) {
                         return true;
-                    }
-                    if let Some(g) = &args.group {
-                        let named = t.group.as_deref().map(|x| x == g);
-                        if !named.unwrap_or_else(|| members.contains(&t.client_id)) {
-                            return true;
-                        }
-                    }
-                    if !args.all && matches!(t.what, "fetch_hwm" | "fetch_lso" | "fetch_log_start")
-                    {
-                        let key = (t.client_id.clone(), t.topic.clone(), t.partition, t.what);
-                        if last.insert(key, t.offset) == Some(t.offset) {
-                            return true;
-                        }
-                    }
-                    if args.json {
-                        serde_json::to_string(t).ok().map(|l| (ts, l))
-                    } else {
-                        let mut note = Vec::new();
-                        if let Some(e) = t.leader_epoch {
-                            note.push(format!("epoch {e}"));
-                        }
-                        if let Some(e) = t.error {
-                            note.push(e.to_string());
-                        }
-                        if let Some(g) = &t.group {
-                            note.push(format!("group {g}"));
-                        }
-                        Some((
-                            ts,
-                            format!(
-                                "{:<27} {:<24} {:<22} {:<20} {:>12}  {:<21} {:>4}  {}",
-                                t.ts,
-                                t.client_id,
-                                t.what,
-                                format!("{}-{}", t.topic, t.partition),
-                                t.offset,
-                                t.broker.to_string(),
-                                t.conn,
-                                note.join(", ")
-                            ),
-                        ))
                     }
                 }
-                Output::Group(e) => {
-                    if args.group.as_deref().is_some_and(|g| *e.group != *g) {
+                if !args.all && matches!(t.what, "fetch_hwm" | "fetch_lso" | "fetch_log_start") {
+                    let key = (t.client_id.clone(), t.topic.clone(), t.partition, t.what);
+                    if last.insert(key, t.offset) == Some(t.offset) {
                         return true;
-                    }
-                    if args.group.is_some() {
-                        members.insert(e.client_id.clone());
-                    }
-                    let parts = || e.assigned.iter().chain(&e.revoked);
-                    let partitions_match = parts().next().is_none()
-                        || parts().any(|tp| {
-                            matches_filter(args, None, Some(&tp.topic), Some(tp.partition))
-                        });
-                    if !matches_filter(args, Some(&e.client_id), None, None)
-                        || !partitions_match
-                        || !in_window(e.ts)
-                    {
-                        return true;
-                    }
-                    let ts = e.ts.to_rfc3339();
-                    if args.json {
-                        serde_json::to_string(&Output::Group(e.clone()))
-                            .ok()
-                            .map(|l| (ts, l))
-                    } else {
-                        let list = |v: &[kwire_engine::model::Tp]| {
-                            v.iter()
-                                .map(|tp| format!("{}-{}", tp.topic, tp.partition))
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        };
-                        let mut note = Vec::new();
-                        if let Some(m) = &e.member_id {
-                            note.push(format!("member {m}"));
-                        }
-                        if let Some(p) = &e.protocol {
-                            note.push(format!("assignor {p}"));
-                        }
-                        if e.what == "sync" || e.what == "assignment" {
-                            note.push(format!("assigned [{}]", list(&e.assigned)));
-                        }
-                        if !e.revoked.is_empty() {
-                            note.push(format!("revoked [{}]", list(&e.revoked)));
-                        }
-                        if let Some(err) = e.error {
-                            note.push(err.to_string());
-                        }
-                        Some((
-                            ts,
-                            format!(
-                                "{:<27} {:<24} {:<22} {:<20} {:>12}  {:<21} {:>4}  {}",
-                                e.ts,
-                                e.client_id,
-                                format!("group_{}", e.what),
-                                format!("group {}", e.group),
-                                e.generation
-                                    .map(|g| format!("gen {g}"))
-                                    .unwrap_or_else(|| "-".into()),
-                                e.broker.to_string(),
-                                e.conn,
-                                note.join(", ")
-                            ),
-                        ))
                     }
                 }
-                Output::Alert(a) => {
-                    if !matches_filter(
-                        args,
-                        a.client_id.as_deref(),
-                        a.topic.as_deref(),
-                        a.partition,
-                    ) || !in_window(a.ts)
-                    {
-                        return true;
+                if args.json {
+                    serde_json::to_string(t).ok().map(|l| (ts, l))
+                } else {
+                    let mut note = Vec::new();
+                    if let Some(e) = t.leader_epoch {
+                        note.push(format!("epoch {e}"));
                     }
-                    if let Some(g) = &args.group {
-                        let named = a.fields.get("group").and_then(|v| v.as_str());
-                        let about = match named {
-                            Some(n) => n == g,
-                            None => a.client_id.as_ref().is_some_and(|c| members.contains(c)),
-                        };
-                        if !about {
-                            return true;
-                        }
+                    if let Some(e) = t.error {
+                        note.push(e.to_string());
                     }
-                    let ts = a.ts.to_rfc3339();
-                    if args.json {
-                        serde_json::to_string(a).ok().map(|l| (ts, l))
-                    } else {
-                        Some((
-                            ts,
-                            format!(
-                                "{:<27} {:<24} !! {} {}: {}",
-                                a.ts.to_rfc3339(),
-                                a.client_id.as_deref().unwrap_or("-"),
-                                a.severity.as_str().to_uppercase(),
-                                a.kind.as_str(),
-                                a.explanation
-                            ),
-                        ))
+                    if let Some(g) = &t.group {
+                        note.push(format!("group {g}"));
                     }
-                }
-                _ => None,
-            };
-            if let Some((ts, l)) = line {
-                rows += 1;
-                held.push((ts, rows, l));
-                if held.len() >= MAX_HELD_ROWS && !flush(&mut held, &mut w) {
-                    ok = false;
+                    Some((
+                        ts,
+                        format!(
+                            "{:<27} {:<24} {:<22} {:<20} {:>12}  {:<21} {:>4}  {}",
+                            t.ts,
+                            t.client_id,
+                            t.what,
+                            format!("{}-{}", t.topic, t.partition),
+                            t.offset,
+                            t.broker.to_string(),
+                            t.conn,
+                            note.join(", ")
+                        ),
+                    ))
                 }
             }
-            ok
-        },
-        &mut |_| {},
-    );
+            Output::Group(e) => {
+                if args.group.as_deref().is_some_and(|g| *e.group != *g) {
+                    return true;
+                }
+                if args.group.is_some() {
+                    members.insert(e.client_id.clone());
+                }
+                let parts = || e.assigned.iter().chain(&e.revoked);
+                let partitions_match = parts().next().is_none()
+                    || parts()
+                        .any(|tp| matches_filter(args, None, Some(&tp.topic), Some(tp.partition)));
+                if !matches_filter(args, Some(&e.client_id), None, None)
+                    || !partitions_match
+                    || !in_window(e.ts)
+                {
+                    return true;
+                }
+                let ts = e.ts.to_rfc3339();
+                if args.json {
+                    serde_json::to_string(&Output::Group(e.clone()))
+                        .ok()
+                        .map(|l| (ts, l))
+                } else {
+                    let list = |v: &[kwire_engine::model::Tp]| {
+                        v.iter()
+                            .map(|tp| format!("{}-{}", tp.topic, tp.partition))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    };
+                    let mut note = Vec::new();
+                    if let Some(m) = &e.member_id {
+                        note.push(format!("member {m}"));
+                    }
+                    if let Some(p) = &e.protocol {
+                        note.push(format!("assignor {p}"));
+                    }
+                    if e.what == "sync" || e.what == "assignment" {
+                        note.push(format!("assigned [{}]", list(&e.assigned)));
+                    }
+                    if !e.revoked.is_empty() {
+                        note.push(format!("revoked [{}]", list(&e.revoked)));
+                    }
+                    if let Some(err) = e.error {
+                        note.push(err.to_string());
+                    }
+                    Some((
+                        ts,
+                        format!(
+                            "{:<27} {:<24} {:<22} {:<20} {:>12}  {:<21} {:>4}  {}",
+                            e.ts,
+                            e.client_id,
+                            format!("group_{}", e.what),
+                            format!("group {}", e.group),
+                            e.generation
+                                .map(|g| format!("gen {g}"))
+                                .unwrap_or_else(|| "-".into()),
+                            e.broker.to_string(),
+                            e.conn,
+                            note.join(", ")
+                        ),
+                    ))
+                }
+            }
+            Output::Alert(a) => {
+                if !matches_filter(
+                    args,
+                    a.client_id.as_deref(),
+                    a.topic.as_deref(),
+                    a.partition,
+                ) || !in_window(a.ts)
+                {
+                    return true;
+                }
+                if let Some(g) = &args.group {
+                    let named = a.fields.get("group").and_then(|v| v.as_str());
+                    let about = match named {
+                        Some(n) => n == g,
+                        None => a.client_id.as_ref().is_some_and(|c| members.contains(c)),
+                    };
+                    if !about {
+                        return true;
+                    }
+                }
+                let ts = a.ts.to_rfc3339();
+                if args.json {
+                    serde_json::to_string(a).ok().map(|l| (ts, l))
+                } else {
+                    Some((
+                        ts,
+                        format!(
+                            "{:<27} {:<24} !! {} {}: {}",
+                            a.ts.to_rfc3339(),
+                            a.client_id.as_deref().unwrap_or("-"),
+                            a.severity.as_str().to_uppercase(),
+                            a.kind.as_str(),
+                            a.explanation
+                        ),
+                    ))
+                }
+            }
+            _ => None,
+        };
+        if let Some((ts, l)) = line {
+            rows += 1;
+            held.push((ts, rows, l));
+            if held.len() >= MAX_HELD_ROWS && !flush(&mut held, &mut w) {
+                ok = false;
+            }
+        }
+        ok
+    });
     flush(&mut held, &mut w);
     let _ = w.flush();
     match result {

@@ -33,7 +33,8 @@ pub struct Cluster {
     topic_names: FxHashMap<Uuid, Name>,
     /// Every name the analysis keeps (topics, client ids, groups), shared.
     pub names: Interner,
-    leaders: BTreeMap<Tp, Leader>,
+    /// Looked up for every partition of every Produce and Fetch: hashed, never iterated.
+    leaders: FxHashMap<Tp, Leader>,
     changes: BTreeMap<Tp, Vec<Timestamp>>,
     max_partitions: usize,
     /// Cluster id per broker endpoint (from Metadata responses on connections to it), bounded.

@@ -2,6 +2,9 @@
 //! timeline rows out. Called by the engine for every exchange (at response time) and for group requests
 //! at the moment they are sent.
 //!
+//! Why this file is long: `Analyzer` routes each decoded exchange, by API, to the cluster view, the groups,
+//! the timelines and the detectors; the state lives in the submodules, the routing is read here in one place.
+//!
 //! Easy to get wrong: every check compares packet timestamps (a commit's request time against a
 //! revocation's time), never the order in which exchanges complete; broker-to-broker traffic (Fetch with a
 //! replica id) is not a client's timeline; topic ids are resolved through the cluster view.
@@ -927,6 +930,8 @@ impl Analyzer {
                 };
                 self.cluster
                     .on_partition_error(&tp, rts, p.error_code, p.current_leader);
+                // The leader's epoch as known now (nothing below moves it): one lookup for both uses.
+                let epoch = self.cluster.leader(&tp).and_then(|l| l.epoch);
                 if p.error_code == 0 && p.high_watermark >= 0 {
                     self.told_end(
                         ctx,
@@ -935,7 +940,7 @@ impl Analyzer {
                         p.high_watermark,
                         Told::FetchHwm,
                         false,
-                        None,
+                        epoch,
                         (x.request_ts, rts),
                         out,
                     );
@@ -966,7 +971,6 @@ impl Analyzer {
                         self.alert(a, log_truncated::condition(client, &tp, d.end_offset), out);
                     }
                 }
-                let epoch = self.cluster.leader(&tp).and_then(|l| l.epoch);
                 let obs = |offset, source| Obs {
                     offset,
                     ts: rts,
@@ -976,7 +980,8 @@ impl Analyzer {
                     epoch,
                     xref: self.cur,
                 };
-                let out_of_range = p.error_code == 1;
+                let out_of_range =
+                    p.error_code == kwire_kafka::body::error_code::OFFSET_OUT_OF_RANGE;
                 if out_of_range {
                     // Where the OFFSET_OUT_OF_RANGE was: the offset the request asked for.
                     let wanted = f

@@ -7,7 +7,9 @@
 //! HWM) and the read_committed end (ListOffsets isolation 1, Fetch LSO) are two series. "Served" is the end
 //! of complete batches only (a batch cut at max_bytes was not delivered). Tables are bounded.
 
-use rustc_hash::FxHashMap;
+use hashbrown::hash_map::EntryRef;
+use hashbrown::HashMap;
+use rustc_hash::FxBuildHasher;
 
 use kwire_flow::{Endpoint, Timestamp};
 
@@ -84,10 +86,12 @@ impl PartState {
     }
 }
 
-/// All clients' partition states, bounded.
+/// All clients' partition states, bounded. hashbrown's `entry_ref` finds (or makes room for) a state with
+/// one lookup per level and clones a key only when it is inserted: every Fetch partition of every exchange
+/// comes here.
 #[derive(Debug, Default)]
 pub struct Timelines {
-    clients: FxHashMap<ClientKey, FxHashMap<Tp, PartState>>,
+    clients: HashMap<ClientKey, HashMap<Tp, PartState, FxBuildHasher>, FxBuildHasher>,
     max_clients: usize,
     max_partitions_per_client: usize,
     /// Observations not kept because a bound was hit.
@@ -97,7 +101,7 @@ pub struct Timelines {
 impl Timelines {
     pub fn new(max_clients: usize, max_partitions_per_client: usize) -> Self {
         Timelines {
-            clients: FxHashMap::default(),
+            clients: HashMap::default(),
             max_clients,
             max_partitions_per_client,
             dropped: 0,
@@ -110,21 +114,23 @@ impl Timelines {
 
     /// The state of (client, partition), created if there is room.
     pub fn entry(&mut self, c: &ClientKey, tp: &Tp) -> Option<&mut PartState> {
-        if !self.clients.contains_key(c) {
-            if self.clients.len() >= self.max_clients {
+        let full = self.clients.len() >= self.max_clients;
+        let parts = match self.clients.entry_ref(c) {
+            EntryRef::Occupied(o) => o.into_mut(),
+            EntryRef::Vacant(_) if full => {
                 self.dropped += 1;
                 return None;
             }
-            self.clients.insert(c.clone(), FxHashMap::default());
-        }
-        let parts = self.clients.get_mut(c)?;
-        if !parts.contains_key(tp) {
-            if parts.len() >= self.max_partitions_per_client {
+            EntryRef::Vacant(v) => v.insert_with_key(c.clone(), HashMap::default()),
+        };
+        let full = parts.len() >= self.max_partitions_per_client;
+        match parts.entry_ref(tp) {
+            EntryRef::Occupied(o) => Some(o.into_mut()),
+            EntryRef::Vacant(_) if full => {
                 self.dropped += 1;
-                return None;
+                None
             }
-            parts.insert(tp.clone(), PartState::default());
+            EntryRef::Vacant(v) => Some(v.insert_with_key(tp.clone(), PartState::default())),
         }
-        parts.get_mut(tp)
     }
 }

@@ -51,9 +51,9 @@ pub struct GroupEventRecord {
 }
 
 /// ApiVersions' api key.
-const API_VERSIONS: i16 = 18;
+const API_VERSIONS: i16 = kwire_kafka::api::key::API_VERSIONS;
 /// UNSUPPORTED_VERSION: to an ApiVersions request, "too new, here are the versions I have".
-const UNSUPPORTED_VERSION: i16 = 35;
+const UNSUPPORTED_VERSION: i16 = kwire_kafka::body::error_code::UNSUPPORTED_VERSION;
 
 /// One request and its response, on one connection.
 #[derive(Debug, Clone)]

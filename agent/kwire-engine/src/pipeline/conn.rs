@@ -14,12 +14,22 @@
 //! segment can reveal a request start but never "TLS" or "text" (it may begin with any byte of a frame). A
 //! response with a small correlation id reads as a Produce request header: the side on a well-known Kafka
 //! port is never taken for the client on the probe's word.
+//!
+//! TLS: a connection whose client opens with a TLS record is TLS. With a key log
+//! (`EngineConfig::tls_keys`) its records go through a [`kwire_tls::TlsStream`] and the decrypted
+//! application data of each direction is fed to the Kafka layer exactly as reassembled plaintext is
+//! (a record that could not be opened is a gap there); without one, it is counted and its bytes
+//! ignored. Easy to get wrong: the chunk that made the connection TLS, and the server's bytes held
+//! before it, must reach the TLS stream too, in arrival order; frames decoded from a record carry the
+//! number of the packet that completed the record.
 
 use std::sync::Arc;
 
 use kwire_flow::{Attribution, Budget, Charge, Chunk, Direction, FlowKey, Side, Timestamp};
-use kwire_kafka::probe::{self, Guess, Probe};
+use kwire_kafka::parse::Parse;
+use kwire_kafka::probe::{self, Guess};
 use kwire_kafka::{KafkaConnection, KafkaEvent, StreamStart};
+use kwire_tls::{Plain, Sender, TlsStream};
 
 use crate::config::EngineConfig;
 use crate::model::ConnCtx;
@@ -71,6 +81,8 @@ pub struct AppState {
     budget: Option<Budget>,
     /// Held bytes charged to it.
     charge: Charge,
+    /// TLS records being decrypted (a TLS connection, with a key log configured).
+    pub tls: Option<Box<TlsStream>>,
 }
 
 impl AppState {
@@ -89,6 +101,16 @@ impl AppState {
             community_id: std::cell::OnceCell::new(),
             budget: None,
             charge: Charge::default(),
+            tls: None,
+        }
+    }
+
+    /// Whether this connection's packets can skip reassembly: not Kafka, or TLS without keys.
+    pub fn ignores_packets(&self) -> bool {
+        match self.kind {
+            AppKind::NotKafka => true,
+            AppKind::Tls => self.tls.is_none(),
+            _ => false,
         }
     }
 
@@ -145,6 +167,10 @@ impl AppState {
         out: &mut impl FnMut(ConnCtx, KafkaEvent),
     ) {
         match self.kind {
+            AppKind::Tls if self.tls.is_some() => {
+                self.on_tls_chunk(cfg, side, ts, frame, chunk, out);
+                return;
+            }
             AppKind::Tls | AppKind::NotKafka => {
                 if let Chunk::Data(d) = chunk {
                     self.ignored_bytes += d.len() as u64;
@@ -158,6 +184,10 @@ impl AppState {
                         // The fallback found the roles: replay what was held (this chunk included).
                         self.start_kafka(cfg, out);
                     }
+                    return;
+                }
+                if self.kind == AppKind::Tls && self.start_tls(cfg, side, out) {
+                    self.on_tls_chunk(cfg, side, ts, frame, chunk, out);
                     return;
                 }
                 if self.kind != AppKind::Kafka {
@@ -218,7 +248,17 @@ impl AppState {
             if a != b {
                 // The endpoint on a broker port is the server.
                 self.client = Some(if a { Side::B } else { Side::A });
-                self.kind = AppKind::Kafka;
+                self.kind = match chunk {
+                    // With a key log, a TLS listener named by --ports is decrypted, not framed as Kafka.
+                    Chunk::Data(d)
+                        if cfg.tls_keys.is_some()
+                            && self.client == Some(side)
+                            && probe::is_tls_record(&self.head(side, d)) =>
+                    {
+                        AppKind::Tls
+                    }
+                    _ => AppKind::Kafka,
+                };
                 return true;
             }
         }
@@ -232,7 +272,7 @@ impl AppState {
             .any(|(s, _, _, h)| *s == side && matches!(h, Held::Data(_)));
         let verdict = if held {
             match probe::guess(&self.head(side, d), &cfg.kafka.probe) {
-                Guess::Unsure if probe::probe_request(d, &cfg.kafka.probe) == Probe::Yes => {
+                Guess::Unsure if probe::probe_request(d, &cfg.kafka.probe).is_done() => {
                     Guess::KafkaRequest
                 }
                 v => v,
@@ -248,7 +288,9 @@ impl AppState {
             } else {
                 d.to_vec()
             };
-            if probe::confirm_request(&bytes) == Some(false) {
+            // A length prefix that is no length (broken at 0) tells nothing here: the held bytes may come
+            // from before a join inside a frame; only a header or body that fails to decode rejects.
+            if matches!(probe::confirm_request(&bytes), Parse::Broken { at, .. } if at > 0) {
                 return false;
             }
         }
@@ -306,13 +348,13 @@ impl AppState {
             probe::probe_request(&head, &cfg.kafka.probe)
         };
         match verdict {
-            Probe::NeedMore => false,
+            Parse::NeedMore(_) => false,
             // A body that does not decode is the Kafka layer's to count: the header made it Kafka.
-            Probe::Yes => {
+            Parse::Done(..) => {
                 self.kind = AppKind::Kafka;
                 true
             }
-            Probe::No => {
+            Parse::Broken { .. } => {
                 self.kind = AppKind::NotKafka;
                 true
             }
@@ -378,7 +420,7 @@ impl AppState {
         };
         let first = self.head(server, &[]);
         let plausible = !first.is_empty()
-            && probe::probe_response(&first, &cfg.kafka.probe, |_| true) == Probe::Yes;
+            && probe::probe_response(&first, &cfg.kafka.probe, |_| true).is_done();
         if !plausible {
             return false;
         }
@@ -427,26 +469,94 @@ impl AppState {
         self.charge.settle(0);
     }
 
+    /// A Kafka stage for this connection, charged to the engine's memory budget.
+    fn kafka_stage(&self, cfg: &EngineConfig, start: StreamStart) -> KafkaConnection {
+        let mut k = KafkaConnection::new(&cfg.kafka, start);
+        if let Some(b) = &self.budget {
+            k.set_budget(b);
+        }
+        k
+    }
+
+    /// What was held while the connection was undecided, handed back (its charge returned).
+    fn take_held(&mut self) -> Vec<(Side, Timestamp, u64, Held)> {
+        self.held_bytes = 0;
+        self.charge.settle(0);
+        std::mem::take(&mut self.held)
+    }
+
     fn start_kafka(&mut self, cfg: &EngineConfig, out: &mut impl FnMut(ConnCtx, KafkaEvent)) {
         let start = if self.saw_syn {
             StreamStart::Handshake
         } else {
             StreamStart::MidStream
         };
-        let mut k = KafkaConnection::new(&cfg.kafka, start);
-        if let Some(b) = &self.budget {
-            k.set_budget(b);
-        }
-        self.kafka = Some(k);
-        let held = std::mem::take(&mut self.held);
-        self.held_bytes = 0;
-        self.charge.settle(0);
-        for (side, ts, frame, h) in held {
+        self.kafka = Some(self.kafka_stage(cfg, start));
+        for (side, ts, frame, h) in self.take_held() {
             match h {
                 Held::Data(d) => self.feed(cfg, side, ts, frame, Chunk::Data(&d), out),
                 Held::Gap(len) => self.feed(cfg, side, ts, frame, Chunk::Gap { len }, out),
             }
         }
+    }
+
+    /// The connection was found to be TLS from `first`'s bytes: with a key log, set up decryption (roles
+    /// from the SYN, else whoever spoke TLS first is the client) and replay what was held into it.
+    /// False without a key log.
+    fn start_tls(
+        &mut self,
+        cfg: &EngineConfig,
+        first: Side,
+        out: &mut impl FnMut(ConnCtx, KafkaEvent),
+    ) -> bool {
+        if cfg.tls_keys.is_none() {
+            return false;
+        }
+        self.client.get_or_insert(first);
+        // The plaintext starts where the TLS session does: on a frame boundary of both directions.
+        self.kafka = Some(self.kafka_stage(cfg, StreamStart::Handshake));
+        self.tls = Some(Box::default());
+        for (side, ts, frame, h) in self.take_held() {
+            match h {
+                Held::Data(d) => self.on_tls_chunk(cfg, side, ts, frame, Chunk::Data(&d), out),
+                Held::Gap(len) => self.on_tls_chunk(cfg, side, ts, frame, Chunk::Gap { len }, out),
+            }
+        }
+        true
+    }
+
+    /// One chunk of a TLS connection being decrypted: records → plaintext → the Kafka layer.
+    fn on_tls_chunk(
+        &mut self,
+        cfg: &EngineConfig,
+        side: Side,
+        ts: Timestamp,
+        frame: u64,
+        chunk: Chunk<'_>,
+        out: &mut impl FnMut(ConnCtx, KafkaEvent),
+    ) {
+        let (Some(mut tls), Some(client), Some(keys)) =
+            (self.tls.take(), self.client, cfg.tls_keys.as_deref())
+        else {
+            return;
+        };
+        let sender = if side == client {
+            Sender::Client
+        } else {
+            Sender::Server
+        };
+        match chunk {
+            Chunk::Data(d) => tls.on_data(keys, sender, d, &mut |p| match p {
+                Plain::Data(b) => self.feed(cfg, side, ts, frame, Chunk::Data(b), out),
+                Plain::Lost(len) => self.feed(cfg, side, ts, frame, Chunk::Gap { len }, out),
+            }),
+            Chunk::Gap { len } => {
+                tls.on_gap(sender);
+                self.feed(cfg, side, ts, frame, Chunk::Gap { len }, out);
+            }
+            Chunk::Fin | Chunk::Rst => {}
+        }
+        self.tls = Some(tls);
     }
 
     /// Connection over (closed, evicted or end of input).
@@ -466,5 +576,48 @@ impl AppState {
         if let (Some(ctx), Some(k)) = (self.ctx(), self.kafka.as_mut()) {
             k.on_close(ts, &mut |ev| out(ctx.clone(), ev));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use kwire_flow::{Endpoint, FlowKey, Side};
+
+    use super::AppState;
+
+    fn key() -> (FlowKey, Side) {
+        let client = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 40000);
+        let broker = Endpoint::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 9092);
+        FlowKey::new(client, broker)
+    }
+
+    /// The client-from-SYN rule: a SYN names its sender the client, a SYN+ACK names its sender the
+    /// server; the first one seen decides.
+    #[test]
+    fn the_syn_names_the_client_and_a_syn_ack_the_server() {
+        let (k, client) = key();
+        let mut a = AppState::new(1, k);
+        a.on_syn(client, false);
+        a.on_syn(client.other(), false); // a later SYN from the broker does not change it
+        assert_eq!((a.client, a.saw_syn), (Some(client), true));
+        assert_eq!(a.ctx().unwrap().client, k.endpoint(client));
+        assert_eq!(a.ctx().unwrap().broker.port, 9092);
+
+        // The capture missed the SYN: the broker's SYN+ACK names the client all the same.
+        let mut b = AppState::new(2, k);
+        b.on_syn(client.other(), true);
+        assert_eq!(b.client, Some(client));
+        assert_eq!(b.ctx().unwrap().client.port, 40000);
+    }
+
+    /// Without a SYN nothing is named here (the port and the request probe decide later).
+    #[test]
+    fn without_a_syn_no_client_is_named() {
+        let (k, _) = key();
+        let a = AppState::new(1, k);
+        assert_eq!((a.client, a.saw_syn), (None, false));
+        assert!(a.ctx().is_none());
     }
 }

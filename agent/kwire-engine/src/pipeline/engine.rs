@@ -2,14 +2,25 @@
 //! reassembly and the Kafka state; turns Kafka events into exchange and notice records and counts
 //! everything into the [`Summary`].
 //!
+//! TLS plaintext from a live uprobe source comes in through [`Engine::on_plaintext`]: it skips TCP
+//! reassembly (the bytes are already in order, as the application wrote or read them) and feeds the
+//! connection's Kafka stage directly; everything after it (analysis, alerts, export) is shared.
+//!
 //! Easy to get wrong: everything is driven by packet time (expiry sweeps included), and connections are
 //! finished in first-seen order at the end so that the same capture gives the same output byte for byte.
+//! A connection seen as TLS packets and as plaintext is analysed once, from the plaintext: its first
+//! plaintext chunk restarts its application state (the TLS verdict goes), later packets only keep the
+//! TCP state (FIN, RST, expiry) and are counted as covered. When both ends of one connection are local
+//! and use OpenSSL (a client and a TLS proxy), the same bytes come from both: per direction, the end
+//! seen first feeds it (the writer, whenever its library is probed: a write comes before the read of
+//! the same bytes), the other end's chunks are counted and dropped. Not one end for both directions:
+//! a client that closes without reading its last responses never reads them, its peer wrote them.
 
 use std::sync::Arc;
 
 use kwire_flow::{
-    decode_tcp, Attribution, Budget, BudgetStats, Chunk, FlowKey, FlowState, FlowTable, LinkType,
-    LocalEnd, Side, TcpConnection, Timestamp,
+    decode_tcp, Attribution, Budget, BudgetStats, Chunk, Endpoint, FlowKey, FlowState, FlowTable,
+    LinkType, LocalEnd, Side, TcpConnection, Timestamp,
 };
 use kwire_kafka::body::{error_name, RequestBody};
 use kwire_kafka::{api, Decoded, KafkaEvent, NoticeKind};
@@ -52,11 +63,17 @@ pub struct ConnState {
     client_ids: Vec<String>,
     /// The fleet rule's verdict, taken at the first Kafka event and kept (None: not yet taken).
     fleet: Option<bool>,
+    /// Analysed from TLS plaintext ([`Engine::on_plaintext`]): per sending side (A, B), the side whose
+    /// process feeds that direction, once seen. Its packets then only keep the TCP state.
+    plain: Option<[Option<Side>; 2]>,
 }
 
 impl FlowState for ConnState {
     fn is_closed(&self) -> bool {
-        self.tcp.is_closed()
+        // A connection analysed from plaintext ends by expiry, port reuse or the end of input, not
+        // by its FIN: the live source holds plaintext back for reordering, so the last chunks of a
+        // closing connection come after its FIN packets.
+        self.plain.is_none() && self.tcp.is_closed()
     }
 }
 
@@ -260,31 +277,25 @@ impl Engine {
                 }
             }
         }
-        let st = match flows.lookup_or_insert(
+        let Some(st) = conn_state(
+            flows,
             &key,
-            ts,
-            || {
-                let id = *next_conn_id;
-                *next_conn_id += 1;
-                ConnState {
-                    tcp: TcpConnection::new(key, ts, cfg.reassembly).with_budget(budget),
-                    app: AppState::new(id, key).with_budget(budget),
-                    client_ids: Vec::new(),
-                    fleet: None,
-                }
-            },
-            |_k, old| {
-                sink.summary.flows.evicted_full += 1;
-                finish_conn(cfg, old, ts, frame, &mut sink)
-            },
-        ) {
-            Ok(st) => st,
-            Err(_) => {
-                sink.summary.flows.refused_table_full += 1;
-                return;
-            }
+            Stamp { ts, frame },
+            next_conn_id,
+            budget,
+            cfg,
+            &mut sink,
+        ) else {
+            return;
         };
-        if matches!(st.app.kind, AppKind::NotKafka | AppKind::Tls) {
+        if st.plain.is_some() {
+            // Its plaintext is analysed: keep only the TCP state (FIN, RST), drop the TLS records.
+            sink.summary.plaintext.tls_packets_covered += 1;
+            st.tcp
+                .on_segment(ts, side, &seg, &mut |_s: Side, _c: Chunk<'_>| {});
+            return;
+        }
+        if st.app.ignores_packets() {
             st.app.ignored_bytes += seg.payload.len() as u64;
             return;
         }
@@ -304,11 +315,106 @@ impl Engine {
             app,
             client_ids,
             fleet,
+            ..
         } = st;
         tcp.on_segment(ts, side, &seg, &mut |s: Side, chunk: Chunk<'_>| {
             app.on_chunk(cfg, s, ts, frame, chunk, &mut |ctx, ev| {
                 fleet_event(cfg, fleet, client_ids, ctx, ev, &mut sink)
             });
+        });
+    }
+
+    /// Plaintext of a TLS connection, as the application at one end wrote or read it (a live uprobe
+    /// source on OpenSSL): `data` went from `src` to `dst`, seen by the process owning the socket at
+    /// `at` (`LocalEnd::Src` for a write, `LocalEnd::Dst` for a read), owned by `owner` when known. No
+    /// reassembly: chunks of one direction must come in the order the application saw them. Not a
+    /// packet: it gets no packet number and does not count in `packets`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_plaintext(
+        &mut self,
+        ts: Timestamp,
+        src: Endpoint,
+        dst: Endpoint,
+        at: LocalEnd,
+        data: &[u8],
+        owner: Option<&Arc<Attribution>>,
+        out: &mut impl FnMut(Output),
+    ) {
+        self.frame = 0;
+        self.summary.plaintext.chunks += 1;
+        self.summary.plaintext.bytes += data.len() as u64;
+        if ts > self.last_ts {
+            self.last_ts = ts;
+        }
+        self.first_ts.get_or_insert(ts);
+        if !self.cfg.ports.is_empty()
+            && !self.cfg.ports.contains(&src.port)
+            && !self.cfg.ports.contains(&dst.port)
+        {
+            self.summary.plaintext.filtered_by_port += 1;
+            return;
+        }
+        self.maybe_sweep(ts, out);
+        let (key, side) = FlowKey::new(src, dst);
+        let at_side = match at {
+            LocalEnd::Src => side,
+            LocalEnd::Dst => side.other(),
+        };
+        let Engine {
+            cfg,
+            flows,
+            next_conn_id,
+            summary,
+            analyzer,
+            budget,
+            ..
+        } = self;
+        let mut sink = Sink::new(cfg, summary, analyzer, out);
+        let Some(st) = conn_state(
+            flows,
+            &key,
+            Stamp { ts, frame: 0 },
+            next_conn_id,
+            budget,
+            cfg,
+            &mut sink,
+        ) else {
+            return;
+        };
+        let ends = match &mut st.plain {
+            None if st.app.kind == AppKind::Kafka => {
+                // Plain Kafka in its packets already (a uprobe on a library this connection does not
+                // use for it): the packets stay the source.
+                sink.summary.plaintext.on_plain_kafka += 1;
+                return;
+            }
+            None => {
+                // From now on the plaintext is the source: the TLS verdict and held bytes go.
+                st.app = AppState::new(st.app.id, key).with_budget(budget);
+                sink.summary.plaintext.connections += 1;
+                st.plain.insert([None, None])
+            }
+            Some(ends) => ends,
+        };
+        match ends[side as usize] {
+            None => ends[side as usize] = Some(at_side),
+            Some(s) if s != at_side => {
+                sink.summary.plaintext.other_end_chunks += 1;
+                return;
+            }
+            Some(_) => {}
+        }
+        if let Some(who) = owner {
+            st.app.set_owner(at_side, who);
+        }
+        let ConnState {
+            app,
+            client_ids,
+            fleet,
+            ..
+        } = st;
+        app.on_chunk(cfg, side, ts, 0, Chunk::Data(data), &mut |ctx, ev| {
+            fleet_event(cfg, fleet, client_ids, ctx, ev, &mut sink)
         });
     }
 
@@ -370,6 +476,53 @@ impl Engine {
     }
 }
 
+/// When, and in which packet (0: not a packet), something reached the engine.
+#[derive(Clone, Copy)]
+struct Stamp {
+    ts: Timestamp,
+    frame: u64,
+}
+
+/// The state of `key`'s connection, made when new. A full table finishes its oldest connection first
+/// (counted `evicted_full`) or refuses (counted `refused_table_full`: None).
+fn conn_state<'t, F: FnMut(Output)>(
+    flows: &'t mut FlowTable<ConnState>,
+    key: &FlowKey,
+    at: Stamp,
+    next_conn_id: &mut u64,
+    budget: &Budget,
+    cfg: &EngineConfig,
+    sink: &mut Sink<'_, F>,
+) -> Option<&'t mut ConnState> {
+    let Stamp { ts, frame } = at;
+    let made = flows.lookup_or_insert(
+        key,
+        ts,
+        || {
+            let id = *next_conn_id;
+            *next_conn_id += 1;
+            ConnState {
+                tcp: TcpConnection::new(*key, ts, cfg.reassembly).with_budget(budget),
+                app: AppState::new(id, *key).with_budget(budget),
+                client_ids: Vec::new(),
+                fleet: None,
+                plain: None,
+            }
+        },
+        |_k, old| {
+            sink.summary.flows.evicted_full += 1;
+            finish_conn(cfg, old, ts, frame, sink)
+        },
+    );
+    match made {
+        Ok(st) => Some(st),
+        Err(_) => {
+            sink.summary.flows.refused_table_full += 1;
+            None
+        }
+    }
+}
+
 /// One Kafka event of a connection, if the fleet rule gives the connection to this agent (the verdict
 /// is taken at its first event and kept; a skipped connection is counted once).
 fn fleet_event<F: FnMut(Output)>(
@@ -404,12 +557,18 @@ fn finish_conn<F: FnMut(Output)>(
         mut app,
         mut client_ids,
         mut fleet,
+        plain,
     } = st;
-    tcp.flush(&mut |s: Side, chunk: Chunk<'_>| {
-        app.on_chunk(cfg, s, ts, frame, chunk, &mut |ctx, ev| {
-            fleet_event(cfg, &mut fleet, &mut client_ids, ctx, ev, sink)
+    if plain.is_some() {
+        // TLS records of a connection analysed from its plaintext.
+        tcp.flush(&mut |_s: Side, _c: Chunk<'_>| {});
+    } else {
+        tcp.flush(&mut |s: Side, chunk: Chunk<'_>| {
+            app.on_chunk(cfg, s, ts, frame, chunk, &mut |ctx, ev| {
+                fleet_event(cfg, &mut fleet, &mut client_ids, ctx, ev, sink)
+            });
         });
-    });
+    }
     app.close(cfg, ts, &mut |ctx, ev| {
         fleet_event(cfg, &mut fleet, &mut client_ids, ctx, ev, sink)
     });
@@ -421,7 +580,10 @@ fn finish_conn<F: FnMut(Output)>(
         AppKind::NotKafka | AppKind::Undecided => s.flows.not_kafka += 1,
     }
     s.flows.ignored_bytes += app.ignored_bytes;
-    if matches!(app.kind, AppKind::Kafka | AppKind::Undecided) {
+    if app.kind == AppKind::Tls {
+        s.tls.add_conn(app.tls.as_deref(), cfg.tls_keys.is_some());
+    }
+    if plain.is_none() && matches!(app.kind, AppKind::Kafka | AppKind::Undecided) {
         let (a, b) = (tcp.reassembler(Side::A), tcp.reassembler(Side::B));
         if (a.has_state() || b.has_state()) && a.isn().is_none() && b.isn().is_none() {
             s.fidelity.midstream_connections += 1;
@@ -470,19 +632,22 @@ fn on_event<F: FnMut(Output)>(
             }
             // Looked up by &str first: a known client costs no allocation. Ids are cut to
             // MAX_NAME_BYTES; past MAX_SUMMARY_CLIENTS new ids count under "(other)".
+            // One lookup for a client already counted (every exchange but its first).
             let mut cid = cut_name(e.request.client_id.as_deref().unwrap_or_default());
-            if !s.clients.contains_key(cid) && s.clients.len() >= MAX_SUMMARY_CLIENTS {
-                s.overflow.clients += 1;
-                cid = "(other)";
-            }
             if !s.clients.contains_key(cid) {
-                s.clients.insert(
-                    cid.to_string(),
-                    ClientCount {
-                        client_id: cid.to_string(),
-                        ..Default::default()
-                    },
-                );
+                if s.clients.len() >= MAX_SUMMARY_CLIENTS {
+                    s.overflow.clients += 1;
+                    cid = "(other)";
+                }
+                if !s.clients.contains_key(cid) {
+                    s.clients.insert(
+                        cid.to_string(),
+                        ClientCount {
+                            client_id: cid.to_string(),
+                            ..Default::default()
+                        },
+                    );
+                }
             }
             if let Some(c) = s.clients.get_mut(cid) {
                 c.exchanges += 1;

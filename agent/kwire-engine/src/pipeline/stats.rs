@@ -112,53 +112,6 @@ impl TcpCounts {
     }
 }
 
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct KafkaCounts {
-    pub requests: u64,
-    pub responses: u64,
-    pub orphans: u64,
-    pub unanswered: u64,
-    pub pending_evicted: u64,
-    pub desyncs: u64,
-    pub resync_skipped_bytes: u64,
-    pub damaged_frames: u64,
-    pub oversized_frames: u64,
-    pub malformed_headers: u64,
-    pub decode_errors: u64,
-    pub unknown_versions: u64,
-    pub sasl_raw_bytes: u64,
-    pub tls_bytes: u64,
-    /// Frames a connection ended in the middle of (lost, each told by a `frame_truncated` notice).
-    pub truncated_frames: u64,
-    /// Request frames found by probing (mid-stream join, resync) that no response confirmed: possibly
-    /// record bytes that read as requests, so never reported (see kwire-kafka's stream.rs).
-    pub unconfirmed_requests: u64,
-    /// Frames decoded by header only because the global memory budget could not hold them.
-    pub budget_cut_frames: u64,
-}
-
-impl KafkaCounts {
-    pub fn add(&mut self, k: &KafkaStats) {
-        self.requests += k.requests;
-        self.responses += k.responses;
-        self.orphans += k.orphans;
-        self.unanswered += k.unanswered;
-        self.pending_evicted += k.pending_evicted;
-        self.desyncs += k.desyncs;
-        self.resync_skipped_bytes += k.resync_skipped_bytes;
-        self.damaged_frames += k.damaged_frames;
-        self.oversized_frames += k.oversized_frames;
-        self.malformed_headers += k.malformed_headers;
-        self.decode_errors += k.decode_errors;
-        self.unknown_versions += k.unknown_versions;
-        self.sasl_raw_bytes += k.sasl_raw_bytes;
-        self.tls_bytes += k.tls_bytes;
-        self.truncated_frames += k.truncated_frames;
-        self.unconfirmed_requests += k.unconfirmed_requests;
-        self.budget_cut_frames += k.budget_cut_frames;
-    }
-}
-
 /// Exchanges of one API key and version.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct ApiCount {
@@ -258,6 +211,11 @@ pub struct Fidelity {
     /// Packets lost before kwire saw them (live capture: kernel, ring and interface drops).
     pub kernel_drops: u64,
     pub limits: LimitsHit,
+    /// TLS connections not decrypted for want of keys (a key log, `--tls-keylog`, would show them).
+    pub tls_without_keys: u64,
+    /// TLS records with keys that could not be decrypted (failed authentication), plus directions
+    /// whose records could no longer be read (after a capture gap).
+    pub tls_records_lost: u64,
 }
 
 impl Fidelity {
@@ -291,6 +249,12 @@ impl Fidelity {
         if self.limits.any() {
             r.push("analysis_limits");
         }
+        if self.tls_without_keys > 0 {
+            r.push("tls_without_keys");
+        }
+        if self.tls_records_lost > 0 {
+            r.push("tls_records_lost");
+        }
         r
     }
 
@@ -318,7 +282,67 @@ impl Serialize for Fidelity {
         m.serialize_entry("flows_refused", &self.flows_refused)?;
         m.serialize_entry("kernel_drops", &self.kernel_drops)?;
         m.serialize_entry("limits", &self.limits)?;
+        // Absent unless TLS was seen (older outputs stay byte for byte the same).
+        if self.tls_without_keys > 0 {
+            m.serialize_entry("tls_without_keys", &self.tls_without_keys)?;
+        }
+        if self.tls_records_lost > 0 {
+            m.serialize_entry("tls_records_lost", &self.tls_records_lost)?;
+        }
         m.end()
+    }
+}
+
+/// TLS connections and what decryption with a key log (`--tls-keylog`) made of them. In the summary
+/// only when a TLS connection was seen. No key material: counts only.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct TlsCounts {
+    /// TLS connections seen (the same as `flows.tls`).
+    pub connections: u64,
+    /// Whether a key log was given.
+    pub keylog: bool,
+    /// Connections with application data decrypted.
+    pub decrypted: u64,
+    /// Connections the key log has no secret for (all of them without a key log).
+    pub without_keys: u64,
+    /// Connections of a version or cipher suite not decrypted (see kwire-tls).
+    pub unsupported: u64,
+    pub records_decrypted: u64,
+    pub records_no_key: u64,
+    pub records_unsupported: u64,
+    /// Records that did not authenticate under the logged keys (wrong key log, damaged bytes).
+    pub records_failed: u64,
+    /// Directions whose records could no longer be read (a capture gap, an unreadable record
+    /// header), and the bytes after it.
+    pub directions_stopped: u64,
+    pub bytes_after_stop: u64,
+    pub plaintext_bytes: u64,
+}
+
+impl TlsCounts {
+    /// One TLS connection ended: `tls` is its decryption state (None: no key log was given).
+    pub fn add_conn(&mut self, tls: Option<&kwire_tls::TlsStream>, keylog: bool) {
+        use kwire_tls::stream::KeyState;
+        self.connections += 1;
+        self.keylog |= keylog;
+        let Some(t) = tls else {
+            self.without_keys += 1;
+            return;
+        };
+        let st = t.stats();
+        match t.key_state() {
+            KeyState::Keys if t.decrypted() => self.decrypted += 1,
+            KeyState::Keys => {}
+            KeyState::Unsupported => self.unsupported += 1,
+            KeyState::NoKeys | KeyState::Handshake => self.without_keys += 1,
+        }
+        self.records_decrypted += st.records_decrypted;
+        self.records_no_key += st.records_no_key;
+        self.records_unsupported += st.records_unsupported;
+        self.records_failed += st.records_failed;
+        self.directions_stopped += st.directions_stopped;
+        self.bytes_after_stop += st.bytes_after_stop;
+        self.plaintext_bytes += st.plaintext_bytes;
     }
 }
 
@@ -328,7 +352,7 @@ pub struct Summary {
     pub packets: PacketCounts,
     pub flows: FlowCounts,
     pub tcp: TcpCounts,
-    pub kafka: KafkaCounts,
+    pub kafka: KafkaStats,
     pub apis: BTreeMap<(i16, i16), ApiCount>,
     pub clients: BTreeMap<String, ClientCount>,
     pub errors: BTreeMap<i16, ErrorCount>,
@@ -352,6 +376,29 @@ pub struct Summary {
     pub overflow: TableOverflow,
     /// The global memory budget (`memory_budget_bytes`).
     pub memory: MemoryCounts,
+    /// TLS connections and their decryption (written only when one was seen).
+    pub tls: TlsCounts,
+    /// TLS plaintext from a live uprobe source (`Engine::on_plaintext`); listed only when some came.
+    pub plaintext: PlaintextCounts,
+}
+
+/// Plaintext chunks of TLS connections (OpenSSL uprobes) and what became of them.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct PlaintextCounts {
+    /// Chunks and bytes handed to `Engine::on_plaintext`.
+    pub chunks: u64,
+    pub bytes: u64,
+    /// Connections analysed from plaintext (each also counted in `flows` when it ends).
+    pub connections: u64,
+    /// TLS packets of those connections, not analysed (the plaintext is).
+    pub tls_packets_covered: u64,
+    /// Chunks seen at the other end of a connection whose plaintext another end already feeds (both
+    /// ends use OpenSSL on this node, e.g. a client and a TLS proxy): dropped, the bytes are the same.
+    pub other_end_chunks: u64,
+    /// Chunks of a connection already decoded as plaintext Kafka from its packets: dropped.
+    pub on_plain_kafka: u64,
+    /// Chunks filtered out by `--ports`.
+    pub filtered_by_port: u64,
 }
 
 /// The global bound on buffered bytes and what it did.
@@ -399,6 +446,8 @@ impl Summary {
         f.unconfirmed_requests = self.kafka.unconfirmed_requests;
         f.flows_evicted = self.flows.evicted_full;
         f.flows_refused = self.flows.refused_table_full;
+        f.tls_without_keys = self.tls.without_keys;
+        f.tls_records_lost = self.tls.records_failed + self.tls.directions_stopped;
         f.limits = LimitsHit {
             timelines_dropped: a.timelines.dropped,
             groups_dropped: a.groups.dropped,
@@ -441,6 +490,12 @@ impl Serialize for Summary {
         m.serialize_entry("fidelity", &self.fidelity)?;
         m.serialize_entry("table_overflow", &self.overflow)?;
         m.serialize_entry("memory", &self.memory)?;
+        if self.tls.connections > 0 {
+            m.serialize_entry("tls", &self.tls)?;
+        }
+        if self.plaintext != PlaintextCounts::default() {
+            m.serialize_entry("plaintext", &self.plaintext)?;
+        }
         m.end()
     }
 }

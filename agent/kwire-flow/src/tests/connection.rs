@@ -2,7 +2,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::reassembly::{Sink, O};
 use crate::connection::TcpConnection;
-use crate::flow_key::{Direction, FlowKey, Side};
+use crate::flow_key::{FlowKey, Side};
 use crate::packet::{Endpoint, TcpFlags, TcpSegment};
 use crate::reassembly::ReassemblyLimits;
 use crate::time::Timestamp;
@@ -66,9 +66,6 @@ fn handshake_exchange_close() {
         3,
         &seg(client, server, 101, 501, TcpFlags::ACK, b""),
     );
-    assert_eq!(c.client, Some(Side::B));
-    assert_eq!(c.direction(Side::B), Some(Direction::ToServer));
-    assert_eq!(c.direction(Side::A), Some(Direction::ToClient));
     r.feed(
         &mut c,
         4,
@@ -108,7 +105,7 @@ fn handshake_exchange_close() {
 }
 
 #[test]
-fn syn_ack_names_server_and_port_reuse() {
+fn syn_ack_without_its_syn_then_port_reuse() {
     let client = ep(2, 40000);
     let server = ep(1, 9092);
     let (key, _) = FlowKey::new(client, server);
@@ -120,7 +117,6 @@ fn syn_ack_names_server_and_port_reuse() {
         1,
         &seg(server, client, 500, 101, TcpFlags::SYN | TcpFlags::ACK, b""),
     );
-    assert_eq!(c.client, Some(Side::B));
     r.feed(
         &mut c,
         2,
@@ -150,7 +146,6 @@ fn mid_stream_flush_order() {
     r.feed(&mut c, 1, &seg(b, a, 1005, 0, TcpFlags::NONE, b"fg"));
     r.feed(&mut c, 1, &seg(a, b, 7000, 0, TcpFlags::NONE, b"A"));
     r.feed(&mut c, 1, &seg(a, b, 7003, 0, TcpFlags::NONE, b"D"));
-    assert_eq!(c.client, None);
     let mut out = Vec::new();
     c.flush(&mut |s, ch| {
         let mut k = Sink::default();

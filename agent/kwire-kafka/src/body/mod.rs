@@ -43,7 +43,7 @@ pub use cluster::*;
 pub use common::{LeaderAndEpoch, NodeEndpoint, TopicPartitionIds, TopicRef};
 pub use consumer_group::*;
 pub use epoch::*;
-pub use errors::error_name;
+pub use errors::{code as error_code, error_name};
 pub use fetch::*;
 pub use group::*;
 pub use offsets::*;
@@ -51,6 +51,7 @@ pub use produce::*;
 pub use session::*;
 pub use txn::*;
 
+use crate::api::key;
 pub use crate::wire::BodyError;
 use crate::wire::Reader;
 use serde::Serialize;
@@ -217,37 +218,10 @@ impl ResponseBody {
     }
 }
 
-/// Highest version we decode for each summarised API key; `None` = not summarised (decoded as Other).
+/// Highest version we decode for each summarised API key (the table's `decoded`); `None` = not
+/// summarised (decoded as Other).
 pub fn summarised_max_version(api_key: i16) -> Option<i16> {
-    Some(match api_key {
-        0 => 13, // Produce
-        1 => 18, // Fetch
-        2 => 10, // ListOffsets
-        3 => 13, // Metadata
-        8 => 10, // OffsetCommit
-        9 => 10, // OffsetFetch
-        10 => 6, // FindCoordinator
-        11 => 9, // JoinGroup
-        12 => 4, // Heartbeat
-        13 => 5, // LeaveGroup
-        14 => 5, // SyncGroup
-        17 => 1, // SaslHandshake
-        18 => 4, // ApiVersions
-        36 => 2, // SaslAuthenticate
-        15 => 6, // DescribeGroups
-        16 => 5, // ListGroups
-        19 => 7, // CreateTopics
-        20 => 6, // DeleteTopics
-        21 => 2, // DeleteRecords
-        22 => 6, // InitProducerId
-        23 => 4, // OffsetForLeaderEpoch
-        24 => 5, // AddPartitionsToTxn
-        25 => 4, // AddOffsetsToTxn
-        26 => 5, // EndTxn
-        28 => 5, // TxnOffsetCommit
-        68 => 1, // ConsumerGroupHeartbeat
-        _ => return None,
-    })
+    crate::api::api(api_key).and_then(|a| a.decoded)
 }
 
 fn check_version(api_key: i16, v: i16) -> Result<bool, BodyError> {
@@ -263,32 +237,54 @@ fn request_inner(api_key: i16, v: i16, r: &mut Reader<'_>) -> Result<RequestBody
         return Ok(RequestBody::Other(OtherRequest {}));
     }
     Ok(match api_key {
-        0 => RequestBody::Produce(produce::decode_request(r, v)?),
-        1 => RequestBody::Fetch(fetch::decode_request(r, v)?),
-        2 => RequestBody::ListOffsets(offsets::decode_list_offsets_request(r, v)?),
-        3 => RequestBody::Metadata(cluster::decode_metadata_request(r, v)?),
-        8 => RequestBody::OffsetCommit(offsets::decode_offset_commit_request(r, v)?),
-        9 => RequestBody::OffsetFetch(offsets::decode_offset_fetch_request(r, v)?),
-        10 => RequestBody::FindCoordinator(cluster::decode_find_coordinator_request(r, v)?),
-        11 => RequestBody::JoinGroup(group::decode_join_group_request(r, v)?),
-        12 => RequestBody::Heartbeat(group::decode_heartbeat_request(r, v)?),
-        13 => RequestBody::LeaveGroup(group::decode_leave_group_request(r, v)?),
-        14 => RequestBody::SyncGroup(group::decode_sync_group_request(r, v)?),
-        17 => RequestBody::SaslHandshake(session::decode_sasl_handshake_request(r, v)?),
-        18 => RequestBody::ApiVersions(session::decode_api_versions_request(r, v)?),
-        36 => RequestBody::SaslAuthenticate(session::decode_sasl_authenticate_request(r, v)?),
-        15 => RequestBody::DescribeGroups(admin::decode_describe_groups_request(r, v)?),
-        16 => RequestBody::ListGroups(admin::decode_list_groups_request(r, v)?),
-        19 => RequestBody::CreateTopics(admin::decode_create_topics_request(r, v)?),
-        20 => RequestBody::DeleteTopics(admin::decode_delete_topics_request(r, v)?),
-        22 => RequestBody::InitProducerId(txn::decode_init_producer_id_request(r, v)?),
-        24 => RequestBody::AddPartitionsToTxn(txn::decode_add_partitions_request(r, v)?),
-        25 => RequestBody::AddOffsetsToTxn(txn::decode_add_offsets_request(r, v)?),
-        26 => RequestBody::EndTxn(txn::decode_end_txn_request(r, v)?),
-        28 => RequestBody::TxnOffsetCommit(txn::decode_txn_offset_commit_request(r, v)?),
-        68 => RequestBody::ConsumerGroupHeartbeat(consumer_group::decode_request(r, v)?),
-        21 => RequestBody::DeleteRecords(epoch::decode_delete_records_request(r, v)?),
-        23 => {
+        key::PRODUCE => RequestBody::Produce(produce::decode_request(r, v)?),
+        key::FETCH => RequestBody::Fetch(fetch::decode_request(r, v)?),
+        key::LIST_OFFSETS => RequestBody::ListOffsets(offsets::decode_list_offsets_request(r, v)?),
+        key::METADATA => RequestBody::Metadata(cluster::decode_metadata_request(r, v)?),
+        key::OFFSET_COMMIT => {
+            RequestBody::OffsetCommit(offsets::decode_offset_commit_request(r, v)?)
+        }
+        key::OFFSET_FETCH => RequestBody::OffsetFetch(offsets::decode_offset_fetch_request(r, v)?),
+        key::FIND_COORDINATOR => {
+            RequestBody::FindCoordinator(cluster::decode_find_coordinator_request(r, v)?)
+        }
+        key::JOIN_GROUP => RequestBody::JoinGroup(group::decode_join_group_request(r, v)?),
+        key::HEARTBEAT => RequestBody::Heartbeat(group::decode_heartbeat_request(r, v)?),
+        key::LEAVE_GROUP => RequestBody::LeaveGroup(group::decode_leave_group_request(r, v)?),
+        key::SYNC_GROUP => RequestBody::SyncGroup(group::decode_sync_group_request(r, v)?),
+        key::SASL_HANDSHAKE => {
+            RequestBody::SaslHandshake(session::decode_sasl_handshake_request(r, v)?)
+        }
+        key::API_VERSIONS => RequestBody::ApiVersions(session::decode_api_versions_request(r, v)?),
+        key::SASL_AUTHENTICATE => {
+            RequestBody::SaslAuthenticate(session::decode_sasl_authenticate_request(r, v)?)
+        }
+        key::DESCRIBE_GROUPS => {
+            RequestBody::DescribeGroups(admin::decode_describe_groups_request(r, v)?)
+        }
+        key::LIST_GROUPS => RequestBody::ListGroups(admin::decode_list_groups_request(r, v)?),
+        key::CREATE_TOPICS => RequestBody::CreateTopics(admin::decode_create_topics_request(r, v)?),
+        key::DELETE_TOPICS => RequestBody::DeleteTopics(admin::decode_delete_topics_request(r, v)?),
+        key::INIT_PRODUCER_ID => {
+            RequestBody::InitProducerId(txn::decode_init_producer_id_request(r, v)?)
+        }
+        key::ADD_PARTITIONS_TO_TXN => {
+            RequestBody::AddPartitionsToTxn(txn::decode_add_partitions_request(r, v)?)
+        }
+        key::ADD_OFFSETS_TO_TXN => {
+            RequestBody::AddOffsetsToTxn(txn::decode_add_offsets_request(r, v)?)
+        }
+        key::END_TXN => RequestBody::EndTxn(txn::decode_end_txn_request(r, v)?),
+        key::TXN_OFFSET_COMMIT => {
+            RequestBody::TxnOffsetCommit(txn::decode_txn_offset_commit_request(r, v)?)
+        }
+        key::CONSUMER_GROUP_HEARTBEAT => {
+            RequestBody::ConsumerGroupHeartbeat(consumer_group::decode_request(r, v)?)
+        }
+        key::DELETE_RECORDS => {
+            RequestBody::DeleteRecords(epoch::decode_delete_records_request(r, v)?)
+        }
+        key::OFFSET_FOR_LEADER_EPOCH => {
             RequestBody::OffsetForLeaderEpoch(epoch::decode_offset_for_leader_epoch_request(r, v)?)
         }
         _ => RequestBody::Other(OtherRequest {}),
@@ -307,19 +303,29 @@ fn response_inner(
         )));
     }
     Ok(match api_key {
-        0 => ResponseBody::Produce(produce::decode_response(r, v)?),
-        1 => ResponseBody::Fetch(fetch::decode_response(r, v)?),
-        2 => ResponseBody::ListOffsets(offsets::decode_list_offsets_response(r, v)?),
-        3 => ResponseBody::Metadata(cluster::decode_metadata_response(r, v)?),
-        8 => ResponseBody::OffsetCommit(offsets::decode_offset_commit_response(r, v)?),
-        9 => ResponseBody::OffsetFetch(offsets::decode_offset_fetch_response(r, v)?),
-        10 => ResponseBody::FindCoordinator(cluster::decode_find_coordinator_response(r, v)?),
-        11 => ResponseBody::JoinGroup(group::decode_join_group_response(r, v)?),
-        12 => ResponseBody::Heartbeat(group::decode_heartbeat_response(r, v)?),
-        13 => ResponseBody::LeaveGroup(group::decode_leave_group_response(r, v)?),
-        14 => ResponseBody::SyncGroup(group::decode_sync_group_response(r, v)?),
-        17 => ResponseBody::SaslHandshake(session::decode_sasl_handshake_response(r, v)?),
-        18 => {
+        key::PRODUCE => ResponseBody::Produce(produce::decode_response(r, v)?),
+        key::FETCH => ResponseBody::Fetch(fetch::decode_response(r, v)?),
+        key::LIST_OFFSETS => {
+            ResponseBody::ListOffsets(offsets::decode_list_offsets_response(r, v)?)
+        }
+        key::METADATA => ResponseBody::Metadata(cluster::decode_metadata_response(r, v)?),
+        key::OFFSET_COMMIT => {
+            ResponseBody::OffsetCommit(offsets::decode_offset_commit_response(r, v)?)
+        }
+        key::OFFSET_FETCH => {
+            ResponseBody::OffsetFetch(offsets::decode_offset_fetch_response(r, v)?)
+        }
+        key::FIND_COORDINATOR => {
+            ResponseBody::FindCoordinator(cluster::decode_find_coordinator_response(r, v)?)
+        }
+        key::JOIN_GROUP => ResponseBody::JoinGroup(group::decode_join_group_response(r, v)?),
+        key::HEARTBEAT => ResponseBody::Heartbeat(group::decode_heartbeat_response(r, v)?),
+        key::LEAVE_GROUP => ResponseBody::LeaveGroup(group::decode_leave_group_response(r, v)?),
+        key::SYNC_GROUP => ResponseBody::SyncGroup(group::decode_sync_group_response(r, v)?),
+        key::SASL_HANDSHAKE => {
+            ResponseBody::SaslHandshake(session::decode_sasl_handshake_response(r, v)?)
+        }
+        key::API_VERSIONS => {
             // A broker answers an ApiVersions version it does not know with a v0 body.
             let mut r0 = r.clone();
             match session::decode_api_versions_response(r, v) {
@@ -334,21 +340,41 @@ fn response_inner(
                 Err(e) => return Err(e),
             }
         }
-        36 => ResponseBody::SaslAuthenticate(session::decode_sasl_authenticate_response(r, v)?),
-        15 => ResponseBody::DescribeGroups(admin::decode_describe_groups_response(r, v)?),
-        16 => ResponseBody::ListGroups(admin::decode_list_groups_response(r, v)?),
-        19 => ResponseBody::CreateTopics(admin::decode_create_topics_response(r, v)?),
-        20 => ResponseBody::DeleteTopics(admin::decode_delete_topics_response(r, v)?),
-        22 => ResponseBody::InitProducerId(txn::decode_init_producer_id_response(r, v)?),
-        24 => ResponseBody::AddPartitionsToTxn(txn::decode_add_partitions_response(r, v)?),
-        25 => ResponseBody::AddOffsetsToTxn(txn::decode_throttle_error_response(r, v)?),
-        26 => ResponseBody::EndTxn(txn::decode_end_txn_response(r, v)?),
-        28 => ResponseBody::TxnOffsetCommit(txn::decode_txn_offset_commit_response(r, v)?),
-        68 => ResponseBody::ConsumerGroupHeartbeat(consumer_group::decode_response(r, v)?),
-        21 => ResponseBody::DeleteRecords(epoch::decode_delete_records_response(r, v)?),
-        23 => ResponseBody::OffsetForLeaderEpoch(epoch::decode_offset_for_leader_epoch_response(
-            r, v,
-        )?),
+        key::SASL_AUTHENTICATE => {
+            ResponseBody::SaslAuthenticate(session::decode_sasl_authenticate_response(r, v)?)
+        }
+        key::DESCRIBE_GROUPS => {
+            ResponseBody::DescribeGroups(admin::decode_describe_groups_response(r, v)?)
+        }
+        key::LIST_GROUPS => ResponseBody::ListGroups(admin::decode_list_groups_response(r, v)?),
+        key::CREATE_TOPICS => {
+            ResponseBody::CreateTopics(admin::decode_create_topics_response(r, v)?)
+        }
+        key::DELETE_TOPICS => {
+            ResponseBody::DeleteTopics(admin::decode_delete_topics_response(r, v)?)
+        }
+        key::INIT_PRODUCER_ID => {
+            ResponseBody::InitProducerId(txn::decode_init_producer_id_response(r, v)?)
+        }
+        key::ADD_PARTITIONS_TO_TXN => {
+            ResponseBody::AddPartitionsToTxn(txn::decode_add_partitions_response(r, v)?)
+        }
+        key::ADD_OFFSETS_TO_TXN => {
+            ResponseBody::AddOffsetsToTxn(txn::decode_throttle_error_response(r, v)?)
+        }
+        key::END_TXN => ResponseBody::EndTxn(txn::decode_end_txn_response(r, v)?),
+        key::TXN_OFFSET_COMMIT => {
+            ResponseBody::TxnOffsetCommit(txn::decode_txn_offset_commit_response(r, v)?)
+        }
+        key::CONSUMER_GROUP_HEARTBEAT => {
+            ResponseBody::ConsumerGroupHeartbeat(consumer_group::decode_response(r, v)?)
+        }
+        key::DELETE_RECORDS => {
+            ResponseBody::DeleteRecords(epoch::decode_delete_records_response(r, v)?)
+        }
+        key::OFFSET_FOR_LEADER_EPOCH => ResponseBody::OffsetForLeaderEpoch(
+            epoch::decode_offset_for_leader_epoch_response(r, v)?,
+        ),
         _ => ResponseBody::Other(OtherResponse::default()),
     })
 }

@@ -12,6 +12,7 @@
 //! AlterPartitionReassignments v1+ has a boolean between throttle_time_ms and error_code.
 
 use super::OtherResponse;
+use crate::api::key;
 use crate::wire::Reader;
 use kafka_protocol::messages::ApiKey;
 
@@ -36,25 +37,69 @@ enum Layout {
 fn layout(api_key: i16) -> Option<Layout> {
     use Layout::*;
     Some(match api_key {
-        4..=7 => Error, // LeaderAndIsr, StopReplica, UpdateMetadata, ControlledShutdown (removed in Kafka 4)
-        21 | 30 | 31 | 32 | 33 | 34 | 37 | 42 | 44 | 49 | 51 | 61 | 65 | 69 | 75 | 77 | 90 => {
-            ThrottleFrom(0)
-        }
-        23 => ThrottleFrom(2), // OffsetForLeaderEpoch
-        29 | 46 | 48 | 50 | 56 | 57 | 59 | 60 | 62 | 63 | 64 | 66 | 67 | 70 | 71 | 72 | 73 | 74
-        | 76 | 78 | 79 | 80 | 81 | 82 | 91 | 92 => ThrottleError,
-        35 => ThrottleErrorFrom(3), // DescribeLogDirs
-        43 => ThrottleErrorFrom(1), // ElectLeaders
-        38 | 41 | 52 | 53 | 54 | 55 => Error,
-        39 | 40 => ErrorI64Throttle,
-        45 => ThrottleBoolError,
-        47 => ErrorThrottle, // OffsetDelete
+        // Removed in Kafka 4.
+        key::LEADER_AND_ISR..=key::CONTROLLED_SHUTDOWN => Error,
+        key::DELETE_RECORDS
+        | key::CREATE_ACLS
+        | key::DELETE_ACLS
+        | key::DESCRIBE_CONFIGS
+        | key::ALTER_CONFIGS
+        | key::ALTER_REPLICA_LOG_DIRS
+        | key::CREATE_PARTITIONS
+        | key::DELETE_GROUPS
+        | key::INCREMENTAL_ALTER_CONFIGS
+        | key::ALTER_CLIENT_QUOTAS
+        | key::ALTER_USER_SCRAM_CREDENTIALS
+        | key::DESCRIBE_PRODUCERS
+        | key::DESCRIBE_TRANSACTIONS
+        | key::CONSUMER_GROUP_DESCRIBE
+        | key::DESCRIBE_TOPIC_PARTITIONS
+        | key::SHARE_GROUP_DESCRIBE
+        | key::DESCRIBE_SHARE_GROUP_OFFSETS => ThrottleFrom(0),
+        key::OFFSET_FOR_LEADER_EPOCH => ThrottleFrom(2),
+        key::DESCRIBE_ACLS
+        | key::LIST_PARTITION_REASSIGNMENTS
+        | key::DESCRIBE_CLIENT_QUOTAS
+        | key::DESCRIBE_USER_SCRAM_CREDENTIALS
+        | key::ALTER_PARTITION
+        | key::UPDATE_FEATURES
+        | key::FETCH_SNAPSHOT
+        | key::DESCRIBE_CLUSTER
+        | key::BROKER_REGISTRATION
+        | key::BROKER_HEARTBEAT
+        | key::UNREGISTER_BROKER
+        | key::LIST_TRANSACTIONS
+        | key::ALLOCATE_PRODUCER_IDS
+        | key::CONTROLLER_REGISTRATION
+        | key::GET_TELEMETRY_SUBSCRIPTIONS
+        | key::PUSH_TELEMETRY
+        | key::ASSIGN_REPLICAS_TO_DIRS
+        | key::LIST_CONFIG_RESOURCES
+        | key::SHARE_GROUP_HEARTBEAT
+        | key::SHARE_FETCH
+        | key::SHARE_ACKNOWLEDGE
+        | key::ADD_RAFT_VOTER
+        | key::REMOVE_RAFT_VOTER
+        | key::UPDATE_RAFT_VOTER
+        | key::ALTER_SHARE_GROUP_OFFSETS
+        | key::DELETE_SHARE_GROUP_OFFSETS => ThrottleError,
+        key::DESCRIBE_LOG_DIRS => ThrottleErrorFrom(3),
+        key::ELECT_LEADERS => ThrottleErrorFrom(1),
+        key::CREATE_DELEGATION_TOKEN
+        | key::DESCRIBE_DELEGATION_TOKEN
+        | key::VOTE
+        | key::BEGIN_QUORUM_EPOCH
+        | key::END_QUORUM_EPOCH
+        | key::DESCRIBE_QUORUM => Error,
+        key::RENEW_DELEGATION_TOKEN | key::EXPIRE_DELEGATION_TOKEN => ErrorI64Throttle,
+        key::ALTER_PARTITION_REASSIGNMENTS => ThrottleBoolError,
+        key::OFFSET_DELETE => ErrorThrottle,
         _ => return None,
     })
 }
 
 fn known_version(api_key: i16, v: i16) -> bool {
-    if (4..=7).contains(&api_key) {
+    if (key::LEADER_AND_ISR..=key::CONTROLLED_SHUTDOWN).contains(&api_key) {
         return (0..=7).contains(&v);
     }
     match ApiKey::try_from(api_key) {

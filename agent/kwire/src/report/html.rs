@@ -2,6 +2,9 @@
 //! font, image or style sheet from anywhere else: it opens the same offline, in a mail attachment, on
 //! paper (print styles: each incident on its own page, no navigation).
 //!
+//! Why this file is long: it is the page, top to bottom (inline CSS, overview, incident sections, context
+//! charts) in the order a reader meets it; the words and charts it places live in `story` and `svg`.
+//!
 //! Easy to get wrong: every string from the wire (client ids, topics, groups, member ids, software names)
 //! goes through [`esc`]; the page has no clock in it (no "generated at"), so the same capture gives the
 //! same bytes; tables are cut at a bound with the count of what was left out, never silently.
@@ -302,9 +305,15 @@ fn overview(o: &mut String, c: &Collector, v: &EngineView, cap: &Capture, incs: 
             dur(b.nanos_since(a))
         );
     }
+    // As the readable summary: decrypted TLS connections are Kafka too.
+    let decrypted = if s.tls.decrypted > 0 {
+        format!(", {} decrypted", s.tls.decrypted)
+    } else {
+        String::new()
+    };
     let _ = write!(
         o,
-        "<tr><th>packets</th><td>{}</td></tr><tr><th>bytes</th><td>{}</td></tr><tr><th>TCP connections</th><td>{} ({} Kafka, {} TLS)</td></tr><tr><th>Kafka requests</th><td>{} ({} answered)</td></tr>",
+        "<tr><th>packets</th><td>{}</td></tr><tr><th>bytes</th><td>{}</td></tr><tr><th>TCP connections</th><td>{} ({} Kafka, {} TLS{decrypted})</td></tr><tr><th>Kafka requests</th><td>{} ({} answered)</td></tr>",
         svg::group_digits(cap.packets as i64),
         svg::group_digits(cap.bytes as i64),
         s.flows.tcp_connections,
@@ -522,7 +531,17 @@ fn overview(o: &mut String, c: &Collector, v: &EngineView, cap: &Capture, incs: 
     for (g, evs) in c.groups.iter().take(MAX_ROWS) {
         let members: BTreeSet<&str> = evs.iter().map(|e| &*e.e.client_id).collect();
         let gens: BTreeSet<i32> = evs.iter().filter_map(|e| e.e.generation).collect();
-        let protos: BTreeSet<&str> = evs.iter().filter_map(|e| e.e.protocol.as_deref()).collect();
+        // A join answered with an error (MEMBER_ID_REQUIRED) names no protocol: "" is not an assignor.
+        let protos: BTreeSet<&str> = evs
+            .iter()
+            .filter_map(|e| e.e.protocol.as_deref())
+            .filter(|p| !p.is_empty())
+            .collect();
+        let protos = if protos.is_empty() {
+            "-".to_string()
+        } else {
+            protos.into_iter().collect::<Vec<_>>().join(", ")
+        };
         let joins = evs
             .iter()
             .filter(|e| e.e.what == "join" && e.e.error.is_none())
@@ -537,7 +556,7 @@ fn overview(o: &mut String, c: &Collector, v: &EngineView, cap: &Capture, incs: 
             r#"<tr><td>{}</td><td>{}</td><td>{gen}</td><td>{}</td><td class="n">{joins}</td></tr>"#,
             code(g),
             esc(&members.into_iter().collect::<Vec<_>>().join(", ")),
-            esc(&protos.into_iter().collect::<Vec<_>>().join(", "))
+            esc(&protos)
         );
     }
     o.push_str("</table>");

@@ -35,7 +35,8 @@ use clap::Args;
 use kwire_engine::{Engine, Output, Summary};
 use kwire_flow::{Endpoint, Timestamp};
 
-use crate::{config, inputs, replay, InputArgs, OutputFilter};
+use crate::drive::{drive_files, Files};
+use crate::{config, inputs, InputArgs, OutputFilter};
 use collect::Collector;
 
 #[derive(Args, Clone)]
@@ -140,40 +141,35 @@ fn report_config(cfg: &mut kwire_engine::EngineConfig) {
     cfg.notices = true;
 }
 
+/// The inputs and the engine's configuration. `Err` is a one-line message (exit status 2).
+fn prepare(args: &ReportArgs) -> Result<(Vec<PathBuf>, kwire_engine::EngineConfig), String> {
+    let files = inputs::expand(&args.input.files)?;
+    if args.output.as_os_str() != "-" {
+        inputs::refuse_output_over_input(&args.output, &files)?;
+    }
+    let mut cfg = config::engine_config(&args.input)?;
+    report_config(&mut cfg);
+    Ok((files, cfg))
+}
+
 pub fn run(args: &ReportArgs) -> ExitCode {
-    let files = match inputs::expand(&args.input.files) {
-        Ok(f) => f,
+    let (files, cfg) = match prepare(args) {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("kwire: {e}");
             return ExitCode::from(2);
         }
     };
     let to_stdout = args.output.as_os_str() == "-";
-    if !to_stdout {
-        if let Err(e) = inputs::refuse_output_over_input(&args.output, &files) {
-            eprintln!("kwire: {e}");
-            return ExitCode::from(2);
-        }
-    }
-    let mut cfg = match config::engine_config(&args.input) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("kwire: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    report_config(&mut cfg);
     let mut c = Collector::new(args.filter.clone());
-    let result = replay::run_file(
-        &args.input,
-        &files,
-        cfg,
-        &mut |o| {
-            c.add(o);
-            true
-        },
-        &mut |_| {},
-    );
+    let source = Files {
+        paths: &files,
+        progress: args.input.progress,
+    };
+    let result = drive_files(source, cfg, &mut |o: &Output| {
+        c.add(o);
+        true
+    });
     let run = match result {
         Ok(r) => r,
         Err(e) => {
@@ -181,9 +177,7 @@ pub fn run(args: &ReportArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut summary = run.engine.summary().clone();
-    summary.fidelity.snaplen_cut_packets = run.stats.truncated_packets;
-    let view = EngineView::of(&run.engine, summary);
+    let view = EngineView::of(&run.engine, run.summary());
     let cap = Capture {
         files: run.files.iter().map(|p| p.display().to_string()).collect(),
         live: None,

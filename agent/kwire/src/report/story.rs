@@ -2,6 +2,9 @@
 //! paragraph with the alert's own figures, the evidence rows (the exchanges the alert rests on), the
 //! chart that fits its kind, the scope (what else was touched around it) and the causes that fit.
 //!
+//! Why this file is long: every alert kind has its arm in each of the incident's parts (what happened,
+//! key figures, evidence, chart, scope, causes): a kind's whole story is told, and a new kind added, here.
+//!
 //! Easy to get wrong: every figure in a paragraph is a typed field of the alert line, printed as it is
 //! (grouped digits only) — never recomputed, so the report says what `--json` says; a field the
 //! detector did not set is left out of the sentence, not printed as 0; names from the wire are escaped

@@ -93,6 +93,17 @@ pub struct VMark {
     pub strong: bool,
 }
 
+impl VMark {
+    /// Its line's width and dash attribute: solid and wide when strong, else thin and dashed.
+    fn stroke(&self) -> (f64, &'static str) {
+        if self.strong {
+            (2.5, "")
+        } else {
+            (1.5, r#" stroke-dasharray="4 3""#)
+        }
+    }
+}
+
 /// A chart of series over time.
 #[derive(Debug, Clone, Default)]
 pub struct Plot {
@@ -139,6 +150,21 @@ impl Frame {
     fn y(&self, v: f64) -> f64 {
         let span = (self.y1 - self.y0).max(1e-9);
         self.bottom - (v - self.y0) / span * (self.bottom - self.top)
+    }
+
+    /// The time axis: a grid line and a clock label per tick (8 at most).
+    fn time_grid(&self, out: &mut String) {
+        let (top, bottom) = (self.top, self.bottom);
+        let (ticks, tstep) = time_ticks(self.t0, self.t1, 8);
+        for t in &ticks {
+            let x = self.x(*t);
+            let _ = write!(
+                out,
+                r#"<line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{bottom:.1}" class="grid"/><text x="{x:.1}" y="{:.1}" class="ax" text-anchor="middle">{}</text>"#,
+                bottom + 16.0,
+                clock(*t, tstep)
+            );
+        }
     }
 }
 
@@ -449,16 +475,7 @@ pub fn plot(p: &Plot) -> String {
         v += step;
         n += 1;
     }
-    let (ticks, tstep) = time_ticks(t0, t1, 8);
-    for t in &ticks {
-        let x = f.x(*t);
-        let _ = write!(
-            out,
-            r#"<line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{bottom:.1}" class="grid"/><text x="{x:.1}" y="{:.1}" class="ax" text-anchor="middle">{}</text>"#,
-            bottom + 16.0,
-            clock(*t, tstep)
-        );
-    }
+    f.time_grid(&mut out);
     let _ = write!(
         out,
         r#"<text x="{:.0}" y="{:.0}" class="ax" text-anchor="end">time (UTC)</text><text x="14" y="{:.1}" class="ax" transform="rotate(-90 14 {:.1})" text-anchor="middle">{}</text>"#,
@@ -476,11 +493,7 @@ pub fn plot(p: &Plot) -> String {
     // Marks under the data.
     for m in &p.marks {
         let x = f.x(m.t);
-        let (w, dash) = if m.strong {
-            (2.5, "")
-        } else {
-            (1.5, r#" stroke-dasharray="4 3""#)
-        };
+        let (w, dash) = m.stroke();
         let _ = write!(
             out,
             r#"<line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{bottom:.1}" stroke="{}" stroke-width="{w}"{dash}/>"#,
@@ -662,16 +675,7 @@ pub fn lanes(l: &Lanes) -> String {
     let mut out = String::new();
     open(&mut out, &l.title, h);
     out.push_str(&leg);
-    let (ticks, tstep) = time_ticks(t0, t1, 8);
-    for t in &ticks {
-        let x = f.x(*t);
-        let _ = write!(
-            out,
-            r#"<line x1="{x:.1}" y1="{top:.1}" x2="{x:.1}" y2="{bottom:.1}" class="grid"/><text x="{x:.1}" y="{:.1}" class="ax" text-anchor="middle">{}</text>"#,
-            bottom + 16.0,
-            clock(*t, tstep)
-        );
-    }
+    f.time_grid(&mut out);
     let _ = write!(
         out,
         r#"<text x="{:.0}" y="{:.0}" class="ax" text-anchor="end">time (UTC)</text>"#,
@@ -752,11 +756,7 @@ pub fn lanes(l: &Lanes) -> String {
     let mut row = 0;
     for m in &l.marks {
         let x = f.x(m.t);
-        let (w, dash) = if m.strong {
-            (2.5, "")
-        } else {
-            (1.5, r#" stroke-dasharray="4 3""#)
-        };
+        let (w, dash) = m.stroke();
         let _ = write!(
             out,
             r#"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{bottom:.1}" stroke="{}" stroke-width="{w}"{dash}/>"#,

@@ -111,17 +111,37 @@ pub fn observe(
     {
         st.drop[i] = None;
     }
+    // Offsets first, whole observations (about 100 bytes each) only when a drop is found: this runs for
+    // every Fetch partition.
+    let told_before_at = st.told[i].as_ref().map(|t| t.offset);
+    let (served, committed) = (
+        st.served.as_ref().map(|o| o.offset),
+        st.committed.as_ref().map(|o| o.offset),
+    );
+    // The highest reference point: told in the same series, served, committed (the first one wins a tie).
+    let mut prev_at = told_before_at;
+    for o in [served, committed].into_iter().flatten() {
+        if prev_at.is_none_or(|p| o > p) {
+            prev_at = Some(o);
+        }
+    }
+    let no_drop = st.drop[i].is_none();
+    if no_drop
+        && !prev_at
+            .is_some_and(|p| cfg.enabled && p.saturating_sub(new.offset) >= cfg.min_delta.max(1))
+    {
+        // The usual case: no drop open and none starting.
+        if told_before_at.is_none_or(|t| new.offset >= t) {
+            st.told[i] = Some(new);
+        }
+        return Outcome::Quiet;
+    }
     let told_before = st.told[i];
     if told_before.is_none_or(|t| new.offset >= t.offset) {
         st.told[i] = Some(new);
     }
-    let consumed = [st.served, st.committed]
-        .into_iter()
-        .flatten()
-        .map(|o| o.offset)
-        .max();
+    let consumed = [served, committed].into_iter().flatten().max();
     let critical = consumed.is_some_and(|c| new.offset < c);
-    let (served, committed) = (st.served.map(|o| o.offset), st.committed.map(|o| o.offset));
     let Some(d) = st.drop[i].as_mut() else {
         // The highest reference point: told in the same series, served, committed.
         let mut prev = told_before;

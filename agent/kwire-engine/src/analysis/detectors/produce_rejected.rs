@@ -38,7 +38,7 @@ use crate::output::alert::{Alert, AlertKind, Evidence, Severity};
 pub const NO_ANSWER: i16 = i16::MIN;
 
 /// DUPLICATE_SEQUENCE_NUMBER: the batch is already in the log.
-pub const DUPLICATE_SEQUENCE: i16 = 46;
+pub const DUPLICATE_SEQUENCE: i16 = kwire_kafka::body::error_code::DUPLICATE_SEQUENCE_NUMBER;
 
 /// What identifies one batch across retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +119,9 @@ impl Outcome {
     /// From the partition's error code in the answer (None: no answer).
     pub fn of(error: Option<i16>) -> Outcome {
         match error {
-            Some(0) | Some(DUPLICATE_SEQUENCE) => Outcome::Acknowledged,
+            Some(kwire_kafka::body::error_code::NONE) | Some(DUPLICATE_SEQUENCE) => {
+                Outcome::Acknowledged
+            }
             Some(e) => Outcome::Failed(e),
             None => Outcome::Failed(NO_ANSWER),
         }
@@ -294,9 +296,23 @@ fn error_str(e: i16) -> &'static str {
 
 /// Errors after which a producer retries on its own (Kafka's RetriableException family).
 pub fn retriable(e: i16) -> bool {
+    use kwire_kafka::body::error_code::*;
     matches!(
         e,
-        NO_ANSWER | 3 | 5 | 6 | 7 | 8 | 9 | 13 | 19 | 20 | 56 | 74 | 75 | 89
+        NO_ANSWER
+            | UNKNOWN_TOPIC_OR_PARTITION
+            | LEADER_NOT_AVAILABLE
+            | NOT_LEADER_OR_FOLLOWER
+            | REQUEST_TIMED_OUT
+            | BROKER_NOT_AVAILABLE
+            | REPLICA_NOT_AVAILABLE
+            | NETWORK_EXCEPTION
+            | NOT_ENOUGH_REPLICAS
+            | NOT_ENOUGH_REPLICAS_AFTER_APPEND
+            | KAFKA_STORAGE_ERROR
+            | FENCED_LEADER_EPOCH
+            | UNKNOWN_LEADER_EPOCH
+            | THROTTLING_QUOTA_EXCEEDED
     )
 }
 
