@@ -51,8 +51,8 @@ import argparse
 import re
 import time
 
-from confluent_kafka import (OFFSET_END, Consumer, KafkaError, KafkaException, Producer,
-                             TopicPartition, libversion, version)
+from confluent_kafka import (OFFSET_END, Consumer, KafkaError, Producer, TopicPartition,
+                             libversion, version)
 
 from harness import Deadline, fact, log, mock, value
 
@@ -291,6 +291,20 @@ REBALANCE_REFUSALS = {getattr(KafkaError, n) for n in
                        "FENCED_MEMBER_EPOCH", "STALE_MEMBER_EPOCH") if hasattr(KafkaError, n)}
 
 
+def kafka_error_code(e):
+    """The librdkafka error code carried by an exception from confluent-kafka: a KafkaException
+    holds a KafkaError in args[0]; some paths (a callback's exception re-raised by poll) surface
+    the KafkaError itself. None when it is neither."""
+    for obj in (e, *getattr(e, "args", ())):
+        code = getattr(obj, "code", None)
+        if callable(code):
+            try:
+                return code()
+            except Exception:  # noqa: BLE001 - not a KafkaError after all
+                continue
+    return None
+
+
 class Member:
     """One group member, polled from the script's single thread. `protocol` is an assignor of the
     classic protocol (range, cooperative-sticky) or "consumer" for KIP-848 (group.protocol=consumer:
@@ -326,17 +340,17 @@ class Member:
             parts = sorted(p for p in gone if self.position.get(p) is not None)
             try:
                 self.commit(parts, "on_revoke")
-            except KafkaException as e:
+            except Exception as e:  # KafkaException(KafkaError); re-raised as-is if not a refusal
                 # The hand-off commit can be refused when the group is already rebalancing again (a
                 # slow, loaded machine: the broker moved on before this callback ran). A real
                 # application logs it and goes on; the story's later steps do not depend on it (member
                 # 2 starts from the step-1 commit instead, and still reads to 7). An exception raised
                 # here would leave poll() and end the story instead.
-                code = e.args[0].code() if e.args else None
+                code = kafka_error_code(e)
                 if code not in REBALANCE_REFUSALS:
                     raise
                 fact("commit_refused", client_id=self.client_id, why="on_revoke",
-                     partitions=parts, error=str(e.args[0]))
+                     partitions=parts, error=str(e))
         self.assigned -= gone
         fact("revoked", client_id=self.client_id, partitions=sorted(gone),
              now_owns=sorted(self.assigned), member_id=c.memberid())
