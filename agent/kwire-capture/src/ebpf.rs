@@ -1032,6 +1032,10 @@ mod source {
                 ""
             };
             let tls = match &self.tls {
+                Some(t) if t.attached == 0 && t.failed == 0 => {
+                    "; TLS uprobes on: no OpenSSL in running processes yet (processes started later are watched)"
+                        .to_string()
+                }
                 Some(t) => format!(
                     "; TLS uprobes on OpenSSL in {} files ({} failed): {}",
                     t.attached,

@@ -109,6 +109,44 @@ impl Endpoint {
     pub fn new(ip: IpAddr, port: u16) -> Endpoint {
         Endpoint { ip, port }
     }
+
+    /// `1.2.3.4:9092` written into `buf` (the first `n` bytes, returned) for an IPv4 endpoint; None for
+    /// IPv6 (`Display` writes those). Encoders write two addresses per exchange: this skips the
+    /// formatting machinery.
+    pub fn write_v4(&self, buf: &mut [u8; 21]) -> Option<usize> {
+        let IpAddr::V4(v4) = self.ip else {
+            return None;
+        };
+        /// Appends the decimal digits of `v` (< 100,000) at `n`; returns the new length.
+        fn put(buf: &mut [u8; 21], n: usize, v: u32) -> usize {
+            let mut digits = [0u8; 6];
+            let pairs = [v / 10_000, v / 100, v].map(crate::time::two_digits);
+            for (k, p) in pairs.iter().enumerate() {
+                digits[2 * k..2 * k + 2].copy_from_slice(p);
+            }
+            let skip = match v {
+                0..=9 => 5,
+                10..=99 => 4,
+                100..=999 => 3,
+                1_000..=9_999 => 2,
+                _ => 1,
+            };
+            let len = 6 - skip;
+            buf[n..n + len].copy_from_slice(&digits[skip..]);
+            n + len
+        }
+        let mut n = 0;
+        for (i, o) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                buf[n] = b'.';
+                n += 1;
+            }
+            n = put(buf, n, u32::from(o));
+        }
+        buf[n] = b':';
+        n = put(buf, n + 1, u32::from(self.port));
+        Some(n)
+    }
 }
 
 impl fmt::Display for Endpoint {

@@ -5,6 +5,8 @@
 //! RFC 3339 form is written by hand (civil-from-days, Howard Hinnant's algorithm) to avoid a date crate,
 //! truncates to microseconds (no rounding, so it never rolls into the next second) and is always UTC (`Z`).
 
+use std::cell::Cell;
+
 use serde::Serialize;
 
 /// Nanoseconds since the Unix epoch (UTC), as given by the capture. Serializes as a bare `i64`.
@@ -50,37 +52,79 @@ impl Timestamp {
     }
 }
 
+thread_local! {
+    /// The last second formatted and its `YYYY-MM-DDTHH:MM:SS` (JSON lines write two timestamps per
+    /// exchange, nearly all within the second before): pure, a cache of a pure function.
+    static LAST_SECOND: Cell<(i64, [u8; 19])> = const { Cell::new((i64::MIN, [0; 19])) };
+}
+
+/// "00" to "99": two decimal digits per lookup.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// The two decimal digits of `v % 100`.
+pub(crate) fn two_digits(v: u32) -> [u8; 2] {
+    let i = (v % 100) as usize * 2;
+    [PAIRS[i], PAIRS[i + 1]]
+}
+
+impl Timestamp {
+    /// The RFC 3339 form as fixed-width ASCII bytes, for years 0 to 9999 (None outside: `Display`
+    /// writes those). What encoders use to write a timestamp without the formatting machinery.
+    pub fn rfc3339_bytes(&self) -> Option<[u8; 27]> {
+        let secs = self.secs();
+        let mut b = *b"0000-00-00T00:00:00.000000Z";
+        let (last, prefix) = LAST_SECOND.with(Cell::get);
+        if last == secs {
+            b[..19].copy_from_slice(&prefix);
+        } else {
+            let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+            if !(0..=9999).contains(&y) {
+                return None;
+            }
+            let sod = secs.rem_euclid(86_400) as u32;
+            let y = y as u32;
+            for (at, v) in [
+                (0, y / 100),
+                (2, y),
+                (5, m),
+                (8, d),
+                (11, sod / 3600),
+                (14, (sod % 3600) / 60),
+                (17, sod % 60),
+            ] {
+                b[at..at + 2].copy_from_slice(&two_digits(v));
+            }
+            let mut p = [0u8; 19];
+            p.copy_from_slice(&b[..19]);
+            LAST_SECOND.with(|c| c.set((secs, p)));
+        }
+        let micros = self.subsec_nanos() / 1_000;
+        b[20..22].copy_from_slice(&two_digits(micros / 10_000));
+        b[22..24].copy_from_slice(&two_digits(micros / 100));
+        b[24..26].copy_from_slice(&two_digits(micros));
+        Some(b)
+    }
+}
+
 impl std::fmt::Display for Timestamp {
-    /// RFC 3339 (see [`Timestamp::to_rfc3339`]), written in one piece without an intermediate string
-    /// (JSON lines write two per exchange).
+    /// RFC 3339 (see [`Timestamp::to_rfc3339`]), written in one piece without an intermediate string.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(b) = self.rfc3339_bytes() {
+            return f.write_str(std::str::from_utf8(&b).unwrap_or_default());
+        }
         let secs = self.secs();
         let micros = self.subsec_nanos() / 1_000;
-        let days = secs.div_euclid(86_400);
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
         let sod = secs.rem_euclid(86_400);
-        let (y, m, d) = civil_from_days(days);
-        if !(0..=9999).contains(&y) {
-            let (hh, mm, ss) = (sod / 3600, (sod % 3600) / 60, sod % 60);
-            return write!(
-                f,
-                "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{micros:06}Z"
-            );
-        }
-        let mut b = *b"0000-00-00T00:00:00.000000Z";
-        let mut put = |at: usize, width: usize, mut v: u64| {
-            for k in (0..width).rev() {
-                b[at + k] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-        };
-        put(0, 4, y as u64);
-        put(5, 2, u64::from(m));
-        put(8, 2, u64::from(d));
-        put(11, 2, (sod / 3600) as u64);
-        put(14, 2, ((sod % 3600) / 60) as u64);
-        put(17, 2, (sod % 60) as u64);
-        put(20, 6, u64::from(micros));
-        f.write_str(std::str::from_utf8(&b).unwrap_or_default())
+        let (hh, mm, ss) = (sod / 3600, (sod % 3600) / 60, sod % 60);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{micros:06}Z"
+        )
     }
 }
 
@@ -119,6 +163,27 @@ mod tests {
         // end of a year
         let t = Timestamp::from_secs_nanos(1_704_067_199, 999_999_999); // 2023-12-31T23:59:59
         assert_eq!(t.to_rfc3339(), "2023-12-31T23:59:59.999999Z");
+    }
+
+    /// The one-second cache never serves a neighbour's prefix: each result equals the uncached
+    /// civil-date arithmetic, whatever order the seconds come in (same second, next, back, far).
+    #[test]
+    fn rfc3339_cache_follows_every_second() {
+        let base = 1_704_067_199; // 2023-12-31T23:59:59
+        for (secs, nanos, want) in [
+            (base, 1_000, "2023-12-31T23:59:59.000001Z"),
+            (base, 999_999_999, "2023-12-31T23:59:59.999999Z"),
+            (base + 1, 0, "2024-01-01T00:00:00.000000Z"),
+            (base, 5_000, "2023-12-31T23:59:59.000005Z"),
+            (0, 0, "1970-01-01T00:00:00.000000Z"),
+            (-1, 0, "1969-12-31T23:59:59.000000Z"),
+            (4_102_444_800, 120_000, "2100-01-01T00:00:00.000120Z"),
+            (-2_208_988_800, 0, "1900-01-01T00:00:00.000000Z"),
+            (4_102_444_800, 7_000, "2100-01-01T00:00:00.000007Z"),
+        ] {
+            let t = Timestamp::from_secs_nanos(secs, nanos);
+            assert_eq!(t.to_rfc3339(), want, "{secs}.{nanos}");
+        }
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub fn parse_request_header(frame: &[u8]) -> Result<(RequestHeader, usize), Head
         if len >= 0 {
             let len = len as usize;
             let bytes = frame.get(pos..pos + len).ok_or(HeaderError::Truncated)?;
-            client_id = Some(String::from_utf8_lossy(bytes).into_owned());
+            client_id = Some(crate::wire::lossy_string(bytes));
             pos += len;
         } else if len != -1 {
             return Err(HeaderError::Malformed);

@@ -19,6 +19,16 @@ use serde::Serialize;
 /// Result of a wire read.
 pub type WireResult<T> = Result<T, BodyError>;
 
+/// Bytes as an owned `String`, invalid UTF-8 replaced (U+FFFD). Valid UTF-8, which is every real
+/// client's, is checked by `from_utf8` (vectorised) rather than `from_utf8_lossy`'s chunk walk: two
+/// strings per exchange (client id, topic) at least.
+pub fn lossy_string(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
 /// A Kafka UUID (topic id). Serialises as the lowercase "8-4-4-4-12" string.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Uuid(pub [u8; 16]);
@@ -30,9 +40,10 @@ impl Uuid {
     }
 }
 
-impl std::fmt::Display for Uuid {
-    /// `8-4-4-4-12` lowercase hex, written in one piece (JSON lines format one per topic per exchange).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Uuid {
+    /// `8-4-4-4-12` lowercase hex as ASCII bytes (what `Display` and the JSON encoder write: one per
+    /// topic per exchange, without the formatting machinery).
+    pub fn hex(&self) -> [u8; 36] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 36];
         let mut j = 0;
@@ -45,7 +56,13 @@ impl std::fmt::Display for Uuid {
             out[j + 1] = HEX[usize::from(b & 0xf)];
             j += 2;
         }
-        f.write_str(std::str::from_utf8(&out).unwrap_or_default())
+        out
+    }
+}
+
+impl std::fmt::Display for Uuid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(std::str::from_utf8(&self.hex()).unwrap_or_default())
     }
 }
 
@@ -57,7 +74,7 @@ impl std::fmt::Debug for Uuid {
 
 impl serde::Serialize for Uuid {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(std::str::from_utf8(&self.hex()).unwrap_or_default())
     }
 }
 
@@ -296,9 +313,7 @@ impl<'a> Reader<'a> {
 
     /// A nullable string, owned (lossy UTF-8).
     pub fn opt_string(&mut self, flex: bool) -> WireResult<Option<String>> {
-        Ok(self
-            .str_bytes(flex)?
-            .map(|b| String::from_utf8_lossy(b).into_owned()))
+        Ok(self.str_bytes(flex)?.map(lossy_string))
     }
 
     /// A string; null becomes the empty string (we observe, we do not validate).

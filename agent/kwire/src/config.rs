@@ -22,7 +22,7 @@
 //! cluster_cidrs = ["10.0.0.0/8"]
 //! ```
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -30,7 +30,7 @@ use kwire_engine::detectors::DetectorConfig;
 use kwire_engine::AnalysisLimits;
 use kwire_engine::EngineConfig;
 
-use crate::InputArgs;
+use crate::EngineArgs;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -93,8 +93,12 @@ pub fn load(path: &Path) -> Result<FileConfig, String> {
     Ok(cfg)
 }
 
-/// The engine configuration from defaults, the config file, then flags/env.
-pub fn engine_config(args: &InputArgs) -> Result<EngineConfig, String> {
+/// The engine configuration from defaults, the config file, then flags/env. `tls_keylog` is the
+/// `--tls-keylog` of a replay (a config file's `tls_keylog` applies when it is None).
+pub fn engine_config(
+    args: &EngineArgs,
+    tls_keylog: Option<&PathBuf>,
+) -> Result<EngineConfig, String> {
     let file = match &args.config {
         Some(p) => load(p)?,
         None => FileConfig::default(),
@@ -120,7 +124,7 @@ pub fn engine_config(args: &InputArgs) -> Result<EngineConfig, String> {
     if let Some(m) = args.memory_budget_mb.or(file.memory_budget_mb) {
         cfg.memory_budget_bytes = m.max(1).saturating_mul(1024 * 1024);
     }
-    if let Some(p) = args.tls_keylog.as_ref().or(file.tls_keylog.as_ref()) {
+    if let Some(p) = tls_keylog.or(file.tls_keylog.as_ref()) {
         cfg.tls_keys = Some(std::sync::Arc::new(read_keylog(p)?));
     }
     Ok(cfg)

@@ -66,7 +66,23 @@ pub struct InputArgs {
     /// packet timestamp: a rotated `kwire run --write-pcap` set replays as what `kwire run` saw.
     #[arg(required = true, num_args = 1.., value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Broker ports to decode (comma-separated). Default: every TCP port, Kafka found by probing.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Progress on stderr: auto (when stderr is a terminal and the file is large), always, never.
+    #[arg(long, default_value = "auto")]
+    pub progress: Progress,
+    /// TLS key log (NSS format, as SSLKEYLOGFILE writes it): TLS 1.2/1.3 connections it has secrets for
+    /// are decrypted and their Kafka decoded. The secrets appear in no output.
+    #[arg(long, env = "KWIRE_TLS_KEYLOG", value_name = "FILE")]
+    pub tls_keylog: Option<PathBuf>,
+}
+
+/// The engine's options, the same on every command that runs the engine (`replay`, `timeline`,
+/// `report`, `run`); each also has a config-file key and an environment variable.
+#[derive(Args, Clone, Default)]
+pub struct EngineArgs {
+    /// Broker ports (comma-separated): what is decoded and, for `kwire run`, what the kernel filter
+    /// keeps. Default: every TCP port, Kafka found by probing.
     #[arg(long, value_delimiter = ',', env = "KWIRE_PORTS")]
     pub ports: Vec<u16>,
     /// Config file (TOML): ports, limits, detectors on/off and thresholds. See README "Configuration".
@@ -82,13 +98,6 @@ pub struct InputArgs {
     /// of undecided connections), in MiB (default 64). Past it frames are decoded by header only.
     #[arg(long, env = "KWIRE_MEMORY_BUDGET_MB")]
     pub memory_budget_mb: Option<u64>,
-    /// Progress on stderr: auto (when stderr is a terminal and the file is large), always, never.
-    #[arg(long, default_value = "auto")]
-    pub progress: Progress,
-    /// TLS key log (NSS format, as SSLKEYLOGFILE writes it): TLS 1.2/1.3 connections it has secrets for
-    /// are decrypted and their Kafka decoded. The secrets appear in no output.
-    #[arg(long, env = "KWIRE_TLS_KEYLOG", value_name = "FILE")]
-    pub tls_keylog: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]

@@ -55,9 +55,9 @@ fn prepare(args: &ReplayArgs) -> Result<(Vec<PathBuf>, Sinks, EngineConfig), Str
     if let Some(o) = &args.output {
         inputs::refuse_output_over_input(o, &files)?;
     }
-    let otlp_file = config::otlp_config(args.input.config.as_deref())?;
+    let otlp_file = config::otlp_config(args.input.engine.config.as_deref())?;
     let exporter = otlp::start(&args.otlp, &otlp_file, true, otlp::stderr_log())?;
-    let mut cfg = config::engine_config(&args.input)?;
+    let mut cfg = config::engine_config(&args.input.engine, args.input.tls_keylog.as_ref())?;
     cfg.notices = !args.no_notices;
     // Topic and group filters read the exchange's resolved facts (topic ids named).
     cfg.exchange_facts =

@@ -33,7 +33,7 @@ type Out = Box<dyn Write>;
 /// one-line message (exit status 2).
 fn prepare(args: &TimelineArgs) -> Result<(Vec<PathBuf>, EngineConfig, Out), String> {
     let files = crate::inputs::expand(&args.input.files)?;
-    let mut cfg = config::engine_config(&args.input)?;
+    let mut cfg = config::engine_config(&args.input.engine, args.input.tls_keylog.as_ref())?;
     cfg.timeline = true;
     cfg.notices = false;
     if let Some(o) = &args.output {

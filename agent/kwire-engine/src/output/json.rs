@@ -3,14 +3,14 @@
 //! (`kwire-export`): the only place where findings become JSON text.
 //!
 //! Easy to get wrong: field names and their order are the contract (golden outputs pin them byte for
-//! byte); timestamps and socket addresses are written straight into the output through `Display`
-//! (`collect_str`), never through an intermediate `String`; map-like fields serialise in a
+//! byte); timestamps and socket addresses are written straight into the output from stack buffers
+//! (`Display` only for IPv6), never through an intermediate `String`; map-like fields serialise in a
 //! deterministic order.
 
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use kwire_flow::{Attribution, Direction};
+use kwire_flow::{Attribution, Direction, Endpoint, Timestamp};
 use kwire_kafka::body::error_name;
 use kwire_kafka::{api, Decoded, NoticeKind};
 
@@ -18,12 +18,26 @@ use crate::model::ConnCtx;
 use crate::output::alert::{Alert, FieldValue};
 use crate::output::{ExchangeRecord, Notice, NoticeRecord, Output, TimelineRecord};
 
-/// Writes `v` through its `Display` impl as a JSON string, with no intermediate allocation.
+/// Writes a timestamp or an endpoint as a JSON string, with no intermediate allocation: from a
+/// stack buffer in the common case (RFC 3339 of years 0-9999, IPv4), through `Display` otherwise.
 struct Str<T>(T);
 
-impl<T: std::fmt::Display> Serialize for Str<T> {
+impl Serialize for Str<Timestamp> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
+        match self.0.rfc3339_bytes() {
+            Some(b) => s.serialize_str(std::str::from_utf8(&b).unwrap_or_default()),
+            None => s.collect_str(&self.0),
+        }
+    }
+}
+
+impl Serialize for Str<Endpoint> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut b = [0u8; 21];
+        match self.0.write_v4(&mut b) {
+            Some(n) => s.serialize_str(std::str::from_utf8(&b[..n]).unwrap_or_default()),
+            None => s.collect_str(&self.0),
+        }
     }
 }
 
@@ -48,6 +62,15 @@ pub fn write_line(buf: &mut Vec<u8>, o: &Output) -> Result<(), sonic_rs::Error> 
     sonic_rs::to_writer(&mut *buf, o)?;
     buf.push(b'\n');
     Ok(())
+}
+
+/// The names of error codes, as a JSON array of strings (no list built for them).
+struct ErrorNames<'a>(&'a [i16]);
+
+impl Serialize for ErrorNames<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|&c| error_name(c)))
+    }
 }
 
 /// A packet number (0 = not numbered: null).
@@ -88,9 +111,8 @@ impl Serialize for ExchangeRecord {
         m.serialize_entry("response_ts", &e.response.as_ref().map(|r| Str(r.ts)))?;
         m.serialize_entry("latency_us", &self.latency_us())?;
         let codes = self.error_codes();
-        let names: Vec<&str> = codes.iter().map(|&c| error_name(c)).collect();
         m.serialize_entry("error_codes", &codes)?;
-        m.serialize_entry("errors", &names)?;
+        m.serialize_entry("errors", &ErrorNames(&codes))?;
         m.serialize_entry("request_bytes", &e.request.bytes)?;
         m.serialize_entry("response_bytes", &e.response.as_ref().map(|r| r.bytes))?;
         if e.response_optional {
@@ -203,8 +225,8 @@ impl Serialize for NoticeRecord {
         m.serialize_entry("message", &notice_message(self))?;
         if let Some((id, client, broker)) = &self.conn {
             m.serialize_entry("conn", id)?;
-            m.serialize_entry("client_addr", &Str(client))?;
-            m.serialize_entry("broker_addr", &Str(broker))?;
+            m.serialize_entry("client_addr", &Str(*client))?;
+            m.serialize_entry("broker_addr", &Str(*broker))?;
         }
         if let Some(d) = self.direction {
             m.serialize_entry(

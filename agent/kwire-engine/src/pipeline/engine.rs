@@ -16,6 +16,7 @@
 //! the same bytes), the other end's chunks are counted and dropped. Not one end for both directions:
 //! a client that closes without reading its last responses never reads them, its peer wrote them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kwire_flow::{
@@ -600,6 +601,51 @@ fn finish_conn<F: FnMut(Output)>(
     }
 }
 
+/// The summary row of an API and version seen for the first time (bounded: hostile traffic can invent
+/// any number of versions; past the bound, new keys go to one "(other)" row and are counted).
+fn api_row<'a>(
+    apis: &'a mut BTreeMap<(i16, i16), ApiCount>,
+    overflow: &mut u64,
+    mut key: (i16, i16),
+) -> &'a mut ApiCount {
+    if apis.len() >= MAX_SUMMARY_APIS {
+        *overflow += 1;
+        key = (i16::MIN, i16::MIN);
+    }
+    apis.entry(key).or_insert_with(|| ApiCount {
+        api_key: key.0,
+        api: if key.0 == i16::MIN {
+            "(other)"
+        } else {
+            api::api_name(key.0)
+        },
+        api_version: key.1,
+        ..ApiCount::default()
+    })
+}
+
+/// The summary row of a client id seen for the first time (bounded like [`api_row`]: past
+/// MAX_SUMMARY_CLIENTS new ids count under "(other)").
+fn client_row<'a, 'c>(
+    clients: &'a mut BTreeMap<String, ClientCount>,
+    overflow: &mut u64,
+    cid: &'c str,
+) -> (&'c str, &'a mut ClientCount) {
+    let cid = if clients.len() >= MAX_SUMMARY_CLIENTS {
+        *overflow += 1;
+        "(other)"
+    } else {
+        cid
+    };
+    let c = clients
+        .entry(cid.to_string())
+        .or_insert_with(|| ClientCount {
+            client_id: cid.to_string(),
+            ..Default::default()
+        });
+    (cid, c)
+}
+
 fn on_event<F: FnMut(Output)>(
     client_ids: &mut Vec<String>,
     ctx: ConnCtx,
@@ -611,52 +657,27 @@ fn on_event<F: FnMut(Output)>(
         KafkaEvent::Exchange(e) => {
             // Bounded tables (hostile traffic can invent any number of API versions and client ids):
             // past the bound, new keys go to one "other" row and are counted.
-            let mut api_key = (e.api_key, e.api_version);
-            if !s.apis.contains_key(&api_key) && s.apis.len() >= MAX_SUMMARY_APIS {
-                s.overflow.apis += 1;
-                api_key = (i16::MIN, i16::MIN);
-            }
-            let a = s.apis.entry(api_key).or_insert_with(|| ApiCount {
-                api_key: api_key.0,
-                api: if api_key.0 == i16::MIN {
-                    "(other)"
-                } else {
-                    api::api_name(api_key.0)
-                },
-                api_version: api_key.1,
-                ..ApiCount::default()
-            });
+            // One lookup for a known row (every exchange but the first of its kind).
+            let api_key = (e.api_key, e.api_version);
+            let a = match s.apis.get_mut(&api_key) {
+                Some(a) => a,
+                None => api_row(&mut s.apis, &mut s.overflow.apis, api_key),
+            };
             a.requests += 1;
             if e.response.is_some() {
                 a.responses += 1;
             }
-            // Looked up by &str first: a known client costs no allocation. Ids are cut to
+            // Looked up by &str: a known client costs one lookup and no allocation. Ids are cut to
             // MAX_NAME_BYTES; past MAX_SUMMARY_CLIENTS new ids count under "(other)".
-            // One lookup for a client already counted (every exchange but its first).
-            let mut cid = cut_name(e.request.client_id.as_deref().unwrap_or_default());
-            if !s.clients.contains_key(cid) {
-                if s.clients.len() >= MAX_SUMMARY_CLIENTS {
-                    s.overflow.clients += 1;
-                    cid = "(other)";
-                }
-                if !s.clients.contains_key(cid) {
-                    s.clients.insert(
-                        cid.to_string(),
-                        ClientCount {
-                            client_id: cid.to_string(),
-                            ..Default::default()
-                        },
-                    );
-                }
-            }
-            if let Some(c) = s.clients.get_mut(cid) {
-                c.exchanges += 1;
-                if !client_ids.iter().any(|k| k == cid)
-                    && client_ids.len() < MAX_CLIENT_IDS_PER_CONN
-                {
-                    c.connections += 1;
-                    client_ids.push(cid.to_string());
-                }
+            let cid = cut_name(e.request.client_id.as_deref().unwrap_or_default());
+            let (cid, c) = match s.clients.get_mut(cid) {
+                Some(c) => (cid, c),
+                None => client_row(&mut s.clients, &mut s.overflow.clients, cid),
+            };
+            c.exchanges += 1;
+            if !client_ids.iter().any(|k| k == cid) && client_ids.len() < MAX_CLIENT_IDS_PER_CONN {
+                c.connections += 1;
+                client_ids.push(cid.to_string());
             }
             if let Decoded::Full(RequestBody::Produce(p)) = &e.request.body {
                 // acks is -1, 0 or 1 on real clients; any other value counts under i16::MIN past the bound.

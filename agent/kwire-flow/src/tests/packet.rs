@@ -625,3 +625,26 @@ fn tunnels_never_panic_on_garbage() {
         }
     }
 }
+
+/// The encoders' IPv4 endpoint form is byte for byte what `Display` (std's `SocketAddr`) writes;
+/// IPv6 is left to `Display`.
+#[test]
+fn endpoint_write_v4_matches_display() {
+    for (ip, port) in [
+        ([0, 0, 0, 0], 0),
+        ([255, 255, 255, 255], 65535),
+        ([10, 0, 0, 1], 9092),
+        ([1, 22, 133, 4], 100),
+        ([127, 0, 0, 1], 10),
+        ([192, 168, 100, 99], 1000),
+        ([9, 99, 199, 200], 10_000),
+    ] {
+        let e = Endpoint::new(IpAddr::V4(Ipv4Addr::from(ip)), port);
+        let mut b = [0u8; 21];
+        let n = e.write_v4(&mut b).unwrap();
+        assert_eq!(std::str::from_utf8(&b[..n]).unwrap(), e.to_string());
+    }
+    let v6 = Endpoint::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 9092);
+    assert_eq!(v6.write_v4(&mut [0u8; 21]), None);
+    assert_eq!(v6.to_string(), "[::1]:9092");
+}

@@ -147,7 +147,7 @@ fn prepare(args: &ReportArgs) -> Result<(Vec<PathBuf>, kwire_engine::EngineConfi
     if args.output.as_os_str() != "-" {
         inputs::refuse_output_over_input(&args.output, &files)?;
     }
-    let mut cfg = config::engine_config(&args.input)?;
+    let mut cfg = config::engine_config(&args.input.engine, args.input.tls_keylog.as_ref())?;
     report_config(&mut cfg);
     Ok((files, cfg))
 }

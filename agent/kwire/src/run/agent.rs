@@ -32,7 +32,7 @@ use super::{source, RunArgs};
 use crate::drive::{MetricsPage, Sinks};
 use crate::report::LiveReporter;
 use crate::sink::{Exchanges, Flush, Form, OutputSink};
-use crate::{config, otlp, InputArgs, OutputFilter, Progress};
+use crate::{config, otlp, OutputFilter};
 
 /// How long a stopping agent waits for the OTLP backend to take what is queued.
 const EXPORT_FINISH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -198,7 +198,11 @@ pub struct Agent<'a> {
 impl<'a> Agent<'a> {
     /// Opens everything `args` asks for. `Err` is a one-line message (exit status 2).
     pub fn start(args: &'a RunArgs, log: Log) -> Result<Agent<'a>, String> {
-        let mut cfg = config::engine_config(&input_args(args))?;
+        let mut cfg = config::engine_config(
+            &args.engine,
+            // Live TLS is read through uprobes, not a key log (no flag; a config file's applies).
+            None,
+        )?;
         cfg.notices = !args.no_notices;
         if let Some(f) = source::fleet(args)? {
             log.info(
@@ -211,7 +215,7 @@ impl<'a> Agent<'a> {
             );
             cfg.fleet = f;
         }
-        let otlp_file = config::otlp_config(args.config.as_deref())?;
+        let otlp_file = config::otlp_config(args.engine.config.as_deref())?;
         let exporter = otlp::start(&args.otlp, &otlp_file, false, log.for_export())?;
         let metrics = args.health.map(|_| MetricsPage::from_env());
         cfg.exchange_facts = exporter.is_some() || metrics.is_some();
@@ -598,21 +602,6 @@ fn exit_status(
         }
     }
     ExitCode::SUCCESS
-}
-
-/// The engine options of `kwire run` in the shape the config reader takes.
-fn input_args(a: &RunArgs) -> InputArgs {
-    InputArgs {
-        files: Vec::new(),
-        ports: a.ports.clone(),
-        config: a.config.clone(),
-        max_frame_bytes: a.max_frame_bytes,
-        max_flows: a.max_flows,
-        memory_budget_mb: a.memory_budget_mb,
-        progress: Progress::Never,
-        // Live traffic is read through uprobes, not a key log (secrets of sessions yet to come).
-        tls_keylog: None,
-    }
 }
 
 /// Logs what `--report-dir` did.

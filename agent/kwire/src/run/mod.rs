@@ -92,21 +92,8 @@ pub struct RunArgs {
     /// besides those found mapped by running processes (rescanned every second).
     #[arg(long, value_delimiter = ',', env = "KWIRE_TLS_LIB")]
     pub tls_lib: Vec<PathBuf>,
-    /// Broker ports (comma-separated): the kernel filter and the decoder. Default: all TCP, Kafka found by probing.
-    #[arg(long, value_delimiter = ',', env = "KWIRE_PORTS")]
-    pub ports: Vec<u16>,
-    /// Config file (TOML): ports, limits, detectors. See README "Configuration".
-    #[arg(long, env = "KWIRE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Largest Kafka frame buffered whole to be decoded, in bytes.
-    #[arg(long, env = "KWIRE_MAX_FRAME_BYTES")]
-    pub max_frame_bytes: Option<usize>,
-    /// Maximum TCP connections tracked at once (default 65536).
-    #[arg(long, env = "KWIRE_MAX_FLOWS")]
-    pub max_flows: Option<usize>,
-    /// Bytes all connections may buffer together, in MiB (default 64): see `kwire replay --help`.
-    #[arg(long, env = "KWIRE_MEMORY_BUDGET_MB")]
-    pub memory_budget_mb: Option<u64>,
+    #[command(flatten)]
+    pub engine: crate::EngineArgs,
     /// JSON lines (exchange, notice, alert; summary last) instead of one readable line per alert.
     #[arg(long)]
     pub json: bool,

@@ -94,7 +94,7 @@ pub fn stats_json(name: &str, describe: &str, st: &SourceStats) -> Value {
 /// interfaces plus `--node-cidrs`. None when no cluster CIDRs are given (rule off).
 pub fn fleet(args: &RunArgs) -> Result<Option<kwire_engine::fleet::FleetConfig>, String> {
     use kwire_engine::fleet::{parse_cidrs, IpNet};
-    let file = config::fleet_config(args.config.as_deref())?;
+    let file = config::fleet_config(args.engine.config.as_deref())?;
     let pick = |flag: &[String], file: &[String]| {
         if flag.is_empty() {
             file.join(",")
