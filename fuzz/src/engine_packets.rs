@@ -8,7 +8,8 @@
 //! serde_json, and `crate::format` must be the format module).
 //!
 //! Invariants: nothing panics; every output serialises to one line of valid JSON (an object with a
-//! string `type`).
+//! string `type`), the same bytes as serde_json writes from the `Serialize` impls (the encoder's fast
+//! path for exchange lines is checked against them).
 //!
 //! Easy to get wrong: the packet time of the first packet is fixed (2023-11-14), later ones move by the
 //! record's signed delta, saturating rather than overflowing, as a capture's clock never wraps.
@@ -72,6 +73,15 @@ pub fn run_lines(data: &[u8], each: &mut dyn FnMut(&[u8])) -> usize {
         line.clear();
         write_line(&mut line, &o).expect("every output serialises");
         check_line(&line);
+        // The encoder's fast path for exchange lines writes what the `Serialize` impls write.
+        let mut slow = serde_json::to_vec(&o).expect("every output serialises");
+        slow.push(b'\n');
+        assert!(
+            line == slow,
+            "write_line differs from serde:\n{}\n{}",
+            String::from_utf8_lossy(&line),
+            String::from_utf8_lossy(&slow)
+        );
         each(&line);
         exchanges += usize::from(matches!(o, Output::Exchange(_)));
     };
