@@ -485,3 +485,26 @@ impl Serialize for TimelineRecord {
         m.end()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// sonic-rs escapes strings exactly as serde_json does (the golden outputs, written by serde_json
+    /// first, and the fuzz harness's comparison rely on it): every ASCII character, a lone one and
+    /// inside text, and non-ASCII that some encoders escape (DEL, U+2028/2029, the replacement
+    /// character of lossy client ids, astral plane).
+    #[test]
+    fn sonic_escapes_like_serde_json() {
+        let mut cases: Vec<String> = (0u8..=0x7f).map(|b| char::from(b).to_string()).collect();
+        cases.extend((0u8..=0x7f).map(|b| format!("client-{}-id", char::from(b))));
+        cases.extend(
+            ["\u{2028}\u{2029}", "caf\u{e9}", "\u{fffd}x\u{fffd}", "\u{1f600}", "a\"b\\c/d", ""]
+                .map(String::from),
+        );
+        cases.push("x".repeat(100) + "\n" + &"y".repeat(37) + "\u{7f}");
+        for s in &cases {
+            let a = sonic_rs::to_string(s).unwrap();
+            let b = serde_json::to_string(s).unwrap();
+            assert_eq!(a, b, "{s:?}");
+        }
+    }
+}
