@@ -93,9 +93,9 @@ fn write_exchange(buf: &mut Vec<u8>, x: &ExchangeRecord) -> Result<(), sonic_rs:
         e.response.as_ref().and_then(|r| frame_no(r.frame)),
     );
     buf.extend_from_slice(b",\"client_addr\":");
-    sonic_rs::to_writer(&mut *buf, &Str(x.conn.client))?;
+    raw_addr(buf, x.conn.client)?;
     buf.extend_from_slice(b",\"broker_addr\":");
-    sonic_rs::to_writer(&mut *buf, &Str(x.conn.broker))?;
+    raw_addr(buf, x.conn.broker)?;
     buf.extend_from_slice(b",\"client_id\":");
     match &e.request.client_id {
         Some(c) => sonic_rs::to_writer(&mut *buf, c.as_str())?,
@@ -163,6 +163,21 @@ fn raw_ts(buf: &mut Vec<u8>, t: Timestamp) -> Result<(), sonic_rs::Error> {
             Ok(())
         }
         None => sonic_rs::to_writer(&mut *buf, &Str(t)),
+    }
+}
+
+/// An endpoint as a JSON string (what `Str<Endpoint>` serialises to): digits, dots and a colon need
+/// no escaping.
+fn raw_addr(buf: &mut Vec<u8>, e: Endpoint) -> Result<(), sonic_rs::Error> {
+    let mut b = [0u8; 21];
+    match e.write_v4(&mut b) {
+        Some(n) => {
+            buf.push(b'"');
+            buf.extend_from_slice(&b[..n]);
+            buf.push(b'"');
+            Ok(())
+        }
+        None => sonic_rs::to_writer(&mut *buf, &Str(e)),
     }
 }
 
@@ -497,8 +512,15 @@ mod tests {
         let mut cases: Vec<String> = (0u8..=0x7f).map(|b| char::from(b).to_string()).collect();
         cases.extend((0u8..=0x7f).map(|b| format!("client-{}-id", char::from(b))));
         cases.extend(
-            ["\u{2028}\u{2029}", "caf\u{e9}", "\u{fffd}x\u{fffd}", "\u{1f600}", "a\"b\\c/d", ""]
-                .map(String::from),
+            [
+                "\u{2028}\u{2029}",
+                "caf\u{e9}",
+                "\u{fffd}x\u{fffd}",
+                "\u{1f600}",
+                "a\"b\\c/d",
+                "",
+            ]
+            .map(String::from),
         );
         cases.push("x".repeat(100) + "\n" + &"y".repeat(37) + "\u{7f}");
         for s in &cases {
