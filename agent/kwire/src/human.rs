@@ -333,6 +333,8 @@ pub fn print(
         )?;
     }
     let mut first = true;
+    // The names' column: 24 wide, wider when a name is longer (GetTelemetrySubscriptions, ...).
+    let width = s.apis.values().map(|a| a.api.len()).max().unwrap_or(0).max(24);
     for a in s.apis.values() {
         let label = if first {
             "  apis      "
@@ -342,7 +344,7 @@ pub fn print(
         first = false;
         writeln!(
             w,
-            "{label} {:<24} v{:<3} {:>8} requests {:>8} responses",
+            "{label} {:<width$} v{:<3} {:>8} requests {:>8} responses",
             a.api, a.api_version, a.requests, a.responses
         )?;
     }
