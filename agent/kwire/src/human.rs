@@ -334,7 +334,13 @@ pub fn print(
     }
     let mut first = true;
     // The names' column: 24 wide, wider when a name is longer (GetTelemetrySubscriptions, ...).
-    let width = s.apis.values().map(|a| a.api.len()).max().unwrap_or(0).max(24);
+    let width = s
+        .apis
+        .values()
+        .map(|a| a.api.len())
+        .max()
+        .unwrap_or(0)
+        .max(24);
     for a in s.apis.values() {
         let label = if first {
             "  apis      "

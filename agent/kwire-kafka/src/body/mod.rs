@@ -326,8 +326,20 @@ fn response_inner(
             ResponseBody::SaslHandshake(session::decode_sasl_handshake_response(r, v)?)
         }
         key::API_VERSIONS => {
-            // A broker answers an ApiVersions version it does not know with a v0 body.
+            // A broker answers an ApiVersions version it does not know with UNSUPPORTED_VERSION in
+            // a v0 body (KIP-511), which can also parse, wrongly, as the version asked for (a v3
+            // reading of it shows an empty list and a throttle time made of the list's bytes):
+            // such an answer is read as v0 when v0 reads it whole.
             let mut r0 = r.clone();
+            if v > 0 {
+                let mut whole = r.clone();
+                if let Ok(x) = session::decode_api_versions_response(&mut whole, 0) {
+                    if whole.is_empty() && x.error_code == error_code::UNSUPPORTED_VERSION {
+                        *r = whole;
+                        return Ok(ResponseBody::ApiVersions(x));
+                    }
+                }
+            }
             match session::decode_api_versions_response(r, v) {
                 Ok(x) => ResponseBody::ApiVersions(x),
                 Err(e) if v > 0 => match session::decode_api_versions_response(&mut r0, 0) {

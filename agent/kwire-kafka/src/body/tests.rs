@@ -814,6 +814,55 @@ fn api_versions_unknown_version_answered_with_v0() {
     assert_eq!(r.error_codes(), vec![35]);
 }
 
+/// librdkafka asks for ApiVersions v3; a broker without it answers UNSUPPORTED_VERSION in a v0 body,
+/// which also parses as v3 (an empty compact array, then the list's bytes as a throttle time): it is
+/// read as v0, the broker's range of ApiVersions kept, no invented throttle time.
+#[test]
+fn api_versions_v0_answer_to_v3_is_read_as_v0() {
+    // What a Kafka broker sends: every API, Produce (key 0) first. Read as v3 this is an empty
+    // compact array (the length's first byte), a throttle time of 512 (00 00 02 00) and no tagged
+    // fields (Produce's key), the rest left over.
+    let b = B::new()
+        .i16(35) // error_code UNSUPPORTED_VERSION
+        .arr(2) // api_keys (v0: int32 length)
+        .i16(0) // Produce
+        .i16(0)
+        .i16(9)
+        .i16(18) // ApiVersions
+        .i16(0)
+        .i16(2)
+        .done();
+    let ResponseBody::ApiVersions(r) = resp(18, 3, &b) else {
+        panic!()
+    };
+    assert_eq!(r.error_code, 35);
+    assert_eq!(r.throttle_time_ms, None);
+    let range = |api_key, max_version| ApiVersionRange {
+        api_key,
+        min_version: 0,
+        max_version,
+    };
+    assert_eq!(r.api_keys, vec![range(0, 9), range(18, 2)]);
+    // A v3 answer that succeeds is still read as v3.
+    let ok = B::new()
+        .i16(0)
+        .carr(1)
+        .i16(18)
+        .i16(0)
+        .i16(3)
+        .tags0()
+        .i32(0)
+        .tags0()
+        .done();
+    let ResponseBody::ApiVersions(r) = resp(18, 3, &ok) else {
+        panic!()
+    };
+    assert_eq!(
+        (r.error_code, r.throttle_time_ms, r.api_keys.len()),
+        (0, Some(0), 1)
+    );
+}
+
 #[test]
 fn other_apis_and_errors() {
     // DescribeCluster (60): throttle_time_ms, error_code, ...
