@@ -568,8 +568,7 @@ fn listoffsets_regression_after_topic_recreate() {
     let last_lo = r
         .exchanges()
         .into_iter()
-        .filter(|x| x["api"] == "ListOffsets" && x["client_id"] == "kw-rc-consumer")
-        .last()
+        .rfind(|x| x["api"] == "ListOffsets" && x["client_id"] == "kw-rc-consumer")
         .unwrap();
     assert_eq!(last_lo["response_ts"], a["ts"]);
     let commit_x = r
@@ -1969,8 +1968,7 @@ fn acknowledged_then_lost_after_a_broker_restart() {
     let lo = r
         .exchanges()
         .into_iter()
-        .filter(|x| x["api"] == "ListOffsets" && x["client_id"] == "kw-rl-watch")
-        .next_back()
+        .rfind(|x| x["api"] == "ListOffsets" && x["client_id"] == "kw-rl-watch")
         .unwrap();
     assert_eq!(lo["response_ts"], a["ts"]);
 }

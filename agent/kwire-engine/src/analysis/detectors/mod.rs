@@ -19,7 +19,7 @@ use crate::analysis::incident::IncidentConfig;
 use crate::output::alert::AlertKind;
 
 /// On/off and thresholds for every detector (the `[detectors]` table of the config file).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct DetectorConfig {
     pub listoffsets_regression: Threshold,
@@ -36,23 +36,6 @@ pub struct DetectorConfig {
     pub incidents: IncidentConfig,
 }
 
-impl Default for DetectorConfig {
-    fn default() -> Self {
-        DetectorConfig {
-            listoffsets_regression: Threshold::default(),
-            commit_after_revoke: Toggle::default(),
-            stale_owner_commit: Toggle::default(),
-            weak_acks: WeakAcksConfig::default(),
-            commit_ahead_of_fetch: Threshold::default(),
-            offset_reset_jump: Threshold::default(),
-            committed_offset_regression: Threshold::default(),
-            acknowledged_then_lost: Toggle::default(),
-            produce_rejected: ProduceRejectedConfig::default(),
-            log_truncated: Toggle::default(),
-            incidents: IncidentConfig::default(),
-        }
-    }
-}
 
 impl DetectorConfig {
     pub fn enabled(&self, k: AlertKind) -> bool {
