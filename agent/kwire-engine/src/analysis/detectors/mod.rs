@@ -36,7 +36,6 @@ pub struct DetectorConfig {
     pub incidents: IncidentConfig,
 }
 
-
 impl DetectorConfig {
     pub fn enabled(&self, k: AlertKind) -> bool {
         match k {
