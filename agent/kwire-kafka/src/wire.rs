@@ -22,7 +22,7 @@ pub type WireResult<T> = Result<T, BodyError>;
 /// Bytes as an owned `String`, invalid UTF-8 replaced (U+FFFD). Valid UTF-8, which is every real
 /// client's, is checked by `from_utf8` (vectorised) rather than `from_utf8_lossy`'s chunk walk: two
 /// strings per exchange (client id, topic) at least.
-pub fn lossy_string(b: &[u8]) -> String {
+pub(crate) fn lossy_string(b: &[u8]) -> String {
     match std::str::from_utf8(b) {
         Ok(s) => s.to_owned(),
         Err(_) => String::from_utf8_lossy(b).into_owned(),

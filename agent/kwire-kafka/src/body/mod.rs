@@ -331,10 +331,10 @@ fn response_inner(
             // reading of it shows an empty list and a throttle time made of the list's bytes):
             // such an answer is read as v0 when v0 reads it whole.
             let mut r0 = r.clone();
-            if v > 0 {
+            if v > 0 && r.clone().i16() == Ok(error_code::UNSUPPORTED_VERSION) {
                 let mut whole = r.clone();
                 if let Ok(x) = session::decode_api_versions_response(&mut whole, 0) {
-                    if whole.is_empty() && x.error_code == error_code::UNSUPPORTED_VERSION {
+                    if whole.is_empty() {
                         *r = whole;
                         return Ok(ResponseBody::ApiVersions(x));
                     }

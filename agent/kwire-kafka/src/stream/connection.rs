@@ -469,18 +469,14 @@ impl Meaning {
         };
         let body_bytes = frame.get(body_at..).unwrap_or(&[]);
         let body = if api::is_known_version(hdr.api_key, hdr.api_version) {
-            match body::decode_request(hdr.api_key, hdr.api_version, body_bytes) {
-                Ok(mut b) => {
+            let decoded =
+                body::decode_request(hdr.api_key, hdr.api_version, body_bytes).map(|mut b| {
                     if let (Frame::Walked { skeleton, .. }, RequestBody::Produce(p)) = (f, &mut b) {
                         skeleton.patch_request(p);
                     }
-                    Decoded::Full(b)
-                }
-                Err(e) => {
-                    self.stats.decode_errors += 1;
-                    Decoded::Failed(e)
-                }
-            }
+                    b
+                });
+            counted(&mut self.stats, decoded)
         } else {
             self.stats.unknown_versions += 1;
             Decoded::UnknownVersion
@@ -585,20 +581,16 @@ impl Meaning {
                     });
                 }
                 if api::is_known_version(api_key, api_version) {
-                    match body::decode_response(api_key, api_version, body_bytes) {
-                        Ok(mut b) => {
+                    let decoded =
+                        body::decode_response(api_key, api_version, body_bytes).map(|mut b| {
                             if let (Frame::Walked { skeleton, .. }, ResponseBody::Fetch(x)) =
                                 (f, &mut b)
                             {
                                 skeleton.patch_response(x);
                             }
-                            Decoded::Full(b)
-                        }
-                        Err(e) => {
-                            self.stats.decode_errors += 1;
-                            Decoded::Failed(e)
-                        }
-                    }
+                            b
+                        });
+                    counted(&mut self.stats, decoded)
                 } else {
                     Decoded::UnknownVersion
                 }
@@ -777,6 +769,17 @@ impl Meaning {
             .expire(now, cfg.pending_max_age_ns, |p| expired.push(p));
         for p in expired {
             self.complete(p, None, out);
+        }
+    }
+}
+
+/// A body's decode as an exchange carries it; a failure is counted in `decode_errors`.
+fn counted<T>(stats: &mut KafkaStats, decoded: Result<T, BodyError>) -> Decoded<T> {
+    match decoded {
+        Ok(b) => Decoded::Full(b),
+        Err(e) => {
+            stats.decode_errors += 1;
+            Decoded::Failed(e)
         }
     }
 }
