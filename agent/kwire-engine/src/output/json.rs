@@ -16,6 +16,7 @@ use kwire_kafka::{api, Decoded, NoticeKind};
 
 use crate::model::ConnCtx;
 use crate::output::alert::{Alert, FieldValue};
+use crate::output::json_bodies;
 use crate::output::{ExchangeRecord, Notice, NoticeRecord, Output, TimelineRecord};
 
 /// Writes a timestamp or an endpoint as a JSON string, with no intermediate allocation: from a
@@ -70,7 +71,8 @@ pub fn write_line(buf: &mut Vec<u8>, o: &Output) -> Result<(), sonic_rs::Error> 
 }
 
 /// An exchange line (the most frequent, by far) with its envelope written directly: fixed keys as
-/// bytes, integers by `itoa`, strings escaped by sonic-rs; the decoded bodies go through serde. Byte
+/// bytes, integers by `itoa`, strings escaped by sonic-rs; the decoded bodies of Produce and Fetch
+/// are written directly too ([`json_bodies`]), the others go through serde. Byte
 /// for byte what `impl Serialize for ExchangeRecord` writes: the fuzz harness (`engine_packets`, run on
 /// stable by kwire-engine's `fuzz_smoke` over every fixture and public capture, damaged too) compares
 /// the two for every line, and the golden outputs pin both. Connections with socket owners (live only)
@@ -134,14 +136,14 @@ fn write_exchange(buf: &mut Vec<u8>, x: &ExchangeRecord) -> Result<(), sonic_rs:
         buf.extend_from_slice(b",\"response_optional\":true");
     }
     buf.extend_from_slice(b",\"request\":");
-    sonic_rs::to_writer(&mut *buf, &e.request.body.full())?;
+    json_bodies::request(buf, e.request.body.full())?;
     if let Some(st) = status(&e.request.body) {
         buf.extend_from_slice(b",\"request_status\":");
         sonic_rs::to_writer(&mut *buf, &st)?;
     }
     buf.extend_from_slice(b",\"response\":");
     if let Some(r) = &e.response {
-        sonic_rs::to_writer(&mut *buf, &r.body.full())?;
+        json_bodies::response(buf, r.body.full())?;
         if let Some(st) = status(&r.body) {
             buf.extend_from_slice(b",\"response_status\":");
             sonic_rs::to_writer(&mut *buf, &st)?;

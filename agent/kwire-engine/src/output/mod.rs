@@ -11,6 +11,7 @@
 pub mod alert;
 pub mod community_id;
 pub mod json;
+mod json_bodies;
 
 use kwire_flow::{Direction, Endpoint, Timestamp};
 use kwire_kafka::{Decoded, Exchange, NoticeKind};
