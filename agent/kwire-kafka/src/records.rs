@@ -122,11 +122,15 @@ impl BatchInfo {
     }
 }
 
+/// The batch headers of one record set, inline when there is one (what producers with a linger send,
+/// and most Fetch partitions of a consumer that keeps up): one allocation fewer per partition.
+pub type Batches = smallvec::SmallVec<[BatchInfo; 1]>;
+
 /// Summary of one record set (the `records` bytes of one partition).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RecordSetSummary {
     /// Up to `MAX_BATCHES` headers, in wire order.
-    pub batches: Vec<BatchInfo>,
+    pub batches: Batches,
     /// Batches seen but not kept because of the cap.
     pub batches_omitted: u32,
     /// The walk stopped on a header that cannot be right (bad length or magic); bytes after it unread.

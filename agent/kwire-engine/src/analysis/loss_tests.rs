@@ -88,7 +88,7 @@ fn produce(acks: i16, b: BatchInfo) -> RequestBody {
             partitions: vec![ProducePartition {
                 partition: 0,
                 record_bytes: 100,
-                batches: vec![b],
+                batches: [b].into_iter().collect(),
                 batches_omitted: 0,
                 records_malformed: false,
             }],
@@ -167,7 +167,7 @@ fn fetched(
                 diverging_epoch,
                 current_leader: None,
                 record_bytes: 0,
-                batches,
+                batches: batches.into(),
                 batches_omitted: 0,
                 records_malformed: false,
             }],

@@ -437,7 +437,7 @@ mod tests {
                     partitions: vec![ProducePartition {
                         partition: 3,
                         record_bytes: 900,
-                        batches: batches(),
+                        batches: batches().into(),
                         batches_omitted: 2,
                         records_malformed: true,
                     }],
@@ -459,7 +459,7 @@ mod tests {
                         partitions: vec![ProducePartition {
                             partition: 0,
                             record_bytes: 0,
-                            batches: vec![],
+                            batches: Default::default(),
                             batches_omitted: 0,
                             records_malformed: false,
                         }],
@@ -578,7 +578,7 @@ mod tests {
                         }),
                         current_leader: leader,
                         record_bytes: 1200,
-                        batches: batches(),
+                        batches: batches().into(),
                         batches_omitted: 1,
                         records_malformed: true,
                     }],

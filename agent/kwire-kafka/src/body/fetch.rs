@@ -14,7 +14,7 @@
 //!   does not mean "no data".
 
 use super::common::*;
-use crate::records::{scan_record_set, BatchInfo};
+use crate::records::{scan_record_set, Batches};
 use crate::wire::{Reader, Uuid, WireResult};
 use serde::Serialize;
 
@@ -205,7 +205,7 @@ pub struct FetchPartitionResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_leader: Option<LeaderAndEpoch>,
     pub record_bytes: usize,
-    pub batches: Vec<BatchInfo>,
+    pub batches: Batches,
     #[serde(skip_serializing_if = "is_zero_u32")]
     pub batches_omitted: u32,
     #[serde(skip_serializing_if = "is_false")]

@@ -12,7 +12,7 @@
 //! - acks=0 requests normally get no response from Apache Kafka (other brokers do answer).
 
 use super::common::*;
-use crate::records::{scan_record_set, BatchInfo};
+use crate::records::{scan_record_set, Batches};
 use crate::wire::{Reader, Uuid, WireResult};
 use serde::Serialize;
 
@@ -39,7 +39,7 @@ pub struct ProducePartition {
     pub partition: i32,
     /// Size of the record set (0 when null).
     pub record_bytes: usize,
-    pub batches: Vec<BatchInfo>,
+    pub batches: Batches,
     #[serde(skip_serializing_if = "is_zero_u32")]
     pub batches_omitted: u32,
     #[serde(skip_serializing_if = "is_false")]
