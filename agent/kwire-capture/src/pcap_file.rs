@@ -8,7 +8,7 @@
 //! cache itself. Resident memory stays bounded: the pages behind the cursor are released with
 //! `madvise(MADV_DONTNEED)` every [`MMAP_RELEASE_STEP`] (they stay in the page cache). Caveat of maps: a file
 //! *truncated* by another process while we read it would raise SIGBUS; appending is harmless. Use
-//! `ReadMode::Read` (CLI `--no-mmap`) for files something may truncate. 1 MiB for the read buffer rather than
+//! `ReadMode::Read` (CLI `--no-mmap`, env `KWIRE_NO_MMAP`) for files something may truncate. 1 MiB for the read buffer rather than
 //! more: the bytes the kernel just copied are still in L2 when the packets are parsed. Measured (1 GiB of
 //! 1500-byte packets from the page cache, `next_packet` alone, one core): 256 KiB 9.2 GB/s, 1 MiB 8.6-8.9
 //! GB/s, 4 MiB 7.9-8.1 GB/s, 16 MiB 7.0 GB/s.

@@ -25,7 +25,7 @@ use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use kwire_capture::{CaptureError, FileStats};
+use kwire_capture::{CaptureError, FileStats, ReadMode};
 use kwire_engine::{Engine, EngineConfig, NoticeRecord, Output};
 use kwire_export::Exporter;
 use kwire_flow::Timestamp;
@@ -153,6 +153,8 @@ impl Consumer for Sinks {
 pub struct Files<'a> {
     pub paths: &'a [PathBuf],
     pub progress: Progress,
+    /// Map big files or always `read` them (`--no-mmap`).
+    pub read_mode: ReadMode,
 }
 
 /// What reading a whole capture produced besides the outputs.
@@ -186,7 +188,7 @@ pub fn drive_files(
     cfg: EngineConfig,
     to: &mut dyn Consumer,
 ) -> Result<FileRun, String> {
-    let mut file = Inputs::open(src.paths)?;
+    let mut file = Inputs::open(src.paths, src.read_mode)?;
     let mut engine = Engine::new(cfg);
     let mut progress = ProgressLine::new(src.progress, file.len());
     let mut n: u64 = 0;

@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 
-use kwire_capture::{CaptureError, FileStats, PcapFile, RawPacket};
+use kwire_capture::{CaptureError, FileStats, PcapFile, RawPacket, ReadMode};
 use kwire_engine::analysis::suppress::wildcard;
 use kwire_flow::{LinkType, Timestamp};
 
@@ -133,8 +133,8 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// Opens every file (`-` is standard input); the first that cannot be opened is the error.
-    pub fn open(files: &[PathBuf]) -> Result<Inputs, String> {
+    /// Opens every file (`-` is standard input) in `mode`; the first that cannot be opened is the error.
+    pub fn open(files: &[PathBuf], mode: ReadMode) -> Result<Inputs, String> {
         let mut open = Vec::with_capacity(files.len());
         for f in files {
             let path = if f.as_os_str() == "-" {
@@ -142,7 +142,7 @@ impl Inputs {
             } else {
                 f.as_path()
             };
-            open.push(PcapFile::open(path).map_err(|e| e.to_string())?);
+            open.push(PcapFile::open_with(path, mode).map_err(|e| e.to_string())?);
         }
         Ok(Inputs {
             heads: Vec::new(),

@@ -75,6 +75,22 @@ pub struct InputArgs {
     /// are decrypted and their Kafka decoded. The secrets appear in no output.
     #[arg(long, env = "KWIRE_TLS_KEYLOG", value_name = "FILE")]
     pub tls_keylog: Option<PathBuf>,
+    /// Read capture files with plain reads instead of mapping them into memory (files of 64 MiB or
+    /// more are mapped by default). For a file another process may truncate while kwire reads it, such
+    /// as one tcpdump is still rotating: a mapped file cut short ends the process with SIGBUS.
+    #[arg(long, env = "KWIRE_NO_MMAP", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_mmap: bool,
+}
+
+impl InputArgs {
+    /// How capture files are read (`--no-mmap`).
+    pub fn read_mode(&self) -> kwire_capture::ReadMode {
+        if self.no_mmap {
+            kwire_capture::ReadMode::Read
+        } else {
+            kwire_capture::ReadMode::Auto
+        }
+    }
 }
 
 /// The engine's options, the same on every command that runs the engine (`replay`, `timeline`,

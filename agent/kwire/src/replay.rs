@@ -33,6 +33,7 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
     let source = Files {
         paths: &files,
         progress: args.input.progress,
+        read_mode: args.input.read_mode(),
     };
     let run = match drive_files(source, cfg, &mut sinks) {
         Ok(r) => r,

@@ -85,6 +85,7 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
     let source = Files {
         paths: &files,
         progress: args.input.progress,
+        read_mode: args.input.read_mode(),
     };
     let result = drive_files(source, cfg, &mut |o: &Output| {
         if !ok {

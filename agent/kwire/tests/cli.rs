@@ -196,3 +196,40 @@ fn interface_under_source_auto_means_libpcap_on_it() {
     assert!(err.contains("cannot capture on kwire-nope0"), "{err}");
     assert!(!err.contains("using eBPF"), "{err}");
 }
+
+/// `--no-mmap` (or `KWIRE_NO_MMAP`) reads a capture big enough to be mapped by default with plain reads
+/// instead: the same bytes out, byte for byte. The file: a fixture's records repeated past 64 MiB.
+#[test]
+fn no_mmap_reads_a_mapped_size_file_the_same() {
+    let src = std::fs::read(fixture("commit-after-revoke-cooperative-mock.pcap")).unwrap();
+    let (header, records) = src.split_at(24);
+    let dir = std::env::temp_dir().join(format!("kwire-cli-mmap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big.pcap");
+    let mut bytes = header.to_vec();
+    while bytes.len() < (65 << 20) {
+        bytes.extend_from_slice(records);
+    }
+    std::fs::write(&big, &bytes).unwrap();
+
+    let (s0, mapped) = common::replay_bytes(&big, &["--json"]);
+    let (s1, read) = common::replay_bytes(&big, &["--json", "--no-mmap"]);
+    let env = Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .args(["replay", "--json"])
+        .arg(&big)
+        .env("KWIRE_NO_MMAP", "1")
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!((s0, s1, env.status.code()), (0, 0, Some(0)));
+    assert!(mapped.len() > 1000, "some output");
+    assert!(mapped == read, "--no-mmap changed the output");
+    assert!(mapped == env.stdout, "KWIRE_NO_MMAP changed the output");
+    // Every byte of the file was read.
+    let last = String::from_utf8(mapped).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(last.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        summary["file"]["bytes_read"].as_u64(),
+        Some(bytes.len() as u64)
+    );
+}

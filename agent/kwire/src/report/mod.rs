@@ -165,6 +165,7 @@ pub fn run(args: &ReportArgs) -> ExitCode {
     let source = Files {
         paths: &files,
         progress: args.input.progress,
+        read_mode: args.input.read_mode(),
     };
     let result = drive_files(source, cfg, &mut |o: &Output| {
         c.add(o);
@@ -363,7 +364,7 @@ mod tests {
         // Two late commits 0.55 s apart, each raising 4 alert lines at one instant.
         let pcap = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../tests/fixtures/harness/commit-after-revoke-twice-cooperative-mock.pcap");
-        let mut file = inputs::Inputs::open(&[pcap]).unwrap();
+        let mut file = inputs::Inputs::open(&[pcap], kwire_capture::ReadMode::Auto).unwrap();
         let mut written = Vec::new();
         while let Some((_, p)) = file.next_packet() {
             engine.on_packet(p.ts, p.link, p.data, &mut |o| r.add(&o));
