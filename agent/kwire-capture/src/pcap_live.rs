@@ -286,8 +286,11 @@ impl PcapLive {
                 match h.cap.next_packet() {
                     Ok(p) => {
                         let tv = p.header.ts;
+                        // time_t and suseconds_t are i64 here, narrower on other targets.
+                        #[allow(clippy::useless_conversion)]
                         let frac = i64::from(tv.tv_usec);
                         let nanos = if h.nanos { frac } else { frac * 1000 };
+                        #[allow(clippy::useless_conversion)]
                         let ts = Timestamp::from_secs_nanos(
                             i64::from(tv.tv_sec),
                             nanos.clamp(0, 999_999_999) as u32,
@@ -431,6 +434,19 @@ impl LiveSource for PcapLive {
     }
 }
 
+/// The addresses of this network namespace's interfaces (libpcap's device list), for the fleet rule:
+/// a connection whose client has one of them is this node's. Empty when the list cannot be read.
+pub fn local_addresses() -> Result<Vec<std::net::IpAddr>, String> {
+    let devs = pcap::Device::list().map_err(|e| format!("cannot list interfaces: {e}"))?;
+    let mut out: Vec<std::net::IpAddr> = devs
+        .iter()
+        .flat_map(|d| d.addresses.iter().map(|a| a.addr))
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,17 +526,4 @@ mod tests {
         assert_eq!(st.packets as usize, seen.len());
         assert_eq!(st.kernel_drops, 0);
     }
-}
-
-/// The addresses of this network namespace's interfaces (libpcap's device list), for the fleet rule:
-/// a connection whose client has one of them is this node's. Empty when the list cannot be read.
-pub fn local_addresses() -> Result<Vec<std::net::IpAddr>, String> {
-    let devs = pcap::Device::list().map_err(|e| format!("cannot list interfaces: {e}"))?;
-    let mut out: Vec<std::net::IpAddr> = devs
-        .iter()
-        .flat_map(|d| d.addresses.iter().map(|a| a.addr))
-        .collect();
-    out.sort();
-    out.dedup();
-    Ok(out)
 }
