@@ -49,7 +49,7 @@ use kwire_flow::{LinkType, Timestamp};
 /// Largest record / block we accept (and the largest the buffer grows to, plus headers).
 pub const MAX_RECORD: usize = 256 << 20;
 /// Initial read buffer size (see the module doc for the measurement behind it).
-pub const DEFAULT_BUFFER: usize = 1 << 20;
+pub const DEFAULT_BUFFER: usize = 256 << 10;
 
 /// One captured packet, borrowing the reader's buffer until the next call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

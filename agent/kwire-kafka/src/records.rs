@@ -124,7 +124,7 @@ impl BatchInfo {
 
 /// The batch headers of one record set, inline when there is one (what producers with a linger send,
 /// and most Fetch partitions of a consumer that keeps up): one allocation fewer per partition.
-pub type Batches = smallvec::SmallVec<[BatchInfo; 1]>;
+pub type Batches = crate::body::Inline<BatchInfo>;
 
 /// Summary of one record set (the `records` bytes of one partition).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

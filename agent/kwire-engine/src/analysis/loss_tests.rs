@@ -82,26 +82,26 @@ fn produce(acks: i16, b: BatchInfo) -> RequestBody {
         transactional_id: None,
         acks,
         timeout_ms: 30_000,
-        topics: vec![ProduceTopic {
+        topics: Inline::from_vec(vec![ProduceTopic {
             name: Some("orders".into()),
             topic_id: None,
-            partitions: vec![ProducePartition {
+            partitions: Inline::from_vec(vec![ProducePartition {
                 partition: 0,
                 record_bytes: 100,
                 batches: [b].into_iter().collect(),
                 batches_omitted: 0,
                 records_malformed: false,
-            }],
-        }],
+            }]),
+        }]),
     })
 }
 
 fn produced(error_code: i16, base_offset: i64) -> ResponseBody {
     ResponseBody::Produce(ProduceResponse {
-        topics: vec![ProduceTopicResponse {
+        topics: Inline::from_vec(vec![ProduceTopicResponse {
             name: Some("orders".into()),
             topic_id: None,
-            partitions: vec![ProducePartitionResponse {
+            partitions: Inline::from_vec(vec![ProducePartitionResponse {
                 partition: 0,
                 error_code,
                 base_offset,
@@ -110,8 +110,8 @@ fn produced(error_code: i16, base_offset: i64) -> ResponseBody {
                 record_errors: 0,
                 error_message: None,
                 current_leader: None,
-            }],
-        }],
+            }]),
+        }]),
         throttle_time_ms: Some(0),
         node_endpoints: Vec::new(),
     })

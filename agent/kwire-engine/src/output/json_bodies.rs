@@ -385,7 +385,7 @@ impl<'a> W<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kwire_kafka::body::{EpochEndOffset, NodeEndpoint};
+    use kwire_kafka::body::{EpochEndOffset, Inline, NodeEndpoint};
     use kwire_kafka::records::Compression;
 
     fn serde_bytes<T: serde::Serialize>(v: &T) -> String {
@@ -431,40 +431,40 @@ mod tests {
                 transactional_id: Some("tx\n".into()),
                 acks: -1,
                 timeout_ms: 30000,
-                topics: vec![ProduceTopic {
+                topics: Inline::from_vec(vec![ProduceTopic {
                     name: Some("t\u{1}é".into()),
                     topic_id: id,
-                    partitions: vec![ProducePartition {
+                    partitions: Inline::from_vec(vec![ProducePartition {
                         partition: 3,
                         record_bytes: 900,
                         batches: batches().into(),
                         batches_omitted: 2,
                         records_malformed: true,
-                    }],
-                }],
+                    }]),
+                }]),
             }),
             RequestBody::Produce(ProduceRequest {
                 transactional_id: None,
                 acks: 1,
                 timeout_ms: 0,
-                topics: vec![
+                topics: Inline::from_vec(vec![
                     ProduceTopic {
                         name: None,
                         topic_id: id,
-                        partitions: vec![],
+                        partitions: Inline::from_vec(vec![]),
                     },
                     ProduceTopic {
                         name: None,
                         topic_id: None,
-                        partitions: vec![ProducePartition {
+                        partitions: Inline::from_vec(vec![ProducePartition {
                             partition: 0,
                             record_bytes: 0,
                             batches: Default::default(),
                             batches_omitted: 0,
                             records_malformed: false,
-                        }],
+                        }]),
                     },
-                ],
+                ]),
             }),
             RequestBody::Fetch(FetchRequest {
                 replica_id: Some(-1),
@@ -522,10 +522,10 @@ mod tests {
         }
         let responses = [
             ResponseBody::Produce(ProduceResponse {
-                topics: vec![ProduceTopicResponse {
+                topics: Inline::from_vec(vec![ProduceTopicResponse {
                     name: Some("t".into()),
                     topic_id: id,
-                    partitions: vec![ProducePartitionResponse {
+                    partitions: Inline::from_vec(vec![ProducePartitionResponse {
                         partition: 0,
                         error_code: 6,
                         base_offset: -1,
@@ -534,16 +534,16 @@ mod tests {
                         record_errors: 2,
                         error_message: Some("not \"leader\"".into()),
                         current_leader: leader,
-                    }],
-                }],
+                    }]),
+                }]),
                 throttle_time_ms: Some(0),
                 node_endpoints: endpoints(),
             }),
             ResponseBody::Produce(ProduceResponse {
-                topics: vec![ProduceTopicResponse {
+                topics: Inline::from_vec(vec![ProduceTopicResponse {
                     name: None,
                     topic_id: None,
-                    partitions: vec![ProducePartitionResponse {
+                    partitions: Inline::from_vec(vec![ProducePartitionResponse {
                         partition: 0,
                         error_code: 0,
                         base_offset: 10,
@@ -552,8 +552,8 @@ mod tests {
                         record_errors: 0,
                         error_message: None,
                         current_leader: None,
-                    }],
-                }],
+                    }]),
+                }]),
                 throttle_time_ms: None,
                 node_endpoints: vec![],
             }),

@@ -110,6 +110,24 @@ pub(crate) fn read_vec<'a, T>(
     Ok(v)
 }
 
+/// A decoded list that nearly always holds one element (a producer's topics and partitions in one
+/// request, with a linger): kept inline, so decoding it allocates nothing.
+pub type Inline<T> = smallvec::SmallVec<[T; 1]>;
+
+/// Same as `read_vec`, into an [`Inline`] list.
+pub(crate) fn read_inline<'a, T>(
+    r: &mut Reader<'a>,
+    flex: bool,
+    mut f: impl FnMut(&mut Reader<'a>) -> WireResult<T>,
+) -> WireResult<Inline<T>> {
+    let n = r.array_len(flex)?;
+    let mut v = Inline::with_capacity(n.min(64));
+    for _ in 0..n {
+        v.push(f(r)?);
+    }
+    Ok(v)
+}
+
 /// Same as `read_vec` but a null array stays `None`.
 pub(crate) fn read_opt_vec<'a, T>(
     r: &mut Reader<'a>,

@@ -40,7 +40,7 @@ mod txn;
 
 pub use admin::*;
 pub use cluster::*;
-pub use common::{LeaderAndEpoch, NodeEndpoint, TopicPartitionIds, TopicRef};
+pub use common::{Inline, LeaderAndEpoch, NodeEndpoint, TopicPartitionIds, TopicRef};
 pub use consumer_group::*;
 pub use epoch::*;
 pub use errors::{code as error_code, error_name};

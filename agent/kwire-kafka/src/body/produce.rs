@@ -22,7 +22,7 @@ pub struct ProduceRequest {
     pub transactional_id: Option<String>,
     pub acks: i16,
     pub timeout_ms: i32,
-    pub topics: Vec<ProduceTopic>,
+    pub topics: Inline<ProduceTopic>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -31,7 +31,7 @@ pub struct ProduceTopic {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic_id: Option<Uuid>,
-    pub partitions: Vec<ProducePartition>,
+    pub partitions: Inline<ProducePartition>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,13 +51,13 @@ pub(crate) fn decode_request(r: &mut Reader<'_>, v: i16) -> WireResult<ProduceRe
     let transactional_id = if v >= 3 { r.opt_string(flex)? } else { None };
     let acks = r.i16()?;
     let timeout_ms = r.i32()?;
-    let topics = read_vec(r, flex, |r| {
+    let topics = read_inline(r, flex, |r| {
         let (name, topic_id) = if v >= 13 {
             (None, r.uuid()?)
         } else {
             (Some(r.string(flex)?), None)
         };
-        let partitions = read_vec(r, flex, |r| {
+        let partitions = read_inline(r, flex, |r| {
             let partition = r.i32()?;
             let records = r.bytes(flex)?.unwrap_or(&[]);
             let s = scan_record_set(records);
@@ -88,7 +88,7 @@ pub(crate) fn decode_request(r: &mut Reader<'_>, v: i16) -> WireResult<ProduceRe
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProduceResponse {
-    pub topics: Vec<ProduceTopicResponse>,
+    pub topics: Inline<ProduceTopicResponse>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub throttle_time_ms: Option<i32>,
     #[serde(skip_serializing_if = "is_empty")]
@@ -101,7 +101,7 @@ pub struct ProduceTopicResponse {
     pub name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic_id: Option<Uuid>,
-    pub partitions: Vec<ProducePartitionResponse>,
+    pub partitions: Inline<ProducePartitionResponse>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -124,13 +124,13 @@ pub struct ProducePartitionResponse {
 
 pub(crate) fn decode_response(r: &mut Reader<'_>, v: i16) -> WireResult<ProduceResponse> {
     let flex = v >= 9;
-    let topics = read_vec(r, flex, |r| {
+    let topics = read_inline(r, flex, |r| {
         let (name, topic_id) = if v >= 13 {
             (None, r.uuid()?)
         } else {
             (Some(r.string(flex)?), None)
         };
-        let partitions = read_vec(r, flex, |r| {
+        let partitions = read_inline(r, flex, |r| {
             let partition = r.i32()?;
             let error_code = r.i16()?;
             let base_offset = r.i64()?;
