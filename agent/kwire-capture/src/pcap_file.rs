@@ -3,15 +3,26 @@
 //! [`ReadMode::Read`] is asked for) or from one large reusable buffer (1 MiB, grown up to 256 MiB for huge
 //! records) filled with plain `File::read`.
 //!
-//! Why a map for big files: with `read` the kernel copies every byte from the page cache into our buffer,
-//! and that copy was 28% of a whole `kwire replay` profile (1500-byte packets); the map hands out the page
-//! cache itself. Resident memory stays bounded: the pages behind the cursor are released with
-//! `madvise(MADV_DONTNEED)` every [`MMAP_RELEASE_STEP`] (they stay in the page cache). Caveat of maps: a file
-//! *truncated* by another process while we read it would raise SIGBUS; appending is harmless. Use
-//! `ReadMode::Read` (CLI `--no-mmap`, env `KWIRE_NO_MMAP`) for files something may truncate. 1 MiB for the read buffer rather than
-//! more: the bytes the kernel just copied are still in L2 when the packets are parsed. Measured (1 GiB of
-//! 1500-byte packets from the page cache, `next_packet` alone, one core): 256 KiB 9.2 GB/s, 1 MiB 8.6-8.9
-//! GB/s, 4 MiB 7.9-8.1 GB/s, 16 MiB 7.0 GB/s.
+//! Why a map only for files of big packets: with `read` the kernel copies every byte from the page
+//! cache into our buffer, and that copy was 28% of a whole `kwire replay` profile once; a map hands out
+//! the page cache itself. But since the reassembler keeps the last bytes of every stream for its
+//! retransmission-overlap check, it copies every payload byte of an MTU-sized packet anyway, and it is
+//! the first to touch them: from a map each first touch goes to memory (after page faults and their
+//! `madvise` work), from a 256 KiB read buffer the bytes the kernel just copied are still in L2. Measured
+//! (2026-12-07, whole `kwire replay` pinned to one core, median of 9-11 alternating runs): files of
+//! 1500-byte packets (0.9 KB a record) and of loopback-sized ones with small batches (1.7 KB) took 9%
+//! and 4% less CPU read than mapped, and ~11 MB of RSS instead of ~33 MB; a file of 64 KB loopback
+//! packets carrying 1 MB batches (40 KB a record), where the ring copies 4 KiB of each and the rest is
+//! skipped unread, took 28% less CPU mapped. So [`ReadMode::Auto`] reads every file, and maps a
+//! regular file of at least [`MMAP_MIN_LEN`] from the point [`MMAP_DECIDE_AT`] on when the records read
+//! so far average at least [`MMAP_MIN_MEAN_RECORD`] (the start of a capture, handshakes and metadata,
+//! says little: measuring the first records alone kept a file of 40 KB records read). Resident memory stays bounded either way: mapped pages
+//! behind the cursor are released with `madvise(MADV_DONTNEED)` every [`MMAP_RELEASE_STEP`] (they stay
+//! in the page cache). Caveat of maps: a file *truncated* by another process while we read it would raise
+//! SIGBUS; appending is harmless. Use `ReadMode::Read` (CLI `--no-mmap`, env `KWIRE_NO_MMAP`) for files
+//! something may truncate. The read buffer: 256 KiB (next_packet alone, 1 GiB of 1500-byte packets
+//! from the page cache, one core: 256 KiB 9.2 GB/s, 1 MiB 8.6-8.9 GB/s, 4 MiB 7.9-8.1 GB/s, 16 MiB 7.0
+//! GB/s; whole replays 1-2% less CPU than with 1 MiB).
 //!
 //! Why our own reader instead of libpcap's offline reader: libpcap caps at about 4.4 GB/s, stops for good
 //! at the first damaged record, and cannot read a pcapng file whose interfaces have different link types.
@@ -194,15 +205,24 @@ enum Format {
 /// How to read the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ReadMode {
-    /// A memory map for regular files of at least [`MMAP_MIN_LEN`], `read` otherwise.
+    /// `read`, and a memory map from [`MMAP_DECIDE_AT`] on for regular files of at least
+    /// [`MMAP_MIN_LEN`] whose records are big (see [`MMAP_MIN_MEAN_RECORD`]).
     #[default]
     Auto,
     /// Always `read` into a buffer (safe when another process may truncate the file).
     Read,
 }
 
-/// Files at least this large are mapped in [`ReadMode::Auto`] (64 MiB).
+/// Files at least this large may be mapped in [`ReadMode::Auto`] (64 MiB).
 pub const MMAP_MIN_LEN: u64 = 64 << 20;
+/// ... when its records (or pcapng blocks) up to [`MMAP_DECIDE_AT`] average at least this many bytes
+/// (16 KiB): then the reassembler's overlap ring copies a small part of each packet (at most 4 KiB of a
+/// segment) and most bytes are skipped unread, which a map serves best. Measured on both sides of it:
+/// see the module doc.
+pub const MMAP_MIN_MEAN_RECORD: u64 = 16 << 10;
+/// Where a file that may be mapped is measured: after its first 16 MiB, read (the handshakes and
+/// metadata at a capture's start say little about the packets that follow).
+pub const MMAP_DECIDE_AT: u64 = 16 << 20;
 /// Mapped pages are populated this far ahead of the cursor, in one call each (8 MiB).
 pub const MMAP_POPULATE_STEP: usize = 8 << 20;
 /// Mapped pages further than this behind the cursor are released (16 MiB).
@@ -235,6 +255,8 @@ pub struct PcapFile {
     released: usize,
     /// With a map: offset up to which pages were populated ahead of the cursor.
     populated: usize,
+    /// Still read, but may be mapped when [`MMAP_DECIDE_AT`] is reached ([`ReadMode::Auto`]).
+    may_map: bool,
     /// Offset in `buf` of the next unread byte.
     start: usize,
     /// End of valid data in `buf`.
@@ -332,29 +354,15 @@ impl PcapFile {
             .ok()
             .filter(|m| m.is_file())
             .map(|m| m.len());
-        let mut map = None;
-        if mode == ReadMode::Auto
-            && len.is_some_and(|l| l >= MMAP_MIN_LEN && usize::try_from(l).is_ok())
-        {
-            // SAFETY: the map is read-only and private to this reader. The one hazard is another process
-            // truncating the file while it is mapped (SIGBUS); the module doc says so and ReadMode::Read
-            // avoids it.
-            if let Ok(m) = unsafe { memmap2::Mmap::map(&file) } {
-                let _ = m.advise(memmap2::Advice::Sequential);
-                map = Some(m);
-            }
-        }
-        let mapped = map.is_some();
-        let buf = match map {
-            Some(m) => Buf::Map(m),
-            None => Buf::Heap(vec![0; DEFAULT_BUFFER]),
-        };
+        let may_map = mode == ReadMode::Auto
+            && len.is_some_and(|l| l >= MMAP_MIN_LEN && usize::try_from(l).is_ok());
         let mut r = PcapFile {
             path: path.to_path_buf(),
             file,
             released: 0,
             populated: 0,
-            buf,
+            buf: Buf::Heap(vec![0; DEFAULT_BUFFER]),
+            may_map,
             start: 0,
             end: 0,
             base: 0,
@@ -369,10 +377,6 @@ impl PcapFile {
             done: false,
             stats: FileStats::default(),
         };
-        if mapped {
-            r.end = r.buf.len();
-            r.stats.bytes_read = r.end as u64;
-        }
         r.fill(512.min(DEFAULT_BUFFER)).map_err(io_err)?;
         let head = r.buf.get(..r.end).unwrap_or(&[]);
         let magic_le = rd32(head, 0, false);
@@ -428,6 +432,10 @@ impl PcapFile {
     pub fn stats(&self) -> &FileStats {
         &self.stats
     }
+    /// Whether the file is read through a memory map (see [`ReadMode::Auto`]).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.buf, Buf::Map(_))
+    }
     /// Byte offset in the file of the next unread record.
     pub fn position(&self) -> u64 {
         self.base + self.start as u64
@@ -461,6 +469,13 @@ impl PcapFile {
 
     #[cold]
     fn fill_slow(&mut self, need: usize) -> io::Result<bool> {
+        if self.may_map && self.position() >= MMAP_DECIDE_AT {
+            self.may_map = false;
+            let mean = self.position() / self.stats.packets.max(1);
+            if mean >= MMAP_MIN_MEAN_RECORD && self.switch_to_map() {
+                return Ok(self.end - self.start >= need);
+            }
+        }
         let buf = match &mut self.buf {
             // The whole file is there: not enough bytes means the file ends. Release what is far behind.
             Buf::Map(_) => return Ok(false),
@@ -525,6 +540,32 @@ impl PcapFile {
 
     /// With a map: releases the pages more than 1 MiB behind the cursor, every [`MMAP_RELEASE_STEP`].
     #[cold]
+    /// Maps the whole file and goes on reading from the current position (no `RawPacket` is alive: they
+    /// borrow `self`). False, and nothing changed, when the file cannot be mapped.
+    fn switch_to_map(&mut self) -> bool {
+        let Ok(pos) = usize::try_from(self.position()) else {
+            return false;
+        };
+        // SAFETY: the map is read-only and private to this reader. The one hazard is another process
+        // truncating the file while it is mapped (SIGBUS); the module doc says so and ReadMode::Read
+        // avoids it.
+        let Ok(m) = (unsafe { memmap2::Mmap::map(&self.file) }) else {
+            return false;
+        };
+        if m.len() < pos {
+            return false;
+        }
+        let _ = m.advise(memmap2::Advice::Sequential);
+        self.buf = Buf::Map(m);
+        self.base = 0;
+        self.start = pos;
+        self.end = self.buf.len();
+        self.released = pos & !0xfff;
+        self.populated = pos & !0xfff;
+        self.stats.bytes_read = self.end as u64;
+        true
+    }
+
     fn release_behind(&mut self) {
         if let Buf::Map(m) = &self.buf {
             let upto = self.start.saturating_sub(1 << 20) & !0xfff;

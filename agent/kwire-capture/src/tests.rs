@@ -689,3 +689,51 @@ proptest::proptest! {
         }
     }
 }
+
+// ---------- map or read ----------
+
+/// A pcap file of `n` records of `size` bytes each.
+fn pcap_of(be: bool, n: usize, size: usize) -> Vec<u8> {
+    let mut f = pcap_header(be, false, 1);
+    let data = vec![0x5a; size];
+    for i in 0..n {
+        f.extend(pcap_record(be, 1, i as u32, &data, size as u32));
+    }
+    f
+}
+
+/// `ReadMode::Auto` maps a big file, from 16 MiB on, only when its packets are big (measured past small
+/// ones at its start); `ReadMode::Read` never does; every way reads the same packets.
+#[test]
+fn auto_maps_big_files_of_big_packets_only() {
+    let n_large = (65 << 20) / 32_784 + 1;
+    let mut large = pcap_of(true, 100, 60); // a start of small packets
+    large.extend(pcap_of(true, n_large, 32_768).split_off(24));
+    let small = Tmp::new(&pcap_of(false, (65 << 20) / 1516 + 1, 1500));
+    let large = Tmp::new(&large);
+    let short = Tmp::new(&pcap_of(false, 1000, 32_768)); // 32 MiB: below MMAP_MIN_LEN
+                                                         // (packets, payload bytes, bytes read, mapped at the end)
+    let read = |p: &Path, m| {
+        let mut f = PcapFile::open_with(p, m).unwrap();
+        assert!(!f.is_mapped(), "read at first");
+        let (mut n, mut bytes) = (0u64, 0u64);
+        while let Some(pk) = f.next_packet().unwrap() {
+            n += 1;
+            bytes += pk.data.len() as u64;
+        }
+        (n, bytes, f.stats().bytes_read, f.is_mapped())
+    };
+    let len = |t: &Tmp| std::fs::metadata(&t.0).unwrap().len();
+    let want = (100 + n_large) as u64;
+    let payload = 100 * 60 + n_large as u64 * 32_768;
+    assert_eq!(
+        read(&large.0, ReadMode::Auto),
+        (want, payload, len(&large), true)
+    );
+    assert_eq!(
+        read(&large.0, ReadMode::Read),
+        (want, payload, len(&large), false)
+    );
+    assert!(!read(&small.0, ReadMode::Auto).3);
+    assert!(!read(&short.0, ReadMode::Auto).3);
+}
