@@ -44,6 +44,31 @@ pub(crate) fn response(buf: &mut Vec<u8>, body: Option<&ResponseBody>) -> Result
     }
 }
 
+/// A topic of a Produce or Fetch body: its name, its id and its partitions.
+trait Topic {
+    type Part;
+    fn parts(&self) -> (Option<&str>, Option<&Uuid>, &[Self::Part]);
+}
+
+macro_rules! topic {
+    ($t:ty, $p:ty) => {
+        impl Topic for $t {
+            type Part = $p;
+            fn parts(&self) -> (Option<&str>, Option<&Uuid>, &[$p]) {
+                (
+                    self.name.as_deref(),
+                    self.topic_id.as_ref(),
+                    &self.partitions,
+                )
+            }
+        }
+    };
+}
+topic!(ProduceTopic, ProducePartition);
+topic!(ProduceTopicResponse, ProducePartitionResponse);
+topic!(FetchTopic, FetchPartition);
+topic!(FetchTopicResponse, FetchPartitionResponse);
+
 /// The output buffer and a reused integer formatter.
 struct W<'a> {
     buf: &'a mut Vec<u8>,
@@ -105,6 +130,23 @@ impl<'a> W<'a> {
         }
         self.buf.push(b']');
         Ok(())
+    }
+
+    /// A list of topics: each `{"name":..,"topic_id":..,"partitions":[..]}` (name and id only when
+    /// present), every partition written by `part`.
+    fn topics<T: Topic>(
+        &mut self,
+        topics: &[T],
+        mut part: impl FnMut(&mut Self, &T::Part) -> Result,
+    ) -> Result {
+        self.list(topics, |w, t| {
+            let (name, id, parts) = t.parts();
+            w.buf.push(b'{');
+            w.topic_ref(name, id)?;
+            w.list(parts, &mut part)?;
+            w.buf.push(b'}');
+            Ok(())
+        })
     }
 
     /// The name and id of a topic (each only when present), then `"partitions":`; `{` already written.
@@ -210,21 +252,15 @@ impl<'a> W<'a> {
         self.lit(b",\"timeout_ms\":");
         self.int(p.timeout_ms);
         self.lit(b",\"topics\":");
-        self.list(&p.topics, |w, t: &ProduceTopic| {
-            w.buf.push(b'{');
-            w.topic_ref(t.name.as_deref(), t.topic_id.as_ref())?;
-            w.list(&t.partitions, |w, p: &ProducePartition| {
-                w.lit(b"{\"partition\":");
-                w.int(p.partition);
-                w.records(
-                    p.record_bytes,
-                    &p.batches,
-                    p.batches_omitted,
-                    p.records_malformed,
-                )?;
-                w.buf.push(b'}');
-                Ok(())
-            })?;
+        self.topics(&p.topics, |w, p: &ProducePartition| {
+            w.lit(b"{\"partition\":");
+            w.int(p.partition);
+            w.records(
+                p.record_bytes,
+                &p.batches,
+                p.batches_omitted,
+                p.records_malformed,
+            )?;
             w.buf.push(b'}');
             Ok(())
         })?;
@@ -234,30 +270,24 @@ impl<'a> W<'a> {
 
     fn produce_response(&mut self, p: &ProduceResponse) -> Result {
         self.lit(b"{\"topics\":");
-        self.list(&p.topics, |w, t: &ProduceTopicResponse| {
-            w.buf.push(b'{');
-            w.topic_ref(t.name.as_deref(), t.topic_id.as_ref())?;
-            w.list(&t.partitions, |w, p: &ProducePartitionResponse| {
-                w.lit(b"{\"partition\":");
-                w.int(p.partition);
-                w.lit(b",\"error_code\":");
-                w.int(p.error_code);
-                w.lit(b",\"base_offset\":");
-                w.int(p.base_offset);
-                w.opt(b",\"log_append_time_ms\":", p.log_append_time_ms);
-                w.opt(b",\"log_start_offset\":", p.log_start_offset);
-                if p.record_errors != 0 {
-                    w.lit(b",\"record_errors\":");
-                    w.int(p.record_errors);
-                }
-                if let Some(m) = &p.error_message {
-                    w.lit(b",\"error_message\":");
-                    w.str(m)?;
-                }
-                w.leader(b",\"current_leader\":", p.current_leader.as_ref());
-                w.buf.push(b'}');
-                Ok(())
-            })?;
+        self.topics(&p.topics, |w, p: &ProducePartitionResponse| {
+            w.lit(b"{\"partition\":");
+            w.int(p.partition);
+            w.lit(b",\"error_code\":");
+            w.int(p.error_code);
+            w.lit(b",\"base_offset\":");
+            w.int(p.base_offset);
+            w.opt(b",\"log_append_time_ms\":", p.log_append_time_ms);
+            w.opt(b",\"log_start_offset\":", p.log_start_offset);
+            if p.record_errors != 0 {
+                w.lit(b",\"record_errors\":");
+                w.int(p.record_errors);
+            }
+            if let Some(m) = &p.error_message {
+                w.lit(b",\"error_message\":");
+                w.str(m)?;
+            }
+            w.leader(b",\"current_leader\":", p.current_leader.as_ref());
             w.buf.push(b'}');
             Ok(())
         })?;
@@ -286,22 +316,16 @@ impl<'a> W<'a> {
         self.opt(b",\"session_id\":", f.session_id);
         self.opt(b",\"session_epoch\":", f.session_epoch);
         self.lit(b",\"topics\":");
-        self.list(&f.topics, |w, t: &FetchTopic| {
-            w.buf.push(b'{');
-            w.topic_ref(t.name.as_deref(), t.topic_id.as_ref())?;
-            w.list(&t.partitions, |w, p: &FetchPartition| {
-                w.lit(b"{\"partition\":");
-                w.int(p.partition);
-                w.opt(b",\"current_leader_epoch\":", p.current_leader_epoch);
-                w.lit(b",\"fetch_offset\":");
-                w.int(p.fetch_offset);
-                w.opt(b",\"last_fetched_epoch\":", p.last_fetched_epoch);
-                w.opt(b",\"log_start_offset\":", p.log_start_offset);
-                w.lit(b",\"partition_max_bytes\":");
-                w.int(p.partition_max_bytes);
-                w.buf.push(b'}');
-                Ok(())
-            })?;
+        self.topics(&f.topics, |w, p: &FetchPartition| {
+            w.lit(b"{\"partition\":");
+            w.int(p.partition);
+            w.opt(b",\"current_leader_epoch\":", p.current_leader_epoch);
+            w.lit(b",\"fetch_offset\":");
+            w.int(p.fetch_offset);
+            w.opt(b",\"last_fetched_epoch\":", p.last_fetched_epoch);
+            w.opt(b",\"log_start_offset\":", p.log_start_offset);
+            w.lit(b",\"partition_max_bytes\":");
+            w.int(p.partition_max_bytes);
             w.buf.push(b'}');
             Ok(())
         })?;
@@ -339,37 +363,31 @@ impl<'a> W<'a> {
             self.buf.push(b',');
         }
         self.lit(b"\"topics\":");
-        self.list(&f.topics, |w, t: &FetchTopicResponse| {
-            w.buf.push(b'{');
-            w.topic_ref(t.name.as_deref(), t.topic_id.as_ref())?;
-            w.list(&t.partitions, |w, p: &FetchPartitionResponse| {
-                w.lit(b"{\"partition\":");
-                w.int(p.partition);
-                w.lit(b",\"error_code\":");
-                w.int(p.error_code);
-                w.lit(b",\"high_watermark\":");
-                w.int(p.high_watermark);
-                w.opt(b",\"last_stable_offset\":", p.last_stable_offset);
-                w.opt(b",\"log_start_offset\":", p.log_start_offset);
-                w.opt(b",\"aborted_transactions\":", p.aborted_transactions);
-                w.opt(b",\"preferred_read_replica\":", p.preferred_read_replica);
-                if let Some(d) = &p.diverging_epoch {
-                    w.lit(b",\"diverging_epoch\":{\"epoch\":");
-                    w.int(d.epoch);
-                    w.lit(b",\"end_offset\":");
-                    w.int(d.end_offset);
-                    w.buf.push(b'}');
-                }
-                w.leader(b",\"current_leader\":", p.current_leader.as_ref());
-                w.records(
-                    p.record_bytes,
-                    &p.batches,
-                    p.batches_omitted,
-                    p.records_malformed,
-                )?;
+        self.topics(&f.topics, |w, p: &FetchPartitionResponse| {
+            w.lit(b"{\"partition\":");
+            w.int(p.partition);
+            w.lit(b",\"error_code\":");
+            w.int(p.error_code);
+            w.lit(b",\"high_watermark\":");
+            w.int(p.high_watermark);
+            w.opt(b",\"last_stable_offset\":", p.last_stable_offset);
+            w.opt(b",\"log_start_offset\":", p.log_start_offset);
+            w.opt(b",\"aborted_transactions\":", p.aborted_transactions);
+            w.opt(b",\"preferred_read_replica\":", p.preferred_read_replica);
+            if let Some(d) = &p.diverging_epoch {
+                w.lit(b",\"diverging_epoch\":{\"epoch\":");
+                w.int(d.epoch);
+                w.lit(b",\"end_offset\":");
+                w.int(d.end_offset);
                 w.buf.push(b'}');
-                Ok(())
-            })?;
+            }
+            w.leader(b",\"current_leader\":", p.current_leader.as_ref());
+            w.records(
+                p.record_bytes,
+                &p.batches,
+                p.batches_omitted,
+                p.records_malformed,
+            )?;
             w.buf.push(b'}');
             Ok(())
         })?;

@@ -97,13 +97,13 @@ pub(crate) const MAX_IDS: usize = 100_000;
 
 /// Read `n`-element arrays of structs with a per-element reader; allocation grows with the bytes read,
 /// never with the claimed count.
-pub(crate) fn read_vec<'a, T>(
+pub(crate) fn read_vec<'a, T, L: List<T>>(
     r: &mut Reader<'a>,
     flex: bool,
     mut f: impl FnMut(&mut Reader<'a>) -> WireResult<T>,
-) -> WireResult<Vec<T>> {
+) -> WireResult<L> {
     let n = r.array_len(flex)?;
-    let mut v = Vec::with_capacity(n.min(64));
+    let mut v = L::with_capacity(n.min(64));
     for _ in 0..n {
         v.push(f(r)?);
     }
@@ -114,18 +114,28 @@ pub(crate) fn read_vec<'a, T>(
 /// request, with a linger): kept inline, so decoding it allocates nothing.
 pub type Inline<T> = smallvec::SmallVec<[T; 1]>;
 
-/// Same as `read_vec`, into an [`Inline`] list.
-pub(crate) fn read_inline<'a, T>(
-    r: &mut Reader<'a>,
-    flex: bool,
-    mut f: impl FnMut(&mut Reader<'a>) -> WireResult<T>,
-) -> WireResult<Inline<T>> {
-    let n = r.array_len(flex)?;
-    let mut v = Inline::with_capacity(n.min(64));
-    for _ in 0..n {
-        v.push(f(r)?);
+/// What [`read_vec`] fills: a `Vec`, or an [`Inline`] list.
+pub(crate) trait List<T> {
+    fn with_capacity(n: usize) -> Self;
+    fn push(&mut self, t: T);
+}
+
+impl<T> List<T> for Vec<T> {
+    fn with_capacity(n: usize) -> Self {
+        Vec::with_capacity(n)
     }
-    Ok(v)
+    fn push(&mut self, t: T) {
+        Vec::push(self, t)
+    }
+}
+
+impl<T> List<T> for Inline<T> {
+    fn with_capacity(n: usize) -> Self {
+        Inline::with_capacity(n)
+    }
+    fn push(&mut self, t: T) {
+        Inline::push(self, t)
+    }
 }
 
 /// Same as `read_vec` but a null array stays `None`.

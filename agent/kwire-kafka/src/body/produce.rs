@@ -51,13 +51,13 @@ pub(crate) fn decode_request(r: &mut Reader<'_>, v: i16) -> WireResult<ProduceRe
     let transactional_id = if v >= 3 { r.opt_string(flex)? } else { None };
     let acks = r.i16()?;
     let timeout_ms = r.i32()?;
-    let topics = read_inline(r, flex, |r| {
+    let topics = read_vec(r, flex, |r| {
         let (name, topic_id) = if v >= 13 {
             (None, r.uuid()?)
         } else {
             (Some(r.string(flex)?), None)
         };
-        let partitions = read_inline(r, flex, |r| {
+        let partitions = read_vec(r, flex, |r| {
             let partition = r.i32()?;
             let records = r.bytes(flex)?.unwrap_or(&[]);
             let s = scan_record_set(records);
@@ -124,13 +124,13 @@ pub struct ProducePartitionResponse {
 
 pub(crate) fn decode_response(r: &mut Reader<'_>, v: i16) -> WireResult<ProduceResponse> {
     let flex = v >= 9;
-    let topics = read_inline(r, flex, |r| {
+    let topics = read_vec(r, flex, |r| {
         let (name, topic_id) = if v >= 13 {
             (None, r.uuid()?)
         } else {
             (Some(r.string(flex)?), None)
         };
-        let partitions = read_inline(r, flex, |r| {
+        let partitions = read_vec(r, flex, |r| {
             let partition = r.i32()?;
             let error_code = r.i16()?;
             let base_offset = r.i64()?;
