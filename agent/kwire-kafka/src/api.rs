@@ -157,6 +157,13 @@ const FUTURE_VERSION_SLACK: i16 = 3;
 
 /// The table's row for `key`, if some Kafka release defined it.
 pub fn api(key: i16) -> Option<&'static Api> {
+    // Keys from 0 are nearly dense and the table is sorted: the row at index `key` is the one asked for
+    // up to the first gap (every hot API); past it, a binary search. Asked per frame and per exchange.
+    if let Some(a) = usize::try_from(key).ok().and_then(|i| APIS.get(i)) {
+        if a.key == key {
+            return Some(a);
+        }
+    }
     APIS.binary_search_by_key(&key, |a| a.key)
         .ok()
         .map(|i| &APIS[i])
@@ -206,6 +213,20 @@ pub fn response_header_version(key: i16, version: i16) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The indexed lookup finds what a search of the table finds, for every key and around it.
+    #[test]
+    fn lookup_matches_the_table() {
+        for key in -3..300i16 {
+            let searched = APIS.iter().find(|a| a.key == key);
+            assert_eq!(
+                api(key).map(|a| a.key),
+                searched.map(|a| a.key),
+                "key {key}"
+            );
+        }
+        assert!(api(i16::MIN).is_none() && api(i16::MAX).is_none());
+    }
 
     #[test]
     fn names() {
