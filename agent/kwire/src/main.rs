@@ -75,9 +75,10 @@ pub struct InputArgs {
     /// are decrypted and their Kafka decoded. The secrets appear in no output.
     #[arg(long, env = "KWIRE_TLS_KEYLOG", value_name = "FILE")]
     pub tls_keylog: Option<PathBuf>,
-    /// Read capture files with plain reads instead of mapping them into memory (files of 64 MiB or
-    /// more are mapped by default). For a file another process may truncate while kwire reads it, such
-    /// as one tcpdump is still rotating: a mapped file cut short ends the process with SIGBUS.
+    /// Never map capture files into memory (by default a file of 64 MiB or more whose packets are big,
+    /// as in loopback captures, is mapped once its first 16 MiB are read). For a file another process
+    /// may truncate while kwire reads it, such as one tcpdump is still rotating: a mapped file cut short
+    /// ends the process with SIGBUS.
     #[arg(long, env = "KWIRE_NO_MMAP", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_mmap: bool,
 }

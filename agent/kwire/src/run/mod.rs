@@ -76,7 +76,7 @@ pub struct RunArgs {
     pub source: SourceKind,
     /// Interfaces for libpcap (comma-separated; default `any` = all, Linux cooked headers). Given under
     /// `--source auto`, libpcap captures on them (eBPF sees every interface of the host and cannot pick).
-    #[arg(long, value_delimiter = ',', env = "KWIRE_INTERFACE")]
+    #[arg(long, short = 'i', value_delimiter = ',', env = "KWIRE_INTERFACE")]
     pub interface: Vec<String>,
     /// eBPF: the cgroup v2 directory to attach to (default: the cgroup v2 root, every pod and container
     /// of the node); e.g. one pod's or one service's cgroup to watch only its sockets (and, with the TLS
