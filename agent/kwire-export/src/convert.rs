@@ -242,7 +242,7 @@ pub fn exchange_span(x: &ExchangeRecord, mode: Semconv) -> Span {
             attrs.push(kv_str(c::CONSUMER_GROUP, g));
         }
         if let Some(id) = &f.cluster_id {
-            push(&mut attrs, mode, c::CLUSTER_ID, StringValue(id.clone()));
+            push(&mut attrs, mode, c::CLUSTER_ID, StringValue(id.to_string()));
         }
     }
     if let Some(cid) = &e.request.client_id {

@@ -204,12 +204,12 @@ impl OutputFilter {
                 return false;
             };
             if let Some(t) = &self.topic {
-                if !f.parts.iter().any(|p| &p.topic == t) {
+                if !f.parts.iter().any(|p| *p.topic == **t) {
                     return false;
                 }
             }
             if let Some(g) = &self.group {
-                if f.group.as_ref() != Some(g) {
+                if f.group.as_deref() != Some(g.as_str()) {
                     return false;
                 }
             }

@@ -16,6 +16,7 @@ use kwire_kafka::records::BatchInfo;
 use kwire_kafka::{Decoded, Exchange};
 
 use crate::analysis::cluster::Cluster;
+use crate::model::Name;
 
 /// The messaging operation of an exchange (OpenTelemetry `messaging.operation.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +46,8 @@ impl Operation {
 /// One topic-partition of an exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartFact {
-    pub topic: String,
+    /// Shared with the cluster view (no copy per exchange).
+    pub topic: Name,
     pub partition: i32,
     /// Produce: base offset assigned; Fetch: position asked for; commit: offset committed; ListOffsets:
     /// offset returned.
@@ -66,10 +68,10 @@ pub struct PartFact {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExchangeFacts {
     pub operation: Operation,
-    pub group: Option<String>,
+    pub group: Option<Name>,
     pub parts: Vec<PartFact>,
     /// The Kafka cluster id of the broker, when a Metadata response on a connection to it said so.
-    pub cluster_id: Option<String>,
+    pub cluster_id: Option<Name>,
 }
 
 impl ExchangeFacts {
@@ -79,7 +81,7 @@ impl ExchangeFacts {
         self.parts
             .iter()
             .all(|p| p.topic == first.topic)
-            .then_some(first.topic.as_str())
+            .then_some(&*first.topic)
     }
 }
 
@@ -91,9 +93,9 @@ fn records_of(batches: &[BatchInfo]) -> u64 {
         .sum()
 }
 
-fn part(topic: &str, partition: i32) -> PartFact {
+fn part(topic: &Name, partition: i32) -> PartFact {
     PartFact {
-        topic: topic.to_string(),
+        topic: topic.clone(),
         partition,
         offset: None,
         records: 0,
@@ -115,7 +117,7 @@ fn single_record_offset(batches: &[BatchInfo]) -> Option<i64> {
 fn find<'a>(parts: &'a mut [PartFact], topic: &str, partition: i32) -> Option<&'a mut PartFact> {
     parts
         .iter_mut()
-        .find(|p| p.partition == partition && p.topic == topic)
+        .find(|p| p.partition == partition && &*p.topic == topic)
 }
 
 /// The facts of one exchange; `cluster_id` is the broker's, if known; `consumer_group` is the group the
@@ -135,8 +137,10 @@ pub fn exchange_facts(
         operation: Operation::Other,
         group: None,
         parts: Vec::new(),
-        cluster_id: cluster_id.map(str::to_string),
+        cluster_id: cluster_id.map(|c| cluster.names.get(c)),
     };
+    // Group ids and topic names are interned: facts share them (the interner counts what it cannot).
+    let group = |g: &str| Some(cluster.names.get(g));
     let name = |n: Option<&str>, id| cluster.topic(n, id);
     match req {
         Some(RequestBody::Produce(p)) => {
@@ -172,7 +176,7 @@ pub fn exchange_facts(
             f.operation = if follower {
                 Operation::Other
             } else {
-                f.group = consumer_group.map(str::to_string);
+                f.group = consumer_group.and_then(group);
                 Operation::Receive
             };
             for t in &q.topics {
@@ -207,7 +211,7 @@ pub fn exchange_facts(
         }
         Some(RequestBody::OffsetCommit(c)) => {
             f.operation = Operation::Settle;
-            f.group = Some(c.group_id.clone());
+            f.group = group(&c.group_id);
             for t in &c.topics {
                 let topic = name(t.name.as_deref(), t.topic_id.as_ref());
                 for cp in &t.partitions {
@@ -222,10 +226,10 @@ pub fn exchange_facts(
         }
         Some(RequestBody::TxnOffsetCommit(c)) => {
             f.operation = Operation::Settle;
-            f.group = Some(c.group_id.clone());
+            f.group = group(&c.group_id);
             for t in &c.topics {
                 for cp in &t.partitions {
-                    let mut pf = part(&t.name, cp.partition);
+                    let mut pf = part(&cluster.names.get(&t.name), cp.partition);
                     pf.offset = Some(cp.committed_offset);
                     f.parts.push(pf);
                 }
@@ -236,8 +240,9 @@ pub fn exchange_facts(
         }
         Some(RequestBody::ListOffsets(l)) => {
             for t in &l.topics {
+                let topic = cluster.names.get(&t.name);
                 for lp in &t.partitions {
-                    f.parts.push(part(&t.name, lp.partition));
+                    f.parts.push(part(&topic, lp.partition));
                 }
             }
             if let Some(ResponseBody::ListOffsets(r)) = resp {
@@ -259,18 +264,18 @@ pub fn exchange_facts(
         }
         Some(RequestBody::OffsetFetch(o)) => {
             if let [g] = o.groups.as_slice() {
-                f.group = Some(g.group_id.clone());
+                f.group = group(&g.group_id);
             }
         }
-        Some(RequestBody::JoinGroup(j)) => f.group = Some(j.group_id.clone()),
-        Some(RequestBody::SyncGroup(s)) => f.group = Some(s.group_id.clone()),
-        Some(RequestBody::Heartbeat(h)) => f.group = Some(h.group_id.clone()),
-        Some(RequestBody::LeaveGroup(l)) => f.group = Some(l.group_id.clone()),
-        Some(RequestBody::ConsumerGroupHeartbeat(h)) => f.group = Some(h.group_id.clone()),
-        Some(RequestBody::AddOffsetsToTxn(a)) => f.group = Some(a.group_id.clone()),
+        Some(RequestBody::JoinGroup(j)) => f.group = group(&j.group_id),
+        Some(RequestBody::SyncGroup(s)) => f.group = group(&s.group_id),
+        Some(RequestBody::Heartbeat(h)) => f.group = group(&h.group_id),
+        Some(RequestBody::LeaveGroup(l)) => f.group = group(&l.group_id),
+        Some(RequestBody::ConsumerGroupHeartbeat(h)) => f.group = group(&h.group_id),
+        Some(RequestBody::AddOffsetsToTxn(a)) => f.group = group(&a.group_id),
         Some(RequestBody::DescribeGroups(d)) => {
             if let [g] = d.groups.as_slice() {
-                f.group = Some(g.clone());
+                f.group = group(g);
             }
         }
         _ => {}

@@ -414,7 +414,7 @@ impl Collector {
         // Per topic: one aggregate per exchange and topic.
         let mut per_topic: BTreeMap<&str, (u64, u64, BTreeSet<i32>)> = BTreeMap::new();
         for p in &f.parts {
-            let t = per_topic.entry(p.topic.as_str()).or_default();
+            let t = per_topic.entry(&*p.topic).or_default();
             t.0 += p.records;
             t.1 += p.bytes;
             t.2.insert(p.partition);
