@@ -99,7 +99,7 @@ pub enum Instrument {
     Counter,
     /// Last value.
     Gauge,
-    /// Explicit-bucket histogram (filled from an HdrHistogram).
+    /// Explicit-bucket histogram (counted straight into its buckets, `metrics::DurationSeries`).
     Histogram,
 }
 

@@ -1,5 +1,5 @@
 //! Metric state kept between exports and turned into one OTLP metrics request per export: operation
-//! durations (HdrHistogram per API and broker, exported as explicit buckets), alerts by kind and
+//! durations (explicit-bucket histograms per API and broker), alerts by kind and
 //! severity, offsets and consumer lag per group and partition, records and bytes per topic, and the
 //! agent's own health. Cumulative temporality throughout: a lost export loses nothing, the next one
 //! carries the totals.
@@ -7,8 +7,13 @@
 //! Easy to get wrong:
 //! - every table here is bounded (series per metric, `MAX_SERIES`); what does not fit is counted in
 //!   `series_dropped` and the exporter logs it, never grows without limit;
-//! - HdrHistogram gives counts at bucket bounds; OTLP wants per-bucket counts (not cumulative), one more
-//!   than the bounds (the last is +Inf), and our own exact sum/min/max;
+//! - a duration histogram counts straight into the explicit buckets it is exported with (OTLP's rule:
+//!   bucket i holds bounds[i-1] < v <= bounds[i], one more bucket than bounds, the last +Inf) and keeps
+//!   its own exact sum, min and max. It used to be an HdrHistogram (1 µs..1 h at 3 significant digits),
+//!   bucketed at export: 188 KB of counters per series, which made the `MAX_SERIES` bound ~1.9 GB and
+//!   grew a live agent by ~12 MB for every new set of broker addresses; its edges were also approximate
+//!   (µs truncation, 0.1%). Only the explicit buckets were ever exported, so ~200 bytes of counters say
+//!   the same, exactly;
 //! - consumer lag is high watermark − committed offset for the same partition; either can be unknown
 //!   (no Fetch seen for that partition yet): then no lag point, rather than a made-up one;
 //! - series are counted on every exchange (live, for `/metrics`, and for OTLP), so they are keyed by
@@ -20,7 +25,6 @@
 
 use std::collections::BTreeMap;
 
-use hdrhistogram::Histogram as Hdr;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
@@ -44,9 +48,11 @@ pub const MAX_SERIES: usize = 10_000;
 /// Attribute values of one series, in the catalog's attribute order (None = absent).
 type Key = Vec<Option<String>>;
 
-#[derive(Default)]
+/// One duration series: counts per explicit bucket (bounds of its metric, plus +Inf), exact sum, min,
+/// max.
 struct DurationSeries {
-    hdr: Option<Hdr<u64>>,
+    counts: Box<[u64]>,
+    count: u64,
     sum_s: f64,
     min_s: f64,
     max_s: f64,
@@ -96,6 +102,14 @@ impl DurKey {
         match self.operation {
             Some(_) => Metric::OperationDuration,
             None => Metric::RequestDuration,
+        }
+    }
+
+    /// The explicit bucket bounds of its metric (seconds).
+    fn bounds(&self) -> &'static [f64] {
+        match self.operation {
+            Some(_) => c::DURATION_BOUNDS_S,
+            None => c::REQUEST_BOUNDS_S,
         }
     }
 
@@ -326,12 +340,13 @@ impl MetricState {
                 },
             };
             let full = self.durations.len() >= MAX_SERIES;
+            let bounds = key.bounds();
             match self.durations.get_mut(&key) {
-                Some(s) => s.record(latency_ns),
+                Some(s) => s.record_in(bounds, latency_ns),
                 None if full => self.series_dropped += 1,
                 None => {
-                    let mut s = DurationSeries::default();
-                    s.record(latency_ns);
+                    let mut s = DurationSeries::new(bounds);
+                    s.record_in(bounds, latency_ns);
                     self.durations.insert(key, s);
                 }
             }
@@ -564,37 +579,31 @@ fn metric(m: Metric, data: Data) -> OtlpMetric {
     }
 }
 
-/// Per-bucket counts of `hdr` (µs) for the explicit `bounds` (s), one more than the bounds (the last is
-/// +Inf): what `count_between(0, bound)` differences give, in one pass over the recorded buckets
-/// instead of a walk from 0 per bound (that walk was most of a `/metrics` render). A recorded bucket
-/// counts at or below a bound when its highest value is at or below the highest value of the bound's
-/// bucket, which is `count_between`'s rule (it sums whole buckets up to the bound's).
-fn buckets(hdr: &Hdr<u64>, bounds: &[f64]) -> Vec<u64> {
-    let tops: Vec<u64> = bounds
-        .iter()
-        .map(|b| hdr.highest_equivalent((b * 1e6).round() as u64))
-        .collect();
-    let mut counts = vec![0u64; bounds.len() + 1];
-    for v in hdr.iter_recorded() {
-        let i = tops.partition_point(|&t| t < v.value_iterated_to());
-        if let Some(c) = counts.get_mut(i) {
-            *c = c.saturating_add(v.count_at_value());
-        }
-    }
-    counts
+/// The bucket of a duration of `ns` nanoseconds among `bounds` (seconds): the first bound it does not
+/// exceed, or `bounds.len()` (+Inf). Bounds are compared in whole nanoseconds.
+fn bucket_of(bounds: &[f64], ns: u64) -> usize {
+    bounds.partition_point(|b| ((b * 1e9).round() as u64) < ns)
 }
 
 impl DurationSeries {
-    fn record(&mut self, ns: u64) {
-        let hdr = self.hdr.get_or_insert_with(|| {
-            // 1 µs .. 1 h at 3 significant digits: ~30 KiB per series.
-            Hdr::new_with_bounds(1, 3_600_000_000, 3).expect("valid HdrHistogram bounds")
-        });
-        let us = (ns / 1000).clamp(1, 3_600_000_000);
-        // Saturating: a value above the bound is clamped, never an error.
-        hdr.saturating_record(us);
+    fn new(bounds: &[f64]) -> DurationSeries {
+        DurationSeries {
+            counts: vec![0; bounds.len() + 1].into_boxed_slice(),
+            count: 0,
+            sum_s: 0.0,
+            min_s: 0.0,
+            max_s: 0.0,
+        }
+    }
+
+    /// One duration. The series was made for `key.bounds()`, the bounds `point` exports it with.
+    fn record_in(&mut self, bounds: &[f64], ns: u64) {
+        if let Some(c) = self.counts.get_mut(bucket_of(bounds, ns)) {
+            *c = c.saturating_add(1);
+        }
+        self.count = self.count.saturating_add(1);
         let s = ns as f64 / 1e9;
-        if hdr.len() == 1 {
+        if self.count == 1 {
             self.min_s = s;
             self.max_s = s;
         } else {
@@ -611,17 +620,13 @@ impl DurationSeries {
         now: u64,
         bounds: &[f64],
     ) -> HistogramDataPoint {
-        let Some(hdr) = &self.hdr else {
-            return HistogramDataPoint::default();
-        };
-        let bucket_counts = buckets(hdr, bounds);
         HistogramDataPoint {
             attributes,
             start_time_unix_nano: start,
             time_unix_nano: now,
-            count: hdr.len(),
+            count: self.count,
             sum: Some(self.sum_s),
-            bucket_counts,
+            bucket_counts: self.counts.to_vec(),
             explicit_bounds: bounds.to_vec(),
             min: Some(self.min_s),
             max: Some(self.max_s),
@@ -634,42 +639,30 @@ impl DurationSeries {
 mod tests {
     use super::*;
 
-    /// The one-pass bucket counts equal the per-bound `count_between` differences they replaced, for
-    /// values around every bound, below the first, past the last and at the histogram's limits.
+    /// A duration lands in the first bucket whose bound it does not exceed (OTLP's `(lower, upper]`),
+    /// to the nanosecond; past the last bound, in +Inf; sum, min, max and count are exact.
     #[test]
-    fn buckets_match_count_between() {
-        for bounds in [c::DURATION_BOUNDS_S, c::REQUEST_BOUNDS_S] {
-            let mut hdr = Hdr::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
-            let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-            for b in bounds {
-                let us = (b * 1e6).round() as u64;
-                for v in [
-                    us.saturating_sub(1).max(1),
-                    us,
-                    us + 1,
-                    us + us / 500,
-                    us + us / 1000,
-                ] {
-                    hdr.saturating_record(v);
-                }
-            }
-            for _ in 0..5000 {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                hdr.saturating_record(1 + x % 120_000_000);
-            }
-            hdr.saturating_record(1);
-            hdr.saturating_record(3_600_000_000);
-            let mut want = Vec::new();
-            let mut below = 0u64;
-            for b in bounds {
-                let upto = hdr.count_between(0, (b * 1e6).round() as u64);
-                want.push(upto.saturating_sub(below));
-                below = upto;
-            }
-            want.push(hdr.len().saturating_sub(below));
-            assert_eq!(buckets(&hdr, bounds), want);
+    fn durations_count_into_their_explicit_buckets() {
+        let bounds = c::REQUEST_BOUNDS_S; // 100 µs, 250 µs, ...
+        assert_eq!(bucket_of(bounds, 0), 0);
+        assert_eq!(bucket_of(bounds, 100_000), 0, "at the bound: below it");
+        assert_eq!(bucket_of(bounds, 100_001), 1, "one ns past: the next");
+        assert_eq!(bucket_of(bounds, 250_000), 1);
+        assert_eq!(bucket_of(bounds, 30_000_000_000), bounds.len() - 1);
+        assert_eq!(bucket_of(bounds, 30_000_000_001), bounds.len(), "+Inf");
+        let mut s = DurationSeries::new(bounds);
+        for ns in [100_000, 100_001, 99_000, 40_000_000_000] {
+            s.record_in(bounds, ns);
         }
+        let p = s.point(vec![], 1, 2, bounds);
+        assert_eq!(p.count, 4);
+        assert_eq!(p.bucket_counts.len(), bounds.len() + 1);
+        assert_eq!(p.bucket_counts[0], 2);
+        assert_eq!(p.bucket_counts[1], 1);
+        assert_eq!(p.bucket_counts[bounds.len()], 1);
+        assert_eq!(p.bucket_counts.iter().sum::<u64>(), 4);
+        assert_eq!(p.min, Some(99_000e-9));
+        assert_eq!(p.max, Some(40.0));
+        assert!((p.sum.unwrap() - (0.0002 + 1e-9 + 0.000099 + 40.0)).abs() < 1e-12);
     }
 }
