@@ -5,8 +5,10 @@
 //!    `lo`, then eBPF) and `tcpdump -w /dev/null` beside it. CPU seconds per GB on the wire and per million
 //!    exchanges, peak RSS (and RSS beyond the configured libpcap ring), loss.
 //! 2. The veth ladder (`--no-ladder` skips it): the realistic 1500-byte capture replayed by tcpreplay onto
-//!    one end of a veth pair (in a namespace of its own; `--unique-ip`, so every loop is new connections)
-//!    at each rate of `--ladder-mbps`, tcpreplay pinned to CPU 0, the receiver pinned to CPU 1: first
+//!    one end of a veth pair (in a namespace of its own; as many copies of the file as ~6 s at the rate
+//!    need, each with its addresses rewritten by `tcprewrite --seed=N`, so every copy is the whole
+//!    conversations again on new addresses) at each rate of `--ladder-mbps`, tcpreplay pinned to CPU 0,
+//!    the receiver pinned to CPU 1: first
 //!    `kwire run --source pcap` on the other end, then `tcpdump -w /dev/null` there on the same load.
 //!    Loss = the source's kernel/ring/interface drops, TCP gaps, and packets sent but never seen.
 //! 3. Kafka over TLS (`--no-tls` skips it, `--tls-only` runs only it): tansu behind stunnel4 with a
@@ -25,6 +27,11 @@
 //! zombie, before it is reaped); peak RSS is VmHWM read just before SIGTERM.
 //!
 //! Easy to get wrong:
+//! - Not `tcpreplay --unique-ip` for the ladder's loops: it rewrites each loop's addresses so that the
+//!   two directions of a connection stop matching (measured: after the first loop every connection was
+//!   two one-way flows, requests never answered, responses ignored as not Kafka), so CPU per GB was
+//!   flattered by ignored bytes and memory filled with unanswered requests. `tcprewrite --seed` maps
+//!   every address by one function, both directions alike; the copies are cached beside the capture.
 //! - It is a benchmark: it prints numbers and never fails on them; a run that cannot start or finish
 //!   prints its row as failed and the next one goes on.
 //! - The agent's health port lives in the namespace it runs in: /readyz is asked from a thread that
@@ -414,6 +421,41 @@ fn realistic_one(
     Ok((AgentRun::new(&stopped, cpu0, tck, hwm)?, d, secs))
 }
 
+/// Copies of the capture the ladder replays at most (top speed: ~8 x 300 MB in about 6 s).
+const MAX_COPIES: usize = 8;
+
+/// `n` copies of `file`, the Nth with every IP address mapped by `tcprewrite --seed=N` (one function
+/// for all addresses, so both directions of a connection stay one connection), made once and kept in
+/// `dir` while they are newer than `file`.
+fn ladder_copies(file: &Path, n: usize, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let tcprewrite = proc::which("tcprewrite").context(
+        "tcprewrite not installed (Debian's tcpreplay package has it: cargo xtask setup)",
+    )?;
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let made = fs::metadata(file)?.modified()?;
+    let mut out = Vec::new();
+    for i in 1..=n {
+        let copy = dir.join(format!("{stem}.seed{i}.pcap"));
+        let fresh = fs::metadata(&copy)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= made);
+        if !fresh {
+            let mut c = Command::new(&tcprewrite);
+            c.arg(format!("--seed={i}"))
+                .arg("--infile")
+                .arg(file)
+                .arg("--outfile")
+                .arg(&copy);
+            proc::run_quiet("tcprewrite", &mut c, Duration::from_secs(300))?;
+        }
+        out.push(copy);
+    }
+    Ok(out)
+}
+
 /// What tcpreplay said it did.
 #[derive(Default)]
 struct Sent {
@@ -473,8 +515,8 @@ fn ladder(
         }
     };
     println!(
-        "\nveth ladder: {} ({:.0} MB) replayed by tcpreplay onto a veth pair at each rate (looped with --unique-ip \
-         for ~{STEP_SECONDS:.0} s), tcpreplay on CPU 0, the receiver on CPU 1; kwire run --source pcap (ring \
+        "\nveth ladder: {} ({:.0} MB) replayed by tcpreplay onto a veth pair at each rate (as many copies as \
+         ~{STEP_SECONDS:.0} s need, up to {MAX_COPIES}, each on new addresses by tcprewrite --seed), tcpreplay on CPU 0, the receiver on CPU 1; kwire run --source pcap (ring \
          {PCAP_RING_MB:.0} MiB), then tcpdump -w /dev/null (default buffer), each alone on the same load",
         file.display(),
         size / 1e6
@@ -498,21 +540,23 @@ fn ladder(
         "drops",
         "missed"
     );
+    // Beside the capture (kept between runs), not in the live logs folder (emptied by every run).
+    let copies = ladder_copies(file, MAX_COPIES, file.parent().unwrap_or(dir))?;
     let replay = |rate: u32, tag: &str| -> Result<Sent> {
-        let loops = if rate == 0 {
-            8
+        let n = if rate == 0 {
+            MAX_COPIES
         } else {
-            ((f64::from(rate) * 1e6 / 8.0 * STEP_SECONDS / size).ceil() as u64).max(2)
+            ((f64::from(rate) * 1e6 / 8.0 * STEP_SECONDS / size).ceil() as usize)
+                .clamp(2, MAX_COPIES)
         };
         let mut c = pinned(0, &tcpreplay);
-        c.args(["-i", "kwv-tx", "-K", "--unique-ip"]);
-        c.arg(format!("--loop={loops}"));
+        c.args(["-i", "kwv-tx", "-K"]);
         if rate == 0 {
             c.arg("--topspeed");
         } else {
             c.arg(format!("--mbps={rate}"));
         }
-        c.arg(file);
+        c.args(&copies[..n]);
         let log = dir.join(format!("tcpreplay-{tag}.log"));
         let out = proc::run_quiet("tcpreplay", &mut c, Duration::from_secs(300))?;
         fs::write(&log, &out)?;
