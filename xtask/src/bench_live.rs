@@ -36,8 +36,9 @@
 //!   prints its row as failed and the next one goes on.
 //! - The agent's health port lives in the namespace it runs in: /readyz is asked from a thread that
 //!   entered that namespace (setns), never from the host.
-//! - Replaying a file in a loop repeats its TCP sequence numbers: without `--unique-ip` the second loop
-//!   would look like retransmissions and the agent would skip it (cheap, and wrong).
+//! - Replaying the same file twice repeats its connections and TCP sequence numbers: on the same
+//!   addresses the second copy would look like retransmissions and the agent would skip it (cheap, and
+//!   wrong); hence a copy per `--seed`, each on its own addresses.
 //! - The TLS section's GB are the Kafka bytes, counted once: the plaintext leg's TCP payload. The TLS
 //!   agent's own plaintext count is about twice that (the client's and stunnel's OpenSSL are both
 //!   probed; one end's copy is dropped in user space), its packet bytes are TLS records. Both agents
