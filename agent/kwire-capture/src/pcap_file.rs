@@ -1,7 +1,6 @@
-//! pcap / pcapng file reader: [`PcapFile::next_packet`] yields [`RawPacket`]s borrowed either from a
-//! read-only memory map of the file (regular files of at least [`MMAP_MIN_LEN`], unless
-//! [`ReadMode::Read`] is asked for) or from one large reusable buffer (1 MiB, grown up to 256 MiB for huge
-//! records) filled with plain `File::read`.
+//! pcap / pcapng file reader: [`PcapFile::next_packet`] yields [`RawPacket`]s borrowed either from one
+//! reusable buffer (256 KiB, grown up to 256 MiB for huge records) filled with plain `File::read`, or,
+//! for big files of big packets (below), from a read-only memory map of the file.
 //!
 //! Why a map only for files of big packets: with `read` the kernel copies every byte from the page
 //! cache into our buffer, and that copy was 28% of a whole `kwire replay` profile once; a map hands out
@@ -16,9 +15,9 @@
 //! skipped unread, took 28% less CPU mapped. So [`ReadMode::Auto`] reads every file, and maps a
 //! regular file of at least [`MMAP_MIN_LEN`] from the point [`MMAP_DECIDE_AT`] on when the records read
 //! so far average at least [`MMAP_MIN_MEAN_RECORD`] (the start of a capture, handshakes and metadata,
-//! says little: measuring the first records alone kept a file of 40 KB records read). Resident memory stays bounded either way: mapped pages
-//! behind the cursor are released with `madvise(MADV_DONTNEED)` every [`MMAP_RELEASE_STEP`] (they stay
-//! in the page cache). Caveat of maps: a file *truncated* by another process while we read it would raise
+//! says little: measuring the first records alone kept a file of 40 KB records read). Resident memory
+//! stays bounded either way: mapped pages behind the cursor are released with `madvise(MADV_DONTNEED)`
+//! every [`MMAP_RELEASE_STEP`] (they stay in the page cache). Caveat of maps: a file *truncated* by another process while we read it would raise
 //! SIGBUS; appending is harmless. Use `ReadMode::Read` (CLI `--no-mmap`, env `KWIRE_NO_MMAP`) for files
 //! something may truncate. The read buffer: 256 KiB (next_packet alone, 1 GiB of 1500-byte packets
 //! from the page cache, one core: 256 KiB 9.2 GB/s, 1 MiB 8.6-8.9 GB/s, 4 MiB 7.9-8.1 GB/s, 16 MiB 7.0
@@ -538,10 +537,9 @@ impl PcapFile {
         }
     }
 
-    /// With a map: releases the pages more than 1 MiB behind the cursor, every [`MMAP_RELEASE_STEP`].
-    #[cold]
     /// Maps the whole file and goes on reading from the current position (no `RawPacket` is alive: they
     /// borrow `self`). False, and nothing changed, when the file cannot be mapped.
+    #[cold]
     fn switch_to_map(&mut self) -> bool {
         let Ok(pos) = usize::try_from(self.position()) else {
             return false;
@@ -566,6 +564,8 @@ impl PcapFile {
         true
     }
 
+    /// With a map: releases the pages more than 1 MiB behind the cursor, every [`MMAP_RELEASE_STEP`].
+    #[cold]
     fn release_behind(&mut self) {
         if let Buf::Map(m) = &self.buf {
             let upto = self.start.saturating_sub(1 << 20) & !0xfff;
