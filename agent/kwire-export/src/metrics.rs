@@ -97,19 +97,45 @@ struct DurKey {
     api: &'static str,
 }
 
+/// A typed series key: its metric and, written out, its attribute values.
+trait SeriesKey {
+    fn metric(&self) -> Metric;
+    fn key(&self) -> Key;
+}
+
+/// The series of metric `m` in `map` with their attribute values, in the order of those values (the
+/// order of the points in a snapshot).
+fn series<K: SeriesKey, V>(map: &FxHashMap<K, V>, m: Metric) -> Vec<(Key, &V)> {
+    let mut v: Vec<(Key, &V)> = map
+        .iter()
+        .filter(|(k, _)| k.metric() == m)
+        .map(|(k, s)| (k.key(), s))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// The explicit bucket bounds (seconds) of a duration metric.
+fn duration_bounds(m: Metric) -> &'static [f64] {
+    if m == Metric::OperationDuration {
+        c::DURATION_BOUNDS_S
+    } else {
+        c::REQUEST_BOUNDS_S
+    }
+}
+
 impl DurKey {
+    /// The explicit bucket bounds of its metric (seconds).
+    fn bounds(&self) -> &'static [f64] {
+        duration_bounds(self.metric())
+    }
+}
+
+impl SeriesKey for DurKey {
     fn metric(&self) -> Metric {
         match self.operation {
             Some(_) => Metric::OperationDuration,
             None => Metric::RequestDuration,
-        }
-    }
-
-    /// The explicit bucket bounds of its metric (seconds).
-    fn bounds(&self) -> &'static [f64] {
-        match self.operation {
-            Some(_) => c::DURATION_BOUNDS_S,
-            None => c::REQUEST_BOUNDS_S,
         }
     }
 
@@ -162,7 +188,7 @@ enum CountKey {
     Alert(&'static str, &'static str),
 }
 
-impl CountKey {
+impl SeriesKey for CountKey {
     fn metric(&self) -> Metric {
         match self {
             CountKey::Sent { .. } => Metric::SentMessages,
@@ -437,19 +463,8 @@ impl MetricState {
             };
             match m {
                 Metric::OperationDuration | Metric::RequestDuration => {
-                    let bounds = if m == Metric::OperationDuration {
-                        c::DURATION_BOUNDS_S
-                    } else {
-                        c::REQUEST_BOUNDS_S
-                    };
-                    let mut series: Vec<(Key, &DurationSeries)> = self
-                        .durations
-                        .iter()
-                        .filter(|(k, _)| k.metric() == m)
-                        .map(|(k, s)| (k.key(), s))
-                        .collect();
-                    series.sort_by(|a, b| a.0.cmp(&b.0));
-                    let hps: Vec<HistogramDataPoint> = series
+                    let bounds = duration_bounds(m);
+                    let hps: Vec<HistogramDataPoint> = series(&self.durations, m)
                         .into_iter()
                         .map(|(k, s)| s.point(attrs_of(m, &k, self.semconv), start, now_ns, bounds))
                         .collect();
@@ -469,15 +484,8 @@ impl MetricState {
                 | Metric::ConsumedMessages
                 | Metric::ProducedBytes
                 | Metric::FetchedBytes => {
-                    let mut series: Vec<(Key, u64)> = self
-                        .counters
-                        .iter()
-                        .filter(|(k, _)| k.metric() == m)
-                        .map(|(k, n)| (k.key(), *n))
-                        .collect();
-                    series.sort_by(|a, b| a.0.cmp(&b.0));
-                    for (k, n) in series {
-                        points.push(int(attrs_of(m, &k, self.semconv), n));
+                    for (k, n) in series(&self.counters, m) {
+                        points.push(int(attrs_of(m, &k, self.semconv), *n));
                     }
                 }
                 Metric::HighWatermark => {
