@@ -16,7 +16,7 @@ use kwire_kafka::{api, Decoded, NoticeKind};
 
 use crate::model::ConnCtx;
 use crate::output::alert::{Alert, FieldValue};
-use crate::output::json_bodies;
+use crate::output::json_bodies::W;
 use crate::output::{ExchangeRecord, Notice, NoticeRecord, Output, TimelineRecord};
 
 /// Writes a timestamp or an endpoint as a JSON string, with no intermediate allocation: from a
@@ -79,79 +79,75 @@ pub fn write_line(buf: &mut Vec<u8>, o: &Output) -> Result<(), sonic_rs::Error> 
 /// take the serde path. On realistic traffic the envelope was about half of `--json`'s own time.
 fn write_exchange(buf: &mut Vec<u8>, x: &ExchangeRecord) -> Result<(), sonic_rs::Error> {
     let e = &x.exchange;
-    let mut int = itoa::Buffer::new();
-    buf.extend_from_slice(b"{\"type\":\"exchange\",\"ts\":");
-    raw_ts(buf, e.request_ts)?;
-    buf.extend_from_slice(b",\"conn\":");
-    buf.extend_from_slice(int.format(x.conn.id).as_bytes());
-    buf.extend_from_slice(b",\"community_id\":");
-    sonic_rs::to_writer(&mut *buf, &*x.conn.community_id)?;
-    buf.extend_from_slice(b",\"request_frame\":");
-    opt_int(buf, &mut int, frame_no(e.request.frame));
-    buf.extend_from_slice(b",\"response_frame\":");
-    opt_int(
-        buf,
-        &mut int,
-        e.response.as_ref().and_then(|r| frame_no(r.frame)),
-    );
-    buf.extend_from_slice(b",\"client_addr\":");
-    raw_addr(buf, x.conn.client)?;
-    buf.extend_from_slice(b",\"broker_addr\":");
-    raw_addr(buf, x.conn.broker)?;
-    buf.extend_from_slice(b",\"client_id\":");
+    let mut w = W::new(buf);
+    w.lit(b"{\"type\":\"exchange\",\"ts\":");
+    raw_ts(w.buf, e.request_ts)?;
+    w.lit(b",\"conn\":");
+    w.int(x.conn.id);
+    w.lit(b",\"community_id\":");
+    w.str(&x.conn.community_id)?;
+    w.lit(b",\"request_frame\":");
+    w.int_or_null(frame_no(e.request.frame));
+    w.lit(b",\"response_frame\":");
+    w.int_or_null(e.response.as_ref().and_then(|r| frame_no(r.frame)));
+    w.lit(b",\"client_addr\":");
+    raw_addr(w.buf, x.conn.client)?;
+    w.lit(b",\"broker_addr\":");
+    raw_addr(w.buf, x.conn.broker)?;
+    w.lit(b",\"client_id\":");
     match &e.request.client_id {
-        Some(c) => sonic_rs::to_writer(&mut *buf, c.as_str())?,
-        None => buf.extend_from_slice(b"null"),
+        Some(c) => w.str(c)?,
+        None => w.lit(b"null"),
     }
-    buf.extend_from_slice(b",\"api_key\":");
-    buf.extend_from_slice(int.format(e.api_key).as_bytes());
-    buf.extend_from_slice(b",\"api\":");
-    sonic_rs::to_writer(&mut *buf, api::api_name(e.api_key))?;
-    buf.extend_from_slice(b",\"api_version\":");
-    buf.extend_from_slice(int.format(e.api_version).as_bytes());
-    buf.extend_from_slice(b",\"correlation_id\":");
-    buf.extend_from_slice(int.format(e.correlation_id).as_bytes());
-    buf.extend_from_slice(b",\"response_ts\":");
+    w.lit(b",\"api_key\":");
+    w.int(e.api_key);
+    w.lit(b",\"api\":");
+    w.str(api::api_name(e.api_key))?;
+    w.lit(b",\"api_version\":");
+    w.int(e.api_version);
+    w.lit(b",\"correlation_id\":");
+    w.int(e.correlation_id);
+    w.lit(b",\"response_ts\":");
     match &e.response {
-        Some(r) => raw_ts(buf, r.ts)?,
-        None => buf.extend_from_slice(b"null"),
+        Some(r) => raw_ts(w.buf, r.ts)?,
+        None => w.lit(b"null"),
     }
-    buf.extend_from_slice(b",\"latency_us\":");
-    opt_int(buf, &mut int, x.latency_us());
+    w.lit(b",\"latency_us\":");
+    w.int_or_null(x.latency_us());
     let codes = x.error_codes();
-    buf.extend_from_slice(b",\"error_codes\":[");
+    w.lit(b",\"error_codes\":[");
     for (i, c) in codes.iter().enumerate() {
         if i > 0 {
-            buf.push(b',');
+            w.lit(b",");
         }
-        buf.extend_from_slice(int.format(*c).as_bytes());
+        w.int(*c);
     }
-    buf.extend_from_slice(b"],\"errors\":");
-    sonic_rs::to_writer(&mut *buf, &ErrorNames(&codes))?;
-    buf.extend_from_slice(b",\"request_bytes\":");
-    buf.extend_from_slice(int.format(e.request.bytes).as_bytes());
-    buf.extend_from_slice(b",\"response_bytes\":");
-    opt_int(buf, &mut int, e.response.as_ref().map(|r| r.bytes));
+    w.lit(b"],\"errors\":");
+    sonic_rs::to_writer(&mut *w.buf, &ErrorNames(&codes))?;
+    w.lit(b",\"request_bytes\":");
+    w.int(e.request.bytes);
+    w.lit(b",\"response_bytes\":");
+    w.int_or_null(e.response.as_ref().map(|r| r.bytes));
     if e.response_optional {
-        buf.extend_from_slice(b",\"response_optional\":true");
+        w.lit(b",\"response_optional\":true");
     }
-    buf.extend_from_slice(b",\"request\":");
-    json_bodies::request(buf, e.request.body.full())?;
+    w.lit(b",\"request\":");
+    w.request(e.request.body.full())?;
     if let Some(st) = status(&e.request.body) {
-        buf.extend_from_slice(b",\"request_status\":");
-        sonic_rs::to_writer(&mut *buf, &st)?;
+        w.lit(b",\"request_status\":");
+        w.str(&st)?;
     }
-    buf.extend_from_slice(b",\"response\":");
+    w.lit(b",\"response\":");
     if let Some(r) = &e.response {
-        json_bodies::response(buf, r.body.full())?;
+        w.response(r.body.full())?;
         if let Some(st) = status(&r.body) {
-            buf.extend_from_slice(b",\"response_status\":");
-            sonic_rs::to_writer(&mut *buf, &st)?;
+            w.lit(b",\"response_status\":");
+            w.str(&st)?;
         }
     } else {
-        buf.extend_from_slice(b"null");
+        w.lit(b"null");
     }
-    buf.push(b'}');
+    w.lit(b"}");
     Ok(())
 }
 
@@ -180,14 +176,6 @@ fn raw_addr(buf: &mut Vec<u8>, e: Endpoint) -> Result<(), sonic_rs::Error> {
             Ok(())
         }
         None => sonic_rs::to_writer(&mut *buf, &Str(e)),
-    }
-}
-
-/// An optional integer: its digits or `null`.
-fn opt_int<I: itoa::Integer>(buf: &mut Vec<u8>, int: &mut itoa::Buffer, v: Option<I>) {
-    match v {
-        Some(v) => buf.extend_from_slice(int.format(v).as_bytes()),
-        None => buf.extend_from_slice(b"null"),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The decoded bodies of the hottest exchanges (Produce and Fetch, requests and responses: nearly every
+//! The writer of exchange lines ([`W`], also used for the envelope by `json::write_exchange`) and the
+//! decoded bodies of the hottest exchanges (Produce and Fetch, requests and responses: nearly every
 //! exchange of a busy node) written straight into the JSON line; every other body goes through serde
 //! (sonic-rs).
 //!
@@ -23,26 +24,6 @@ use kwire_kafka::records::BatchInfo;
 use kwire_kafka::wire::Uuid;
 
 type Result = std::result::Result<(), sonic_rs::Error>;
-
-/// A request body (`null` when it did not decode), as `Option<&RequestBody>` serialises.
-pub(crate) fn request(buf: &mut Vec<u8>, body: Option<&RequestBody>) -> Result {
-    let mut w = W::new(buf);
-    match body {
-        Some(RequestBody::Produce(p)) => w.produce_request(p),
-        Some(RequestBody::Fetch(f)) => w.fetch_request(f),
-        other => sonic_rs::to_writer(&mut *w.buf, &other),
-    }
-}
-
-/// A response body (`null` when it did not decode), as `Option<&ResponseBody>` serialises.
-pub(crate) fn response(buf: &mut Vec<u8>, body: Option<&ResponseBody>) -> Result {
-    let mut w = W::new(buf);
-    match body {
-        Some(ResponseBody::Produce(p)) => w.produce_response(p),
-        Some(ResponseBody::Fetch(f)) => w.fetch_response(f),
-        other => sonic_rs::to_writer(&mut *w.buf, &other),
-    }
-}
 
 /// A topic of a Produce or Fetch body: its name, its id and its partitions.
 trait Topic {
@@ -69,28 +50,57 @@ topic!(ProduceTopicResponse, ProducePartitionResponse);
 topic!(FetchTopic, FetchPartition);
 topic!(FetchTopicResponse, FetchPartitionResponse);
 
-/// The output buffer and a reused integer formatter.
-struct W<'a> {
-    buf: &'a mut Vec<u8>,
+/// The JSON line being written and a reused integer formatter: what the exchange envelope
+/// (`json::write_exchange`) and the hot bodies below write with.
+pub(super) struct W<'a> {
+    pub(super) buf: &'a mut Vec<u8>,
     int: itoa::Buffer,
 }
 
 impl<'a> W<'a> {
-    fn new(buf: &'a mut Vec<u8>) -> Self {
+    pub(super) fn new(buf: &'a mut Vec<u8>) -> Self {
         W {
             buf,
             int: itoa::Buffer::new(),
         }
     }
 
+    /// Bytes that need no escaping (keys, punctuation).
     #[inline]
-    fn lit(&mut self, b: &[u8]) {
+    pub(super) fn lit(&mut self, b: &[u8]) {
         self.buf.extend_from_slice(b);
     }
 
     #[inline]
-    fn int<I: itoa::Integer>(&mut self, v: I) {
+    pub(super) fn int<I: itoa::Integer>(&mut self, v: I) {
         self.buf.extend_from_slice(self.int.format(v).as_bytes());
+    }
+
+    /// An optional integer that is written either way: its digits or `null`.
+    #[inline]
+    pub(super) fn int_or_null<I: itoa::Integer>(&mut self, v: Option<I>) {
+        match v {
+            Some(v) => self.int(v),
+            None => self.lit(b"null"),
+        }
+    }
+
+    /// A request body (`null` when it did not decode), as `Option<&RequestBody>` serialises.
+    pub(super) fn request(&mut self, body: Option<&RequestBody>) -> Result {
+        match body {
+            Some(RequestBody::Produce(p)) => self.produce_request(p),
+            Some(RequestBody::Fetch(f)) => self.fetch_request(f),
+            other => sonic_rs::to_writer(&mut *self.buf, &other),
+        }
+    }
+
+    /// A response body (`null` when it did not decode), as `Option<&ResponseBody>` serialises.
+    pub(super) fn response(&mut self, body: Option<&ResponseBody>) -> Result {
+        match body {
+            Some(ResponseBody::Produce(p)) => self.produce_response(p),
+            Some(ResponseBody::Fetch(f)) => self.fetch_response(f),
+            other => sonic_rs::to_writer(&mut *self.buf, &other),
+        }
     }
 
     /// `key` (a literal: `,"name":`) and the value, when there is one (`skip_serializing_if =
@@ -109,7 +119,7 @@ impl<'a> W<'a> {
     }
 
     /// A free string (a topic name, a rack): escaped as serde_json does.
-    fn str(&mut self, s: &str) -> Result {
+    pub(super) fn str(&mut self, s: &str) -> Result {
         sonic_rs::to_writer(&mut *self.buf, s)
     }
 
@@ -535,7 +545,7 @@ mod tests {
         ];
         for b in &full {
             let mut ours = Vec::new();
-            request(&mut ours, Some(b)).unwrap();
+            W::new(&mut ours).request(Some(b)).unwrap();
             assert_eq!(String::from_utf8(ours).unwrap(), serde_bytes(&Some(b)));
         }
         let responses = [
@@ -613,12 +623,12 @@ mod tests {
         ];
         for b in &responses {
             let mut ours = Vec::new();
-            response(&mut ours, Some(b)).unwrap();
+            W::new(&mut ours).response(Some(b)).unwrap();
             assert_eq!(String::from_utf8(ours).unwrap(), serde_bytes(&Some(b)));
         }
         let mut none = Vec::new();
-        request(&mut none, None).unwrap();
-        response(&mut none, None).unwrap();
+        W::new(&mut none).request(None).unwrap();
+        W::new(&mut none).response(None).unwrap();
         assert_eq!(none, b"nullnull");
     }
 }
