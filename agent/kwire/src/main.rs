@@ -84,12 +84,17 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    /// How capture files are read (`--no-mmap`).
-    pub fn read_mode(&self) -> kwire_capture::ReadMode {
-        if self.no_mmap {
-            kwire_capture::ReadMode::Read
-        } else {
-            kwire_capture::ReadMode::Auto
+    /// The capture files `paths` (expanded from `files`) as the driver reads them: progress and
+    /// `--no-mmap` from these flags.
+    pub fn files<'a>(&self, paths: &'a [PathBuf]) -> drive::Files<'a> {
+        drive::Files {
+            paths,
+            progress: self.progress,
+            read_mode: if self.no_mmap {
+                kwire_capture::ReadMode::Read
+            } else {
+                kwire_capture::ReadMode::Auto
+            },
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use kwire_engine::{EngineConfig, Severity};
 use kwire_export::Exporter;
 
-use crate::drive::{drive_files, FileRun, Files, Sinks};
+use crate::drive::{drive_files, FileRun, Sinks};
 use crate::sink::{Exchanges, Flush, Form, OutputSink};
 use crate::{config, human, inputs, otlp, ReplayArgs};
 
@@ -30,11 +30,7 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let source = Files {
-        paths: &files,
-        progress: args.input.progress,
-        read_mode: args.input.read_mode(),
-    };
+    let source = args.input.files(&files);
     let run = match drive_files(source, cfg, &mut sinks) {
         Ok(r) => r,
         Err(e) => {

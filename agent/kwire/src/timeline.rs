@@ -20,7 +20,7 @@ use kwire_engine::model::Name;
 use kwire_engine::{EngineConfig, Output};
 use kwire_flow::Timestamp;
 
-use crate::drive::{drive_files, Files};
+use crate::drive::drive_files;
 use crate::{config, TimelineArgs};
 
 /// Rows held for sorting before printing.
@@ -82,11 +82,7 @@ pub fn run(args: &TimelineArgs) -> ExitCode {
     // Last value of the "told" rows per (client, topic, partition, what), to show changes only.
     let mut last: std::collections::HashMap<(Name, Name, i32, &'static str), i64> =
         std::collections::HashMap::new();
-    let source = Files {
-        paths: &files,
-        progress: args.input.progress,
-        read_mode: args.input.read_mode(),
-    };
+    let source = args.input.files(&files);
     let result = drive_files(source, cfg, &mut |o: &Output| {
         if !ok {
             return false;

@@ -35,7 +35,7 @@ use clap::Args;
 use kwire_engine::{Engine, Output, Summary};
 use kwire_flow::{Endpoint, Timestamp};
 
-use crate::drive::{drive_files, Files};
+use crate::drive::drive_files;
 use crate::{config, inputs, InputArgs, OutputFilter};
 use collect::Collector;
 
@@ -162,11 +162,7 @@ pub fn run(args: &ReportArgs) -> ExitCode {
     };
     let to_stdout = args.output.as_os_str() == "-";
     let mut c = Collector::new(args.filter.clone());
-    let source = Files {
-        paths: &files,
-        progress: args.input.progress,
-        read_mode: args.input.read_mode(),
-    };
+    let source = args.input.files(&files);
     let result = drive_files(source, cfg, &mut |o: &Output| {
         c.add(o);
         true
