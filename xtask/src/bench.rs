@@ -58,6 +58,8 @@ pub struct Options {
     pub tls_megabytes: u32,
     /// extra arguments for every `kwire run` of the live section (e.g. `--snaplen 2048`)
     pub run_args: Vec<String>,
+    /// measure the PGO build (`cargo xtask pgo`), the one to deploy; false: the plain release build
+    pub pgo: bool,
 }
 
 fn options(args: &[String]) -> Result<Options> {
@@ -77,6 +79,7 @@ fn options(args: &[String]) -> Result<Options> {
         tls_only: false,
         tls_megabytes: 500,
         run_args: Vec::new(),
+        pgo: true,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -101,6 +104,7 @@ fn options(args: &[String]) -> Result<Options> {
             "--no-tls" => o.tls = false,
             "--tls-only" => o.tls_only = true,
             "--tls-megabytes" => o.tls_megabytes = val("N")?.parse()?,
+            "--no-pgo" => o.pgo = false,
             "--run-args" => {
                 o.run_args = val("\"ARGS\"")?
                     .split_whitespace()
@@ -239,8 +243,22 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
         bail!("release build failed (the libpcap loop needs libpcap-dev: run cargo xtask setup)");
     }
     let rel = paths.target_dir().join("release");
-    let kwire = rel.join("kwire");
     let pcap_loop = rel.join("pcap-loop");
+    // The binary measured is the one to deploy: PGO (see pgo.rs), unless --no-pgo.
+    let kwire = if o.pgo {
+        crate::pgo::build(paths)?
+    } else {
+        rel.join("kwire")
+    };
+    println!(
+        "kwire measured: {} ({})",
+        kwire.strip_prefix(&paths.root).unwrap_or(&kwire).display(),
+        if o.pgo {
+            "release, fat LTO, PGO trained on the committed fixtures: cargo xtask pgo"
+        } else {
+            "release, fat LTO, no PGO (--no-pgo)"
+        }
+    );
 
     if o.tls_only {
         return crate::bench_live::tls_only(paths, &kwire, &o);
@@ -335,6 +353,7 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
             results.push(replay_block(
                 paths,
                 &kwire,
+                o.pgo.then_some(rel.join("kwire").as_path()),
                 &pcap_loop,
                 b,
                 &o,
@@ -358,9 +377,13 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `kwire` is the binary measured (PGO unless --no-pgo); `plain`, when given, the release build without
+/// PGO (what `cargo build --release` and the Docker image make), measured in one row of its own.
+#[allow(clippy::too_many_arguments)]
 fn replay_block(
     paths: &Paths,
     kwire: &Path,
+    plain: Option<&Path>,
     pcap_loop: &Path,
     b: &Bench,
     o: &Options,
@@ -418,6 +441,15 @@ fn replay_block(
         m: best(&mut replay(&[]), 3, None)?,
         note: String::new(),
     });
+    if let Some(plain) = plain {
+        let mut c = Command::new(plain);
+        c.arg("replay").arg(&b.file).args(["--progress", "never"]);
+        rows.push(Row {
+            tool: "  same, release build without PGO".into(),
+            m: best(&mut c, 3, None)?,
+            note: String::new(),
+        });
+    }
     rows.push(Row {
         tool: "kwire replay --json > /dev/null".into(),
         m: best(&mut replay(&["--json"]), 2, None)?,

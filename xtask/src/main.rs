@@ -36,6 +36,7 @@ mod ebpf_object;
 mod fleet;
 mod fuzz;
 mod live;
+mod pgo;
 mod proc;
 mod report_check;
 mod scenarios;
@@ -63,9 +64,11 @@ const USAGE: &str = "usage: cargo xtask <command>
                                  (default 1) or until the fuzzer used N CPU minutes; prints runs, exec/s, cov, ft, CPU s;
                                  a crash fails (input kept in fuzz/artifacts/)
   tidy                           house rules: core crates do no IO, module docs, no #[ignore], long files say why
+  pgo                            kwire built with profile-guided optimisation, trained on the committed fixtures
+                                 (~11% less CPU than the plain release build): target/pgo/release/kwire
   bench [--megabytes N] [--recapture] [--no-tshark] [--no-otlp] [--no-big-batch] [--no-live|--live-only]
         [--no-ladder] [--live-seconds S] [--ladder-mbps R,R,..] [--live-big-batch] [--no-tls|--tls-only]
-        [--tls-megabytes N] [--run-args ARGS]
+        [--tls-megabytes N] [--run-args ARGS] [--no-pgo]
                                  replay speed of kwire (plain, --json, --otlp) beside a libpcap loop and tshark
                                  on production-like captures (nine clients, 1500-byte and loopback packets, built
                                  once) and the big-batch one; live: the agent on that load (CPU s/GB, per M
@@ -130,6 +133,7 @@ fn run() -> Result<()> {
         "tidy" => check::tidy(&paths),
         "demo" => check::demo(&paths),
         "bench" => bench::bench(&paths, &args[1..]),
+        "pgo" => crate::pgo::build(&paths).map(|k| println!("{}", k.display())),
         "bench-hostile" => bench_hostile::bench_hostile(&paths),
         "fuzz" => fuzz::fuzz_args(&paths, &args[1..]),
         "list" => {

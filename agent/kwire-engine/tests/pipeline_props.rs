@@ -252,7 +252,7 @@ fn run(frames: impl IntoIterator<Item = Vec<u8>>, link: LinkType) -> Run {
                     x.api_key,
                     x.api_version,
                     x.correlation_id,
-                    x.request.client_id.clone(),
+                    x.request.client_id.as_deref().map(str::to_string),
                     matches!(x.request.body, Decoded::Full(_)),
                     x.response
                         .as_ref()

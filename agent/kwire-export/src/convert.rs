@@ -246,7 +246,7 @@ pub fn exchange_span(x: &ExchangeRecord, mode: Semconv) -> Span {
         }
     }
     if let Some(cid) = &e.request.client_id {
-        attrs.push(kv_str(c::CLIENT_ID, cid.clone()));
+        attrs.push(kv_str(c::CLIENT_ID, cid.to_string()));
     }
     push_addr(&mut attrs, c::SERVER_ADDRESS, c::SERVER_PORT, broker);
     push_addr(&mut attrs, c::PEER_ADDRESS, c::PEER_PORT, broker);

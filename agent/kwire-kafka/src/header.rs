@@ -32,6 +32,34 @@ pub enum HeaderError {
 /// Parses a request header at the start of `frame` (the bytes after the 4-byte length prefix).
 /// Returns the header and the offset at which the body starts.
 pub fn parse_request_header(frame: &[u8]) -> Result<(RequestHeader, usize), HeaderError> {
+    let (h, at) = parse_request_header_raw(frame)?;
+    Ok((
+        RequestHeader {
+            api_key: h.api_key,
+            api_version: h.api_version,
+            correlation_id: h.correlation_id,
+            client_id: h.client_id.map(crate::wire::lossy_string),
+            header_version: h.header_version,
+        },
+        at,
+    ))
+}
+
+/// A request header whose client id is still the frame's bytes (see [`parse_request_header_raw`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRequestHeader<'a> {
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<&'a [u8]>,
+    pub header_version: i16,
+}
+
+/// [`parse_request_header`] without making the client id a `String`: a connection sends the same id
+/// on every request, and the stream keeps one shared copy of it (no allocation per request).
+pub fn parse_request_header_raw(
+    frame: &[u8],
+) -> Result<(RawRequestHeader<'_>, usize), HeaderError> {
     let api_key = be_i16(frame, 0)?;
     let api_version = be_i16(frame, 2)?;
     let correlation_id = be_i32(frame, 4)?;
@@ -44,7 +72,7 @@ pub fn parse_request_header(frame: &[u8]) -> Result<(RequestHeader, usize), Head
         if len >= 0 {
             let len = len as usize;
             let bytes = frame.get(pos..pos + len).ok_or(HeaderError::Truncated)?;
-            client_id = Some(crate::wire::lossy_string(bytes));
+            client_id = Some(bytes);
             pos += len;
         } else if len != -1 {
             return Err(HeaderError::Malformed);
@@ -54,7 +82,7 @@ pub fn parse_request_header(frame: &[u8]) -> Result<(RequestHeader, usize), Head
         pos = skip_tagged_fields(frame, pos)?;
     }
     Ok((
-        RequestHeader {
+        RawRequestHeader {
             api_key,
             api_version,
             correlation_id,

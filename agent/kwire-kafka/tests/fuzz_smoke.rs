@@ -373,9 +373,11 @@ fn start_mode_gap_does_not_glue_bytes_across_it() {
     let ex: Vec<(i16, i32, Option<String>)> = ev
         .iter()
         .filter_map(|e| match e {
-            KafkaEvent::Exchange(x) => {
-                Some((x.api_key, x.correlation_id, x.request.client_id.clone()))
-            }
+            KafkaEvent::Exchange(x) => Some((
+                x.api_key,
+                x.correlation_id,
+                x.request.client_id.as_deref().map(str::to_string),
+            )),
             _ => None,
         })
         .collect();

@@ -13,7 +13,8 @@
 //! broker answers, and every comparison is by packet timestamps, never by processing order. Brokers check
 //! only the generation of a commit, never ownership: that is exactly what we check here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 
 use kwire_flow::Timestamp;
 
@@ -142,6 +143,16 @@ pub struct Groups {
     max_groups: usize,
     max_members: usize,
     pub dropped: u64,
+    /// client id -> host -> how many members of each group joined with that id from that host: what
+    /// [`Groups::group_of_client`] answers from (it runs per Fetch; scanning every member of every group
+    /// was O(groups x members) each time). Kept as members' client ids and connections are set; bounded
+    /// by the member tables (one count per member at most).
+    by_client: HashMap<String, HashMap<IpAddr, BTreeMap<String, u32>>>,
+}
+
+/// The (host, client id) a member is indexed under, when both are known.
+fn client_of(m: &Member) -> Option<(IpAddr, String)> {
+    Some((m.ctx.as_ref()?.client.ip, m.client_id.clone()?))
 }
 
 impl Groups {
@@ -151,6 +162,47 @@ impl Groups {
             max_groups,
             max_members,
             dropped: 0,
+            by_client: HashMap::new(),
+        }
+    }
+
+    /// A member of `group` moved from `old` to `new` (host, client id) in the index.
+    fn reindex(
+        &mut self,
+        group: &str,
+        old: Option<(IpAddr, String)>,
+        new: Option<(IpAddr, String)>,
+    ) {
+        if old == new {
+            return;
+        }
+        if let Some((ip, id)) = old {
+            if let Some(hosts) = self.by_client.get_mut(&id) {
+                if let Some(groups) = hosts.get_mut(&ip) {
+                    if let Some(n) = groups.get_mut(group) {
+                        *n -= 1;
+                        if *n == 0 {
+                            groups.remove(group);
+                        }
+                    }
+                    if groups.is_empty() {
+                        hosts.remove(&ip);
+                    }
+                }
+                if hosts.is_empty() {
+                    self.by_client.remove(&id);
+                }
+            }
+        }
+        if let Some((ip, id)) = new {
+            *self
+                .by_client
+                .entry(id)
+                .or_default()
+                .entry(ip)
+                .or_default()
+                .entry(group.to_string())
+                .or_insert(0) += 1;
         }
     }
 
@@ -161,23 +213,14 @@ impl Groups {
     /// The one group a consumer belongs to, found by its client id and host (the address of the
     /// connection it joined the group on): a consumer fetches on other connections than the one to its
     /// coordinator, so this is how a Fetch learns its group. None when no member matches or when members
-    /// of two different groups do (the same client id on one host in two groups is ambiguous). Linear in
-    /// the bounded group and member tables; called only when exchange facts are on.
-    pub fn group_of_client(&self, client_ip: std::net::IpAddr, client_id: &str) -> Option<&str> {
-        let mut found: Option<&str> = None;
-        for g in self.groups.values() {
-            let member = g.members.values().any(|m| {
-                m.client_id.as_deref() == Some(client_id)
-                    && m.ctx.as_ref().is_some_and(|c| c.client.ip == client_ip)
-            });
-            if member {
-                match found {
-                    Some(f) if f != g.group_id => return None,
-                    _ => found = Some(&g.group_id),
-                }
-            }
+    /// of two different groups do (the same client id on one host in two groups is ambiguous). Two hash
+    /// lookups (the `by_client` index); called only when exchange facts are on.
+    pub fn group_of_client(&self, client_ip: IpAddr, client_id: &str) -> Option<&str> {
+        let groups = self.by_client.get(client_id)?.get(&client_ip)?;
+        match (groups.len(), groups.keys().next()) {
+            (1, Some(g)) => Some(g.as_str()),
+            _ => None,
         }
-        found
     }
 
     pub fn group_mut(&mut self, group: &str) -> Option<&mut Group> {
@@ -264,11 +307,17 @@ impl Groups {
         if let Some(p) = protocol_name.filter(|p| !p.is_empty()) {
             g.protocol_name = Some(p.to_string());
         }
+        let mut moved = None;
         if let Some(m) = Self::member_mut(g, max, &mut dropped, member_id) {
+            let old = client_of(m);
             m.ctx = Some(ctx.clone());
             m.client_id = client_id.map(str::to_string);
+            moved = Some((old, client_of(m)));
         }
         self.dropped += dropped;
+        if let Some((old, new)) = moved {
+            self.reindex(group, old, new);
+        }
     }
 
     /// A member received its assignment (SyncGroup response, or KIP-848 heartbeat response with one).
@@ -294,10 +343,12 @@ impl Groups {
             self.dropped += dropped;
             return;
         };
+        let old = client_of(m);
         m.ctx = Some(ctx.clone());
         if client_id.is_some() {
             m.client_id = client_id.map(str::to_string);
         }
+        let new = client_of(m);
         let lost: Vec<Tp> = m.owned.difference(&assigned).cloned().collect();
         for tp in lost {
             m.revoked.insert(
@@ -344,6 +395,7 @@ impl Groups {
             );
         }
         self.dropped += dropped;
+        self.reindex(group, old, new);
     }
 
     /// KIP-848: a member's heartbeat request lists the partitions it still owns (None = unchanged).
@@ -407,5 +459,76 @@ impl Groups {
         }
         g.committed
             .insert(tp.clone(), (offset, member_id.to_string(), ts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{ctx, t};
+
+    /// What `group_of_client` answered before the index: a scan of every member of every group.
+    fn scan<'a>(g: &'a Groups, ip: IpAddr, id: &str) -> Option<&'a str> {
+        let mut found: Option<&str> = None;
+        for grp in g.groups.values() {
+            let member = grp.members.values().any(|m| {
+                m.client_id.as_deref() == Some(id)
+                    && m.ctx.as_ref().is_some_and(|c| c.client.ip == ip)
+            });
+            if member {
+                match found {
+                    Some(f) if f != grp.group_id => return None,
+                    _ => found = Some(&grp.group_id),
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn group_of_client_follows_members_as_they_join_move_and_share_ids() {
+        let mut g = Groups::new(10, 10);
+        let here = ctx();
+        let mut there = ctx();
+        there.client.ip = "10.0.0.9".parse().unwrap();
+        let (ip, ip2) = (here.client.ip, there.client.ip);
+        let check = |g: &Groups, expect: [Option<&str>; 3]| {
+            let got = [
+                g.group_of_client(ip, "c1"),
+                g.group_of_client(ip2, "c1"),
+                g.group_of_client(ip, "c2"),
+            ];
+            assert_eq!(got, expect);
+            assert_eq!(
+                got,
+                [scan(g, ip, "c1"), scan(g, ip2, "c1"), scan(g, ip, "c2")]
+            );
+        };
+        check(&g, [None, None, None]);
+        g.on_join_response("orders", 1, Some("range"), "m1", &here, Some("c1"));
+        check(&g, [Some("orders"), None, None]);
+        // A second member of the same group with the same id and host: still that one group.
+        g.on_join_response("orders", 1, Some("range"), "m2", &here, Some("c1"));
+        check(&g, [Some("orders"), None, None]);
+        // The same id and host in another group: ambiguous.
+        g.on_join_response("audit", 1, Some("range"), "a1", &here, Some("c1"));
+        check(&g, [None, None, None]);
+        // That member moves to another host (its SyncGroup came from there): unambiguous again here.
+        g.on_assignment(
+            t(5),
+            "audit",
+            "a1",
+            1,
+            BTreeSet::new(),
+            &there,
+            Some("c1"),
+            None,
+        );
+        check(&g, [Some("orders"), Some("audit"), None]);
+        // A member whose client id changes leaves the old id's entry.
+        g.on_join_response("orders", 2, Some("range"), "m1", &here, Some("c2"));
+        g.on_join_response("orders", 2, Some("range"), "m2", &here, Some("c2"));
+        check(&g, [None, Some("audit"), Some("orders")]);
+        assert!(!g.by_client.contains_key("c1") || g.by_client["c1"].get(&ip).is_none());
     }
 }

@@ -39,7 +39,7 @@ fn exchange(
         api_key,
         api_version: 12,
         request: RequestInfo {
-            client_id: Some(client.to_string()),
+            client_id: Some(client.into()),
             bytes: 100,
             body: Decoded::Full(req),
             frame: 0,

@@ -63,6 +63,9 @@ struct Meaning {
     sasl: RawSasl,
     /// The client direction's sync epoch.
     client_sync: SyncEpoch,
+    /// The client id of this connection's latest request, shared by every request that repeats it (a
+    /// client sends one id on all its requests): one allocation per connection, not per request.
+    client_id: Option<std::sync::Arc<str>>,
 }
 
 #[derive(Debug, Default)]
@@ -160,6 +163,7 @@ impl KafkaConnection {
                     trusted: start == StreamStart::Handshake,
                     epoch: 0,
                 },
+                client_id: None,
             },
             charge: Charge::default(),
         }
@@ -455,7 +459,7 @@ impl Meaning {
                 return;
             }
         }
-        let (hdr, body_at) = match header::parse_request_header(frame) {
+        let (hdr, body_at) = match header::parse_request_header_raw(frame) {
             Ok(h) => h,
             Err(_) => {
                 self.stats.malformed_headers += 1;
@@ -482,19 +486,20 @@ impl Meaning {
             Decoded::UnknownVersion
         };
         let expects_response = !matches!(&body, Decoded::Full(b) if b.expects_no_response());
+        let client_id = self.client_id(hdr.client_id);
         let sent = match (reported_when_sent(hdr.api_key), &body) {
             (true, Decoded::Full(b)) => Some(Box::new(RequestSent {
                 ts,
                 correlation_id: hdr.correlation_id,
                 api_key: hdr.api_key,
                 api_version: hdr.api_version,
-                client_id: hdr.client_id.clone(),
+                client_id: client_id.clone(),
                 body: b.clone(),
             })),
             _ => None,
         };
         let info = RequestInfo {
-            client_id: hdr.client_id,
+            client_id,
             bytes,
             body,
             frame: self.frame,
@@ -509,6 +514,20 @@ impl Meaning {
         };
         if let Some(old) = self.pending.push(p) {
             self.complete(old, None, out);
+        }
+    }
+
+    /// The shared client id for a request header's id bytes: the connection's current one when the bytes
+    /// are the same (every request but the first, on real clients), else a new one (lossy UTF-8).
+    fn client_id(&mut self, raw: Option<&[u8]>) -> Option<std::sync::Arc<str>> {
+        let raw = raw?;
+        match &self.client_id {
+            Some(c) if c.as_bytes() == raw => Some(c.clone()),
+            _ => {
+                let c: std::sync::Arc<str> = crate::wire::lossy_string(raw).into();
+                self.client_id = Some(c.clone());
+                Some(c)
+            }
         }
     }
 
@@ -625,12 +644,12 @@ impl Meaning {
                 if self.sasl.to_server {
                     return;
                 }
-                let Ok((hdr, _)) = header::parse_request_header(head) else {
+                let Ok((hdr, _)) = header::parse_request_header_raw(head) else {
                     self.stats.malformed_headers += 1;
                     return;
                 };
                 let info = RequestInfo {
-                    client_id: hdr.client_id,
+                    client_id: self.client_id(hdr.client_id),
                     bytes,
                     body: body.decoded(),
                     frame: self.frame,

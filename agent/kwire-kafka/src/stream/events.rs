@@ -48,7 +48,8 @@ impl<T> Decoded<T> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestInfo {
-    pub client_id: Option<String>,
+    /// The header's client id, shared by the connection's requests that repeat it.
+    pub client_id: Option<std::sync::Arc<str>>,
     pub bytes: u32,
     pub body: Decoded<RequestBody>,
     /// Number of the captured packet that completed the frame, as the caller numbers packets (see
@@ -133,7 +134,7 @@ pub struct RequestSent {
     pub correlation_id: i32,
     pub api_key: i16,
     pub api_version: i16,
-    pub client_id: Option<String>,
+    pub client_id: Option<std::sync::Arc<str>>,
     pub body: RequestBody,
 }
 

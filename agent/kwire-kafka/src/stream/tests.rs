@@ -76,6 +76,49 @@ fn exchanges(ev: &[KafkaEvent]) -> Vec<&Exchange> {
         .collect()
 }
 
+/// A request frame like [`req`] with client id `id` (header v1).
+fn req_from(id: &[u8], corr: i32) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&18i16.to_be_bytes());
+    f.extend_from_slice(&0i16.to_be_bytes());
+    f.extend_from_slice(&corr.to_be_bytes());
+    f.extend_from_slice(&(id.len() as i16).to_be_bytes());
+    f.extend_from_slice(id);
+    let mut out = (f.len() as i32).to_be_bytes().to_vec();
+    out.extend(f);
+    out
+}
+
+#[test]
+fn a_connections_client_id_is_one_shared_allocation_until_it_changes() {
+    let mut reqs = Vec::new();
+    for (i, id) in [&b"app-1"[..], b"app-1", b"app-2", b"app-2", b"\xffx"]
+        .iter()
+        .enumerate()
+    {
+        reqs.extend(req_from(id, i as i32));
+    }
+    let mut answers = Vec::new();
+    for i in 0..5 {
+        answers.extend(resp(i, &AV_RESP));
+    }
+    let (ev, _) = run(
+        StreamStart::Handshake,
+        &[(Direction::ToServer, reqs), (Direction::ToClient, answers)],
+    );
+    let ids: Vec<_> = exchanges(&ev)
+        .iter()
+        .map(|e| e.request.client_id.clone().expect("client id"))
+        .collect();
+    assert_eq!(
+        ids.iter().map(|c| &**c).collect::<Vec<_>>(),
+        ["app-1", "app-1", "app-2", "app-2", "\u{FFFD}x"]
+    );
+    assert!(std::sync::Arc::ptr_eq(&ids[0], &ids[1]));
+    assert!(std::sync::Arc::ptr_eq(&ids[2], &ids[3]));
+    assert!(!std::sync::Arc::ptr_eq(&ids[1], &ids[2]));
+}
+
 #[test]
 fn pipelined_requests_match_by_correlation_id() {
     let mut both = req(18, 0, 7, &[]);
