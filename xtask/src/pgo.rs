@@ -68,10 +68,11 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
                 .with_context(|| format!("running {}", instrumented.display()))?;
         }
     }
+    let fresh = pgo_dir.join("kwire.profdata.new");
     let st = Command::new(&profdata_tool)
         .arg("merge")
         .arg("-o")
-        .arg(&merged)
+        .arg(&fresh)
         .arg(&raw)
         .status()
         .with_context(|| format!("running {}", profdata_tool.display()))?;
@@ -79,6 +80,13 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
         bail!("{} merge failed ({st})", profdata_tool.display());
     }
     let _ = fs::remove_dir_all(&raw); // hundreds of MB of raw profiles, merged now
+                                      // The same binary on the same fixtures counts the same: an unchanged profile is not rewritten, so
+                                      // that rustc (which tracks the file) does not rebuild every crate of step 3 for nothing.
+    if fs::read(&fresh)? != fs::read(&merged).unwrap_or_default() {
+        fs::rename(&fresh, &merged)?;
+    } else {
+        fs::remove_file(&fresh)?;
+    }
     eprintln!(
         "pgo:     {} runs over {} fixtures -> {}",
         fixtures.len() * 3,
