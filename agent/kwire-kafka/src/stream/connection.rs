@@ -63,8 +63,7 @@ struct Meaning {
     sasl: RawSasl,
     /// The client direction's sync epoch.
     client_sync: SyncEpoch,
-    /// The client id of this connection's latest request, shared by every request that repeats it (a
-    /// client sends one id on all its requests): one allocation per connection, not per request.
+    /// The latest request's client id, shared by the requests that repeat it (see `client_id`).
     client_id: Option<std::sync::Arc<str>>,
 }
 
@@ -517,18 +516,14 @@ impl Meaning {
         }
     }
 
-    /// The shared client id for a request header's id bytes: the connection's current one when the bytes
-    /// are the same (every request but the first, on real clients), else a new one (lossy UTF-8).
+    /// The client id for a header's id bytes: the connection's current one when the bytes are the same
+    /// (a client sends one id on all its requests: one allocation per connection), else a new one.
     fn client_id(&mut self, raw: Option<&[u8]>) -> Option<std::sync::Arc<str>> {
         let raw = raw?;
-        match &self.client_id {
-            Some(c) if c.as_bytes() == raw => Some(c.clone()),
-            _ => {
-                let c: std::sync::Arc<str> = crate::wire::lossy_string(raw).into();
-                self.client_id = Some(c.clone());
-                Some(c)
-            }
+        if self.client_id.as_ref().is_none_or(|c| c.as_bytes() != raw) {
+            self.client_id = Some(crate::wire::lossy_string(raw).into());
         }
+        self.client_id.clone()
     }
 
     /// A request just framed: trusted (counted, its [`RequestSent`] told now) when the client direction's
