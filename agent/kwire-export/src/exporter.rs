@@ -233,6 +233,8 @@ impl Exporter {
         })
     }
 
+    // The refused message comes back whole to wait in `overflow`; boxing it would allocate per send.
+    #[allow(clippy::result_large_err)]
     fn send(&mut self, signal: usize, m: Msg) -> Result<(), Msg> {
         let Some(tx) = &self.tx else { return Err(m) };
         let r = if self.opts.backpressure {

@@ -554,11 +554,14 @@ fn ports_narrow_the_search() {
     assert_eq!(r.exchanges().len(), 1);
 }
 
+/// (file, [(client_id, topic, acks, requests)]) of a capture's weak_acks warnings.
+type WeakAcksOf<'a> = (&'a str, &'a [(&'a str, &'a str, i64, i64)]);
+
 /// Every public capture raises exactly the alerts its traffic shows: the acks=1 producers, and nothing else.
 #[test]
 fn public_captures_raise_exactly_their_alerts() {
-    // (file, [(client_id, topic, acks, requests)]) of weak_acks warnings; every other file: no alert.
-    let weak: &[(&str, &[(&str, &str, i64, i64)])] = &[
+    // Every file not listed: no alert.
+    let weak: &[WeakAcksOf] = &[
         (
             "deepflow/00-produce-v2.pcap",
             &[("console-producer", "topic2", 1, 1)],

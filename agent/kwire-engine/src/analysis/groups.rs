@@ -321,6 +321,8 @@ impl Groups {
     }
 
     /// A member received its assignment (SyncGroup response, or KIP-848 heartbeat response with one).
+    // Each argument is one fact of the answer; a struct would only restate them at the two call sites.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_assignment(
         &mut self,
         ts: Timestamp,
@@ -529,6 +531,6 @@ mod tests {
         g.on_join_response("orders", 2, Some("range"), "m1", &here, Some("c2"));
         g.on_join_response("orders", 2, Some("range"), "m2", &here, Some("c2"));
         check(&g, [None, Some("audit"), Some("orders")]);
-        assert!(!g.by_client.contains_key("c1") || g.by_client["c1"].get(&ip).is_none());
+        assert!(!g.by_client.contains_key("c1") || !g.by_client["c1"].contains_key(&ip));
     }
 }

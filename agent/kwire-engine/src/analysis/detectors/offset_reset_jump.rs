@@ -11,6 +11,8 @@ use crate::model::ConnCtx;
 use crate::model::{ClientKey, Tp};
 use crate::output::alert::{Alert, AlertKind, Severity};
 
+// The detector's inputs, each a different fact (threshold, the two offsets and times, where, who).
+#[allow(clippy::too_many_arguments)]
 pub fn check(
     cfg: &Threshold,
     wanted: i64,
