@@ -50,7 +50,8 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
     eprintln!("pgo: 2/3 training on the committed fixtures");
     let _ = fs::remove_dir_all(&raw);
     fs::create_dir_all(&raw)?;
-    let fixtures = captures(&paths.root.join("tests/fixtures"))?;
+    // Every capture under tests/fixtures, sorted: the same training on every machine.
+    let fixtures = tools::files_under(&paths.root.join("tests/fixtures"), &["pcap", "pcapng"]);
     if fixtures.is_empty() {
         bail!("no captures under tests/fixtures to train on");
     }
@@ -131,24 +132,6 @@ fn cargo_build(paths: &Paths, dir: &Path, rustflags: &str) -> Result<PathBuf> {
         bail!("cargo build (RUSTFLAGS {rustflags}) failed ({st}); a plain `cargo build --release -p kwire` shows why");
     }
     Ok(dir.join("release").join("kwire"))
-}
-
-/// Every capture under `dir`, sorted (the same training on every machine).
-fn captures(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in fs::read_dir(&d)?.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// The `llvm-profdata` of rustc's LLVM major version: `llvm-profdata-N` on PATH (Debian's llvm-N, which

@@ -185,3 +185,27 @@ pub fn tcpdump_version(tcpdump: &Path) -> Result<String> {
         .trim_start_matches("tcpdump version ")
         .to_string())
 }
+
+/// Every file under `dir` whose extension is one of `exts`, sorted; directories named `target` are
+/// skipped, unreadable ones too.
+pub fn files_under(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "target") {
+                    stack.push(p);
+                }
+            } else if p.extension().is_some_and(|x| exts.iter().any(|e| x == *e)) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
