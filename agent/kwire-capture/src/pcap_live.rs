@@ -276,47 +276,58 @@ impl PcapLive {
     }
 
     /// Reads what is buffered now, without waiting. Returns the packets handed over.
+    ///
+    /// `pcap_dispatch`, not `pcap_next_ex`: on Linux's memory-mapped ring `pcap_next_ex` copies every
+    /// packet out of the ring into a buffer of its own before returning it (the ring slot is released
+    /// when it returns), which was 6% of the agent's CPU under the realistic load; `pcap_dispatch` hands
+    /// each packet to the callback where it lies in the ring.
     fn drain(&mut self, max: usize, f: &mut dyn FnMut(&LivePacket<'_>)) -> io::Result<usize> {
         let handles = self.handles.get_mut();
         let n_handles = handles.len();
-        let mut n = 0;
+        let (mut n, mut bytes, mut truncated) = (0usize, 0u64, 0u64);
         for i in 0..n_handles {
             let h = &mut handles[(self.next + i) % n_handles];
+            let (link, nanos) = (h.link, h.nanos);
             while n < max {
-                match h.cap.next_packet() {
-                    Ok(p) => {
-                        let tv = p.header.ts;
-                        // time_t and suseconds_t are i64 here, narrower on other targets.
-                        #[allow(clippy::useless_conversion)]
-                        let frac = i64::from(tv.tv_usec);
-                        let nanos = if h.nanos { frac } else { frac * 1000 };
-                        #[allow(clippy::useless_conversion)]
-                        let ts = Timestamp::from_secs_nanos(
-                            i64::from(tv.tv_sec),
-                            nanos.clamp(0, 999_999_999) as u32,
-                        );
-                        self.packets += 1;
-                        self.bytes += p.data.len() as u64;
-                        if (p.data.len() as u64) < u64::from(p.header.len) {
-                            self.truncated += 1;
-                        }
-                        f(&LivePacket {
-                            ts,
-                            link: h.link,
-                            data: p.data,
-                            orig_len: p.header.len,
-                            owner: None,
-                            plain: None,
-                        });
-                        n += 1;
+                let got = h.cap.dispatch(Some(max - n), |p| {
+                    let tv = p.header.ts;
+                    // time_t and suseconds_t are i64 here, narrower on other targets.
+                    #[allow(clippy::useless_conversion)]
+                    let frac = i64::from(tv.tv_usec);
+                    let ns = if nanos { frac } else { frac * 1000 };
+                    #[allow(clippy::useless_conversion)]
+                    let ts = Timestamp::from_secs_nanos(
+                        i64::from(tv.tv_sec),
+                        ns.clamp(0, 999_999_999) as u32,
+                    );
+                    bytes += p.data.len() as u64;
+                    if (p.data.len() as u64) < u64::from(p.header.len) {
+                        truncated += 1;
                     }
-                    Err(pcap::Error::TimeoutExpired) => break,
+                    f(&LivePacket {
+                        ts,
+                        link,
+                        data: p.data,
+                        orig_len: p.header.len,
+                        owner: None,
+                        plain: None,
+                    });
+                });
+                match got {
+                    Ok(0) | Err(pcap::Error::TimeoutExpired) => break,
+                    Ok(k) => n += k,
                     Err(e) => {
+                        self.packets += n as u64;
+                        self.bytes += bytes;
+                        self.truncated += truncated;
                         return Err(io::Error::other(format!("capture on {}: {e}", h.name)));
                     }
                 }
             }
         }
+        self.packets += n as u64;
+        self.bytes += bytes;
+        self.truncated += truncated;
         self.next = (self.next + 1) % n_handles.max(1);
         Ok(n)
     }
