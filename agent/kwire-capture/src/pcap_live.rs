@@ -10,7 +10,8 @@
 //! * Blocking reads: `pcap_next_ex` with a read timeout never returns on an idle interface (TPACKET_V3
 //!   waits for a first packet before the timeout starts), so a blocking agent would ignore signals and
 //!   health checks. Every handle is non-blocking; [`PcapLive::poll`] waits in poll(2) on the handles'
-//!   selectable descriptors with the caller's timeout, then drains what is there.
+//!   selectable descriptors with the caller's timeout, then drains what is there with `pcap_dispatch`
+//!   (packets handed over where they lie in the ring; `pcap_next_ex` copies each one out first).
 //! * Never immediate mode: it puts libpcap on a TPACKET_V2 ring of fixed slots, each as large as the snap
 //!   length (256 KiB here, for loopback's 64 KiB segments): 128 MiB then holds 512 packets, a few
 //!   milliseconds at 100k packets/s, and the kernel drops while the agent uses a quarter of a core
