@@ -246,7 +246,7 @@ pub fn bench(paths: &Paths, args: &[String]) -> Result<()> {
     let pcap_loop = rel.join("pcap-loop");
     // The binary measured is the one to deploy: PGO (see pgo.rs), unless --no-pgo.
     let kwire = if o.pgo {
-        crate::pgo::build(paths)?
+        crate::pgo::build(paths, false)?
     } else {
         rel.join("kwire")
     };

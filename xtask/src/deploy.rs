@@ -18,9 +18,9 @@
 //!   equal to the plain manifest's, the collector config's pipelines consistent and on kwire's ports.
 //! - Dockerfile: two or more stages, the runtime stage ends as a numeric non-root USER, the builder's
 //!   bpf-linker version and LLVM prefix match xtask/src/setup.rs. Its steps are then run on the host as
-//!   far as this machine allows (no container engine): `--build` runs the builder's `cargo build` line
-//!   (a release build: minutes), otherwise that same line in the debug profile (`--locked` checked,
-//!   target/debug/kwire brought up to date); a copy gets the
+//!   far as this machine allows (no container engine): `--build` runs the builder's `cargo xtask pgo
+//!   --locked` line (the PGO release build: minutes), otherwise `cargo build --locked -p kwire` in the
+//!   debug profile (target/debug/kwire brought up to date); a copy gets the
 //!   runtime stage's `setcap` string, `getcap` must print the same set, its dynamic libraries must be
 //!   ones the runtime image installs, and it is started the way runc starts the pod's process (bounding,
 //!   permitted and effective sets = capabilities.add, uid/gid 65532, then execve; a small Python

@@ -64,7 +64,7 @@ const USAGE: &str = "usage: cargo xtask <command>
                                  (default 1) or until the fuzzer used N CPU minutes; prints runs, exec/s, cov, ft, CPU s;
                                  a crash fails (input kept in fuzz/artifacts/)
   tidy                           house rules: core crates do no IO, module docs, no #[ignore], long files say why
-  pgo                            kwire built with profile-guided optimisation, trained on the committed fixtures
+  pgo [--locked]                 kwire built with profile-guided optimisation, trained on the committed fixtures
                                  (~11% less CPU than the plain release build): target/pgo/release/kwire
   bench [--megabytes N] [--recapture] [--no-tshark] [--no-otlp] [--no-big-batch] [--no-live|--live-only]
         [--no-ladder] [--live-seconds S] [--ladder-mbps R,R,..] [--live-big-batch] [--no-tls|--tls-only]
@@ -133,7 +133,14 @@ fn run() -> Result<()> {
         "tidy" => check::tidy(&paths),
         "demo" => check::demo(&paths),
         "bench" => bench::bench(&paths, &args[1..]),
-        "pgo" => crate::pgo::build(&paths).map(|k| println!("{}", k.display())),
+        "pgo" => {
+            let locked = match args.get(1).map(String::as_str) {
+                None => false,
+                Some("--locked") => true,
+                Some(other) => bail!("unexpected argument {other:?}\n{USAGE}"),
+            };
+            crate::pgo::build(&paths, locked).map(|k| println!("{}", k.display()))
+        }
         "bench-hostile" => bench_hostile::bench_hostile(&paths),
         "fuzz" => fuzz::fuzz_args(&paths, &args[1..]),
         "list" => {

@@ -30,8 +30,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::tools::{self, Paths};
 
-/// Builds the PGO kwire (all three steps, each brought up to date) and returns its path.
-pub fn build(paths: &Paths) -> Result<PathBuf> {
+/// Builds the PGO kwire (all three steps, each brought up to date) and returns its path. `locked`:
+/// both cargo builds with `--locked` (the Docker image's build).
+pub fn build(paths: &Paths, locked: bool) -> Result<PathBuf> {
     let started = Instant::now();
     let profdata_tool = llvm_profdata()?;
     let target = paths.target_dir();
@@ -43,6 +44,7 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
     eprintln!("pgo: 1/3 instrumented build (target/pgo-train)");
     let instrumented = cargo_build(
         paths,
+        locked,
         &train_dir,
         &format!("-Cprofile-generate={}", raw.display()),
     )?;
@@ -98,6 +100,7 @@ pub fn build(paths: &Paths) -> Result<PathBuf> {
     eprintln!("pgo: 3/3 optimised build (target/pgo)");
     let kwire = cargo_build(
         paths,
+        locked,
         &pgo_dir,
         &format!("-Cprofile-use={}", merged.display()),
     )?;
@@ -117,13 +120,17 @@ fn rel(paths: &Paths, p: &Path) -> String {
 }
 
 /// `cargo build --release -p kwire` into `dir` with `rustflags` added to any the caller set.
-fn cargo_build(paths: &Paths, dir: &Path, rustflags: &str) -> Result<PathBuf> {
+fn cargo_build(paths: &Paths, locked: bool, dir: &Path, rustflags: &str) -> Result<PathBuf> {
     let flags = match std::env::var("RUSTFLAGS") {
         Ok(f) if !f.trim().is_empty() => format!("{f} {rustflags}"),
         _ => rustflags.to_string(),
     };
-    let st = Command::new(tools::cargo())
-        .args(["build", "--release", "--quiet", "-p", "kwire"])
+    let mut cmd = Command::new(tools::cargo());
+    cmd.args(["build", "--release", "--quiet", "-p", "kwire"]);
+    if locked {
+        cmd.arg("--locked");
+    }
+    let st = cmd
         .env("CARGO_TARGET_DIR", dir)
         .env("RUSTFLAGS", flags)
         .current_dir(&paths.root)

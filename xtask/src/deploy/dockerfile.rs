@@ -2,7 +2,7 @@
 //! that binary's `kwire run --help` accepts.
 //!
 //! Easy to get wrong: continuation lines are joined and comments inside a continued instruction
-//! dropped; the setcap string is the runtime (last) stage's, the cargo build line the builder's.
+//! dropped; the setcap string is the runtime (last) stage's, the build line (`cargo xtask pgo --locked`) the builder's.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -19,7 +19,7 @@ use crate::tools::{self, Paths};
 pub(super) struct Dockerfile {
     /// (stage name, instructions as (KEYWORD, rest))
     pub(super) stages: Vec<(String, Vec<(String, String)>)>,
-    /// The builder's `cargo build ...` command line.
+    /// The builder's build command line (`cargo xtask pgo --locked`: the PGO binary the bench measures).
     pub(super) cargo_build: Vec<String>,
     /// The runtime stage's setcap capability string, e.g. `cap_net_raw,cap_bpf+ep`.
     pub(super) setcap: String,
@@ -79,7 +79,7 @@ impl Dockerfile {
             for words in run_words(stage) {
                 if let Some(p) = words
                     .windows(2)
-                    .position(|w| w[0] == "cargo" && w[1] == "build")
+                    .position(|w| w[0] == "cargo" && (w[1] == "build" || w[1] == "xtask"))
                 {
                     cargo_build = words[p..]
                         .iter()
@@ -154,7 +154,7 @@ impl Dockerfile {
             "Dockerfile: no CAP_SYS_ADMIN",
             "CAP_SYS_ADMIN is not needed on kernels >= 5.8 (CAP_BPF + CAP_PERFMON)".into(),
         );
-        let want = ["cargo", "build", "--release", "--locked", "-p", "kwire"];
+        let want = PGO_BUILD;
         c.check(
             self.cargo_build == want,
             &format!("Dockerfile: builder runs `{}`", self.cargo_build.join(" ")),
@@ -223,6 +223,9 @@ pub(super) fn parse_caps(s: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The builder's build line: kwire with PGO (xtask/src/pgo.rs), the lock file as committed.
+const PGO_BUILD: [&str; 4] = ["cargo", "xtask", "pgo", "--locked"];
+
 /// The kwire binary to check: the Dockerfile's own build (`--build`), else target/debug/kwire.
 pub(super) fn binary(paths: &Paths, dockerfile: &Dockerfile, build: bool) -> Result<PathBuf> {
     if build {
@@ -230,7 +233,7 @@ pub(super) fn binary(paths: &Paths, dockerfile: &Dockerfile, build: bool) -> Res
         let (prog, args) = dockerfile
             .cargo_build
             .split_first()
-            .ok_or_else(|| anyhow!("no cargo build line in deploy/Dockerfile"))?;
+            .ok_or_else(|| anyhow!("no `cargo xtask pgo` line in deploy/Dockerfile"))?;
         let prog = if prog == "cargo" {
             tools::cargo()
         } else {
@@ -252,16 +255,15 @@ pub(super) fn binary(paths: &Paths, dockerfile: &Dockerfile, build: bool) -> Res
             );
         }
         eprintln!("    built in {:.0}s", t.elapsed().as_secs_f64());
-        return Ok(paths.target_dir().join("release/kwire"));
+        return Ok(paths.target_dir().join("pgo/release/kwire"));
     }
-    // The Dockerfile's builder step as it is (flags, `--locked`, package), in the debug profile: a
-    // release build takes minutes (`--build` runs it as written). Also brings target/debug/kwire up to date.
+    // The Dockerfile's builder step in the debug profile, `--locked` kept: the PGO build takes about seven
+    // minutes (`--build` runs it as written). Also brings target/debug/kwire up to date.
     let bin = paths.target_dir().join("debug/kwire");
-    let args: Vec<&String> = dockerfile
-        .cargo_build
-        .iter()
-        .skip(1)
-        .filter(|a| a.as_str() != "--release")
+    let locked = dockerfile.cargo_build.iter().any(|a| a == "--locked");
+    let args: Vec<&str> = ["build", "--locked", "-p", "kwire"]
+        .into_iter()
+        .filter(|a| locked || *a != "--locked")
         .collect();
     let st = Command::new(tools::cargo())
         .args(&args)
@@ -272,10 +274,7 @@ pub(super) fn binary(paths: &Paths, dockerfile: &Dockerfile, build: bool) -> Res
     if !st.success() {
         bail!(
             "the Dockerfile's builder step (`cargo {}`, debug profile) failed on the host ({st})",
-            args.iter()
-                .map(|a| a.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
+            args.join(" ")
         );
     }
     let age = fs::metadata(&bin)?
@@ -284,7 +283,7 @@ pub(super) fn binary(paths: &Paths, dockerfile: &Dockerfile, build: bool) -> Res
         .unwrap_or_default()
         .as_secs();
     eprintln!(
-        "    binary: {} (the Dockerfile's build step in the debug profile, built {} min ago; --build: release)",
+        "    binary: {} (the Dockerfile's build step in the debug profile, built {} min ago; --build: the PGO build)",
         bin.display(),
         age / 60
     );
