@@ -13,8 +13,10 @@
 //! broker answers, and every comparison is by packet timestamps, never by processing order. Brokers check
 //! only the generation of a commit, never ownership: that is exactly what we check here.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
 
 use kwire_flow::Timestamp;
 
@@ -147,7 +149,8 @@ pub struct Groups {
     /// [`Groups::group_of_client`] answers from (it runs per Fetch; scanning every member of every group
     /// was O(groups x members) each time). Kept as members' client ids and connections are set; bounded
     /// by the member tables (one count per member at most).
-    by_client: HashMap<String, HashMap<IpAddr, BTreeMap<String, u32>>>,
+    /// FxHash like every engine table: no per-process random seed, so a run does the same work each time.
+    by_client: FxHashMap<String, FxHashMap<IpAddr, BTreeMap<String, u32>>>,
 }
 
 /// The (host, client id) a member is indexed under, when both are known.
@@ -162,7 +165,7 @@ impl Groups {
             max_groups,
             max_members,
             dropped: 0,
-            by_client: HashMap::new(),
+            by_client: FxHashMap::default(),
         }
     }
 
