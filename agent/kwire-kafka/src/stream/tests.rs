@@ -9,11 +9,17 @@ const T: Timestamp = Timestamp(1_000_000_000);
 
 /// A request frame: length, api key, version, correlation id, client id "c", body.
 fn req(key: i16, ver: i16, corr: i32, body: &[u8]) -> Vec<u8> {
+    req_as(b"c", key, ver, corr, body)
+}
+
+/// A request frame (header v1) with client id `id`.
+fn req_as(id: &[u8], key: i16, ver: i16, corr: i32, body: &[u8]) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&key.to_be_bytes());
     f.extend_from_slice(&ver.to_be_bytes());
     f.extend_from_slice(&corr.to_be_bytes());
-    f.extend_from_slice(&[0, 1, b'c']); // client id "c"
+    f.extend_from_slice(&(id.len() as i16).to_be_bytes());
+    f.extend_from_slice(id);
     f.extend_from_slice(body);
     let mut out = (f.len() as i32).to_be_bytes().to_vec();
     out.extend(f);
@@ -76,19 +82,6 @@ fn exchanges(ev: &[KafkaEvent]) -> Vec<&Exchange> {
         .collect()
 }
 
-/// A request frame like [`req`] with client id `id` (header v1).
-fn req_from(id: &[u8], corr: i32) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&18i16.to_be_bytes());
-    f.extend_from_slice(&0i16.to_be_bytes());
-    f.extend_from_slice(&corr.to_be_bytes());
-    f.extend_from_slice(&(id.len() as i16).to_be_bytes());
-    f.extend_from_slice(id);
-    let mut out = (f.len() as i32).to_be_bytes().to_vec();
-    out.extend(f);
-    out
-}
-
 #[test]
 fn a_connections_client_id_is_one_shared_allocation_until_it_changes() {
     let mut reqs = Vec::new();
@@ -96,7 +89,7 @@ fn a_connections_client_id_is_one_shared_allocation_until_it_changes() {
         .iter()
         .enumerate()
     {
-        reqs.extend(req_from(id, i as i32));
+        reqs.extend(req_as(id, 18, 0, i as i32, &[]));
     }
     let mut answers = Vec::new();
     for i in 0..5 {
