@@ -427,14 +427,15 @@ fn replay_block(
         }
         Ok(best.expect("ran"))
     };
-    let replay = |extra: &[&str]| {
-        let mut c = Command::new(kwire);
+    let replay_of = |bin: &Path, extra: &[&str]| {
+        let mut c = Command::new(bin);
         c.arg("replay")
             .arg(&b.file)
             .args(["--progress", "never"])
             .args(extra);
         c
     };
+    let replay = |extra: &[&str]| replay_of(kwire, extra);
     let mut rows = Vec::new();
     rows.push(Row {
         tool: "kwire replay (every exchange decoded)".into(),
@@ -442,11 +443,9 @@ fn replay_block(
         note: String::new(),
     });
     if let Some(plain) = plain {
-        let mut c = Command::new(plain);
-        c.arg("replay").arg(&b.file).args(["--progress", "never"]);
         rows.push(Row {
             tool: "  same, release build without PGO".into(),
-            m: best(&mut c, 3, None)?,
+            m: best(&mut replay_of(plain, &[]), 3, None)?,
             note: String::new(),
         });
     }

@@ -6,7 +6,7 @@
 //! every step says what it runs and fails with the step's name.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -135,13 +135,13 @@ pub fn tidy(paths: &Paths) -> Result<()> {
                 ));
             }
         }
-        for f in rust_files(&paths.root.join(c).join("src"))? {
+        for f in tools::files_under(&paths.root.join(c).join("src"), &["rs"]) {
             let text = fs::read_to_string(&f)?;
             problems.extend(crate::tidy::core_problems(&rel(&f), &text));
         }
     }
     for dir in ["agent", "xtask/src", "tests/mockbroker/src"] {
-        for f in rust_files(&paths.root.join(dir))? {
+        for f in tools::files_under(&paths.root.join(dir), &["rs"]) {
             let text = fs::read_to_string(&f)?;
             let rel = rel(&f);
             let is_module =
@@ -166,10 +166,6 @@ pub fn tidy(paths: &Paths) -> Result<()> {
         }
         bail!("tidy: {} problem(s)", problems.len())
     }
-}
-
-fn rust_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    Ok(tools::files_under(dir, &["rs"]))
 }
 
 /// The README's first command: builds kwire, replays bundled captures of real clients, then (when this

@@ -82,9 +82,11 @@ pub fn build(paths: &Paths, locked: bool) -> Result<PathBuf> {
     if !st.success() {
         bail!("{} merge failed ({st})", profdata_tool.display());
     }
-    let _ = fs::remove_dir_all(&raw); // hundreds of MB of raw profiles, merged now
-                                      // The same binary on the same fixtures counts the same: an unchanged profile is not rewritten, so
-                                      // that rustc (which tracks the file) does not rebuild every crate of step 3 for nothing.
+    // Hundreds of MB of raw profiles, merged now.
+    let _ = fs::remove_dir_all(&raw);
+    // A profile equal to the last one is not rewritten: rustc tracks the file, and step 3 would rebuild
+    // every crate for nothing. (Two trainings do not yet count exactly the same: some hash seed or
+    // timing outside the engine's tables; step 3 then rebuilds, ~4 minutes.)
     if fs::read(&fresh)? != fs::read(&merged).unwrap_or_default() {
         fs::rename(&fresh, &merged)?;
     } else {

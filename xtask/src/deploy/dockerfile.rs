@@ -260,13 +260,9 @@ pub(super) fn binary(paths: &Paths, dockerfile: &Dockerfile, build: bool) -> Res
     // The Dockerfile's builder step in the debug profile, `--locked` kept: the PGO build takes about seven
     // minutes (`--build` runs it as written). Also brings target/debug/kwire up to date.
     let bin = paths.target_dir().join("debug/kwire");
-    let locked = dockerfile.cargo_build.iter().any(|a| a == "--locked");
-    let args: Vec<&str> = ["build", "--locked", "-p", "kwire"]
-        .into_iter()
-        .filter(|a| locked || *a != "--locked")
-        .collect();
+    let args = ["build", "--locked", "-p", "kwire"];
     let st = Command::new(tools::cargo())
-        .args(&args)
+        .args(args)
         .arg("--quiet")
         .current_dir(&paths.root)
         .status()
