@@ -49,55 +49,36 @@ pub fn build(paths: &Paths, locked: bool) -> Result<PathBuf> {
         &format!("-Cprofile-generate={}", raw.display()),
     )?;
 
-    eprintln!("pgo: 2/3 training on the committed fixtures");
-    let _ = fs::remove_dir_all(&raw);
-    fs::create_dir_all(&raw)?;
     // Every capture under tests/fixtures, sorted: the same training on every machine.
     let fixtures = tools::files_under(&paths.root.join("tests/fixtures"), &["pcap", "pcapng"]);
     if fixtures.is_empty() {
         bail!("no captures under tests/fixtures to train on");
     }
-    for f in &fixtures {
-        for args in [&["replay"][..], &["replay", "--json"], &["timeline"]] {
-            // Exit status 1 = alerts at --fail-on (none by default), 2 = damaged input: both are
-            // training too; only a run that could not start is an error.
-            Command::new(&instrumented)
-                .args(args)
-                .arg(f)
-                .env("LLVM_PROFILE_FILE", raw.join("kwire-%p-%m.profraw"))
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .with_context(|| format!("running {}", instrumented.display()))?;
-        }
-    }
-    let fresh = pgo_dir.join("kwire.profdata.new");
-    let st = Command::new(&profdata_tool)
-        .arg("merge")
-        .arg("-o")
-        .arg(&fresh)
-        .arg(&raw)
-        .status()
-        .with_context(|| format!("running {}", profdata_tool.display()))?;
-    if !st.success() {
-        bail!("{} merge failed ({st})", profdata_tool.display());
-    }
-    // Hundreds of MB of raw profiles, merged now.
-    let _ = fs::remove_dir_all(&raw);
-    // A profile equal to the last one is not rewritten: rustc tracks the file, and step 3 would rebuild
-    // every crate for nothing. (Two trainings do not yet count exactly the same: some hash seed or
-    // timing outside the engine's tables; step 3 then rebuilds, ~4 minutes.)
-    if fs::read(&fresh)? != fs::read(&merged).unwrap_or_default() {
-        fs::rename(&fresh, &merged)?;
+    let stamp_file = pgo_dir.join("kwire.profdata.stamp");
+    let stamp = training_stamp(&instrumented, &fixtures)?;
+    if merged.exists() && fs::read_to_string(&stamp_file).ok().as_deref() == Some(stamp.as_str()) {
+        eprintln!(
+            "pgo: 2/3 training skipped: {} was made by this instrumented binary from these fixtures",
+            rel(paths, &merged)
+        );
     } else {
-        fs::remove_file(&fresh)?;
+        eprintln!("pgo: 2/3 training on the committed fixtures");
+        train(
+            &instrumented,
+            &fixtures,
+            &raw,
+            &profdata_tool,
+            &pgo_dir,
+            &merged,
+        )?;
+        fs::write(&stamp_file, &stamp)?;
+        eprintln!(
+            "pgo:     {} runs over {} fixtures -> {}",
+            fixtures.len() * 3,
+            fixtures.len(),
+            rel(paths, &merged)
+        );
     }
-    eprintln!(
-        "pgo:     {} runs over {} fixtures -> {}",
-        fixtures.len() * 3,
-        fixtures.len(),
-        rel(paths, &merged)
-    );
 
     eprintln!("pgo: 3/3 optimised build (target/pgo)");
     let kwire = cargo_build(
@@ -112,6 +93,71 @@ pub fn build(paths: &Paths, locked: bool) -> Result<PathBuf> {
         started.elapsed().as_secs_f64()
     );
     Ok(kwire)
+}
+
+/// What a profile was made from: the instrumented binary's bytes and every training capture's name
+/// and bytes (SHA-256). Training twice does not count exactly the same (some hash seed or timing outside
+/// the engine's tables), and a changed profile makes step 3 rebuild every crate (~4 minutes): so an
+/// unchanged binary trained on unchanged fixtures keeps its profile.
+fn training_stamp(instrumented: &Path, fixtures: &[PathBuf]) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(
+        fs::read(instrumented).with_context(|| format!("reading {}", instrumented.display()))?,
+    );
+    for f in fixtures {
+        h.update(f.file_name().unwrap_or_default().as_encoded_bytes());
+        h.update(fs::read(f).with_context(|| format!("reading {}", f.display()))?);
+    }
+    Ok(format!("{:x}\n", h.finalize()))
+}
+
+/// Step 2: every fixture replayed by the instrumented binary, the raw profiles merged into `merged`.
+fn train(
+    instrumented: &Path,
+    fixtures: &[PathBuf],
+    raw: &Path,
+    profdata_tool: &Path,
+    pgo_dir: &Path,
+    merged: &Path,
+) -> Result<()> {
+    let _ = fs::remove_dir_all(raw);
+    fs::create_dir_all(raw)?;
+    for f in fixtures {
+        for args in [&["replay"][..], &["replay", "--json"], &["timeline"]] {
+            // Exit status 1 = alerts at --fail-on (none by default), 2 = damaged input: both are
+            // training too; only a run that could not start is an error.
+            Command::new(instrumented)
+                .args(args)
+                .arg(f)
+                .env("LLVM_PROFILE_FILE", raw.join("kwire-%p-%m.profraw"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .with_context(|| format!("running {}", instrumented.display()))?;
+        }
+    }
+    let fresh = pgo_dir.join("kwire.profdata.new");
+    let st = Command::new(profdata_tool)
+        .arg("merge")
+        .arg("-o")
+        .arg(&fresh)
+        .arg(raw)
+        .status()
+        .with_context(|| format!("running {}", profdata_tool.display()))?;
+    if !st.success() {
+        bail!("{} merge failed ({st})", profdata_tool.display());
+    }
+    // Hundreds of MB of raw profiles, merged now.
+    let _ = fs::remove_dir_all(raw);
+    // A profile equal to the last one is not rewritten: rustc tracks the file, and step 3 would rebuild
+    // every crate for nothing.
+    if fs::read(&fresh)? != fs::read(merged).unwrap_or_default() {
+        fs::rename(&fresh, merged)?;
+    } else {
+        fs::remove_file(&fresh)?;
+    }
+    Ok(())
 }
 
 fn rel(paths: &Paths, p: &Path) -> String {
