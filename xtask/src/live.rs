@@ -554,8 +554,9 @@ fn scenario_checks(
             other => bail!("got {other:?}"),
         },
     );
-    // /metrics is rendered once a second by the capture loop: wait for a rendering after the steps.
-    thread::sleep(Duration::from_millis(1200));
+    // /metrics is rendered by the capture loop for the scrape: once the steps' last packets have left
+    // the kernel ring (50 ms block timeout), it counts every step.
+    thread::sleep(Duration::from_millis(300));
     let metrics = agent.get("/metrics");
     check(
         &mut report,

@@ -101,7 +101,9 @@ impl SyncEpoch {
 /// A request waiting for its response.
 #[derive(Debug)]
 struct Waiting {
-    info: RequestInfo,
+    /// The exchange as it will be told, boxed when the request is framed: the response is set in place,
+    /// so the decoded bodies are not moved again through the queue and the pairing.
+    x: Box<Exchange>,
     /// Framed where framing was trusted (see [`SyncEpoch`]), or since confirmed by its response.
     trusted: bool,
     /// The client direction's sync epoch it was framed in.
@@ -503,14 +505,7 @@ impl Meaning {
             body,
             frame: self.frame,
         };
-        let p = PendingRequest {
-            correlation_id: hdr.correlation_id,
-            api_key: hdr.api_key,
-            api_version: hdr.api_version,
-            ts,
-            expects_response,
-            data: self.waiting(info, sent, out),
-        };
+        let p = self.pending_request(ts, &hdr, info, expects_response, sent, out);
         if let Some(old) = self.pending.push(p) {
             self.complete(old, None, out);
         }
@@ -526,14 +521,26 @@ impl Meaning {
         self.client_id.clone()
     }
 
-    /// A request just framed: trusted (counted, its [`RequestSent`] told now) when the client direction's
-    /// framing is, else held until a response confirms it.
-    fn waiting(
+    /// A request just framed, as it waits for its response: trusted (counted, its [`RequestSent`] told
+    /// now) when the client direction's framing is, else held until a response confirms it.
+    fn pending_request(
         &mut self,
-        info: RequestInfo,
+        ts: Timestamp,
+        hdr: &header::RawRequestHeader<'_>,
+        request: RequestInfo,
+        expects_response: bool,
         sent: Option<Box<RequestSent>>,
         out: &mut impl FnMut(KafkaEvent),
-    ) -> Waiting {
+    ) -> PendingRequest<Waiting> {
+        let x = Box::new(Exchange {
+            request_ts: ts,
+            correlation_id: hdr.correlation_id,
+            api_key: hdr.api_key,
+            api_version: hdr.api_version,
+            request,
+            response: None,
+            response_optional: !expects_response,
+        });
         let (trusted, epoch) = (self.client_sync.trusted, self.client_sync.epoch);
         let sent = if trusted {
             self.stats.requests += 1;
@@ -544,11 +551,18 @@ impl Meaning {
         } else {
             sent
         };
-        Waiting {
-            info,
-            trusted,
-            epoch,
-            sent,
+        PendingRequest {
+            correlation_id: hdr.correlation_id,
+            api_key: hdr.api_key,
+            api_version: hdr.api_version,
+            ts,
+            expects_response,
+            data: Waiting {
+                x,
+                trusted,
+                epoch,
+                sent,
+            },
         }
     }
 
@@ -649,14 +663,7 @@ impl Meaning {
                     body: body.decoded(),
                     frame: self.frame,
                 };
-                let p = PendingRequest {
-                    correlation_id: hdr.correlation_id,
-                    api_key: hdr.api_key,
-                    api_version: hdr.api_version,
-                    ts,
-                    expects_response: true,
-                    data: self.waiting(info, None, out),
-                };
+                let p = self.pending_request(ts, &hdr, info, true, None, out);
                 if let Some(old) = self.pending.push(p) {
                     self.complete(old, None, out);
                 }
@@ -763,15 +770,9 @@ impl Meaning {
         if resp.is_none() && p.expects_response {
             self.stats.unanswered += 1;
         }
-        out(KafkaEvent::Exchange(Box::new(Exchange {
-            request_ts: p.ts,
-            correlation_id: p.correlation_id,
-            api_key: p.api_key,
-            api_version: p.api_version,
-            request: p.data.info,
-            response: resp,
-            response_optional: !p.expects_response,
-        })));
+        let mut x = p.data.x;
+        x.response = resp;
+        out(KafkaEvent::Exchange(x));
     }
 
     fn expire(&mut self, cfg: &KafkaConfig, now: Timestamp, out: &mut impl FnMut(KafkaEvent)) {

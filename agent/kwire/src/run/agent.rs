@@ -6,8 +6,8 @@
 //! Easy to get wrong:
 //! - order at start: signals before the source (a SIGTERM while it opens still stops cleanly), the
 //!   source before the report directory and the output (their errors come after the source's);
-//! - the loop never waits more than [`POLL_MS`] in the source: signals, `--duration`, the once-a-second
-//!   work (the `/metrics` page, the pcap flush, the drop check) all depend on it;
+//! - the loop never waits more than [`POLL_MS`] in the source: signals, `--duration`, a scrape waiting
+//!   for its `/metrics` rendering, the once-a-second work (the pcap flush, the drop check) all depend on it;
 //! - a packet is recorded before the engine sees it: its number in the `--write-pcap` file is the
 //!   number evidence links name (none without a file);
 //! - stdout is flushed after every batch (and by the sink after every alert); a closed stdout stops the
@@ -287,6 +287,9 @@ impl<'a> Agent<'a> {
                 return stop;
             }
             self.sinks.out.flush();
+            if self.health.metrics_wanted() {
+                self.render_metrics();
+            }
             if let Some(r) = self.sinks.reports.as_mut() {
                 report_written(&self.log, r.poll(&self.engine, false));
             }
@@ -360,14 +363,18 @@ impl<'a> Agent<'a> {
         }
     }
 
-    /// Once a second: the `/metrics` page, the pcap flush, drops told, the stats line.
-    fn every_second(&mut self) {
+    /// The `/metrics` page, rendered for the scrape that waits for it (see `health.rs`).
+    fn render_metrics(&mut self) {
         if let Some(m) = self.sinks.metrics.as_mut() {
             let st = self.source.stats();
             let now = u64::try_from(wall_clock().0).unwrap_or(0);
             let text = m.render(otlp::health(&self.engine, Some(&st)), now);
             self.health.publish_metrics(text);
         }
+    }
+
+    /// Once a second: the pcap flush, drops told, the stats line.
+    fn every_second(&mut self) {
         if let Some(r) = self.recorder.as_mut() {
             r.flush(&self.log);
         }

@@ -17,9 +17,9 @@
 //! * Health: `/healthz` is 200 while the capture loop runs (503 once it stops), `/readyz` 200 once the
 //!   source is open and a first poll succeeded; served by one std::net thread, one short request at a time.
 //! * `/metrics` (same port): the Prometheus text format of the same metrics the OTLP export sends, under
-//!   the names the collector's Prometheus exporter gives them (`kwire_export::prometheus`). The text is
-//!   rendered by the capture loop once a second and only handed to the health thread, so a scrape never
-//!   touches the metric state (or slows the capture) and sees values at most a second old.
+//!   the names the collector's Prometheus exporter gives them (`kwire_export::prometheus`). A scrape asks
+//!   the capture loop for a rendering and waits for it (made between two polls; after 1 s the last one is
+//!   served): the health thread never touches the metric state, and with nobody scraping nothing is rendered.
 //!
 //! Rooms: [`agent`] (start, the polling loop, stop; the `--write-pcap` recorder and the signals),
 //! [`source`] (which live source, the fleet rule's node networks), [`health`] (`/healthz`, `/readyz`,
