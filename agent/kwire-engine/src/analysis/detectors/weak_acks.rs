@@ -7,6 +7,7 @@
 //! which acknowledged records are lost; `warning` otherwise. The critical line that follows a warning for
 //! the same producer is a line of the same incident.
 
+use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -18,13 +19,19 @@ use crate::analysis::detectors::WeakAcksConfig;
 use crate::analysis::incident::{Condition, Harm, IncidentKey};
 use crate::model::{ConnCtx, XRef};
 use crate::model::{Name, Tp};
+use rustc_hash::FxHashMap;
+
+/// (client id, host, topic, acks).
+type ProducerKey = (Name, IpAddr, Name, i16);
 use crate::output::alert::{Alert, AlertKind, Evidence, Severity};
 
 /// The detector's state: weak-acks producers by (client id, host, topic, acks), bounded
 /// (`max_weak_producers`, default 10,000; producers past it are counted in `dropped`, never tracked).
+/// Hashed (every acks=0/1 Produce looks its producer up; a B-tree compared the names' bytes at every
+/// level), and `due` sorts what it raises by key: the alerts come in the same order as ever.
 #[derive(Debug, Default)]
 pub struct WeakAcks {
-    producers: BTreeMap<(Name, IpAddr, Name, i16), WeakProducer>,
+    producers: FxHashMap<ProducerKey, WeakProducer>,
     max: usize,
     /// Weak-acks producers not tracked because the table was full.
     pub dropped: u64,
@@ -33,7 +40,7 @@ pub struct WeakAcks {
 impl WeakAcks {
     pub fn new(max: usize) -> Self {
         WeakAcks {
-            producers: BTreeMap::new(),
+            producers: FxHashMap::default(),
             max,
             dropped: 0,
         }
@@ -60,26 +67,30 @@ impl WeakAcks {
             offset: None,
         };
         let key = (client_id.clone(), ctx.client.ip, topic.clone(), p.acks);
-        if !self.producers.contains_key(&key) && self.producers.len() >= self.max {
-            self.dropped += 1;
-            return;
-        }
-        let w = self.producers.entry(key).or_insert_with(|| WeakProducer {
-            client_id: cid.map(str::to_string),
-            ctx: ctx.clone(),
-            topic,
-            acks: p.acks,
-            requests: 0,
-            records: 0,
-            idempotent: false,
-            transactional: false,
-            first_ts: ts,
-            last_ts: ts,
-            partitions: BTreeMap::new(),
-            reported: None,
-            first: seen("first"),
-            last: seen("last"),
-        });
+        let full = self.producers.len() >= self.max;
+        let w = match self.producers.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(_) if full => {
+                self.dropped += 1;
+                return;
+            }
+            Entry::Vacant(v) => v.insert(WeakProducer {
+                client_id: cid.map(str::to_string),
+                ctx: ctx.clone(),
+                topic,
+                acks: p.acks,
+                requests: 0,
+                records: 0,
+                idempotent: false,
+                transactional: false,
+                first_ts: ts,
+                last_ts: ts,
+                partitions: BTreeMap::new(),
+                reported: None,
+                first: seen("first"),
+                last: seen("last"),
+            }),
+        };
         w.last = seen("last");
         w.requests += 1;
         w.last_ts = ts;
@@ -106,7 +117,7 @@ impl WeakAcks {
     ) -> Vec<(Alert, Condition)> {
         let after = (cfg.report_after_s as i64).saturating_mul(1_000_000_000);
         let mut due = Vec::new();
-        for w in self.producers.values_mut() {
+        for (k, w) in self.producers.iter_mut() {
             if now.is_some_and(|t| t.nanos_since(w.first_ts) < after) {
                 continue;
             }
@@ -116,11 +127,12 @@ impl WeakAcks {
             if let Some(a) = finish(cfg, w, cluster) {
                 if w.reported.is_none() || a.severity > w.reported.unwrap_or(a.severity) {
                     w.reported = Some(a.severity);
-                    due.push((a, condition(w)));
+                    due.push((k, a, condition(w)));
                 }
             }
         }
-        due
+        due.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        due.into_iter().map(|(_, a, c)| (a, c)).collect()
     }
 }
 
