@@ -29,6 +29,10 @@ pub(crate) fn lossy_string(b: &[u8]) -> String {
     }
 }
 
+/// A topic name as Produce and Fetch bodies carry it: a string kept inline up to 24 bytes (most topic
+/// names), so decoding one allocates nothing; serialises as a string.
+pub type TopicName = compact_str::CompactString;
+
 /// A Kafka UUID (topic id). Serialises as the lowercase "8-4-4-4-12" string.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Uuid(pub [u8; 16]);
@@ -314,6 +318,18 @@ impl<'a> Reader<'a> {
     /// A nullable string, owned (lossy UTF-8).
     pub fn opt_string(&mut self, flex: bool) -> WireResult<Option<String>> {
         Ok(self.str_bytes(flex)?.map(lossy_string))
+    }
+
+    /// A topic name of the hot APIs (Produce, Fetch): inline up to 24 bytes, lossy UTF-8; null becomes
+    /// the empty name.
+    pub fn name(&mut self, flex: bool) -> WireResult<TopicName> {
+        Ok(match self.str_bytes(flex)? {
+            None => TopicName::default(),
+            Some(b) => match std::str::from_utf8(b) {
+                Ok(s) => TopicName::new(s),
+                Err(_) => TopicName::from_utf8_lossy(b),
+            },
+        })
     }
 
     /// A string; null becomes the empty string (we observe, we do not validate).

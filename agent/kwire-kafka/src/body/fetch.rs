@@ -15,7 +15,7 @@
 
 use super::common::*;
 use crate::records::{scan_record_set, Batches};
-use crate::wire::{Reader, Uuid, WireResult};
+use crate::wire::{Reader, TopicName, Uuid, WireResult};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,7 +46,7 @@ pub struct FetchRequest {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FetchTopic {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<TopicName>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic_id: Option<Uuid>,
     pub partitions: Vec<FetchPartition>,
@@ -65,11 +65,15 @@ pub struct FetchPartition {
     pub partition_max_bytes: i32,
 }
 
-fn topic_ref(r: &mut Reader<'_>, v: i16, flex: bool) -> WireResult<(Option<String>, Option<Uuid>)> {
+fn topic_ref(
+    r: &mut Reader<'_>,
+    v: i16,
+    flex: bool,
+) -> WireResult<(Option<TopicName>, Option<Uuid>)> {
     Ok(if v >= 13 {
         (None, r.uuid()?)
     } else {
-        (Some(r.string(flex)?), None)
+        (Some(r.name(flex)?), None)
     })
 }
 
@@ -173,7 +177,7 @@ pub struct FetchResponse {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FetchTopicResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<TopicName>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic_id: Option<Uuid>,
     pub partitions: Vec<FetchPartitionResponse>,

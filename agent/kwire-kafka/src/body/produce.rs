@@ -13,7 +13,7 @@
 
 use super::common::*;
 use crate::records::{scan_record_set, Batches};
-use crate::wire::{Reader, Uuid, WireResult};
+use crate::wire::{Reader, TopicName, Uuid, WireResult};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,7 +28,7 @@ pub struct ProduceRequest {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProduceTopic {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<TopicName>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic_id: Option<Uuid>,
     pub partitions: Inline<ProducePartition>,
@@ -55,7 +55,7 @@ pub(crate) fn decode_request(r: &mut Reader<'_>, v: i16) -> WireResult<ProduceRe
         let (name, topic_id) = if v >= 13 {
             (None, r.uuid()?)
         } else {
-            (Some(r.string(flex)?), None)
+            (Some(r.name(flex)?), None)
         };
         let partitions = read_vec(r, flex, |r| {
             let partition = r.i32()?;
@@ -98,7 +98,7 @@ pub struct ProduceResponse {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProduceTopicResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<TopicName>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic_id: Option<Uuid>,
     pub partitions: Inline<ProducePartitionResponse>,
@@ -128,7 +128,7 @@ pub(crate) fn decode_response(r: &mut Reader<'_>, v: i16) -> WireResult<ProduceR
         let (name, topic_id) = if v >= 13 {
             (None, r.uuid()?)
         } else {
-            (Some(r.string(flex)?), None)
+            (Some(r.name(flex)?), None)
         };
         let partitions = read_vec(r, flex, |r| {
             let partition = r.i32()?;
