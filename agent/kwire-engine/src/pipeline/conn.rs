@@ -59,6 +59,26 @@ enum Held {
     Gap(u64),
 }
 
+/// The context of a connection whose client is on side `c` (the community ID computed at the first call).
+fn make_ctx(
+    id: u64,
+    key: &FlowKey,
+    owners: &[Option<Arc<Attribution>>; 2],
+    community_id: &std::cell::OnceCell<Arc<str>>,
+    c: Side,
+) -> ConnCtx {
+    ConnCtx {
+        id,
+        client: key.endpoint(c),
+        broker: key.endpoint(c.other()),
+        client_owner: owners[c as usize].clone(),
+        broker_owner: owners[c.other() as usize].clone(),
+        community_id: Arc::clone(
+            community_id.get_or_init(|| Arc::from(crate::output::community_id::tcp(key.a, key.b))),
+        ),
+    }
+}
+
 pub struct AppState {
     pub id: u64,
     pub key: FlowKey,
@@ -123,21 +143,13 @@ impl AppState {
     }
 
     pub fn ctx(&self) -> Option<ConnCtx> {
-        let c = self.client?;
-        Some(ConnCtx {
-            id: self.id,
-            client: self.key.endpoint(c),
-            broker: self.key.endpoint(c.other()),
-            client_owner: self.owner(c).cloned(),
-            broker_owner: self.owner(c.other()).cloned(),
-            community_id: Arc::clone(self.community_id.get_or_init(|| {
-                Arc::from(crate::output::community_id::tcp(self.key.a, self.key.b))
-            })),
-        })
-    }
-
-    fn owner(&self, side: Side) -> Option<&Arc<Attribution>> {
-        self.owners[side as usize].as_ref()
+        Some(make_ctx(
+            self.id,
+            &self.key,
+            &self.owners,
+            &self.community_id,
+            self.client?,
+        ))
     }
 
     /// The socket of `side` belongs to `who` (kept from the first packet that said so).
@@ -209,16 +221,18 @@ impl AppState {
         chunk: Chunk<'_>,
         out: &mut impl FnMut(ConnCtx, KafkaEvent),
     ) {
-        let (Some(ctx), Some(client)) = (self.ctx(), self.client) else {
+        let Some(client) = self.client else {
             return;
         };
+        let (id, key, owners, cid) = (self.id, &self.key, &self.owners, &self.community_id);
         let Some(k) = self.kafka.as_mut() else { return };
         let dir = if side == client {
             Direction::ToServer
         } else {
             Direction::ToClient
         };
-        let mut emit = |ev| out(ctx.clone(), ev);
+        // The context is made per event, not per chunk: most chunks (a packet each) tell nothing.
+        let mut emit = |ev| out(make_ctx(id, key, owners, cid, client), ev);
         k.set_frame(frame);
         match chunk {
             Chunk::Data(d) => k.on_data(&cfg.kafka, dir, ts, d, &mut emit),
