@@ -131,7 +131,7 @@ pub struct ConnCtx {
 /// Two names are equal when they are the same allocation (interned names always are) or hold the same
 /// bytes. `Arc<str>`'s own `==` compares the bytes every time: std's pointer shortcut only covers sized
 /// types, and tables keyed by names compare on every lookup.
-fn same_name(a: &Name, b: &Name) -> bool {
+pub(crate) fn same_name(a: &Name, b: &Name) -> bool {
     Arc::ptr_eq(a, b) || **a == **b
 }
 

@@ -42,7 +42,7 @@ use rustc_hash::FxHashMap;
 use kwire_flow::{Endpoint, Timestamp};
 
 use crate::analysis::incident::{Condition, Harm, IncidentKey};
-use crate::model::{Name, Tp};
+use crate::model::{same_name, Name, Tp};
 use crate::output::alert::{Alert, AlertKind, Evidence, Severity};
 
 /// Spans of acknowledged offsets kept per partition.
@@ -52,7 +52,7 @@ pub const MAX_SPANS: usize = 32;
 pub const MAX_DELETIONS: usize = 1024;
 
 /// Who produced, and how: the part of a span that must be equal for two batches to merge.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Producer {
     pub client_id: Name,
     pub client: Endpoint,
@@ -62,6 +62,20 @@ pub struct Producer {
     pub epoch: Option<i32>,
     pub producer_id: i64,
     pub transactional: bool,
+}
+
+/// Compared on every acknowledgement (does the batch extend the last span?): the numbers first, the
+/// client id by pointer before bytes (one connection's acknowledgements share its id).
+impl PartialEq for Producer {
+    fn eq(&self, o: &Self) -> bool {
+        self.producer_id == o.producer_id
+            && self.acks == o.acks
+            && self.epoch == o.epoch
+            && self.transactional == o.transactional
+            && self.client == o.client
+            && self.leader == o.leader
+            && same_name(&self.client_id, &o.client_id)
+    }
 }
 
 /// Contiguous offsets acknowledged to one producer by one leader.
