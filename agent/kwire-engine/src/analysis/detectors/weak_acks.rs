@@ -19,11 +19,11 @@ use crate::analysis::detectors::WeakAcksConfig;
 use crate::analysis::incident::{Condition, Harm, IncidentKey};
 use crate::model::{ConnCtx, XRef};
 use crate::model::{Name, Tp};
+use crate::output::alert::{Alert, AlertKind, Evidence, Severity};
 use rustc_hash::FxHashMap;
 
 /// (client id, host, topic, acks).
 type ProducerKey = (Name, IpAddr, Name, i16);
-use crate::output::alert::{Alert, AlertKind, Evidence, Severity};
 
 /// The detector's state: weak-acks producers by (client id, host, topic, acks), bounded
 /// (`max_weak_producers`, default 10,000; producers past it are counted in `dropped`, never tracked).
