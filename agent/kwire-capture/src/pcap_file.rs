@@ -18,8 +18,8 @@
 //! says little: measuring the first records alone kept a file of 40 KB records read). Resident memory
 //! stays bounded either way: mapped pages behind the cursor are released with `madvise(MADV_DONTNEED)`
 //! every [`MMAP_RELEASE_STEP`] (they stay in the page cache). Caveat of maps: a file *truncated* by
-//! another process while we read it would raise SIGBUS; appending is harmless. Use `ReadMode::Read` (CLI `--no-mmap`, env `KWIRE_NO_MMAP`) for files
-//! something may truncate. The read buffer: 256 KiB (next_packet alone, 1 GiB of 1500-byte packets
+//! another process while we read it would raise SIGBUS; appending is harmless. Use `ReadMode::Read`
+//! (CLI `--no-mmap`, env `KWIRE_NO_MMAP`) for files something may truncate. The read buffer: 256 KiB (next_packet alone, 1 GiB of 1500-byte packets
 //! from the page cache, one core: 256 KiB 9.2 GB/s, 1 MiB 8.6-8.9 GB/s, 4 MiB 7.9-8.1 GB/s, 16 MiB 7.0
 //! GB/s; whole replays 1-2% less CPU than with 1 MiB).
 //!

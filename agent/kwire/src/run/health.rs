@@ -9,7 +9,9 @@
 //!   ~100 ms); a loop that does not come round in time gets the last rendering served. So a scrape never
 //!   touches the metric state, costs the capture one rendering, and nobody scraping costs nothing (the
 //!   loop rendered the page every second before: 6% of a live agent's CPU at 15 MB/s, for no reader);
-//! - a slow or silent client is cut after 1 s and 4 KiB of request line: it cannot hold the thread.
+//! - a slow or silent client is cut after 1 s and 4 KiB of request line: it cannot hold the thread; a
+//!   scrape holds it while it waits for its rendering (~0.1 s, [`METRICS_WAIT`] at most), and a probe
+//!   arriving meanwhile waits that long.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
