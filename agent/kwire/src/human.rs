@@ -314,7 +314,7 @@ pub fn print(
         writeln!(w, "  brokers    {}", b.join(", "))?;
     }
     let mut first = true;
-    for cl in s.clients.values() {
+    for cl in s.clients_sorted() {
         let label = if first {
             "  clients   "
         } else {

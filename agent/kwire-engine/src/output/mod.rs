@@ -21,7 +21,7 @@ use crate::output::alert::Alert;
 
 #[derive(Debug, Clone)]
 pub enum Output {
-    Exchange(Box<ExchangeRecord>),
+    Exchange(ExchangeRecord),
     Notice(NoticeRecord),
     Alert(Box<Alert>),
     Timeline(Box<TimelineRecord>),

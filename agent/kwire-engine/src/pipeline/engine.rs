@@ -627,7 +627,7 @@ fn api_row<'a>(
 /// The summary row of a client id seen for the first time (bounded like [`api_row`]: past
 /// MAX_SUMMARY_CLIENTS new ids count under "(other)").
 fn client_row<'a, 'c>(
-    clients: &'a mut BTreeMap<String, ClientCount>,
+    clients: &'a mut rustc_hash::FxHashMap<String, ClientCount>,
     overflow: &mut u64,
     cid: &'c str,
 ) -> (&'c str, &'a mut ClientCount) {
@@ -742,7 +742,7 @@ fn on_event<F: FnMut(Output)>(
                 xref: XRef::of(&rec.exchange),
                 offset: None,
             });
-            (sink.out)(Output::Exchange(Box::new(rec)));
+            (sink.out)(Output::Exchange(rec));
             for mut f in findings {
                 if let Finding::Alert(a) = &mut f {
                     a.exchange.get_or_insert(key);

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use kwire_flow::{FlowTableStats, PacketError, ReassemblyStats};
@@ -354,7 +355,9 @@ pub struct Summary {
     pub tcp: TcpCounts,
     pub kafka: KafkaStats,
     pub apis: BTreeMap<(i16, i16), ApiCount>,
-    pub clients: BTreeMap<String, ClientCount>,
+    /// Per client id, hashed (looked up for every exchange; the ids share long prefixes, which a B-tree
+    /// compares at every level); listed sorted by [`Summary::clients_sorted`].
+    pub clients: FxHashMap<String, ClientCount>,
     pub errors: BTreeMap<i16, ErrorCount>,
     /// Produce requests per acks value.
     pub produce_acks: BTreeMap<i16, u64>,
@@ -424,6 +427,13 @@ pub struct TableOverflow {
 }
 
 impl Summary {
+    /// The client rows in client id order (byte order).
+    pub fn clients_sorted(&self) -> Vec<&ClientCount> {
+        let mut v: Vec<(&String, &ClientCount)> = self.clients.iter().collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v.into_iter().map(|(_, c)| c).collect()
+    }
+
     /// Fills the fidelity figures the other counters already hold (TCP, flows) and the analysis bounds.
     /// The global memory budget's figures (and the fidelity reason when it refused anything).
     pub fn set_memory(&mut self, b: &kwire_flow::BudgetStats) {
@@ -471,7 +481,7 @@ impl Serialize for Summary {
         m.serialize_entry("tcp", &self.tcp)?;
         m.serialize_entry("kafka", &self.kafka)?;
         m.serialize_entry("apis", &self.apis.values().collect::<Vec<_>>())?;
-        m.serialize_entry("clients", &self.clients.values().collect::<Vec<_>>())?;
+        m.serialize_entry("clients", &self.clients_sorted())?;
         m.serialize_entry("errors", &self.errors.values().collect::<Vec<_>>())?;
         let acks: BTreeMap<String, u64> = self
             .produce_acks
