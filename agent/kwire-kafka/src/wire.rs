@@ -352,6 +352,7 @@ impl<'a> Reader<'a> {
 
     /// Array element count (`None` = null array). The count is checked against the bytes left, so a
     /// loop over it is bounded by the body size.
+    #[inline]
     pub fn opt_array_len(&mut self, flex: bool) -> WireResult<Option<usize>> {
         let at = self.pos;
         let n: i64 = if flex {
@@ -379,6 +380,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Array element count; a null array counts as empty.
+    #[inline]
     pub fn array_len(&mut self, flex: bool) -> WireResult<usize> {
         Ok(self.opt_array_len(flex)?.unwrap_or(0))
     }
@@ -430,9 +432,23 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// Skip a tagged-field section (no-op when `flex` is false).
+    /// Skip a tagged-field section (no-op when `flex` is false). Inline for the usual empty section
+    /// (one zero byte: nearly every topic and partition of a flexible Produce or Fetch).
+    #[inline]
     pub fn skip_tagged(&mut self, flex: bool) -> WireResult<()> {
-        self.tagged_fields(flex, |_, _| Ok(()))
+        if !flex {
+            return Ok(());
+        }
+        if self.pos < self.end && self.buf.get(self.pos) == Some(&0) {
+            self.pos += 1;
+            return Ok(());
+        }
+        self.skip_tagged_slow()
+    }
+
+    #[inline(never)]
+    fn skip_tagged_slow(&mut self) -> WireResult<()> {
+        self.tagged_fields(true, |_, _| Ok(()))
     }
 }
 
@@ -455,6 +471,27 @@ mod tests {
         assert_eq!(Reader::new(&[0x01]).varint(), Ok(-1));
         assert_eq!(Reader::new(&[0x02]).varint(), Ok(1));
         assert_eq!(Reader::new(&[0x03]).varlong(), Ok(-2));
+    }
+
+    #[test]
+    fn skip_tagged_sections() {
+        // Empty section (the inline path), then the byte after it.
+        let mut r = Reader::new(&[0x00, 0x07]);
+        assert_eq!(r.skip_tagged(true), Ok(()));
+        assert_eq!(r.u8(), Ok(7));
+        // One field: tag 0, 2 bytes; skipped whole.
+        let mut r = Reader::new(&[0x01, 0x00, 0x02, 0xaa, 0xbb, 0x07]);
+        assert_eq!(r.skip_tagged(true), Ok(()));
+        assert_eq!(r.u8(), Ok(7));
+        // A field claiming more bytes than there are.
+        assert!(Reader::new(&[0x01, 0x00, 0x05, 0x01])
+            .skip_tagged(true)
+            .is_err());
+        // Nothing left, and a non-flexible version reads nothing.
+        assert!(Reader::new(&[]).skip_tagged(true).is_err());
+        let mut r = Reader::new(&[0x07]);
+        assert_eq!(r.skip_tagged(false), Ok(()));
+        assert_eq!(r.u8(), Ok(7));
     }
 
     #[test]
