@@ -7,8 +7,10 @@
 //! HWM) and the read_committed end (ListOffsets isolation 1, Fetch LSO) are two series. "Served" is the end
 //! of complete batches only (a batch cut at max_bytes was not delivered). Tables are bounded.
 
+use std::hash::{Hash, Hasher};
+
 use hashbrown::hash_map::EntryRef;
-use hashbrown::HashMap;
+use hashbrown::{Equivalent, HashMap};
 use rustc_hash::FxBuildHasher;
 
 use kwire_flow::{Endpoint, Timestamp};
@@ -86,22 +88,53 @@ impl PartState {
     }
 }
 
-/// All clients' partition states, bounded. hashbrown's `entry_ref` finds (or makes room for) a state with
-/// one lookup per level and clones a key only when it is inserted: every Fetch partition of every exchange
-/// comes here.
+/// All clients' partition states, bounded. One table keyed by (client, partition): every Fetch partition
+/// of every exchange comes here, so a state is found with one hash and one probe (a table per client took
+/// two of each); hashbrown's `entry_ref` clones a key only when it is inserted. The per-client count is
+/// touched only when a state is made (the bounds).
 #[derive(Debug, Default)]
 pub struct Timelines {
-    clients: HashMap<ClientKey, HashMap<Tp, PartState, FxBuildHasher>, FxBuildHasher>,
+    parts: HashMap<PartKey, PartState, FxBuildHasher>,
+    /// States per client (bounded by `max_partitions_per_client`); its length is the clients' bound.
+    per_client: HashMap<ClientKey, usize, FxBuildHasher>,
     max_clients: usize,
     max_partitions_per_client: usize,
     /// Observations not kept because a bound was hit.
     pub dropped: u64,
 }
 
+/// The key of one client's partition state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PartKey {
+    client: ClientKey,
+    tp: Tp,
+}
+
+/// A borrowed [`PartKey`] for lookups: hashes the same fields in the same order as the derived `Hash`
+/// (a table must find a key by either form).
+struct PartKeyRef<'a> {
+    client: &'a ClientKey,
+    tp: &'a Tp,
+}
+
+impl Hash for PartKeyRef<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.client.hash(h);
+        self.tp.hash(h);
+    }
+}
+
+impl Equivalent<PartKey> for PartKeyRef<'_> {
+    fn equivalent(&self, k: &PartKey) -> bool {
+        *self.tp == k.tp && *self.client == k.client
+    }
+}
+
 impl Timelines {
     pub fn new(max_clients: usize, max_partitions_per_client: usize) -> Self {
         Timelines {
-            clients: HashMap::default(),
+            parts: HashMap::default(),
+            per_client: HashMap::default(),
             max_clients,
             max_partitions_per_client,
             dropped: 0,
@@ -109,28 +142,79 @@ impl Timelines {
     }
 
     pub fn get(&self, c: &ClientKey, tp: &Tp) -> Option<&PartState> {
-        self.clients.get(c)?.get(tp)
+        self.parts.get(&PartKeyRef { client: c, tp })
     }
 
     /// The state of (client, partition), created if there is room.
     pub fn entry(&mut self, c: &ClientKey, tp: &Tp) -> Option<&mut PartState> {
-        let full = self.clients.len() >= self.max_clients;
-        let parts = match self.clients.entry_ref(c) {
+        let k = PartKeyRef { client: c, tp };
+        let v = match self.parts.entry_ref(&k) {
+            EntryRef::Occupied(o) => return Some(o.into_mut()),
+            EntryRef::Vacant(v) => v,
+        };
+        let full = self.per_client.len() >= self.max_clients;
+        let n = match self.per_client.entry_ref(c) {
             EntryRef::Occupied(o) => o.into_mut(),
             EntryRef::Vacant(_) if full => {
                 self.dropped += 1;
                 return None;
             }
-            EntryRef::Vacant(v) => v.insert_with_key(c.clone(), HashMap::default()),
+            EntryRef::Vacant(e) => e.insert_with_key(c.clone(), 0),
         };
-        let full = parts.len() >= self.max_partitions_per_client;
-        match parts.entry_ref(tp) {
-            EntryRef::Occupied(o) => Some(o.into_mut()),
-            EntryRef::Vacant(_) if full => {
-                self.dropped += 1;
-                None
-            }
-            EntryRef::Vacant(v) => Some(v.insert_with_key(tp.clone(), PartState::default())),
+        if *n >= self.max_partitions_per_client {
+            self.dropped += 1;
+            return None;
         }
+        *n += 1;
+        let key = PartKey {
+            client: c.clone(),
+            tp: tp.clone(),
+        };
+        Some(v.insert_with_key(key, PartState::default()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+
+    fn client(id: &str) -> ClientKey {
+        ClientKey {
+            client_id: Arc::from(id),
+            host: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7)),
+        }
+    }
+
+    #[test]
+    fn states_are_kept_per_client_and_partition_within_bounds() {
+        let mut t = Timelines::new(2, 2);
+        let (a, b, c) = (client("app-a"), client("app-b"), client("app-c"));
+        t.entry(&a, &Tp::new("orders", 0)).unwrap().out_of_range = Some((42, Timestamp(7)));
+        assert!(t.entry(&a, &Tp::new("orders", 1)).is_some());
+        // A third partition of the same client is over its bound; a known one is still found.
+        assert!(t.entry(&a, &Tp::new("orders", 2)).is_none());
+        assert_eq!(t.dropped, 1);
+        // Equal keys in fresh allocations find the same state.
+        let again = t.entry(&client("app-a"), &Tp::new("orders", 0)).unwrap();
+        assert_eq!(again.out_of_range, Some((42, Timestamp(7))));
+        assert_eq!(t.dropped, 1);
+        // The same partition of another client is another state; a third client is over the bound.
+        assert!(t
+            .entry(&b, &Tp::new("orders", 0))
+            .unwrap()
+            .out_of_range
+            .is_none());
+        assert!(t.entry(&c, &Tp::new("orders", 0)).is_none());
+        assert_eq!(t.dropped, 2);
+        assert!(t.get(&c, &Tp::new("orders", 0)).is_none());
+        assert!(t.get(&b, &Tp::new("orders", 0)).is_some());
+        // Same client id on another host is another client.
+        let other_host = ClientKey {
+            host: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 8)),
+            ..a.clone()
+        };
+        assert!(t.get(&other_host, &Tp::new("orders", 0)).is_none());
     }
 }
