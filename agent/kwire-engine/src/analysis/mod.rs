@@ -755,22 +755,19 @@ impl Analyzer {
         (request_ts, rts): (Timestamp, Timestamp),
         out: Out<'_>,
     ) {
-        if !self.acked.watching(tp) {
-            return;
-        }
-        let told = EndTold {
+        let cluster = &self.cluster;
+        let told = || EndTold {
             end,
             source,
             committed_series,
             broker: ctx.broker,
-            epoch: epoch.or_else(|| self.cluster.leader(tp).and_then(|l| l.epoch)),
+            epoch: epoch.or_else(|| cluster.leader(tp).and_then(|l| l.epoch)),
             request_ts,
             ts: rts,
             client_id: client.client_id.clone(),
             client: ctx.client,
         };
-        let cluster = &self.cluster;
-        let loss = self.acked.on_end(
+        let loss = self.acked.on_end_with(
             tp,
             told,
             || is_leader(cluster, tp, ctx.broker),

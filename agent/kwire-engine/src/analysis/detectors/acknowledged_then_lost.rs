@@ -311,7 +311,20 @@ impl AckLedger {
         is_leader: impl FnOnce() -> Option<bool>,
         same_cluster: impl Fn(Endpoint, Endpoint) -> bool,
     ) -> Option<Loss> {
+        self.on_end_with(tp, || told, is_leader, same_cluster)
+    }
+
+    /// [`on_end`](Self::on_end) with the told end built only when `tp` is watched: the hot path (every
+    /// Fetch partition's high watermark) looks the partition up once.
+    pub fn on_end_with(
+        &mut self,
+        tp: &Tp,
+        told: impl FnOnce() -> EndTold,
+        is_leader: impl FnOnce() -> Option<bool>,
+        same_cluster: impl Fn(Endpoint, Endpoint) -> bool,
+    ) -> Option<Loss> {
         let spans = self.parts.get_mut(tp)?;
+        let told = told();
         let at_stake =
             |s: &Span| s.last_ts < told.request_ts && same_cluster(s.who.leader, told.broker);
         let same_epoch = |s: &Span| match (s.who.epoch, told.epoch) {
