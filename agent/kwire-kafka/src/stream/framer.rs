@@ -34,13 +34,16 @@ use crate::parse::Parse;
 use crate::probe;
 use crate::skeleton::{Shape, Skeleton};
 
-/// Frames larger than this that are Produce requests or Fetch responses are walked (record bytes skipped
-/// by count) rather than gathered. Smaller frames cost less to gather and decode whole: a walk costs
-/// ~5,800 instructions a frame before the skeleton is decoded, copying 32 KiB that the kernel just wrote
-/// into the read buffer costs less. Measured on the realistic 1500-byte bench file (2026-12-07): 8 KiB ->
-/// 32 KiB was -2.4% instructions and ~-2.7% CPU (pinned medians of 15 alternating runs), the same output
-/// but the memory budget's peak (234 KB -> 649 KB: frames of up to 32 KiB are held whole).
-const SKELETON_MIN_FRAME: u64 = 32 * 1024;
+/// Produce requests and Fetch responses larger than this may be walked (record bytes skipped by count,
+/// the frame never held) rather than gathered whole; smaller frames are always gathered.
+const SKELETON_MIN_FRAME: u64 = 8 * 1024;
+/// ... and up to this size they are still gathered whole when the memory budget holds them (walked when
+/// it does not, so a budget under pressure costs no decoding): a walk costs ~5,800 instructions a frame
+/// before its skeleton is decoded, and copying up to 32 KiB that the kernel just wrote into the read
+/// buffer costs less. Measured on the realistic 1500-byte bench file (2026-12-07): walking from 8 KiB
+/// -> from 32 KiB was -2.4% instructions and ~-2.7% CPU (pinned medians of 15 alternating runs), from
+/// 64 KiB +0.6% against 32 KiB; same output but the memory budget's peak (234 KB -> 649 KB).
+const GATHER_PREFERRED_MAX: u64 = 32 * 1024;
 
 /// Hard ceiling on any length prefix we follow (2 GiB-1 is the i32 maximum anyway).
 const MAX_LENGTH_PREFIX: i32 = i32::MAX;
@@ -486,7 +489,11 @@ impl Framer {
         };
         // Big Produce requests and Fetch responses are walked, not gathered: once the bytes that name the
         // API are here (api key + version, or the correlation id), hand the frame to a Skeleton.
-        if total > SKELETON_MIN_FRAME && !env.sink.raw_sasl(self.dir) {
+        let walk = total > GATHER_PREFERRED_MAX
+            || (total > SKELETON_MIN_FRAME
+                && keep == Keep::Undecided
+                && !self.fits_whole(env, total));
+        if walk && !env.sink.raw_sasl(self.dir) {
             let id_bytes = match self.dir {
                 Direction::ToServer => 12,
                 Direction::ToClient => 8,
@@ -555,6 +562,14 @@ impl Framer {
             self.buf = frame;
         }
         n
+    }
+
+    /// Whether the frame could be gathered whole now (not oversized, and its growth fits the budget).
+    fn fits_whole<S: FrameSink>(&self, env: &Env<'_, S>, total: u64) -> bool {
+        total <= env.cfg.max_frame_bytes as u64
+            && env
+                .charge
+                .fits(total.saturating_sub(self.buf.capacity() as u64))
     }
 
     /// Gathering a frame grows this connection's buffer: an oversized frame, or one past the engine's

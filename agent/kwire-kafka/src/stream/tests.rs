@@ -3,7 +3,7 @@
 use kwire_flow::{Direction, Timestamp};
 
 use super::*;
-use crate::body::ResponseBody;
+use crate::body::{RequestBody, ResponseBody};
 
 const T: Timestamp = Timestamp(1_000_000_000);
 
@@ -412,4 +412,77 @@ fn oversized_frame_in_small_chunks_keeps_framing() {
     assert_eq!(x[0].request.body, Decoded::Skipped(SkipReason::Oversized));
     assert_eq!(x[0].request.bytes as usize, first.len());
     assert_eq!((k.stats().oversized_frames, k.stats().desyncs), (1, 0));
+}
+
+/// Produce v3, topic "t" partition 0, one v2 record batch (base offset 100, 5 records) of `len` bytes.
+fn produce_v3_with_batch(len: usize) -> Vec<u8> {
+    let mut batch = Vec::new();
+    batch.extend_from_slice(&100i64.to_be_bytes()); // base offset
+    batch.extend_from_slice(&((len - 12) as i32).to_be_bytes()); // batch length
+    batch.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+    batch.push(2); // magic
+    batch.extend_from_slice(&0i32.to_be_bytes()); // crc
+    batch.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    batch.extend_from_slice(&4i32.to_be_bytes()); // last offset delta
+    batch.extend_from_slice(&7i64.to_be_bytes()); // base timestamp
+    batch.extend_from_slice(&7i64.to_be_bytes()); // max timestamp
+    batch.extend_from_slice(&(-1i64).to_be_bytes()); // producer id
+    batch.extend_from_slice(&(-1i16).to_be_bytes()); // producer epoch
+    batch.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    batch.extend_from_slice(&5i32.to_be_bytes()); // records
+    batch.resize(len, 0xab);
+    let mut b = vec![0xFF, 0xFF]; // transactional_id null
+    b.extend_from_slice(&1i16.to_be_bytes()); // acks
+    b.extend_from_slice(&1000i32.to_be_bytes()); // timeout
+    b.extend_from_slice(&1i32.to_be_bytes()); // 1 topic
+    b.extend_from_slice(&[0, 1, b't']);
+    b.extend_from_slice(&1i32.to_be_bytes()); // 1 partition
+    b.extend_from_slice(&0i32.to_be_bytes()); // partition 0
+    b.extend_from_slice(&(len as i32).to_be_bytes());
+    b.extend(batch);
+    b
+}
+
+/// A 20 KB Produce (between the walk threshold and the size gathered when the budget holds it) in 1 KiB
+/// chunks: gathered whole with room in the budget, walked when the budget cannot hold it, and decoded to
+/// the same body either way, never cut to its header.
+#[test]
+fn medium_frame_is_gathered_or_walked_by_budget_with_the_same_body() {
+    let frame = req(0, 3, 9, &produce_v3_with_batch(20_000));
+    let decode = |limit: u64| {
+        let cfg = KafkaConfig::default();
+        let budget = kwire_flow::Budget::new(limit);
+        let mut k = KafkaConnection::new(&cfg, StreamStart::Handshake);
+        k.set_budget(&budget);
+        let mut ev = Vec::new();
+        for chunk in frame.chunks(1024) {
+            k.on_data(&cfg, Direction::ToServer, T, chunk, &mut |e| ev.push(e));
+        }
+        k.on_data(
+            &cfg,
+            Direction::ToClient,
+            T,
+            &resp(9, &produce_v3_resp()),
+            &mut |e| ev.push(e),
+        );
+        let body = exchanges(&ev)[0].request.body.clone();
+        (body, budget.stats())
+    };
+    let (gathered, roomy) = decode(1 << 20);
+    let (walked, tight) = decode(4096);
+    assert!(roomy.peak >= frame.len() as u64, "{roomy:?}");
+    assert!(tight.peak < 4096 && tight.denied == 0, "{tight:?}");
+    assert_eq!(gathered, walked);
+    let Decoded::Full(RequestBody::Produce(p)) = walked else {
+        panic!("{walked:?}")
+    };
+    let part = &p.topics[0].partitions[0];
+    assert_eq!(part.record_bytes, 20_000);
+    assert_eq!(
+        part.batches
+            .iter()
+            .map(|b| (b.base_offset, b.record_count))
+            .collect::<Vec<_>>(),
+        vec![(100, 5)]
+    );
 }
