@@ -767,7 +767,7 @@ impl Analyzer {
             client_id: client.client_id.clone(),
             client: ctx.client,
         };
-        let loss = self.acked.on_end_with(
+        let loss = self.acked.on_end(
             tp,
             told,
             || is_leader(cluster, tp, ctx.broker),

@@ -303,20 +303,9 @@ impl AckLedger {
     /// acknowledged in the cluster of the telling broker (`same_cluster`) and in the leader epoch it
     /// tells (or either epoch unknown) can be proven lost this way: a newly elected leader's high
     /// watermark may lag its predecessor's for a moment, OffsetForLeaderEpoch and a reuse of the offsets
-    /// prove those.
+    /// prove those. `told` is built only when `tp` is watched: the hot path (every Fetch partition's high
+    /// watermark) looks the partition up once.
     pub fn on_end(
-        &mut self,
-        tp: &Tp,
-        told: EndTold,
-        is_leader: impl FnOnce() -> Option<bool>,
-        same_cluster: impl Fn(Endpoint, Endpoint) -> bool,
-    ) -> Option<Loss> {
-        self.on_end_with(tp, || told, is_leader, same_cluster)
-    }
-
-    /// [`on_end`](Self::on_end) with the told end built only when `tp` is watched: the hot path (every
-    /// Fetch partition's high watermark) looks the partition up once.
-    pub fn on_end_with(
         &mut self,
         tp: &Tp,
         told: impl FnOnce() -> EndTold,
@@ -650,10 +639,10 @@ mod tests {
         assert_eq!(l.parts[&tp()].len(), 1);
         // The end told as 5: nothing lost.
         assert!(l
-            .on_end(&tp(), end(5, 10, Told::ListOffsets), || Some(true), same)
+            .on_end(&tp(), || end(5, 10, Told::ListOffsets), || Some(true), same)
             .is_none());
         let loss = l
-            .on_end(&tp(), end(2, 11, Told::ListOffsets), || Some(true), same)
+            .on_end(&tp(), || end(2, 11, Told::ListOffsets), || Some(true), same)
             .expect("lost");
         assert_eq!(
             (loss.first_lost(), loss.last_lost(), loss.records()),
@@ -678,7 +667,7 @@ mod tests {
         assert!(a["explanation"].as_str().unwrap().contains("acks=all"));
         // Told again: already reported (cut from the ledger).
         assert!(l
-            .on_end(&tp(), end(2, 12, Told::ListOffsets), || Some(true), same)
+            .on_end(&tp(), || end(2, 12, Told::ListOffsets), || Some(true), same)
             .is_none());
     }
 
@@ -688,31 +677,36 @@ mod tests {
         l.on_ack(&tp(), ack(0, 5, -1, 5), same);
         // A follower (KIP-392) lags by design.
         assert!(l
-            .on_end(&tp(), end(2, 10, Told::FetchHwm), || Some(false), same)
+            .on_end(&tp(), || end(2, 10, Told::FetchHwm), || Some(false), same)
             .is_none());
         // A new leader (epoch 4) whose high watermark lags for a moment: not proof.
         let mut newer = end(2, 10, Told::FetchHwm);
         newer.epoch = Some(4);
-        assert!(l.on_end(&tp(), newer, || Some(true), same).is_none());
+        assert!(l.on_end(&tp(), || newer, || Some(true), same).is_none());
         // A broker of another cluster with the same topic name: not compared.
         assert!(l
-            .on_end(&tp(), end(2, 10, Told::ListOffsets), || None, |_, _| false)
+            .on_end(
+                &tp(),
+                || end(2, 10, Told::ListOffsets),
+                || None,
+                |_, _| false
+            )
             .is_none());
         // A ListOffsets sent before the acknowledgement arrived.
         assert!(l
-            .on_end(&tp(), end(2, 4, Told::ListOffsets), || Some(true), same)
+            .on_end(&tp(), || end(2, 4, Told::ListOffsets), || Some(true), same)
             .is_none());
         // acks=1 records above the high watermark: not replicated yet, normal.
         l.on_ack(&tp(), ack(5, 3, 1, 6), same);
         assert!(l
-            .on_end(&tp(), end(5, 7, Told::FetchHwm), || Some(true), same)
+            .on_end(&tp(), || end(5, 7, Told::FetchHwm), || Some(true), same)
             .is_none());
         // Once the leader told 8, the acks=1 span was replicated; a later 6 proves loss of 6, 7.
         assert!(l
-            .on_end(&tp(), end(8, 8, Told::FetchHwm), || Some(true), same)
+            .on_end(&tp(), || end(8, 8, Told::FetchHwm), || Some(true), same)
             .is_none());
         let loss = l
-            .on_end(&tp(), end(6, 9, Told::FetchHwm), || Some(true), same)
+            .on_end(&tp(), || end(6, 9, Told::FetchHwm), || Some(true), same)
             .unwrap();
         assert_eq!((loss.first_lost(), loss.last_lost()), (6, 7));
         let a = alert_json(&alert(&loss));
@@ -764,7 +758,7 @@ mod tests {
         assert!(l.on_ack(&tp(), ack(0, 1, -1, 2), same).is_none());
         assert!(l.on_ack(&tp(), ack(1, 1, -1, 3), same).is_none());
         assert!(l
-            .on_end(&tp(), end(2, 4, Told::ListOffsets), || Some(true), same)
+            .on_end(&tp(), || end(2, 4, Told::ListOffsets), || Some(true), same)
             .is_none());
     }
 
