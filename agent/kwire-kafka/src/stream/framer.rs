@@ -564,12 +564,11 @@ impl Framer {
         n
     }
 
-    /// Whether the frame could be gathered whole now (not oversized, and its growth fits the budget).
+    /// Whether the frame could be gathered whole now: not oversized, and the buffer's growth (none when
+    /// its capacity already holds the frame) fits the budget.
     fn fits_whole<S: FrameSink>(&self, env: &Env<'_, S>, total: u64) -> bool {
-        total <= env.cfg.max_frame_bytes as u64
-            && env
-                .charge
-                .fits(total.saturating_sub(self.buf.capacity() as u64))
+        let more = total.saturating_sub(self.buf.capacity() as u64);
+        total <= env.cfg.max_frame_bytes as u64 && (more == 0 || env.charge.fits(more))
     }
 
     /// Gathering a frame grows this connection's buffer: an oversized frame, or one past the engine's
@@ -578,11 +577,9 @@ impl Framer {
         let cap = self.buf.capacity() as u64;
         let cut = if total > env.cfg.max_frame_bytes as u64 {
             Cut::Oversized
+        } else if self.fits_whole(env, total) {
+            return Keep::Whole;
         } else {
-            let more = total.saturating_sub(cap);
-            if more == 0 || env.charge.fits(more) {
-                return Keep::Whole;
-            }
             env.charge.deny(total);
             Cut::OverBudget
         };
