@@ -255,7 +255,13 @@ impl Reassembler {
             let want = (len + a.len()).max(self.recent.capacity() * 2).min(cap);
             self.recent.reserve_exact(want - len);
             self.recent.extend_from_slice(a);
-            self.recent_pos = self.recent.len() % cap;
+            // `len` < cap, so the position is the length, or 0 once the ring is full (no division: this
+            // runs for every delivered segment).
+            self.recent_pos = if self.recent.len() == cap {
+                0
+            } else {
+                self.recent.len()
+            };
             rest = b;
         }
         if !rest.is_empty() {
@@ -271,7 +277,9 @@ impl Reassembler {
             if let Some(dst) = self.recent.get_mut(..b.len()) {
                 dst.copy_from_slice(b);
             }
-            self.recent_pos = (self.recent_pos + rest.len()) % cap;
+            // rest.len() <= cap (data was cut to cap) and recent_pos < cap: one wrap at most.
+            let pos = self.recent_pos + rest.len();
+            self.recent_pos = if pos >= cap { pos - cap } else { pos };
         }
         self.recent_len = (self.recent_len + data.len()).min(cap);
     }

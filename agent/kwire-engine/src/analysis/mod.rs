@@ -862,7 +862,11 @@ impl Analyzer {
         cid: Option<&str>,
         out: Out<'_>,
     ) {
-        if f.replica_id.is_some_and(|r| r >= 0) {
+        // Nothing to do for a request's partitions unless a row is wanted or an OFFSET_OUT_OF_RANGE
+        // waits (the response's partitions make the client's partition states).
+        if f.replica_id.is_some_and(|r| r >= 0)
+            || !(self.timeline_rows || self.timelines.any_out_of_range())
+        {
             return;
         }
         for t in &f.topics {
@@ -872,10 +876,7 @@ impl Analyzer {
                     topic: topic.clone(),
                     partition: p.partition,
                 };
-                let pending = self
-                    .timelines
-                    .entry(client, &tp)
-                    .and_then(|st| st.out_of_range.take());
+                let pending = self.timelines.take_out_of_range(client, &tp);
                 if let Some((wanted, wanted_ts)) = pending {
                     if let Some(a) = offset_reset_jump::check(
                         &self.detectors.offset_reset_jump,
@@ -991,9 +992,7 @@ impl Analyzer {
                         .find(|rp| rp.partition == tp.partition)
                         .map(|rp| rp.fetch_offset);
                     if let Some(w) = wanted {
-                        if let Some(st) = self.timelines.entry(client, &tp) {
-                            st.out_of_range = Some((w, rts));
-                        }
+                        self.timelines.mark_out_of_range(client, &tp, w, rts);
                         self.row(out, || {
                             let mut row = TimelineRecord::new(
                                 rts,

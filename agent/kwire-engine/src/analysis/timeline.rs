@@ -72,8 +72,9 @@ pub struct PartState {
     pub served: Option<Obs>,
     /// Last commit the broker accepted from this client.
     pub committed: Option<Obs>,
-    /// A Fetch that got OFFSET_OUT_OF_RANGE, waiting to see where the consumer goes next.
-    pub out_of_range: Option<(i64, Timestamp)>,
+    /// A Fetch that got OFFSET_OUT_OF_RANGE, waiting to see where the consumer goes next (set and taken
+    /// through [`Timelines::mark_out_of_range`] / [`Timelines::take_out_of_range`], which count them).
+    out_of_range: Option<(i64, Timestamp)>,
 }
 
 impl PartState {
@@ -101,6 +102,9 @@ pub struct Timelines {
     max_partitions_per_client: usize,
     /// Observations not kept because a bound was hit.
     pub dropped: u64,
+    /// States whose `out_of_range` is set: while none is, a Fetch request's partitions need no lookup
+    /// (the usual case: every Fetch request would otherwise look up each of its partitions for nothing).
+    out_of_range_pending: usize,
 }
 
 /// The key of one client's partition state.
@@ -138,11 +142,41 @@ impl Timelines {
             max_clients,
             max_partitions_per_client,
             dropped: 0,
+            out_of_range_pending: 0,
         }
     }
 
     pub fn get(&self, c: &ClientKey, tp: &Tp) -> Option<&PartState> {
         self.parts.get(&PartKeyRef { client: c, tp })
+    }
+
+    /// (client, partition) got OFFSET_OUT_OF_RANGE for `wanted` at `ts` (its state made if there is room).
+    pub fn mark_out_of_range(&mut self, c: &ClientKey, tp: &Tp, wanted: i64, ts: Timestamp) {
+        let Some(st) = self.entry(c, tp) else {
+            return;
+        };
+        if st.out_of_range.replace((wanted, ts)).is_none() {
+            self.out_of_range_pending += 1;
+        }
+    }
+
+    /// Takes the OFFSET_OUT_OF_RANGE waiting on (client, partition), if any.
+    pub fn take_out_of_range(&mut self, c: &ClientKey, tp: &Tp) -> Option<(i64, Timestamp)> {
+        if self.out_of_range_pending == 0 {
+            return None;
+        }
+        let taken = self
+            .parts
+            .get_mut(&PartKeyRef { client: c, tp })?
+            .out_of_range
+            .take()?;
+        self.out_of_range_pending -= 1;
+        Some(taken)
+    }
+
+    /// Whether any OFFSET_OUT_OF_RANGE waits for the consumer's next Fetch.
+    pub fn any_out_of_range(&self) -> bool {
+        self.out_of_range_pending > 0
     }
 
     /// The state of (client, partition), created if there is room.
@@ -191,7 +225,9 @@ mod tests {
     fn states_are_kept_per_client_and_partition_within_bounds() {
         let mut t = Timelines::new(2, 2);
         let (a, b, c) = (client("app-a"), client("app-b"), client("app-c"));
-        t.entry(&a, &Tp::new("orders", 0)).unwrap().out_of_range = Some((42, Timestamp(7)));
+        assert!(!t.any_out_of_range());
+        t.mark_out_of_range(&a, &Tp::new("orders", 0), 42, Timestamp(7));
+        assert!(t.any_out_of_range());
         assert!(t.entry(&a, &Tp::new("orders", 1)).is_some());
         // A third partition of the same client is over its bound; a known one is still found.
         assert!(t.entry(&a, &Tp::new("orders", 2)).is_none());
@@ -216,5 +252,24 @@ mod tests {
             ..a.clone()
         };
         assert!(t.get(&other_host, &Tp::new("orders", 0)).is_none());
+        // Taken once, by the same client only; then none waits.
+        assert_eq!(t.take_out_of_range(&b, &Tp::new("orders", 0)), None);
+        assert_eq!(
+            t.take_out_of_range(&client("app-a"), &Tp::new("orders", 0)),
+            Some((42, Timestamp(7)))
+        );
+        assert_eq!(t.take_out_of_range(&a, &Tp::new("orders", 0)), None);
+        assert!(!t.any_out_of_range());
+        // Marked twice before the next Fetch: one waits (the later).
+        t.mark_out_of_range(&a, &Tp::new("orders", 1), 5, Timestamp(8));
+        t.mark_out_of_range(&a, &Tp::new("orders", 1), 6, Timestamp(9));
+        assert_eq!(
+            t.take_out_of_range(&a, &Tp::new("orders", 1)),
+            Some((6, Timestamp(9)))
+        );
+        assert!(!t.any_out_of_range());
+        // Over the bound: not kept, nothing waits.
+        t.mark_out_of_range(&c, &Tp::new("orders", 0), 1, Timestamp(10));
+        assert!(!t.any_out_of_range());
     }
 }
