@@ -104,6 +104,7 @@ pub struct Timelines {
     pub dropped: u64,
     /// States whose `out_of_range` is set: while none is, a Fetch request's partitions need no lookup
     /// (the usual case: every Fetch request would otherwise look up each of its partitions for nothing).
+    /// A mark never taken (the partition never fetched again) keeps the lookups on: slower, never wrong.
     out_of_range_pending: usize,
 }
 
