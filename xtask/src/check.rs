@@ -28,8 +28,36 @@ fn step(name: &str, cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Free bytes on the filesystem that holds `dir` (None when it cannot be asked).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a properly sized out-parameter.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// What a fresh clone's `cargo xtask test` writes: the debug and release targets, the eBPF and
+/// stable-only builds, captures and browser screenshots (about 10 GB measured, with room to spare).
+const TEST_NEEDS_GB: u64 = 14;
+
 pub fn test(paths: &Paths) -> Result<()> {
     let started = Instant::now();
+    // A full disk shows up twenty minutes in as an LLVM "IO failure on output stream"; say it first.
+    if let Some(free) = free_bytes(&paths.root) {
+        let gb = free / (1 << 30);
+        if gb < TEST_NEEDS_GB {
+            eprintln!(
+                "warning: {gb} GB free under {}; cargo xtask test writes about {TEST_NEEDS_GB} GB \
+                 (builds, captures, screenshots) and may fail with \"No space left on device\". \
+                 Free space first (`cargo clean` in other checkouts, old captures under tests/out/).",
+                paths.root.display()
+            );
+        }
+    }
     eprintln!("==> setup (tools for the real-traffic tests)");
     setup::setup(paths)?;
     tidy(paths)?;
