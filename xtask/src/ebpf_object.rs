@@ -305,12 +305,22 @@ pub fn ebpf_stable(paths: &Paths) -> Result<()> {
         clone.display()
     );
     let t = Instant::now();
+    // The clone shares the workspace's target directory (its dependencies are built there already), and
+    // cargo names a build script's output directory by a hash of the package (its path relative to the
+    // workspace, so the clone hashes like the workspace), the toolchain and the profile, incremental
+    // setting included. The clone takes the opposite of the workspace build's setting: its build script
+    // then runs in a directory of its own, never finds the workspace build's aya-build output there and
+    // is never skipped as fresh. (With the same setting on both sides, CARGO_INCREMENTAL=0 exported for
+    // the whole run made this check fail on the workspace build's aya-build directory.)
+    let workspace_incremental = std::env::var("CARGO_INCREMENTAL").map_or(true, |v| v != "0");
     let mut cmd = Command::new(stable.join("cargo"));
     cmd.env("PATH", &path)
         .env("CARGO_TARGET_DIR", paths.target_dir())
         .env("RUSTUP_TOOLCHAIN", "stable")
-        // the clone is built once: no incremental caches (disk, time)
-        .env("CARGO_INCREMENTAL", "0");
+        .env(
+            "CARGO_INCREMENTAL",
+            if workspace_incremental { "0" } else { "1" },
+        );
     for k in [
         "RUSTC",
         "RUSTC_WRAPPER",
